@@ -1,0 +1,96 @@
+//! The contract between leadroute's core and a CRM connector.
+//!
+//! The core (mirror, reconciler, writer) is generic over [`Crm`]; each connector crate
+//! (`leadroute-hubspot`, `leadroute-salesforce`) implements it, and only the binary's
+//! `app.rs` names a concrete connector. Everything here is CRM-neutral: HubSpot
+//! contacts and Salesforce Leads/Contacts are both [`PersonRecord`]s, HubSpot companies
+//! and Salesforce Accounts are [`AccountRecord`]s, HubSpot owners and Salesforce
+//! Users/Queues are [`OwnerRecord`]s.
+//!
+//! The module [`conformance`] holds the suite every connector must pass against its
+//! simulator.
+
+pub mod conformance;
+mod error;
+mod records;
+
+pub use error::{CrmError, ErrorKind, Recovery};
+pub use records::*;
+
+use std::future::Future;
+
+/// A CRM leadroute mirrors and writes owners to.
+///
+/// # Reading
+/// [`Crm::changes`] pages through one object's changes. With no cursor it does a full
+/// sync (every live record, using the largest page the API allows); with a cursor it
+/// returns what changed since, starting an overlap window behind the watermark so that
+/// late-visible writes (search index lag, late commits) are not missed. Pages may
+/// therefore repeat records already seen: the caller de-duplicates by id and
+/// modification time. The cursor returned with each page is opaque, serialisable
+/// (store it as text) and safe to resume from after a crash: resuming never skips a
+/// record, and re-reads at most the overlap window.
+///
+/// # Writing
+/// [`Crm::apply`] sets owners. A batch never fails as a whole because of one bad
+/// record: each change comes back with its own [`WriteOutcome`], in input order. It may
+/// be retried after a timeout, so it is idempotent: the writer compares before writing
+/// (via [`Crm::current_owners`]) and never sends a change the CRM already holds.
+/// `Err` means the whole call did not happen (or its outcome is unknown, see
+/// [`ErrorKind::is_outcome_unknown`]): the caller re-reads before retrying.
+///
+/// # Concurrency
+/// Implementations are cheap to clone behind an `Arc` and safe to call from several
+/// tasks; they share one rate budget per CRM org (see [`Crm::usage`]).
+pub trait Crm: Send + Sync + 'static {
+    /// Which CRM this is, for record references (`hubspot:contact:123`).
+    fn kind(&self) -> CrmKind;
+
+    /// Objects this CRM mirrors, in the order a full sync should fetch them
+    /// (owners first, then accounts, then people).
+    fn objects(&self) -> &'static [ObjectKind];
+
+    /// One page of changes to `object` after `cursor` (`None`: full sync from scratch).
+    fn changes(
+        &self,
+        object: ObjectKind,
+        cursor: Option<&Cursor>,
+    ) -> impl Future<Output = Result<Page, CrmError>> + Send;
+
+    /// Reads the current state of specific records (a webhook hint, a compare before
+    /// write, a refetch after a merge). Ids that no longer exist come back as
+    /// [`Change::Deleted`]; ids merged away come back as [`Change::Merged`] followed
+    /// by the survivor's upsert.
+    fn fetch(
+        &self,
+        object: ObjectKind,
+        ids: &[RecordId],
+    ) -> impl Future<Output = Result<Vec<Change>, CrmError>> + Send;
+
+    /// The owner each record has now, read in as few calls as the API allows. Missing
+    /// or deleted records are absent from the result.
+    fn current_owners(
+        &self,
+        object: ObjectKind,
+        ids: &[RecordId],
+    ) -> impl Future<Output = Result<Vec<CurrentOwner>, CrmError>> + Send;
+
+    /// Sets owners; at most [`WriteLimits::max_batch`] changes of one object kind.
+    /// One outcome per change, in input order.
+    fn apply(
+        &self,
+        object: ObjectKind,
+        batch: &[OwnerChange],
+    ) -> impl Future<Output = Result<Vec<WriteOutcome>, CrmError>> + Send;
+
+    /// Batch sizes and other write facts the writer plans with.
+    fn write_limits(&self) -> WriteLimits;
+
+    /// API usage and headroom as last seen in response headers.
+    fn usage(&self) -> ApiUsage;
+
+    /// Verifies and parses an inbound notification (HubSpot webhook batch, Salesforce
+    /// outbound message). Returns the records to refetch and the response to send.
+    /// Notifications are hints only: the core refetches, never trusts payloads.
+    fn intake(&self, request: &InboundRequest) -> Result<Intake, IntakeError>;
+}

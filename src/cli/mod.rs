@@ -1,0 +1,90 @@
+//! Command-line interface: one file per command. Each command's `run` takes its
+//! parsed args and the global options and returns `anyhow::Result`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+pub mod apply;
+pub mod backfill;
+pub mod demo;
+pub mod drift;
+pub mod exceptions;
+pub mod explain;
+pub mod match_cmd;
+pub mod plan;
+pub mod policy;
+pub mod rollback;
+pub mod run;
+pub mod sim;
+pub mod sync;
+
+/// leadroute: lead routing and CRM-ownership reconciliation for HubSpot and Salesforce.
+#[derive(Debug, Parser)]
+#[command(name = "leadroute", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GlobalArgs {
+    /// Config file (TOML). Environment variables LEADROUTE_* override it.
+    #[arg(long, global = true, env = "LEADROUTE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `leadroute=debug`.
+    #[arg(long, global = true, env = "LEADROUTE_LOG", default_value = "warn")]
+    pub log: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start a simulator with a generated org and run the main job against it.
+    Demo(demo::Args),
+    /// Mirror the configured CRM into the local store.
+    Sync(sync::Args),
+    /// Compute desired owners and print the plan.
+    Plan(plan::Args),
+    /// Apply a plan to the CRM.
+    Apply(apply::Args),
+    /// Plan and apply ownership for all existing records.
+    Backfill(backfill::Args),
+    /// The drift report: actual owners against the policy.
+    Drift(drift::Args),
+    /// Run continuously as a sidecar.
+    Run(run::Args),
+    /// Explain one record's routing decision and journey.
+    Explain(explain::Args),
+    /// Routing policy tooling: check, test, graph, diff.
+    Policy(policy::Args),
+    /// Match contacts to accounts offline, from CSV files.
+    Match(match_cmd::Args),
+    /// Revert a run's changes where the CRM still holds what we wrote.
+    Rollback(rollback::Args),
+    /// The exceptions queue.
+    Exceptions(exceptions::Args),
+    /// Run a CRM API simulator.
+    Sim(sim::Args),
+}
+
+pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    let global = cli.global;
+    match cli.command {
+        Command::Demo(args) => demo::run(args, &global).await,
+        Command::Sync(args) => sync::run(args, &global).await,
+        Command::Plan(args) => plan::run(args, &global).await,
+        Command::Apply(args) => apply::run(args, &global).await,
+        Command::Backfill(args) => backfill::run(args, &global).await,
+        Command::Drift(args) => drift::run(args, &global).await,
+        Command::Run(args) => run::run(args, &global).await,
+        Command::Explain(args) => explain::run(args, &global).await,
+        Command::Policy(args) => policy::run(args, &global).await,
+        Command::Match(args) => match_cmd::run(args, &global).await,
+        Command::Rollback(args) => rollback::run(args, &global).await,
+        Command::Exceptions(args) => exceptions::run(args, &global).await,
+        Command::Sim(args) => sim::run(args, &global).await,
+    }
+}

@@ -1,0 +1,10 @@
+//! `leadroute plan`.
+
+use super::GlobalArgs;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub async fn run(_args: Args, _global: &GlobalArgs) -> anyhow::Result<()> {
+    anyhow::bail!("`leadroute plan` is not built yet (tracked in issue 4)")
+}

@@ -1,0 +1,8 @@
+//! leadroute: the routing layer beside HubSpot and Salesforce.
+//!
+//! Mirror (connectors + `mirror` + `store`), reconcile (`matcher`, `policy`,
+//! `reconcile`), converge (`writer`), operate (`cli`, `web`). See ARCHITECTURE.md.
+
+pub mod app;
+pub mod cli;
+pub mod domain;
