@@ -6,3 +6,6 @@
 pub mod app;
 pub mod cli;
 pub mod domain;
+pub mod reconcile;
+pub mod store;
+pub mod writer;

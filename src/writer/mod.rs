@@ -1,0 +1,982 @@
+//! Plan -> CRM writes: batching, compare-before-write, per-record recovery, retries,
+//! the circuit breaker, and the write-ahead journal.
+//!
+//! Invariants this module keeps:
+//! - Every change of a run is journaled (as `planned`) before any write, and gets
+//!   exactly one outcome.
+//! - No change is sent without an `intent` row committed first; an intent without an
+//!   outcome (a crash, a lost response) is resolved by reading the CRM, never by a
+//!   blind resend.
+//! - Nothing is sent unless a read taken just before the write shows the plan's `from`;
+//!   a record already holding `to` is never written (zero no-op writes).
+//! - A bad record never fails its batch; a failing CRM stops the run resumably.
+
+mod breaker;
+mod progress;
+mod report;
+
+#[cfg(test)]
+mod tests;
+
+pub use breaker::{BreakerState, CircuitBreaker};
+pub use progress::{BarProgress, NoProgress, Progress, ProgressUpdate};
+pub use report::{ApplyReport, Replan, Stop, StopReason, WindowStats};
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use chrono::{DateTime, Utc};
+use leadroute_crm::{
+    Crm, CrmError, CurrentOwner, ErrorKind, ObjectKind, OwnerChange, OwnerId, RecordId, Recovery,
+    WriteOutcome,
+};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::reconcile::Plan;
+use crate::store::{
+    JournalEntry, JournalError, JournalOutcome, NewException, NewRun, RunStatus, Store,
+};
+
+/// A run's id: `r` + UTC timestamp, sortable.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RunId(pub String);
+
+impl RunId {
+    pub fn new(id: impl Into<String>) -> Self {
+        RunId(id.into())
+    }
+
+    /// A fresh id from the clock (millisecond resolution plus the process id, so two
+    /// processes starting at once do not collide).
+    pub fn generate(now: DateTime<Utc>) -> Self {
+        RunId(format!(
+            "r{}-{}",
+            now.format("%Y%m%dT%H%M%S%3fZ"),
+            std::process::id()
+        ))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What kind of run this is (journaled; `backfill` resumes look for unfinished ones).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSpec {
+    pub id: RunId,
+    /// `apply`, `backfill`, `rollback`, `exception`.
+    pub kind: String,
+    /// For a rollback: the run it reverts.
+    pub parent: Option<String>,
+}
+
+/// Writer tuning. Defaults suit both CRMs; the connectors own the rate limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriterSettings {
+    /// Salesforce strict mode: every write carries `if_unmodified_since` (ignored where
+    /// the connector cannot do conditional writes).
+    pub strict: bool,
+    /// Caps the batch below the CRM's maximum (never above it).
+    pub max_batch: Option<usize>,
+    /// Attempts per record for retryable rejections (locked row, rolled back).
+    pub record_attempts: u32,
+    /// Backoff between attempts (records and whole calls).
+    pub retry_min: Duration,
+    pub retry_max: Duration,
+    /// Retries of one read call on retryable errors, and consecutive failed write
+    /// calls tolerated before the run stops resumably.
+    pub call_retries: usize,
+    /// Consecutive server failures that open the circuit breaker.
+    pub breaker_threshold: u32,
+    pub breaker_cooldown: Duration,
+    /// Consecutive breaker trips (no success between) after which the run stops.
+    pub breaker_max_trips: u32,
+    /// Extra compare reads to refill a batch whose records were skipped, so write calls
+    /// stay at the minimum.
+    pub top_up_rounds: usize,
+}
+
+impl Default for WriterSettings {
+    fn default() -> Self {
+        WriterSettings {
+            strict: false,
+            max_batch: None,
+            record_attempts: 5,
+            retry_min: Duration::from_millis(250),
+            retry_max: Duration::from_secs(30),
+            call_retries: 8,
+            breaker_threshold: 5,
+            breaker_cooldown: Duration::from_secs(30),
+            breaker_max_trips: 3,
+            top_up_rounds: 2,
+        }
+    }
+}
+
+/// Failures of the writer itself (the CRM's failures become [`Stop`]s in the report).
+#[derive(Debug, thiserror::Error)]
+pub enum WriterError {
+    #[error("the journal could not be written; nothing further was sent to the CRM")]
+    Journal(#[from] JournalError),
+    #[error("run {run} belongs to {journaled}, but this writer talks to {current}")]
+    WrongCrm {
+        run: String,
+        journaled: String,
+        current: String,
+    },
+    #[error("the plan is for {plan}, but this writer talks to {current}")]
+    PlanForOtherCrm { plan: String, current: String },
+    #[error("run {0} is not in the journal")]
+    UnknownRun(String),
+}
+
+/// A change in flight inside one writer session.
+#[derive(Debug, Clone)]
+struct Item {
+    seq: i64,
+    id: RecordId,
+    from: Option<OwnerId>,
+    to: OwnerId,
+    record_updated_at: Option<DateTime<Utc>>,
+    /// Whether an apply call ever carried it (decides applied vs unchanged).
+    sent: bool,
+    /// Retryable rejections so far.
+    attempts: u32,
+    not_before: Option<Instant>,
+    rule: String,
+    reason: String,
+    before_for_exception: Option<OwnerId>,
+}
+
+impl Item {
+    fn from_entry(entry: &JournalEntry) -> Self {
+        Item {
+            seq: entry.seq,
+            id: entry.id.clone(),
+            from: entry.before.clone(),
+            to: entry.after.clone(),
+            record_updated_at: entry.record_updated_at,
+            sent: entry.sent,
+            attempts: 0,
+            not_before: None,
+            rule: entry.rule.clone(),
+            reason: entry.reason.clone(),
+            before_for_exception: entry.before.clone(),
+        }
+    }
+}
+
+/// What the compare read says about one item.
+enum Verdict {
+    Ready(Option<DateTime<Utc>>),
+    Final(JournalOutcome),
+}
+
+/// How a whole-call failure ends the current step.
+enum Flow {
+    Continue,
+    Stop(Stop),
+}
+
+/// Counters for one session.
+#[derive(Debug, Default)]
+struct Tally {
+    write_calls: AtomicU64,
+    read_calls: AtomicU64,
+    call_failures: AtomicU64,
+    retries: AtomicU64,
+    records_sent: AtomicU64,
+}
+
+/// Converges a CRM to a plan. Generic over the connector; one writer per CRM org.
+pub struct Writer<C: Crm> {
+    crm: Arc<C>,
+    store: Store,
+    settings: WriterSettings,
+    breaker: CircuitBreaker,
+    cancel: CancellationToken,
+}
+
+impl<C: Crm> Writer<C> {
+    pub fn new(crm: Arc<C>, store: Store, settings: WriterSettings) -> Self {
+        let breaker = CircuitBreaker::new(settings.breaker_threshold, settings.breaker_cooldown);
+        Writer {
+            crm,
+            store,
+            settings,
+            breaker,
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    /// Stop between batches when `cancel` fires (the in-flight batch completes and is
+    /// journaled first).
+    pub fn with_cancel(mut self, cancel: CancellationToken) -> Self {
+        self.cancel = cancel;
+        self
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn crm(&self) -> &Arc<C> {
+        &self.crm
+    }
+
+    fn batch_size(&self) -> usize {
+        let max = self.crm.write_limits().max_batch.max(1);
+        self.settings.max_batch.map_or(max, |cap| cap.clamp(1, max))
+    }
+
+    fn read_batch_size(&self) -> usize {
+        self.crm.write_limits().max_read_batch.max(1)
+    }
+
+    /// Write calls and compare reads a plan of `changes` costs at best.
+    pub fn minimum_calls(&self, changes: usize) -> (u64, u64) {
+        let writes = changes.div_ceil(self.batch_size()) as u64;
+        let read_chunk = self.batch_size().min(self.read_batch_size());
+        let reads = changes.div_ceil(read_chunk) as u64;
+        (writes, reads)
+    }
+
+    /// Applies `plan` as an `apply` run. If `run` is already journaled, resumes it
+    /// instead (the plan's changes are then taken from the journal).
+    pub async fn apply(
+        &self,
+        plan: &Plan,
+        run: RunId,
+        progress: &dyn Progress,
+    ) -> Result<ApplyReport, WriterError> {
+        let spec = RunSpec {
+            id: run,
+            kind: "apply".to_owned(),
+            parent: None,
+        };
+        self.apply_run(plan, &spec, progress).await
+    }
+
+    /// Journals `plan` as a new run of `spec.kind` (or resumes `spec.id` if it exists)
+    /// and converges it.
+    pub async fn apply_run(
+        &self,
+        plan: &Plan,
+        spec: &RunSpec,
+        progress: &dyn Progress,
+    ) -> Result<ApplyReport, WriterError> {
+        if plan.crm != self.crm.kind() {
+            return Err(WriterError::PlanForOtherCrm {
+                plan: plan.crm.to_string(),
+                current: self.crm.kind().to_string(),
+            });
+        }
+        if self.store.journal_run(spec.id.as_str()).await?.is_none() {
+            let run = NewRun {
+                run_id: spec.id.as_str(),
+                crm: plan.crm,
+                kind: &spec.kind,
+                parent_run: spec.parent.as_deref(),
+                policy_version: &plan.policy_version,
+            };
+            self.store
+                .journal_create_run(&run, &plan.changes, Utc::now())
+                .await?;
+            info!(run_id = %spec.id, changes = plan.changes.len(), "run journaled");
+        }
+        self.resume(&spec.id, progress).await
+    }
+
+    /// Continues a journaled run: resolves in-flight intents by reading the CRM, then
+    /// sends what is still pending.
+    pub async fn resume(
+        &self,
+        run: &RunId,
+        progress: &dyn Progress,
+    ) -> Result<ApplyReport, WriterError> {
+        let started = Instant::now();
+        let row = self
+            .store
+            .journal_run(run.as_str())
+            .await?
+            .ok_or_else(|| WriterError::UnknownRun(run.0.clone()))?;
+        if row.crm != self.crm.kind() {
+            return Err(WriterError::WrongCrm {
+                run: run.0.clone(),
+                journaled: row.crm.to_string(),
+                current: self.crm.kind().to_string(),
+            });
+        }
+        self.store
+            .journal_set_run_status(run.as_str(), RunStatus::Running, None, None, Utc::now())
+            .await?;
+        let mut session = Session {
+            writer: self,
+            run,
+            progress,
+            tally: Tally::default(),
+            race: Vec::new(),
+            replan: Vec::new(),
+            exceptions: 0,
+            started,
+            done_at_start: 0,
+            done: 0,
+            total: row.total.max(0) as u64,
+        };
+        let counts = self.store.journal_counts(run.as_str()).await?;
+        session.done_at_start = counts.done();
+        session.done = counts.done();
+        progress.start(session.total, session.done);
+
+        let open = self.store.journal_open_entries(run.as_str()).await?;
+        let mut stop = None;
+        // Group by object: a batch holds one object kind.
+        let mut by_object: BTreeMap<ObjectKind, (Vec<Item>, Vec<Item>)> = BTreeMap::new();
+        for entry in &open {
+            let slot = by_object.entry(entry.object).or_default();
+            if entry.state == "intent" {
+                slot.0.push(Item::from_entry(entry));
+            } else {
+                slot.1.push(Item::from_entry(entry));
+            }
+        }
+        for (object, (in_flight, planned)) in by_object {
+            let mut queue: VecDeque<Item> = VecDeque::new();
+            if !in_flight.is_empty() {
+                match session.recover(object, in_flight).await? {
+                    Ok(pending) => queue.extend(pending),
+                    Err(s) => {
+                        stop = Some(s);
+                        break;
+                    }
+                }
+            }
+            queue.extend(planned);
+            if let Some(s) = session.converge(object, queue).await? {
+                stop = Some(s);
+                break;
+            }
+        }
+
+        let counts = self.store.journal_counts(run.as_str()).await?;
+        let now = Utc::now();
+        match &stop {
+            None => {
+                self.store
+                    .journal_set_run_status(run.as_str(), RunStatus::Completed, None, None, now)
+                    .await?
+            }
+            Some(s) => {
+                let status = match s.reason {
+                    StopReason::Cancelled => RunStatus::Cancelled,
+                    StopReason::Operator => RunStatus::Failed,
+                    _ => RunStatus::Paused,
+                };
+                self.store
+                    .journal_set_run_status(
+                        run.as_str(),
+                        status,
+                        Some(&s.message),
+                        s.resume_at,
+                        now,
+                    )
+                    .await?
+            }
+        }
+        progress.finish();
+        let tally = &session.tally;
+        Ok(ApplyReport {
+            run_id: run.0.clone(),
+            total: counts.total,
+            applied: counts.applied,
+            unchanged: counts.unchanged,
+            skipped_changed: counts.skipped_changed,
+            rejected: counts.rejected,
+            failed: counts.failed,
+            pending: counts.pending,
+            exceptions: session.exceptions,
+            replan: std::mem::take(&mut session.replan),
+            write_calls: tally.write_calls.load(Ordering::Relaxed),
+            read_calls: tally.read_calls.load(Ordering::Relaxed),
+            call_failures: tally.call_failures.load(Ordering::Relaxed),
+            retries: tally.retries.load(Ordering::Relaxed),
+            records_sent: tally.records_sent.load(Ordering::Relaxed),
+            race_window: WindowStats::from_samples(&session.race),
+            conditional_writes: self.conditional(),
+            usage: self.crm.usage(),
+            elapsed: started.elapsed(),
+            stopped: stop,
+        })
+    }
+
+    fn conditional(&self) -> bool {
+        self.settings.strict && self.crm.write_limits().conditional_writes
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.min(16));
+        self.settings
+            .retry_min
+            .saturating_mul(factor)
+            .min(self.settings.retry_max)
+    }
+
+    /// Runs one CRM call through the circuit breaker.
+    async fn guarded<T>(
+        &self,
+        call: impl Future<Output = Result<T, CrmError>>,
+    ) -> Result<T, CrmError> {
+        if let BreakerState::Open(left) = self.breaker.state() {
+            return Err(CrmError::new(
+                ErrorKind::CircuitOpen,
+                format!(
+                    "circuit breaker open after repeated CRM failures; next probe in {:.0} s",
+                    left.as_secs_f64().ceil()
+                ),
+            )
+            .with_retry_after(left));
+        }
+        match call.await {
+            Ok(value) => {
+                self.breaker.on_success();
+                Ok(value)
+            }
+            Err(err) => {
+                self.breaker.on_failure(err.kind);
+                Err(err)
+            }
+        }
+    }
+
+    /// Sleeps unless cancelled; returns false when cancelled.
+    async fn pause(&self, wait: Duration) -> bool {
+        tokio::select! {
+            () = tokio::time::sleep(wait) => true,
+            () = self.cancel.cancelled() => false,
+        }
+    }
+}
+
+/// One `resume` call's mutable state.
+struct Session<'a, C: Crm> {
+    writer: &'a Writer<C>,
+    run: &'a RunId,
+    progress: &'a dyn Progress,
+    tally: Tally,
+    race: Vec<Duration>,
+    replan: Vec<Replan>,
+    exceptions: u64,
+    started: Instant,
+    done_at_start: u64,
+    done: u64,
+    total: u64,
+}
+
+impl<C: Crm> Session<'_, C> {
+    fn report_progress(&self) {
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let finished = self.done.saturating_sub(self.done_at_start);
+        let rate = if elapsed > 0.0 {
+            finished as f64 / elapsed
+        } else {
+            0.0
+        };
+        let left = self.total.saturating_sub(self.done);
+        let eta = (rate > 0.0).then(|| Duration::from_secs_f64(left as f64 / rate));
+        self.progress.update(&ProgressUpdate {
+            done: self.done,
+            total: self.total,
+            rate_per_sec: rate,
+            eta,
+            usage: self.writer.crm.usage(),
+        });
+    }
+
+    /// Reads current owners with retries on retryable errors, honouring `retry_after`.
+    async fn read_owners(
+        &self,
+        object: ObjectKind,
+        ids: &[RecordId],
+    ) -> Result<HashMap<RecordId, CurrentOwner>, CrmError> {
+        let writer = self.writer;
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(writer.settings.retry_min)
+            .with_max_delay(writer.settings.retry_max)
+            .with_max_times(writer.settings.call_retries)
+            .with_jitter();
+        let owners = (|| async {
+            self.tally.read_calls.fetch_add(1, Ordering::Relaxed);
+            writer
+                .guarded(writer.crm.current_owners(object, ids))
+                .await
+        })
+        .retry(backoff)
+        .sleep(tokio::time::sleep)
+        .when(|err: &CrmError| err.is_retryable())
+        .adjust(|err: &CrmError, next: Option<Duration>| {
+            next.map(|d| err.retry_after.map_or(d, |after| after.max(d)))
+        })
+        .notify(|err: &CrmError, wait: Duration| {
+            self.tally.call_failures.fetch_add(1, Ordering::Relaxed);
+            self.tally.retries.fetch_add(1, Ordering::Relaxed);
+            debug!(error = %err, wait_ms = wait.as_millis() as u64, "compare read failed; retrying");
+        })
+        .await?;
+        Ok(owners.into_iter().map(|o| (o.id.clone(), o)).collect())
+    }
+
+    /// Decides an item from what the CRM holds now.
+    fn judge(item: &Item, current: Option<&CurrentOwner>) -> Verdict {
+        let Some(current) = current else {
+            return Verdict::Final(JournalOutcome::Rejected {
+                kind: leadroute_crm::RejectKind::NotFound,
+                code: "not_found".to_owned(),
+                message: "record no longer exists in the CRM".to_owned(),
+                replan: false,
+            });
+        };
+        if current.owner_id.as_ref() == Some(&item.to) {
+            // We sent it (the answer was lost or we crashed): applied. Never sent:
+            // someone else already did it.
+            return Verdict::Final(if item.sent {
+                JournalOutcome::Applied
+            } else {
+                JournalOutcome::Unchanged
+            });
+        }
+        if current.owner_id != item.from {
+            return Verdict::Final(JournalOutcome::SkippedChanged {
+                observed: current.owner_id.clone(),
+            });
+        }
+        if !current.writable {
+            return Verdict::Final(JournalOutcome::Rejected {
+                kind: leadroute_crm::RejectKind::ReadOnly,
+                code: "read_only".to_owned(),
+                message: "record is read-only (converted lead?)".to_owned(),
+                replan: false,
+            });
+        }
+        Verdict::Ready(current.updated_at)
+    }
+
+    fn note_final(&mut self, object: ObjectKind, item: &Item, outcome: &JournalOutcome) {
+        self.done += 1;
+        let why = match outcome {
+            JournalOutcome::SkippedChanged { observed } => Some((
+                observed.clone(),
+                "owner changed since the plan was made".to_owned(),
+            )),
+            JournalOutcome::Rejected {
+                replan: true,
+                code,
+                message,
+                ..
+            } => Some((None, format!("{code}: {message}"))),
+            _ => None,
+        };
+        if let Some((observed, why)) = why {
+            self.replan.push(Replan {
+                object,
+                id: item.id.clone(),
+                planned_from: item.from.clone(),
+                planned_to: item.to.clone(),
+                observed,
+                why,
+            });
+        }
+    }
+
+    /// Resolves intents left without outcome by a crash or a lost response. Returns
+    /// the items still holding `from` (to be re-sent after the normal compare).
+    async fn recover(
+        &mut self,
+        object: ObjectKind,
+        items: Vec<Item>,
+    ) -> Result<Result<Vec<Item>, Stop>, WriterError> {
+        info!(run_id = %self.run, object = %object, count = items.len(), "resolving in-flight intents");
+        let mut pending = Vec::new();
+        for chunk in items.chunks(self.writer.read_batch_size()) {
+            let ids: Vec<RecordId> = chunk.iter().map(|i| i.id.clone()).collect();
+            let owners = match self.read_owners(object, &ids).await {
+                Ok(owners) => owners,
+                Err(err) => return Ok(Err(self.stop_for(&err))),
+            };
+            let mut outcomes = Vec::new();
+            let mut requeue = Vec::new();
+            for item in chunk {
+                match Self::judge(item, owners.get(&item.id)) {
+                    Verdict::Ready(_) => {
+                        requeue.push((item.seq, "intent resolved: still holds from".to_owned()));
+                        pending.push(item.clone());
+                    }
+                    Verdict::Final(outcome) => {
+                        self.note_final(object, item, &outcome);
+                        outcomes.push((item.seq, outcome));
+                    }
+                }
+            }
+            let store = &self.writer.store;
+            store
+                .journal_outcomes(self.run.as_str(), &outcomes, Utc::now())
+                .await?;
+            store.journal_requeue(self.run.as_str(), &requeue).await?;
+        }
+        Ok(Ok(pending))
+    }
+
+    /// The stop a non-retryable (or retry-exhausted) whole-call failure means.
+    fn stop_for(&self, err: &CrmError) -> Stop {
+        let (reason, message) = match err.kind {
+            ErrorKind::QuotaExhausted => (
+                StopReason::QuotaExhausted,
+                format!("the CRM's daily API allocation is used up ({err})"),
+            ),
+            ErrorKind::CircuitOpen => (StopReason::CircuitOpen, err.to_string()),
+            _ if err.recovery() == Recovery::Retry => (
+                StopReason::RetriesExhausted,
+                format!("the CRM kept failing ({err}); resume later with the same run"),
+            ),
+            _ => (
+                StopReason::Operator,
+                format!("the CRM refused the call ({err}); fix this, then resume the run"),
+            ),
+        };
+        let resume_at = err.resume_at.or_else(|| {
+            err.retry_after
+                .and_then(|d| chrono::Duration::from_std(d).ok())
+                .map(|d| Utc::now() + d)
+        });
+        Stop {
+            reason,
+            message,
+            resume_at,
+        }
+    }
+
+    /// After a whole-call failure: wait (honouring retry_after / the breaker) or stop.
+    async fn after_call_failure(&mut self, err: &CrmError, consecutive: u32) -> Flow {
+        let writer = self.writer;
+        if err.kind == ErrorKind::CircuitOpen {
+            if writer.breaker.trips() >= writer.settings.breaker_max_trips {
+                return Flow::Stop(self.stop_for(err));
+            }
+            let wait = err.retry_after.unwrap_or(writer.settings.breaker_cooldown);
+            self.progress.note(&format!(
+                "circuit breaker open; probing the CRM again in {:.0} s",
+                wait.as_secs_f64().ceil()
+            ));
+            warn!(
+                wait_ms = wait.as_millis() as u64,
+                "circuit breaker open; waiting to probe"
+            );
+            if !writer.pause(wait).await {
+                return Flow::Stop(cancelled());
+            }
+            return Flow::Continue;
+        }
+        if err.recovery() != Recovery::Retry || consecutive as usize > writer.settings.call_retries
+        {
+            return Flow::Stop(self.stop_for(err));
+        }
+        let wait = err
+            .retry_after
+            .unwrap_or_default()
+            .max(writer.backoff(consecutive.saturating_sub(1)));
+        debug!(error = %err, wait_ms = wait.as_millis() as u64, "write call failed; re-reading before retry");
+        self.tally.retries.fetch_add(1, Ordering::Relaxed);
+        if !writer.pause(wait).await {
+            return Flow::Stop(cancelled());
+        }
+        Flow::Continue
+    }
+
+    /// Sends one object's queue in batches until it is empty or the run must stop.
+    async fn converge(
+        &mut self,
+        object: ObjectKind,
+        mut queue: VecDeque<Item>,
+    ) -> Result<Option<Stop>, WriterError> {
+        let writer = self.writer;
+        let batch = writer.batch_size();
+        let read_batch = writer.read_batch_size();
+        let conditional = writer.conditional();
+        let mut delayed: Vec<Item> = Vec::new();
+        let mut consecutive_failures = 0u32;
+        loop {
+            if writer.cancel.is_cancelled() {
+                return Ok(Some(cancelled()));
+            }
+            // Retryable rejections come back once their backoff has passed.
+            let now = Instant::now();
+            let (due, later): (Vec<Item>, Vec<Item>) = std::mem::take(&mut delayed)
+                .into_iter()
+                .partition(|i| i.not_before.is_none_or(|t| t <= now));
+            delayed = later;
+            queue.extend(due);
+            if queue.is_empty() {
+                let Some(next) = delayed.iter().filter_map(|i| i.not_before).min() else {
+                    return Ok(None);
+                };
+                if !writer.pause(next.saturating_duration_since(now)).await {
+                    return Ok(Some(cancelled()));
+                }
+                continue;
+            }
+
+            // Compare before write, topping the batch up when records drop out.
+            let mut ready: Vec<(Item, Option<DateTime<Utc>>)> = Vec::with_capacity(batch);
+            let mut first_read: Option<Instant> = None;
+            let mut rounds = 0;
+            let mut failure = None;
+            while ready.len() < batch
+                && !queue.is_empty()
+                && rounds <= writer.settings.top_up_rounds
+            {
+                rounds += 1;
+                let take = (batch - ready.len()).min(read_batch).min(queue.len());
+                let chunk: Vec<Item> = queue.drain(..take).collect();
+                let ids: Vec<RecordId> = chunk.iter().map(|i| i.id.clone()).collect();
+                let owners = match self.read_owners(object, &ids).await {
+                    Ok(owners) => owners,
+                    Err(err) => {
+                        for item in chunk.into_iter().rev() {
+                            queue.push_front(item);
+                        }
+                        failure = Some(err);
+                        break;
+                    }
+                };
+                first_read.get_or_insert_with(Instant::now);
+                let mut outcomes = Vec::new();
+                for item in chunk {
+                    match Self::judge(&item, owners.get(&item.id)) {
+                        Verdict::Ready(updated_at) => ready.push((item, updated_at)),
+                        Verdict::Final(outcome) => {
+                            self.note_final(object, &item, &outcome);
+                            outcomes.push((item.seq, outcome));
+                        }
+                    }
+                }
+                writer
+                    .store
+                    .journal_outcomes(self.run.as_str(), &outcomes, Utc::now())
+                    .await?;
+            }
+            if let Some(err) = failure {
+                // Items already judged ready go back too; they will be re-read.
+                for (item, _) in ready.into_iter().rev() {
+                    queue.push_front(item);
+                }
+                consecutive_failures += 1;
+                match self.after_call_failure(&err, consecutive_failures).await {
+                    Flow::Continue => continue,
+                    Flow::Stop(stop) => return Ok(Some(stop)),
+                }
+            }
+            if ready.is_empty() {
+                self.report_progress();
+                continue;
+            }
+
+            // Write-ahead: the intent is committed before the call.
+            let batch_id = writer
+                .store
+                .journal_next_batch_id(self.run.as_str())
+                .await?;
+            let seqs: Vec<i64> = ready.iter().map(|(i, _)| i.seq).collect();
+            writer
+                .store
+                .journal_intent(self.run.as_str(), batch_id, object, &seqs, Utc::now())
+                .await?;
+            let changes: Vec<OwnerChange> = ready
+                .iter()
+                .map(|(item, updated_at)| OwnerChange {
+                    id: item.id.clone(),
+                    from: item.from.clone(),
+                    to: item.to.clone(),
+                    if_unmodified_since: if conditional {
+                        updated_at.or(item.record_updated_at)
+                    } else {
+                        None
+                    },
+                })
+                .collect();
+            for (item, _) in &mut ready {
+                item.sent = true;
+            }
+            if let Some(read_at) = first_read {
+                self.race.push(read_at.elapsed());
+            }
+            self.tally.write_calls.fetch_add(1, Ordering::Relaxed);
+            self.tally
+                .records_sent
+                .fetch_add(changes.len() as u64, Ordering::Relaxed);
+            let result = writer.guarded(writer.crm.apply(object, &changes)).await;
+            let result = match result {
+                Ok(outcomes) if outcomes.len() != changes.len() => Err(CrmError::new(
+                    ErrorKind::Protocol,
+                    format!(
+                        "connector returned {} outcomes for {} changes",
+                        outcomes.len(),
+                        changes.len()
+                    ),
+                )),
+                other => other,
+            };
+            match result {
+                Ok(outcomes) => {
+                    consecutive_failures = 0;
+                    writer
+                        .store
+                        .journal_batch_result(self.run.as_str(), batch_id, "ok", Utc::now())
+                        .await?;
+                    self.settle(object, ready, outcomes, &mut delayed).await?;
+                }
+                Err(err) => {
+                    self.tally.call_failures.fetch_add(1, Ordering::Relaxed);
+                    writer
+                        .store
+                        .journal_batch_result(
+                            self.run.as_str(),
+                            batch_id,
+                            &format!("error:{}", err.kind),
+                            Utc::now(),
+                        )
+                        .await?;
+                    // Whether or not the CRM applied it, nothing is resent blind: the
+                    // items go back to the front and are re-read first.
+                    let note = format!("write call failed ({}); re-read before retry", err.kind);
+                    let requeue: Vec<(i64, String)> =
+                        ready.iter().map(|(i, _)| (i.seq, note.clone())).collect();
+                    writer
+                        .store
+                        .journal_requeue(self.run.as_str(), &requeue)
+                        .await?;
+                    for (item, _) in ready.into_iter().rev() {
+                        queue.push_front(item);
+                    }
+                    consecutive_failures += 1;
+                    if let Flow::Stop(stop) =
+                        self.after_call_failure(&err, consecutive_failures).await
+                    {
+                        return Ok(Some(stop));
+                    }
+                }
+            }
+            self.report_progress();
+        }
+    }
+
+    /// Journals a batch's per-record outcomes and routes each by its recovery.
+    async fn settle(
+        &mut self,
+        object: ObjectKind,
+        ready: Vec<(Item, Option<DateTime<Utc>>)>,
+        outcomes: Vec<WriteOutcome>,
+        delayed: &mut Vec<Item>,
+    ) -> Result<(), WriterError> {
+        let writer = self.writer;
+        let mut finals = Vec::new();
+        let mut requeue = Vec::new();
+        let mut exceptions = Vec::new();
+        for ((mut item, _), outcome) in ready.into_iter().zip(outcomes) {
+            let journal = match outcome {
+                WriteOutcome::Applied => JournalOutcome::Applied,
+                WriteOutcome::Unchanged => JournalOutcome::Unchanged,
+                WriteOutcome::Rejected {
+                    kind,
+                    code,
+                    message,
+                } => match kind.recovery() {
+                    Recovery::Retry if item.attempts + 1 < writer.settings.record_attempts => {
+                        item.attempts += 1;
+                        item.not_before = Some(Instant::now() + writer.backoff(item.attempts));
+                        requeue.push((item.seq, format!("{code}: {message}; will retry")));
+                        delayed.push(item);
+                        continue;
+                    }
+                    Recovery::Retry => JournalOutcome::Failed {
+                        message: format!(
+                            "{code}: {message} (gave up after {} attempts)",
+                            writer.settings.record_attempts
+                        ),
+                    },
+                    Recovery::Replan => JournalOutcome::Rejected {
+                        kind,
+                        code,
+                        message,
+                        replan: true,
+                    },
+                    Recovery::Drop => JournalOutcome::Rejected {
+                        kind,
+                        code,
+                        message,
+                        replan: false,
+                    },
+                    Recovery::Operator | Recovery::Pause => {
+                        exceptions.push(NewException {
+                            crm: writer.crm.kind(),
+                            object,
+                            id: item.id.clone(),
+                            kind: crate::store::journal_reject_kind(kind).to_owned(),
+                            rule: item.rule.clone(),
+                            reason: item.reason.clone(),
+                            code: Some(code.clone()),
+                            message: Some(message.clone()),
+                            run_id: Some(self.run.0.clone()),
+                            seq: Some(item.seq),
+                            before: item.before_for_exception.clone(),
+                            desired: Some(item.to.clone()),
+                        });
+                        JournalOutcome::Rejected {
+                            kind,
+                            code,
+                            message,
+                            replan: false,
+                        }
+                    }
+                },
+            };
+            self.note_final(object, &item, &journal);
+            finals.push((item.seq, journal));
+        }
+        let now = Utc::now();
+        writer
+            .store
+            .journal_outcomes(self.run.as_str(), &finals, now)
+            .await?;
+        writer
+            .store
+            .journal_requeue(self.run.as_str(), &requeue)
+            .await?;
+        for exception in &exceptions {
+            writer.store.exception_add(exception, now).await?;
+            self.exceptions += 1;
+        }
+        Ok(())
+    }
+}
+
+fn cancelled() -> Stop {
+    Stop {
+        reason: StopReason::Cancelled,
+        message: "stopped on request after the in-flight batch; run the same command again \
+                  to resume"
+            .to_owned(),
+        resume_at: None,
+    }
+}
