@@ -6,3 +6,5 @@
 pub mod app;
 pub mod cli;
 pub mod domain;
+pub mod policy;
+pub mod reconcile;
