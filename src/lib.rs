@@ -6,6 +6,7 @@
 pub mod app;
 pub mod cli;
 pub mod domain;
+pub mod policy;
 pub mod reconcile;
 pub mod store;
 pub mod writer;

@@ -1,7 +1,332 @@
-//! Desired vs actual -> Plan. STAND-IN on the writer branch: only the plan types the
-//! writer consumes (INTERFACES.md "Policy and reconcile"); the policy branch owns this
-//! module and its version replaces this file on merge.
+//! Desired vs actual owners → [`Plan`]. Pure: no I/O, no clock (callers pass `now`).
+//!
+//! [`plan`] is the whole-world pass; [`Reconciler`] keeps the previous pass's decisions
+//! and re-plans only a dirty set (changed records, accounts and owners), giving the same
+//! plan as a full pass from the same state. Records are always decided in
+//! `(object, id)` order so the ledger's picks, and therefore the plan, are deterministic.
 
+pub mod drift;
+pub mod explain;
+pub mod ledger;
+pub mod matching;
 pub mod plan;
+pub mod route;
 
-pub use plan::{Plan, PlannedChange, PlannedException};
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::{CrmKind, ObjectKind, OwnerId, PersonRecord, RecordId, Snapshot};
+use crate::policy::Policy;
+pub use ledger::Ledger;
+use matching::{MatchResult, Matcher, MatcherConfig};
+pub use plan::{Plan, PlannedChange, PlannedException, RepDelta};
+pub use route::{Decision, Engine, Outcome, Trace, Via};
+
+/// A record key: object kind and id.
+pub type Key = (ObjectKind, RecordId);
+
+/// Records matched per parallel batch: bounds memory while keeping both cores busy.
+const BATCH: usize = 32 * 1024;
+
+/// Plan every live contact and lead in the snapshot.
+pub fn plan(snapshot: &Snapshot, policy: &Policy, ledger: &mut Ledger, now: DateTime<Utc>) -> Plan {
+    let matcher = Matcher::new(&snapshot.accounts, &snapshot.owners, &MatcherConfig::default());
+    plan_with(snapshot, policy, &matcher, ledger, now)
+}
+
+/// [`plan`] with a matcher the caller built (and may reuse).
+pub fn plan_with(
+    snapshot: &Snapshot,
+    policy: &Policy,
+    matcher: &Matcher,
+    ledger: &mut Ledger,
+    now: DateTime<Utc>,
+) -> Plan {
+    let mut builder = PlanBuilder::new(snapshot, policy, now);
+    decide_all(snapshot, policy, matcher, ledger, now, None, |p, d| builder.add(p, &d));
+    builder.finish()
+}
+
+/// Collects decisions into a plan.
+pub struct PlanBuilder<'a> {
+    policy: &'a Policy,
+    plan: Plan,
+}
+
+impl<'a> PlanBuilder<'a> {
+    pub fn new(snapshot: &Snapshot, policy: &'a Policy, now: DateTime<Utc>) -> Self {
+        PlanBuilder {
+            policy,
+            plan: Plan {
+                policy_version: policy.version.clone(),
+                created_at: now,
+                crm: snapshot.crm.unwrap_or(CrmKind::Hubspot),
+                changes: Vec::new(),
+                exceptions: Vec::new(),
+            },
+        }
+    }
+
+    pub fn add(&mut self, person: &PersonRecord, d: &Decision) {
+        if let Some(to) = d.change() {
+            self.plan.changes.push(PlannedChange {
+                object: d.object,
+                id: d.id.clone(),
+                field: "owner".into(),
+                from: d.current.clone(),
+                to: to.clone(),
+                rule: d.rule.clone(),
+                reason: d.reason.clone(),
+                policy_version: self.policy.version.clone(),
+                record_updated_at: Some(person.updated_at),
+            });
+        } else if let Outcome::Exception { exception } = &d.outcome {
+            self.plan.exceptions.push(PlannedException {
+                object: d.object,
+                id: d.id.clone(),
+                kind: exception.clone(),
+                rule: d.rule.clone(),
+                reason: d.reason.clone(),
+            });
+        }
+    }
+
+    pub fn finish(self) -> Plan {
+        self.plan
+    }
+}
+
+/// People in decision order, optionally restricted to `only`.
+fn ordered<'s>(snapshot: &'s Snapshot, only: Option<&HashSet<Key>>) -> Vec<&'s PersonRecord> {
+    let mut people: Vec<&PersonRecord> = snapshot
+        .people
+        .iter()
+        .filter(|p| p.object.is_person())
+        .filter(|p| only.is_none_or(|o| o.contains(&(p.object, p.id.clone()))))
+        .collect();
+    people.sort_unstable_by(|a, b| (a.object, &a.id).cmp(&(b.object, &b.id)));
+    people
+}
+
+/// Match (in parallel batches) and decide (in order) every person, or only `only`;
+/// `sink` receives each decision in `(object, id)` order.
+pub fn decide_all<'s>(
+    snapshot: &'s Snapshot,
+    policy: &'s Policy,
+    matcher: &Matcher,
+    ledger: &mut Ledger,
+    now: DateTime<Utc>,
+    only: Option<&HashSet<Key>>,
+    mut sink: impl FnMut(&'s PersonRecord, Decision),
+) {
+    ledger.prune(now.date_naive());
+    let mut engine = Engine::new(policy, snapshot, now);
+    let people = ordered(snapshot, only);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+    for batch in people.chunks(BATCH) {
+        let matches = match_batch(matcher, batch, threads);
+        for (person, m) in batch.iter().zip(&matches) {
+            let d = engine.decide(person, m, ledger, false);
+            sink(person, d);
+        }
+    }
+}
+
+fn match_batch(matcher: &Matcher, batch: &[&PersonRecord], threads: usize) -> Vec<MatchResult> {
+    if threads <= 1 || batch.len() < 1024 {
+        return batch.iter().map(|p| matcher.match_person(p)).collect();
+    }
+    let per = batch.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = batch
+            .chunks(per)
+            .map(|chunk| scope.spawn(move || chunk.iter().map(|p| matcher.match_person(p)).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("matching threads do not panic"))
+            .collect()
+    })
+}
+
+/// Decide one record with a full trace, as if it were the next record planned with
+/// this ledger (what the sidecar does when it changes). The ledger is not modified.
+pub fn explain(
+    snapshot: &Snapshot,
+    policy: &Policy,
+    ledger: &Ledger,
+    now: DateTime<Utc>,
+    object: ObjectKind,
+    id: &RecordId,
+) -> Option<Decision> {
+    let person = snapshot.people.iter().find(|p| p.object == object && &p.id == id)?;
+    let matcher = Matcher::new(&snapshot.accounts, &snapshot.owners, &MatcherConfig::default());
+    let m = matcher.match_person(person);
+    let mut scratch = ledger.clone();
+    let mut engine = Engine::new(policy, snapshot, now);
+    Some(engine.decide(person, &m, &mut scratch, true))
+}
+
+/// What changed in the mirror since the last pass.
+#[derive(Debug, Clone, Default)]
+pub struct Dirty {
+    pub people: BTreeSet<Key>,
+    pub accounts: BTreeSet<RecordId>,
+    pub owners: BTreeSet<OwnerId>,
+}
+
+/// What the incremental reconciler remembers about each record.
+#[derive(Debug, Clone)]
+struct Cached {
+    account: Option<RecordId>,
+    candidates: Vec<RecordId>,
+    desired: Option<OwnerId>,
+    current: Option<OwnerId>,
+    decision: Decision,
+    updated_at: DateTime<Utc>,
+}
+
+/// Incremental reconciliation over a long-lived mirror.
+///
+/// After a full pass it keeps each record's decision. `replan` re-decides only the
+/// records a [`Dirty`] set can affect: the changed records; people linked to, matched
+/// to or candidates of a changed account, or sharing its email domain; people whose
+/// current or desired owner changed in the roster. Everything else keeps its decision
+/// and its pending change, so the plan equals a full pass from the same state.
+/// Limitation: fuzzy company-name matches to a renamed account that share no domain
+/// are only picked up by the next full pass (the sidecar runs one on a schedule).
+#[derive(Debug, Default)]
+pub struct Reconciler {
+    cache: HashMap<Key, Cached>,
+    policy_version: String,
+}
+
+impl Reconciler {
+    /// A full pass; remembers every decision.
+    pub fn full(&mut self, snapshot: &Snapshot, policy: &Policy, ledger: &mut Ledger, now: DateTime<Utc>) -> Plan {
+        self.cache.clear();
+        self.policy_version = policy.version.clone();
+        self.run(snapshot, policy, ledger, now, None)
+    }
+
+    /// Re-plan what `dirty` can affect. Falls back to a full pass after a policy change.
+    pub fn replan(
+        &mut self,
+        snapshot: &Snapshot,
+        policy: &Policy,
+        ledger: &mut Ledger,
+        now: DateTime<Utc>,
+        dirty: &Dirty,
+    ) -> Plan {
+        if self.policy_version != policy.version || self.cache.is_empty() {
+            return self.full(snapshot, policy, ledger, now);
+        }
+        let mut affected: HashSet<Key> = dirty.people.iter().cloned().collect();
+        let mut domains: HashSet<String> = HashSet::new();
+        for a in snapshot.accounts.iter().filter(|a| dirty.accounts.contains(&a.id)) {
+            for d in a.domain.iter().chain(a.website.iter()).chain(a.extra_domains.iter()) {
+                domains.insert(normalize_domain(d));
+            }
+        }
+        for (key, c) in &self.cache {
+            let touches_account = c.account.as_ref().is_some_and(|a| dirty.accounts.contains(a))
+                || c.candidates.iter().any(|a| dirty.accounts.contains(a));
+            let touches_owner = c.current.as_ref().is_some_and(|o| dirty.owners.contains(o))
+                || c.desired.as_ref().is_some_and(|o| dirty.owners.contains(o));
+            if touches_account || touches_owner {
+                affected.insert(key.clone());
+            }
+        }
+        if !dirty.accounts.is_empty() {
+            for p in &snapshot.people {
+                let linked = p.accounts.iter().flatten().any(|l| dirty.accounts.contains(&l.account_id));
+                let same_domain = p
+                    .email
+                    .as_deref()
+                    .and_then(|e| e.rsplit_once('@'))
+                    .is_some_and(|(_, d)| domains.contains(&normalize_domain(d)));
+                if linked || same_domain {
+                    affected.insert((p.object, p.id.clone()));
+                }
+            }
+        }
+        // Records that left the mirror drop out of the plan.
+        let live: HashSet<Key> = snapshot.people.iter().map(|p| (p.object, p.id.clone())).collect();
+        self.cache.retain(|k, _| live.contains(k));
+        self.run(snapshot, policy, ledger, now, Some(&affected))
+    }
+
+    fn run(
+        &mut self,
+        snapshot: &Snapshot,
+        policy: &Policy,
+        ledger: &mut Ledger,
+        now: DateTime<Utc>,
+        only: Option<&HashSet<Key>>,
+    ) -> Plan {
+        let matcher = Matcher::new(&snapshot.accounts, &snapshot.owners, &MatcherConfig::default());
+        let mut fresh: Vec<(Key, Cached)> = Vec::new();
+        ledger.prune(now.date_naive());
+        let mut engine = Engine::new(policy, snapshot, now);
+        let people = ordered(snapshot, only);
+        for p in people {
+            let m = matcher.match_person(p);
+            let d = engine.decide(p, &m, ledger, false);
+            fresh.push((
+                (p.object, p.id.clone()),
+                Cached {
+                    account: m.account_id.clone(),
+                    candidates: m.candidates.iter().map(|c| c.account_id.clone()).collect(),
+                    desired: d.desired().cloned(),
+                    current: p.owner_id.clone(),
+                    updated_at: p.updated_at,
+                    decision: d,
+                },
+            ));
+        }
+        self.cache.extend(fresh);
+        let mut keys: Vec<&Key> = self.cache.keys().collect();
+        keys.sort_unstable();
+        let mut plan = Plan {
+            policy_version: policy.version.clone(),
+            created_at: now,
+            crm: snapshot.crm.unwrap_or(CrmKind::Hubspot),
+            changes: Vec::new(),
+            exceptions: Vec::new(),
+        };
+        for k in keys {
+            let c = &self.cache[k];
+            let d = &c.decision;
+            if let Some(to) = d.change() {
+                plan.changes.push(PlannedChange {
+                    object: d.object,
+                    id: d.id.clone(),
+                    field: "owner".into(),
+                    from: d.current.clone(),
+                    to: to.clone(),
+                    rule: d.rule.clone(),
+                    reason: d.reason.clone(),
+                    policy_version: policy.version.clone(),
+                    record_updated_at: Some(c.updated_at),
+                });
+            } else if let Outcome::Exception { exception } = &d.outcome {
+                plan.exceptions.push(PlannedException {
+                    object: d.object,
+                    id: d.id.clone(),
+                    kind: exception.clone(),
+                    rule: d.rule.clone(),
+                    reason: d.reason.clone(),
+                });
+            }
+        }
+        plan
+    }
+}
+
+fn normalize_domain(d: &str) -> String {
+    let d = d.trim().to_ascii_lowercase();
+    let d = d.split_once("://").map_or(d.as_str(), |(_, r)| r);
+    let d = d.split(['/', '?', '#', ':']).next().unwrap_or("");
+    d.strip_prefix("www.").unwrap_or(d).to_owned()
+}

@@ -1,12 +1,15 @@
-//! The plan: what should change, and why. STAND-IN on the writer branch with exactly
-//! the fields INTERFACES.md fixes; the policy branch owns this file.
+//! The plan: desired vs actual owners as a list of changes and exceptions, and its
+//! renderings (table, JSON, CSV, per-rep deltas). Plan JSON is what `apply --plan` reads.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{CrmKind, ObjectKind, OwnerId, RecordId};
+use crate::policy::Policy;
 
-/// Desired owner changes for one CRM, computed under one policy version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     pub policy_version: String,
@@ -16,26 +19,160 @@ pub struct Plan {
     pub exceptions: Vec<PlannedException>,
 }
 
-/// One record's owner moving from `from` to `to`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlannedChange {
     pub object: ObjectKind,
     pub id: RecordId,
+    /// Always `"owner"` today.
     pub field: String,
     pub from: Option<OwnerId>,
     pub to: OwnerId,
     pub rule: String,
     pub reason: String,
     pub policy_version: String,
+    /// The record's modification stamp when planned (compare-before-write).
     pub record_updated_at: Option<DateTime<Utc>>,
 }
 
-/// A record the policy could not (or must not) route automatically.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlannedException {
     pub object: ObjectKind,
     pub id: RecordId,
+    /// `ambiguous_match`, `no_eligible_rep`, or a policy exception kind.
     pub kind: String,
     pub rule: String,
     pub reason: String,
+}
+
+/// Net change in owned records per owner: gains and losses.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RepDelta {
+    pub owner: String,
+    pub gains: u64,
+    pub losses: u64,
+}
+
+impl RepDelta {
+    pub fn net(&self) -> i64 {
+        self.gains as i64 - self.losses as i64
+    }
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty() && self.exceptions.is_empty()
+    }
+
+    /// Per-owner gains and losses, labelled with policy rep names where known.
+    pub fn rep_deltas(&self, policy: Option<&Policy>) -> Vec<RepDelta> {
+        let label = |o: &OwnerId| policy.map_or_else(|| o.to_string(), |p| p.owner_label(o));
+        let mut by: BTreeMap<String, RepDelta> = BTreeMap::new();
+        for c in &self.changes {
+            let to = label(&c.to);
+            by.entry(to.clone()).or_insert_with(|| RepDelta { owner: to, ..Default::default() }).gains += 1;
+            let from = c.from.as_ref().map_or_else(|| "(unowned)".to_owned(), label);
+            by.entry(from.clone()).or_insert_with(|| RepDelta { owner: from, ..Default::default() }).losses += 1;
+        }
+        by.into_values().collect()
+    }
+
+    /// Changes per rule.
+    pub fn by_rule(&self) -> BTreeMap<String, u64> {
+        let mut m = BTreeMap::new();
+        for c in &self.changes {
+            *m.entry(c.rule.clone()).or_default() += 1;
+        }
+        m
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a plan always serializes")
+    }
+
+    /// One row per change, then one per exception (`to` empty, `kind` set).
+    pub fn to_csv(&self) -> String {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let _ = w.write_record(["type", "object", "id", "from", "to", "rule", "kind", "reason", "policy_version"]);
+        for c in &self.changes {
+            let _ = w.write_record([
+                "change",
+                c.object.as_str(),
+                c.id.as_str(),
+                c.from.as_ref().map_or("", |o| o.as_str()),
+                c.to.as_str(),
+                &c.rule,
+                "",
+                &c.reason,
+                &c.policy_version,
+            ]);
+        }
+        for e in &self.exceptions {
+            let _ = w.write_record([
+                "exception",
+                e.object.as_str(),
+                e.id.as_str(),
+                "",
+                "",
+                &e.rule,
+                &e.kind,
+                &e.reason,
+                &self.policy_version,
+            ]);
+        }
+        String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+    }
+
+    /// A human table: summary, per-rep deltas, changes (up to `limit`), exceptions.
+    pub fn to_table(&self, policy: Option<&Policy>, limit: usize) -> String {
+        let label = |o: &OwnerId| policy.map_or_else(|| o.to_string(), |p| p.owner_label(o));
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "plan for {} at {} (policy {}): {} changes, {} exceptions",
+            self.crm,
+            self.created_at.to_rfc3339(),
+            self.policy_version,
+            self.changes.len(),
+            self.exceptions.len()
+        );
+        if !self.changes.is_empty() {
+            let _ = writeln!(s, "\nper-rep deltas:");
+            let _ = writeln!(s, "  {:<28} {:>7} {:>7} {:>7}", "owner", "gains", "losses", "net");
+            for d in self.rep_deltas(policy) {
+                let _ = writeln!(s, "  {:<28} {:>7} {:>7} {:>+7}", d.owner, d.gains, d.losses, d.net());
+            }
+            let _ = writeln!(s, "\nby rule:");
+            for (rule, n) in self.by_rule() {
+                let _ = writeln!(s, "  {rule:<28} {n:>7}");
+            }
+            let _ = writeln!(s, "\nchanges:");
+            let _ = writeln!(s, "  {:<8} {:<20} {:<22} {:<22} {:<18} reason", "object", "id", "from", "to", "rule");
+            for c in self.changes.iter().take(limit) {
+                let from = c.from.as_ref().map_or_else(|| "(unowned)".to_owned(), label);
+                let _ = writeln!(
+                    s,
+                    "  {:<8} {:<20} {:<22} {:<22} {:<18} {}",
+                    c.object.as_str(),
+                    c.id.as_str(),
+                    from,
+                    label(&c.to),
+                    c.rule,
+                    c.reason
+                );
+            }
+            if self.changes.len() > limit {
+                let _ = writeln!(s, "  … {} more (use --format json or csv for all)", self.changes.len() - limit);
+            }
+        }
+        if !self.exceptions.is_empty() {
+            let _ = writeln!(s, "\nexceptions:");
+            for e in self.exceptions.iter().take(limit) {
+                let _ = writeln!(s, "  {:<8} {:<20} {:<18} {:<18} {}", e.object.as_str(), e.id.as_str(), e.kind, e.rule, e.reason);
+            }
+            if self.exceptions.len() > limit {
+                let _ = writeln!(s, "  … {} more", self.exceptions.len() - limit);
+            }
+        }
+        s
+    }
 }

@@ -1,0 +1,1 @@
+//! Routing-graph rendering (DOT, Mermaid, SVG).

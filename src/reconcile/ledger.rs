@@ -1,0 +1,290 @@
+//! The assignment ledger: fair-share position per pool, per-rep daily counts and the last
+//! assignment leadroute made per record. Pure data; `store::ledger` persists it.
+//!
+//! Fairness is weighted fair queuing keyed by owner id, never by list position: each
+//! member has a virtual count `c`, the next record goes to the eligible member with the
+//! smallest finish tag `(c + 1) / weight` (ties by owner id), and the pool's virtual time
+//! is the start tag `c / weight` of the last pick. A member who joins, or returns from
+//! leave, starts at the pool's virtual time, so nobody else loses their place or share and
+//! nobody gets a burst of "owed" records.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{ObjectKind, OwnerId, RecordId};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Ledger {
+    pub pools: BTreeMap<String, PoolLedger>,
+    /// Assignments per rep per local calendar day (the rep's own zone), for caps.
+    pub daily: BTreeMap<OwnerId, BTreeMap<NaiveDate, u32>>,
+    /// The last owner leadroute chose for each record.
+    #[serde(with = "assignments_as_list")]
+    pub assignments: HashMap<(ObjectKind, RecordId), Assignment>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolLedger {
+    /// Virtual time as a fraction `num / den` (start tag of the last pick).
+    pub vtime_num: u64,
+    pub vtime_den: u64,
+    pub members: BTreeMap<OwnerId, MemberLedger>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberLedger {
+    /// Virtual assignment count: real picks plus the lift given on joining/returning.
+    pub virtual_count: u64,
+    /// Real picks in this pool, ever.
+    pub assigned: u64,
+    pub last_assigned_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assignment {
+    pub owner: OwnerId,
+    pub pool: Option<String>,
+    pub rule: String,
+    pub at: DateTime<Utc>,
+}
+
+mod assignments_as_list {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    struct Entry {
+        object: ObjectKind,
+        id: RecordId,
+        #[serde(flatten)]
+        assignment: Assignment,
+    }
+
+    pub(super) fn serialize<S: Serializer>(
+        map: &HashMap<(ObjectKind, RecordId), Assignment>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let mut entries: Vec<_> = map.iter().collect();
+        entries.sort_by(|a, b| a.0.cmp(b.0));
+        s.collect_seq(entries.into_iter().map(|((object, id), a)| Entry {
+            object: *object,
+            id: id.clone(),
+            assignment: a.clone(),
+        }))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<HashMap<(ObjectKind, RecordId), Assignment>, D::Error> {
+        let entries = Vec::<Entry>::deserialize(d)?;
+        Ok(entries
+            .into_iter()
+            .map(|e| ((e.object, e.id), e.assignment))
+            .collect())
+    }
+}
+
+/// A member as the picker sees it: identity, weight, and whether it may take a record.
+#[derive(Debug, Clone)]
+pub struct Contender<'a> {
+    pub owner: &'a OwnerId,
+    pub weight: u32,
+    /// Records currently owned (least-loaded only).
+    pub load: u64,
+}
+
+/// Compare `a_num / a_den` with `b_num / b_den` exactly.
+fn cmp_frac(a_num: u64, a_den: u64, b_num: u64, b_den: u64) -> Ordering {
+    (u128::from(a_num) * u128::from(b_den)).cmp(&(u128::from(b_num) * u128::from(a_den)))
+}
+
+impl PoolLedger {
+    /// Lift a member to the pool's virtual time (join or return from absence).
+    fn lift(&mut self, owner: &OwnerId, weight: u32) -> &mut MemberLedger {
+        let floor = if self.vtime_den == 0 {
+            0
+        } else {
+            // floor(vtime * weight): the member starts level with the last pick.
+            (u128::from(self.vtime_num) * u128::from(weight) / u128::from(self.vtime_den)) as u64
+        };
+        let m = self.members.entry(owner.clone()).or_default();
+        m.virtual_count = m.virtual_count.max(floor);
+        m
+    }
+
+    /// Choose among eligible contenders (non-empty) and record the pick. `least_loaded`
+    /// orders by load per weight first, fair share second.
+    pub fn pick(&mut self, contenders: &[Contender<'_>], least_loaded: bool, at: DateTime<Utc>) -> OwnerId {
+        for c in contenders {
+            self.lift(c.owner, c.weight);
+        }
+        let finish = |me: &Self, c: &Contender<'_>| {
+            me.members.get(c.owner).map_or(1, |m| m.virtual_count + 1)
+        };
+        let best = contenders
+            .iter()
+            .min_by(|a, b| {
+                let by_load = if least_loaded {
+                    cmp_frac(a.load, u64::from(a.weight), b.load, u64::from(b.weight))
+                } else {
+                    Ordering::Equal
+                };
+                by_load
+                    .then_with(|| {
+                        cmp_frac(finish(self, a), u64::from(a.weight), finish(self, b), u64::from(b.weight))
+                    })
+                    .then_with(|| a.owner.cmp(b.owner))
+            })
+            .expect("pick is only called with at least one contender");
+        let owner = best.owner.clone();
+        let weight = u64::from(best.weight);
+        let m = self.members.entry(owner.clone()).or_default();
+        let start = m.virtual_count;
+        m.virtual_count += 1;
+        m.assigned += 1;
+        m.last_assigned_at = Some(at);
+        if self.vtime_den == 0 || cmp_frac(start, weight, self.vtime_num, self.vtime_den) == Ordering::Greater {
+            self.vtime_num = start;
+            self.vtime_den = weight;
+        }
+        owner
+    }
+
+    /// Virtual time as a decimal, for explain.
+    pub fn vtime(&self) -> f64 {
+        if self.vtime_den == 0 {
+            0.0
+        } else {
+            self.vtime_num as f64 / self.vtime_den as f64
+        }
+    }
+}
+
+impl Ledger {
+    pub fn count_on(&self, owner: &OwnerId, day: NaiveDate) -> u32 {
+        self.daily
+            .get(owner)
+            .and_then(|d| d.get(&day))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Assignments in the ISO week (Monday to Sunday) containing `day`.
+    pub fn count_in_week(&self, owner: &OwnerId, day: NaiveDate) -> u32 {
+        let monday = day - Duration::days(i64::from(day.weekday().num_days_from_monday()));
+        let sunday = monday + Duration::days(6);
+        self.daily
+            .get(owner)
+            .map(|d| d.range(monday..=sunday).map(|(_, n)| *n).sum())
+            .unwrap_or(0)
+    }
+
+    pub fn count_assignment(&mut self, owner: &OwnerId, day: NaiveDate) {
+        *self
+            .daily
+            .entry(owner.clone())
+            .or_default()
+            .entry(day)
+            .or_default() += 1;
+    }
+
+    /// Forget daily counts older than two weeks before `today`: no cap looks further back.
+    pub fn prune(&mut self, today: NaiveDate) {
+        let horizon = today - Duration::days(14);
+        for days in self.daily.values_mut() {
+            days.retain(|d, _| *d >= horizon);
+        }
+        self.daily.retain(|_, d| !d.is_empty());
+    }
+
+    pub fn assignment(&self, object: ObjectKind, id: &RecordId) -> Option<&Assignment> {
+        self.assignments.get(&(object, id.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn owners(n: usize) -> Vec<OwnerId> {
+        (0..n).map(|i| OwnerId::new(format!("o{i:02}"))).collect()
+    }
+
+    fn run(pool: &mut PoolLedger, members: &[(OwnerId, u32)], n: usize, tally: &mut BTreeMap<OwnerId, u64>) {
+        let at = DateTime::<Utc>::UNIX_EPOCH;
+        for _ in 0..n {
+            let cs: Vec<Contender<'_>> = members
+                .iter()
+                .map(|(o, w)| Contender { owner: o, weight: *w, load: 0 })
+                .collect();
+            let o = pool.pick(&cs, false, at);
+            *tally.entry(o).or_default() += 1;
+        }
+    }
+
+    fn assert_fair(members: &[(OwnerId, u32)], tally: &BTreeMap<OwnerId, u64>, n: usize) {
+        let total: u32 = members.iter().map(|(_, w)| *w).sum();
+        for (o, w) in members {
+            let target = n as f64 * f64::from(*w) / f64::from(total);
+            let got = tally.get(o).copied().unwrap_or(0) as f64;
+            assert!(
+                (got - target).abs() <= 1.0,
+                "{o}: got {got}, target {target:.2} (weights {members:?})"
+            );
+        }
+    }
+
+    #[test]
+    fn equal_weights_take_strict_turns_in_owner_id_order() {
+        let os = owners(3);
+        let members: Vec<_> = os.iter().map(|o| (o.clone(), 1)).collect();
+        let mut pool = PoolLedger::default();
+        let at = DateTime::<Utc>::UNIX_EPOCH;
+        let picks: Vec<String> = (0..6)
+            .map(|_| {
+                let cs: Vec<_> = members.iter().map(|(o, w)| Contender { owner: o, weight: *w, load: 0 }).collect();
+                pool.pick(&cs, false, at).0
+            })
+            .collect();
+        assert_eq!(picks, ["o00", "o01", "o02", "o00", "o01", "o02"]);
+    }
+
+    proptest! {
+        #[test]
+        fn every_prefix_of_a_long_run_is_within_one_assignment_of_target_share(
+            weights in proptest::collection::vec(1u32..6, 1..8),
+            n in 1usize..2000,
+        ) {
+            let os = owners(weights.len());
+            let members: Vec<_> = os.into_iter().zip(weights).collect();
+            let mut pool = PoolLedger::default();
+            let mut tally = BTreeMap::new();
+            for step in [n / 3, n / 3, n - 2 * (n / 3)] {
+                run(&mut pool, &members, step, &mut tally);
+            }
+            assert_fair(&members, &tally, n);
+        }
+
+        #[test]
+        fn adding_and_removing_reps_keeps_everyone_elses_share(
+            weights in proptest::collection::vec(1u32..5, 2..7),
+            warmup in 0usize..500,
+            n in 1usize..1500,
+        ) {
+            let os = owners(weights.len() + 1);
+            let mut members: Vec<_> = os[..weights.len()].iter().cloned().zip(weights.clone()).collect();
+            let mut pool = PoolLedger::default();
+            run(&mut pool, &members, warmup, &mut BTreeMap::new());
+            // Roster edit: the first rep leaves, a new rep joins.
+            members.remove(0);
+            members.push((os[weights.len()].clone(), 2));
+            let mut tally = BTreeMap::new();
+            run(&mut pool, &members, n, &mut tally);
+            assert_fair(&members, &tally, n);
+        }
+    }
+}

@@ -1,0 +1,619 @@
+//! One record's routing decision: match → manual-override check → rules in order →
+//! action (with sticky ownership and the ledger) → desired owner or exception.
+//!
+//! `Engine` holds the per-plan indexes (owners, accounts, loads); `decide` is the only
+//! place that mutates the ledger, and only for records whose owner actually changes.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+
+use super::ledger::{Assignment, Contender, Ledger};
+use super::matching::{MatchResult, MatchStatus};
+use crate::domain::{AccountRecord, ObjectKind, OwnerId, OwnerRecord, PersonRecord, RecordId, Snapshot};
+use crate::policy::{
+    Action, Availability, ConditionTrace, OnUnavailable, Policy, Pool, Rule, Strategy, Subject,
+};
+
+/// How a desired owner was arrived at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Via {
+    AccountOwner,
+    NamedOwner,
+    Queue,
+    Keep,
+    /// The current owner is still valid under the rule.
+    Sticky,
+    /// An earlier plan's pick for this record, reused.
+    Ledger,
+    /// A fresh pick from a pool.
+    Picked,
+    /// A human changed the owner within the manual-override window.
+    ManualOverride,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Outcome {
+    Owner {
+        owner: OwnerId,
+        pool: Option<String>,
+        via: Via,
+    },
+    Exception {
+        exception: String,
+    },
+    /// Converted leads: read-only, never routed.
+    NotRouted,
+}
+
+/// The full decision for one record; `trace` only when asked for (explain, policy test).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    pub object: ObjectKind,
+    pub id: RecordId,
+    pub current: Option<OwnerId>,
+    pub outcome: Outcome,
+    pub rule: String,
+    pub reason: String,
+    pub match_status: MatchStatus,
+    pub account_id: Option<RecordId>,
+    /// The first territory (in policy order) the record is in.
+    pub territory: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace: Option<Box<Trace>>,
+}
+
+impl Decision {
+    /// The owner to write, when it differs from the current one.
+    pub fn change(&self) -> Option<&OwnerId> {
+        match &self.outcome {
+            Outcome::Owner { owner, .. } if Some(owner) != self.current.as_ref() => Some(owner),
+            _ => None,
+        }
+    }
+
+    pub fn desired(&self) -> Option<&OwnerId> {
+        match &self.outcome {
+            Outcome::Owner { owner, .. } => Some(owner),
+            _ => None,
+        }
+    }
+}
+
+/// Everything explain prints about one decision.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Trace {
+    pub now: DateTime<Utc>,
+    pub policy_version: String,
+    pub current_owner: Option<String>,
+    pub current_owner_status: String,
+    pub owner_assigned_at: Option<DateTime<Utc>>,
+    #[serde(rename = "match")]
+    pub match_result: MatchResult,
+    pub territories: Vec<TerritoryTrace>,
+    pub manual_override: String,
+    pub rules: Vec<RuleTrace>,
+    pub pool: Option<PoolTrace>,
+    pub result: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TerritoryTrace {
+    pub name: String,
+    pub saw: String,
+    pub holds: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RuleTrace {
+    pub name: String,
+    pub line: usize,
+    pub conditions: Vec<ConditionTrace>,
+    pub matched: bool,
+    pub action: String,
+    pub outcome: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PoolTrace {
+    pub pool: String,
+    pub strategy: &'static str,
+    pub virtual_time: f64,
+    pub members: Vec<MemberTrace>,
+    pub picked: Option<String>,
+    pub how: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MemberTrace {
+    pub rep: String,
+    pub owner: String,
+    pub weight: u32,
+    pub virtual_count: u64,
+    pub assigned: u64,
+    pub today: u32,
+    pub week: u32,
+    pub load: u64,
+    pub time_zone: String,
+    pub status: String,
+}
+
+/// Per-plan indexes over the snapshot.
+pub struct Engine<'a> {
+    pub policy: &'a Policy,
+    owners: HashMap<&'a OwnerId, &'a OwnerRecord>,
+    accounts: HashMap<&'a RecordId, &'a AccountRecord>,
+    load: HashMap<OwnerId, u64>,
+    now: DateTime<Utc>,
+}
+
+/// The result of trying one rule's action.
+enum Tried {
+    Owner(OwnerId, Option<String>, Via, String),
+    Exception(String, String),
+    Unavailable(String),
+}
+
+impl<'a> Engine<'a> {
+    pub fn new(policy: &'a Policy, snapshot: &'a Snapshot, now: DateTime<Utc>) -> Self {
+        let mut load: HashMap<OwnerId, u64> = HashMap::new();
+        for p in snapshot.people.iter().filter(|p| !p.converted) {
+            if let Some(o) = &p.owner_id {
+                *load.entry(o.clone()).or_default() += 1;
+            }
+        }
+        Engine {
+            policy,
+            owners: snapshot.owners.iter().map(|o| (&o.id, o)).collect(),
+            accounts: snapshot.accounts.iter().map(|a| (&a.id, a)).collect(),
+            load,
+            now,
+        }
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+
+    pub fn account(&self, id: &RecordId) -> Option<&'a AccountRecord> {
+        self.accounts.get(id).copied()
+    }
+
+    pub fn owner(&self, id: &OwnerId) -> Option<&'a OwnerRecord> {
+        self.owners.get(id).copied()
+    }
+
+    pub fn is_active(&self, id: &OwnerId) -> bool {
+        self.owners.get(id).is_some_and(|o| o.active)
+    }
+
+    fn owner_status(&self, id: Option<&OwnerId>) -> String {
+        match id {
+            None => "unowned".into(),
+            Some(id) => match self.owners.get(id) {
+                None => "not in the mirror's owner list".into(),
+                Some(o) if o.active => "active".into(),
+                Some(_) => "inactive".into(),
+            },
+        }
+    }
+
+    fn zone_of(&self, owner: &OwnerId, pool: Option<&Pool>) -> Tz {
+        let crm_zone = self.owners.get(owner).and_then(|o| o.time_zone.as_deref());
+        match self.policy.rep_for_owner(owner) {
+            Some(rep) => rep.zone(pool, crm_zone),
+            None => pool
+                .and_then(|p| p.time_zone)
+                .or_else(|| crm_zone.and_then(|z| z.parse().ok()))
+                .unwrap_or(Tz::UTC),
+        }
+    }
+
+    /// Whether `owner` may receive a new record now: active, and not out of office if
+    /// the policy knows them as a rep. Hours and caps only apply to pool picks.
+    fn can_receive(&self, owner: &OwnerId) -> Result<(), String> {
+        match self.owners.get(owner) {
+            None => return Err(format!("{} is not in the mirror's owner list", self.policy.owner_label(owner))),
+            Some(o) if !o.active => return Err(format!("{} is inactive", self.policy.owner_label(owner))),
+            Some(_) => {}
+        }
+        if let Some(rep) = self.policy.rep_for_owner(owner) {
+            let tz = self.zone_of(owner, None);
+            if let Some(w) = rep.out_of_office.iter().find(|w| w.contains(self.now, tz)) {
+                return Err(format!("{} is out of office {}", rep.name, w.describe()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Decide one record. `m` is its match result.
+    pub fn decide(
+        &mut self,
+        person: &'a PersonRecord,
+        m: &MatchResult,
+        ledger: &mut Ledger,
+        want_trace: bool,
+    ) -> Decision {
+        let account = match m.status {
+            MatchStatus::Matched => m.account_id.as_ref().and_then(|id| self.account(id)),
+            _ => None,
+        };
+        let subject = Subject { person, account, match_status: m.status };
+        let territory = self.policy.territories_of(&subject).first().map(|s| (*s).to_owned());
+        let mut trace = want_trace.then(|| {
+            Box::new(Trace {
+                now: self.now,
+                policy_version: self.policy.version.clone(),
+                current_owner: person.owner_id.as_ref().map(|o| self.policy.owner_label(o)),
+                current_owner_status: self.owner_status(person.owner_id.as_ref()),
+                owner_assigned_at: person.owner_assigned_at,
+                match_result: m.clone(),
+                territories: self
+                    .policy
+                    .territories
+                    .iter()
+                    .map(|t| TerritoryTrace {
+                        name: t.name.clone(),
+                        saw: t.describe_seen(&subject),
+                        holds: t.contains(&subject),
+                    })
+                    .collect(),
+                manual_override: String::new(),
+                rules: Vec::new(),
+                pool: None,
+                result: String::new(),
+            })
+        });
+        let mut decision = Decision {
+            object: person.object,
+            id: person.id.clone(),
+            current: person.owner_id.clone(),
+            outcome: Outcome::NotRouted,
+            rule: String::new(),
+            reason: String::new(),
+            match_status: m.status,
+            account_id: account.map(|a| a.id.clone()),
+            territory,
+        trace: None,
+        };
+        let (outcome, rule, reason) = self.route(person, &subject, m, ledger, &mut trace);
+        if let Some(t) = trace.as_mut() {
+            t.result = reason.clone();
+        }
+        decision.outcome = outcome;
+        decision.rule = rule;
+        decision.reason = reason;
+        decision.trace = trace;
+        if let Some(to) = decision.change().cloned() {
+            ledger.assignments.insert(
+                (person.object, person.id.clone()),
+                Assignment {
+                    owner: to.clone(),
+                    pool: match &decision.outcome {
+                        Outcome::Owner { pool, .. } => pool.clone(),
+                        _ => None,
+                    },
+                    rule: decision.rule.clone(),
+                    at: self.now,
+                },
+            );
+            *self.load.entry(to).or_default() += 1;
+            if let Some(from) = &decision.current
+                && let Some(l) = self.load.get_mut(from)
+            {
+                *l = l.saturating_sub(1);
+            }
+        }
+        decision
+    }
+
+    fn manual_override(&self, person: &PersonRecord, ledger: &Ledger) -> Result<String, String> {
+        let Some(days) = self.policy.settings.manual_override_days else {
+            return Err("off (settings.manual_override_days not set)".into());
+        };
+        let Some(current) = &person.owner_id else {
+            return Err("not applicable: unowned".into());
+        };
+        if !self.is_active(current) {
+            return Err(format!("not applicable: {} is not active", self.policy.owner_label(current)));
+        }
+        let Some(at) = person.owner_assigned_at else {
+            return Err("not applicable: the CRM gives no owner-assigned time".into());
+        };
+        let window = Duration::days(i64::from(days));
+        if self.now - at > window {
+            return Err(format!("not applicable: owner set {} is older than {days} days", at.to_rfc3339()));
+        }
+        match ledger.assignment(person.object, &person.id) {
+            Some(a) if &a.owner == current => {
+                Err(format!("not applicable: leadroute assigned {} at {}", self.policy.owner_label(current), a.at.to_rfc3339()))
+            }
+            Some(a) if at <= a.at => Err(format!(
+                "not applicable: owner set {} before leadroute's own assignment at {}",
+                at.to_rfc3339(),
+                a.at.to_rfc3339()
+            )),
+            _ => Ok(format!(
+                "kept: {} was set by someone else at {}, within the {days}-day window",
+                self.policy.owner_label(current),
+                at.to_rfc3339()
+            )),
+        }
+    }
+
+    fn route(
+        &mut self,
+        person: &'a PersonRecord,
+        subject: &Subject<'a>,
+        m: &MatchResult,
+        ledger: &mut Ledger,
+        trace: &mut Option<Box<Trace>>,
+    ) -> (Outcome, String, String) {
+        if person.converted {
+            return (Outcome::NotRouted, "(converted)".into(), "converted leads are read-only and never routed".into());
+        }
+        let current = person.owner_id.as_ref();
+        match self.manual_override(person, ledger) {
+            Ok(why) => {
+                if let Some(t) = trace.as_mut() {
+                    t.manual_override = why.clone();
+                }
+                let owner = current.cloned().expect("manual override only applies to owned records");
+                return (
+                    Outcome::Owner { owner, pool: None, via: Via::ManualOverride },
+                    "(manual override)".into(),
+                    why,
+                );
+            }
+            Err(why) => {
+                if let Some(t) = trace.as_mut() {
+                    t.manual_override = why;
+                }
+            }
+        }
+        let policy = self.policy;
+        for rule in &policy.rules {
+            if m.status == MatchStatus::Ambiguous && !Policy::rule_accepts_ambiguous(rule) {
+                if let Some(t) = trace.as_mut() {
+                    t.rules.push(RuleTrace {
+                        name: rule.name.clone(),
+                        line: rule.line,
+                        conditions: Vec::new(),
+                        matched: false,
+                        action: rule.action.describe(),
+                        outcome: "skipped: the match is ambiguous and this rule has no `match = \"ambiguous\"` condition".into(),
+                    });
+                }
+                continue;
+            }
+            let matched = rule.conditions.iter().all(|c| policy.holds(c, subject));
+            let mut rule_trace = trace.as_ref().map(|_| RuleTrace {
+                name: rule.name.clone(),
+                line: rule.line,
+                conditions: rule.conditions.iter().map(|c| policy.trace(c, subject)).collect(),
+                matched,
+                action: rule.action.describe(),
+                outcome: if matched { String::new() } else { "conditions do not hold".into() },
+            });
+            if !matched {
+                if let (Some(t), Some(rt)) = (trace.as_mut(), rule_trace) {
+                    t.rules.push(rt);
+                }
+                continue;
+            }
+            let tried = self.try_action(rule, person, subject, ledger, trace);
+            let result = match tried {
+                Tried::Owner(owner, pool, via, why) => Some((Outcome::Owner { owner, pool, via }, why)),
+                Tried::Exception(kind, why) => Some((Outcome::Exception { exception: kind }, why)),
+                Tried::Unavailable(why) if rule.on_unavailable == OnUnavailable::Exception || rule.is_default => {
+                    Some((Outcome::Exception { exception: "no_eligible_rep".into() }, why))
+                }
+                Tried::Unavailable(why) => {
+                    if let (Some(t), Some(rt)) = (trace.as_mut(), rule_trace.as_mut()) {
+                        rt.outcome = format!("unavailable, trying the next rule: {why}");
+                        t.rules.push(rt.clone());
+                    }
+                    continue;
+                }
+            };
+            let (outcome, why) = result.expect("every other arm continues");
+            if let (Some(t), Some(mut rt)) = (trace.as_mut(), rule_trace) {
+                rt.outcome = why.clone();
+                t.rules.push(rt);
+            }
+            return (outcome, rule.name.clone(), why);
+        }
+        // Only ambiguous records get here: every rule (the default included) skipped them.
+        let names: Vec<String> = m
+            .candidates
+            .iter()
+            .map(|c| format!("{} ({:.2})", c.account_id, c.score))
+            .collect();
+        (
+            Outcome::Exception { exception: "ambiguous_match".into() },
+            "(ambiguous)".into(),
+            format!("ambiguous match: {}; candidates {}", m.reason, names.join(", ")),
+        )
+    }
+
+    fn try_action(
+        &mut self,
+        rule: &Rule,
+        person: &PersonRecord,
+        subject: &Subject<'_>,
+        ledger: &mut Ledger,
+        trace: &mut Option<Box<Trace>>,
+    ) -> Tried {
+        let current = person.owner_id.as_ref();
+        let policy = self.policy;
+        let direct = |me: &Self, target: &OwnerId, via: Via, what: &str| -> Tried {
+            if Some(target) == current {
+                return Tried::Owner(target.clone(), None, via, format!("{what} {} already owns it", policy.owner_label(target)));
+            }
+            match me.can_receive(target) {
+                Ok(()) => Tried::Owner(target.clone(), None, via, format!("{what} {}", policy.owner_label(target))),
+                Err(why) => Tried::Unavailable(why),
+            }
+        };
+        match &rule.action {
+            Action::AccountOwner => match subject.account {
+                None => Tried::Unavailable("no matched account".into()),
+                Some(a) => match &a.owner_id {
+                    None => Tried::Unavailable(format!("account {} has no owner", a.id)),
+                    Some(o) => direct(self, o, Via::AccountOwner, &format!("owner of account {}:", a.id)),
+                },
+            },
+            Action::Owner { rep } => {
+                let owner = policy.reps[rep].owner.clone();
+                direct(self, &owner, Via::NamedOwner, "named owner")
+            }
+            Action::Queue { queue } => {
+                Tried::Owner(queue.clone(), None, Via::Queue, format!("queue {}", policy.owner_label(queue)))
+            }
+            Action::Keep => match current {
+                Some(o) if self.is_active(o) => {
+                    Tried::Owner(o.clone(), None, Via::Keep, format!("kept {}", policy.owner_label(o)))
+                }
+                Some(o) => Tried::Unavailable(format!("current owner {} is not active", policy.owner_label(o))),
+                None => Tried::Unavailable("the record has no owner to keep".into()),
+            },
+            Action::Exception { kind, reason } => Tried::Exception(
+                kind.clone(),
+                reason.clone().unwrap_or_else(|| format!("rule {} raises {kind}", rule.name)),
+            ),
+            Action::Pool { pool } => self.pool_action(rule, &policy.pools[pool], person, ledger, trace),
+        }
+    }
+
+    fn pool_action(
+        &mut self,
+        rule: &Rule,
+        pool: &Pool,
+        person: &PersonRecord,
+        ledger: &mut Ledger,
+        trace: &mut Option<Box<Trace>>,
+    ) -> Tried {
+        let policy = self.policy;
+        let current = person.owner_id.as_ref();
+        if rule.sticky
+            && let Some(c) = current
+            && pool.member_by_owner(c).is_some()
+            && self.is_active(c)
+        {
+            return Tried::Owner(
+                c.clone(),
+                Some(pool.name.clone()),
+                Via::Sticky,
+                format!("sticky: {} is still an active member of pool {}", policy.owner_label(c), pool.name),
+            );
+        }
+        // An earlier plan already picked someone for this record: keep that pick while
+        // the member is still in the pool and can take records, so re-planning an
+        // unapplied plan does not advance the rotation again.
+        if let Some(a) = ledger.assignment(person.object, &person.id)
+            && a.pool.as_deref() == Some(pool.name.as_str())
+            && pool.member_by_owner(&a.owner).is_some()
+            && self.can_receive(&a.owner).is_ok()
+        {
+            let owner = a.owner.clone();
+            return Tried::Owner(
+                owner.clone(),
+                Some(pool.name.clone()),
+                Via::Ledger,
+                format!("pool {}: {} was picked for this record at {}", pool.name, policy.owner_label(&owner), a.at.to_rfc3339()),
+            );
+        }
+        let mut contenders = Vec::with_capacity(pool.members.len());
+        let mut members_trace = Vec::new();
+        let state = ledger.pools.get(&pool.name).cloned().unwrap_or_default();
+        for m in &pool.members {
+            let tz = self.zone_of(&m.owner, Some(pool));
+            let local_day = self.now.with_timezone(&tz).date_naive();
+            let today = ledger.count_on(&m.owner, local_day);
+            let week = ledger.count_in_week(&m.owner, local_day);
+            let load = self.load.get(&m.owner).copied().unwrap_or(0);
+            let rep = &policy.reps[&m.rep];
+            let status: Result<(), String> = match self.owners.get(&m.owner) {
+                None => Err("not in the mirror's owner list".into()),
+                Some(o) if !o.active => Err("inactive".into()),
+                Some(_) => match rep.availability(Some(pool), tz, self.now) {
+                    Availability::Available => {
+                        if m.cap_per_day.is_some_and(|c| today >= c) {
+                            Err(format!("daily cap {} reached", m.cap_per_day.unwrap_or(0)))
+                        } else if m.cap_per_week.is_some_and(|c| week >= c) {
+                            Err(format!("weekly cap {} reached", m.cap_per_week.unwrap_or(0)))
+                        } else {
+                            Ok(())
+                        }
+                    }
+                    Availability::OutOfOffice(w) | Availability::OffHours(w) => Err(w),
+                },
+            };
+            if trace.is_some() {
+                let ml = state.members.get(&m.owner).cloned().unwrap_or_default();
+                members_trace.push(MemberTrace {
+                    rep: m.rep.clone(),
+                    owner: m.owner.to_string(),
+                    weight: m.weight,
+                    virtual_count: ml.virtual_count,
+                    assigned: ml.assigned,
+                    today,
+                    week,
+                    load,
+                    time_zone: tz.to_string(),
+                    status: match &status {
+                        Ok(()) => "eligible".into(),
+                        Err(e) => e.clone(),
+                    },
+                });
+            }
+            if status.is_ok() {
+                contenders.push((Contender { owner: &m.owner, weight: m.weight, load }, tz));
+            }
+        }
+        let vtime = state.vtime();
+        let (tried, picked) = if contenders.is_empty() {
+            (Tried::Unavailable(format!("pool {}: no member can take a record now", pool.name)), None)
+        } else {
+            let cs: Vec<Contender<'_>> = contenders.iter().map(|(c, _)| c.clone()).collect();
+            let pl = ledger.pools.entry(pool.name.clone()).or_default();
+            let owner = pl.pick(&cs, pool.strategy == Strategy::LeastLoaded, self.now);
+            let tz = contenders
+                .iter()
+                .find(|(c, _)| c.owner == &owner)
+                .map_or(Tz::UTC, |(_, tz)| *tz);
+            ledger.count_assignment(&owner, self.now.with_timezone(&tz).date_naive());
+            let how = match pool.strategy {
+                Strategy::LeastLoaded => "fewest owned records per weight, then fair share",
+                Strategy::Weighted => "smallest weighted finish tag (virtual_count+1)/weight",
+                Strategy::RoundRobin => "next in turn (smallest virtual_count, then owner id)",
+            };
+            (
+                Tried::Owner(
+                    owner.clone(),
+                    Some(pool.name.clone()),
+                    Via::Picked,
+                    format!("pool {} ({}) picked {}: {how}", pool.name, pool.strategy.as_str(), policy.owner_label(&owner)),
+                ),
+                Some(owner),
+            )
+        };
+        if let Some(t) = trace.as_mut() {
+            t.pool = Some(PoolTrace {
+                pool: pool.name.clone(),
+                strategy: pool.strategy.as_str(),
+                virtual_time: vtime,
+                members: members_trace,
+                picked: picked.map(|o| policy.owner_label(&o)),
+                how: match &tried {
+                    Tried::Owner(_, _, _, why) | Tried::Unavailable(why) | Tried::Exception(_, why) => why.clone(),
+                },
+            });
+        }
+        tried
+    }
+}
