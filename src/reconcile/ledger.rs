@@ -117,7 +117,12 @@ impl PoolLedger {
 
     /// Choose among eligible contenders (non-empty) and record the pick. `least_loaded`
     /// orders by load per weight first, fair share second.
-    pub fn pick(&mut self, contenders: &[Contender<'_>], least_loaded: bool, at: DateTime<Utc>) -> OwnerId {
+    pub fn pick(
+        &mut self,
+        contenders: &[Contender<'_>],
+        least_loaded: bool,
+        at: DateTime<Utc>,
+    ) -> OwnerId {
         for c in contenders {
             self.lift(c.owner, c.weight);
         }
@@ -134,7 +139,12 @@ impl PoolLedger {
                 };
                 by_load
                     .then_with(|| {
-                        cmp_frac(finish(self, a), u64::from(a.weight), finish(self, b), u64::from(b.weight))
+                        cmp_frac(
+                            finish(self, a),
+                            u64::from(a.weight),
+                            finish(self, b),
+                            u64::from(b.weight),
+                        )
                     })
                     .then_with(|| a.owner.cmp(b.owner))
             })
@@ -146,7 +156,9 @@ impl PoolLedger {
         m.virtual_count += 1;
         m.assigned += 1;
         m.last_assigned_at = Some(at);
-        if self.vtime_den == 0 || cmp_frac(start, weight, self.vtime_num, self.vtime_den) == Ordering::Greater {
+        if self.vtime_den == 0
+            || cmp_frac(start, weight, self.vtime_num, self.vtime_den) == Ordering::Greater
+        {
             self.vtime_num = start;
             self.vtime_den = weight;
         }
@@ -214,12 +226,21 @@ mod tests {
         (0..n).map(|i| OwnerId::new(format!("o{i:02}"))).collect()
     }
 
-    fn run(pool: &mut PoolLedger, members: &[(OwnerId, u32)], n: usize, tally: &mut BTreeMap<OwnerId, u64>) {
+    fn run(
+        pool: &mut PoolLedger,
+        members: &[(OwnerId, u32)],
+        n: usize,
+        tally: &mut BTreeMap<OwnerId, u64>,
+    ) {
         let at = DateTime::<Utc>::UNIX_EPOCH;
         for _ in 0..n {
             let cs: Vec<Contender<'_>> = members
                 .iter()
-                .map(|(o, w)| Contender { owner: o, weight: *w, load: 0 })
+                .map(|(o, w)| Contender {
+                    owner: o,
+                    weight: *w,
+                    load: 0,
+                })
                 .collect();
             let o = pool.pick(&cs, false, at);
             *tally.entry(o).or_default() += 1;
@@ -246,7 +267,14 @@ mod tests {
         let at = DateTime::<Utc>::UNIX_EPOCH;
         let picks: Vec<String> = (0..6)
             .map(|_| {
-                let cs: Vec<_> = members.iter().map(|(o, w)| Contender { owner: o, weight: *w, load: 0 }).collect();
+                let cs: Vec<_> = members
+                    .iter()
+                    .map(|(o, w)| Contender {
+                        owner: o,
+                        weight: *w,
+                        load: 0,
+                    })
+                    .collect();
                 pool.pick(&cs, false, at).0
             })
             .collect();

@@ -78,9 +78,22 @@ pub struct Matcher {
 }
 
 const FREE_MAIL: &[&str] = &[
-    "gmail.com", "googlemail.com", "yahoo.com", "hotmail.com", "outlook.com", "live.com",
-    "aol.com", "icloud.com", "gmx.de", "web.de", "mail.ru", "yandex.ru", "qq.com", "163.com",
-    "protonmail.com", "proton.me",
+    "gmail.com",
+    "googlemail.com",
+    "yahoo.com",
+    "hotmail.com",
+    "outlook.com",
+    "live.com",
+    "aol.com",
+    "icloud.com",
+    "gmx.de",
+    "web.de",
+    "mail.ru",
+    "yandex.ru",
+    "qq.com",
+    "163.com",
+    "protonmail.com",
+    "proton.me",
 ];
 
 fn host(raw: &str) -> Option<String> {
@@ -92,7 +105,11 @@ fn host(raw: &str) -> Option<String> {
 }
 
 impl Matcher {
-    pub fn new(accounts: &[AccountRecord], _owners: &[OwnerRecord], _config: &MatcherConfig) -> Matcher {
+    pub fn new(
+        accounts: &[AccountRecord],
+        _owners: &[OwnerRecord],
+        _config: &MatcherConfig,
+    ) -> Matcher {
         let mut m = Matcher::default();
         for a in accounts {
             m.ids.insert(a.id.clone());
@@ -154,7 +171,11 @@ impl Matcher {
                 };
             }
         };
-        let ids = self.by_domain.get(&domain).map(Vec::as_slice).unwrap_or(&[]);
+        let ids = self
+            .by_domain
+            .get(&domain)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
         let candidates: Vec<Candidate> = ids
             .iter()
             .map(|id| Candidate {

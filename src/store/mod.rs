@@ -23,11 +23,11 @@ mod migrate;
 mod mirror_rows;
 
 pub use inbox::{DONE_RETENTION, InboxCounts, InboxItem, MAX_ATTEMPTS};
+pub(crate) use journal::reject_kind_str as journal_reject_kind;
 pub use journal::{
     ExceptionRow, JournalEntry, JournalError, JournalOutcome, NewException, NewRun, RunCounts,
     RunRow, RunStatus,
 };
-pub(crate) use journal::reject_kind_str as journal_reject_kind;
 pub use mirror_rows::{ApplyStats, MirrorCounts, Tombstone, TombstoneReason};
 
 use std::fmt;

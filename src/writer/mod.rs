@@ -12,15 +12,19 @@
 //! - A bad record never fails its batch; a failing CRM stops the run resumably.
 
 mod breaker;
+mod ops;
 mod progress;
 mod report;
+mod summary;
 
 #[cfg(test)]
 mod tests;
 
 pub use breaker::{BreakerState, CircuitBreaker};
+pub use ops::{LeftAlone, OpsError, RollbackReport};
 pub use progress::{BarProgress, NoProgress, Progress, ProgressUpdate};
 pub use report::{ApplyReport, Replan, Stop, StopReason, WindowStats};
+pub use summary::{PlanSummary, rate_from_usage, summarize};
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;

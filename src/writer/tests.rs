@@ -616,3 +616,80 @@ async fn a_plan_for_another_crm_is_refused() {
         .unwrap_err();
     assert!(matches!(err, WriterError::PlanForOtherCrm { .. }));
 }
+
+#[tokio::test]
+async fn rollback_reverts_only_records_still_holding_our_value_and_says_why_for_the_rest() {
+    let (crm, store) = setup(100, 4).await;
+    let writer = Writer::new(crm.clone(), store.clone(), fast_settings());
+    let mut plan = plan(4, "a", "b");
+    plan.changes[3].from = None;
+    crm.with(|s| s.owners.insert("3".into(), None));
+    writer
+        .apply(&plan, RunId::new("run"), &NoProgress)
+        .await
+        .unwrap();
+    // After the run a human moves record 1 on.
+    crm.with(|s| s.owners.insert("1".into(), Some(OwnerId::new("human"))));
+    let rollback = writer
+        .rollback("run", RunId::new("undo"), &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(rollback.reverted, 2);
+    assert_eq!(crm.owner("0"), Some(OwnerId::new("a")));
+    assert_eq!(crm.owner("2"), Some(OwnerId::new("a")));
+    assert_eq!(
+        crm.owner("1"),
+        Some(OwnerId::new("human")),
+        "a later edit stands"
+    );
+    assert_eq!(crm.owner("3"), Some(OwnerId::new("b")), "never cleared");
+    let mut why: Vec<(String, String)> = rollback
+        .left_alone
+        .iter()
+        .map(|l| (l.id.0.clone(), l.why.clone()))
+        .collect();
+    why.sort();
+    assert_eq!(why.len(), 2);
+    assert!(why[0].1.contains("now human"), "{why:?}");
+    assert!(why[1].1.contains("no owner before"), "{why:?}");
+    let run = store.journal_run("undo").await.unwrap().unwrap();
+    assert_eq!(run.parent_run.as_deref(), Some("run"));
+}
+
+#[tokio::test]
+async fn exceptions_can_be_retried_or_resolved_by_hand_through_the_journal() {
+    let (crm, store) = setup(100, 2).await;
+    crm.with(|s| {
+        s.rejects
+            .insert("0".into(), VecDeque::from([RejectKind::Validation]));
+        s.rejects
+            .insert("1".into(), VecDeque::from([RejectKind::Other]));
+    });
+    let writer = Writer::new(crm.clone(), store.clone(), fast_settings());
+    writer
+        .apply(&plan(2, "a", "b"), RunId::new("run"), &NoProgress)
+        .await
+        .unwrap();
+    let open = store.exceptions(Some("open")).await.unwrap();
+    assert_eq!(open.len(), 2);
+    let (first, second) = (open[0].id, open[1].id);
+    // The validation rule was fixed in the CRM: retry the original change.
+    let report = writer.retry_exception(first, &NoProgress).await.unwrap();
+    assert_eq!(report.applied, 1);
+    assert_eq!(crm.owner("0"), Some(OwnerId::new("b")));
+    // The other one is assigned by hand to someone else.
+    let report = writer
+        .resolve_exception(second, OwnerId::new("c"), &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(report.applied, 1);
+    assert_eq!(crm.owner("1"), Some(OwnerId::new("c")));
+    assert!(store.exceptions(Some("open")).await.unwrap().is_empty());
+    let closed = store.exception(second).await.unwrap().unwrap();
+    assert_eq!(closed.status, "resolved");
+    assert_eq!(closed.resolved_owner, Some(OwnerId::new("c")));
+    assert!(matches!(
+        writer.retry_exception(first, &NoProgress).await,
+        Err(OpsError::ExceptionClosed { .. })
+    ));
+}
