@@ -166,6 +166,11 @@ impl FromStr for Location {
     }
 }
 
+/// Checks that `url` names a store this build can open, without opening it.
+pub fn check_url(url: &str) -> Result<(), StoreError> {
+    url.parse::<Location>().map(|_| ())
+}
+
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`, for messages.
 pub fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
