@@ -1,10 +1,222 @@
-//! `leadroute apply`.
+//! `leadroute apply`: show what a plan will do and cost, ask, then converge the CRM.
+//! Also holds the helpers the other writer commands share (confirmation, Ctrl-C,
+//! plan from the mirror, printing a report).
+
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use chrono::Utc;
+use leadroute_crm::{Crm, ObjectKind};
+use tokio_util::sync::CancellationToken;
 
 use super::GlobalArgs;
+use crate::app::{AppEnv, CrmJob};
+use crate::policy::Policy;
+use crate::reconcile::{Ledger, Plan};
+use crate::writer::{ApplyReport, BarProgress, RunId, RunSpec, Writer, WriterSettings, summarize};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Plan file (JSON, as `leadroute plan --format json` writes it). Without it the
+    /// plan is computed now from the mirror and the configured policy.
+    #[arg(long, value_name = "FILE", conflicts_with = "resume")]
+    pub plan: Option<PathBuf>,
+    /// Apply at most N changes (the first N in plan order); the rest wait for the next
+    /// plan.
+    #[arg(long, value_name = "N")]
+    pub max_changes: Option<usize>,
+    /// Apply without asking. Required when stdin is not a terminal.
+    #[arg(long)]
+    pub yes: bool,
+    /// Resume a stopped run (its id is printed when it stops) instead of a new plan.
+    #[arg(long, value_name = "RUN")]
+    pub resume: Option<String>,
+    /// Salesforce: make every write conditional (If-Unmodified-Since). Safer, more
+    /// API calls. Also `crm.salesforce.strict_writes` in the config.
+    #[arg(long)]
+    pub strict: bool,
+}
 
-pub async fn run(_args: Args, _global: &GlobalArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`leadroute apply` is not built yet (tracked in issue 5)")
+pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
+    crate::app::run_job(global, ApplyJob(args)).await
+}
+
+struct ApplyJob(Args);
+
+impl CrmJob for ApplyJob {
+    type Output = ();
+
+    async fn run<C: Crm>(self, crm: Arc<C>, env: AppEnv) -> anyhow::Result<()> {
+        let args = self.0;
+        let settings = writer_settings(&env, args.strict);
+        let cancel = cancel_on_ctrl_c();
+        let writer = Writer::new(crm, env.store.clone(), settings).with_cancel(cancel);
+        if let Some(run) = &args.resume {
+            let report = writer
+                .resume(&RunId::new(run.clone()), &BarProgress::new())
+                .await?;
+            return finish(&report, &format!("leadroute apply --resume {run}"));
+        }
+        let (plan, policy) = match &args.plan {
+            Some(path) => (read_plan(path)?, None),
+            None => {
+                let policy = load_policy(&env)?;
+                (
+                    plan_from_mirror(&env, crm_kind(&writer), &policy, None).await?,
+                    Some(policy),
+                )
+            }
+        };
+        let mut plan = plan;
+        if let Some(max) = args.max_changes
+            && plan.changes.len() > max
+        {
+            eprintln!(
+                "--max-changes {max}: applying the first {max} of {} changes",
+                plan.changes.len()
+            );
+            plan.changes.truncate(max);
+        }
+        let summary = summarize(&writer, &plan, policy.as_ref());
+        println!("{summary}");
+        if plan.changes.is_empty() && plan.exceptions.is_empty() {
+            println!("nothing to apply");
+            return Ok(());
+        }
+        if !confirm(
+            args.yes,
+            &format!("apply {} owner changes?", plan.changes.len()),
+        )? {
+            println!("not applied");
+            return Ok(());
+        }
+        let run = RunId::generate(Utc::now());
+        writer.queue_plan_exceptions(&plan, &run).await?;
+        let spec = RunSpec {
+            id: run,
+            kind: "apply".to_owned(),
+            parent: None,
+        };
+        let report = writer.apply_run(&plan, &spec, &BarProgress::new()).await?;
+        finish(&report, &format!("leadroute apply --resume {}", spec.id))
+    }
+}
+
+pub(crate) fn crm_kind<C: Crm>(writer: &Writer<C>) -> leadroute_crm::CrmKind {
+    writer.crm().kind()
+}
+
+/// Writer settings from config and flags.
+pub(crate) fn writer_settings(env: &AppEnv, strict: bool) -> WriterSettings {
+    WriterSettings {
+        strict: strict || env.config.crm.salesforce.strict_writes,
+        ..WriterSettings::default()
+    }
+}
+
+/// A token cancelled by the first Ctrl-C: the writer finishes the in-flight batch,
+/// journals it, and stops with a resumable run.
+pub(crate) fn cancel_on_ctrl_c() -> CancellationToken {
+    let cancel = CancellationToken::new();
+    let token = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("stopping after the in-flight batch (the journal stays consistent)…");
+            token.cancel();
+        }
+    });
+    cancel
+}
+
+/// Asks on a terminal; refuses when not interactive unless `yes`.
+pub(crate) fn confirm(yes: bool, question: &str) -> anyhow::Result<bool> {
+    if yes {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!(
+            "refusing to write to the CRM without confirmation: stdin is not a terminal; pass --yes"
+        );
+    }
+    print!("{question} [y/N] ");
+    std::io::stdout().flush().context("writing the prompt")?;
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .context("reading the answer")?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES"))
+}
+
+pub(crate) fn read_plan(path: &Path) -> anyhow::Result<Plan> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the plan file {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a plan (expected the JSON `leadroute plan --format json` writes)",
+            path.display()
+        )
+    })
+}
+
+pub(crate) fn load_policy(env: &AppEnv) -> anyhow::Result<Policy> {
+    let path = env.config.policy.path.as_deref().ok_or_else(|| {
+        anyhow::anyhow!(
+            "{}: policy.path: not set; point it at your routing policy (or pass --plan FILE)",
+            env.config.source
+        )
+    })?;
+    crate::policy::load(path).map_err(|issues| {
+        let lines: Vec<String> = issues.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!(
+            "the policy has problems; run `leadroute policy check`:\n{}",
+            lines.join("\n")
+        )
+    })
+}
+
+/// Plans every mirrored record (optionally only some objects) with the policy.
+///
+/// The assignment ledger starts empty here: pools pick as if no history existed. The
+/// ledger's persistence belongs to the policy area; once it is stored, load it here.
+pub(crate) async fn plan_from_mirror(
+    env: &AppEnv,
+    crm: leadroute_crm::CrmKind,
+    policy: &Policy,
+    objects: Option<&[ObjectKind]>,
+) -> anyhow::Result<Plan> {
+    let snapshot = env
+        .store
+        .snapshot(crm)
+        .await
+        .context("reading the mirror (run `leadroute sync` first)")?;
+    let mut ledger = Ledger::default();
+    let mut plan = crate::reconcile::plan(&snapshot, policy, &mut ledger, Utc::now());
+    if let Some(objects) = objects {
+        plan.changes.retain(|c| objects.contains(&c.object));
+        plan.exceptions.retain(|e| objects.contains(&e.object));
+    }
+    Ok(plan)
+}
+
+/// Prints the report; a stopped run is an error naming how to resume.
+pub(crate) fn finish(report: &ApplyReport, resume_with: &str) -> anyhow::Result<()> {
+    // `resume_with` is the whole command that resumes this run.
+    println!("{report}");
+    for replan in report.replan.iter().take(20) {
+        println!("  re-plan {}:{}: {}", replan.object, replan.id, replan.why);
+    }
+    if report.replan.len() > 20 {
+        println!("  … and {} more", report.replan.len() - 20);
+    }
+    if let Some(stop) = &report.stopped {
+        anyhow::bail!(
+            "run {} stopped before finishing ({}); nothing was lost: resume with `{resume_with}`",
+            report.run_id,
+            stop.reason.as_str(),
+        );
+    }
+    Ok(())
 }

@@ -1,10 +1,99 @@
-//! `leadroute backfill`.
+//! `leadroute backfill`: plan ownership for every existing record and apply it with a
+//! progress bar. Resumable: an unfinished backfill run in the journal is continued
+//! (finished batches are never redone) instead of planning afresh.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use leadroute_crm::{Crm, ObjectKind};
 
 use super::GlobalArgs;
+use super::apply::{
+    cancel_on_ctrl_c, confirm, crm_kind, finish, load_policy, plan_from_mirror, writer_settings,
+};
+use crate::app::{AppEnv, CrmJob};
+use crate::writer::{BarProgress, RunId, RunSpec, Writer, summarize};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Only these objects (contact, lead, account); repeat or comma-separate.
+    #[arg(long, value_delimiter = ',', value_name = "OBJECT")]
+    pub object: Vec<ObjectKind>,
+    /// Show the plan summary and cost, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Apply without asking. Required when stdin is not a terminal.
+    #[arg(long)]
+    pub yes: bool,
+    /// Plan afresh even if an unfinished backfill run exists (that run stays resumable
+    /// with `leadroute apply --resume RUN`).
+    #[arg(long)]
+    pub restart: bool,
+    /// Salesforce: conditional writes (If-Unmodified-Since).
+    #[arg(long)]
+    pub strict: bool,
+}
 
-pub async fn run(_args: Args, _global: &GlobalArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`leadroute backfill` is not built yet (tracked in issue 5)")
+pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
+    crate::app::run_job(global, BackfillJob(args)).await
+}
+
+struct BackfillJob(Args);
+
+impl CrmJob for BackfillJob {
+    type Output = ();
+
+    async fn run<C: Crm>(self, crm: Arc<C>, env: AppEnv) -> anyhow::Result<()> {
+        let args = self.0;
+        let writer = Writer::new(crm, env.store.clone(), writer_settings(&env, args.strict))
+            .with_cancel(cancel_on_ctrl_c());
+        let kind = crm_kind(&writer);
+        if !args.dry_run && !args.restart {
+            if let Some(run) = env.store.journal_unfinished_run(kind, "backfill").await? {
+                let counts = env.store.journal_counts(&run.run_id).await?;
+                eprintln!(
+                    "resuming backfill run {} ({} of {} changes done{})",
+                    run.run_id,
+                    counts.done(),
+                    counts.total,
+                    run.message
+                        .as_deref()
+                        .map(|m| format!("; it stopped: {m}"))
+                        .unwrap_or_default()
+                );
+                let report = writer
+                    .resume(&RunId::new(run.run_id.clone()), &BarProgress::new())
+                    .await?;
+                return finish(&report, "leadroute backfill");
+            }
+        }
+        let policy = load_policy(&env)?;
+        let objects = (!args.object.is_empty()).then_some(args.object.as_slice());
+        let plan = plan_from_mirror(&env, kind, &policy, objects).await?;
+        println!("{}", summarize(&writer, &plan, Some(&policy)));
+        if args.dry_run {
+            println!("dry run: nothing written");
+            return Ok(());
+        }
+        if plan.changes.is_empty() {
+            println!("every record already has its desired owner");
+            return Ok(());
+        }
+        if !confirm(
+            args.yes,
+            &format!("backfill {} owner changes?", plan.changes.len()),
+        )? {
+            println!("not applied");
+            return Ok(());
+        }
+        let run = RunId::generate(Utc::now());
+        writer.queue_plan_exceptions(&plan, &run).await?;
+        let spec = RunSpec {
+            id: run,
+            kind: "backfill".to_owned(),
+            parent: None,
+        };
+        let report = writer.apply_run(&plan, &spec, &BarProgress::new()).await?;
+        finish(&report, "leadroute backfill")
+    }
 }
