@@ -64,7 +64,12 @@ pub(crate) const WINDOW: Duration = Duration::from_secs(10);
 /// clock), so we pick `burst` ≈ 10 % of `max` and `t = window / (max - burst)`:
 /// burst + rate·window = max exactly. A tenth as burst lets a sync start quickly
 /// without starving the rest of the window.
+///
+/// The window is stretched by 2.5 % (at least 50 ms) before the division: HubSpot
+/// counts arrivals, not departures, and network jitter can bring two calls we sent
+/// exactly one window apart closer together on its side.
 pub(crate) fn window_quota(max: u32, window: Duration) -> Quota {
+    let window = window + (window / 40).max(Duration::from_millis(50));
     let max = max.max(2);
     let burst = (max / 10).max(1);
     let steady = max - burst;
