@@ -36,7 +36,7 @@ use backon::{ExponentialBuilder, Retryable};
 use chrono::{DateTime, Utc};
 use leadroute_crm::{
     Crm, CrmError, CurrentOwner, ErrorKind, ObjectKind, OwnerChange, OwnerId, RecordId, Recovery,
-    WriteOutcome,
+    RejectKind, WriteOutcome,
 };
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -906,7 +906,13 @@ impl<C: Crm> Session<'_, C> {
                     code,
                     message,
                 } => match kind.recovery() {
-                    Recovery::Retry if item.attempts + 1 < writer.settings.record_attempts => {
+                    // An unclassified rejection (HubSpot 207 INTERNAL_ERROR, a result
+                    // missing from the response) is often transient: retry it, after a
+                    // fresh compare read, before bothering an operator.
+                    Recovery::Retry | Recovery::Operator
+                        if (kind.recovery() == Recovery::Retry || kind == RejectKind::Other)
+                            && item.attempts + 1 < writer.settings.record_attempts =>
+                    {
                         item.attempts += 1;
                         item.not_before = Some(Instant::now() + writer.backoff(item.attempts));
                         requeue.push((item.seq, format!("{code}: {message}; will retry")));

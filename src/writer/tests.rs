@@ -374,8 +374,11 @@ async fn a_human_edit_after_a_lost_response_is_not_erased_by_the_retry() {
 
 #[tokio::test]
 async fn per_record_rejections_are_routed_by_recovery_without_failing_the_batch() {
-    let (crm, store) = setup(100, 6).await;
+    let (crm, store) = setup(100, 7).await;
     crm.with(|s| {
+        // An unclassified rejection is retried before it is anyone's problem.
+        s.rejects
+            .insert("6".into(), VecDeque::from([RejectKind::Other]));
         s.rejects
             .insert("1".into(), VecDeque::from([RejectKind::Locked]));
         s.rejects
@@ -389,10 +392,11 @@ async fn per_record_rejections_are_routed_by_recovery_without_failing_the_batch(
     });
     let writer = Writer::new(crm.clone(), store.clone(), fast_settings());
     let report = writer
-        .apply(&plan(6, "a", "b"), RunId::new("run"), &NoProgress)
+        .apply(&plan(7, "a", "b"), RunId::new("run"), &NoProgress)
         .await
         .unwrap();
     let outcomes = outcomes(&store, "run").await;
+    assert_eq!(outcomes["6"], "applied");
     assert_eq!(outcomes["0"], "applied");
     assert_eq!(outcomes["1"], "applied", "a locked row is retried later");
     assert_eq!(outcomes["2"], "rejected");
@@ -663,7 +667,7 @@ async fn exceptions_can_be_retried_or_resolved_by_hand_through_the_journal() {
         s.rejects
             .insert("0".into(), VecDeque::from([RejectKind::Validation]));
         s.rejects
-            .insert("1".into(), VecDeque::from([RejectKind::Other]));
+            .insert("1".into(), VecDeque::from([RejectKind::Other; 10]));
     });
     let writer = Writer::new(crm.clone(), store.clone(), fast_settings());
     writer
@@ -678,6 +682,7 @@ async fn exceptions_can_be_retried_or_resolved_by_hand_through_the_journal() {
     assert_eq!(report.applied, 1);
     assert_eq!(crm.owner("0"), Some(OwnerId::new("b")));
     // The other one is assigned by hand to someone else.
+    crm.with(|s| s.rejects.clear());
     let report = writer
         .resolve_exception(second, OwnerId::new("c"), &NoProgress)
         .await
