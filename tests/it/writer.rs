@@ -1,0 +1,329 @@
+//! The writer against the HubSpot simulator over real HTTP: a human edit between plan
+//! and write is never overwritten; fault storms, an expiring token and a daily
+//! allocation running out converge (or stop resumably) with no change lost and no
+//! record written twice.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use leadroute::domain::{CrmKind, ObjectKind, OwnerId, RecordId};
+use leadroute::reconcile::{Plan, PlannedChange};
+use leadroute::store::Store;
+use leadroute::writer::{NoProgress, RunId, StopReason, Writer, WriterSettings};
+use leadroute_hubspot::{HubSpot, HubSpotAuth, HubSpotSettings, HubSpotTier};
+use leadroute_sim::hubspot::{
+    self as hs, EndpointFamily, Fault, FaultRule, FaultScript, HubSpotSim, HubSpotSimConfig,
+    Mutation, ObjectType, Trigger,
+};
+use secrecy::SecretString;
+
+use crate::helpers::sqlite_store;
+
+const OWNER: &str = "hubspot_owner_id";
+
+async fn sim(contacts: usize) -> HubSpotSim {
+    hs::spawn(HubSpotSimConfig {
+        contacts,
+        companies: 20,
+        owners: 8,
+        ten_second_limit: 250,
+        search_lag: Duration::ZERO,
+        ..HubSpotSimConfig::default()
+    })
+    .await
+    .expect("spawn the HubSpot simulator")
+}
+
+fn connector(sim: &HubSpotSim, oauth: bool) -> Arc<HubSpot> {
+    let auth = if oauth {
+        let config = sim.config();
+        HubSpotAuth::OAuth {
+            client_id: config.client_id.clone(),
+            client_secret: SecretString::from(config.client_secret.clone()),
+            refresh_token: SecretString::from(config.refresh_token.clone()),
+        }
+    } else {
+        HubSpotAuth::PrivateApp {
+            token: SecretString::from(sim.token()),
+        }
+    };
+    let mut settings = HubSpotSettings::new(sim.base_url(), auth);
+    settings.tier = HubSpotTier::ApiAddOn;
+    settings.daily_reserve = 0;
+    settings.request_timeout = Duration::from_secs(2);
+    Arc::new(HubSpot::new(settings).expect("connector settings"))
+}
+
+fn fast() -> WriterSettings {
+    WriterSettings {
+        retry_min: Duration::from_millis(20),
+        retry_max: Duration::from_millis(500),
+        breaker_cooldown: Duration::from_millis(300),
+        breaker_max_trips: 10,
+        ..WriterSettings::default()
+    }
+}
+
+fn owner_of(sim: &HubSpotSim) -> HashMap<String, Option<String>> {
+    sim.state()
+        .contacts
+        .iter()
+        .filter(|c| !c.archived)
+        .map(|c| {
+            let owner = c.properties.get(OWNER).filter(|o| !o.is_empty()).cloned();
+            (c.id.to_string(), owner)
+        })
+        .collect()
+}
+
+/// A plan moving every live contact to the next active owner.
+fn plan_moving_everyone(sim: &HubSpotSim) -> Plan {
+    let state = sim.state();
+    let owners: Vec<String> = state
+        .owners
+        .iter()
+        .filter(|o| !o.archived && o.owner_type == "PERSON")
+        .map(|o| o.id.to_string())
+        .collect();
+    assert!(owners.len() >= 3, "the simulator needs a few active owners");
+    let changes = state
+        .contacts
+        .iter()
+        .filter(|c| !c.archived)
+        .map(|c| {
+            let from = c.properties.get(OWNER).filter(|o| !o.is_empty()).cloned();
+            let next = from
+                .as_ref()
+                .and_then(|f| owners.iter().position(|o| o == f))
+                .map_or(0, |i| (i + 1) % owners.len());
+            PlannedChange {
+                object: ObjectKind::Contact,
+                id: RecordId(c.id.to_string()),
+                field: "owner".to_owned(),
+                from: from.map(OwnerId),
+                to: OwnerId(owners[next].clone()),
+                rule: "test-rotation".to_owned(),
+                reason: "move to the next rep".to_owned(),
+                policy_version: "it".to_owned(),
+                record_updated_at: None,
+            }
+        })
+        .collect();
+    Plan {
+        policy_version: "it".to_owned(),
+        created_at: Utc::now(),
+        crm: CrmKind::Hubspot,
+        changes,
+        exceptions: Vec::new(),
+    }
+}
+
+/// Every record holds the plan's `to` unless the journal says it was skipped because
+/// someone else changed it; every change has exactly one journal row with an outcome;
+/// the write log holds no no-op write and no record written twice with one value.
+async fn assert_converged(sim: &HubSpotSim, store: &Store, plan: &Plan, run: &str) {
+    let entries = store.journal_entries(run).await.unwrap();
+    assert_eq!(entries.len(), plan.changes.len(), "one journal row per change");
+    let owners = owner_of(sim);
+    for entry in &entries {
+        let outcome = entry.outcome.as_deref().unwrap_or("pending");
+        let now = owners.get(entry.id.as_str()).cloned().flatten();
+        match outcome {
+            "applied" | "unchanged" => assert_eq!(
+                now.as_deref(),
+                Some(entry.after.as_str()),
+                "record {} journaled {outcome} but holds {now:?}",
+                entry.id
+            ),
+            "skipped_changed" => assert_ne!(now.as_deref(), Some(entry.after.as_str())),
+            other => panic!("record {} ended {other}: {:?}", entry.id, entry.message),
+        }
+    }
+    let mut written: BTreeMap<(String, String), u32> = BTreeMap::new();
+    for write in sim.write_log().iter().filter(|w| w.property == OWNER) {
+        assert!(write.changed, "no-op write of {} to record {}", write.new_value, write.id);
+        *written.entry((write.id.clone(), write.new_value.clone())).or_default() += 1;
+    }
+    for ((id, value), count) in written {
+        assert_eq!(count, 1, "record {id} written with {value} {count} times");
+    }
+}
+
+/// Applies, resuming after resumable stops, up to `rounds` times.
+async fn apply_until_done(
+    make: impl Fn() -> Arc<HubSpot>,
+    store: &Store,
+    plan: &Plan,
+    run: &str,
+    rounds: usize,
+) -> usize {
+    for round in 0..rounds {
+        let writer = Writer::new(make(), store.clone(), fast());
+        let report = if round == 0 {
+            writer.apply(plan, RunId::new(run), &NoProgress).await
+        } else {
+            writer.resume(&RunId::new(run), &NoProgress).await
+        }
+        .unwrap();
+        if report.is_complete() {
+            return round + 1;
+        }
+        eprintln!("round {round} stopped: {report}");
+    }
+    panic!("the run did not converge in {rounds} rounds");
+}
+
+#[tokio::test]
+async fn a_human_edit_between_plan_and_write_is_never_overwritten() {
+    let sim = sim(250).await;
+    let test_store = sqlite_store().await;
+    let store = test_store.store.clone();
+    let plan = plan_moving_everyone(&sim);
+    // Between plan and write, people reassign a few records by hand.
+    let human = sim.state().owners[0].id.to_string();
+    let edited: Vec<String> = plan.changes[..250]
+        .iter()
+        .step_by(50)
+        .filter(|c| c.to.as_str() != human && c.from.as_ref().map(|f| f.as_str()) != Some(&human))
+        .map(|c| c.id.0.clone())
+        .collect();
+    assert!(!edited.is_empty());
+    for id in &edited {
+        sim.mutate(Mutation::SetOwner {
+            object: ObjectType::Contacts,
+            id: id.clone(),
+            owner_id: human.clone(),
+        })
+        .unwrap();
+    }
+    let writer = Writer::new(connector(&sim, false), store.clone(), fast());
+    let report = writer
+        .apply(&plan, RunId::new("race"), &NoProgress)
+        .await
+        .unwrap();
+    assert!(report.is_complete(), "{report}");
+    assert_eq!(report.skipped_changed as usize, edited.len());
+    assert_eq!(report.write_calls, 3, "ceil((250 - edited) / 100)");
+    let owners = owner_of(&sim);
+    for id in &edited {
+        assert_eq!(owners[id].as_deref(), Some(human.as_str()), "human edit on {id} kept");
+    }
+    assert!(report.race_window.is_some(), "the residual race window is measured");
+    assert_converged(&sim, &store, &plan, "race").await;
+    sim.shutdown().await;
+    test_store.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_fault_storm_converges_with_no_change_lost_or_written_twice() {
+    let sim = sim(600).await;
+    let test_store = sqlite_store().await;
+    let store = test_store.store.clone();
+    let plan = plan_moving_everyone(&sim);
+    let p = |p: f64| Trigger::Probability { p };
+    sim.set_faults(FaultScript {
+        seed: 7,
+        rules: vec![
+            FaultRule {
+                families: vec![],
+                fault: Fault::RateLimit {
+                    policy: "TEN_SECONDLY_ROLLING".to_owned(),
+                },
+                trigger: p(0.30),
+            },
+            FaultRule {
+                families: vec![],
+                fault: Fault::ServerError { status: 503 },
+                trigger: p(0.05),
+            },
+            FaultRule {
+                families: vec![],
+                fault: Fault::ConnectionReset,
+                trigger: p(0.03),
+            },
+            FaultRule {
+                families: vec![],
+                fault: Fault::Slow { delay_ms: 300 },
+                trigger: p(0.05),
+            },
+            FaultRule {
+                families: vec![EndpointFamily::BatchUpdate],
+                fault: Fault::PartialBatchFailure {
+                    fraction: 0.1,
+                    category: "INTERNAL_ERROR".to_owned(),
+                },
+                trigger: p(0.3),
+            },
+        ],
+        expire_tokens: false,
+    });
+    let rounds = apply_until_done(|| connector(&sim, false), &store, &plan, "storm", 10).await;
+    eprintln!("fault storm converged in {rounds} round(s); stats: {:?}", sim.stats().statuses);
+    sim.set_faults(FaultScript::default());
+    assert_converged(&sim, &store, &plan, "storm").await;
+    sim.shutdown().await;
+    test_store.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_expiring_token_and_a_daily_allocation_running_out_stop_resumably_and_lose_nothing() {
+    let sim = sim(500).await;
+    let test_store = sqlite_store().await;
+    let store = test_store.store.clone();
+    let plan = plan_moving_everyone(&sim);
+    // Every OAuth token dies mid-run: the connector refreshes and carries on.
+    sim.set_faults(FaultScript {
+        seed: 1,
+        rules: vec![],
+        expire_tokens: true,
+    });
+    // Two batches in, HubSpot says the daily allocation is gone.
+    let writer = Writer::new(connector(&sim, true), store.clone(), fast());
+    let warmup = Plan {
+        changes: plan.changes[..200].to_vec(),
+        ..plan.clone()
+    };
+    let first = writer.apply(&warmup, RunId::new("warmup"), &NoProgress);
+    assert!(first.await.unwrap().is_complete());
+    drop(writer);
+    sim.set_faults(FaultScript {
+        seed: 2,
+        rules: vec![FaultRule {
+            families: vec![EndpointFamily::BatchUpdate],
+            fault: Fault::RateLimit {
+                policy: "DAILY".to_owned(),
+            },
+            trigger: Trigger::Always,
+        }],
+        expire_tokens: true,
+    });
+    let rest = Plan {
+        changes: plan.changes[200..].to_vec(),
+        ..plan.clone()
+    };
+    let writer = Writer::new(connector(&sim, true), store.clone(), fast());
+    let report = writer
+        .apply(&rest, RunId::new("daily"), &NoProgress)
+        .await
+        .unwrap();
+    let stop = report.stopped.clone().expect("the run stops for the day");
+    assert_eq!(stop.reason, StopReason::QuotaExhausted, "{report}");
+    assert!(stop.resume_at.is_some(), "says when to resume");
+    assert_eq!(report.pending, rest.changes.len() as u64, "nothing lost");
+    // The next day (a new process, the allocation back): the same run finishes. The
+    // connector shares its limits per portal while any instance lives: drop ours.
+    drop(writer);
+    sim.set_faults(FaultScript::default());
+    let writer = Writer::new(connector(&sim, true), store.clone(), fast());
+    let report = writer
+        .resume(&RunId::new("daily"), &NoProgress)
+        .await
+        .unwrap();
+    assert!(report.is_complete(), "{report}");
+    assert!(sim.stats().oauth_refreshes >= 2, "tokens were refreshed");
+    assert_converged(&sim, &store, &rest, "daily").await;
+    sim.shutdown().await;
+    test_store.cleanup().await;
+}
