@@ -37,6 +37,10 @@ pub struct Args {
     /// API calls. Also `crm.salesforce.strict_writes` in the config.
     #[arg(long)]
     pub strict: bool,
+    /// Name the run (default: generated). Re-running the same command with the same
+    /// id after a crash resumes that run instead of starting another.
+    #[arg(long, value_name = "ID")]
+    pub run_id: Option<String>,
 }
 
 pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
@@ -53,6 +57,15 @@ impl CrmJob for ApplyJob {
         let settings = writer_settings(&env, args.strict);
         let cancel = cancel_on_ctrl_c();
         let writer = Writer::new(crm, env.store.clone(), settings).with_cancel(cancel);
+        if let Some(run) = &args.run_id
+            && env.store.journal_run(run).await?.is_some()
+        {
+            eprintln!("run {run} is already journaled: resuming it");
+            let report = writer
+                .resume(&RunId::new(run.clone()), &BarProgress::new())
+                .await?;
+            return finish(&report, &format!("leadroute apply --resume {run}"));
+        }
         if let Some(run) = &args.resume {
             let report = writer
                 .resume(&RunId::new(run.clone()), &BarProgress::new())
@@ -92,7 +105,10 @@ impl CrmJob for ApplyJob {
             println!("not applied");
             return Ok(());
         }
-        let run = RunId::generate(Utc::now());
+        let run = args
+            .run_id
+            .clone()
+            .map_or_else(|| RunId::generate(Utc::now()), RunId::new);
         writer.queue_plan_exceptions(&plan, &run).await?;
         let spec = RunSpec {
             id: run,

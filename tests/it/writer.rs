@@ -125,7 +125,11 @@ fn plan_moving_everyone(sim: &HubSpotSim) -> Plan {
 /// the write log holds no no-op write and no record written twice with one value.
 async fn assert_converged(sim: &HubSpotSim, store: &Store, plan: &Plan, run: &str) {
     let entries = store.journal_entries(run).await.unwrap();
-    assert_eq!(entries.len(), plan.changes.len(), "one journal row per change");
+    assert_eq!(
+        entries.len(),
+        plan.changes.len(),
+        "one journal row per change"
+    );
     let owners = owner_of(sim);
     for entry in &entries {
         let outcome = entry.outcome.as_deref().unwrap_or("pending");
@@ -143,8 +147,14 @@ async fn assert_converged(sim: &HubSpotSim, store: &Store, plan: &Plan, run: &st
     }
     let mut written: BTreeMap<(String, String), u32> = BTreeMap::new();
     for write in sim.write_log().iter().filter(|w| w.property == OWNER) {
-        assert!(write.changed, "no-op write of {} to record {}", write.new_value, write.id);
-        *written.entry((write.id.clone(), write.new_value.clone())).or_default() += 1;
+        assert!(
+            write.changed,
+            "no-op write of {} to record {}",
+            write.new_value, write.id
+        );
+        *written
+            .entry((write.id.clone(), write.new_value.clone()))
+            .or_default() += 1;
     }
     for ((id, value), count) in written {
         assert_eq!(count, 1, "record {id} written with {value} {count} times");
@@ -208,9 +218,16 @@ async fn a_human_edit_between_plan_and_write_is_never_overwritten() {
     assert_eq!(report.write_calls, 3, "ceil((250 - edited) / 100)");
     let owners = owner_of(&sim);
     for id in &edited {
-        assert_eq!(owners[id].as_deref(), Some(human.as_str()), "human edit on {id} kept");
+        assert_eq!(
+            owners[id].as_deref(),
+            Some(human.as_str()),
+            "human edit on {id} kept"
+        );
     }
-    assert!(report.race_window.is_some(), "the residual race window is measured");
+    assert!(
+        report.race_window.is_some(),
+        "the residual race window is measured"
+    );
     assert_converged(&sim, &store, &plan, "race").await;
     sim.shutdown().await;
     test_store.cleanup().await;
@@ -260,7 +277,10 @@ async fn a_fault_storm_converges_with_no_change_lost_or_written_twice() {
         expire_tokens: false,
     });
     let rounds = apply_until_done(|| connector(&sim, false), &store, &plan, "storm", 10).await;
-    eprintln!("fault storm converged in {rounds} round(s); stats: {:?}", sim.stats().statuses);
+    eprintln!(
+        "fault storm converged in {rounds} round(s); stats: {:?}",
+        sim.stats().statuses
+    );
     sim.set_faults(FaultScript::default());
     assert_converged(&sim, &store, &plan, "storm").await;
     sim.shutdown().await;
@@ -326,4 +346,107 @@ async fn an_expiring_token_and_a_daily_allocation_running_out_stop_resumably_and
     assert_converged(&sim, &store, &rest, "daily").await;
     sim.shutdown().await;
     test_store.cleanup().await;
+}
+
+/// A small deterministic generator for kill delays (no extra dependency).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next_ms(&mut self, lo: u64, hi: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        lo + (self.0 >> 33) % (hi - lo)
+    }
+}
+
+/// The crash harness: the `leadroute` binary applies a plan of ≥ 20,000 changes against
+/// the simulator and is killed with SIGKILL at random moments at least 20 times,
+/// restarted each time with the same command. At the end the CRM equals the plan,
+/// every change is journaled exactly once, and no record was written twice.
+/// `LEADROUTE_CRASH_CHANGES` and `LEADROUTE_CRASH_KILLS` scale it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_dash_nine_during_a_backfill_never_loses_or_repeats_a_change() {
+    let changes: usize = std::env::var("LEADROUTE_CRASH_CHANGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let kills: usize = std::env::var("LEADROUTE_CRASH_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let sim = sim(changes).await;
+    let plan = plan_moving_everyone(&sim);
+    assert!(plan.changes.len() >= changes.min(20_000) * 9 / 10);
+    let dir = tempfile::tempdir().unwrap();
+    let plan_path = dir.path().join("plan.json");
+    std::fs::write(&plan_path, serde_json::to_string(&plan).unwrap()).unwrap();
+    let db = dir.path().join("leadroute.db");
+    let store_url = format!("sqlite://{}", db.display());
+    let binary = env!("CARGO_BIN_EXE_leadroute");
+    let command = || {
+        let mut command = std::process::Command::new(binary);
+        command
+            .args(["apply", "--plan"])
+            .arg(&plan_path)
+            .args(["--run-id", "crash", "--yes"])
+            .env_clear()
+            .env("LEADROUTE_CRM_KIND", "hubspot")
+            .env("LEADROUTE_CRM_BASE_URL", sim.base_url())
+            .env("LEADROUTE_CRM_TOKEN", sim.token())
+            .env("LEADROUTE_CRM_TIER", "api_add_on")
+            .env("LEADROUTE_STORE_URL", &store_url)
+            .env("LEADROUTE_LOG", "error")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        command
+    };
+    let started = std::time::Instant::now();
+    let mut rng = Lcg(0x5eed);
+    let mut killed = 0;
+    let mut finished = false;
+    for _ in 0..(kills + 30) {
+        let mut child = command().spawn().expect("start leadroute");
+        if killed < kills {
+            let wait = Duration::from_millis(rng.next_ms(150, 900));
+            tokio::time::sleep(wait).await;
+            if let Some(status) = child.try_wait().unwrap() {
+                if status.success() {
+                    finished = true;
+                    break;
+                }
+                continue;
+            }
+            child.kill().expect("SIGKILL leadroute");
+            child.wait().unwrap();
+            killed += 1;
+            continue;
+        }
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        if status.success() {
+            finished = true;
+            break;
+        }
+    }
+    eprintln!(
+        "crash harness: {} changes, {killed} kills, {:.1} s",
+        plan.changes.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(finished, "leadroute never finished the run");
+    assert!(
+        killed >= kills,
+        "the run finished after only {killed} kills; raise LEADROUTE_CRASH_CHANGES"
+    );
+    let store = Store::open(&store_url).await.unwrap();
+    assert_converged(&sim, &store, &plan, "crash").await;
+    store.close().await;
+    sim.shutdown().await;
 }
