@@ -64,7 +64,12 @@ pub(crate) const WINDOW: Duration = Duration::from_secs(10);
 /// clock), so we pick `burst` ≈ 10 % of `max` and `t = window / (max - burst)`:
 /// burst + rate·window = max exactly. A tenth as burst lets a sync start quickly
 /// without starving the rest of the window.
+///
+/// The window is stretched by 2.5 % (at least 50 ms) before the division: HubSpot
+/// counts arrivals, not departures, and network jitter can bring two calls we sent
+/// exactly one window apart closer together on its side.
 pub(crate) fn window_quota(max: u32, window: Duration) -> Quota {
+    let window = window + (window / 40).max(Duration::from_millis(50));
     let max = max.max(2);
     let burst = (max / 10).max(1);
     let steady = max - burst;
@@ -287,18 +292,23 @@ impl Limits {
     }
 }
 
-/// When another process of the same app eats into the window, our limiter alone would
-/// overrun it: below 10 % remaining, spread what is left over the window; at zero, wait
-/// out the window.
+/// Gentle pacing when the window runs low (other processes of the same app share it).
+///
+/// A lone client running at full speed keeps `remaining` near zero by design (our
+/// limiter admits exactly `max` per window), so the pause must never exceed one slot
+/// (`window / max`), or a lone full-speed sync would halve its own throughput. Below
+/// 10 % remaining we pause up to one slot, scaled by how deep into the reserve we are;
+/// if others still overrun the window, the 429 handler waits the window out.
 pub(crate) fn pacing_delay(max: u64, remaining: u64, window: Duration) -> Option<Duration> {
+    let max = max.max(1);
     let low_water = (max / 10).max(1);
     if remaining >= low_water {
         return None;
     }
-    if remaining == 0 {
-        return Some(window);
-    }
-    Some(window / u32::try_from(remaining + 1).unwrap_or(u32::MAX))
+    let slot = window / u32::try_from(max).unwrap_or(u32::MAX);
+    let depth = u32::try_from(low_water - remaining).unwrap_or(u32::MAX);
+    let scale = u32::try_from(low_water).unwrap_or(u32::MAX);
+    Some(slot * depth / scale)
 }
 
 /// The next midnight in the portal's time zone (given as a fixed UTC offset), as UTC.
@@ -398,11 +408,14 @@ mod tests {
     }
 
     #[test]
-    fn pacing_starts_only_when_the_window_runs_low() {
+    fn pacing_starts_only_when_the_window_runs_low_and_never_exceeds_one_slot() {
         let w = Duration::from_secs(10);
         assert_eq!(pacing_delay(190, 100, w), None);
-        assert_eq!(pacing_delay(190, 0, w), Some(w));
-        assert_eq!(pacing_delay(190, 9, w), Some(Duration::from_secs(1)));
+        let slot = w / 190;
+        // At zero remaining: one slot, never more (a lone full-speed client sits there).
+        assert_eq!(pacing_delay(190, 0, w), Some(slot));
+        let shallow = pacing_delay(190, 18, w).unwrap();
+        assert!(shallow < slot / 10, "{shallow:?}");
     }
 
     #[test]
