@@ -1,5 +1,8 @@
-//! The only module that names connector crates and store backends: it picks the
-//! concrete CRM client from config once and hands it to the generic core.
+//! The only module that names connector crates: it turns [`Config`] into a concrete CRM
+//! client once (`match` on the kind) and hands it to generic code as `Arc<C: Crm>`.
+//!
+//! Commands express their CRM-generic part as a [`CrmTask`]; [`with_crm`] picks the
+//! connector and runs the task with it. No `dyn`, no second dispatch.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -8,57 +11,34 @@ use anyhow::Context as _;
 use leadroute_crm::{Crm, CrmKind};
 use leadroute_hubspot::{HubSpot, HubSpotAuth, HubSpotSettings, HubSpotTier};
 use leadroute_salesforce::{Salesforce, SalesforceAuth, SalesforceSettings};
-use secrecy::ExposeSecret as _;
+use secrecy::ExposeSecret;
 
-use crate::cli::GlobalArgs;
-use crate::config::{self, Config, CrmAuth};
+use crate::config::{Config, CrmAuth, HubSpotTier as TierName};
 use crate::store::Store;
 
-/// Everything a command needs besides the CRM client.
-#[derive(Debug, Clone)]
-pub struct AppEnv {
-    pub config: Config,
-    pub store: Store,
+/// Work that runs against whichever CRM the config names.
+pub trait CrmTask {
+    type Output;
+    fn run<C: Crm>(self, crm: Arc<C>) -> impl Future<Output = anyhow::Result<Self::Output>>;
 }
 
-/// A command body that runs against whichever CRM the config names. Generic over the
-/// connector (no `dyn`): [`run_job`] picks the concrete type once.
-pub trait CrmJob: Send {
-    type Output: Send;
-    fn run<C: Crm>(
-        self,
-        crm: Arc<C>,
-        env: AppEnv,
-    ) -> impl Future<Output = anyhow::Result<Self::Output>> + Send;
-}
-
-/// Loads the config (file + environment), opens the store, builds the connector.
-pub async fn load_env(global: &GlobalArgs) -> anyhow::Result<AppEnv> {
-    let env = |name: &str| std::env::var(name).ok();
-    let config =
-        Config::load(global.config.as_deref(), &env).map_err(|err| anyhow::anyhow!("{err}"))?;
-    let store = Store::open(config.store.url.expose_secret())
-        .await
-        .context("opening the store")?;
-    Ok(AppEnv { config, store })
-}
-
-/// Runs `job` with the configured CRM.
-pub async fn run_job<J: CrmJob>(global: &GlobalArgs, job: J) -> anyhow::Result<J::Output> {
-    let env = load_env(global).await?;
-    match env.config.crm.kind {
-        CrmKind::Hubspot => {
-            let crm = Arc::new(hubspot(&env.config)?);
-            job.run(crm, env).await
-        }
-        CrmKind::Salesforce => {
-            let crm = Arc::new(salesforce(&env.config)?);
-            job.run(crm, env).await
-        }
+/// Builds the configured connector and runs `task` with it.
+pub async fn with_crm<T: CrmTask>(config: &Config, task: T) -> anyhow::Result<T::Output> {
+    match config.crm.kind {
+        CrmKind::Hubspot => task.run(Arc::new(hubspot(config)?)).await,
+        CrmKind::Salesforce => task.run(Arc::new(salesforce(config)?)).await,
     }
 }
 
-fn hubspot(config: &Config) -> anyhow::Result<HubSpot> {
+/// Opens the configured store (creating and migrating it if needed).
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    Store::open(config.store.url.expose_secret())
+        .await
+        .with_context(|| format!("opening the store configured in {}", config.source))
+}
+
+/// The HubSpot connector settings for `config`.
+pub fn hubspot_settings(config: &Config) -> anyhow::Result<HubSpotSettings> {
     let crm = &config.crm;
     let auth = match &crm.auth {
         CrmAuth::Token(token) => HubSpotAuth::PrivateApp {
@@ -73,30 +53,35 @@ fn hubspot(config: &Config) -> anyhow::Result<HubSpot> {
             client_secret: client_secret.clone(),
             refresh_token: refresh_token.clone(),
         },
-        other => anyhow::bail!(
-            "{}: crm.auth: {} is a Salesforce flow; use a private-app token or OAuth for HubSpot",
-            config.source,
-            auth_name(other)
+        CrmAuth::JwtBearer { .. } | CrmAuth::ClientCredentials { .. } => anyhow::bail!(
+            "{}: crm.salesforce.auth applies to Salesforce only; HubSpot takes crm.token or crm.oauth",
+            config.source
         ),
     };
     let mut settings = HubSpotSettings::new(crm.base_url.clone(), auth);
+    settings.webhook_secret = config.webhook.secret.clone();
+    settings.public_webhook_url = config
+        .webhook
+        .public_url
+        .as_ref()
+        .map(|base| format!("{base}/webhooks/hubspot"));
     settings.tier = match crm.tier {
-        config::HubSpotTier::Free => HubSpotTier::Free,
-        config::HubSpotTier::Starter => HubSpotTier::Starter,
-        config::HubSpotTier::Professional => HubSpotTier::Professional,
-        config::HubSpotTier::Enterprise => HubSpotTier::Enterprise,
-        config::HubSpotTier::ApiAddOn => HubSpotTier::ApiAddOn,
+        TierName::Free => HubSpotTier::Free,
+        TierName::Starter => HubSpotTier::Starter,
+        TierName::Professional => HubSpotTier::Professional,
+        TierName::Enterprise => HubSpotTier::Enterprise,
+        TierName::ApiAddOn => HubSpotTier::ApiAddOn,
+        TierName::OAuthApp => HubSpotTier::OAuthPublicApp,
     };
     settings.overlap = crm.overlap;
     settings.daily_reserve = crm.daily_reserve;
     settings.request_timeout = crm.request_timeout;
     settings.max_retries = crm.max_retries;
-    settings.webhook_secret = config.webhook.secret.clone();
-    settings.public_webhook_url = config.webhook.public_url.clone();
-    HubSpot::new(settings).context("configuring the HubSpot connector")
+    Ok(settings)
 }
 
-fn salesforce(config: &Config) -> anyhow::Result<Salesforce> {
+/// The Salesforce connector settings for `config`.
+pub fn salesforce_settings(config: &Config) -> SalesforceSettings {
     let crm = &config.crm;
     let auth = match &crm.auth {
         CrmAuth::Token(token) => SalesforceAuth::Session {
@@ -130,30 +115,26 @@ fn salesforce(config: &Config) -> anyhow::Result<Salesforce> {
             client_secret: client_secret.clone(),
         },
     };
-    let mut settings = SalesforceSettings::new(crm.base_url.clone(), auth);
     let sf = &crm.salesforce;
-    // A session token needs the API host up front; with a simulator or proxy the
-    // login URL is that host.
-    settings.instance_url = sf
-        .instance_url
-        .clone()
-        .or_else(|| matches!(crm.auth, CrmAuth::Token(_)).then(|| crm.base_url.clone()));
+    let mut settings = SalesforceSettings::new(crm.base_url.clone(), auth);
+    settings.instance_url = sf.instance_url.clone();
     settings.api_version = sf.api_version.trim_start_matches('v').to_owned();
     settings.organization_id = sf.organization_id.clone();
-    settings.bulk_threshold = sf.bulk_threshold;
-    settings.strict_writes = sf.strict_writes;
     settings.overlap = crm.overlap;
     settings.daily_reserve = crm.daily_reserve;
+    settings.bulk_threshold = sf.bulk_threshold;
+    settings.strict_writes = sf.strict_writes;
     settings.request_timeout = crm.request_timeout;
     settings.max_retries = crm.max_retries;
-    Salesforce::new(settings).context("configuring the Salesforce connector")
+    settings
 }
 
-fn auth_name(auth: &CrmAuth) -> &'static str {
-    match auth {
-        CrmAuth::Token(_) => "token",
-        CrmAuth::RefreshToken { .. } => "oauth refresh token",
-        CrmAuth::JwtBearer { .. } => "JWT bearer",
-        CrmAuth::ClientCredentials { .. } => "client credentials",
-    }
+pub fn hubspot(config: &Config) -> anyhow::Result<HubSpot> {
+    HubSpot::new(hubspot_settings(config)?)
+        .with_context(|| format!("setting up the HubSpot connector from {}", config.source))
+}
+
+pub fn salesforce(config: &Config) -> anyhow::Result<Salesforce> {
+    Salesforce::new(salesforce_settings(config))
+        .with_context(|| format!("setting up the Salesforce connector from {}", config.source))
 }

@@ -12,9 +12,11 @@ use leadroute_crm::{Crm, ObjectKind};
 use tokio_util::sync::CancellationToken;
 
 use super::GlobalArgs;
-use crate::app::{AppEnv, CrmJob};
+use crate::app::{self, CrmTask};
+use crate::config::Config;
 use crate::policy::Policy;
 use crate::reconcile::{Ledger, Plan};
+use crate::store::Store;
 use crate::writer::{ApplyReport, BarProgress, RunId, RunSpec, Writer, WriterSettings, summarize};
 
 #[derive(Debug, clap::Args)]
@@ -44,16 +46,33 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
-    crate::app::run_job(global, ApplyJob(args)).await
+    let env = load_env(global).await?;
+    app::with_crm(&env.config.clone(), ApplyJob { args, env }).await
 }
 
-struct ApplyJob(Args);
+/// Config and store, loaded once per command.
+#[derive(Debug, Clone)]
+pub(crate) struct AppEnv {
+    pub(crate) config: Config,
+    pub(crate) store: Store,
+}
 
-impl CrmJob for ApplyJob {
+pub(crate) async fn load_env(global: &GlobalArgs) -> anyhow::Result<AppEnv> {
+    let config = Config::from_process(global.config.as_deref())?;
+    let store = app::open_store(&config).await?;
+    Ok(AppEnv { config, store })
+}
+
+struct ApplyJob {
+    args: Args,
+    env: AppEnv,
+}
+
+impl CrmTask for ApplyJob {
     type Output = ();
 
-    async fn run<C: Crm>(self, crm: Arc<C>, env: AppEnv) -> anyhow::Result<()> {
-        let args = self.0;
+    async fn run<C: Crm>(self, crm: Arc<C>) -> anyhow::Result<()> {
+        let ApplyJob { args, env } = self;
         let settings = writer_settings(&env, args.strict);
         let cancel = cancel_on_ctrl_c();
         let writer = Writer::new(crm, env.store.clone(), settings).with_cancel(cancel);

@@ -8,10 +8,11 @@ use chrono::Utc;
 use leadroute_crm::{Crm, ObjectKind};
 
 use super::GlobalArgs;
+use super::apply::{AppEnv, load_env};
 use super::apply::{
     cancel_on_ctrl_c, confirm, crm_kind, finish, load_policy, plan_from_mirror, writer_settings,
 };
-use crate::app::{AppEnv, CrmJob};
+use crate::app::{self, CrmTask};
 use crate::writer::{BarProgress, RunId, RunSpec, Writer, summarize};
 
 #[derive(Debug, clap::Args)]
@@ -35,16 +36,20 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
-    crate::app::run_job(global, BackfillJob(args)).await
+    let env = load_env(global).await?;
+    app::with_crm(&env.config.clone(), BackfillJob { args, env }).await
 }
 
-struct BackfillJob(Args);
+struct BackfillJob {
+    args: Args,
+    env: AppEnv,
+}
 
-impl CrmJob for BackfillJob {
+impl CrmTask for BackfillJob {
     type Output = ();
 
-    async fn run<C: Crm>(self, crm: Arc<C>, env: AppEnv) -> anyhow::Result<()> {
-        let args = self.0;
+    async fn run<C: Crm>(self, crm: Arc<C>) -> anyhow::Result<()> {
+        let BackfillJob { args, env } = self;
         let writer = Writer::new(crm, env.store.clone(), writer_settings(&env, args.strict))
             .with_cancel(cancel_on_ctrl_c());
         let kind = crm_kind(&writer);

@@ -7,7 +7,8 @@ use leadroute_crm::{Crm, OwnerId};
 
 use super::GlobalArgs;
 use super::apply::writer_settings;
-use crate::app::{AppEnv, CrmJob};
+use super::apply::{AppEnv, load_env};
+use crate::app::{self, CrmTask};
 use crate::writer::{NoProgress, Writer};
 
 #[derive(Debug, clap::Args)]
@@ -38,7 +39,7 @@ pub enum Command {
 pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
     if let Command::List { all } = args.command {
         // Listing needs only the store, not CRM credentials.
-        let env = crate::app::load_env(global).await?;
+        let env = load_env(global).await?;
         let rows = env
             .store
             .exceptions(if all { None } else { Some("open") })
@@ -68,17 +69,26 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    crate::app::run_job(global, ExceptionJob(args.command)).await
+    let env = load_env(global).await?;
+    let job = ExceptionJob {
+        command: args.command,
+        env,
+    };
+    app::with_crm(&job.env.config.clone(), job).await
 }
 
-struct ExceptionJob(Command);
+struct ExceptionJob {
+    command: Command,
+    env: AppEnv,
+}
 
-impl CrmJob for ExceptionJob {
+impl CrmTask for ExceptionJob {
     type Output = ();
 
-    async fn run<C: Crm>(self, crm: Arc<C>, env: AppEnv) -> anyhow::Result<()> {
+    async fn run<C: Crm>(self, crm: Arc<C>) -> anyhow::Result<()> {
+        let env = self.env;
         let writer = Writer::new(crm, env.store.clone(), writer_settings(&env, false));
-        let (id, report) = match self.0 {
+        let (id, report) = match self.command {
             Command::Resolve { id, owner } => (
                 id,
                 writer

@@ -7,8 +7,9 @@ use chrono::Utc;
 use leadroute_crm::Crm;
 
 use super::GlobalArgs;
+use super::apply::{AppEnv, load_env};
 use super::apply::{cancel_on_ctrl_c, confirm, writer_settings};
-use crate::app::{AppEnv, CrmJob};
+use crate::app::{self, CrmTask};
 use crate::writer::{BarProgress, RunId, Writer};
 
 #[derive(Debug, clap::Args)]
@@ -21,16 +22,20 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
-    crate::app::run_job(global, RollbackJob(args)).await
+    let env = load_env(global).await?;
+    app::with_crm(&env.config.clone(), RollbackJob { args, env }).await
 }
 
-struct RollbackJob(Args);
+struct RollbackJob {
+    args: Args,
+    env: AppEnv,
+}
 
-impl CrmJob for RollbackJob {
+impl CrmTask for RollbackJob {
     type Output = ();
 
-    async fn run<C: Crm>(self, crm: Arc<C>, env: AppEnv) -> anyhow::Result<()> {
-        let args = self.0;
+    async fn run<C: Crm>(self, crm: Arc<C>) -> anyhow::Result<()> {
+        let RollbackJob { args, env } = self;
         let counts = env.store.journal_counts(&args.run).await?;
         if counts.total == 0 {
             anyhow::bail!(

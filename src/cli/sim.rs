@@ -1,10 +1,107 @@
-//! `leadroute sim`.
+//! `leadroute sim hubspot|salesforce --port P [--seed N] [--contacts N] [--accounts N]
+//! [--owners N] [--token T]`: a standalone CRM API simulator with a generated org, for
+//! trying leadroute and for outside tools. Runs until Ctrl-C.
+
+use std::io::Write;
 
 use super::GlobalArgs;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SimKind {
+    Hubspot,
+    Salesforce,
+}
 
-pub async fn run(_args: Args, _global: &GlobalArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`leadroute sim` is not built yet (tracked in issue 2)")
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Which API to simulate.
+    #[arg(value_enum)]
+    pub crm: SimKind,
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 4010)]
+    pub port: u16,
+    /// Seed of the generated org (same seed, same org).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Contacts to generate.
+    #[arg(long)]
+    pub contacts: Option<usize>,
+    /// Companies / accounts to generate.
+    #[arg(long)]
+    pub accounts: Option<usize>,
+    /// Owners (users) to generate.
+    #[arg(long)]
+    pub owners: Option<usize>,
+    /// Leads to generate (Salesforce only).
+    #[arg(long)]
+    pub leads: Option<usize>,
+    /// The access token the simulator accepts (default: its built-in one).
+    #[arg(long)]
+    pub token: Option<String>,
+}
+
+pub async fn run(args: Args, _global: &GlobalArgs) -> anyhow::Result<()> {
+    match args.crm {
+        SimKind::Hubspot => hubspot(args).await,
+        SimKind::Salesforce => anyhow::bail!(
+            "the Salesforce simulator is not part of this build yet; use `leadroute sim hubspot`"
+        ),
+    }
+}
+
+async fn hubspot(args: Args) -> anyhow::Result<()> {
+    if args.leads.is_some() {
+        anyhow::bail!("--leads applies to Salesforce only; HubSpot has contacts (--contacts)");
+    }
+    let mut config = leadroute_sim::hubspot::HubSpotSimConfig {
+        port: args.port,
+        seed: args.seed,
+        ..Default::default()
+    };
+    if let Some(n) = args.contacts {
+        config.contacts = n;
+    }
+    if let Some(n) = args.accounts {
+        config.companies = n;
+    }
+    if let Some(n) = args.owners {
+        config.owners = n;
+    }
+    if let Some(token) = args.token {
+        config.token = token;
+    }
+    let sim = leadroute_sim::hubspot::spawn(config)
+        .await
+        .map_err(|err| anyhow::anyhow!("starting the HubSpot simulator on 127.0.0.1:{}: {err}; pick another --port (0 = any free one)", args.port))?;
+    let state = sim.state();
+    let base = sim.base_url();
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "HubSpot simulator listening on {base}")?;
+    writeln!(
+        out,
+        "  org (seed {}): {} contacts, {} companies, {} owners",
+        args.seed,
+        state.contacts.len(),
+        state.companies.len(),
+        state.owners.len()
+    )?;
+    writeln!(out, "  token: {}", sim.token())?;
+    writeln!(
+        out,
+        "  control: {base}/__sim/stats, /__sim/state, /__sim/faults, /__sim/mutate, /__sim/reset"
+    )?;
+    writeln!(out)?;
+    writeln!(out, "Point leadroute at it:")?;
+    writeln!(
+        out,
+        "  LEADROUTE_CRM_BASE_URL={base} LEADROUTE_CRM_TOKEN={} leadroute sync --once",
+        sim.token()
+    )?;
+    writeln!(out)?;
+    writeln!(out, "Ctrl-C stops it.")?;
+    out.flush()?;
+    drop(out);
+    super::sync::shutdown_signal().await;
+    sim.shutdown().await;
+    Ok(())
 }

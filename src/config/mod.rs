@@ -105,6 +105,8 @@ pub enum HubSpotTier {
     Enterprise,
     /// Professional/Enterprise with the API Limit Increase add-on.
     ApiAddOn,
+    /// A public (marketplace) OAuth app: 110 per 10 s per installing account.
+    OAuthApp,
 }
 
 impl HubSpotTier {
@@ -114,6 +116,7 @@ impl HubSpotTier {
             HubSpotTier::Free | HubSpotTier::Starter => 100,
             HubSpotTier::Professional | HubSpotTier::Enterprise => 190,
             HubSpotTier::ApiAddOn => 250,
+            HubSpotTier::OAuthApp => 110,
         }
     }
 
@@ -124,6 +127,8 @@ impl HubSpotTier {
             HubSpotTier::Professional => 625_000,
             HubSpotTier::Enterprise => 1_000_000,
             HubSpotTier::ApiAddOn => 2_000_000,
+            // Public OAuth apps have no daily cap of their own.
+            HubSpotTier::OAuthApp => u64::MAX,
         }
     }
 
@@ -134,6 +139,7 @@ impl HubSpotTier {
             "professional" => Some(HubSpotTier::Professional),
             "enterprise" => Some(HubSpotTier::Enterprise),
             "api_add_on" => Some(HubSpotTier::ApiAddOn),
+            "oauth_app" => Some(HubSpotTier::OAuthApp),
             _ => None,
         }
     }
@@ -279,6 +285,11 @@ impl Config {
         }
     }
 
+    /// [`Config::load`] with the process environment: what commands use.
+    pub fn from_process(path: Option<&Path>) -> Result<Config, ConfigError> {
+        Config::load(path, &|name| std::env::var(name).ok())
+    }
+
     /// Parses and validates TOML text (with environment overrides), for tests and the
     /// demo. Secret files are not read.
     pub fn from_toml(
@@ -405,7 +416,7 @@ impl Validator<'_> {
                 self.issue(
                     "crm.tier",
                     format!("unknown tier {name:?}"),
-                    "use free, starter, professional, enterprise or api_add_on",
+                    "use free, starter, professional, enterprise, api_add_on or oauth_app",
                 );
                 HubSpotTier::Professional
             }),

@@ -5,5 +5,6 @@
 #![allow(clippy::unwrap_used)]
 
 mod helpers;
+mod mirror;
 mod store;
 mod writer;

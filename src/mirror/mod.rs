@@ -1,0 +1,298 @@
+//! The sync engine: pulls changes from a CRM page by page into the store, drains the
+//! webhook inbox by refetching hinted records, and runs both continuously until told to
+//! stop.
+//!
+//! Generic over `C: Crm`; only `app.rs` picks the concrete connector. Correctness rests
+//! on the store's guarantees (see `store::mirror_rows`): each page and its cursor are
+//! stored in one transaction, and an older version never overwrites a newer one, so a
+//! crash, a repeated page, a duplicate webhook or out-of-order delivery is harmless.
+
+mod hints;
+mod progress;
+
+pub use hints::HintReport;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use leadroute_crm::{ApiUsage, Crm, CrmError, ObjectKind};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::store::{ApplyStats, Store, StoreError};
+use progress::SyncProgress;
+
+/// Why a sync stopped early. The stored cursor still marks the last stored page, so the
+/// next run resumes there.
+#[derive(Debug, thiserror::Error)]
+pub enum MirrorError {
+    #[error("reading {object} changes from the CRM failed")]
+    Crm {
+        object: ObjectKind,
+        #[source]
+        source: CrmError,
+    },
+    #[error("refetching hinted {object} records failed")]
+    Refetch {
+        object: ObjectKind,
+        #[source]
+        source: CrmError,
+    },
+    #[error("the store failed")]
+    Store(#[from] StoreError),
+}
+
+/// What syncing one object did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectReport {
+    pub object: ObjectKind,
+    /// True when it started without a cursor (a full sync).
+    pub full: bool,
+    /// Changes received (including repeats from overlap windows).
+    pub received: usize,
+    pub pages: usize,
+    /// API calls the connector reported for these pages.
+    pub calls: u64,
+    pub stored: ApplyStats,
+    /// False when cancelled before the CRM said it was caught up.
+    pub complete: bool,
+}
+
+/// What one [`Mirror::sync_once`] did.
+#[derive(Debug, Clone)]
+pub struct SyncReport {
+    pub objects: Vec<ObjectReport>,
+    pub elapsed: Duration,
+    /// Connector-reported usage at the end (headroom, throttling, retries).
+    pub usage: ApiUsage,
+}
+
+impl SyncReport {
+    /// API calls made by this sync, as the connector counted them per page.
+    pub fn calls(&self) -> u64 {
+        self.objects.iter().map(|o| o.calls).sum()
+    }
+
+    pub fn received(&self) -> usize {
+        self.objects.iter().map(|o| o.received).sum()
+    }
+
+    pub fn complete(&self) -> bool {
+        self.objects.iter().all(|o| o.complete)
+    }
+}
+
+/// The sync engine for one CRM org.
+pub struct Mirror<C: Crm> {
+    crm: Arc<C>,
+    store: Store,
+    progress: bool,
+    cancel: CancellationToken,
+    hint_wake: Arc<Notify>,
+}
+
+impl<C: Crm> Clone for Mirror<C> {
+    fn clone(&self) -> Self {
+        Mirror {
+            crm: Arc::clone(&self.crm),
+            store: self.store.clone(),
+            progress: self.progress,
+            cancel: self.cancel.clone(),
+            hint_wake: Arc::clone(&self.hint_wake),
+        }
+    }
+}
+
+impl<C: Crm> Mirror<C> {
+    pub fn new(crm: Arc<C>, store: Store) -> Self {
+        Mirror {
+            crm,
+            store,
+            progress: false,
+            cancel: CancellationToken::new(),
+            hint_wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Shows progress bars on stderr (only drawn when stderr is a terminal).
+    pub fn with_progress(mut self, on: bool) -> Self {
+        self.progress = on;
+        self
+    }
+
+    /// Stops syncs between pages when `cancel` fires: the page in flight is stored with
+    /// its cursor, then the sync returns with `complete = false`.
+    pub fn with_cancel(mut self, cancel: CancellationToken) -> Self {
+        self.cancel = cancel;
+        self
+    }
+
+    /// Notify this when hints arrive (the webhook route does) to wake the processor
+    /// before its next poll.
+    pub fn hint_notify(&self) -> Arc<Notify> {
+        Arc::clone(&self.hint_wake)
+    }
+
+    pub fn crm(&self) -> &Arc<C> {
+        &self.crm
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Syncs every object the CRM mirrors, in its order (owners, accounts, people).
+    /// `full` forgets the stored cursors first, re-reading everything.
+    pub async fn sync_once(&self, full: bool) -> Result<SyncReport, MirrorError> {
+        self.sync_objects(self.crm.objects(), full).await
+    }
+
+    /// Syncs the given objects, in the given order.
+    pub async fn sync_objects(
+        &self,
+        objects: &[ObjectKind],
+        full: bool,
+    ) -> Result<SyncReport, MirrorError> {
+        let started = Instant::now();
+        let progress = SyncProgress::new(self.progress);
+        let mut reports = Vec::with_capacity(objects.len());
+        for &object in objects {
+            if self.cancel.is_cancelled() {
+                break;
+            }
+            let report = self.sync_object(object, full, &progress).await?;
+            reports.push(report);
+        }
+        Ok(SyncReport {
+            objects: reports,
+            elapsed: started.elapsed(),
+            usage: self.crm.usage(),
+        })
+    }
+
+    async fn sync_object(
+        &self,
+        object: ObjectKind,
+        full: bool,
+        progress: &SyncProgress,
+    ) -> Result<ObjectReport, MirrorError> {
+        let kind = self.crm.kind();
+        if full {
+            self.store.reset_cursors(kind, Some(object)).await?;
+        }
+        let mut cursor = self.store.cursor(kind, object).await?;
+        let mut report = ObjectReport {
+            object,
+            full: cursor.is_none(),
+            received: 0,
+            pages: 0,
+            calls: 0,
+            stored: ApplyStats::default(),
+            complete: false,
+        };
+        let bar = progress.object(object, report.full);
+        loop {
+            let page = self
+                .crm
+                .changes(object, cursor.as_ref())
+                .await
+                .map_err(|source| MirrorError::Crm { object, source })?;
+            let stats = self
+                .store
+                .apply_changes(kind, object, &page.changes, Some(&page.cursor))
+                .await?;
+            report.received += page.changes.len();
+            report.pages += 1;
+            report.calls += u64::from(page.calls);
+            report.stored += stats;
+            bar.update(&report);
+            cursor = Some(page.cursor);
+            if page.done {
+                report.complete = true;
+                break;
+            }
+            if self.cancel.is_cancelled() {
+                break;
+            }
+        }
+        bar.finish(&report);
+        info!(
+            crm = %kind,
+            %object,
+            full = report.full,
+            received = report.received,
+            upserted = report.stored.upserted,
+            deleted = report.stored.deleted + report.stored.merged + report.stored.purged,
+            pages = report.pages,
+            calls = report.calls,
+            "object synced"
+        );
+        Ok(report)
+    }
+
+    /// Polls every `interval` and drains the webhook inbox every `hint_poll` until
+    /// `cancel` fires. Errors are logged and retried on the next tick (the CRM or the
+    /// database may be briefly unavailable); the stored cursors keep progress.
+    pub async fn run(&self, interval: Duration, hint_poll: Duration, hint_batch: usize) {
+        let hints = {
+            let mirror = self.clone();
+            tokio::spawn(async move { mirror.run_hints(hint_poll, hint_batch).await })
+        };
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = self.cancel.cancelled() => break,
+                _ = ticker.tick() => {}
+            }
+            match self.sync_once(false).await {
+                Ok(report) => info!(
+                    received = report.received(),
+                    calls = report.calls(),
+                    elapsed_ms = u64::try_from(report.elapsed.as_millis()).unwrap_or(u64::MAX),
+                    "sync pass done"
+                ),
+                Err(err) => {
+                    warn!(error = %error_chain(&err), "sync pass failed; retrying next interval")
+                }
+            }
+        }
+        // The hint loop watches the same token; wait for its current batch to land.
+        if let Err(err) = hints.await {
+            warn!(error = %err, "hint processor ended abnormally");
+        }
+    }
+
+    async fn run_hints(&self, poll: Duration, batch: usize) {
+        loop {
+            if self.cancel.is_cancelled() {
+                return;
+            }
+            match self.process_hints(batch).await {
+                Ok(report) if report.processed > 0 => continue,
+                Ok(_) => {}
+                Err(err) => {
+                    warn!(error = %error_chain(&err), "processing webhook hints failed; retrying")
+                }
+            }
+            tokio::select! {
+                () = self.cancel.cancelled() => return,
+                () = tokio::time::sleep(poll) => {}
+                () = self.hint_wake.notified() => {}
+            }
+        }
+    }
+}
+
+/// `outer: inner: innermost`, for logs (tracing's `%` shows only the outer message).
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}

@@ -1,0 +1,166 @@
+//! HTTP surface (axum): the webhook intake routes `POST /webhooks/hubspot` and
+//! `POST /webhooks/salesforce`, plus `GET /healthz`.
+//!
+//! A webhook is verified by the connector (`Crm::intake`), its hints go into the store's
+//! inbox (de-duplicated), and the hint processor refetches the records later. The
+//! handler never trusts payloads, never blocks on the CRM, and never shows a caller SQL
+//! or signature details: a refused request gets its status and a one-word body.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::Utc;
+use leadroute_crm::{Crm, CrmKind, InboundRequest};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::store::Store;
+
+/// What the webhook handler needs.
+pub struct WebState<C: Crm> {
+    pub crm: Arc<C>,
+    pub store: Store,
+    /// The public base URL the CRM calls (`https://leadroute.example.com`), without a
+    /// trailing slash. HubSpot signs the URL it called, which a proxy may have
+    /// rewritten, so it comes from config; without one, the `Host` header is used.
+    pub public_url: Option<String>,
+    /// Woken when new hints arrive, so the processor need not wait for its next poll.
+    pub hints: Arc<Notify>,
+}
+
+impl<C: Crm> Clone for WebState<C> {
+    fn clone(&self) -> Self {
+        WebState {
+            crm: Arc::clone(&self.crm),
+            store: self.store.clone(),
+            public_url: self.public_url.clone(),
+            hints: Arc::clone(&self.hints),
+        }
+    }
+}
+
+/// The router for one CRM org.
+pub fn router<C: Crm>(state: WebState<C>) -> Router {
+    Router::new()
+        .route("/webhooks/hubspot", post(webhook::<C>))
+        .route("/webhooks/salesforce", post(webhook::<C>))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `cancel` fires, then finishes in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { cancel.cancelled().await })
+        .await
+}
+
+/// Binds `addr` and serves in the background; returns the bound address (useful with
+/// port 0) and the task.
+pub async fn spawn(
+    addr: SocketAddr,
+    router: Router,
+    cancel: CancellationToken,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let task = tokio::spawn(serve(listener, router, cancel));
+    Ok((local, task))
+}
+
+fn plain(status: StatusCode, body: &'static str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+async fn webhook<C: Crm>(
+    State(state): State<WebState<C>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path_crm = if uri.path().ends_with("/hubspot") {
+        CrmKind::Hubspot
+    } else {
+        CrmKind::Salesforce
+    };
+    if path_crm != state.crm.kind() {
+        return plain(StatusCode::NOT_FOUND, "not found\n");
+    }
+    let path_and_query = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
+    let base = match &state.public_url {
+        Some(base) => base.clone(),
+        None => match headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
+            Some(host) => format!("http://{host}"),
+            None => return plain(StatusCode::BAD_REQUEST, "missing host\n"),
+        },
+    };
+    let request = InboundRequest {
+        method: method.as_str().to_owned(),
+        url: format!("{base}{path_and_query}"),
+        headers: headers
+            .iter()
+            .filter_map(|(name, value)| {
+                // Header names from `http` are already lowercase.
+                Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+            })
+            .collect(),
+        body: body.to_vec(),
+        received_at: Utc::now(),
+    };
+    let intake = match state.crm.intake(&request) {
+        Ok(intake) => intake,
+        Err(err) => {
+            warn!(crm = %path_crm, status = err.status(), error = %err, "webhook refused");
+            let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_REQUEST);
+            let body = if status == StatusCode::UNAUTHORIZED {
+                "unauthorized\n"
+            } else {
+                "bad request\n"
+            };
+            return plain(status, body);
+        }
+    };
+    match state
+        .store
+        .enqueue_hints(path_crm, &intake.hints, request.received_at)
+        .await
+    {
+        Ok(fresh) => {
+            debug!(crm = %path_crm, hints = intake.hints.len(), fresh, "webhook accepted");
+            if fresh > 0 {
+                state.hints.notify_one();
+            }
+        }
+        Err(err) => {
+            // The CRM retries non-2xx deliveries, so refusing loses nothing.
+            warn!(error = %crate::mirror::error_chain(&err), "webhook hints could not be stored");
+            return plain(StatusCode::SERVICE_UNAVAILABLE, "temporarily unavailable\n");
+        }
+    }
+    let response = intake.response;
+    let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::OK);
+    (
+        status,
+        [(header::CONTENT_TYPE, response.content_type)],
+        response.body,
+    )
+        .into_response()
+}

@@ -1,0 +1,313 @@
+//! Mirroring a HubSpot portal end to end: simulator over loopback HTTP → connector →
+//! mirror engine → store, compared with the simulator's own state.
+
+use std::time::{Duration, Instant};
+
+use leadroute_crm::{CrmKind, ObjectKind};
+use leadroute_sim::hubspot::{
+    EndpointFamily, Fault, FaultRule, FaultScript, Mutation, ObjectType, Trigger,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::helpers::{TestApp, sim_config, spawn_app, wait_for};
+
+const CONTACTS_LIST: &str = "GET /crm/v3/objects/contacts";
+
+/// Runs incremental syncs until the mirror equals the simulator (the polling loop a
+/// sidecar runs).
+async fn sync_until_equal(app: &TestApp, secs: u64) {
+    let mirror = app.mirror();
+    wait_for("the mirror to equal the simulator", secs, || {
+        let mirror = mirror.clone();
+        async move {
+            mirror.sync_once(false).await.expect("incremental sync");
+            app.mirror_diff().await.is_empty().then_some(())
+        }
+    })
+    .await;
+}
+
+fn live_contact_ids(app: &TestApp) -> Vec<u64> {
+    app.sim
+        .state()
+        .contacts
+        .iter()
+        .filter(|c| !c.archived)
+        .map(|c| c.id)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_then_incremental_sync_leaves_the_mirror_equal_to_the_portal_after_human_edits() {
+    // Search sees writes 300 ms late, as HubSpot's index does (seconds there); the
+    // 2-second overlap window covers it.
+    let mut sim = sim_config(400, 60);
+    sim.search_lag = Duration::from_millis(300);
+    let app = spawn_app(sim, "").await;
+    let full = app.mirror().sync_once(false).await.expect("full sync");
+    assert!(full.complete());
+    assert!(full.objects.iter().all(|o| o.full));
+    app.assert_mirror_matches().await;
+
+    // People edit owners, stages and fields; merge two contacts; archive one and
+    // restore another; deactivate an owner (records keep pointing at it).
+    app.sim
+        .mutate(Mutation::RandomEdits { n: 150, seed: 7 })
+        .expect("random edits");
+    let ids = live_contact_ids(&app);
+    app.sim
+        .mutate(Mutation::Merge {
+            object: ObjectType::Contacts,
+            primary_id: ids[0].to_string(),
+            merged_id: ids[1].to_string(),
+        })
+        .expect("merge");
+    app.sim
+        .mutate(Mutation::Archive {
+            object: ObjectType::Contacts,
+            id: ids[2].to_string(),
+        })
+        .expect("archive");
+    let owner = app.sim.state().owners[0].id;
+    app.sim
+        .mutate(Mutation::DeactivateOwner {
+            owner_id: owner.to_string(),
+        })
+        .expect("deactivate owner");
+
+    sync_until_equal(&app, 30).await;
+    let store = &app.store.store;
+    for id in [ids[0], ids[1]] {
+        let stone = store
+            .tombstone(
+                CrmKind::Hubspot,
+                ObjectKind::Contact,
+                &id.to_string().as_str().into(),
+            )
+            .await
+            .unwrap()
+            .expect("merged ids leave a tombstone");
+        assert!(stone.merged_into.is_some(), "{stone:?}");
+    }
+    assert!(
+        store
+            .tombstone(
+                CrmKind::Hubspot,
+                ObjectKind::Contact,
+                &ids[2].to_string().as_str().into()
+            )
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // A restore brings the archived contact back.
+    app.sim
+        .mutate(Mutation::Restore {
+            object: ObjectType::Contacts,
+            id: ids[2].to_string(),
+        })
+        .expect("restore");
+    sync_until_equal(&app, 30).await;
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_than_ten_thousand_changes_sharing_one_timestamp_are_all_mirrored() {
+    let app = spawn_app(sim_config(10_300, 20), "").await;
+    app.mirror().sync_once(false).await.expect("full sync");
+    // A spreadsheet import touches 10,200 contacts and creates 50, all stamped with
+    // one timestamp: more than search's 10,000-result cap, and one giant tie.
+    let import = app
+        .sim
+        .mutate(Mutation::BulkImport {
+            object: ObjectType::Contacts,
+            update: 10_200,
+            create: 50,
+            properties: Default::default(),
+            seed: 5,
+        })
+        .expect("bulk import");
+    assert_eq!(import.ids.len(), 10_250);
+    let report = app
+        .mirror()
+        .sync_once(false)
+        .await
+        .expect("incremental sync");
+    let contacts = report
+        .objects
+        .iter()
+        .find(|o| o.object == ObjectKind::Contact)
+        .expect("contacts synced");
+    assert!(contacts.stored.upserted >= 10_250, "{contacts:?}");
+    app.assert_mirror_matches().await;
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_resumes_from_the_stored_cursor_and_rereads_no_more_than_the_overlap_window() {
+    let app = spawn_app(sim_config(600, 30), "").await;
+    let started_ms = chrono::Utc::now().timestamp_millis();
+    app.mirror().sync_once(false).await.expect("full sync");
+    let list_calls = app.sim.stats().calls_to(CONTACTS_LIST);
+    assert_eq!(list_calls, 6, "a full sync lists 100 contacts per call");
+
+    for id in &live_contact_ids(&app)[..5] {
+        app.sim
+            .mutate(Mutation::SetOwner {
+                object: ObjectType::Contacts,
+                id: id.to_string(),
+                owner_id: String::new(),
+            })
+            .expect("unassign");
+    }
+    // A new process: fresh connector, same store.
+    let report = app
+        .mirror()
+        .sync_once(false)
+        .await
+        .expect("incremental sync");
+    let contacts = report
+        .objects
+        .iter()
+        .find(|o| o.object == ObjectKind::Contact)
+        .expect("contacts synced");
+    assert!(!contacts.full, "it resumed from the stored cursor");
+    // What it may re-read: records modified since the first sync started, minus the
+    // 2-second overlap window.
+    let overlap_ms = 2_000;
+    let bound = app
+        .sim
+        .state()
+        .contacts
+        .iter()
+        .filter(|c| c.updated_at_ms >= started_ms - overlap_ms)
+        .count();
+    assert!(
+        (5..=bound).contains(&contacts.received),
+        "re-read {} contacts; the edits and the overlap window hold {bound}",
+        contacts.received
+    );
+    // No full re-list: at most the one page of the periodic archived sweep (search
+    // cannot see deletions), which a new process runs on its first pass.
+    assert!(
+        app.sim.stats().calls_to(CONTACTS_LIST) <= list_calls + 1,
+        "a restart re-listed contacts: {} list calls",
+        app.sim.stats().calls_to(CONTACTS_LIST)
+    );
+    app.assert_mirror_matches().await;
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_interrupted_mid_way_resumes_where_it_stopped_without_rereading() {
+    let app = spawn_app(sim_config(2_000, 20), "").await;
+    // Slow list pages down so the interruption lands mid-sync.
+    app.sim.set_faults(FaultScript {
+        seed: 1,
+        rules: vec![FaultRule {
+            families: vec![EndpointFamily::List],
+            fault: Fault::Slow { delay_ms: 40 },
+            trigger: Trigger::Always,
+        }],
+        expire_tokens: false,
+    });
+    let cancel = CancellationToken::new();
+    let mirror = app.mirror().with_cancel(cancel.clone());
+    let watcher = {
+        let store = app.store.store.clone();
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            wait_for("500 contacts stored", 60, || {
+                let store = store.clone();
+                async move {
+                    let counts = store.counts(CrmKind::Hubspot).await.unwrap();
+                    (counts.contacts >= 500).then_some(())
+                }
+            })
+            .await;
+            cancel.cancel();
+        })
+    };
+    let first = mirror.sync_once(false).await.expect("interrupted sync");
+    watcher.await.unwrap();
+    assert!(!first.complete(), "the sync stopped early: {first:?}");
+    let stored = app
+        .store
+        .store
+        .counts(CrmKind::Hubspot)
+        .await
+        .unwrap()
+        .contacts;
+    assert!(stored < 2_000, "{stored} contacts stored before the stop");
+
+    let second = app.mirror().sync_once(false).await.expect("resumed sync");
+    assert!(second.complete());
+    // 20 pages in all, plus at most the page in flight when it stopped.
+    let calls = app.sim.stats().calls_to(CONTACTS_LIST);
+    assert!(calls <= 21, "{calls} list calls for 2,000 contacts");
+    app.assert_mirror_matches().await;
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_storm_and_5xx_bursts_slow_the_sync_but_lose_nothing() {
+    let app = spawn_app(sim_config(500, 40), "").await;
+    let rule = |families, fault, trigger| FaultRule {
+        families,
+        fault,
+        trigger,
+    };
+    app.sim.set_faults(FaultScript {
+        seed: 11,
+        rules: vec![
+            rule(
+                vec![],
+                Fault::RateLimit {
+                    policy: "SECONDLY".into(),
+                },
+                Trigger::NextN { n: 4 },
+            ),
+            rule(
+                vec![],
+                Fault::ServerError { status: 503 },
+                Trigger::Probability { p: 0.2 },
+            ),
+            rule(
+                vec![EndpointFamily::List],
+                Fault::ServerError { status: 502 },
+                Trigger::NextN { n: 3 },
+            ),
+        ],
+        expire_tokens: false,
+    });
+    let started = Instant::now();
+    let report = app
+        .mirror()
+        .sync_once(false)
+        .await
+        .expect("full sync under faults");
+    assert!(report.complete());
+    app.assert_mirror_matches().await;
+    app.sim
+        .mutate(Mutation::RandomEdits { n: 80, seed: 3 })
+        .expect("random edits");
+    sync_until_equal(&app, 60).await;
+    let stats = app.sim.stats();
+    assert!(
+        stats.rate_limited >= 4,
+        "429s served: {}",
+        stats.rate_limited
+    );
+    assert!(
+        stats.statuses.get(&503).copied().unwrap_or(0)
+            + stats.statuses.get(&502).copied().unwrap_or(0)
+            >= 3
+    );
+    assert!(report.usage.retries >= 4, "{:?}", report.usage);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "the 429s slowed it down"
+    );
+    app.shutdown().await;
+}
