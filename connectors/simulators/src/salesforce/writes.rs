@@ -212,6 +212,9 @@ fn check_references(
 ) -> Result<(), RecError> {
     for idx in changed {
         let field = &obj.fields()[*idx];
+        if field.ty != FieldType::Reference {
+            continue;
+        }
         let Some(target) = vals[*idx].as_str() else {
             continue;
         };
