@@ -5,7 +5,7 @@
 
 mod salesforce_support;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use leadroute_sim::salesforce::SalesforceSimConfig;
 use salesforce_support::*;
@@ -23,7 +23,7 @@ fn samples_dir() -> Option<PathBuf> {
         .find(|p| p.is_dir())
 }
 
-fn sample(dir: &PathBuf, name: &str) -> Value {
+fn sample(dir: &Path, name: &str) -> Value {
     let text = std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
@@ -65,10 +65,8 @@ fn same_shape(sample: &Value, ours: &Value, path: &str, skip: &[&str], problems:
                 same_shape(sv, ov, &format!("{path}[0]"), skip, problems);
             }
         }
-        (Value::String(s), Value::String(o)) => {
-            if is_datetime(s) && !is_datetime(o) {
-                problems.push(format!("{path}: '{o}' is not in the '{s}' datetime format"));
-            }
+        (Value::String(s), Value::String(o)) if is_datetime(s) && !is_datetime(o) => {
+            problems.push(format!("{path}: '{o}' is not in the '{s}' datetime format"));
         }
         (s, o) if kind(s) != kind(o) => {
             problems.push(format!(
