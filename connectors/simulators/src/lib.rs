@@ -1,1 +1,2 @@
 //! Simulators (placeholder).
+pub mod salesforce;
