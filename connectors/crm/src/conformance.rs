@@ -466,7 +466,10 @@ pub async fn check_shared_stamp_across_pages<C: Crm, O: OrgControl>(
     if stamped.len() < count {
         return Err(fail(
             "shared_stamp",
-            format!("the org stamped {} records, {count} were asked for", stamped.len()),
+            format!(
+                "the org stamped {} records, {count} were asked for",
+                stamped.len()
+            ),
         ));
     }
     sync_object(crm, mirror, object, options, None::<NoInterrupt>).await?;
