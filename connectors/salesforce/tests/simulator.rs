@@ -1080,3 +1080,71 @@ async fn server_errors_and_connection_resets_are_retried_as_whole_calls() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locked_rows_come_back_per_record_and_get_deleted_lists_deletions() {
+    let config = SalesforceSimConfig {
+        validation_rule: false,
+        ..small_org()
+    };
+    let (sim, crm) = connector(config).await;
+    let state = sim.state();
+    let user = state.users.iter().find(|u| u.is_active).unwrap().id.clone();
+    let contacts: Vec<_> = state
+        .contacts
+        .iter()
+        .filter(|c| !c.is_deleted && c.owner_id != user)
+        .take(2)
+        .collect();
+    sim.set_faults(FaultScript {
+        lock_row_next: 1,
+        ..FaultScript::default()
+    });
+    let batch: Vec<OwnerChange> = contacts
+        .iter()
+        .map(|c| OwnerChange {
+            id: RecordId::new(c.id.as_str()),
+            from: None,
+            to: OwnerId::new(user.as_str()),
+            if_unmodified_since: None,
+        })
+        .collect();
+    let outcomes = crm.apply(ObjectKind::Contact, &batch).await.unwrap();
+    assert!(
+        matches!(&outcomes[0], WriteOutcome::Rejected { kind: RejectKind::Locked, code, .. } if code == "UNABLE_TO_LOCK_ROW"),
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes[1], WriteOutcome::Applied);
+    sim.set_faults(FaultScript::default());
+
+    // The generated org has deletions from the past days; a fresh one falls in the
+    // current minute, which getDeleted does not cover yet (latestDateCovered says so).
+    sim.mutate(Mutation::Delete {
+        object: "Contact".into(),
+        id: contacts[0].id.clone(),
+    })
+    .unwrap();
+    let start = Utc::now() - chrono::Duration::days(14);
+    let window = crm
+        .get_deleted(ObjectKind::Contact, start, Utc::now())
+        .await
+        .unwrap();
+    let state = sim.state();
+    assert!(!window.changes.is_empty(), "{window:?}");
+    for change in &window.changes {
+        let Change::Deleted { id, .. } = change else {
+            panic!("{change:?}")
+        };
+        assert!(
+            state.contacts.iter().any(|c| c.id == id.0 && c.is_deleted),
+            "{id} is not deleted"
+        );
+    }
+    let covered = window.latest_date_covered.expect("latestDateCovered");
+    assert!(
+        covered <= Utc::now(),
+        "latestDateCovered never runs ahead of the org clock"
+    );
+    assert!(window.latest_date_covered.is_some());
+    sim.shutdown().await;
+}
