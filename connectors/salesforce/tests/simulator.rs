@@ -1148,3 +1148,72 @@ async fn locked_rows_come_back_per_record_and_get_deleted_lists_deletions() {
     assert!(window.latest_date_covered.is_some());
     sim.shutdown().await;
 }
+
+/// Runs six concurrent owner reads against an org that allows one long-running request
+/// and returns (all succeeded, concurrency rejections served, throttles seen).
+async fn six_slow_reads(max_in_flight: usize) -> (bool, u64, u64) {
+    let config = SalesforceSimConfig {
+        long_running_threshold: Duration::from_millis(40),
+        max_long_running: 1,
+        ..small_org()
+    };
+    let sim = spawn(config.clone()).await;
+    let mut s = settings(&sim, refresh_auth(&config));
+    s.max_in_flight = max_in_flight;
+    s.retry_base = Duration::from_millis(100);
+    s.max_retries = 6;
+    let crm = Salesforce::new(s).expect("valid settings");
+    let ids: Vec<RecordId> = sim
+        .state()
+        .leads
+        .iter()
+        .take(3)
+        .map(|l| RecordId::new(l.id.as_str()))
+        .collect();
+    crm.current_owners(ObjectKind::Lead, &ids)
+        .await
+        .expect("a read before any fault");
+    sim.set_faults(FaultScript {
+        slow_all: true,
+        slow_ms: 600,
+        ..FaultScript::default()
+    });
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let crm = crm.clone();
+        let ids = ids.clone();
+        tasks.push(tokio::spawn(async move {
+            crm.current_owners(ObjectKind::Lead, &ids).await
+        }));
+        if i == 0 {
+            // The first request is long-running by the time the others arrive.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let mut all_ok = true;
+    for task in tasks {
+        all_ok &= task.await.is_ok_and(|r| r.is_ok());
+    }
+    let rejections = sim.stats().limit_rejections;
+    let throttled = crm.usage().throttled;
+    sim.shutdown().await;
+    (all_ok, rejections, throttled)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_in_flight_cap_keeps_long_requests_under_the_org_concurrency_limit() {
+    let (ok, rejections, _) = six_slow_reads(1).await;
+    assert!(ok);
+    assert_eq!(
+        rejections, 0,
+        "one request in flight never meets the concurrency limit"
+    );
+    // Without the cap the org refuses some (ConcurrentRequests), and the connector
+    // retries them later instead of failing.
+    let (ok, rejections, throttled) = six_slow_reads(6).await;
+    assert!(ok, "concurrency refusals are retried");
+    assert!(
+        rejections > 0 && throttled > 0,
+        "rejections {rejections}, throttled {throttled}"
+    );
+}
