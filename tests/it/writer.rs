@@ -459,3 +459,162 @@ async fn kill_dash_nine_during_a_backfill_never_loses_or_repeats_a_change() {
     store.close().await;
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn salesforce_strict_writes_converge_and_keep_a_human_edit_and_queue_validation_failures() {
+    use leadroute_salesforce::{Salesforce, SalesforceAuth, SalesforceSettings};
+    use leadroute_sim::salesforce::{self as sf, SalesforceSimConfig};
+
+    let config = SalesforceSimConfig {
+        leads: 450,
+        contacts: 50,
+        accounts: 30,
+        users: 8,
+        queues: 2,
+        locked_lead_fraction: 0.02,
+        ..SalesforceSimConfig::default()
+    };
+    let sim = sf::spawn(config.clone())
+        .await
+        .expect("spawn the Salesforce simulator");
+    let state = sim.state();
+    let users: Vec<String> = state
+        .users
+        .iter()
+        .filter(|u| u.is_active)
+        .map(|u| u.id.clone())
+        .collect();
+    assert!(users.len() >= 3);
+    let leads: Vec<_> = state
+        .leads
+        .iter()
+        .filter(|l| !l.is_converted && !l.is_deleted)
+        .collect();
+    let changes: Vec<PlannedChange> = leads
+        .iter()
+        .map(|l| {
+            let next = users
+                .iter()
+                .position(|u| *u == l.owner_id)
+                .map_or(0, |i| (i + 1) % users.len());
+            PlannedChange {
+                object: ObjectKind::Lead,
+                id: RecordId(l.id.clone()),
+                field: "owner".to_owned(),
+                from: Some(OwnerId(l.owner_id.clone())),
+                to: OwnerId(users[next].clone()),
+                rule: "test-rotation".to_owned(),
+                reason: "move to the next rep".to_owned(),
+                policy_version: "it".to_owned(),
+                record_updated_at: None,
+            }
+        })
+        .collect();
+    let locked: Vec<String> = leads
+        .iter()
+        .filter(|l| l.routing_locked)
+        .map(|l| l.id.clone())
+        .collect();
+    let plan = Plan {
+        policy_version: "it".to_owned(),
+        created_at: Utc::now(),
+        crm: CrmKind::Salesforce,
+        changes,
+        exceptions: Vec::new(),
+    };
+    // A human reassigns a few leads after the plan was made.
+    let edited: Vec<&PlannedChange> = plan
+        .changes
+        .iter()
+        .filter(|c| !locked.contains(&c.id.0))
+        .step_by(60)
+        .collect();
+    let human_owner = |c: &PlannedChange| {
+        users
+            .iter()
+            .find(|u| Some(u.as_str()) != c.from.as_ref().map(|f| f.as_str()) && **u != c.to.0)
+            .cloned()
+            .unwrap()
+    };
+    for change in &edited {
+        sim.mutate(sf::Mutation::ChangeOwner {
+            object: "Lead".to_owned(),
+            id: change.id.0.clone(),
+            owner_id: human_owner(change),
+        })
+        .unwrap();
+    }
+    let mut settings = SalesforceSettings::new(
+        sim.base_url(),
+        SalesforceAuth::RefreshToken {
+            client_id: config.client_id.clone(),
+            client_secret: Some(SecretString::from(config.client_secret.clone())),
+            refresh_token: SecretString::from(config.refresh_token.clone()),
+        },
+    );
+    settings.organization_id = Some(sim.org_id());
+    settings.strict_writes = true;
+    settings.retry_base = Duration::from_millis(5);
+    let crm = Arc::new(Salesforce::new(settings).expect("connector settings"));
+    let test_store = sqlite_store().await;
+    let store = test_store.store.clone();
+    let writer = Writer::new(
+        crm,
+        store.clone(),
+        WriterSettings {
+            strict: true,
+            ..fast()
+        },
+    );
+    let report = writer
+        .apply(&plan, RunId::new("sf"), &NoProgress)
+        .await
+        .unwrap();
+    assert!(report.is_complete(), "{report}");
+    assert!(report.conditional_writes);
+    assert_eq!(report.skipped_changed as usize, edited.len(), "{report}");
+    assert_eq!(report.rejected as usize, locked.len(), "{report}");
+    assert_eq!(report.exceptions as usize, locked.len());
+    let (min_writes, _) = writer.minimum_calls(plan.changes.len() - edited.len());
+    eprintln!("salesforce strict: {report}");
+    assert!(report.write_calls <= min_writes + 1, "{report}");
+    let owners: HashMap<String, String> = sim
+        .state()
+        .leads
+        .into_iter()
+        .map(|l| (l.id, l.owner_id))
+        .collect();
+    for change in &plan.changes {
+        let now = &owners[&change.id.0];
+        if edited.iter().any(|e| e.id == change.id) {
+            assert_eq!(
+                *now,
+                human_owner(change),
+                "human edit on {} kept",
+                change.id
+            );
+        } else if locked.contains(&change.id.0) {
+            assert_eq!(Some(now.as_str()), change.from.as_ref().map(|f| f.as_str()));
+        } else {
+            assert_eq!(*now, change.to.0, "lead {} converged", change.id);
+        }
+    }
+    let mut written: BTreeMap<(String, String), u32> = BTreeMap::new();
+    for write in sim
+        .write_log()
+        .iter()
+        .filter(|w| w.field.eq_ignore_ascii_case("OwnerId"))
+    {
+        assert_ne!(
+            write.source, "assignment_rule",
+            "Sforce-Auto-Assign: FALSE was sent"
+        );
+        assert_ne!(write.old, write.new, "no-op write on {}", write.id);
+        *written
+            .entry((write.id.clone(), write.new.to_string()))
+            .or_default() += 1;
+    }
+    assert!(written.values().all(|n| *n == 1), "no record written twice");
+    sim.shutdown().await;
+    test_store.cleanup().await;
+}
