@@ -698,3 +698,31 @@ async fn exceptions_can_be_retried_or_resolved_by_hand_through_the_journal() {
         Err(OpsError::ExceptionClosed { .. })
     ));
 }
+
+#[tokio::test]
+async fn the_summary_counts_minimum_calls_per_object_and_time_at_the_crm_rate() {
+    let (crm, store) = setup(100, 0).await;
+    let writer = Writer::new(crm, store, fast_settings());
+    let mut plan = plan(250, "a", "b");
+    for change in plan.changes.iter_mut().take(50) {
+        change.object = ObjectKind::Lead;
+    }
+    let summary = summarize(&writer, &plan, None);
+    // 200 contacts and 50 leads: batches never mix objects.
+    assert_eq!(summary.write_calls, 2 + 1);
+    assert_eq!(summary.read_calls, 2 + 1);
+    assert_eq!(summary.by_object[&ObjectKind::Contact], 200);
+    assert!(
+        summary.estimated.is_none(),
+        "the fake CRM reports no limits"
+    );
+    let usage = ApiUsage {
+        window_max: Some(190),
+        window: Some(Duration::from_secs(10)),
+        ..ApiUsage::default()
+    };
+    assert_eq!(rate_from_usage(&usage), Some(19.0));
+    let text = summary.to_string();
+    assert!(text.contains("3 write calls"), "{text}");
+    assert!(text.contains("+250"), "{text}");
+}

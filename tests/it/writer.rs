@@ -618,3 +618,135 @@ async fn salesforce_strict_writes_converge_and_keep_a_human_edit_and_queue_valid
     sim.shutdown().await;
     test_store.cleanup().await;
 }
+
+/// The journal's story on every backend: a run is journaled whole, intents and
+/// outcomes are recorded once, exceptions queue and close.
+#[tokio::test]
+async fn the_journal_keeps_one_outcome_per_change_on_every_backend() {
+    use leadroute::store::{JournalOutcome, NewException, NewRun, RunStatus};
+    use leadroute_crm::RejectKind;
+
+    for test_store in crate::helpers::all_stores().await {
+        let store = test_store.store.clone();
+        let label = test_store.label;
+        let changes: Vec<PlannedChange> = (0..1_200)
+            .map(|i| PlannedChange {
+                object: ObjectKind::Contact,
+                id: RecordId(format!("{i}")),
+                field: "owner".to_owned(),
+                from: (i % 2 == 0).then(|| OwnerId::new("a")),
+                to: OwnerId::new("b"),
+                rule: "r".to_owned(),
+                reason: "why".to_owned(),
+                policy_version: "v".to_owned(),
+                record_updated_at: Some(Utc::now()),
+            })
+            .collect();
+        let run = NewRun {
+            run_id: "story",
+            crm: CrmKind::Hubspot,
+            kind: "backfill",
+            parent_run: None,
+            policy_version: "v",
+        };
+        let now = Utc::now();
+        store.journal_create_run(&run, &changes, now).await.unwrap();
+        store
+            .journal_intent("story", 0, ObjectKind::Contact, &[0, 1, 2], now)
+            .await
+            .unwrap();
+        let open = store.journal_open_entries("story").await.unwrap();
+        assert_eq!(open.len(), 1_200, "{label}");
+        assert_eq!(
+            open.iter().filter(|e| e.state == "intent").count(),
+            3,
+            "{label}"
+        );
+        assert!(open[0].sent && open[0].before.is_some() && open[1].before.is_none());
+        let outcomes = vec![
+            (0, JournalOutcome::Applied),
+            (
+                1,
+                JournalOutcome::SkippedChanged {
+                    observed: Some(OwnerId::new("human")),
+                },
+            ),
+            (
+                2,
+                JournalOutcome::Rejected {
+                    kind: RejectKind::InactiveOwner,
+                    code: "INVALID_OPTION".to_owned(),
+                    message: "inactive".to_owned(),
+                    replan: true,
+                },
+            ),
+        ];
+        store
+            .journal_outcomes("story", &outcomes, now)
+            .await
+            .unwrap();
+        // A second outcome for the same change is ignored: journaled exactly once.
+        store
+            .journal_outcomes("story", &[(0, JournalOutcome::Unchanged)], now)
+            .await
+            .unwrap();
+        let counts = store.journal_counts("story").await.unwrap();
+        assert_eq!(
+            (
+                counts.applied,
+                counts.skipped_changed,
+                counts.rejected,
+                counts.pending
+            ),
+            (1, 1, 1, 1_197),
+            "{label}"
+        );
+        assert_eq!(store.journal_next_batch_id("story").await.unwrap(), 1);
+        let entries = store.journal_entries("story").await.unwrap();
+        assert_eq!(
+            entries[1].observed_owner,
+            Some(OwnerId::new("human")),
+            "{label}"
+        );
+        assert!(entries[2].replan, "{label}");
+        store
+            .journal_set_run_status("story", RunStatus::Paused, Some("quota"), Some(now), now)
+            .await
+            .unwrap();
+        let unfinished = store
+            .journal_unfinished_run(CrmKind::Hubspot, "backfill")
+            .await
+            .unwrap()
+            .expect("the paused run is resumable");
+        assert_eq!(unfinished.status, RunStatus::Paused, "{label}");
+        let exception = NewException {
+            crm: CrmKind::Hubspot,
+            object: ObjectKind::Contact,
+            id: RecordId::from("9"),
+            kind: "validation".to_owned(),
+            rule: "r".to_owned(),
+            reason: "why".to_owned(),
+            code: Some("VALIDATION_ERROR".to_owned()),
+            message: None,
+            run_id: Some("story".to_owned()),
+            seq: Some(9),
+            before: None,
+            desired: Some(OwnerId::new("b")),
+        };
+        let id = store.exception_add(&exception, now).await.unwrap();
+        assert_eq!(
+            store.exception_add(&exception, now).await.unwrap(),
+            id,
+            "deduplicated"
+        );
+        store
+            .exception_close(id, "resolved", Some(&OwnerId::new("c")), Some("x"), now)
+            .await
+            .unwrap();
+        assert!(
+            store.exceptions(Some("open")).await.unwrap().is_empty(),
+            "{label}"
+        );
+        test_store.cleanup().await;
+    }
+}
