@@ -111,6 +111,9 @@ pub struct WriterSettings {
     /// Extra compare reads to refill a batch whose records were skipped, so write calls
     /// stay at the minimum.
     pub top_up_rounds: usize,
+    /// Read the next batch's current owners while the current batch is written, so
+    /// call latency overlaps instead of adding up. Off: strictly one call at a time.
+    pub pipeline: bool,
 }
 
 impl Default for WriterSettings {
@@ -126,6 +129,7 @@ impl Default for WriterSettings {
             breaker_cooldown: Duration::from_secs(30),
             breaker_max_trips: 3,
             top_up_rounds: 2,
+            pipeline: true,
         }
     }
 }
@@ -474,6 +478,13 @@ impl<C: Crm> Writer<C> {
     }
 }
 
+/// A compare read made ahead of time: the ids, what came back, and when.
+type Prefetched = (
+    Vec<RecordId>,
+    Result<HashMap<RecordId, CurrentOwner>, CrmError>,
+    Instant,
+);
+
 /// One `resume` call's mutable state.
 struct Session<'a, C: Crm> {
     writer: &'a Writer<C>,
@@ -720,6 +731,7 @@ impl<C: Crm> Session<'_, C> {
         let conditional = writer.conditional();
         let mut delayed: Vec<Item> = Vec::new();
         let mut consecutive_failures = 0u32;
+        let mut prefetched: Option<Prefetched> = None;
         loop {
             if writer.cancel.is_cancelled() {
                 return Ok(Some(cancelled()));
@@ -754,7 +766,15 @@ impl<C: Crm> Session<'_, C> {
                 let take = (batch - ready.len()).min(read_batch).min(queue.len());
                 let chunk: Vec<Item> = queue.drain(..take).collect();
                 let ids: Vec<RecordId> = chunk.iter().map(|i| i.id.clone()).collect();
-                let owners = match self.read_owners(object, &ids).await {
+                // A read prefetched during the previous write is used only if it is
+                // for exactly these records and succeeded; otherwise read now.
+                let (owners, read_at) = match prefetched.take() {
+                    Some((prefetched_ids, Ok(owners), at)) if prefetched_ids == ids => {
+                        (Ok(owners), at)
+                    }
+                    _ => (self.read_owners(object, &ids).await, Instant::now()),
+                };
+                let owners = match owners {
                     Ok(owners) => owners,
                     Err(err) => {
                         for item in chunk.into_iter().rev() {
@@ -764,7 +784,7 @@ impl<C: Crm> Session<'_, C> {
                         break;
                     }
                 };
-                first_read.get_or_insert_with(Instant::now);
+                first_read.get_or_insert(read_at);
                 let mut outcomes = Vec::new();
                 for item in chunk {
                     match Self::judge(&item, owners.get(&item.id)) {
@@ -829,7 +849,30 @@ impl<C: Crm> Session<'_, C> {
             self.tally
                 .records_sent
                 .fetch_add(changes.len() as u64, Ordering::Relaxed);
-            let result = writer.guarded(writer.crm.apply(object, &changes)).await;
+            // Pipelining: the next batch's compare read runs while this batch is
+            // written, so call latency hides behind the rate limit. The read still
+            // comes after this batch's read and just before its own write.
+            let next_ids: Vec<RecordId> = if writer.settings.pipeline {
+                queue
+                    .iter()
+                    .take(batch.min(read_batch))
+                    .map(|i| i.id.clone())
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let apply = writer.guarded(writer.crm.apply(object, &changes));
+            let result = if next_ids.is_empty() {
+                apply.await
+            } else {
+                let read = async {
+                    let owners = self.read_owners(object, &next_ids).await;
+                    (owners, Instant::now())
+                };
+                let (result, (owners, at)) = tokio::join!(apply, read);
+                prefetched = Some((next_ids, owners, at));
+                result
+            };
             let result = match result {
                 Ok(outcomes) if outcomes.len() != changes.len() => Err(CrmError::new(
                     ErrorKind::Protocol,
