@@ -750,3 +750,88 @@ async fn the_journal_keeps_one_outcome_per_change_on_every_backend() {
         test_store.cleanup().await;
     }
 }
+
+/// The commands as a user runs them: `apply` refuses to write without confirmation
+/// when not interactive, applies with `--yes`, `rollback` reverts the run, and the
+/// exceptions queue lists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_rollback_and_exceptions_work_from_the_command_line() {
+    let sim = sim(300).await;
+    let plan = plan_moving_everyone(&sim);
+    let before = owner_of(&sim);
+    let dir = tempfile::tempdir().unwrap();
+    let plan_path = dir.path().join("plan.json");
+    std::fs::write(&plan_path, serde_json::to_string(&plan).unwrap()).unwrap();
+    let store_url = format!("sqlite://{}", dir.path().join("leadroute.db").display());
+    let run = |args: &[&str]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_leadroute"));
+        command
+            .args(args)
+            .env_clear()
+            .env("LEADROUTE_CRM_KIND", "hubspot")
+            .env("LEADROUTE_CRM_BASE_URL", sim.base_url())
+            .env("LEADROUTE_CRM_TOKEN", sim.token())
+            .env("LEADROUTE_CRM_TIER", "api_add_on")
+            .env("LEADROUTE_STORE_URL", &store_url)
+            .stdin(std::process::Stdio::null());
+        async move {
+            tokio::task::spawn_blocking(move || command.output())
+                .await
+                .unwrap()
+                .expect("run leadroute")
+        }
+    };
+    let plan_arg = plan_path.to_str().unwrap();
+    let refused = run(&["apply", "--plan", plan_arg]).await;
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--yes"), "{stderr}");
+    assert!(
+        sim.write_log().is_empty(),
+        "nothing written without confirmation"
+    );
+    let summary = String::from_utf8_lossy(&refused.stdout);
+    assert!(
+        summary.contains("write calls"),
+        "the summary comes first: {summary}"
+    );
+
+    let applied = run(&["apply", "--plan", plan_arg, "--run-id", "cli", "--yes"]).await;
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let after = owner_of(&sim);
+    for change in &plan.changes {
+        assert_eq!(after[&change.id.0].as_deref(), Some(change.to.as_str()));
+    }
+
+    let rolled_back = run(&["rollback", "cli", "--yes"]).await;
+    let stdout = String::from_utf8_lossy(&rolled_back.stdout);
+    assert!(
+        rolled_back.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&rolled_back.stderr)
+    );
+    let reverted = owner_of(&sim);
+    for change in &plan.changes {
+        match &change.from {
+            // Reverted, or reported as left alone (e.g. the old owner was deactivated
+            // since, and HubSpot refuses it).
+            Some(from) => assert!(
+                reverted[&change.id.0].as_deref() == Some(from.as_str())
+                    || stdout.contains(&format!("contact:{}: ", change.id)),
+                "record {} neither reverted nor reported: {stdout}",
+                change.id
+            ),
+            None => assert!(stdout.contains(&format!("contact:{}: it had no owner", change.id))),
+        }
+    }
+    assert_eq!(before.len(), reverted.len());
+
+    let listed = run(&["exceptions", "list"]).await;
+    assert!(listed.status.success());
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("no open exceptions"));
+    sim.shutdown().await;
+}
