@@ -15,6 +15,7 @@ mod raw;
 use std::fmt;
 use std::path::Path;
 
+
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -115,3 +116,6 @@ pub fn content_hash(text: &str) -> String {
     let digest = Sha256::digest(text.as_bytes());
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tests;

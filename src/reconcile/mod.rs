@@ -7,6 +7,7 @@
 
 pub mod drift;
 pub mod explain;
+pub mod fixtures;
 pub mod ledger;
 pub mod matching;
 pub mod plan;
