@@ -54,17 +54,17 @@ pub fn render(record: &str, d: &Decision, policy: &Policy) -> String {
         }
     }
     if let Some(p) = &t.pool {
-        let _ = writeln!(s, "\npool {} ({}), virtual time {:.3}:", p.pool, p.strategy, p.virtual_time);
+        let _ = writeln!(s, "\npool {} ({}), {} picks so far:", p.pool, p.strategy, p.picks);
         let _ = writeln!(
             s,
             "  {:<10} {:<20} {:>6} {:>8} {:>8} {:>5} {:>5} {:>6}  {:<20} status",
-            "rep", "owner", "weight", "virtual", "assigned", "today", "week", "load", "zone"
+            "rep", "owner", "weight", "credit", "assigned", "today", "week", "load", "zone"
         );
         for mt in &p.members {
             let _ = writeln!(
                 s,
-                "  {:<10} {:<20} {:>6} {:>8} {:>8} {:>5} {:>5} {:>6}  {:<20} {}",
-                mt.rep, mt.owner, mt.weight, mt.virtual_count, mt.assigned, mt.today, mt.week, mt.load, mt.time_zone, mt.status
+                "  {:<10} {:<20} {:>6} {:>8.3} {:>8} {:>5} {:>5} {:>6}  {:<20} {}",
+                mt.rep, mt.owner, mt.weight, mt.credit, mt.assigned, mt.today, mt.week, mt.load, mt.time_zone, mt.status
             );
         }
         let _ = writeln!(s, "  → {}", p.how);

@@ -122,7 +122,7 @@ pub struct RuleTrace {
 pub struct PoolTrace {
     pub pool: String,
     pub strategy: &'static str,
-    pub virtual_time: f64,
+    pub picks: u64,
     pub members: Vec<MemberTrace>,
     pub picked: Option<String>,
     pub how: String,
@@ -133,7 +133,7 @@ pub struct MemberTrace {
     pub rep: String,
     pub owner: String,
     pub weight: u32,
-    pub virtual_count: u64,
+    pub credit: f64,
     pub assigned: u64,
     pub today: u32,
     pub week: u32,
@@ -559,7 +559,7 @@ impl<'a> Engine<'a> {
                     rep: m.rep.clone(),
                     owner: m.owner.to_string(),
                     weight: m.weight,
-                    virtual_count: ml.virtual_count,
+                    credit: ml.credit as f64 / super::ledger::CREDIT_SCALE as f64,
                     assigned: ml.assigned,
                     today,
                     week,
@@ -575,7 +575,7 @@ impl<'a> Engine<'a> {
                 contenders.push((Contender { owner: &m.owner, weight: m.weight, load }, tz));
             }
         }
-        let vtime = state.vtime();
+        let picks = state.picks;
         let (tried, picked) = if contenders.is_empty() {
             (Tried::Unavailable(format!("pool {}: no member can take a record now", pool.name)), None)
         } else {
@@ -589,8 +589,8 @@ impl<'a> Engine<'a> {
             ledger.count_assignment(&owner, self.now.with_timezone(&tz).date_naive());
             let how = match pool.strategy {
                 Strategy::LeastLoaded => "fewest owned records per weight, then fair share",
-                Strategy::Weighted => "smallest weighted finish tag (virtual_count+1)/weight",
-                Strategy::RoundRobin => "next in turn (smallest virtual_count, then owner id)",
+                Strategy::Weighted => "most credit (each pick earns every eligible member weight/total of a record)",
+                Strategy::RoundRobin => "next in turn (most credit, then owner id)",
             };
             (
                 Tried::Owner(
@@ -606,7 +606,7 @@ impl<'a> Engine<'a> {
             t.pool = Some(PoolTrace {
                 pool: pool.name.clone(),
                 strategy: pool.strategy.as_str(),
-                virtual_time: vtime,
+                picks,
                 members: members_trace,
                 picked: picked.map(|o| policy.owner_label(&o)),
                 how: match &tried {
