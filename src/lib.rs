@@ -5,6 +5,8 @@
 
 pub mod app;
 pub mod cli;
+pub mod config;
 pub mod domain;
 pub mod policy;
 pub mod reconcile;
+pub mod store;

@@ -1,0 +1,967 @@
+//! Configuration: a TOML file (optional), `LEADROUTE_*` environment overrides and
+//! secret files, validated into a [`Config`] in one pass that reports every problem as
+//! `file: section.key: problem; fix`.
+//!
+//! The flow is `RawConfig::from_toml` → `RawConfig::apply_env` →
+//! `RawConfig::read_secret_files` → [`Config::from_raw`] (pure). [`Config::load`] runs
+//! all four. Secrets are `SecretString`s: `Debug` prints `[REDACTED]`, so a config can be
+//! logged whole.
+
+mod raw;
+
+pub use raw::{
+    RawConfig, RawCrm, RawDrift, RawOAuth, RawPolicy, RawSalesforce, RawStore, RawSync, RawWebhook,
+};
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use leadroute_crm::CrmKind;
+use secrecy::{ExposeSecret, SecretString};
+
+/// One problem with the configuration, with where it is and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    /// The config file, or `environment` for a value from a `LEADROUTE_*` variable.
+    pub file: String,
+    /// `section.key` (and the variable name when it came from the environment).
+    pub place: String,
+    pub problem: String,
+    pub fix: String,
+}
+
+impl ConfigIssue {
+    pub fn new(
+        file: &str,
+        place: impl Into<String>,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        ConfigIssue {
+            file: file.to_owned(),
+            place: place.into(),
+            problem: problem.into(),
+            fix: fix.into(),
+        }
+    }
+
+    /// An issue about `key`, pointing at the environment variable if that is where the
+    /// value came from.
+    fn at(
+        file: &str,
+        origins: &BTreeMap<&'static str, String>,
+        key: &str,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        match origins.get(key) {
+            Some(var) => ConfigIssue::new("environment", format!("{var} ({key})"), problem, fix),
+            None => ConfigIssue::new(file, key, problem, fix),
+        }
+    }
+}
+
+impl fmt::Display for ConfigIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {}: {}; {}",
+            self.file, self.place, self.problem, self.fix
+        )
+    }
+}
+
+/// Why configuration could not be loaded: every issue found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    pub issues: Vec<ConfigIssue>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.issues.len();
+        write!(
+            f,
+            "{n} configuration problem{}:",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for issue in &self.issues {
+            write!(f, "\n  {issue}")?;
+        }
+        Ok(())
+    }
+}
+
+/// HubSpot subscription tier: sets the client-side rate limit before response headers
+/// refine it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HubSpotTier {
+    Free,
+    Starter,
+    Professional,
+    Enterprise,
+    /// Professional/Enterprise with the API Limit Increase add-on.
+    ApiAddOn,
+}
+
+impl HubSpotTier {
+    /// Requests per rolling 10 s per app.
+    pub fn ten_second_limit(self) -> u32 {
+        match self {
+            HubSpotTier::Free | HubSpotTier::Starter => 100,
+            HubSpotTier::Professional | HubSpotTier::Enterprise => 190,
+            HubSpotTier::ApiAddOn => 250,
+        }
+    }
+
+    /// Requests per day per account.
+    pub fn daily_limit(self) -> u64 {
+        match self {
+            HubSpotTier::Free | HubSpotTier::Starter => 250_000,
+            HubSpotTier::Professional => 625_000,
+            HubSpotTier::Enterprise => 1_000_000,
+            HubSpotTier::ApiAddOn => 2_000_000,
+        }
+    }
+
+    fn parse(s: &str) -> Option<HubSpotTier> {
+        match s {
+            "free" => Some(HubSpotTier::Free),
+            "starter" => Some(HubSpotTier::Starter),
+            "professional" => Some(HubSpotTier::Professional),
+            "enterprise" => Some(HubSpotTier::Enterprise),
+            "api_add_on" => Some(HubSpotTier::ApiAddOn),
+            _ => None,
+        }
+    }
+}
+
+/// How leadroute authenticates to the CRM.
+#[derive(Debug, Clone)]
+pub enum CrmAuth {
+    /// HubSpot private-app token, or a Salesforce session token.
+    Token(SecretString),
+    /// OAuth refresh-token flow (HubSpot apps, Salesforce connected apps).
+    RefreshToken {
+        client_id: String,
+        client_secret: SecretString,
+        refresh_token: SecretString,
+    },
+    /// Salesforce JWT bearer flow.
+    JwtBearer {
+        client_id: String,
+        username: String,
+        private_key_pem: SecretString,
+        audience: String,
+    },
+    /// Salesforce client-credentials flow.
+    ClientCredentials {
+        client_id: String,
+        client_secret: SecretString,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct CrmConfig {
+    pub kind: CrmKind,
+    /// HubSpot API base or Salesforce login URL, without a trailing slash.
+    pub base_url: String,
+    pub auth: CrmAuth,
+    pub tier: HubSpotTier,
+    /// How far behind the watermark incremental syncs start.
+    pub overlap: Duration,
+    /// Daily calls left for other integrations.
+    pub daily_reserve: u64,
+    pub request_timeout: Duration,
+    pub max_retries: usize,
+    pub salesforce: SalesforceConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct SalesforceConfig {
+    pub instance_url: Option<String>,
+    pub api_version: String,
+    pub organization_id: Option<String>,
+    pub bulk_threshold: usize,
+    pub strict_writes: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// May hold a database password.
+    pub url: SecretString,
+}
+
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    pub interval: Duration,
+    pub hint_batch: usize,
+    pub hint_poll: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    pub listen: Option<SocketAddr>,
+    /// Public base URL, without a trailing slash.
+    pub public_url: Option<String>,
+    pub secret: Option<SecretString>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PolicyConfig {
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DriftConfig {
+    pub schedule: Option<String>,
+    pub out_dir: PathBuf,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where it came from (a path, or `(no config file)`), for messages.
+    pub source: String,
+    pub crm: CrmConfig,
+    pub store: StoreConfig,
+    pub sync: SyncConfig,
+    pub webhook: WebhookConfig,
+    pub policy: PolicyConfig,
+    pub drift: DriftConfig,
+}
+
+pub const DEFAULT_OVERLAP_SECS: u64 = 300;
+pub const DEFAULT_INTERVAL_SECS: u64 = 60;
+pub const DEFAULT_SALESFORCE_API_VERSION: &str = "v62.0";
+pub const DEFAULT_SALESFORCE_LOGIN_URL: &str = "https://login.salesforce.com";
+
+/// The label used in messages when no config file was given.
+pub const NO_FILE: &str = "(no config file)";
+
+impl Config {
+    /// Reads `path` (if any), applies the environment and secret files, and validates.
+    pub fn load(
+        path: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let (mut raw, file, base) = match path {
+            Some(path) => {
+                let file = path.display().to_string();
+                let text = std::fs::read_to_string(path).map_err(|err| ConfigError {
+                    issues: vec![ConfigIssue::new(
+                        &file,
+                        "file",
+                        format!("cannot read it: {err}"),
+                        "check the --config path (or LEADROUTE_CONFIG)",
+                    )],
+                })?;
+                let raw = RawConfig::from_toml(&text, &file).map_err(|issue| ConfigError {
+                    issues: vec![issue],
+                })?;
+                let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                (raw, file, base)
+            }
+            None => (RawConfig::default(), NO_FILE.to_owned(), PathBuf::new()),
+        };
+        raw.apply_env(env);
+        let mut issues = raw.read_secret_files(&base, &file);
+        match Config::from_raw(raw, &file) {
+            Ok(config) if issues.is_empty() => Ok(config),
+            Ok(_) => Err(ConfigError { issues }),
+            Err(more) => {
+                issues.extend(more.issues);
+                Err(ConfigError { issues })
+            }
+        }
+    }
+
+    /// Parses and validates TOML text (with environment overrides), for tests and the
+    /// demo. Secret files are not read.
+    pub fn from_toml(
+        text: &str,
+        file: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut raw = RawConfig::from_toml(text, file).map_err(|issue| ConfigError {
+            issues: vec![issue],
+        })?;
+        raw.apply_env(env);
+        Config::from_raw(raw, file)
+    }
+
+    /// Validates a raw config: pure, and reports every problem at once.
+    pub fn from_raw(raw: RawConfig, file: &str) -> Result<Config, ConfigError> {
+        let mut v = Validator {
+            file,
+            origins: &raw.origins,
+            issues: Vec::new(),
+        };
+        let crm = v.crm(&raw.crm);
+        let store = v.store(&raw.store);
+        let sync = v.sync(&raw.sync);
+        let webhook = v.webhook(&raw.webhook, &raw.crm);
+        let drift = v.drift(&raw.drift);
+        let policy = PolicyConfig {
+            path: raw.policy.path.clone(),
+        };
+        let issues = v.issues;
+        match crm {
+            Some(crm) if issues.is_empty() => Ok(Config {
+                source: file.to_owned(),
+                crm,
+                store,
+                sync,
+                webhook,
+                policy,
+                drift,
+            }),
+            _ => Err(ConfigError { issues }),
+        }
+    }
+}
+
+struct Validator<'a> {
+    file: &'a str,
+    origins: &'a BTreeMap<&'static str, String>,
+    issues: Vec<ConfigIssue>,
+}
+
+impl Validator<'_> {
+    fn issue(&mut self, key: &str, problem: impl Into<String>, fix: impl Into<String>) {
+        self.issues
+            .push(ConfigIssue::at(self.file, self.origins, key, problem, fix));
+    }
+
+    /// An http(s) URL without a trailing slash.
+    fn url(&mut self, key: &str, value: &str) -> Option<String> {
+        match url::Url::parse(value) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+                Some(value.trim_end_matches('/').to_owned())
+            }
+            Ok(_) => {
+                self.issue(
+                    key,
+                    format!("{value:?} is not an http(s) URL"),
+                    "write it as https://host[:port][/path]",
+                );
+                None
+            }
+            Err(err) => {
+                self.issue(
+                    key,
+                    format!("{value:?} is not a URL ({err})"),
+                    "write it as https://host[:port][/path]",
+                );
+                None
+            }
+        }
+    }
+
+    fn secs(&mut self, key: &str, value: Option<u64>, default: u64, range: (u64, u64)) -> Duration {
+        let secs = value.unwrap_or(default);
+        if secs < range.0 || secs > range.1 {
+            self.issue(
+                key,
+                format!("{secs} is out of range"),
+                format!("use a value from {} to {}", range.0, range.1),
+            );
+        }
+        Duration::from_secs(secs)
+    }
+
+    fn crm(&mut self, raw: &RawCrm) -> Option<CrmConfig> {
+        let kind = match raw.kind.as_deref().unwrap_or("hubspot") {
+            "hubspot" => Some(CrmKind::Hubspot),
+            "salesforce" => Some(CrmKind::Salesforce),
+            other => {
+                self.issue(
+                    "crm.kind",
+                    format!("unknown CRM {other:?}"),
+                    "use \"hubspot\" or \"salesforce\"",
+                );
+                None
+            }
+        };
+        let base_url = match (raw.base_url.as_deref(), kind) {
+            (Some(url), _) => self.url("crm.base_url", url),
+            (None, Some(CrmKind::Salesforce)) => Some(DEFAULT_SALESFORCE_LOGIN_URL.to_owned()),
+            (None, _) => {
+                self.issue(
+                    "crm.base_url",
+                    "missing",
+                    "set crm.base_url in a config file (--config) or LEADROUTE_CRM_BASE_URL: \
+                     https://api.hubapi.com for HubSpot, or the URL `leadroute sim hubspot` prints",
+                );
+                None
+            }
+        };
+        let tier = match raw.tier.as_deref() {
+            None => HubSpotTier::Professional,
+            Some(name) => HubSpotTier::parse(name).unwrap_or_else(|| {
+                self.issue(
+                    "crm.tier",
+                    format!("unknown tier {name:?}"),
+                    "use free, starter, professional, enterprise or api_add_on",
+                );
+                HubSpotTier::Professional
+            }),
+        };
+        let overlap = self.secs(
+            "crm.overlap_secs",
+            raw.overlap_secs,
+            DEFAULT_OVERLAP_SECS,
+            (0, 86_400),
+        );
+        let request_timeout = self.secs(
+            "crm.request_timeout_secs",
+            raw.request_timeout_secs,
+            30,
+            (1, 600),
+        );
+        let max_retries = raw.max_retries.unwrap_or(8);
+        if max_retries > 100 {
+            self.issue(
+                "crm.max_retries",
+                format!("{max_retries} is too many"),
+                "use at most 100",
+            );
+        }
+        let salesforce = self.salesforce(&raw.salesforce);
+        let auth = match kind {
+            Some(CrmKind::Hubspot) => self.hubspot_auth(raw),
+            Some(CrmKind::Salesforce) => self.salesforce_auth(raw, base_url.as_deref()),
+            None => None,
+        };
+        Some(CrmConfig {
+            kind: kind?,
+            base_url: base_url?,
+            auth: auth?,
+            tier,
+            overlap,
+            daily_reserve: raw.daily_reserve.unwrap_or(0),
+            request_timeout,
+            max_retries,
+            salesforce,
+        })
+    }
+
+    fn hubspot_auth(&mut self, raw: &RawCrm) -> Option<CrmAuth> {
+        if let Some(token) = &raw.token {
+            if token.expose_secret().trim().is_empty() {
+                self.issue("crm.token", "empty", "paste the private app's access token");
+                return None;
+            }
+            return Some(CrmAuth::Token(token.clone()));
+        }
+        let oauth = &raw.oauth;
+        match (&oauth.client_id, &oauth.client_secret, &oauth.refresh_token) {
+            (Some(client_id), Some(client_secret), Some(refresh_token)) => {
+                Some(CrmAuth::RefreshToken {
+                    client_id: client_id.clone(),
+                    client_secret: client_secret.clone(),
+                    refresh_token: refresh_token.clone(),
+                })
+            }
+            (None, None, None) => {
+                self.issue(
+                    "crm.token",
+                    "missing: HubSpot needs a private-app token or OAuth credentials",
+                    "set LEADROUTE_CRM_TOKEN (or crm.token / crm.token_file), or crm.oauth.client_id, \
+                     client_secret and refresh_token",
+                );
+                None
+            }
+            (client_id, client_secret, refresh_token) => {
+                for (key, missing) in [
+                    ("crm.oauth.client_id", client_id.is_none()),
+                    ("crm.oauth.client_secret", client_secret.is_none()),
+                    ("crm.oauth.refresh_token", refresh_token.is_none()),
+                ] {
+                    if missing {
+                        self.issue(
+                            key,
+                            "missing while other crm.oauth keys are set",
+                            "set all of client_id, client_secret and refresh_token, or use crm.token",
+                        );
+                    }
+                }
+                None
+            }
+        }
+    }
+
+    fn salesforce_auth(&mut self, raw: &RawCrm, login_url: Option<&str>) -> Option<CrmAuth> {
+        let sf = &raw.salesforce;
+        let oauth = &raw.oauth;
+        let mode = sf.auth.as_deref().unwrap_or(if raw.token.is_some() {
+            "session"
+        } else if sf.private_key_file.is_some() {
+            "jwt"
+        } else if oauth.refresh_token.is_some() {
+            "refresh_token"
+        } else {
+            "client_credentials"
+        });
+        let need = |v: &mut Self, key: &str, present: bool| {
+            if !present {
+                v.issue(
+                    key,
+                    format!("missing, and crm.salesforce.auth = {mode:?} needs it"),
+                    "set it, or pick another crm.salesforce.auth",
+                );
+            }
+            present
+        };
+        match mode {
+            "session" => {
+                let ok = need(self, "crm.token", raw.token.is_some());
+                ok.then(|| raw.token.clone().map(CrmAuth::Token)).flatten()
+            }
+            "jwt" => {
+                let a = need(self, "crm.oauth.client_id", oauth.client_id.is_some());
+                let b = need(self, "crm.salesforce.username", sf.username.is_some());
+                let c = need(
+                    self,
+                    "crm.salesforce.private_key_file",
+                    sf.private_key_file.is_some(),
+                );
+                if !(a && b && c) {
+                    return None;
+                }
+                // A key file that could not be read is reported by `read_secret_files`;
+                // `from_toml` (no file reading) leaves an empty key the connector rejects.
+                Some(CrmAuth::JwtBearer {
+                    client_id: oauth.client_id.clone()?,
+                    username: sf.username.clone()?,
+                    private_key_pem: sf
+                        .private_key_pem
+                        .clone()
+                        .unwrap_or_else(|| SecretString::from(String::new())),
+                    audience: sf
+                        .audience
+                        .clone()
+                        .or_else(|| login_url.map(str::to_owned))
+                        .unwrap_or_else(|| DEFAULT_SALESFORCE_LOGIN_URL.to_owned()),
+                })
+            }
+            "refresh_token" => {
+                let a = need(self, "crm.oauth.client_id", oauth.client_id.is_some());
+                let b = need(
+                    self,
+                    "crm.oauth.client_secret",
+                    oauth.client_secret.is_some(),
+                );
+                let c = need(
+                    self,
+                    "crm.oauth.refresh_token",
+                    oauth.refresh_token.is_some(),
+                );
+                if !(a && b && c) {
+                    return None;
+                }
+                Some(CrmAuth::RefreshToken {
+                    client_id: oauth.client_id.clone()?,
+                    client_secret: oauth.client_secret.clone()?,
+                    refresh_token: oauth.refresh_token.clone()?,
+                })
+            }
+            "client_credentials" => {
+                let a = need(self, "crm.oauth.client_id", oauth.client_id.is_some());
+                let b = need(
+                    self,
+                    "crm.oauth.client_secret",
+                    oauth.client_secret.is_some(),
+                );
+                if !(a && b) {
+                    return None;
+                }
+                Some(CrmAuth::ClientCredentials {
+                    client_id: oauth.client_id.clone()?,
+                    client_secret: oauth.client_secret.clone()?,
+                })
+            }
+            other => {
+                self.issue(
+                    "crm.salesforce.auth",
+                    format!("unknown auth {other:?}"),
+                    "use jwt, refresh_token, client_credentials or session",
+                );
+                None
+            }
+        }
+    }
+
+    fn salesforce(&mut self, raw: &RawSalesforce) -> SalesforceConfig {
+        let instance_url = raw
+            .instance_url
+            .as_deref()
+            .and_then(|url| self.url("crm.salesforce.instance_url", url));
+        let api_version = raw
+            .api_version
+            .clone()
+            .unwrap_or_else(|| DEFAULT_SALESFORCE_API_VERSION.to_owned());
+        let well_formed = api_version
+            .strip_prefix('v')
+            .and_then(|v| v.split_once('.'))
+            .is_some_and(|(major, minor)| {
+                major.parse::<u32>().is_ok_and(|m| m >= 62) && minor.parse::<u32>().is_ok()
+            });
+        if !well_formed {
+            self.issue(
+                "crm.salesforce.api_version",
+                format!("{api_version:?} is not a supported API version"),
+                "write it as v62.0 or later",
+            );
+        }
+        SalesforceConfig {
+            instance_url,
+            api_version,
+            organization_id: raw.organization_id.clone(),
+            bulk_threshold: raw.bulk_threshold.unwrap_or(2_000),
+            strict_writes: raw.strict_writes.unwrap_or(false),
+        }
+    }
+
+    fn store(&mut self, raw: &RawStore) -> StoreConfig {
+        let url = raw.url.clone().unwrap_or_else(|| {
+            SecretString::from(format!(
+                "sqlite://{}",
+                crate::store::default_sqlite_path().display()
+            ))
+        });
+        if let Err(err) = crate::store::check_url(url.expose_secret()) {
+            self.issue(
+                "store.url",
+                err.to_string(),
+                "use sqlite://PATH (the default is .leadroute/leadroute.db) or postgres://USER@HOST/DB",
+            );
+        }
+        StoreConfig { url }
+    }
+
+    fn sync(&mut self, raw: &RawSync) -> SyncConfig {
+        let interval = self.secs(
+            "sync.interval_secs",
+            raw.interval_secs,
+            DEFAULT_INTERVAL_SECS,
+            (1, 86_400),
+        );
+        let hint_batch = raw.hint_batch.unwrap_or(100);
+        if !(1..=1_000).contains(&hint_batch) {
+            self.issue(
+                "sync.hint_batch",
+                format!("{hint_batch} is out of range"),
+                "use 1 to 1000 (HubSpot batch reads take 100)",
+            );
+        }
+        let hint_poll_ms = raw.hint_poll_ms.unwrap_or(250);
+        if !(10..=60_000).contains(&hint_poll_ms) {
+            self.issue(
+                "sync.hint_poll_ms",
+                format!("{hint_poll_ms} is out of range"),
+                "use 10 to 60000",
+            );
+        }
+        SyncConfig {
+            interval,
+            hint_batch,
+            hint_poll: Duration::from_millis(hint_poll_ms),
+        }
+    }
+
+    fn webhook(&mut self, raw: &RawWebhook, crm: &RawCrm) -> WebhookConfig {
+        let listen = raw
+            .listen
+            .as_deref()
+            .and_then(|listen| match listen.parse() {
+                Ok(addr) => Some(addr),
+                Err(_) => {
+                    self.issue(
+                        "webhook.listen",
+                        format!("{listen:?} is not an address"),
+                        "write IP:PORT, e.g. 127.0.0.1:8080 or 0.0.0.0:8080",
+                    );
+                    None
+                }
+            });
+        let public_url = raw
+            .public_url
+            .as_deref()
+            .and_then(|url| self.url("webhook.public_url", url));
+        let secret = raw
+            .secret
+            .clone()
+            .or_else(|| crm.oauth.client_secret.clone());
+        let is_hubspot = crm.kind.as_deref().unwrap_or("hubspot") == "hubspot";
+        if raw.listen.is_some() {
+            if raw.public_url.is_none() {
+                self.issue(
+                    "webhook.public_url",
+                    "missing while webhook.listen is set",
+                    "set the public base URL the CRM calls (HubSpot signs that URL), e.g. https://leadroute.example.com",
+                );
+            }
+            if is_hubspot && secret.is_none() {
+                self.issue(
+                    "webhook.secret",
+                    "missing while webhook.listen is set: HubSpot webhooks cannot be verified",
+                    "set the HubSpot app's client secret in webhook.secret, webhook.secret_file or LEADROUTE_WEBHOOK_SECRET",
+                );
+            }
+        }
+        WebhookConfig {
+            listen,
+            public_url,
+            secret,
+        }
+    }
+
+    fn drift(&mut self, raw: &RawDrift) -> DriftConfig {
+        if let Some(schedule) = &raw.schedule
+            && let Err(err) = schedule.parse::<cron::Schedule>()
+        {
+            self.issue(
+                "drift.schedule",
+                format!("{schedule:?} is not a cron expression ({err})"),
+                "write sec min hour day-of-month month day-of-week, e.g. \"0 0 6 * * *\" for 06:00 daily",
+            );
+        }
+        DriftConfig {
+            schedule: raw.schedule.clone(),
+            out_dir: raw
+                .out_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("drift")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    fn messages(err: ConfigError) -> Vec<String> {
+        err.issues.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn no_file_and_a_base_url_and_token_from_the_environment_is_enough() {
+        let config = Config::from_raw(
+            {
+                let mut raw = RawConfig::default();
+                raw.apply_env(&env(&[
+                    ("LEADROUTE_CRM_BASE_URL", "http://127.0.0.1:4010/"),
+                    ("LEADROUTE_CRM_TOKEN", "pat-na1-secret"),
+                ]));
+                raw
+            },
+            NO_FILE,
+        )
+        .unwrap();
+        assert_eq!(config.crm.kind, CrmKind::Hubspot);
+        assert_eq!(config.crm.base_url, "http://127.0.0.1:4010");
+        assert_eq!(
+            config.store.url.expose_secret(),
+            "sqlite://.leadroute/leadroute.db"
+        );
+        assert_eq!(config.crm.overlap, Duration::from_secs(300));
+        assert!(
+            !format!("{config:?}").contains("pat-na1-secret"),
+            "secrets are redacted"
+        );
+    }
+
+    #[test]
+    fn a_missing_base_url_names_the_variable_to_set() {
+        let err = Config::from_raw(
+            {
+                let mut raw = RawConfig::default();
+                raw.apply_env(&env(&[("LEADROUTE_CRM_TOKEN", "t")]));
+                raw
+            },
+            NO_FILE,
+        )
+        .unwrap_err();
+        let messages = messages(err);
+        assert_eq!(messages.len(), 1, "{messages:?}");
+        assert!(messages[0].starts_with("(no config file): crm.base_url: missing; set"));
+        assert!(messages[0].contains("LEADROUTE_CRM_BASE_URL"));
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_place_and_fix() {
+        let text = r#"
+            [crm]
+            kind = "hubspot"
+            base_url = "ftp://example.com"
+            tier = "gold"
+            overlap_secs = 100000
+            [store]
+            url = "mysql://db/x"
+            [sync]
+            interval_secs = 0
+            [webhook]
+            listen = "localhost"
+            [drift]
+            schedule = "every day"
+        "#;
+        let err = Config::from_toml(text, "config/leadroute.toml", &env(&[])).unwrap_err();
+        let messages = messages(err);
+        let places: Vec<&str> = messages
+            .iter()
+            .map(|m| m.split(": ").nth(1).unwrap())
+            .collect();
+        for place in [
+            "crm.base_url",
+            "crm.tier",
+            "crm.overlap_secs",
+            "crm.token",
+            "store.url",
+            "sync.interval_secs",
+            "webhook.listen",
+            "webhook.public_url",
+            "webhook.secret",
+            "drift.schedule",
+        ] {
+            assert!(
+                places.contains(&place),
+                "{place} not reported in {messages:#?}"
+            );
+        }
+        for message in &messages {
+            assert!(message.starts_with("config/leadroute.toml: "), "{message}");
+            assert!(message.contains("; "), "every issue has a fix: {message}");
+        }
+    }
+
+    #[test]
+    fn values_from_the_environment_are_blamed_on_the_variable() {
+        let err = Config::from_toml(
+            "[crm]\ntoken = \"t\"\n",
+            "lr.toml",
+            &env(&[("LEADROUTE_CRM_BASE_URL", "not a url")]),
+        )
+        .unwrap_err();
+        assert!(
+            messages(err)[0].starts_with("environment: LEADROUTE_CRM_BASE_URL (crm.base_url): ")
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_at_their_line() {
+        let err = Config::from_toml(
+            "[crm]\nbase_url = \"http://x\"\ntokn = \"t\"\n",
+            "lr.toml",
+            &env(&[]),
+        )
+        .unwrap_err();
+        let messages = messages(err);
+        assert!(
+            messages[0].starts_with("lr.toml: line 3: unknown field `tokn`"),
+            "{messages:?}"
+        );
+    }
+
+    #[test]
+    fn salesforce_picks_its_auth_flow_and_says_what_it_lacks() {
+        let err = Config::from_toml(
+            "[crm]\nkind = \"salesforce\"\n[crm.salesforce]\nauth = \"jwt\"\n",
+            "sf.toml",
+            &env(&[]),
+        )
+        .unwrap_err();
+        let messages = messages(err);
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.contains("crm.salesforce.username: missing"))
+        );
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.contains("crm.oauth.client_id: missing"))
+        );
+        let config = Config::from_toml(
+            "[crm]\nkind = \"salesforce\"\ntoken = \"00D!session\"\n[crm.salesforce]\ninstance_url = \"https://acme.my.salesforce.com\"\n",
+            "sf.toml",
+            &env(&[]),
+        )
+        .unwrap();
+        assert!(matches!(config.crm.auth, CrmAuth::Token(_)));
+        assert_eq!(config.crm.base_url, DEFAULT_SALESFORCE_LOGIN_URL);
+    }
+
+    #[test]
+    fn secret_files_are_read_and_trimmed_and_unreadable_ones_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("token"), "pat-from-file\n").unwrap();
+        let path = dir.path().join("lr.toml");
+        std::fs::write(
+            &path,
+            "[crm]\nbase_url = \"http://127.0.0.1:1\"\ntoken_file = \"token\"\n[webhook]\nsecret_file = \"nope\"\n",
+        )
+        .unwrap();
+        let err = Config::load(Some(&path), &env(&[])).unwrap_err();
+        assert_eq!(err.issues.len(), 1);
+        assert_eq!(err.issues[0].place, "webhook.secret_file");
+        std::fs::write(
+            &path,
+            "[crm]\nbase_url = \"http://127.0.0.1:1\"\ntoken_file = \"token\"\n",
+        )
+        .unwrap();
+        let config = Config::load(Some(&path), &env(&[])).unwrap();
+        let CrmAuth::Token(token) = config.crm.auth else {
+            panic!("expected token auth")
+        };
+        assert_eq!(token.expose_secret(), "pat-from-file");
+    }
+
+    fn example(name: &str) -> (String, String) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("config")
+            .join(name);
+        let text = std::fs::read_to_string(&path).unwrap();
+        (text, path.display().to_string())
+    }
+
+    #[test]
+    fn the_hubspot_example_config_loads_with_a_token_from_the_environment() {
+        let (text, file) = example("leadroute.example.toml");
+        let config =
+            Config::from_toml(&text, &file, &env(&[("LEADROUTE_CRM_TOKEN", "pat")])).unwrap();
+        assert_eq!(config.crm.kind, CrmKind::Hubspot);
+        assert_eq!(config.crm.tier, HubSpotTier::Professional);
+        assert_eq!(config.drift.schedule.as_deref(), Some("0 0 6 * * Mon-Fri"));
+        // Without the token it says exactly what to set.
+        let err = Config::from_toml(&text, &file, &env(&[])).unwrap_err();
+        assert!(err.to_string().contains("LEADROUTE_CRM_TOKEN"), "{err}");
+    }
+
+    #[test]
+    fn the_salesforce_example_config_loads() {
+        let (text, file) = example("salesforce.example.toml");
+        let config = Config::from_toml(&text, &file, &env(&[])).unwrap();
+        assert_eq!(config.crm.kind, CrmKind::Salesforce);
+        let CrmAuth::JwtBearer {
+            username, audience, ..
+        } = &config.crm.auth
+        else {
+            panic!("expected the JWT bearer flow, got {:?}", config.crm.auth)
+        };
+        assert_eq!(username, "integration@acme.example");
+        assert_eq!(audience, "https://login.salesforce.com");
+        assert_eq!(config.crm.salesforce.api_version, "v62.0");
+    }
+}

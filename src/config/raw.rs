@@ -1,0 +1,279 @@
+//! The config file as written: serde structs that mirror the TOML one to one
+//! (`deny_unknown_fields`, so a typo is an error, not a silently ignored key), plus the
+//! environment overlay and the reading of `*_file` secrets.
+//!
+//! Nothing here judges values; `Config::from_raw` (in `mod.rs`) does, so every problem
+//! is reported at once with its place and fix.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::ConfigIssue;
+
+/// The whole file. Every section is optional: no file at all is a valid start.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub crm: RawCrm,
+    #[serde(default)]
+    pub store: RawStore,
+    #[serde(default)]
+    pub sync: RawSync,
+    #[serde(default)]
+    pub webhook: RawWebhook,
+    #[serde(default)]
+    pub policy: RawPolicy,
+    #[serde(default)]
+    pub drift: RawDrift,
+    /// Where values came from when not from the file: `"crm.token"` →
+    /// `"LEADROUTE_CRM_TOKEN"`, so problems point at the place the user must edit.
+    #[serde(skip)]
+    pub origins: BTreeMap<&'static str, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCrm {
+    /// `hubspot` (default) or `salesforce`.
+    pub kind: Option<String>,
+    /// HubSpot API base (`https://api.hubapi.com`) or Salesforce login URL.
+    pub base_url: Option<String>,
+    /// HubSpot private-app token or Salesforce session token.
+    pub token: Option<SecretString>,
+    pub token_file: Option<PathBuf>,
+    /// HubSpot subscription tier, for the rate limiter: free, starter, professional,
+    /// enterprise, api_add_on (Professional/Enterprise with the API limit increase).
+    pub tier: Option<String>,
+    pub overlap_secs: Option<u64>,
+    pub daily_reserve: Option<u64>,
+    pub request_timeout_secs: Option<u64>,
+    pub max_retries: Option<usize>,
+    #[serde(default)]
+    pub oauth: RawOAuth,
+    #[serde(default)]
+    pub salesforce: RawSalesforce,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOAuth {
+    pub client_id: Option<String>,
+    pub client_secret: Option<SecretString>,
+    pub client_secret_file: Option<PathBuf>,
+    pub refresh_token: Option<SecretString>,
+    pub refresh_token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSalesforce {
+    /// `jwt` (default when a private key is given), `refresh_token`,
+    /// `client_credentials` or `session` (a token from `crm.token`).
+    pub auth: Option<String>,
+    pub instance_url: Option<String>,
+    pub api_version: Option<String>,
+    pub username: Option<String>,
+    pub private_key_file: Option<PathBuf>,
+    /// The key read from `private_key_file` (never from the TOML itself).
+    #[serde(skip)]
+    pub private_key_pem: Option<SecretString>,
+    /// JWT audience; defaults to the login URL.
+    pub audience: Option<String>,
+    pub organization_id: Option<String>,
+    pub bulk_threshold: Option<usize>,
+    pub strict_writes: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    /// `sqlite://PATH`, a file path, or `postgres://…`.
+    pub url: Option<SecretString>,
+    pub url_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSync {
+    pub interval_secs: Option<u64>,
+    /// Records refetched per webhook-hint batch.
+    pub hint_batch: Option<usize>,
+    /// How often the hint processor looks at the inbox.
+    pub hint_poll_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhook {
+    /// `127.0.0.1:8080`: serve the webhook route while syncing.
+    pub listen: Option<String>,
+    /// The public base URL the CRM calls (`https://leadroute.example.com`); HubSpot
+    /// signs the URL it called, not the one a proxy forwarded.
+    pub public_url: Option<String>,
+    /// HubSpot: the app's client secret (defaults to `crm.oauth.client_secret`).
+    pub secret: Option<SecretString>,
+    pub secret_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDrift {
+    /// Cron expression (with seconds) for the scheduled drift report.
+    pub schedule: Option<String>,
+    pub out_dir: Option<PathBuf>,
+}
+
+impl RawConfig {
+    /// Parses TOML; a syntax error or unknown key is reported at its line.
+    pub fn from_toml(text: &str, file: &str) -> Result<RawConfig, ConfigIssue> {
+        toml::from_str(text).map_err(|err| {
+            let place = match err.span() {
+                Some(span) => {
+                    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                    format!("line {line}")
+                }
+                None => "file".to_owned(),
+            };
+            ConfigIssue::new(
+                file,
+                place,
+                err.message().trim(),
+                "fix the TOML; config/leadroute.example.toml lists every key",
+            )
+        })
+    }
+
+    /// Applies `LEADROUTE_*` environment overrides. `env` is injected so tests need not
+    /// touch the process environment.
+    pub fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) {
+        let mut take = |var: &'static str, key: &'static str| -> Option<String> {
+            let value = env(var).filter(|v| !v.is_empty())?;
+            self.origins.insert(key, var.to_owned());
+            Some(value)
+        };
+        if let Some(v) = take("LEADROUTE_CRM_KIND", "crm.kind") {
+            self.crm.kind = Some(v);
+        }
+        if let Some(v) = take("LEADROUTE_CRM_BASE_URL", "crm.base_url") {
+            self.crm.base_url = Some(v);
+        }
+        if let Some(v) = take("LEADROUTE_CRM_TOKEN", "crm.token") {
+            self.crm.token = Some(v.into());
+            self.crm.token_file = None;
+        }
+        if let Some(v) = take("LEADROUTE_CRM_TOKEN_FILE", "crm.token_file") {
+            self.crm.token_file = Some(v.into());
+            self.crm.token = None;
+        }
+        if let Some(v) = take("LEADROUTE_CRM_TIER", "crm.tier") {
+            self.crm.tier = Some(v);
+        }
+        if let Some(v) = take("LEADROUTE_CRM_CLIENT_ID", "crm.oauth.client_id") {
+            self.crm.oauth.client_id = Some(v);
+        }
+        if let Some(v) = take("LEADROUTE_CRM_CLIENT_SECRET", "crm.oauth.client_secret") {
+            self.crm.oauth.client_secret = Some(v.into());
+            self.crm.oauth.client_secret_file = None;
+        }
+        if let Some(v) = take(
+            "LEADROUTE_CRM_CLIENT_SECRET_FILE",
+            "crm.oauth.client_secret_file",
+        ) {
+            self.crm.oauth.client_secret_file = Some(v.into());
+            self.crm.oauth.client_secret = None;
+        }
+        if let Some(v) = take("LEADROUTE_CRM_REFRESH_TOKEN", "crm.oauth.refresh_token") {
+            self.crm.oauth.refresh_token = Some(v.into());
+            self.crm.oauth.refresh_token_file = None;
+        }
+        if let Some(v) = take(
+            "LEADROUTE_CRM_REFRESH_TOKEN_FILE",
+            "crm.oauth.refresh_token_file",
+        ) {
+            self.crm.oauth.refresh_token_file = Some(v.into());
+            self.crm.oauth.refresh_token = None;
+        }
+        if let Some(v) = take("LEADROUTE_STORE_URL", "store.url") {
+            self.store.url = Some(v.into());
+            self.store.url_file = None;
+        }
+        if let Some(v) = take("LEADROUTE_STORE_URL_FILE", "store.url_file") {
+            self.store.url_file = Some(v.into());
+            self.store.url = None;
+        }
+        if let Some(v) = take("LEADROUTE_WEBHOOK_LISTEN", "webhook.listen") {
+            self.webhook.listen = Some(v);
+        }
+        if let Some(v) = take("LEADROUTE_WEBHOOK_PUBLIC_URL", "webhook.public_url") {
+            self.webhook.public_url = Some(v);
+        }
+        if let Some(v) = take("LEADROUTE_WEBHOOK_SECRET", "webhook.secret") {
+            self.webhook.secret = Some(v.into());
+            self.webhook.secret_file = None;
+        }
+        if let Some(v) = take("LEADROUTE_WEBHOOK_SECRET_FILE", "webhook.secret_file") {
+            self.webhook.secret_file = Some(v.into());
+            self.webhook.secret = None;
+        }
+    }
+
+    /// Reads every `*_file` secret into its value field, relative to `base` (the config
+    /// file's directory). Unreadable files are issues, reported with the rest.
+    pub fn read_secret_files(&mut self, base: &std::path::Path, file: &str) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        let origins = &self.origins;
+        let mut read =
+            |key: &'static str, path: &Option<PathBuf>, into: &mut Option<SecretString>| {
+                let Some(path) = path else { return };
+                let full = if path.is_absolute() {
+                    path.clone()
+                } else {
+                    base.join(path)
+                };
+                match std::fs::read_to_string(&full) {
+                    // Secret files conventionally end with a newline that is not part of it.
+                    Ok(text) => *into = Some(text.trim_end_matches(['\r', '\n']).to_owned().into()),
+                    Err(err) => issues.push(ConfigIssue::at(
+                        file,
+                        origins,
+                        key,
+                        format!("cannot read {}: {err}", full.display()),
+                        "point it at a readable file holding only the secret",
+                    )),
+                }
+            };
+        read("crm.token_file", &self.crm.token_file, &mut self.crm.token);
+        read(
+            "crm.oauth.client_secret_file",
+            &self.crm.oauth.client_secret_file,
+            &mut self.crm.oauth.client_secret,
+        );
+        read(
+            "crm.oauth.refresh_token_file",
+            &self.crm.oauth.refresh_token_file,
+            &mut self.crm.oauth.refresh_token,
+        );
+        read("store.url_file", &self.store.url_file, &mut self.store.url);
+        read(
+            "webhook.secret_file",
+            &self.webhook.secret_file,
+            &mut self.webhook.secret,
+        );
+        read(
+            "crm.salesforce.private_key_file",
+            &self.crm.salesforce.private_key_file,
+            &mut self.crm.salesforce.private_key_pem,
+        );
+        issues
+    }
+}

@@ -1,0 +1,1078 @@
+//! Mirror rows: owners, accounts, people and their account links, tombstones for
+//! deletes and merges, and sync cursors.
+//!
+//! Invariants this file keeps:
+//! - A page of changes and its cursor are stored in one transaction, so a crash never
+//!   loses records nor advances a cursor past records that were not stored.
+//! - A row is never overwritten by an older version (`updated_at` guard in the upsert),
+//!   so overlapping pages, webhook refetches and out-of-order delivery are harmless.
+//! - A deleted record is not resurrected by a stale read (tombstone guard); a record
+//!   updated after its deletion (a HubSpot restore) comes back. Merged-away and purged
+//!   ids never come back.
+//! - A purge (GDPR) removes the row, its raw payload and links; the tombstone keeps only
+//!   the id.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use leadroute_crm::{
+    AccountLink, AccountRecord, Change, CrmKind, Cursor, ObjectKind, OwnerId, OwnerKind,
+    OwnerRecord, PersonRecord, Record, RecordId, Team,
+};
+use sqlx::any::AnyRow;
+use sqlx::{Any, AssertSqlSafe, Row, Transaction};
+
+use super::{Store, StoreError, from_ms, get_bool, in_list, placeholders, to_ms};
+use crate::domain::Snapshot;
+
+/// Rows per multi-row statement. People rows bind 18 values, so 500 rows stay far below
+/// both SQLite's (32,766) and PostgreSQL's (65,535) bind-parameter limits.
+const CHUNK: usize = 500;
+
+/// What one [`Store::apply_changes`] call did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyStats {
+    /// Records inserted or updated.
+    pub upserted: usize,
+    /// Upserts skipped because the store already held a newer (or equally new) version,
+    /// or the record was deleted later than this version.
+    pub stale: usize,
+    /// Records removed as deleted/archived.
+    pub deleted: usize,
+    /// Records removed as merged into another.
+    pub merged: usize,
+    /// Records whose personal data was purged.
+    pub purged: usize,
+}
+
+impl std::ops::AddAssign for ApplyStats {
+    fn add_assign(&mut self, other: ApplyStats) {
+        self.upserted += other.upserted;
+        self.stale += other.stale;
+        self.deleted += other.deleted;
+        self.merged += other.merged;
+        self.purged += other.purged;
+    }
+}
+
+/// How many live rows the mirror holds for one CRM.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MirrorCounts {
+    pub owners: u64,
+    pub accounts: u64,
+    pub contacts: u64,
+    pub leads: u64,
+    pub links: u64,
+    pub tombstones: u64,
+}
+
+/// Why a record left the mirror.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TombstoneReason {
+    Deleted,
+    Merged,
+    Purged,
+}
+
+impl TombstoneReason {
+    fn as_str(self) -> &'static str {
+        match self {
+            TombstoneReason::Deleted => "deleted",
+            TombstoneReason::Merged => "merged",
+            TombstoneReason::Purged => "purged",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "deleted" => Ok(TombstoneReason::Deleted),
+            "merged" => Ok(TombstoneReason::Merged),
+            "purged" => Ok(TombstoneReason::Purged),
+            other => Err(StoreError::Corrupt {
+                what: "tombstone reason",
+                detail: other.to_owned(),
+            }),
+        }
+    }
+}
+
+/// A record that left the mirror.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tombstone {
+    pub object: ObjectKind,
+    pub id: RecordId,
+    pub reason: TombstoneReason,
+    pub merged_into: Option<RecordId>,
+    pub deleted_at: DateTime<Utc>,
+}
+
+/// The table an object's rows live in.
+fn table(object: ObjectKind) -> &'static str {
+    match object {
+        ObjectKind::Owner => "owners",
+        ObjectKind::Account => "accounts",
+        ObjectKind::Contact | ObjectKind::Lead => "people",
+    }
+}
+
+fn parse_object(s: &str) -> Result<ObjectKind, StoreError> {
+    s.parse().map_err(|detail| StoreError::Corrupt {
+        what: "object kind",
+        detail,
+    })
+}
+
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value)
+        .expect("records serialise to JSON: they hold no maps with non-string keys")
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    text: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|err| StoreError::Corrupt {
+        what,
+        detail: err.to_string(),
+    })
+}
+
+/// The last word on each record within one page, in page order.
+///
+/// Connectors may repeat a record within a page (overlap windows, merges), and one
+/// multi-row upsert cannot touch a row twice on PostgreSQL, so we reduce first: a later
+/// deletion wins; a later upsert wins over an earlier upsert unless it is older, and over
+/// a deletion only if it is newer than the deletion.
+fn reduce(changes: &[Change]) -> Vec<&Change> {
+    let mut order: Vec<(ObjectKind, &str)> = Vec::new();
+    let mut last: HashMap<(ObjectKind, &str), &Change> = HashMap::new();
+    for change in changes {
+        let key = match change {
+            Change::Upsert(record) => (record.object(), record.id()),
+            Change::Deleted { object, id, .. } => (*object, id.as_str()),
+            Change::Merged { object, loser, .. } => (*object, loser.as_str()),
+        };
+        match last.get(&key) {
+            None => {
+                order.push(key);
+                last.insert(key, change);
+            }
+            Some(previous) => {
+                let keep_new = match (previous, change) {
+                    (Change::Upsert(old), Change::Upsert(new)) => {
+                        match (old.updated_at(), new.updated_at()) {
+                            (Some(old), Some(new)) => new >= old,
+                            _ => true,
+                        }
+                    }
+                    (
+                        Change::Deleted { at, .. } | Change::Merged { at, .. },
+                        Change::Upsert(new),
+                    ) => {
+                        matches!((at, new.updated_at()), (Some(at), Some(new)) if new > *at)
+                    }
+                    (_, Change::Deleted { .. } | Change::Merged { .. }) => true,
+                };
+                if keep_new {
+                    last.insert(key, change);
+                }
+            }
+        }
+    }
+    order.into_iter().map(|key| last[&key]).collect()
+}
+
+impl Store {
+    /// Stores one page of changes and (if given) the cursor after it, in one transaction.
+    ///
+    /// Safe to call with overlapping, repeated or out-of-order changes: see the module
+    /// docs for the guards. `object` names the page's object kind (for the cursor);
+    /// changes carry their own kinds.
+    pub async fn apply_changes(
+        &self,
+        crm: CrmKind,
+        object: ObjectKind,
+        changes: &[Change],
+        cursor: Option<&Cursor>,
+    ) -> Result<ApplyStats, StoreError> {
+        let now = Utc::now();
+        let mut stats = ApplyStats::default();
+        let reduced = reduce(changes);
+        let mut tx = self.begin_write().await?;
+
+        let mut owners = Vec::new();
+        let mut accounts = Vec::new();
+        let mut people = Vec::new();
+        for change in reduced {
+            match change {
+                Change::Upsert(Record::Owner(owner)) => owners.push(owner),
+                Change::Upsert(Record::Account(account)) => accounts.push(account),
+                Change::Upsert(Record::Person(person)) => people.push(person),
+                Change::Deleted {
+                    object,
+                    id,
+                    at,
+                    purge,
+                } => {
+                    let reason = if *purge {
+                        TombstoneReason::Purged
+                    } else {
+                        TombstoneReason::Deleted
+                    };
+                    if remove(&mut tx, crm, *object, id, reason, None, *at, now).await? {
+                        if *purge {
+                            stats.purged += 1;
+                        } else {
+                            stats.deleted += 1;
+                        }
+                    }
+                }
+                Change::Merged {
+                    object,
+                    loser,
+                    winner,
+                    at,
+                } => {
+                    if remove(
+                        &mut tx,
+                        crm,
+                        *object,
+                        loser,
+                        TombstoneReason::Merged,
+                        Some(winner),
+                        *at,
+                        now,
+                    )
+                    .await?
+                    {
+                        stats.merged += 1;
+                    }
+                }
+            }
+        }
+
+        for chunk in owners.chunks(CHUNK) {
+            let live = drop_tombstoned(&mut tx, crm, ObjectKind::Owner, chunk, |o| {
+                (o.id.as_str(), o.updated_at)
+            })
+            .await?;
+            stats.stale += chunk.len() - live.len();
+            let stored = upsert_owners(&mut tx, crm, &live, now).await?;
+            stats.upserted += stored.len();
+            stats.stale += live.len() - stored.len();
+        }
+        for chunk in accounts.chunks(CHUNK) {
+            let live = drop_tombstoned(&mut tx, crm, ObjectKind::Account, chunk, |a| {
+                (a.id.as_str(), Some(a.updated_at))
+            })
+            .await?;
+            stats.stale += chunk.len() - live.len();
+            let stored = upsert_accounts(&mut tx, crm, &live, now).await?;
+            stats.upserted += stored.len();
+            stats.stale += live.len() - stored.len();
+        }
+        // People of both kinds may share a page (a fetch after a lead conversion), and
+        // tombstones are per object, so group by object first.
+        for kind in [ObjectKind::Contact, ObjectKind::Lead] {
+            let of_kind: Vec<&PersonRecord> = people
+                .iter()
+                .copied()
+                .filter(|p| p.object == kind)
+                .collect();
+            for chunk in of_kind.chunks(CHUNK) {
+                let live = drop_tombstoned(&mut tx, crm, kind, chunk, |p| {
+                    (p.id.as_str(), Some(p.updated_at))
+                })
+                .await?;
+                stats.stale += chunk.len() - live.len();
+                let stored = upsert_people(&mut tx, crm, kind, &live, now).await?;
+                stats.upserted += stored.len();
+                stats.stale += live.len() - stored.len();
+                let relink: Vec<&PersonRecord> = live
+                    .iter()
+                    .copied()
+                    .filter(|p| p.accounts.is_some() && stored.contains(p.id.as_str()))
+                    .collect();
+                replace_links(&mut tx, crm, kind, &relink).await?;
+            }
+        }
+
+        if let Some(cursor) = cursor {
+            sqlx::query(
+                "INSERT INTO sync_cursors (crm, object, cursor, updated_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (crm, object) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+            )
+            .bind(crm.as_str())
+            .bind(object.as_str())
+            .bind(cursor.0.as_str())
+            .bind(to_ms(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::query("storing a sync cursor"))?;
+        }
+        tx.commit()
+            .await
+            .map_err(StoreError::query("committing a page of changes"))?;
+        Ok(stats)
+    }
+
+    /// The stored cursor for `(crm, object)`, if a sync has stored one.
+    pub async fn cursor(
+        &self,
+        crm: CrmKind,
+        object: ObjectKind,
+    ) -> Result<Option<Cursor>, StoreError> {
+        let row = sqlx::query("SELECT cursor FROM sync_cursors WHERE crm = $1 AND object = $2")
+            .bind(crm.as_str())
+            .bind(object.as_str())
+            .fetch_optional(self.pool())
+            .await
+            .map_err(StoreError::query("reading a sync cursor"))?;
+        row.map(|row| row.try_get::<String, _>("cursor").map(Cursor))
+            .transpose()
+            .map_err(StoreError::query("reading a sync cursor"))
+    }
+
+    /// Forgets the cursors of `crm` (all objects, or one), so the next sync is a full one.
+    /// Mirror rows stay: a full sync overwrites them in place.
+    pub async fn reset_cursors(
+        &self,
+        crm: CrmKind,
+        object: Option<ObjectKind>,
+    ) -> Result<(), StoreError> {
+        let query = match object {
+            Some(object) => sqlx::query("DELETE FROM sync_cursors WHERE crm = $1 AND object = $2")
+                .bind(crm.as_str())
+                .bind(object.as_str()),
+            None => sqlx::query("DELETE FROM sync_cursors WHERE crm = $1").bind(crm.as_str()),
+        };
+        query
+            .execute(self.pool())
+            .await
+            .map_err(StoreError::query("resetting sync cursors"))?;
+        Ok(())
+    }
+
+    /// Everything the reconciler reads, in one go: all owners (active and inactive),
+    /// live accounts and live people with their account links.
+    ///
+    /// To keep a large org's snapshot small, `raw` is `Value::Null` on accounts and
+    /// people here; [`Store::person`] returns the full record.
+    pub async fn snapshot(&self, crm: CrmKind) -> Result<Snapshot, StoreError> {
+        let owners = self.owners(crm).await?;
+        let account_rows = sqlx::query(
+            "SELECT id, name, domain, website, extra_domains, country, state, parent_id, owner_id,
+                    employees, industry, created_at, updated_at, fields
+             FROM accounts WHERE crm = $1 ORDER BY id",
+        )
+        .bind(crm.as_str())
+        .fetch_all(self.pool())
+        .await
+        .map_err(StoreError::query("loading accounts"))?;
+        let mut accounts = Vec::with_capacity(account_rows.len());
+        for row in &account_rows {
+            accounts.push(account_from_row(row, serde_json::Value::Null)?);
+        }
+        drop(account_rows);
+
+        let mut links = load_links(self, crm, None).await?;
+        let person_rows = sqlx::query(
+            "SELECT object, id, email, first_name, last_name, company, website, country, state,
+                    owner_id, owner_assigned_at, converted, created_at, updated_at, fields
+             FROM people WHERE crm = $1 ORDER BY object, id",
+        )
+        .bind(crm.as_str())
+        .fetch_all(self.pool())
+        .await
+        .map_err(StoreError::query("loading people"))?;
+        let mut people = Vec::with_capacity(person_rows.len());
+        for row in &person_rows {
+            let mut person = person_from_row(row, serde_json::Value::Null)?;
+            person.accounts = Some(
+                links
+                    .remove(&(person.object, person.id.0.clone()))
+                    .unwrap_or_default(),
+            );
+            people.push(person);
+        }
+        Ok(Snapshot {
+            crm: Some(crm),
+            owners,
+            accounts,
+            people,
+        })
+    }
+
+    /// Every owner of `crm`, active and inactive.
+    pub async fn owners(&self, crm: CrmKind) -> Result<Vec<OwnerRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, kind, email, name, active, teams, time_zone, manager_id, user_id, updated_at
+             FROM owners WHERE crm = $1 ORDER BY id",
+        )
+        .bind(crm.as_str())
+        .fetch_all(self.pool())
+        .await
+        .map_err(StoreError::query("loading owners"))?;
+        rows.iter().map(owner_from_row).collect()
+    }
+
+    /// One live person, with its raw payload and account links.
+    pub async fn person(
+        &self,
+        crm: CrmKind,
+        object: ObjectKind,
+        id: &RecordId,
+    ) -> Result<Option<PersonRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT object, id, email, first_name, last_name, company, website, country, state,
+                    owner_id, owner_assigned_at, converted, created_at, updated_at, fields, raw
+             FROM people WHERE crm = $1 AND object = $2 AND id = $3",
+        )
+        .bind(crm.as_str())
+        .bind(object.as_str())
+        .bind(id.as_str())
+        .fetch_optional(self.pool())
+        .await
+        .map_err(StoreError::query("loading a person"))?;
+        let Some(row) = row else { return Ok(None) };
+        let raw: String = row
+            .try_get("raw")
+            .map_err(StoreError::query("loading a person"))?;
+        let mut person = person_from_row(&row, from_json("raw payload", &raw)?)?;
+        let mut links = load_links(self, crm, Some((object, id))).await?;
+        person.accounts = Some(links.remove(&(object, id.0.clone())).unwrap_or_default());
+        Ok(Some(person))
+    }
+
+    /// One live account, with its raw payload.
+    pub async fn account(
+        &self,
+        crm: CrmKind,
+        id: &RecordId,
+    ) -> Result<Option<AccountRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, name, domain, website, extra_domains, country, state, parent_id, owner_id,
+                    employees, industry, created_at, updated_at, fields, raw
+             FROM accounts WHERE crm = $1 AND object = 'account' AND id = $2",
+        )
+        .bind(crm.as_str())
+        .bind(id.as_str())
+        .fetch_optional(self.pool())
+        .await
+        .map_err(StoreError::query("loading an account"))?;
+        let Some(row) = row else { return Ok(None) };
+        let raw: String = row
+            .try_get("raw")
+            .map_err(StoreError::query("loading an account"))?;
+        account_from_row(&row, from_json("raw payload", &raw)?).map(Some)
+    }
+
+    /// Why a record left the mirror, if it did.
+    pub async fn tombstone(
+        &self,
+        crm: CrmKind,
+        object: ObjectKind,
+        id: &RecordId,
+    ) -> Result<Option<Tombstone>, StoreError> {
+        let row = sqlx::query(
+            "SELECT object, id, reason, merged_into, deleted_at FROM tombstones
+             WHERE crm = $1 AND object = $2 AND id = $3",
+        )
+        .bind(crm.as_str())
+        .bind(object.as_str())
+        .bind(id.as_str())
+        .fetch_optional(self.pool())
+        .await
+        .map_err(StoreError::query("loading a tombstone"))?;
+        let Some(row) = row else { return Ok(None) };
+        let read = StoreError::query("loading a tombstone");
+        let object: String = row.try_get("object").map_err(read)?;
+        let read = StoreError::query("loading a tombstone");
+        let id: String = row.try_get("id").map_err(read)?;
+        let read = StoreError::query("loading a tombstone");
+        let reason: String = row.try_get("reason").map_err(read)?;
+        let read = StoreError::query("loading a tombstone");
+        let merged_into: Option<String> = row.try_get("merged_into").map_err(read)?;
+        let read = StoreError::query("loading a tombstone");
+        let deleted_at: i64 = row.try_get("deleted_at").map_err(read)?;
+        Ok(Some(Tombstone {
+            object: parse_object(&object)?,
+            id: RecordId(id),
+            reason: TombstoneReason::parse(&reason)?,
+            merged_into: merged_into.map(RecordId),
+            deleted_at: from_ms(deleted_at),
+        }))
+    }
+
+    /// Live row counts for `crm`.
+    pub async fn counts(&self, crm: CrmKind) -> Result<MirrorCounts, StoreError> {
+        let row = sqlx::query(
+            "SELECT
+                (SELECT COUNT(*) FROM owners WHERE crm = $1) AS owners,
+                (SELECT COUNT(*) FROM accounts WHERE crm = $1) AS accounts,
+                (SELECT COUNT(*) FROM people WHERE crm = $1 AND object = 'contact') AS contacts,
+                (SELECT COUNT(*) FROM people WHERE crm = $1 AND object = 'lead') AS leads,
+                (SELECT COUNT(*) FROM person_accounts WHERE crm = $1) AS links,
+                (SELECT COUNT(*) FROM tombstones WHERE crm = $1) AS tombstones",
+        )
+        .bind(crm.as_str())
+        .fetch_one(self.pool())
+        .await
+        .map_err(StoreError::query("counting mirror rows"))?;
+        let get = |column: &str| -> Result<u64, StoreError> {
+            let n: i64 = row
+                .try_get(column)
+                .map_err(StoreError::query("counting mirror rows"))?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        };
+        Ok(MirrorCounts {
+            owners: get("owners")?,
+            accounts: get("accounts")?,
+            contacts: get("contacts")?,
+            leads: get("leads")?,
+            links: get("links")?,
+            tombstones: get("tombstones")?,
+        })
+    }
+}
+
+/// Removes one record (and its links) and writes its tombstone. Returns false when the
+/// deletion is older than the stored row (the record was restored and updated since),
+/// in which case nothing changes. Merges and purges are final and always apply.
+#[allow(clippy::too_many_arguments)]
+async fn remove(
+    tx: &mut Transaction<'static, Any>,
+    crm: CrmKind,
+    object: ObjectKind,
+    id: &RecordId,
+    reason: TombstoneReason,
+    merged_into: Option<&RecordId>,
+    at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let table = table(object);
+    let at_ms = at.map(to_ms);
+    if reason == TombstoneReason::Deleted
+        && let Some(at_ms) = at_ms
+    {
+        let newer = sqlx::query(AssertSqlSafe(format!(
+            "SELECT 1 AS newer FROM {table} WHERE crm = $1 AND object = $2 AND id = $3 AND updated_at > $4"
+        )))
+        .bind(crm.as_str())
+        .bind(object.as_str())
+        .bind(id.as_str())
+        .bind(at_ms)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(StoreError::query("checking a deletion against the stored row"))?;
+        if newer.is_some() {
+            return Ok(false);
+        }
+    }
+    sqlx::query(AssertSqlSafe(format!(
+        "DELETE FROM {table} WHERE crm = $1 AND object = $2 AND id = $3"
+    )))
+    .bind(crm.as_str())
+    .bind(object.as_str())
+    .bind(id.as_str())
+    .execute(&mut **tx)
+    .await
+    .map_err(StoreError::query("deleting a mirror row"))?;
+    if object.is_person() {
+        sqlx::query(
+            "DELETE FROM person_accounts WHERE crm = $1 AND object = $2 AND person_id = $3",
+        )
+        .bind(crm.as_str())
+        .bind(object.as_str())
+        .bind(id.as_str())
+        .execute(&mut **tx)
+        .await
+        .map_err(StoreError::query("deleting a person's account links"))?;
+    } else if object == ObjectKind::Account {
+        sqlx::query("DELETE FROM person_accounts WHERE crm = $1 AND account_id = $2")
+            .bind(crm.as_str())
+            .bind(id.as_str())
+            .execute(&mut **tx)
+            .await
+            .map_err(StoreError::query("deleting links to an account"))?;
+    }
+    // A merge or purge outranks a plain deletion of the same id whatever the times;
+    // otherwise the later deletion is kept.
+    sqlx::query(
+        "INSERT INTO tombstones (crm, object, id, reason, merged_into, deleted_at, recorded_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (crm, object, id) DO UPDATE SET
+             reason = excluded.reason, merged_into = excluded.merged_into,
+             deleted_at = excluded.deleted_at, recorded_at = excluded.recorded_at
+         WHERE excluded.reason <> 'deleted' OR tombstones.reason = 'deleted'",
+    )
+    .bind(crm.as_str())
+    .bind(object.as_str())
+    .bind(id.as_str())
+    .bind(reason.as_str())
+    .bind(merged_into.map(|w| w.as_str()))
+    .bind(at_ms.unwrap_or_else(|| to_ms(now)))
+    .bind(to_ms(now))
+    .execute(&mut **tx)
+    .await
+    .map_err(StoreError::query("writing a tombstone"))?;
+    Ok(true)
+}
+
+/// Filters out records that a tombstone says must stay gone, and clears tombstones of
+/// records restored after their deletion.
+async fn drop_tombstoned<'a, T>(
+    tx: &mut Transaction<'static, Any>,
+    crm: CrmKind,
+    object: ObjectKind,
+    chunk: &[&'a T],
+    key: impl Fn(&T) -> (&str, Option<DateTime<Utc>>),
+) -> Result<Vec<&'a T>, StoreError> {
+    if chunk.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT id, reason, deleted_at FROM tombstones WHERE crm = $1 AND object = $2 AND id IN ({})",
+        in_list(chunk.len(), 3)
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql))
+        .bind(crm.as_str())
+        .bind(object.as_str());
+    for record in chunk {
+        query = query.bind(key(record).0.to_owned());
+    }
+    let rows = query
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(StoreError::query("reading tombstones"))?;
+    if rows.is_empty() {
+        return Ok(chunk.to_vec());
+    }
+    let mut stones: HashMap<String, (String, i64)> = HashMap::new();
+    for row in rows {
+        let read = StoreError::query("reading tombstones");
+        let id: String = row.try_get("id").map_err(read)?;
+        let read = StoreError::query("reading tombstones");
+        let reason: String = row.try_get("reason").map_err(read)?;
+        let read = StoreError::query("reading tombstones");
+        let deleted_at: i64 = row.try_get("deleted_at").map_err(read)?;
+        stones.insert(id, (reason, deleted_at));
+    }
+    let mut live = Vec::with_capacity(chunk.len());
+    for record in chunk {
+        let (id, updated_at) = key(record);
+        match stones.get(id) {
+            None => live.push(*record),
+            Some((reason, deleted_at)) => {
+                // Owners carry no modification stamp; one listed again after its
+                // deletion is back.
+                let restored = reason == "deleted"
+                    && updated_at.is_none_or(|updated| to_ms(updated) > *deleted_at);
+                if restored {
+                    sqlx::query(
+                        "DELETE FROM tombstones WHERE crm = $1 AND object = $2 AND id = $3",
+                    )
+                    .bind(crm.as_str())
+                    .bind(object.as_str())
+                    .bind(id)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(StoreError::query("clearing a tombstone"))?;
+                    live.push(*record);
+                }
+            }
+        }
+    }
+    Ok(live)
+}
+
+/// Collects the ids a `… RETURNING id` upsert touched.
+async fn run_returning_ids(
+    tx: &mut Transaction<'static, Any>,
+    query: sqlx::query::Query<'_, Any, sqlx::any::AnyArguments>,
+    context: &'static str,
+) -> Result<HashSet<String>, StoreError> {
+    let rows = query
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(StoreError::query(context))?;
+    rows.iter()
+        .map(|row| row.try_get::<String, _>("id"))
+        .collect::<Result<_, _>>()
+        .map_err(StoreError::query(context))
+}
+
+async fn upsert_owners(
+    tx: &mut Transaction<'static, Any>,
+    crm: CrmKind,
+    owners: &[&OwnerRecord],
+    now: DateTime<Utc>,
+) -> Result<HashSet<String>, StoreError> {
+    if owners.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let sql = format!(
+        "INSERT INTO owners (crm, object, id, kind, email, name, active, teams, time_zone,
+                             manager_id, user_id, updated_at, raw, synced_at)
+         VALUES {}
+         ON CONFLICT (crm, object, id) DO UPDATE SET
+             kind = excluded.kind, email = excluded.email, name = excluded.name,
+             active = excluded.active, teams = excluded.teams, time_zone = excluded.time_zone,
+             manager_id = excluded.manager_id, user_id = excluded.user_id,
+             updated_at = excluded.updated_at, raw = excluded.raw, synced_at = excluded.synced_at
+         WHERE excluded.updated_at IS NULL OR owners.updated_at IS NULL
+            OR excluded.updated_at >= owners.updated_at
+         RETURNING id",
+        placeholders(owners.len(), 14, 1)
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(owners.len() == CHUNK);
+    for owner in owners {
+        query = query
+            .bind(crm.as_str())
+            .bind(ObjectKind::Owner.as_str())
+            .bind(owner.id.as_str().to_owned())
+            .bind(match owner.kind {
+                OwnerKind::User => "user",
+                OwnerKind::Queue => "queue",
+            })
+            .bind(owner.email.clone())
+            .bind(owner.name.clone())
+            .bind(owner.active)
+            .bind(json(&owner.teams))
+            .bind(owner.time_zone.clone())
+            .bind(owner.manager_id.as_ref().map(|m| m.0.clone()))
+            .bind(owner.user_id.clone())
+            .bind(owner.updated_at.map(to_ms))
+            .bind(json(owner))
+            .bind(to_ms(now));
+    }
+    run_returning_ids(tx, query, "storing owners").await
+}
+
+async fn upsert_accounts(
+    tx: &mut Transaction<'static, Any>,
+    crm: CrmKind,
+    accounts: &[&AccountRecord],
+    now: DateTime<Utc>,
+) -> Result<HashSet<String>, StoreError> {
+    if accounts.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let sql = format!(
+        "INSERT INTO accounts (crm, object, id, name, domain, website, extra_domains, country,
+                               state, parent_id, owner_id, employees, industry, created_at,
+                               updated_at, fields, raw, synced_at)
+         VALUES {}
+         ON CONFLICT (crm, object, id) DO UPDATE SET
+             name = excluded.name, domain = excluded.domain, website = excluded.website,
+             extra_domains = excluded.extra_domains, country = excluded.country,
+             state = excluded.state, parent_id = excluded.parent_id,
+             owner_id = excluded.owner_id, employees = excluded.employees,
+             industry = excluded.industry, created_at = excluded.created_at,
+             updated_at = excluded.updated_at, fields = excluded.fields, raw = excluded.raw,
+             synced_at = excluded.synced_at
+         WHERE excluded.updated_at >= accounts.updated_at
+         RETURNING id",
+        placeholders(accounts.len(), 18, 1)
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(accounts.len() == CHUNK);
+    for account in accounts {
+        query = query
+            .bind(crm.as_str())
+            .bind(ObjectKind::Account.as_str())
+            .bind(account.id.as_str().to_owned())
+            .bind(account.name.clone())
+            .bind(account.domain.clone())
+            .bind(account.website.clone())
+            .bind(json(&account.extra_domains))
+            .bind(account.country.clone())
+            .bind(account.state.clone())
+            .bind(account.parent_id.as_ref().map(|p| p.0.clone()))
+            .bind(account.owner_id.as_ref().map(|o| o.0.clone()))
+            .bind(account.employees)
+            .bind(account.industry.clone())
+            .bind(account.created_at.map(to_ms))
+            .bind(to_ms(account.updated_at))
+            .bind(json(&account.fields))
+            .bind(json(&account.raw))
+            .bind(to_ms(now));
+    }
+    run_returning_ids(tx, query, "storing accounts").await
+}
+
+async fn upsert_people(
+    tx: &mut Transaction<'static, Any>,
+    crm: CrmKind,
+    object: ObjectKind,
+    people: &[&PersonRecord],
+    now: DateTime<Utc>,
+) -> Result<HashSet<String>, StoreError> {
+    if people.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let sql = format!(
+        "INSERT INTO people (crm, object, id, email, first_name, last_name, company, website,
+                             country, state, owner_id, owner_assigned_at, converted, created_at,
+                             updated_at, fields, raw, synced_at)
+         VALUES {}
+         ON CONFLICT (crm, object, id) DO UPDATE SET
+             email = excluded.email, first_name = excluded.first_name,
+             last_name = excluded.last_name, company = excluded.company,
+             website = excluded.website, country = excluded.country, state = excluded.state,
+             owner_id = excluded.owner_id, owner_assigned_at = excluded.owner_assigned_at,
+             converted = excluded.converted, created_at = excluded.created_at,
+             updated_at = excluded.updated_at, fields = excluded.fields, raw = excluded.raw,
+             synced_at = excluded.synced_at
+         WHERE excluded.updated_at >= people.updated_at
+         RETURNING id",
+        placeholders(people.len(), 18, 1)
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(people.len() == CHUNK);
+    for person in people {
+        query = query
+            .bind(crm.as_str())
+            .bind(object.as_str())
+            .bind(person.id.as_str().to_owned())
+            .bind(person.email.clone())
+            .bind(person.first_name.clone())
+            .bind(person.last_name.clone())
+            .bind(person.company.clone())
+            .bind(person.website.clone())
+            .bind(person.country.clone())
+            .bind(person.state.clone())
+            .bind(person.owner_id.as_ref().map(|o| o.0.clone()))
+            .bind(person.owner_assigned_at.map(to_ms))
+            .bind(person.converted)
+            .bind(person.created_at.map(to_ms))
+            .bind(to_ms(person.updated_at))
+            .bind(json(&person.fields))
+            .bind(json(&person.raw))
+            .bind(to_ms(now));
+    }
+    run_returning_ids(tx, query, "storing people").await
+}
+
+/// Replaces the account links of people whose record says what they are.
+async fn replace_links(
+    tx: &mut Transaction<'static, Any>,
+    crm: CrmKind,
+    object: ObjectKind,
+    people: &[&PersonRecord],
+) -> Result<(), StoreError> {
+    if people.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "DELETE FROM person_accounts WHERE crm = $1 AND object = $2 AND person_id IN ({})",
+        in_list(people.len(), 3)
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql))
+        .bind(crm.as_str())
+        .bind(object.as_str());
+    for person in people {
+        query = query.bind(person.id.as_str().to_owned());
+    }
+    query
+        .execute(&mut **tx)
+        .await
+        .map_err(StoreError::query("replacing account links"))?;
+
+    // One link per (person, account); if a connector repeats one, primary wins.
+    let mut links: BTreeMap<(&str, &str), bool> = BTreeMap::new();
+    for person in people {
+        for link in person.accounts.iter().flatten() {
+            let primary = links
+                .entry((person.id.as_str(), link.account_id.as_str()))
+                .or_default();
+            *primary |= link.primary;
+        }
+    }
+    let links: Vec<_> = links.into_iter().collect();
+    for chunk in links.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO person_accounts (crm, object, person_id, account_id, is_primary) VALUES {}",
+            placeholders(chunk.len(), 5, 1)
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(chunk.len() == CHUNK);
+        for ((person_id, account_id), primary) in chunk {
+            query = query
+                .bind(crm.as_str())
+                .bind(object.as_str())
+                .bind((*person_id).to_owned())
+                .bind((*account_id).to_owned())
+                .bind(*primary);
+        }
+        query
+            .execute(&mut **tx)
+            .await
+            .map_err(StoreError::query("storing account links"))?;
+    }
+    Ok(())
+}
+
+type LinkMap = HashMap<(ObjectKind, String), Vec<AccountLink>>;
+
+/// Account links of all people of `crm` (or one person), grouped by person.
+async fn load_links(
+    store: &Store,
+    crm: CrmKind,
+    one: Option<(ObjectKind, &RecordId)>,
+) -> Result<LinkMap, StoreError> {
+    let rows = match one {
+        Some((object, id)) => {
+            sqlx::query(
+                "SELECT object, person_id, account_id, is_primary FROM person_accounts
+             WHERE crm = $1 AND object = $2 AND person_id = $3 ORDER BY account_id",
+            )
+            .bind(crm.as_str())
+            .bind(object.as_str())
+            .bind(id.as_str())
+            .fetch_all(store.pool())
+            .await
+        }
+        None => {
+            sqlx::query(
+                "SELECT object, person_id, account_id, is_primary FROM person_accounts
+             WHERE crm = $1 ORDER BY object, person_id, account_id",
+            )
+            .bind(crm.as_str())
+            .fetch_all(store.pool())
+            .await
+        }
+    }
+    .map_err(StoreError::query("loading account links"))?;
+    let mut links: LinkMap = HashMap::new();
+    for row in rows {
+        let read = StoreError::query("loading account links");
+        let object: String = row.try_get("object").map_err(read)?;
+        let read = StoreError::query("loading account links");
+        let person_id: String = row.try_get("person_id").map_err(read)?;
+        let read = StoreError::query("loading account links");
+        let account_id: String = row.try_get("account_id").map_err(read)?;
+        let read = StoreError::query("loading account links");
+        let primary = get_bool(&row, "is_primary").map_err(read)?;
+        links
+            .entry((parse_object(&object)?, person_id))
+            .or_default()
+            .push(AccountLink {
+                account_id: RecordId(account_id),
+                primary,
+            });
+    }
+    Ok(links)
+}
+
+/// Typed column access with one error context per row kind.
+struct Columns<'r> {
+    row: &'r AnyRow,
+    context: &'static str,
+}
+
+impl Columns<'_> {
+    fn text(&self, column: &str) -> Result<String, StoreError> {
+        self.row
+            .try_get(column)
+            .map_err(StoreError::query(self.context))
+    }
+    fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError> {
+        self.row
+            .try_get(column)
+            .map_err(StoreError::query(self.context))
+    }
+    fn opt_ms(&self, column: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let ms: Option<i64> = self
+            .row
+            .try_get(column)
+            .map_err(StoreError::query(self.context))?;
+        Ok(ms.map(from_ms))
+    }
+    fn ms(&self, column: &str) -> Result<DateTime<Utc>, StoreError> {
+        let ms: i64 = self
+            .row
+            .try_get(column)
+            .map_err(StoreError::query(self.context))?;
+        Ok(from_ms(ms))
+    }
+    fn opt_i64(&self, column: &str) -> Result<Option<i64>, StoreError> {
+        self.row
+            .try_get(column)
+            .map_err(StoreError::query(self.context))
+    }
+    fn bool(&self, column: &str) -> Result<bool, StoreError> {
+        get_bool(self.row, column).map_err(StoreError::query(self.context))
+    }
+}
+
+fn owner_from_row(row: &AnyRow) -> Result<OwnerRecord, StoreError> {
+    let c = Columns {
+        row,
+        context: "loading owners",
+    };
+    let kind = match c.text("kind")?.as_str() {
+        "queue" => OwnerKind::Queue,
+        _ => OwnerKind::User,
+    };
+    let teams: Vec<Team> = from_json("owner teams", &c.text("teams")?)?;
+    Ok(OwnerRecord {
+        id: OwnerId(c.text("id")?),
+        kind,
+        email: c.opt_text("email")?,
+        name: c.text("name")?,
+        active: c.bool("active")?,
+        teams,
+        time_zone: c.opt_text("time_zone")?,
+        manager_id: c.opt_text("manager_id")?.map(OwnerId),
+        user_id: c.opt_text("user_id")?,
+        updated_at: c.opt_ms("updated_at")?,
+    })
+}
+
+fn account_from_row(row: &AnyRow, raw: serde_json::Value) -> Result<AccountRecord, StoreError> {
+    let c = Columns {
+        row,
+        context: "loading accounts",
+    };
+    Ok(AccountRecord {
+        id: RecordId(c.text("id")?),
+        name: c.opt_text("name")?,
+        domain: c.opt_text("domain")?,
+        website: c.opt_text("website")?,
+        extra_domains: from_json("account domains", &c.text("extra_domains")?)?,
+        country: c.opt_text("country")?,
+        state: c.opt_text("state")?,
+        parent_id: c.opt_text("parent_id")?.map(RecordId),
+        owner_id: c.opt_text("owner_id")?.map(OwnerId),
+        employees: c.opt_i64("employees")?,
+        industry: c.opt_text("industry")?,
+        created_at: c.opt_ms("created_at")?,
+        updated_at: c.ms("updated_at")?,
+        fields: from_json("account fields", &c.text("fields")?)?,
+        raw,
+    })
+}
+
+fn person_from_row(row: &AnyRow, raw: serde_json::Value) -> Result<PersonRecord, StoreError> {
+    let c = Columns {
+        row,
+        context: "loading people",
+    };
+    Ok(PersonRecord {
+        id: RecordId(c.text("id")?),
+        object: parse_object(&c.text("object")?)?,
+        email: c.opt_text("email")?,
+        first_name: c.opt_text("first_name")?,
+        last_name: c.opt_text("last_name")?,
+        company: c.opt_text("company")?,
+        website: c.opt_text("website")?,
+        country: c.opt_text("country")?,
+        state: c.opt_text("state")?,
+        owner_id: c.opt_text("owner_id")?.map(OwnerId),
+        accounts: None,
+        owner_assigned_at: c.opt_ms("owner_assigned_at")?,
+        converted: c.bool("converted")?,
+        created_at: c.opt_ms("created_at")?,
+        updated_at: c.ms("updated_at")?,
+        fields: from_json("person fields", &c.text("fields")?)?,
+        raw,
+    })
+}

@@ -1,0 +1,374 @@
+//! The local SQL store: one `Store` over `sqlx::AnyPool`, SQLite by default and
+//! PostgreSQL when the URL says so, with one SQL dialect for both.
+//!
+//! Conventions every module's queries follow (so one query text runs on both backends):
+//! - placeholders are `$1, $2, …` (sqlx binds `$N` on SQLite too);
+//! - timestamps are `BIGINT` epoch milliseconds, JSON is `TEXT`;
+//! - booleans are `BOOLEAN` on PostgreSQL but `INTEGER` on SQLite, because sqlx's Any
+//!   driver refuses to read SQLite columns declared `BOOLEAN`. Bind Rust `bool`s as
+//!   usual and read them back with [`get_bool`];
+//! - upserts use `INSERT … ON CONFLICT (…) DO UPDATE`;
+//! - query text built at run time goes through `sqlx::AssertSqlSafe` and must only ever
+//!   interpolate placeholders and table names chosen in code, never values.
+//!
+//! Areas add their own `impl Store` blocks in their own files here (`mirror_rows.rs`,
+//! `inbox.rs`, and later `ledger.rs`, `journal.rs`) and their own migrations under
+//! `migrations/<backend>/NNNN_name.sql` (core 0001–0099, ledger 0100–0199, journal
+//! 0200–0299). `build.rs` embeds every migration file; `Store::open` applies the ones a
+//! database lacks.
+
+mod inbox;
+mod migrate;
+mod mirror_rows;
+
+pub use inbox::{DONE_RETENTION, InboxCounts, InboxItem, MAX_ATTEMPTS};
+pub use mirror_rows::{ApplyStats, MirrorCounts, Tombstone, TombstoneReason};
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyPool, Row, Transaction};
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a store operation failed. Messages never contain SQL values or passwords.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "store URL {url:?} is not understood; use sqlite://PATH, a file path, or postgres://USER@HOST/DB"
+    )]
+    BadUrl { url: String },
+    #[error("cannot create directory {} for the SQLite store; check permissions or set store.url", path.display())]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "cannot open the {backend} store at {url}; check store.url and that the database is running"
+    )]
+    Connect {
+        backend: Backend,
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("store migration {version:04} ({name}) failed")]
+    Migration {
+        version: u32,
+        name: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error(
+        "store migration {version:04} ({name}) changed after it was applied; restore the file and put the change in a new migration"
+    )]
+    MigrationChanged { version: u32, name: String },
+    #[error(
+        "the store was migrated by a newer leadroute (it has migration {version:04}, this build knows up to {known:04}); upgrade leadroute"
+    )]
+    NewerSchema { version: u32, known: u32 },
+    #[error("store query failed while {context}")]
+    Query {
+        context: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("stored {what} is unreadable: {detail}")]
+    Corrupt { what: &'static str, detail: String },
+}
+
+impl StoreError {
+    /// Wraps a sqlx error with what we were doing; used as `.map_err(StoreError::query("…"))`.
+    pub(crate) fn query(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+        move |source| StoreError::Query { context, source }
+    }
+}
+
+/// The store: cheap to clone (the pool is shared).
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A parsed store location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Location {
+    SqliteMemory,
+    SqliteFile(PathBuf),
+    Postgres(String),
+}
+
+impl FromStr for Location {
+    type Err = StoreError;
+    fn from_str(url: &str) -> Result<Self, StoreError> {
+        let bad = || StoreError::BadUrl {
+            url: redact_url(url),
+        };
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Location::Postgres(url.to_owned()));
+        }
+        if let Some(rest) = url.strip_prefix("sqlite:") {
+            let path = rest.strip_prefix("//").unwrap_or(rest);
+            // Query parameters (`?mode=rwc`) are ours to set; drop any the user wrote.
+            let path = path.split('?').next().unwrap_or_default();
+            if path == ":memory:" || path.is_empty() && rest.starts_with(":memory:") {
+                return Ok(Location::SqliteMemory);
+            }
+            if path.is_empty() {
+                return Err(bad());
+            }
+            return Ok(Location::SqliteFile(PathBuf::from(path)));
+        }
+        if url.contains("://") || url.is_empty() {
+            return Err(bad());
+        }
+        Ok(Location::SqliteFile(PathBuf::from(url)))
+    }
+}
+
+/// Checks that `url` names a store this build can open, without opening it.
+pub fn check_url(url: &str) -> Result<(), StoreError> {
+    url.parse::<Location>().map(|_| ())
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`, for messages.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            // Setting a password only fails for URLs that cannot have one.
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `url` and brings its schema up to date.
+    ///
+    /// `url` is `sqlite://PATH`, `sqlite::memory:`, a bare file path, or
+    /// `postgres://…`. SQLite files get WAL journaling and a 30 s busy timeout so a
+    /// second process (a `sync` beside a `plan`) waits instead of failing.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let location: Location = url.parse()?;
+        let (backend, connect_url, options) = match &location {
+            Location::Postgres(url) => (
+                Backend::Postgres,
+                url.clone(),
+                AnyPoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(Duration::from_secs(30)),
+            ),
+            // An in-memory database lives as long as its one connection: keep exactly
+            // one, forever.
+            Location::SqliteMemory => (
+                Backend::Sqlite,
+                "sqlite::memory:".to_owned(),
+                AnyPoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None),
+            ),
+            Location::SqliteFile(path) => {
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent).map_err(|source| StoreError::CreateDir {
+                        path: parent.to_owned(),
+                        source,
+                    })?;
+                }
+                (
+                    Backend::Sqlite,
+                    format!("sqlite://{}?mode=rwc", path.display()),
+                    AnyPoolOptions::new()
+                        .max_connections(4)
+                        .acquire_timeout(Duration::from_secs(60)),
+                )
+            }
+        };
+        let options = if backend == Backend::Sqlite {
+            options.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    // NORMAL is durable across application crashes in WAL mode (only an OS
+                    // crash can lose the last commits), and much faster than FULL.
+                    sqlx::raw_sql("PRAGMA busy_timeout = 30000; PRAGMA synchronous = NORMAL;")
+                        .execute(conn)
+                        .await?;
+                    Ok(())
+                })
+            })
+        } else {
+            options
+        };
+        let connect_error = |source| StoreError::Connect {
+            backend,
+            url: redact_url(url),
+            source,
+        };
+        let pool = options.connect(&connect_url).await.map_err(connect_error)?;
+        if matches!(location, Location::SqliteFile(_)) {
+            // WAL lets readers (plan, explain) run while the mirror writes. The mode is
+            // stored in the file, so setting it once per open is enough.
+            sqlx::raw_sql("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await
+                .map_err(connect_error)?;
+        }
+        let store = Store { pool, backend };
+        migrate::run(&store).await?;
+        Ok(store)
+    }
+
+    /// The pool, for other modules' `impl Store` blocks.
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Begins a transaction that will write. On SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`), so two writers queue on the busy timeout instead of one
+    /// failing when it upgrades a read lock.
+    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        };
+        tx.map_err(StoreError::query("beginning a write transaction"))
+    }
+
+    /// Closes the pool, waiting for connections to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Reads a boolean column on either backend (see the module docs for why).
+pub(crate) fn get_bool(row: &AnyRow, column: &str) -> Result<bool, sqlx::Error> {
+    match row.try_get::<bool, _>(column) {
+        Ok(value) => Ok(value),
+        Err(_) => row.try_get::<i64, _>(column).map(|value| value != 0),
+    }
+}
+
+/// Epoch milliseconds, the store's timestamp format.
+pub(crate) fn to_ms(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+pub(crate) fn from_ms(ms: i64) -> DateTime<Utc> {
+    // Out-of-range values cannot come from `to_ms`; clamp rather than fail a snapshot.
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// `($1, $2, $3), ($4, $5, $6)` for `rows` rows of `columns` placeholders, starting at
+/// `$first`.
+pub(crate) fn placeholders(rows: usize, columns: usize, first: usize) -> String {
+    let mut out = String::with_capacity(rows * columns * 6);
+    let mut n = first;
+    for row in 0..rows {
+        if row > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for column in 0..columns {
+            if column > 0 {
+                out.push_str(", ");
+            }
+            out.push('$');
+            out.push_str(&n.to_string());
+            n += 1;
+        }
+        out.push(')');
+    }
+    out
+}
+
+/// `$first, $first+1, …` for an `IN (…)` list of `count` values.
+pub(crate) fn in_list(count: usize, first: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The default SQLite file when no store URL is configured.
+pub fn default_sqlite_path() -> &'static Path {
+    Path::new(".leadroute/leadroute.db")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_urls_pick_the_backend_and_keep_passwords_out_of_errors() {
+        assert_eq!(
+            "sqlite::memory:".parse::<Location>().unwrap(),
+            Location::SqliteMemory
+        );
+        assert_eq!(
+            "sqlite://data/x.db?mode=rwc".parse::<Location>().unwrap(),
+            Location::SqliteFile(PathBuf::from("data/x.db"))
+        );
+        assert_eq!(
+            "sqlite:x.db".parse::<Location>().unwrap(),
+            Location::SqliteFile(PathBuf::from("x.db"))
+        );
+        assert_eq!(
+            ".leadroute/leadroute.db".parse::<Location>().unwrap(),
+            Location::SqliteFile(PathBuf::from(".leadroute/leadroute.db"))
+        );
+        assert!(matches!(
+            "postgresql://u@h/db".parse::<Location>().unwrap(),
+            Location::Postgres(_)
+        ));
+        let err = "mysql://root:hunter2@db/x".parse::<Location>().unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn placeholder_lists_number_consecutively() {
+        assert_eq!(placeholders(2, 3, 1), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(in_list(3, 4), "$4, $5, $6");
+    }
+}
