@@ -1,0 +1,1 @@
+//! Matching evaluation (placeholder while the generator is written).
