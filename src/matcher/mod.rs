@@ -664,11 +664,22 @@ impl Matcher {
         let threshold = self.config.name_threshold;
         let mut ids: Vec<u32> = Vec::new();
         self.names.candidates(name, &mut ids);
+        // A token that is some account's real word is not a typo: "Tekzan Insurance" is
+        // its own company, not a misspelling of "Tekxan Insurance".
+        let known: Vec<&str> = name
+            .tokens
+            .iter()
+            .filter(|t| self.names.knows(t))
+            .map(String::as_str)
+            .collect();
         let mut scored: Vec<(u32, f64, String)> = ids
             .iter()
             .filter_map(|&ix| {
                 let key = self.accounts[ix as usize].key.as_ref()?;
-                let s = name::similarity(name, key);
+                let mut s = name::similarity(name, key);
+                if s < 0.98 && known.iter().any(|t| !key.tokens.iter().any(|k| k == t)) {
+                    s *= 0.8;
+                }
                 (s >= 0.7).then(|| (ix, s, format!("name \"{}\" {:.2}", key.key, s)))
             })
             .collect();

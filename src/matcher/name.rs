@@ -348,6 +348,11 @@ impl NameIndex {
         self.exact.get(name.key.as_str()).map_or(&[], Vec::as_slice)
     }
 
+    /// Whether some account's name has exactly this token.
+    pub(crate) fn knows(&self, token: &str) -> bool {
+        self.tokens.contains_key(token)
+    }
+
     /// Accounts whose acronym is `acronym`.
     pub(crate) fn by_acronym(&self, acronym: &str) -> &[u32] {
         self.acronyms.get(acronym).map_or(&[], Vec::as_slice)
