@@ -647,7 +647,7 @@ pub fn generate(config: &EvalConfig) -> EvalSet {
                     } else {
                         SYLLABLES
                     };
-                    let syllable: &str = rng.pick(list);
+                    let syllable: &&str = rng.pick(list);
                     word.push_str(syllable);
                 }
                 let mut w = capitalise(&word);
