@@ -10,3 +10,4 @@ pub mod domain;
 pub mod policy;
 pub mod reconcile;
 pub mod store;
+pub mod matcher;
