@@ -29,6 +29,9 @@ pub struct Ledger {
     /// The last owner leadroute chose for each record.
     #[serde(with = "assignments_as_list")]
     pub assignments: HashMap<(ObjectKind, RecordId), Assignment>,
+    /// Records assigned since the ledger was loaded: what `Store::save_ledger` writes.
+    #[serde(skip)]
+    pub touched: std::collections::BTreeSet<(ObjectKind, RecordId)>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,6 +176,12 @@ impl Ledger {
             days.retain(|d, _| *d >= horizon);
         }
         self.daily.retain(|_, d| !d.is_empty());
+    }
+
+    /// Record leadroute's choice of owner for a record.
+    pub fn assign(&mut self, object: ObjectKind, id: &RecordId, assignment: Assignment) {
+        self.assignments.insert((object, id.clone()), assignment);
+        self.touched.insert((object, id.clone()));
     }
 
     pub fn assignment(&self, object: ObjectKind, id: &RecordId) -> Option<&Assignment> {

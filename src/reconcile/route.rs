@@ -289,8 +289,9 @@ impl<'a> Engine<'a> {
         decision.reason = reason;
         decision.trace = trace;
         if let Some(to) = decision.change().cloned() {
-            ledger.assignments.insert(
-                (person.object, person.id.clone()),
+            ledger.assign(
+                person.object,
+                &person.id,
                 Assignment {
                     owner: to.clone(),
                     pool: match &decision.outcome {

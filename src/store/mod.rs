@@ -18,6 +18,7 @@
 //! database lacks.
 
 mod inbox;
+mod ledger;
 mod migrate;
 mod mirror_rows;
 
