@@ -5,6 +5,7 @@
 //! plan as a full pass from the same state. Records are always decided in
 //! `(object, id)` order so the ledger's picks, and therefore the plan, are deterministic.
 
+pub mod diff;
 pub mod drift;
 pub mod explain;
 pub mod fixtures;
