@@ -13,6 +13,7 @@ pub mod ledger;
 pub mod matching;
 pub mod plan;
 pub mod route;
+pub mod synth;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -332,3 +333,6 @@ fn normalize_domain(d: &str) -> String {
     let d = d.split(['/', '?', '#', ':']).next().unwrap_or("");
     d.strip_prefix("www.").unwrap_or(d).to_owned()
 }
+
+#[cfg(test)]
+mod tests;
