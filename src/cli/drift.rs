@@ -45,7 +45,12 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
         DriftFormat::Json => ("json", report.to_json()),
     };
     let formats = if args.format == DriftFormat::All {
-        vec![DriftFormat::Md, DriftFormat::Html, DriftFormat::Csv, DriftFormat::Json]
+        vec![
+            DriftFormat::Md,
+            DriftFormat::Html,
+            DriftFormat::Csv,
+            DriftFormat::Json,
+        ]
     } else {
         vec![args.format]
     };
@@ -57,7 +62,8 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
             for f in formats {
                 let (ext, text) = render(f);
                 let path = dir.join(format!("drift.{ext}"));
-                std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+                std::fs::write(&path, text)
+                    .with_context(|| format!("writing {}", path.display()))?;
                 eprintln!("wrote {}", path.display());
             }
         }

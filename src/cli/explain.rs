@@ -36,7 +36,14 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
     }
     let now = args.now.unwrap_or_else(Utc::now);
     let (snapshot, ledger) = ctx.mirror().await?;
-    let Some(decision) = reconcile::explain(&snapshot, &ctx.policy, &ledger, now, args.record.object, &args.record.id) else {
+    let Some(decision) = reconcile::explain(
+        &snapshot,
+        &ctx.policy,
+        &ledger,
+        now,
+        args.record.object,
+        &args.record.id,
+    ) else {
         anyhow::bail!(
             "{} is not in the mirror (deleted, merged, or not synced yet); run `leadroute sync`",
             args.record
@@ -45,7 +52,10 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&decision)?);
     } else {
-        print!("{}", reconcile::explain::render(&args.record.to_string(), &decision, &ctx.policy));
+        print!(
+            "{}",
+            reconcile::explain::render(&args.record.to_string(), &decision, &ctx.policy)
+        );
     }
     Ok(())
 }

@@ -46,7 +46,8 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
     let (snapshot, mut ledger) = ctx.mirror().await?;
     let plan = reconcile::plan(&snapshot, &ctx.policy, &mut ledger, now);
     if let Some(out) = &args.out {
-        std::fs::write(out, plan.to_json()).with_context(|| format!("writing the plan to {}", out.display()))?;
+        std::fs::write(out, plan.to_json())
+            .with_context(|| format!("writing the plan to {}", out.display()))?;
         ctx.store
             .save_ledger(ctx.crm, &mut ledger)
             .await
@@ -75,29 +76,48 @@ pub(crate) struct Context {
 }
 
 impl Context {
-    pub(crate) async fn load(global: &GlobalArgs, policy: Option<&Path>) -> anyhow::Result<Context> {
+    pub(crate) async fn load(
+        global: &GlobalArgs,
+        policy: Option<&Path>,
+    ) -> anyhow::Result<Context> {
         let config = load_config(global)?;
         let path = policy_path(policy, Some(&config))?;
         let policy = load_policy(&path)?;
         let store = Store::open(config.store.url.expose_secret())
             .await
             .context("opening the store")?;
-        Ok(Context { crm: config.crm.kind, store, policy })
+        Ok(Context {
+            crm: config.crm.kind,
+            store,
+            policy,
+        })
     }
 
     /// The mirror snapshot and the persisted ledger.
     pub(crate) async fn mirror(&self) -> anyhow::Result<(Snapshot, Ledger)> {
-        let snapshot = self.store.snapshot(self.crm).await.context("reading the mirror")?;
+        let snapshot = self
+            .store
+            .snapshot(self.crm)
+            .await
+            .context("reading the mirror")?;
         if snapshot.people.is_empty() && snapshot.owners.is_empty() {
-            eprintln!("note: the {} mirror is empty; run `leadroute sync` first", self.crm);
+            eprintln!(
+                "note: the {} mirror is empty; run `leadroute sync` first",
+                self.crm
+            );
         }
-        let ledger = self.store.load_ledger(self.crm).await.context("reading the assignment ledger")?;
+        let ledger = self
+            .store
+            .load_ledger(self.crm)
+            .await
+            .context("reading the assignment ledger")?;
         Ok((snapshot, ledger))
     }
 }
 
 pub(crate) fn load_config(global: &GlobalArgs) -> anyhow::Result<Config> {
-    Config::load(global.config.as_deref(), &|k| std::env::var(k).ok()).map_err(|e| anyhow::anyhow!("{e}"))
+    Config::load(global.config.as_deref(), &|k| std::env::var(k).ok())
+        .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// `--policy FILE`, else `[policy] path` from the config.
@@ -112,7 +132,8 @@ pub(crate) fn policy_path(arg: Option<&Path>, config: Option<&Config>) -> anyhow
 
 /// Load a policy, printing warnings; errors become one message listing every issue.
 pub(crate) fn load_policy(path: &Path) -> anyhow::Result<Policy> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading policy {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading policy {}", path.display()))?;
     match crate::policy::parse(&path.display().to_string(), &text) {
         Ok((policy, warnings)) => {
             for w in warnings {
@@ -121,7 +142,10 @@ pub(crate) fn load_policy(path: &Path) -> anyhow::Result<Policy> {
             Ok(policy)
         }
         Err(issues) => {
-            let errors = issues.iter().filter(|i| i.severity == Severity::Error).count();
+            let errors = issues
+                .iter()
+                .filter(|i| i.severity == Severity::Error)
+                .count();
             let list: Vec<String> = issues.iter().map(ToString::to_string).collect();
             anyhow::bail!(
                 "policy {} has {errors} error(s); run `leadroute policy check`:\n{}",

@@ -74,7 +74,9 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
             let issues = match policy::load(&path) {
                 Ok(p) => {
                     let text = std::fs::read_to_string(&path).unwrap_or_default();
-                    let warnings = policy::parse(&path.display().to_string(), &text).map(|(_, w)| w).unwrap_or_default();
+                    let warnings = policy::parse(&path.display().to_string(), &text)
+                        .map(|(_, w)| w)
+                        .unwrap_or_default();
                     for w in &warnings {
                         println!("{w}");
                     }
@@ -95,11 +97,21 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
             for i in &issues {
                 println!("{i}");
             }
-            let errors = issues.iter().filter(|i| i.severity == Severity::Error).count();
-            println!("{}: {errors} error(s), {} warning(s)", path.display(), issues.len() - errors);
+            let errors = issues
+                .iter()
+                .filter(|i| i.severity == Severity::Error)
+                .count();
+            println!(
+                "{}: {errors} error(s), {} warning(s)",
+                path.display(),
+                issues.len() - errors
+            );
             std::process::exit(1);
         }
-        PolicyCommand::Test { fixtures: files, policy } => {
+        PolicyCommand::Test {
+            fixtures: files,
+            policy,
+        } => {
             let mut failed = 0;
             let mut total = 0;
             for file in &files {
@@ -141,16 +153,29 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
                 GraphFormat::Mermaid => policy::graph::to_mermaid(&p),
             };
             match out {
-                Some(o) => std::fs::write(&o, text).with_context(|| format!("writing {}", o.display()))?,
+                Some(o) => {
+                    std::fs::write(&o, text).with_context(|| format!("writing {}", o.display()))?
+                }
                 None => print!("{text}"),
             }
             Ok(())
         }
-        PolicyCommand::Diff { old, new, json, now } => {
+        PolicyCommand::Diff {
+            old,
+            new,
+            json,
+            now,
+        } => {
             let ctx = Context::load(global, Some(&new)).await?;
             let old = load_policy(&old)?;
             let (snapshot, ledger) = ctx.mirror().await?;
-            let d = diff::diff(&snapshot, &old, &ctx.policy, &ledger, now.unwrap_or_else(Utc::now));
+            let d = diff::diff(
+                &snapshot,
+                &old,
+                &ctx.policy,
+                &ledger,
+                now.unwrap_or_else(Utc::now),
+            );
             if json {
                 println!("{}", serde_json::to_string_pretty(&d)?);
             } else {

@@ -34,7 +34,15 @@ pub const RECORD_FIELDS: &[&str] = &[
 
 /// Fields an account has by name (`account.<field>`); anything else is a CRM field.
 pub const ACCOUNT_FIELDS: &[&str] = &[
-    "id", "name", "domain", "website", "country", "state", "employees", "industry", "owner",
+    "id",
+    "name",
+    "domain",
+    "website",
+    "country",
+    "state",
+    "employees",
+    "industry",
+    "owner",
     "parent",
 ];
 
@@ -56,7 +64,13 @@ impl<'a> Checker<'a> {
         }
     }
 
-    pub(super) fn issue(&mut self, severity: Severity, span: Range<usize>, message: String, fix: String) {
+    pub(super) fn issue(
+        &mut self,
+        severity: Severity,
+        span: Range<usize>,
+        message: String,
+        fix: String,
+    ) {
         let (line, column) = line_col(self.text, span.start);
         self.issues.push(PolicyIssue {
             file: self.file.to_owned(),
@@ -84,21 +98,28 @@ impl<'a> Checker<'a> {
         let (name, settings) = self.settings(raw.settings);
         let reps = self.reps(raw.reps);
         let pools = self.pools(raw.pools, &reps);
-        let territory_names: BTreeSet<String> =
-            raw.territories.keys().map(|k| k.get_ref().clone()).collect();
+        let territory_names: BTreeSet<String> = raw
+            .territories
+            .keys()
+            .map(|k| k.get_ref().clone())
+            .collect();
         let territories = self.territories(raw.territories, &reps);
         let mut rules = Vec::new();
         let mut names: HashMap<String, Range<usize>> = HashMap::new();
         let mut rule_spans = Vec::new();
         for raw_rule in raw.rules {
             let span = raw_rule.span();
-            if let Some(rule) = self.rule(raw_rule, false, &reps, &pools, &territory_names, &settings)
+            if let Some(rule) =
+                self.rule(raw_rule, false, &reps, &pools, &territory_names, &settings)
             {
                 if let Some(first) = names.get(&rule.name) {
                     let (l, _) = line_col(self.text, first.start);
                     self.error(
                         span.clone(),
-                        format!("rule name {:?} is used twice (first at line {l})", rule.name),
+                        format!(
+                            "rule name {:?} is used twice (first at line {l})",
+                            rule.name
+                        ),
                         "give every rule a unique name; explain and plans refer to rules by name",
                     );
                 }
@@ -194,16 +215,26 @@ impl<'a> Checker<'a> {
                     "declare each CRM owner once and refer to it by that rep name",
                 );
             }
-            let time_zone = r.time_zone.as_ref().and_then(|z| self.zone(z, &format!("reps.{name}")));
-            let hours = self.hours(r.hours.as_ref(), r.days.as_ref(), &format!("reps.{name}"), &span);
+            let time_zone = r
+                .time_zone
+                .as_ref()
+                .and_then(|z| self.zone(z, &format!("reps.{name}")));
+            let hours = self.hours(
+                r.hours.as_ref(),
+                r.days.as_ref(),
+                &format!("reps.{name}"),
+                &span,
+            );
             let out_of_office = r
                 .out_of_office
                 .iter()
                 .filter_map(|w| self.window(w, &name))
                 .collect();
             let cap_per_day = self.cap(r.cap_per_day.as_ref(), &format!("reps.{name}.cap_per_day"));
-            let cap_per_week =
-                self.cap(r.cap_per_week.as_ref(), &format!("reps.{name}.cap_per_week"));
+            let cap_per_week = self.cap(
+                r.cap_per_week.as_ref(),
+                &format!("reps.{name}.cap_per_week"),
+            );
             reps.insert(
                 name.clone(),
                 Rep {
@@ -227,7 +258,10 @@ impl<'a> Checker<'a> {
             Err(_) => {
                 self.error(
                     z.span(),
-                    format!("{place}.time_zone {:?} is not an IANA time zone", z.get_ref()),
+                    format!(
+                        "{place}.time_zone {:?} is not an IANA time zone",
+                        z.get_ref()
+                    ),
                     "use a zone name such as \"Europe/Berlin\", \"America/New_York\" or \"UTC\"",
                 );
                 None
@@ -286,7 +320,10 @@ impl<'a> Checker<'a> {
         if start == end {
             self.error(
                 hours.span(),
-                format!("{place}.hours {:?} is empty (start equals end)", hours.get_ref()),
+                format!(
+                    "{place}.hours {:?} is empty (start equals end)",
+                    hours.get_ref()
+                ),
                 "give an end time after the start, or remove hours to mean always available",
             );
             return None;
@@ -323,16 +360,17 @@ impl<'a> Checker<'a> {
                 },
                 None => index(part).map(|i| days[i] = true).is_some(),
             }),
-            toml::Value::Array(items) => items.iter().all(|v| {
-                v.as_str()
-                    .and_then(index)
-                    .map(|i| days[i] = true)
-                    .is_some()
-            }),
+            toml::Value::Array(items) => items
+                .iter()
+                .all(|v| v.as_str().and_then(index).map(|i| days[i] = true).is_some()),
             _ => false,
         };
         if !ok || !days.iter().any(|d| *d) {
-            self.error(value.span(), format!("{place}.days is not a list of weekdays"), fix);
+            self.error(
+                value.span(),
+                format!("{place}.days is not a list of weekdays"),
+                fix,
+            );
             return None;
         }
         Some(days)
@@ -409,10 +447,21 @@ impl<'a> Checker<'a> {
                     None
                 }
             };
-            let time_zone = p.time_zone.as_ref().and_then(|z| self.zone(z, &format!("pools.{name}")));
-            let hours = self.hours(p.hours.as_ref(), p.days.as_ref(), &format!("pools.{name}"), &span);
+            let time_zone = p
+                .time_zone
+                .as_ref()
+                .and_then(|z| self.zone(z, &format!("pools.{name}")));
+            let hours = self.hours(
+                p.hours.as_ref(),
+                p.days.as_ref(),
+                &format!("pools.{name}"),
+                &span,
+            );
             let pool_day = self.cap(p.cap_per_day.as_ref(), &format!("pools.{name}.cap_per_day"));
-            let pool_week = self.cap(p.cap_per_week.as_ref(), &format!("pools.{name}.cap_per_week"));
+            let pool_week = self.cap(
+                p.cap_per_week.as_ref(),
+                &format!("pools.{name}.cap_per_week"),
+            );
             let mut members = Vec::new();
             let mut seen = BTreeSet::new();
             if p.members.get_ref().is_empty() {
@@ -466,22 +515,38 @@ impl<'a> Checker<'a> {
         let (rep, weight, day, week) = match m.get_ref() {
             toml::Value::String(s) => (s.clone(), None, None, None),
             toml::Value::Table(t) => {
-                if let Some(k) = t
-                    .keys()
-                    .find(|k| !["rep", "weight", "cap_per_day", "cap_per_week"].contains(&k.as_str()))
-                {
-                    self.error(span, format!("pools.{pool}: member has unknown key {k:?}"), fix_shape);
+                if let Some(k) = t.keys().find(|k| {
+                    !["rep", "weight", "cap_per_day", "cap_per_week"].contains(&k.as_str())
+                }) {
+                    self.error(
+                        span,
+                        format!("pools.{pool}: member has unknown key {k:?}"),
+                        fix_shape,
+                    );
                     return None;
                 }
                 let Some(rep) = t.get("rep").and_then(|v| v.as_str()) else {
-                    self.error(span, format!("pools.{pool}: member has no `rep`"), fix_shape);
+                    self.error(
+                        span,
+                        format!("pools.{pool}: member has no `rep`"),
+                        fix_shape,
+                    );
                     return None;
                 };
                 let int = |k: &str| t.get(k).map(|v| v.as_integer());
-                (rep.to_owned(), int("weight"), int("cap_per_day"), int("cap_per_week"))
+                (
+                    rep.to_owned(),
+                    int("weight"),
+                    int("cap_per_day"),
+                    int("cap_per_week"),
+                )
             }
             _ => {
-                self.error(span, format!("pools.{pool}: a member is neither a name nor a table"), fix_shape);
+                self.error(
+                    span,
+                    format!("pools.{pool}: a member is neither a name nor a table"),
+                    fix_shape,
+                );
                 return None;
             }
         };
@@ -490,7 +555,9 @@ impl<'a> Checker<'a> {
             self.error(
                 span,
                 format!("pools.{pool}: unknown rep {rep:?}"),
-                format!("declare it under [reps.{rep}] with its CRM owner id, or use one of {known:?}"),
+                format!(
+                    "declare it under [reps.{rep}] with its CRM owner id, or use one of {known:?}"
+                ),
             );
             return None;
         };
@@ -516,7 +583,9 @@ impl<'a> Checker<'a> {
             (Some(_), _) => {
                 self.error(
                     span,
-                    format!("pools.{pool}: weight for {rep:?} is not a whole number between 1 and 65535"),
+                    format!(
+                        "pools.{pool}: weight for {rep:?} is not a whole number between 1 and 65535"
+                    ),
                     "give weights as small whole numbers, e.g. 1, 2, 3",
                 );
                 return None;
@@ -560,7 +629,12 @@ impl<'a> Checker<'a> {
             let t = raw_t.into_inner();
             let list = |v: &Option<Spanned<Vec<Spanned<String>>>>| -> Vec<String> {
                 v.as_ref()
-                    .map(|l| l.get_ref().iter().map(|s| s.get_ref().trim().to_uppercase()).collect())
+                    .map(|l| {
+                        l.get_ref()
+                            .iter()
+                            .map(|s| s.get_ref().trim().to_uppercase())
+                            .collect()
+                    })
                     .unwrap_or_default()
             };
             let countries = list(&t.countries);
@@ -579,20 +653,32 @@ impl<'a> Checker<'a> {
                     );
                     continue;
                 }
-                if let Some(cond) = self.condition(c, &format!("territories.{name}"), &BTreeSet::new()) {
+                if let Some(cond) =
+                    self.condition(c, &format!("territories.{name}"), &BTreeSet::new())
+                {
                     conditions.push(cond);
                 }
             }
-            if countries.is_empty() && states.is_empty() && employees.is_none() && t.when.is_empty() {
+            if countries.is_empty() && states.is_empty() && employees.is_none() && t.when.is_empty()
+            {
                 self.error(
                     span.clone(),
                     format!("territories.{name} has no criteria"),
                     "give it countries, states, employees = { min = …, max = … } or `when` conditions",
                 );
             }
-            for c in t.countries.iter().flat_map(|l| l.get_ref()).chain(t.states.iter().flat_map(|l| l.get_ref())) {
+            for c in t
+                .countries
+                .iter()
+                .flat_map(|l| l.get_ref())
+                .chain(t.states.iter().flat_map(|l| l.get_ref()))
+            {
                 if c.get_ref().trim().is_empty() {
-                    self.error(c.span(), format!("territories.{name}: an empty country or state"), "remove the empty string");
+                    self.error(
+                        c.span(),
+                        format!("territories.{name}: an empty country or state"),
+                        "remove the empty string",
+                    );
                 }
             }
             let mut rep_names = Vec::new();
@@ -625,7 +711,11 @@ impl<'a> Checker<'a> {
             toml::Value::Integer(i) => Some(*i as f64),
             toml::Value::Float(f) if f.is_finite() => Some(*f),
             _ => {
-                self.error(v.span(), format!("{place} is not a number"), "write a number, e.g. 1000");
+                self.error(
+                    v.span(),
+                    format!("{place} is not a number"),
+                    "write a number, e.g. 1000",
+                );
                 None
             }
         }
@@ -633,20 +723,34 @@ impl<'a> Checker<'a> {
 
     fn range(&mut self, r: &Spanned<RawRange>, place: &str) -> Option<NumRange> {
         let raw = r.get_ref();
-        let min = raw.min.as_ref().map(|v| self.number(v, &format!("{place}.min")));
-        let max = raw.max.as_ref().map(|v| self.number(v, &format!("{place}.max")));
+        let min = raw
+            .min
+            .as_ref()
+            .map(|v| self.number(v, &format!("{place}.min")));
+        let max = raw
+            .max
+            .as_ref()
+            .map(|v| self.number(v, &format!("{place}.max")));
         if matches!(min, Some(None)) || matches!(max, Some(None)) {
             return None;
         }
         let (min, max) = (min.flatten(), max.flatten());
         if min.is_none() && max.is_none() {
-            self.error(r.span(), format!("{place} has neither min nor max"), "give min, max or both");
+            self.error(
+                r.span(),
+                format!("{place} has neither min nor max"),
+                "give min, max or both",
+            );
             return None;
         }
         if let (Some(a), Some(b)) = (min, max)
             && b < a
         {
-            self.error(r.span(), format!("{place}: max {b} is below min {a}"), "swap min and max");
+            self.error(
+                r.span(),
+                format!("{place}: max {b} is below min {a}"),
+                "swap min and max",
+            );
             return None;
         }
         Some(NumRange { min, max })
@@ -668,7 +772,11 @@ impl<'a> Checker<'a> {
             other => Self::scalar(other).map(|s| vec![s]),
         };
         if out.is_none() {
-            self.error(v.span(), format!("{place} must be a string or a list of strings"), "e.g. [\"+44\", \"+353\"]");
+            self.error(
+                v.span(),
+                format!("{place} must be a string or a list of strings"),
+                "e.g. [\"+44\", \"+353\"]",
+            );
         }
         out
     }
@@ -684,7 +792,11 @@ impl<'a> Checker<'a> {
         let negate = raw.not;
         if let Some(t) = &raw.territory {
             if raw.field.is_some() || raw.match_.is_some() {
-                self.error(span, format!("{place}: a condition mixes `territory` with other tests"), "split it into separate conditions");
+                self.error(
+                    span,
+                    format!("{place}: a condition mixes `territory` with other tests"),
+                    "split it into separate conditions",
+                );
                 return None;
             }
             if !territories.contains(t.get_ref()) {
@@ -692,15 +804,25 @@ impl<'a> Checker<'a> {
                 self.error(
                     t.span(),
                     format!("{place}: unknown territory {:?}", t.get_ref()),
-                    format!("define [territories.{}] or use one of {known:?}", t.get_ref()),
+                    format!(
+                        "define [territories.{}] or use one of {known:?}",
+                        t.get_ref()
+                    ),
                 );
                 return None;
             }
-            return Some(Condition::Territory { name: t.get_ref().clone(), negate });
+            return Some(Condition::Territory {
+                name: t.get_ref().clone(),
+                negate,
+            });
         }
         if let Some(m) = &raw.match_ {
             if raw.field.is_some() {
-                self.error(span, format!("{place}: a condition mixes `match` with `field`"), "split it into separate conditions");
+                self.error(
+                    span,
+                    format!("{place}: a condition mixes `match` with `field`"),
+                    "split it into separate conditions",
+                );
                 return None;
             }
             let values = self.strings(m, &format!("{place}.match"))?;
@@ -711,7 +833,11 @@ impl<'a> Checker<'a> {
                     "unmatched" => statuses.push(MatchStatus::Unmatched),
                     "ambiguous" => statuses.push(MatchStatus::Ambiguous),
                     other => {
-                        self.error(m.span(), format!("{place}: match status {other:?} is unknown"), "use \"matched\", \"unmatched\" or \"ambiguous\"");
+                        self.error(
+                            m.span(),
+                            format!("{place}: match status {other:?} is unknown"),
+                            "use \"matched\", \"unmatched\" or \"ambiguous\"",
+                        );
                         return None;
                     }
                 }
@@ -733,16 +859,25 @@ impl<'a> Checker<'a> {
                 self.error(
                     field.span(),
                     format!("{place}: field {:?} is not a field name", field.get_ref()),
-                    format!("use a record field ({}) or account.<field>", RECORD_FIELDS.join(", ")),
+                    format!(
+                        "use a record field ({}) or account.<field>",
+                        RECORD_FIELDS.join(", ")
+                    ),
                 );
                 return None;
             }
             _ => FieldRef::Record(name.to_owned()),
         };
-        let ops = [raw.equals.is_some(), raw.in_.is_some(), raw.prefix.is_some(), raw.range.is_some(), raw.exists.is_some()]
-            .iter()
-            .filter(|b| **b)
-            .count();
+        let ops = [
+            raw.equals.is_some(),
+            raw.in_.is_some(),
+            raw.prefix.is_some(),
+            raw.range.is_some(),
+            raw.exists.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
         if ops != 1 {
             self.error(
                 span,
@@ -753,17 +888,34 @@ impl<'a> Checker<'a> {
         }
         let op = if let Some(v) = &raw.equals {
             let Some(s) = Self::scalar(v.get_ref()) else {
-                self.error(v.span(), format!("{place}: equals takes one value"), "use `in = [...]` for several values");
+                self.error(
+                    v.span(),
+                    format!("{place}: equals takes one value"),
+                    "use `in = [...]` for several values",
+                );
                 return None;
             };
             Op::Equals(s)
         } else if let Some(vs) = &raw.in_ {
-            let Some(list) = vs.get_ref().iter().map(Self::scalar).collect::<Option<Vec<_>>>() else {
-                self.error(vs.span(), format!("{place}: `in` takes a list of plain values"), "e.g. in = [\"DE\", \"AT\"]");
+            let Some(list) = vs
+                .get_ref()
+                .iter()
+                .map(Self::scalar)
+                .collect::<Option<Vec<_>>>()
+            else {
+                self.error(
+                    vs.span(),
+                    format!("{place}: `in` takes a list of plain values"),
+                    "e.g. in = [\"DE\", \"AT\"]",
+                );
                 return None;
             };
             if list.is_empty() {
-                self.error(vs.span(), format!("{place}: `in` is an empty list, so it never holds"), "list at least one value or remove the condition");
+                self.error(
+                    vs.span(),
+                    format!("{place}: `in` is an empty list, so it never holds"),
+                    "list at least one value or remove the condition",
+                );
                 return None;
             }
             Op::In(list)
@@ -776,7 +928,11 @@ impl<'a> Checker<'a> {
         } else {
             return None;
         };
-        Some(Condition::Field { field: field_ref, op, negate })
+        Some(Condition::Field {
+            field: field_ref,
+            op,
+            negate,
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -796,11 +952,19 @@ impl<'a> Checker<'a> {
             (Some(n), _) if !n.get_ref().trim().is_empty() => n.get_ref().trim().to_owned(),
             (_, true) => "default".to_owned(),
             _ => {
-                self.error(span.clone(), "a rule has no name", "add `name = \"…\"`; plans and explain refer to rules by name");
+                self.error(
+                    span.clone(),
+                    "a rule has no name",
+                    "add `name = \"…\"`; plans and explain refer to rules by name",
+                );
                 format!("line-{line}")
             }
         };
-        let place = if is_default { "default".to_owned() } else { format!("rules.{name}") };
+        let place = if is_default {
+            "default".to_owned()
+        } else {
+            format!("rules.{name}")
+        };
         let conditions: Vec<Condition> = r
             .when
             .iter()
@@ -834,7 +998,11 @@ impl<'a> Checker<'a> {
                     "keep" => Some(Action::Keep),
                     "owner" => match &r.rep {
                         None => {
-                            self.error(span.clone(), format!("{place}: action \"owner\" needs `rep`"), "add rep = \"<rep name from [reps]>\"");
+                            self.error(
+                                span.clone(),
+                                format!("{place}: action \"owner\" needs `rep`"),
+                                "add rep = \"<rep name from [reps]>\"",
+                            );
                             None
                         }
                         Some(rep) if !reps.contains_key(rep.get_ref()) => {
@@ -845,11 +1013,17 @@ impl<'a> Checker<'a> {
                             );
                             None
                         }
-                        Some(rep) => Some(Action::Owner { rep: rep.get_ref().clone() }),
+                        Some(rep) => Some(Action::Owner {
+                            rep: rep.get_ref().clone(),
+                        }),
                     },
                     "pool" => match &r.pool {
                         None => {
-                            self.error(span.clone(), format!("{place}: action \"pool\" needs `pool`"), "add pool = \"<name from [pools]>\"");
+                            self.error(
+                                span.clone(),
+                                format!("{place}: action \"pool\" needs `pool`"),
+                                "add pool = \"<name from [pools]>\"",
+                            );
                             None
                         }
                         Some(p) if !pools.contains_key(p.get_ref()) => {
@@ -861,19 +1035,29 @@ impl<'a> Checker<'a> {
                             );
                             None
                         }
-                        Some(p) => Some(Action::Pool { pool: p.get_ref().clone() }),
+                        Some(p) => Some(Action::Pool {
+                            pool: p.get_ref().clone(),
+                        }),
                     },
                     "queue" => match &r.queue {
-                        Some(q) if !q.get_ref().trim().is_empty() => {
-                            Some(Action::Queue { queue: OwnerId::new(q.get_ref().trim()) })
-                        }
+                        Some(q) if !q.get_ref().trim().is_empty() => Some(Action::Queue {
+                            queue: OwnerId::new(q.get_ref().trim()),
+                        }),
                         _ => {
-                            self.error(span.clone(), format!("{place}: action \"queue\" needs `queue`"), "add queue = \"<CRM queue or holding owner id>\"");
+                            self.error(
+                                span.clone(),
+                                format!("{place}: action \"queue\" needs `queue`"),
+                                "add queue = \"<CRM queue or holding owner id>\"",
+                            );
                             None
                         }
                     },
                     _ => Some(Action::Exception {
-                        kind: r.kind.as_ref().map(|k| k.get_ref().clone()).unwrap_or_else(|| "policy_exception".into()),
+                        kind: r
+                            .kind
+                            .as_ref()
+                            .map(|k| k.get_ref().clone())
+                            .unwrap_or_else(|| "policy_exception".into()),
                         reason: r.reason.clone(),
                     }),
                 }
@@ -893,7 +1077,10 @@ impl<'a> Checker<'a> {
             Some("exception") => OnUnavailable::Exception,
             Some(other) => {
                 self.error(
-                    r.on_unavailable.as_ref().map(|s| s.span()).unwrap_or(span.clone()),
+                    r.on_unavailable
+                        .as_ref()
+                        .map(|s| s.span())
+                        .unwrap_or(span.clone()),
                     format!("{place}: on_unavailable {other:?} is unknown"),
                     "use \"next\" (try the next rule) or \"exception\"",
                 );
@@ -963,10 +1150,14 @@ impl<'a> Checker<'a> {
                     );
                     break;
                 }
-                if let (Some((fa, va)), Some((fb, vb))) = (single_values(earlier), single_values(later))
+                if let (Some((fa, va)), Some((fb, vb))) =
+                    (single_values(earlier), single_values(later))
                     && fa == fb
                 {
-                    let shared: Vec<&String> = vb.iter().filter(|v| va.iter().any(|a| a.eq_ignore_ascii_case(v))).collect();
+                    let shared: Vec<&String> = vb
+                        .iter()
+                        .filter(|v| va.iter().any(|a| a.eq_ignore_ascii_case(v)))
+                        .collect();
                     if !shared.is_empty() {
                         self.warn(
                             spans[j].clone(),
@@ -982,7 +1173,12 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn unused(&mut self, rules: &[Rule], pools: &BTreeMap<String, Pool>, territories: &[Territory]) {
+    fn unused(
+        &mut self,
+        rules: &[Rule],
+        pools: &BTreeMap<String, Pool>,
+        territories: &[Territory],
+    ) {
         let mut used_pools = BTreeSet::new();
         let mut used_territories = BTreeSet::new();
         for r in rules {
@@ -997,13 +1193,25 @@ impl<'a> Checker<'a> {
         }
         for p in pools.keys() {
             if !used_pools.contains(p.as_str()) {
-                let span = self.spans.get(&format!("pool:{p}")).cloned().unwrap_or(0..0);
-                self.warn(span, format!("pool {p:?} is not used by any rule"), format!("route to it with action = \"pool\", pool = \"{p}\", or delete it"));
+                let span = self
+                    .spans
+                    .get(&format!("pool:{p}"))
+                    .cloned()
+                    .unwrap_or(0..0);
+                self.warn(
+                    span,
+                    format!("pool {p:?} is not used by any rule"),
+                    format!("route to it with action = \"pool\", pool = \"{p}\", or delete it"),
+                );
             }
         }
         for t in territories {
             if !used_territories.contains(t.name.as_str()) && t.reps.is_empty() {
-                let span = self.spans.get(&format!("territory:{}", t.name)).cloned().unwrap_or(0..0);
+                let span = self
+                    .spans
+                    .get(&format!("territory:{}", t.name))
+                    .cloned()
+                    .unwrap_or(0..0);
                 self.warn(
                     span,
                     format!("territory {:?} is used by no rule and has no reps", t.name),
@@ -1017,8 +1225,20 @@ impl<'a> Checker<'a> {
 /// A rule with exactly one positive equals/in condition: its field and values.
 fn single_values(r: &Rule) -> Option<(&FieldRef, Vec<String>)> {
     match r.conditions.as_slice() {
-        [Condition::Field { field, op: Op::Equals(v), negate: false }] => Some((field, vec![v.clone()])),
-        [Condition::Field { field, op: Op::In(vs), negate: false }] => Some((field, vs.clone())),
+        [
+            Condition::Field {
+                field,
+                op: Op::Equals(v),
+                negate: false,
+            },
+        ] => Some((field, vec![v.clone()])),
+        [
+            Condition::Field {
+                field,
+                op: Op::In(vs),
+                negate: false,
+            },
+        ] => Some((field, vs.clone())),
         _ => None,
     }
 }

@@ -109,7 +109,8 @@ impl Territory {
     /// Whether the subject is in this territory: every criterion given must hold.
     pub fn contains(&self, s: &Subject<'_>) -> bool {
         let in_list = |list: &[String], v: Option<&str>| {
-            list.is_empty() || v.is_some_and(|v| list.iter().any(|c| c.eq_ignore_ascii_case(v.trim())))
+            list.is_empty()
+                || v.is_some_and(|v| list.iter().any(|c| c.eq_ignore_ascii_case(v.trim())))
         };
         in_list(&self.countries, s.country())
             && in_list(&self.states, s.state())
@@ -145,7 +146,9 @@ impl Territory {
 /// A condition that does not refer to territories (used inside territories).
 fn holds_plain(c: &Condition, s: &Subject<'_>) -> bool {
     match c {
-        Condition::Field { field, op, negate } => op_holds(op, s.value(field).as_deref()) != *negate,
+        Condition::Field { field, op, negate } => {
+            op_holds(op, s.value(field).as_deref()) != *negate
+        }
         Condition::Match { statuses, negate } => statuses.contains(&s.match_status) != *negate,
         Condition::Territory { negate, .. } => *negate,
     }

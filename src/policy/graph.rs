@@ -14,9 +14,19 @@ fn action_label(policy: &Policy, action: &Action) -> String {
             let members: Vec<String> = p
                 .members
                 .iter()
-                .map(|m| if m.weight > 1 { format!("{}×{}", m.rep, m.weight) } else { m.rep.clone() })
+                .map(|m| {
+                    if m.weight > 1 {
+                        format!("{}×{}", m.rep, m.weight)
+                    } else {
+                        m.rep.clone()
+                    }
+                })
                 .collect();
-            format!("pool {pool} ({})\n{}", p.strategy.as_str(), members.join(", "))
+            format!(
+                "pool {pool} ({})\n{}",
+                p.strategy.as_str(),
+                members.join(", ")
+            )
         }
         other => other.describe(),
     }
@@ -32,14 +42,24 @@ fn rule_label(policy: &Policy, i: usize) -> String {
 }
 
 fn esc_dot(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 pub fn to_dot(policy: &Policy) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "digraph routing {{");
-    let _ = writeln!(s, "  rankdir=LR;\n  node [shape=box, fontname=\"Helvetica\", fontsize=10];");
-    let _ = writeln!(s, "  label=\"{} (version {})\";", esc_dot(policy.name.as_deref().unwrap_or(&policy.source)), policy.version);
+    let _ = writeln!(
+        s,
+        "  rankdir=LR;\n  node [shape=box, fontname=\"Helvetica\", fontsize=10];"
+    );
+    let _ = writeln!(
+        s,
+        "  label=\"{} (version {})\";",
+        esc_dot(policy.name.as_deref().unwrap_or(&policy.source)),
+        policy.version
+    );
     let _ = writeln!(s, "  start [shape=oval, label=\"contact / lead\"];");
     for (i, _) in policy.rules.iter().enumerate() {
         let _ = writeln!(s, "  r{i} [label=\"{}\"];", esc_dot(&rule_label(policy, i)));
@@ -49,7 +69,10 @@ pub fn to_dot(policy: &Policy) -> String {
             esc_dot(&action_label(policy, &policy.rules[i].action))
         );
     }
-    let _ = writeln!(s, "  exc [shape=octagon, label=\"exception\\nno_eligible_rep / ambiguous_match\"];");
+    let _ = writeln!(
+        s,
+        "  exc [shape=octagon, label=\"exception\\nno_eligible_rep / ambiguous_match\"];"
+    );
     if !policy.rules.is_empty() {
         let _ = writeln!(s, "  start -> r0;");
     }
@@ -57,11 +80,19 @@ pub fn to_dot(policy: &Policy) -> String {
         let _ = writeln!(s, "  r{i} -> a{i} [label=\"yes\"];");
         if i + 1 < policy.rules.len() {
             let _ = writeln!(s, "  r{i} -> r{} [label=\"no\"];", i + 1);
-            if r.on_unavailable == OnUnavailable::Next && !matches!(r.action, Action::Exception { .. } | Action::Queue { .. }) {
-                let _ = writeln!(s, "  a{i} -> r{} [style=dashed, label=\"unavailable\"];", i + 1);
+            if r.on_unavailable == OnUnavailable::Next
+                && !matches!(r.action, Action::Exception { .. } | Action::Queue { .. })
+            {
+                let _ = writeln!(
+                    s,
+                    "  a{i} -> r{} [style=dashed, label=\"unavailable\"];",
+                    i + 1
+                );
             }
         }
-        if r.on_unavailable == OnUnavailable::Exception && !matches!(r.action, Action::Exception { .. } | Action::Queue { .. }) {
+        if r.on_unavailable == OnUnavailable::Exception
+            && !matches!(r.action, Action::Exception { .. } | Action::Queue { .. })
+        {
             let _ = writeln!(s, "  a{i} -> exc [style=dashed, label=\"unavailable\"];");
         }
     }
@@ -77,7 +108,11 @@ pub fn to_mermaid(policy: &Policy) -> String {
     let mut s = String::from("flowchart LR\n  start([contact / lead])\n");
     for (i, _) in policy.rules.iter().enumerate() {
         let _ = writeln!(s, "  r{i}[\"{}\"]", esc_mermaid(&rule_label(policy, i)));
-        let _ = writeln!(s, "  a{i}(\"{}\")", esc_mermaid(&action_label(policy, &policy.rules[i].action)));
+        let _ = writeln!(
+            s,
+            "  a{i}(\"{}\")",
+            esc_mermaid(&action_label(policy, &policy.rules[i].action))
+        );
     }
     let _ = writeln!(s, "  exc{{{{\"exception\"}}}}");
     if !policy.rules.is_empty() {
@@ -100,7 +135,10 @@ pub fn to_mermaid(policy: &Policy) -> String {
 }
 
 fn esc_xml(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// A self-contained SVG: rules down the left, actions on the right.
@@ -114,7 +152,10 @@ pub fn to_svg(policy: &Policy) -> String {
     let mut boxes = Vec::new();
     for i in 0..policy.rules.len() {
         let rl: Vec<String> = rule_label(policy, i).lines().map(str::to_owned).collect();
-        let al: Vec<String> = action_label(policy, &policy.rules[i].action).lines().map(str::to_owned).collect();
+        let al: Vec<String> = action_label(policy, &policy.rules[i].action)
+            .lines()
+            .map(str::to_owned)
+            .collect();
         let h = (rl.len().max(al.len()) as i64) * LINE + 16;
         boxes.push((y, h, rl, al));
         y += h + GAP;
@@ -136,24 +177,43 @@ pub fn to_svg(policy: &Policy) -> String {
         esc_xml(policy.name.as_deref().unwrap_or(&policy.source)),
         policy.version
     );
-    let _ = writeln!(s, r##"<text x="{rule_x}" y="48" fill="#555">contact / lead enters at the top; first rule that matches wins</text>"##);
+    let _ = writeln!(
+        s,
+        r##"<text x="{rule_x}" y="48" fill="#555">contact / lead enters at the top; first rule that matches wins</text>"##
+    );
     let text_block = |s: &mut String, x: i64, y: i64, lines: &[String], bold_first: bool| {
         for (k, l) in lines.iter().enumerate() {
-            let weight = if bold_first && k == 0 { r#" font-weight="bold""# } else { "" };
-            let _ = writeln!(s, r#"<text x="{}" y="{}"{weight}>{}</text>"#, x + 8, y + 18 + k as i64 * LINE, esc_xml(l));
+            let weight = if bold_first && k == 0 {
+                r#" font-weight="bold""#
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                s,
+                r#"<text x="{}" y="{}"{weight}>{}</text>"#,
+                x + 8,
+                y + 18 + k as i64 * LINE,
+                esc_xml(l)
+            );
         }
     };
     for (i, (by, h, rl, al)) in boxes.iter().enumerate() {
         let r = &policy.rules[i];
         let fill = if r.is_default { "#eef2f7" } else { "#ffffff" };
-        let _ = writeln!(s, r##"<rect x="{rule_x}" y="{by}" width="{W}" height="{h}" rx="3" fill="{fill}" stroke="#333"/>"##);
+        let _ = writeln!(
+            s,
+            r##"<rect x="{rule_x}" y="{by}" width="{W}" height="{h}" rx="3" fill="{fill}" stroke="#333"/>"##
+        );
         text_block(&mut s, rule_x, *by, rl, true);
         let afill = match r.action {
             Action::Exception { .. } => "#fdecea",
             Action::Pool { .. } => "#e8f5e9",
             _ => "#fff8e1",
         };
-        let _ = writeln!(s, r##"<rect x="{action_x}" y="{by}" width="{W}" height="{h}" rx="10" fill="{afill}" stroke="#333"/>"##);
+        let _ = writeln!(
+            s,
+            r##"<rect x="{action_x}" y="{by}" width="{W}" height="{h}" rx="10" fill="{afill}" stroke="#333"/>"##
+        );
         text_block(&mut s, action_x, *by, al, false);
         let mid = by + h / 2;
         let _ = writeln!(

@@ -15,7 +15,6 @@ mod raw;
 use std::fmt;
 use std::path::Path;
 
-
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 

@@ -306,14 +306,23 @@ pub enum Action {
     /// The matched account's owner (account-based routing).
     AccountOwner,
     /// One named rep.
-    Owner { rep: String },
-    Pool { pool: String },
+    Owner {
+        rep: String,
+    },
+    Pool {
+        pool: String,
+    },
     /// A CRM queue (Salesforce Queue id, or a HubSpot owner used as a holding queue).
-    Queue { queue: OwnerId },
+    Queue {
+        queue: OwnerId,
+    },
     /// Leave the current owner.
     Keep,
     /// Stop and raise an exception for a human.
-    Exception { kind: String, reason: Option<String> },
+    Exception {
+        kind: String,
+        reason: Option<String>,
+    },
 }
 
 impl Action {

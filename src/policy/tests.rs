@@ -16,7 +16,10 @@ fn every_example_policy_loads_without_errors() {
     let mut n = 0;
     for entry in std::fs::read_dir(&dir).expect("config/policies exists") {
         let path = entry.expect("readable dir entry").path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
         if !name.ends_with(".toml") || name.ends_with(".fixtures.toml") {
             continue;
         }
@@ -27,7 +30,14 @@ fn every_example_policy_loads_without_errors() {
                 assert_eq!(policy.version.len(), 16);
                 n += 1;
             }
-            Err(issues) => panic!("{name}: {}", issues.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")),
+            Err(issues) => panic!(
+                "{name}: {}",
+                issues
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ),
         }
     }
     assert!(n >= 2, "expected several example policies, found {n}");
@@ -54,7 +64,10 @@ fn syntax_errors_name_line_and_column() {
 #[test]
 fn unknown_keys_are_errors_with_their_place() {
     let got = issues("[default]\naction = \"exception\"\nflavour = 1\n");
-    assert!(got[0].starts_with("p.toml:3:1: error: unknown field `flavour`"), "{got:?}");
+    assert!(
+        got[0].starts_with("p.toml:3:1: error: unknown field `flavour`"),
+        "{got:?}"
+    );
 }
 
 #[test]
@@ -135,7 +148,10 @@ action = "keep"
 action = "exception"
 "#;
     let got = issues(text).join("\n");
-    assert!(got.contains("warning: rules \"first\" and \"second\" overlap"), "{got}");
+    assert!(
+        got.contains("warning: rules \"first\" and \"second\" overlap"),
+        "{got}"
+    );
 }
 
 #[test]
@@ -162,11 +178,17 @@ pool = "p"
     // before the March switch is 08:30 EST: off hours.
     let before = Utc.with_ymd_and_hms(2026, 3, 6, 13, 30, 0).unwrap();
     let after = Utc.with_ymd_and_hms(2026, 3, 9, 13, 30, 0).unwrap();
-    assert!(matches!(rep.availability(None, tz, before), Availability::OffHours(_)));
+    assert!(matches!(
+        rep.availability(None, tz, before),
+        Availability::OffHours(_)
+    ));
     assert_eq!(rep.availability(None, tz, after), Availability::Available);
     // Saturday is never a working day.
     let saturday = Utc.with_ymd_and_hms(2026, 3, 7, 15, 0, 0).unwrap();
-    assert!(matches!(rep.availability(None, tz, saturday), Availability::OffHours(_)));
+    assert!(matches!(
+        rep.availability(None, tz, saturday),
+        Availability::OffHours(_)
+    ));
 }
 
 #[test]

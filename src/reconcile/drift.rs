@@ -14,7 +14,9 @@ use serde::Serialize;
 use super::ledger::Ledger;
 use super::matching::{MatchStatus, Matcher, MatcherConfig};
 use super::route::{Decision, Outcome, Via};
-use crate::domain::{AccountRecord, CrmKind, OwnerId, OwnerRecord, PersonRecord, RecordId, Snapshot};
+use crate::domain::{
+    AccountRecord, CrmKind, OwnerId, OwnerRecord, PersonRecord, RecordId, Snapshot,
+};
 use crate::policy::{Policy, Subject};
 
 /// Report categories in display order.
@@ -107,7 +109,10 @@ impl<'a> Builder<'a> {
         }
         let subject = Subject {
             person,
-            account: d.account_id.as_ref().and_then(|a| self.accounts.get(a).copied()),
+            account: d
+                .account_id
+                .as_ref()
+                .and_then(|a| self.accounts.get(a).copied()),
             match_status: d.match_status,
         };
         let with_reps: Vec<&crate::policy::Territory> = self
@@ -132,19 +137,30 @@ impl<'a> Builder<'a> {
             MatchStatus::Ambiguous => cats.push("ambiguous"),
             MatchStatus::Matched => {}
         }
-        if matches!(d.outcome, Outcome::Owner { via: Via::ManualOverride, .. }) {
+        if matches!(
+            d.outcome,
+            Outcome::Owner {
+                via: Via::ManualOverride,
+                ..
+            }
+        ) {
             cats.push("manual_override_kept");
         }
         if matches!(d.outcome, Outcome::Exception { .. }) {
             cats.push("exception");
         }
         // "Drifted" means the owner is not what the policy wants (or nobody can say).
-        let drifted = d.change().is_some() || matches!(d.outcome, Outcome::Exception { .. }) || !active;
+        let drifted =
+            d.change().is_some() || matches!(d.outcome, Outcome::Exception { .. }) || !active;
         let territory = d.territory.clone().unwrap_or_else(|| "(none)".into());
         let rule = self.report.by_rule.entry(d.rule.clone()).or_default();
         rule.records += 1;
         rule.drifted += u64::from(drifted);
-        let terr = self.report.by_territory.entry(territory.clone()).or_default();
+        let terr = self
+            .report
+            .by_territory
+            .entry(territory.clone())
+            .or_default();
         terr.records += 1;
         terr.drifted += u64::from(drifted);
         if let Some(c) = current {
@@ -153,7 +169,11 @@ impl<'a> Builder<'a> {
             t.should_lose += u64::from(d.change().is_some());
         }
         if let Some(to) = d.change() {
-            self.report.by_rep.entry(self.label(Some(to))).or_default().should_gain += 1;
+            self.report
+                .by_rep
+                .entry(self.label(Some(to)))
+                .or_default()
+                .should_gain += 1;
         }
         for c in &cats {
             *self.report.categories.entry((*c).to_owned()).or_default() += 1;
@@ -188,8 +208,17 @@ impl<'a> Builder<'a> {
 
 /// Build the drift report over the snapshot. The ledger is not modified: the report
 /// shows what a plan would do from the persisted state.
-pub fn build(snapshot: &Snapshot, policy: &Policy, ledger: &Ledger, now: DateTime<Utc>) -> DriftReport {
-    let matcher = Matcher::new(&snapshot.accounts, &snapshot.owners, &MatcherConfig::default());
+pub fn build(
+    snapshot: &Snapshot,
+    policy: &Policy,
+    ledger: &Ledger,
+    now: DateTime<Utc>,
+) -> DriftReport {
+    let matcher = Matcher::new(
+        &snapshot.accounts,
+        &snapshot.owners,
+        &MatcherConfig::default(),
+    );
     let mut scratch = ledger.clone();
     let mut b = Builder {
         policy,
@@ -209,7 +238,15 @@ pub fn build(snapshot: &Snapshot, policy: &Policy, ledger: &Ledger, now: DateTim
             rows: Vec::new(),
         },
     };
-    super::decide_all(snapshot, policy, &matcher, &mut scratch, now, None, |p, d| b.add(p, &d));
+    super::decide_all(
+        snapshot,
+        policy,
+        &matcher,
+        &mut scratch,
+        now,
+        None,
+        |p, d| b.add(p, &d),
+    );
     b.report
 }
 
@@ -224,7 +261,16 @@ impl DriftReport {
 
     pub fn to_csv(&self) -> String {
         let mut w = csv::Writer::from_writer(Vec::new());
-        let _ = w.write_record(["categories", "object", "id", "current_owner", "desired_owner", "rule", "territory", "reason"]);
+        let _ = w.write_record([
+            "categories",
+            "object",
+            "id",
+            "current_owner",
+            "desired_owner",
+            "rule",
+            "territory",
+            "reason",
+        ]);
         for r in &self.rows {
             let _ = w.write_record([
                 r.categories.join("|").as_str(),
@@ -255,22 +301,41 @@ impl DriftReport {
         for c in CATEGORIES {
             let _ = writeln!(s, "| {} | {} |", c.replace('_', " "), count(self, c));
         }
-        let _ = writeln!(s, "\n## By rule\n\n| rule | records | drifted |\n|---|---:|---:|");
+        let _ = writeln!(
+            s,
+            "\n## By rule\n\n| rule | records | drifted |\n|---|---:|---:|"
+        );
         for (k, t) in &self.by_rule {
             let _ = writeln!(s, "| {k} | {} | {} |", t.records, t.drifted);
         }
-        let _ = writeln!(s, "\n## By territory\n\n| territory | records | drifted |\n|---|---:|---:|");
+        let _ = writeln!(
+            s,
+            "\n## By territory\n\n| territory | records | drifted |\n|---|---:|---:|"
+        );
         for (k, t) in &self.by_territory {
             let _ = writeln!(s, "| {k} | {} | {} |", t.records, t.drifted);
         }
-        let _ = writeln!(s, "\n## By rep\n\n| rep | owns | should lose | should gain |\n|---|---:|---:|---:|");
+        let _ = writeln!(
+            s,
+            "\n## By rep\n\n| rep | owns | should lose | should gain |\n|---|---:|---:|---:|"
+        );
         for (k, t) in &self.by_rep {
-            let _ = writeln!(s, "| {k} | {} | {} | {} |", t.owned, t.should_lose, t.should_gain);
+            let _ = writeln!(
+                s,
+                "| {k} | {} | {} | {} |",
+                t.owned, t.should_lose, t.should_gain
+            );
         }
         let _ = writeln!(s, "\n## Samples");
         for c in CATEGORIES {
-            let Some(rows) = self.samples.get(c) else { continue };
-            let _ = writeln!(s, "\n### {}\n\n| record | owner now | policy wants | rule | reason |\n|---|---|---|---|---|", c.replace('_', " "));
+            let Some(rows) = self.samples.get(c) else {
+                continue;
+            };
+            let _ = writeln!(
+                s,
+                "\n### {}\n\n| record | owner now | policy wants | rule | reason |\n|---|---|---|---|---|",
+                c.replace('_', " ")
+            );
             for r in rows {
                 let _ = writeln!(
                     s,
@@ -289,7 +354,12 @@ impl DriftReport {
 
     /// A horizontal bar chart of category counts, as inline SVG.
     pub fn chart_svg(&self) -> String {
-        let max = CATEGORIES.iter().map(|c| count(self, c)).max().unwrap_or(0).max(1);
+        let max = CATEGORIES
+            .iter()
+            .map(|c| count(self, c))
+            .max()
+            .unwrap_or(0)
+            .max(1);
         let (label_w, bar_w, row_h) = (170u64, 420u64, 26u64);
         let height = row_h * CATEGORIES.len() as u64 + 10;
         let mut s = format!(
@@ -315,7 +385,11 @@ impl DriftReport {
     }
 
     pub fn to_html(&self) -> String {
-        let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+        let esc = |s: &str| {
+            s.replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+        };
         let mut s = String::new();
         let _ = writeln!(
             s,
@@ -333,31 +407,81 @@ impl DriftReport {
         );
         let _ = writeln!(s, "<h2>Categories</h2>\n{}", self.chart_svg());
         let table = |s: &mut String, title: &str, head: &[&str], rows: Vec<Vec<String>>| {
-            let _ = writeln!(s, "<h2>{title}</h2>\n<table><tr>{}</tr>", head.iter().map(|h| format!("<th>{h}</th>")).collect::<String>());
+            let _ = writeln!(
+                s,
+                "<h2>{title}</h2>\n<table><tr>{}</tr>",
+                head.iter()
+                    .map(|h| format!("<th>{h}</th>"))
+                    .collect::<String>()
+            );
             for r in rows {
                 let cells: String = r
                     .iter()
-                    .map(|c| if c.parse::<u64>().is_ok() { format!("<td class=\"n\">{c}</td>") } else { format!("<td>{}</td>", esc(c)) })
+                    .map(|c| {
+                        if c.parse::<u64>().is_ok() {
+                            format!("<td class=\"n\">{c}</td>")
+                        } else {
+                            format!("<td>{}</td>", esc(c))
+                        }
+                    })
                     .collect();
                 let _ = writeln!(s, "<tr>{cells}</tr>");
             }
             let _ = writeln!(s, "</table>");
         };
-        table(&mut s, "By rule", &["rule", "records", "drifted"], self.by_rule.iter().map(|(k, t)| vec![k.clone(), t.records.to_string(), t.drifted.to_string()]).collect());
-        table(&mut s, "By territory", &["territory", "records", "drifted"], self.by_territory.iter().map(|(k, t)| vec![k.clone(), t.records.to_string(), t.drifted.to_string()]).collect());
+        table(
+            &mut s,
+            "By rule",
+            &["rule", "records", "drifted"],
+            self.by_rule
+                .iter()
+                .map(|(k, t)| vec![k.clone(), t.records.to_string(), t.drifted.to_string()])
+                .collect(),
+        );
+        table(
+            &mut s,
+            "By territory",
+            &["territory", "records", "drifted"],
+            self.by_territory
+                .iter()
+                .map(|(k, t)| vec![k.clone(), t.records.to_string(), t.drifted.to_string()])
+                .collect(),
+        );
         table(
             &mut s,
             "By rep",
             &["rep", "owns", "should lose", "should gain"],
-            self.by_rep.iter().map(|(k, t)| vec![k.clone(), t.owned.to_string(), t.should_lose.to_string(), t.should_gain.to_string()]).collect(),
+            self.by_rep
+                .iter()
+                .map(|(k, t)| {
+                    vec![
+                        k.clone(),
+                        t.owned.to_string(),
+                        t.should_lose.to_string(),
+                        t.should_gain.to_string(),
+                    ]
+                })
+                .collect(),
         );
         for c in CATEGORIES {
-            let Some(rows) = self.samples.get(c) else { continue };
+            let Some(rows) = self.samples.get(c) else {
+                continue;
+            };
             table(
                 &mut s,
                 &format!("Samples: {}", c.replace('_', " ")),
                 &["record", "owner now", "policy wants", "rule", "reason"],
-                rows.iter().map(|r| vec![format!("{}:{}", r.object, r.id), r.current.clone(), r.desired.clone(), r.rule.clone(), r.reason.clone()]).collect(),
+                rows.iter()
+                    .map(|r| {
+                        vec![
+                            format!("{}:{}", r.object, r.id),
+                            r.current.clone(),
+                            r.desired.clone(),
+                            r.rule.clone(),
+                            r.reason.clone(),
+                        ]
+                    })
+                    .collect(),
             );
         }
         let _ = writeln!(s, "</body></html>");

@@ -23,7 +23,8 @@ pub fn render(record: &str, d: &Decision, policy: &Policy) -> String {
         "  owner now   {} [{}]{}",
         t.current_owner.as_deref().unwrap_or("(none)"),
         t.current_owner_status,
-        t.owner_assigned_at.map_or(String::new(), |a| format!(", set {}", a.to_rfc3339()))
+        t.owner_assigned_at
+            .map_or(String::new(), |a| format!(", set {}", a.to_rfc3339()))
     );
     let m = &t.match_result;
     let _ = writeln!(s, "\nmatch: {} — {}", match_status_str(m.status), m.reason);
@@ -31,7 +32,14 @@ pub fn render(record: &str, d: &Decision, policy: &Policy) -> String {
         let _ = writeln!(s, "  account     {a} (confidence {:.2})", m.confidence);
     }
     for c in &m.candidates {
-        let _ = writeln!(s, "  candidate   {:<20} score {:.2} via {:?}: {}", c.account_id.as_str(), c.score, c.via, c.note);
+        let _ = writeln!(
+            s,
+            "  candidate   {:<20} score {:.2} via {:?}: {}",
+            c.account_id.as_str(),
+            c.score,
+            c.via,
+            c.note
+        );
     }
     if !t.territories.is_empty() {
         let _ = writeln!(s, "\nterritories:");
@@ -47,14 +55,25 @@ pub fn render(record: &str, d: &Decision, policy: &Policy) -> String {
         let _ = writeln!(s, "  {mark} {} (line {}) → {}", r.name, r.line, r.action);
         for c in &r.conditions {
             let cm = if c.holds { "✔" } else { "✘" };
-            let _ = writeln!(s, "      {cm} {:<45} saw {}", c.condition, c.saw.as_deref().map_or("(empty)".to_owned(), |v| format!("{v:?}")));
+            let _ = writeln!(
+                s,
+                "      {cm} {:<45} saw {}",
+                c.condition,
+                c.saw
+                    .as_deref()
+                    .map_or("(empty)".to_owned(), |v| format!("{v:?}"))
+            );
         }
         if !r.outcome.is_empty() {
             let _ = writeln!(s, "      = {}", r.outcome);
         }
     }
     if let Some(p) = &t.pool {
-        let _ = writeln!(s, "\npool {} ({}), {} picks so far:", p.pool, p.strategy, p.picks);
+        let _ = writeln!(
+            s,
+            "\npool {} ({}), {} picks so far:",
+            p.pool, p.strategy, p.picks
+        );
         let _ = writeln!(
             s,
             "  {:<10} {:<20} {:>6} {:>8} {:>8} {:>5} {:>5} {:>6}  {:<20} status",
@@ -64,7 +83,16 @@ pub fn render(record: &str, d: &Decision, policy: &Policy) -> String {
             let _ = writeln!(
                 s,
                 "  {:<10} {:<20} {:>6} {:>8.3} {:>8} {:>5} {:>5} {:>6}  {:<20} {}",
-                mt.rep, mt.owner, mt.weight, mt.credit, mt.assigned, mt.today, mt.week, mt.load, mt.time_zone, mt.status
+                mt.rep,
+                mt.owner,
+                mt.weight,
+                mt.credit,
+                mt.assigned,
+                mt.today,
+                mt.week,
+                mt.load,
+                mt.time_zone,
+                mt.status
             );
         }
         let _ = writeln!(s, "  → {}", p.how);
@@ -72,7 +100,9 @@ pub fn render(record: &str, d: &Decision, policy: &Policy) -> String {
     let result = match &d.outcome {
         Outcome::Owner { owner, .. } if d.change().is_some() => format!(
             "change owner {} → {}",
-            d.current.as_ref().map_or("(none)".to_owned(), |o| policy.owner_label(o)),
+            d.current
+                .as_ref()
+                .map_or("(none)".to_owned(), |o| policy.owner_label(o)),
             policy.owner_label(owner)
         ),
         Outcome::Owner { owner, .. } => format!("no change: {} stays", policy.owner_label(owner)),

@@ -15,7 +15,8 @@ use super::ledger::Ledger;
 use super::matching::{Matcher, MatcherConfig};
 use super::route::{Engine, Outcome};
 use crate::domain::{
-    AccountLink, AccountRecord, ObjectKind, OwnerId, OwnerKind, OwnerRecord, PersonRecord, RecordId, Snapshot,
+    AccountLink, AccountRecord, ObjectKind, OwnerId, OwnerKind, OwnerRecord, PersonRecord,
+    RecordId, Snapshot,
 };
 use crate::policy::Policy;
 
@@ -27,7 +28,9 @@ pub enum FixtureError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}:{line}:{column}: {message}; fix the fixture file (see config/policies/*.fixtures.toml)")]
+    #[error(
+        "{path}:{line}:{column}: {message}; fix the fixture file (see config/policies/*.fixtures.toml)"
+    )]
     Parse {
         path: PathBuf,
         line: usize,
@@ -142,13 +145,24 @@ impl CaseResult {
 }
 
 pub fn read(path: &Path) -> Result<FixtureFile, FixtureError> {
-    let text = std::fs::read_to_string(path).map_err(|source| FixtureError::Read { path: path.to_owned(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| FixtureError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
     toml::from_str(&text).map_err(|e| {
         let (line, column) = e.span().map_or((1, 1), |s| {
             let before = &text[..s.start.min(text.len())];
-            (before.matches('\n').count() + 1, before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1)
+            (
+                before.matches('\n').count() + 1,
+                before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1,
+            )
         });
-        FixtureError::Parse { path: path.to_owned(), line, column, message: e.message().trim().to_owned() }
+        FixtureError::Parse {
+            path: path.to_owned(),
+            line,
+            column,
+            message: e.message().trim().to_owned(),
+        }
     })
 }
 
@@ -167,14 +181,26 @@ impl FixtureFile {
             .map(|r| {
                 (
                     r.owner.to_string(),
-                    owner_record(&r.owner.0, r.display_name.clone().unwrap_or_else(|| r.name.clone()), true, false, None),
+                    owner_record(
+                        &r.owner.0,
+                        r.display_name.clone().unwrap_or_else(|| r.name.clone()),
+                        true,
+                        false,
+                        None,
+                    ),
                 )
             })
             .collect();
         for o in &self.owners {
             owners.insert(
                 o.id.clone(),
-                owner_record(&o.id, o.name.clone().unwrap_or_else(|| o.id.clone()), o.active, o.queue, o.time_zone.clone()),
+                owner_record(
+                    &o.id,
+                    o.name.clone().unwrap_or_else(|| o.id.clone()),
+                    o.active,
+                    o.queue,
+                    o.time_zone.clone(),
+                ),
             );
         }
         Snapshot {
@@ -186,10 +212,20 @@ impl FixtureFile {
     }
 }
 
-fn owner_record(id: &str, name: String, active: bool, queue: bool, tz: Option<String>) -> OwnerRecord {
+fn owner_record(
+    id: &str,
+    name: String,
+    active: bool,
+    queue: bool,
+    tz: Option<String>,
+) -> OwnerRecord {
     OwnerRecord {
         id: OwnerId::new(id),
-        kind: if queue { OwnerKind::Queue } else { OwnerKind::User },
+        kind: if queue {
+            OwnerKind::Queue
+        } else {
+            OwnerKind::User
+        },
         email: None,
         name,
         active,
@@ -223,7 +259,10 @@ fn account_record(a: &FixtureAccount) -> AccountRecord {
 
 fn person_record(r: &FixtureRecord, index: usize, now: DateTime<Utc>) -> PersonRecord {
     PersonRecord {
-        id: RecordId::new(r.id.clone().unwrap_or_else(|| format!("case-{}", index + 1))),
+        id: RecordId::new(
+            r.id.clone()
+                .unwrap_or_else(|| format!("case-{}", index + 1)),
+        ),
         object: r.object,
         email: r.email.clone(),
         first_name: r.first_name.clone(),
@@ -236,7 +275,10 @@ fn person_record(r: &FixtureRecord, index: usize, now: DateTime<Utc>) -> PersonR
         accounts: Some(
             r.account
                 .iter()
-                .map(|a| AccountLink { account_id: RecordId::new(a), primary: true })
+                .map(|a| AccountLink {
+                    account_id: RecordId::new(a),
+                    primary: true,
+                })
                 .collect(),
         ),
         owner_assigned_at: r.owner_assigned_at,
@@ -254,8 +296,14 @@ pub fn run(file: &FixtureFile, policy: &Policy) -> Vec<CaseResult> {
     let mut results = Vec::new();
     for (i, case) in file.cases.iter().enumerate() {
         let mut snapshot = base.clone();
-        snapshot.people.push(person_record(&case.record, i, file.now));
-        let matcher = Matcher::new(&snapshot.accounts, &snapshot.owners, &MatcherConfig::default());
+        snapshot
+            .people
+            .push(person_record(&case.record, i, file.now));
+        let matcher = Matcher::new(
+            &snapshot.accounts,
+            &snapshot.owners,
+            &MatcherConfig::default(),
+        );
         let person = &snapshot.people[0];
         let m = matcher.match_person(person);
         let mut ledger = Ledger::default();
@@ -264,11 +312,22 @@ pub fn run(file: &FixtureFile, policy: &Policy) -> Vec<CaseResult> {
         let record = format!("{}:{}", person.object, person.id);
         let mut failures = Vec::new();
         if let Some(want) = &case.expect.owner {
-            let want_id = policy.reps.get(want).map_or_else(|| OwnerId::new(want), |r| r.owner.clone());
+            let want_id = policy
+                .reps
+                .get(want)
+                .map_or_else(|| OwnerId::new(want), |r| r.owner.clone());
             match d.desired() {
                 Some(got) if *got == want_id => {}
-                Some(got) => failures.push(format!("owner: expected {}, got {}", policy.owner_label(&want_id), policy.owner_label(got))),
-                None => failures.push(format!("owner: expected {}, got no owner ({})", policy.owner_label(&want_id), d.reason)),
+                Some(got) => failures.push(format!(
+                    "owner: expected {}, got {}",
+                    policy.owner_label(&want_id),
+                    policy.owner_label(got)
+                )),
+                None => failures.push(format!(
+                    "owner: expected {}, got no owner ({})",
+                    policy.owner_label(&want_id),
+                    d.reason
+                )),
             }
         }
         if let Some(want) = &case.expect.rule
@@ -287,8 +346,14 @@ pub fn run(file: &FixtureFile, policy: &Policy) -> Vec<CaseResult> {
             }
             _ => {}
         }
-        if case.expect.owner.is_none() && case.expect.rule.is_none() && case.expect.exception.is_none() {
-            failures.push("the case expects nothing; give expect.owner, expect.rule or expect.exception".into());
+        if case.expect.owner.is_none()
+            && case.expect.rule.is_none()
+            && case.expect.exception.is_none()
+        {
+            failures.push(
+                "the case expects nothing; give expect.owner, expect.rule or expect.exception"
+                    .into(),
+            );
         }
         results.push(CaseResult {
             name: case.name.clone(),
@@ -315,10 +380,19 @@ mod tests {
             }
             files += 1;
             let file = read(&path).unwrap();
-            let policy_path = file.policy_path(&path).expect("example fixtures name their policy");
+            let policy_path = file
+                .policy_path(&path)
+                .expect("example fixtures name their policy");
             let policy = crate::policy::load(&policy_path).unwrap();
             for r in run(&file, &policy) {
-                assert!(r.passed(), "{}: {}\n{:?}\n{}", path.display(), r.name, r.failures, r.trace);
+                assert!(
+                    r.passed(),
+                    "{}: {}\n{:?}\n{}",
+                    path.display(),
+                    r.name,
+                    r.failures,
+                    r.trace
+                );
             }
         }
         assert!(files >= 2);

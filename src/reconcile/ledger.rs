@@ -111,11 +111,17 @@ fn cmp_frac(a_num: u64, a_den: u64, b_num: u64, b_den: u64) -> Ordering {
 impl PoolLedger {
     /// Choose among eligible contenders (non-empty) and record the pick. `least_loaded`
     /// orders by load per weight first and uses the rotation only to break ties.
-    pub fn pick(&mut self, contenders: &[Contender<'_>], least_loaded: bool, at: DateTime<Utc>) -> OwnerId {
+    pub fn pick(
+        &mut self,
+        contenders: &[Contender<'_>],
+        least_loaded: bool,
+        at: DateTime<Utc>,
+    ) -> OwnerId {
         let total: i64 = contenders.iter().map(|c| i64::from(c.weight)).sum();
         for c in contenders {
             // Each eligible member earns its share of this one record.
-            self.members.entry(c.owner.clone()).or_default().credit += i64::from(c.weight) * CREDIT_SCALE / total;
+            self.members.entry(c.owner.clone()).or_default().credit +=
+                i64::from(c.weight) * CREDIT_SCALE / total;
         }
         let credit = |me: &Self, c: &Contender<'_>| me.members.get(c.owner).map_or(0, |m| m.credit);
         let best = contenders
@@ -199,13 +205,22 @@ mod tests {
     }
 
     /// Run `n` picks; track each member's count and entitlement (share earned while in the set).
-    fn run(pool: &mut PoolLedger, members: &[(OwnerId, u32)], n: usize, tally: &mut BTreeMap<OwnerId, (u64, f64)>) {
+    fn run(
+        pool: &mut PoolLedger,
+        members: &[(OwnerId, u32)],
+        n: usize,
+        tally: &mut BTreeMap<OwnerId, (u64, f64)>,
+    ) {
         let at = DateTime::<Utc>::UNIX_EPOCH;
         let total: u32 = members.iter().map(|(_, w)| *w).sum();
         for _ in 0..n {
             let cs: Vec<Contender<'_>> = members
                 .iter()
-                .map(|(o, w)| Contender { owner: o, weight: *w, load: 0 })
+                .map(|(o, w)| Contender {
+                    owner: o,
+                    weight: *w,
+                    load: 0,
+                })
                 .collect();
             for (o, w) in members {
                 tally.entry(o.clone()).or_default().1 += f64::from(*w) / f64::from(total);
@@ -232,7 +247,14 @@ mod tests {
         let at = DateTime::<Utc>::UNIX_EPOCH;
         let picks: Vec<String> = (0..6)
             .map(|_| {
-                let cs: Vec<_> = members.iter().map(|(o, w)| Contender { owner: o, weight: *w, load: 0 }).collect();
+                let cs: Vec<_> = members
+                    .iter()
+                    .map(|(o, w)| Contender {
+                        owner: o,
+                        weight: *w,
+                        load: 0,
+                    })
+                    .collect();
                 pool.pick(&cs, false, at).0
             })
             .collect();

@@ -34,7 +34,11 @@ const BATCH: usize = 32 * 1024;
 
 /// Plan every live contact and lead in the snapshot.
 pub fn plan(snapshot: &Snapshot, policy: &Policy, ledger: &mut Ledger, now: DateTime<Utc>) -> Plan {
-    let matcher = Matcher::new(&snapshot.accounts, &snapshot.owners, &MatcherConfig::default());
+    let matcher = Matcher::new(
+        &snapshot.accounts,
+        &snapshot.owners,
+        &MatcherConfig::default(),
+    );
     plan_with(snapshot, policy, &matcher, ledger, now)
 }
 
@@ -47,7 +51,9 @@ pub fn plan_with(
     now: DateTime<Utc>,
 ) -> Plan {
     let mut builder = PlanBuilder::new(snapshot, policy, now);
-    decide_all(snapshot, policy, matcher, ledger, now, None, |p, d| builder.add(p, &d));
+    decide_all(snapshot, policy, matcher, ledger, now, None, |p, d| {
+        builder.add(p, &d)
+    });
     builder.finish()
 }
 
@@ -126,7 +132,9 @@ pub fn decide_all<'s>(
     ledger.prune(now.date_naive());
     let mut engine = Engine::new(policy, snapshot, now);
     let people = ordered(snapshot, only);
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8);
     for batch in people.chunks(BATCH) {
         let matches = match_batch(matcher, batch, threads);
         for (person, m) in batch.iter().zip(&matches) {
@@ -144,7 +152,14 @@ fn match_batch(matcher: &Matcher, batch: &[&PersonRecord], threads: usize) -> Ve
     std::thread::scope(|scope| {
         let handles: Vec<_> = batch
             .chunks(per)
-            .map(|chunk| scope.spawn(move || chunk.iter().map(|p| matcher.match_person(p)).collect::<Vec<_>>()))
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|p| matcher.match_person(p))
+                        .collect::<Vec<_>>()
+                })
+            })
             .collect();
         handles
             .into_iter()
@@ -163,8 +178,15 @@ pub fn explain(
     object: ObjectKind,
     id: &RecordId,
 ) -> Option<Decision> {
-    let person = snapshot.people.iter().find(|p| p.object == object && &p.id == id)?;
-    let matcher = Matcher::new(&snapshot.accounts, &snapshot.owners, &MatcherConfig::default());
+    let person = snapshot
+        .people
+        .iter()
+        .find(|p| p.object == object && &p.id == id)?;
+    let matcher = Matcher::new(
+        &snapshot.accounts,
+        &snapshot.owners,
+        &MatcherConfig::default(),
+    );
     let m = matcher.match_person(person);
     let mut scratch = ledger.clone();
     let mut engine = Engine::new(policy, snapshot, now);
@@ -207,7 +229,13 @@ pub struct Reconciler {
 
 impl Reconciler {
     /// A full pass; remembers every decision.
-    pub fn full(&mut self, snapshot: &Snapshot, policy: &Policy, ledger: &mut Ledger, now: DateTime<Utc>) -> Plan {
+    pub fn full(
+        &mut self,
+        snapshot: &Snapshot,
+        policy: &Policy,
+        ledger: &mut Ledger,
+        now: DateTime<Utc>,
+    ) -> Plan {
         self.cache.clear();
         self.policy_version = policy.version.clone();
         self.run(snapshot, policy, ledger, now, None)
@@ -227,13 +255,25 @@ impl Reconciler {
         }
         let mut affected: HashSet<Key> = dirty.people.iter().cloned().collect();
         let mut domains: HashSet<String> = HashSet::new();
-        for a in snapshot.accounts.iter().filter(|a| dirty.accounts.contains(&a.id)) {
-            for d in a.domain.iter().chain(a.website.iter()).chain(a.extra_domains.iter()) {
+        for a in snapshot
+            .accounts
+            .iter()
+            .filter(|a| dirty.accounts.contains(&a.id))
+        {
+            for d in a
+                .domain
+                .iter()
+                .chain(a.website.iter())
+                .chain(a.extra_domains.iter())
+            {
                 domains.insert(normalize_domain(d));
             }
         }
         for (key, c) in &self.cache {
-            let touches_account = c.account.as_ref().is_some_and(|a| dirty.accounts.contains(a))
+            let touches_account = c
+                .account
+                .as_ref()
+                .is_some_and(|a| dirty.accounts.contains(a))
                 || c.candidates.iter().any(|a| dirty.accounts.contains(a));
             let touches_owner = c.current.as_ref().is_some_and(|o| dirty.owners.contains(o))
                 || c.desired.as_ref().is_some_and(|o| dirty.owners.contains(o));
@@ -243,7 +283,11 @@ impl Reconciler {
         }
         if !dirty.accounts.is_empty() {
             for p in &snapshot.people {
-                let linked = p.accounts.iter().flatten().any(|l| dirty.accounts.contains(&l.account_id));
+                let linked = p
+                    .accounts
+                    .iter()
+                    .flatten()
+                    .any(|l| dirty.accounts.contains(&l.account_id));
                 let same_domain = p
                     .email
                     .as_deref()
@@ -255,7 +299,11 @@ impl Reconciler {
             }
         }
         // Records that left the mirror drop out of the plan.
-        let live: HashSet<Key> = snapshot.people.iter().map(|p| (p.object, p.id.clone())).collect();
+        let live: HashSet<Key> = snapshot
+            .people
+            .iter()
+            .map(|p| (p.object, p.id.clone()))
+            .collect();
         self.cache.retain(|k, _| live.contains(k));
         self.run(snapshot, policy, ledger, now, Some(&affected))
     }
@@ -268,7 +316,11 @@ impl Reconciler {
         now: DateTime<Utc>,
         only: Option<&HashSet<Key>>,
     ) -> Plan {
-        let matcher = Matcher::new(&snapshot.accounts, &snapshot.owners, &MatcherConfig::default());
+        let matcher = Matcher::new(
+            &snapshot.accounts,
+            &snapshot.owners,
+            &MatcherConfig::default(),
+        );
         let mut fresh: Vec<(Key, Cached)> = Vec::new();
         ledger.prune(now.date_naive());
         let mut engine = Engine::new(policy, snapshot, now);

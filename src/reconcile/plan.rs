@@ -69,9 +69,22 @@ impl Plan {
         let mut by: BTreeMap<String, RepDelta> = BTreeMap::new();
         for c in &self.changes {
             let to = label(&c.to);
-            by.entry(to.clone()).or_insert_with(|| RepDelta { owner: to, ..Default::default() }).gains += 1;
-            let from = c.from.as_ref().map_or_else(|| "(unowned)".to_owned(), label);
-            by.entry(from.clone()).or_insert_with(|| RepDelta { owner: from, ..Default::default() }).losses += 1;
+            by.entry(to.clone())
+                .or_insert_with(|| RepDelta {
+                    owner: to,
+                    ..Default::default()
+                })
+                .gains += 1;
+            let from = c
+                .from
+                .as_ref()
+                .map_or_else(|| "(unowned)".to_owned(), label);
+            by.entry(from.clone())
+                .or_insert_with(|| RepDelta {
+                    owner: from,
+                    ..Default::default()
+                })
+                .losses += 1;
         }
         by.into_values().collect()
     }
@@ -92,7 +105,17 @@ impl Plan {
     /// One row per change, then one per exception (`to` empty, `kind` set).
     pub fn to_csv(&self) -> String {
         let mut w = csv::Writer::from_writer(Vec::new());
-        let _ = w.write_record(["type", "object", "id", "from", "to", "rule", "kind", "reason", "policy_version"]);
+        let _ = w.write_record([
+            "type",
+            "object",
+            "id",
+            "from",
+            "to",
+            "rule",
+            "kind",
+            "reason",
+            "policy_version",
+        ]);
         for c in &self.changes {
             let _ = w.write_record([
                 "change",
@@ -137,18 +160,36 @@ impl Plan {
         );
         if !self.changes.is_empty() {
             let _ = writeln!(s, "\nper-rep deltas:");
-            let _ = writeln!(s, "  {:<28} {:>7} {:>7} {:>7}", "owner", "gains", "losses", "net");
+            let _ = writeln!(
+                s,
+                "  {:<28} {:>7} {:>7} {:>7}",
+                "owner", "gains", "losses", "net"
+            );
             for d in self.rep_deltas(policy) {
-                let _ = writeln!(s, "  {:<28} {:>7} {:>7} {:>+7}", d.owner, d.gains, d.losses, d.net());
+                let _ = writeln!(
+                    s,
+                    "  {:<28} {:>7} {:>7} {:>+7}",
+                    d.owner,
+                    d.gains,
+                    d.losses,
+                    d.net()
+                );
             }
             let _ = writeln!(s, "\nby rule:");
             for (rule, n) in self.by_rule() {
                 let _ = writeln!(s, "  {rule:<28} {n:>7}");
             }
             let _ = writeln!(s, "\nchanges:");
-            let _ = writeln!(s, "  {:<8} {:<20} {:<22} {:<22} {:<18} reason", "object", "id", "from", "to", "rule");
+            let _ = writeln!(
+                s,
+                "  {:<8} {:<20} {:<22} {:<22} {:<18} reason",
+                "object", "id", "from", "to", "rule"
+            );
             for c in self.changes.iter().take(limit) {
-                let from = c.from.as_ref().map_or_else(|| "(unowned)".to_owned(), label);
+                let from = c
+                    .from
+                    .as_ref()
+                    .map_or_else(|| "(unowned)".to_owned(), label);
                 let _ = writeln!(
                     s,
                     "  {:<8} {:<20} {:<22} {:<22} {:<18} {}",
@@ -161,13 +202,25 @@ impl Plan {
                 );
             }
             if self.changes.len() > limit {
-                let _ = writeln!(s, "  … {} more (use --format json or csv for all)", self.changes.len() - limit);
+                let _ = writeln!(
+                    s,
+                    "  … {} more (use --format json or csv for all)",
+                    self.changes.len() - limit
+                );
             }
         }
         if !self.exceptions.is_empty() {
             let _ = writeln!(s, "\nexceptions:");
             for e in self.exceptions.iter().take(limit) {
-                let _ = writeln!(s, "  {:<8} {:<20} {:<18} {:<18} {}", e.object.as_str(), e.id.as_str(), e.kind, e.rule, e.reason);
+                let _ = writeln!(
+                    s,
+                    "  {:<8} {:<20} {:<18} {:<18} {}",
+                    e.object.as_str(),
+                    e.id.as_str(),
+                    e.kind,
+                    e.rule,
+                    e.reason
+                );
             }
             if self.exceptions.len() > limit {
                 let _ = writeln!(s, "  … {} more", self.exceptions.len() - limit);

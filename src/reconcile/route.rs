@@ -12,7 +12,9 @@ use serde::Serialize;
 
 use super::ledger::{Assignment, Contender, Ledger};
 use super::matching::{MatchResult, MatchStatus};
-use crate::domain::{AccountRecord, ObjectKind, OwnerId, OwnerRecord, PersonRecord, RecordId, Snapshot};
+use crate::domain::{
+    AccountRecord, ObjectKind, OwnerId, OwnerRecord, PersonRecord, RecordId, Snapshot,
+};
 use crate::policy::{
     Action, Availability, ConditionTrace, OnUnavailable, Policy, Pool, Rule, Strategy, Subject,
 };
@@ -217,8 +219,15 @@ impl<'a> Engine<'a> {
     /// the policy knows them as a rep. Hours and caps only apply to pool picks.
     fn can_receive(&self, owner: &OwnerId) -> Result<(), String> {
         match self.owners.get(owner) {
-            None => return Err(format!("{} is not in the mirror's owner list", self.policy.owner_label(owner))),
-            Some(o) if !o.active => return Err(format!("{} is inactive", self.policy.owner_label(owner))),
+            None => {
+                return Err(format!(
+                    "{} is not in the mirror's owner list",
+                    self.policy.owner_label(owner)
+                ));
+            }
+            Some(o) if !o.active => {
+                return Err(format!("{} is inactive", self.policy.owner_label(owner)));
+            }
             Some(_) => {}
         }
         if let Some(rep) = self.policy.rep_for_owner(owner) {
@@ -242,8 +251,16 @@ impl<'a> Engine<'a> {
             MatchStatus::Matched => m.account_id.as_ref().and_then(|id| self.account(id)),
             _ => None,
         };
-        let subject = Subject { person, account, match_status: m.status };
-        let territory = self.policy.territories_of(&subject).first().map(|s| (*s).to_owned());
+        let subject = Subject {
+            person,
+            account,
+            match_status: m.status,
+        };
+        let territory = self
+            .policy
+            .territories_of(&subject)
+            .first()
+            .map(|s| (*s).to_owned());
         let mut trace = want_trace.then(|| {
             Box::new(Trace {
                 now: self.now,
@@ -278,7 +295,7 @@ impl<'a> Engine<'a> {
             match_status: m.status,
             account_id: account.map(|a| a.id.clone()),
             territory,
-        trace: None,
+            trace: None,
         };
         let (outcome, rule, reason) = self.route(person, &subject, m, ledger, &mut trace);
         if let Some(t) = trace.as_mut() {
@@ -320,19 +337,27 @@ impl<'a> Engine<'a> {
             return Err("not applicable: unowned".into());
         };
         if !self.is_active(current) {
-            return Err(format!("not applicable: {} is not active", self.policy.owner_label(current)));
+            return Err(format!(
+                "not applicable: {} is not active",
+                self.policy.owner_label(current)
+            ));
         }
         let Some(at) = person.owner_assigned_at else {
             return Err("not applicable: the CRM gives no owner-assigned time".into());
         };
         let window = Duration::days(i64::from(days));
         if self.now - at > window {
-            return Err(format!("not applicable: owner set {} is older than {days} days", at.to_rfc3339()));
+            return Err(format!(
+                "not applicable: owner set {} is older than {days} days",
+                at.to_rfc3339()
+            ));
         }
         match ledger.assignment(person.object, &person.id) {
-            Some(a) if &a.owner == current => {
-                Err(format!("not applicable: leadroute assigned {} at {}", self.policy.owner_label(current), a.at.to_rfc3339()))
-            }
+            Some(a) if &a.owner == current => Err(format!(
+                "not applicable: leadroute assigned {} at {}",
+                self.policy.owner_label(current),
+                a.at.to_rfc3339()
+            )),
             Some(a) if at <= a.at => Err(format!(
                 "not applicable: owner set {} before leadroute's own assignment at {}",
                 at.to_rfc3339(),
@@ -355,7 +380,11 @@ impl<'a> Engine<'a> {
         trace: &mut Option<Box<Trace>>,
     ) -> (Outcome, String, String) {
         if person.converted {
-            return (Outcome::NotRouted, "(converted)".into(), "converted leads are read-only and never routed".into());
+            return (
+                Outcome::NotRouted,
+                "(converted)".into(),
+                "converted leads are read-only and never routed".into(),
+            );
         }
         let current = person.owner_id.as_ref();
         match self.manual_override(person, ledger) {
@@ -363,9 +392,15 @@ impl<'a> Engine<'a> {
                 if let Some(t) = trace.as_mut() {
                     t.manual_override = why.clone();
                 }
-                let owner = current.cloned().expect("manual override only applies to owned records");
+                let owner = current
+                    .cloned()
+                    .expect("manual override only applies to owned records");
                 return (
-                    Outcome::Owner { owner, pool: None, via: Via::ManualOverride },
+                    Outcome::Owner {
+                        owner,
+                        pool: None,
+                        via: Via::ManualOverride,
+                    },
                     "(manual override)".into(),
                     why,
                 );
@@ -395,10 +430,18 @@ impl<'a> Engine<'a> {
             let mut rule_trace = trace.as_ref().map(|_| RuleTrace {
                 name: rule.name.clone(),
                 line: rule.line,
-                conditions: rule.conditions.iter().map(|c| policy.trace(c, subject)).collect(),
+                conditions: rule
+                    .conditions
+                    .iter()
+                    .map(|c| policy.trace(c, subject))
+                    .collect(),
                 matched,
                 action: rule.action.describe(),
-                outcome: if matched { String::new() } else { "conditions do not hold".into() },
+                outcome: if matched {
+                    String::new()
+                } else {
+                    "conditions do not hold".into()
+                },
             });
             if !matched {
                 if let (Some(t), Some(rt)) = (trace.as_mut(), rule_trace) {
@@ -408,10 +451,19 @@ impl<'a> Engine<'a> {
             }
             let tried = self.try_action(rule, person, subject, ledger, trace);
             let result = match tried {
-                Tried::Owner(owner, pool, via, why) => Some((Outcome::Owner { owner, pool, via }, why)),
+                Tried::Owner(owner, pool, via, why) => {
+                    Some((Outcome::Owner { owner, pool, via }, why))
+                }
                 Tried::Exception(kind, why) => Some((Outcome::Exception { exception: kind }, why)),
-                Tried::Unavailable(why) if rule.on_unavailable == OnUnavailable::Exception || rule.is_default => {
-                    Some((Outcome::Exception { exception: "no_eligible_rep".into() }, why))
+                Tried::Unavailable(why)
+                    if rule.on_unavailable == OnUnavailable::Exception || rule.is_default =>
+                {
+                    Some((
+                        Outcome::Exception {
+                            exception: "no_eligible_rep".into(),
+                        },
+                        why,
+                    ))
                 }
                 Tried::Unavailable(why) => {
                     if let (Some(t), Some(rt)) = (trace.as_mut(), rule_trace.as_mut()) {
@@ -435,9 +487,15 @@ impl<'a> Engine<'a> {
             .map(|c| format!("{} ({:.2})", c.account_id, c.score))
             .collect();
         (
-            Outcome::Exception { exception: "ambiguous_match".into() },
+            Outcome::Exception {
+                exception: "ambiguous_match".into(),
+            },
             "(ambiguous)".into(),
-            format!("ambiguous match: {}; candidates {}", m.reason, names.join(", ")),
+            format!(
+                "ambiguous match: {}; candidates {}",
+                m.reason,
+                names.join(", ")
+            ),
         )
     }
 
@@ -453,10 +511,20 @@ impl<'a> Engine<'a> {
         let policy = self.policy;
         let direct = |me: &Self, target: &OwnerId, via: Via, what: &str| -> Tried {
             if Some(target) == current {
-                return Tried::Owner(target.clone(), None, via, format!("{what} {} already owns it", policy.owner_label(target)));
+                return Tried::Owner(
+                    target.clone(),
+                    None,
+                    via,
+                    format!("{what} {} already owns it", policy.owner_label(target)),
+                );
             }
             match me.can_receive(target) {
-                Ok(()) => Tried::Owner(target.clone(), None, via, format!("{what} {}", policy.owner_label(target))),
+                Ok(()) => Tried::Owner(
+                    target.clone(),
+                    None,
+                    via,
+                    format!("{what} {}", policy.owner_label(target)),
+                ),
                 Err(why) => Tried::Unavailable(why),
             }
         };
@@ -465,28 +533,46 @@ impl<'a> Engine<'a> {
                 None => Tried::Unavailable("no matched account".into()),
                 Some(a) => match &a.owner_id {
                     None => Tried::Unavailable(format!("account {} has no owner", a.id)),
-                    Some(o) => direct(self, o, Via::AccountOwner, &format!("owner of account {}:", a.id)),
+                    Some(o) => direct(
+                        self,
+                        o,
+                        Via::AccountOwner,
+                        &format!("owner of account {}:", a.id),
+                    ),
                 },
             },
             Action::Owner { rep } => {
                 let owner = policy.reps[rep].owner.clone();
                 direct(self, &owner, Via::NamedOwner, "named owner")
             }
-            Action::Queue { queue } => {
-                Tried::Owner(queue.clone(), None, Via::Queue, format!("queue {}", policy.owner_label(queue)))
-            }
+            Action::Queue { queue } => Tried::Owner(
+                queue.clone(),
+                None,
+                Via::Queue,
+                format!("queue {}", policy.owner_label(queue)),
+            ),
             Action::Keep => match current {
-                Some(o) if self.is_active(o) => {
-                    Tried::Owner(o.clone(), None, Via::Keep, format!("kept {}", policy.owner_label(o)))
-                }
-                Some(o) => Tried::Unavailable(format!("current owner {} is not active", policy.owner_label(o))),
+                Some(o) if self.is_active(o) => Tried::Owner(
+                    o.clone(),
+                    None,
+                    Via::Keep,
+                    format!("kept {}", policy.owner_label(o)),
+                ),
+                Some(o) => Tried::Unavailable(format!(
+                    "current owner {} is not active",
+                    policy.owner_label(o)
+                )),
                 None => Tried::Unavailable("the record has no owner to keep".into()),
             },
             Action::Exception { kind, reason } => Tried::Exception(
                 kind.clone(),
-                reason.clone().unwrap_or_else(|| format!("rule {} raises {kind}", rule.name)),
+                reason
+                    .clone()
+                    .unwrap_or_else(|| format!("rule {} raises {kind}", rule.name)),
             ),
-            Action::Pool { pool } => self.pool_action(rule, &policy.pools[pool], person, ledger, trace),
+            Action::Pool { pool } => {
+                self.pool_action(rule, &policy.pools[pool], person, ledger, trace)
+            }
         }
     }
 
@@ -509,7 +595,11 @@ impl<'a> Engine<'a> {
                 c.clone(),
                 Some(pool.name.clone()),
                 Via::Sticky,
-                format!("sticky: {} is still an active member of pool {}", policy.owner_label(c), pool.name),
+                format!(
+                    "sticky: {} is still an active member of pool {}",
+                    policy.owner_label(c),
+                    pool.name
+                ),
             );
         }
         // An earlier plan already picked someone for this record: keep that pick while
@@ -525,7 +615,12 @@ impl<'a> Engine<'a> {
                 owner.clone(),
                 Some(pool.name.clone()),
                 Via::Ledger,
-                format!("pool {}: {} was picked for this record at {}", pool.name, policy.owner_label(&owner), a.at.to_rfc3339()),
+                format!(
+                    "pool {}: {} was picked for this record at {}",
+                    pool.name,
+                    policy.owner_label(&owner),
+                    a.at.to_rfc3339()
+                ),
             );
         }
         let mut contenders = Vec::with_capacity(pool.members.len());
@@ -546,7 +641,10 @@ impl<'a> Engine<'a> {
                         if m.cap_per_day.is_some_and(|c| today >= c) {
                             Err(format!("daily cap {} reached", m.cap_per_day.unwrap_or(0)))
                         } else if m.cap_per_week.is_some_and(|c| week >= c) {
-                            Err(format!("weekly cap {} reached", m.cap_per_week.unwrap_or(0)))
+                            Err(format!(
+                                "weekly cap {} reached",
+                                m.cap_per_week.unwrap_or(0)
+                            ))
                         } else {
                             Ok(())
                         }
@@ -573,12 +671,25 @@ impl<'a> Engine<'a> {
                 });
             }
             if status.is_ok() {
-                contenders.push((Contender { owner: &m.owner, weight: m.weight, load }, tz));
+                contenders.push((
+                    Contender {
+                        owner: &m.owner,
+                        weight: m.weight,
+                        load,
+                    },
+                    tz,
+                ));
             }
         }
         let picks = state.picks;
         let (tried, picked) = if contenders.is_empty() {
-            (Tried::Unavailable(format!("pool {}: no member can take a record now", pool.name)), None)
+            (
+                Tried::Unavailable(format!(
+                    "pool {}: no member can take a record now",
+                    pool.name
+                )),
+                None,
+            )
         } else {
             let cs: Vec<Contender<'_>> = contenders.iter().map(|(c, _)| c.clone()).collect();
             let pl = ledger.pools.entry(pool.name.clone()).or_default();
@@ -590,7 +701,9 @@ impl<'a> Engine<'a> {
             ledger.count_assignment(&owner, self.now.with_timezone(&tz).date_naive());
             let how = match pool.strategy {
                 Strategy::LeastLoaded => "fewest owned records per weight, then fair share",
-                Strategy::Weighted => "most credit (each pick earns every eligible member weight/total of a record)",
+                Strategy::Weighted => {
+                    "most credit (each pick earns every eligible member weight/total of a record)"
+                }
                 Strategy::RoundRobin => "next in turn (most credit, then owner id)",
             };
             (
@@ -598,7 +711,12 @@ impl<'a> Engine<'a> {
                     owner.clone(),
                     Some(pool.name.clone()),
                     Via::Picked,
-                    format!("pool {} ({}) picked {}: {how}", pool.name, pool.strategy.as_str(), policy.owner_label(&owner)),
+                    format!(
+                        "pool {} ({}) picked {}: {how}",
+                        pool.name,
+                        pool.strategy.as_str(),
+                        policy.owner_label(&owner)
+                    ),
                 ),
                 Some(owner),
             )
@@ -611,7 +729,9 @@ impl<'a> Engine<'a> {
                 members: members_trace,
                 picked: picked.map(|o| policy.owner_label(&o)),
                 how: match &tried {
-                    Tried::Owner(_, _, _, why) | Tried::Unavailable(why) | Tried::Exception(_, why) => why.clone(),
+                    Tried::Owner(_, _, _, why)
+                    | Tried::Unavailable(why)
+                    | Tried::Exception(_, why) => why.clone(),
                 },
             });
         }

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use crate::domain::{
-    AccountLink, AccountRecord, CrmKind, ObjectKind, OwnerId, OwnerKind, OwnerRecord, PersonRecord, RecordId, Snapshot,
+    AccountLink, AccountRecord, CrmKind, ObjectKind, OwnerId, OwnerKind, OwnerRecord, PersonRecord,
+    RecordId, Snapshot,
 };
 
 /// SplitMix64: tiny, fast and good enough for test data.
@@ -44,20 +45,30 @@ pub struct OrgSize {
     pub people: usize,
 }
 
-const COUNTRIES: [&str; 12] = ["DE", "FR", "GB", "US", "US", "US", "CA", "NL", "SG", "AU", "BR", "JP"];
+const COUNTRIES: [&str; 12] = [
+    "DE", "FR", "GB", "US", "US", "US", "CA", "NL", "SG", "AU", "BR", "JP",
+];
 const US_STATES: [&str; 6] = ["CA", "NY", "TX", "WA", "MA", "IL"];
-const INDUSTRIES: [&str; 5] = ["Software", "Banking", "Retail", "Manufacturing", "Healthcare"];
+const INDUSTRIES: [&str; 5] = [
+    "Software",
+    "Banking",
+    "Retail",
+    "Manufacturing",
+    "Healthcare",
+];
 
 /// The epoch the synthetic org's timestamps are relative to.
 pub fn base_time() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 23, 14, 0, 0).single().expect("valid date")
+    Utc.with_ymd_and_hms(2026, 11, 23, 14, 0, 0)
+        .single()
+        .expect("valid date")
 }
 
 fn owner_id(i: usize) -> OwnerId {
     OwnerId::new(format!("{}", 1000 + i))
 }
 
-/// Generate an org. Owner `1000+i` is inactive when `i % 13 == 12`.
+/// Generate an org. Owner `1000+i` is inactive when `i % 7 == 6`.
 pub fn org(seed: u64, size: OrgSize) -> Snapshot {
     let mut rng = Rng::new(seed);
     let base = base_time();
@@ -67,7 +78,7 @@ pub fn org(seed: u64, size: OrgSize) -> Snapshot {
             kind: OwnerKind::User,
             email: Some(format!("rep{i}@vendor.example")),
             name: format!("Rep {i}"),
-            active: i % 13 != 12,
+            active: i % 7 != 6,
             teams: Vec::new(),
             time_zone: None,
             manager_id: None,
@@ -77,8 +88,14 @@ pub fn org(seed: u64, size: OrgSize) -> Snapshot {
         .collect();
     let accounts: Vec<AccountRecord> = (0..size.accounts)
         .map(|i| {
-            let country = COUNTRIES[rng.below(COUNTRIES.len() as u64) as usize];
-            // Every 50th account duplicates its neighbour's domain: ambiguous matches.
+            // Every 50th account duplicates its neighbour's domain, country and size, with
+            // no owner: no tie-breaker can choose, so people at that domain are ambiguous.
+            let twin = matches!(i % 50, 48 | 49);
+            let country = if twin {
+                "DE"
+            } else {
+                COUNTRIES[rng.below(COUNTRIES.len() as u64) as usize]
+            };
             let domain_index = if i % 50 == 49 { i - 1 } else { i };
             AccountRecord {
                 id: RecordId::new(format!("A{i:07}")),
@@ -89,7 +106,8 @@ pub fn org(seed: u64, size: OrgSize) -> Snapshot {
                 country: Some(country.to_owned()),
                 state: (country == "US").then(|| US_STATES[rng.below(6) as usize].to_owned()),
                 parent_id: None,
-                owner_id: rng.chance(70).then(|| owner_id(rng.below(size.owners as u64) as usize)),
+                owner_id: (rng.chance(70) && !twin)
+                    .then(|| owner_id(rng.below(size.owners as u64) as usize)),
                 employees: Some(match i % 50 {
                     48 | 49 => 200,
                     _ => [12, 80, 450, 2500, 12000][rng.below(5) as usize],
@@ -105,14 +123,33 @@ pub fn org(seed: u64, size: OrgSize) -> Snapshot {
     let people: Vec<PersonRecord> = (0..size.people)
         .map(|j| {
             let free = rng.chance(20);
-            let account = rng.below(size.accounts.max(1) as u64) as usize;
-            let (email, country) = if free || size.accounts == 0 {
-                (format!("person{j}@gmail.com"), Some(COUNTRIES[rng.below(12) as usize].to_owned()))
+            // One person in 25 works at a duplicated (ambiguous) company.
+            let account = if rng.chance(4) && size.accounts >= 50 {
+                (rng.below(size.accounts as u64 / 50) * 50 + 48) as usize
+            } else {
+                rng.below(size.accounts.max(1) as u64) as usize
+            };
+            let new_logo = !free && rng.chance(4);
+            let (email, country) = if new_logo {
+                // A company nobody has an account for, with no country: unroutable.
+                (format!("person{j}@newlogo{j}.io"), None)
+            } else if free || size.accounts == 0 {
+                (
+                    format!("person{j}@gmail.com"),
+                    Some(COUNTRIES[rng.below(12) as usize].to_owned()),
+                )
             } else {
                 (format!("person{j}@acct{account}.com"), None)
             };
-            let owner = rng.chance(75).then(|| owner_id(rng.below(size.owners as u64) as usize));
+            let owner = rng
+                .chance(75)
+                .then(|| owner_id(rng.below(size.owners as u64) as usize));
             let recent = owner.is_some() && rng.chance(5);
+            let assigned_at = match (&owner, recent) {
+                (None, _) => None,
+                (Some(_), true) => Some(base - Duration::days(2)),
+                (Some(_), false) => Some(base - Duration::days(90)),
+            };
             PersonRecord {
                 id: RecordId::new(format!("{}", 5_000_000 + j)),
                 object: ObjectKind::Contact,
@@ -124,12 +161,15 @@ pub fn org(seed: u64, size: OrgSize) -> Snapshot {
                 country,
                 state: None,
                 owner_id: owner,
-                accounts: Some(if !free && rng.chance(30) {
-                    vec![AccountLink { account_id: RecordId::new(format!("A{account:07}")), primary: true }]
+                accounts: Some(if !free && !new_logo && rng.chance(30) {
+                    vec![AccountLink {
+                        account_id: RecordId::new(format!("A{account:07}")),
+                        primary: true,
+                    }]
                 } else {
                     Vec::new()
                 }),
-                owner_assigned_at: Some(if recent { base - Duration::days(2) } else { base - Duration::days(90) }),
+                owner_assigned_at: assigned_at,
                 converted: false,
                 created_at: None,
                 updated_at: base - Duration::days(1),
@@ -142,16 +182,30 @@ pub fn org(seed: u64, size: OrgSize) -> Snapshot {
             }
         })
         .collect();
-    Snapshot { crm: Some(CrmKind::Hubspot), owners, accounts, people }
+    Snapshot {
+        crm: Some(CrmKind::Hubspot),
+        owners,
+        accounts,
+        people,
+    }
 }
 
 /// A policy over [`org`]'s owners with territories, three pool strategies, account-based
 /// routing, keep, exceptions and a manual-override window.
 pub fn policy_text(owners: usize) -> String {
     let mut s = String::from("[settings]\nname = \"synthetic\"\nmanual_override_days = 7\n\n");
-    let zones = ["Europe/Berlin", "America/New_York", "Asia/Singapore", "America/Los_Angeles"];
+    let zones = [
+        "Europe/Berlin",
+        "America/New_York",
+        "Asia/Singapore",
+        "America/Los_Angeles",
+    ];
     for i in 0..owners {
-        s.push_str(&format!("[reps.r{i}]\nowner = \"{}\"\ntime_zone = \"{}\"\n", 1000 + i, zones[i % 4]));
+        s.push_str(&format!(
+            "[reps.r{i}]\nowner = \"{}\"\ntime_zone = \"{}\"\n",
+            1000 + i,
+            zones[i % 4]
+        ));
         if i % 4 == 1 {
             // New York reps work 08:00-20:00 local so the synthetic clock finds some in hours.
             s.push_str("hours = \"08:00-20:00\"\n");
@@ -164,13 +218,22 @@ pub fn policy_text(owners: usize) -> String {
     let members = |pick: &dyn Fn(usize) -> bool, weighted: bool| -> String {
         let list: Vec<String> = (0..owners)
             .filter(|i| pick(*i))
-            .map(|i| if weighted { format!("{{ rep = \"r{i}\", weight = {} }}", 1 + i % 3) } else { format!("\"r{i}\"") })
+            .map(|i| {
+                if weighted {
+                    format!("{{ rep = \"r{i}\", weight = {} }}", 1 + i % 3)
+                } else {
+                    format!("\"r{i}\"")
+                }
+            })
             .collect();
         list.join(", ")
     };
     s.push_str(&format!(
-        "[territories.emea]\ncountries = [\"DE\", \"FR\", \"GB\", \"NL\"]\n\n[territories.na]\ncountries = [\"US\", \"CA\"]\n\n[territories.apac]\ncountries = [\"SG\", \"AU\", \"JP\"]\n\n[territories.enterprise]\nemployees = {{ min = 1000 }}\n\n\
+        "[territories.emea]\ncountries = [\"DE\", \"FR\", \"GB\", \"NL\"]\nreps = [{}]\n\n[territories.na]\ncountries = [\"US\", \"CA\"]\nreps = [{}]\n\n[territories.apac]\ncountries = [\"SG\", \"AU\", \"JP\"]\nreps = [{}]\n\n[territories.enterprise]\nemployees = {{ min = 1000 }}\n\n\
 [pools.emea]\nstrategy = \"weighted\"\nmembers = [{}]\n\n[pools.na]\nstrategy = \"round_robin\"\nmembers = [{}]\ncap_per_day = 5000\n\n[pools.apac]\nstrategy = \"least_loaded\"\nmembers = [{}]\n\n[pools.overflow]\nstrategy = \"round_robin\"\nmembers = [{}]\n\n",
+        members(&|i| i % 4 == 0 || i % 4 == 3, false),
+        members(&|i| i % 4 == 1, false),
+        members(&|i| i % 4 == 2, false),
         members(&|i| i % 4 == 0 || i % 4 == 3, true),
         members(&|i| i % 4 == 1, false),
         members(&|i| i % 4 == 2, false),

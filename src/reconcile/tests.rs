@@ -11,13 +11,22 @@ use super::*;
 use crate::policy::{self, Availability};
 
 fn synthetic(seed: u64, people: usize) -> (Snapshot, Policy) {
-    let size = OrgSize { owners: 20, accounts: (people / 4).max(10), people };
+    let size = OrgSize {
+        owners: 20,
+        accounts: (people / 4).max(10),
+        people,
+    };
     let snapshot = synth::org(seed, size);
     let (policy, _) = policy::parse("synthetic.toml", &synth::policy_text(size.owners)).unwrap();
     (snapshot, policy)
 }
 
-fn owner_is_assignable(snapshot: &Snapshot, policy: &Policy, owner: &OwnerId, now: DateTime<Utc>) -> bool {
+fn owner_is_assignable(
+    snapshot: &Snapshot,
+    policy: &Policy,
+    owner: &OwnerId,
+    now: DateTime<Utc>,
+) -> bool {
     let active = snapshot.owners.iter().any(|o| &o.id == owner && o.active);
     let ooo = policy.rep_for_owner(owner).is_some_and(|r| {
         let tz = r.zone(None, None);
@@ -139,7 +148,14 @@ pool = "p"
 "#;
 
 fn small_org(n: usize) -> Snapshot {
-    let mut s = synth::org(3, OrgSize { owners: 0, accounts: 0, people: n });
+    let mut s = synth::org(
+        3,
+        OrgSize {
+            owners: 0,
+            accounts: 0,
+            people: n,
+        },
+    );
     s.owners = (1..=3)
         .map(|i| crate::domain::OwnerRecord {
             id: OwnerId::new(i.to_string()),
@@ -185,10 +201,20 @@ fn dst_moves_the_new_york_rep_in_and_out_of_hours() {
     let friday = Utc.with_ymd_and_hms(2026, 3, 6, 13, 30, 0).unwrap();
     let monday = Utc.with_ymd_and_hms(2026, 3, 9, 13, 30, 0).unwrap();
     let mut l = Ledger::default();
-    assert_eq!(plan(&snapshot, &policy, &mut l, friday).changes[0].to.as_str(), "2");
+    assert_eq!(
+        plan(&snapshot, &policy, &mut l, friday).changes[0]
+            .to
+            .as_str(),
+        "2"
+    );
     // On Monday New York is eligible and goes first (owner id order breaks the tie).
     let mut l = Ledger::default();
-    assert_eq!(plan(&snapshot, &policy, &mut l, monday).changes[0].to.as_str(), "1");
+    assert_eq!(
+        plan(&snapshot, &policy, &mut l, monday).changes[0]
+            .to
+            .as_str(),
+        "1"
+    );
 }
 
 #[test]
@@ -198,7 +224,11 @@ fn a_recent_human_change_is_kept_and_an_old_one_is_re_routed() {
     let now = Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap();
     let mut snapshot = small_org(2);
     // Owner 9 is active but in no pool; a human gave it both records.
-    snapshot.owners.push(crate::domain::OwnerRecord { id: OwnerId::new("9"), name: "human pick".into(), ..snapshot.owners[0].clone() });
+    snapshot.owners.push(crate::domain::OwnerRecord {
+        id: OwnerId::new("9"),
+        name: "human pick".into(),
+        ..snapshot.owners[0].clone()
+    });
     snapshot.people[0].owner_id = Some(OwnerId::new("9"));
     snapshot.people[0].owner_assigned_at = Some(now - Duration::days(3));
     snapshot.people[1].owner_id = Some(OwnerId::new("9"));
@@ -207,7 +237,15 @@ fn a_recent_human_change_is_kept_and_an_old_one_is_re_routed() {
     let plan = plan(&snapshot, &policy, &mut ledger, now);
     assert_eq!(plan.changes.len(), 1);
     assert_eq!(plan.changes[0].id, snapshot.people[1].id);
-    let d = explain(&snapshot, &policy, &ledger, now, ObjectKind::Contact, &snapshot.people[0].id).unwrap();
+    let d = explain(
+        &snapshot,
+        &policy,
+        &ledger,
+        now,
+        ObjectKind::Contact,
+        &snapshot.people[0].id,
+    )
+    .unwrap();
     assert_eq!(d.rule, "(manual override)");
 }
 

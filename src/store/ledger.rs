@@ -58,8 +58,11 @@ impl Store {
             let owner: String = row.try_get("owner_id").map_err(read())?;
             let day: String = row.try_get("day").map_err(read())?;
             let count: i64 = row.try_get("count").map_err(read())?;
-            let day = NaiveDate::parse_from_str(&day, "%Y-%m-%d")
-                .map_err(|e| StoreError::Corrupt { what: "ledger day", detail: e.to_string() })?;
+            let day =
+                NaiveDate::parse_from_str(&day, "%Y-%m-%d").map_err(|e| StoreError::Corrupt {
+                    what: "ledger day",
+                    detail: e.to_string(),
+                })?;
             ledger
                 .daily
                 .entry(OwnerId::new(owner))
@@ -127,7 +130,12 @@ impl Store {
             }
         }
         // Daily counts: the ledger prunes old days, so the table does too.
-        let oldest = ledger.daily.values().filter_map(|d| d.keys().next()).min().copied();
+        let oldest = ledger
+            .daily
+            .values()
+            .filter_map(|d| d.keys().next())
+            .min()
+            .copied();
         if let Some(oldest) = oldest {
             sqlx::query("DELETE FROM ledger_daily WHERE crm = $1 AND day < $2")
                 .bind(crm.as_str())
@@ -206,26 +214,63 @@ mod tests {
         let mut ledger = Ledger::default();
         let pool = ledger.pools.entry("emea".into()).or_default();
         pool.picks = 7;
-        pool.members.insert(OwnerId::new("101"), MemberLedger { credit: -333_333_333, assigned: 4, last_assigned_at: Some(at) });
-        pool.members.insert(OwnerId::new("102"), MemberLedger { credit: 333_333_333, assigned: 3, last_assigned_at: None });
+        pool.members.insert(
+            OwnerId::new("101"),
+            MemberLedger {
+                credit: -333_333_333,
+                assigned: 4,
+                last_assigned_at: Some(at),
+            },
+        );
+        pool.members.insert(
+            OwnerId::new("102"),
+            MemberLedger {
+                credit: 333_333_333,
+                assigned: 3,
+                last_assigned_at: None,
+            },
+        );
         ledger.count_assignment(&OwnerId::new("101"), at.date_naive());
         ledger.assign(
             ObjectKind::Contact,
             &RecordId::new("c1"),
-            Assignment { owner: OwnerId::new("101"), pool: Some("emea".into()), rule: "r".into(), at },
+            Assignment {
+                owner: OwnerId::new("101"),
+                pool: Some("emea".into()),
+                rule: "r".into(),
+                at,
+            },
         );
-        store.save_ledger(CrmKind::Hubspot, &mut ledger).await.unwrap();
+        store
+            .save_ledger(CrmKind::Hubspot, &mut ledger)
+            .await
+            .unwrap();
         assert!(ledger.touched.is_empty());
         let loaded = store.load_ledger(CrmKind::Hubspot).await.unwrap();
         assert_eq!(loaded, ledger);
 
         // A member removed from the in-memory ledger keeps its stored row.
         let mut edited = loaded.clone();
-        edited.pools.get_mut("emea").unwrap().members.remove(&OwnerId::new("102"));
-        store.save_ledger(CrmKind::Hubspot, &mut edited).await.unwrap();
+        edited
+            .pools
+            .get_mut("emea")
+            .unwrap()
+            .members
+            .remove(&OwnerId::new("102"));
+        store
+            .save_ledger(CrmKind::Hubspot, &mut edited)
+            .await
+            .unwrap();
         let again = store.load_ledger(CrmKind::Hubspot).await.unwrap();
-        assert!(again.pools["emea"].members.contains_key(&OwnerId::new("102")));
+        assert!(
+            again.pools["emea"]
+                .members
+                .contains_key(&OwnerId::new("102"))
+        );
         // Other CRMs are separate.
-        assert_eq!(store.load_ledger(CrmKind::Salesforce).await.unwrap(), Ledger::default());
+        assert_eq!(
+            store.load_ledger(CrmKind::Salesforce).await.unwrap(),
+            Ledger::default()
+        );
     }
 }
