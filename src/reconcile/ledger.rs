@@ -118,27 +118,48 @@ impl PoolLedger {
         at: DateTime<Utc>,
     ) -> OwnerId {
         let total: i64 = contenders.iter().map(|c| i64::from(c.weight)).sum();
+        // Credit every contender (each earns its share of this one record) and remember
+        // the resulting credit, so choosing needs no further map lookups.
+        let mut credits: Vec<i64> = Vec::with_capacity(contenders.len());
         for c in contenders {
-            // Each eligible member earns its share of this one record.
-            self.members.entry(c.owner.clone()).or_default().credit +=
-                i64::from(c.weight) * CREDIT_SCALE / total;
+            let share = i64::from(c.weight) * CREDIT_SCALE / total;
+            let credit = match self.members.get_mut(c.owner) {
+                Some(m) => {
+                    m.credit += share;
+                    m.credit
+                }
+                None => {
+                    self.members.insert(
+                        c.owner.clone(),
+                        MemberLedger {
+                            credit: share,
+                            ..Default::default()
+                        },
+                    );
+                    share
+                }
+            };
+            credits.push(credit);
         }
-        let credit = |me: &Self, c: &Contender<'_>| me.members.get(c.owner).map_or(0, |m| m.credit);
-        let best = contenders
-            .iter()
-            .min_by(|a, b| {
+        let best_index = (0..contenders.len())
+            .min_by(|&i, &j| {
+                let (a, b) = (&contenders[i], &contenders[j]);
                 let by_load = if least_loaded {
                     cmp_frac(a.load, u64::from(a.weight), b.load, u64::from(b.weight))
                 } else {
                     Ordering::Equal
                 };
                 by_load
-                    .then_with(|| credit(self, b).cmp(&credit(self, a)))
+                    .then_with(|| credits[j].cmp(&credits[i]))
                     .then_with(|| a.owner.cmp(b.owner))
             })
             .expect("pick is only called with at least one contender");
+        let best = &contenders[best_index];
         let owner = best.owner.clone();
-        let m = self.members.entry(owner.clone()).or_default();
+        let m = self
+            .members
+            .get_mut(&owner)
+            .expect("every contender was credited above");
         m.credit -= CREDIT_SCALE;
         m.assigned += 1;
         m.last_assigned_at = Some(at);

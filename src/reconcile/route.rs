@@ -144,6 +144,15 @@ pub struct MemberTrace {
     pub status: String,
 }
 
+/// What does not change about a pool member during one plan: zone, local day, and
+/// whether they are active, in office and in hours at `now`. Caps do change.
+#[derive(Debug, Clone)]
+struct MemberStatic {
+    tz: Tz,
+    local_day: chrono::NaiveDate,
+    status: Result<(), String>,
+}
+
 /// Per-plan indexes over the snapshot.
 pub struct Engine<'a> {
     pub policy: &'a Policy,
@@ -151,6 +160,7 @@ pub struct Engine<'a> {
     accounts: HashMap<&'a RecordId, &'a AccountRecord>,
     load: HashMap<OwnerId, u64>,
     now: DateTime<Utc>,
+    statics: HashMap<String, std::rc::Rc<Vec<MemberStatic>>>,
 }
 
 /// The result of trying one rule's action.
@@ -174,7 +184,41 @@ impl<'a> Engine<'a> {
             accounts: snapshot.accounts.iter().map(|a| (&a.id, a)).collect(),
             load,
             now,
+            statics: HashMap::new(),
         }
+    }
+
+    /// Pool members' per-plan facts, computed once per pool per plan.
+    fn pool_statics(&mut self, pool: &Pool) -> std::rc::Rc<Vec<MemberStatic>> {
+        if let Some(s) = self.statics.get(&pool.name) {
+            return s.clone();
+        }
+        let list: Vec<MemberStatic> = pool
+            .members
+            .iter()
+            .map(|m| {
+                let tz = self.zone_of(&m.owner, Some(pool));
+                let local_day = self.now.with_timezone(&tz).date_naive();
+                let status = match self.owners.get(&m.owner) {
+                    None => Err("not in the mirror's owner list".to_owned()),
+                    Some(o) if !o.active => Err("inactive".to_owned()),
+                    Some(_) => {
+                        match self.policy.reps[&m.rep].availability(Some(pool), tz, self.now) {
+                            Availability::Available => Ok(()),
+                            Availability::OutOfOffice(w) | Availability::OffHours(w) => Err(w),
+                        }
+                    }
+                };
+                MemberStatic {
+                    tz,
+                    local_day,
+                    status,
+                }
+            })
+            .collect();
+        let rc = std::rc::Rc::new(list);
+        self.statics.insert(pool.name.clone(), rc.clone());
+        rc
     }
 
     pub fn now(&self) -> DateTime<Utc> {
@@ -258,9 +302,10 @@ impl<'a> Engine<'a> {
         };
         let territory = self
             .policy
-            .territories_of(&subject)
-            .first()
-            .map(|s| (*s).to_owned());
+            .territories
+            .iter()
+            .find(|t| t.contains(&subject))
+            .map(|t| t.name.clone());
         let mut trace = want_trace.then(|| {
             Box::new(Trace {
                 now: self.now,
@@ -623,37 +668,47 @@ impl<'a> Engine<'a> {
                 ),
             );
         }
+        let statics = self.pool_statics(pool);
         let mut contenders = Vec::with_capacity(pool.members.len());
         let mut members_trace = Vec::new();
-        let state = ledger.pools.get(&pool.name).cloned().unwrap_or_default();
-        for m in &pool.members {
-            let tz = self.zone_of(&m.owner, Some(pool));
-            let local_day = self.now.with_timezone(&tz).date_naive();
-            let today = ledger.count_on(&m.owner, local_day);
-            let week = ledger.count_in_week(&m.owner, local_day);
-            let load = self.load.get(&m.owner).copied().unwrap_or(0);
-            let rep = &policy.reps[&m.rep];
-            let status: Result<(), String> = match self.owners.get(&m.owner) {
-                None => Err("not in the mirror's owner list".into()),
-                Some(o) if !o.active => Err("inactive".into()),
-                Some(_) => match rep.availability(Some(pool), tz, self.now) {
-                    Availability::Available => {
-                        if m.cap_per_day.is_some_and(|c| today >= c) {
-                            Err(format!("daily cap {} reached", m.cap_per_day.unwrap_or(0)))
-                        } else if m.cap_per_week.is_some_and(|c| week >= c) {
-                            Err(format!(
-                                "weekly cap {} reached",
-                                m.cap_per_week.unwrap_or(0)
-                            ))
-                        } else {
-                            Ok(())
-                        }
-                    }
-                    Availability::OutOfOffice(w) | Availability::OffHours(w) => Err(w),
-                },
+        for (m, st) in pool.members.iter().zip(statics.iter()) {
+            let needs_counts =
+                trace.is_some() || m.cap_per_day.is_some() || m.cap_per_week.is_some();
+            let (today, week) = if needs_counts {
+                (
+                    ledger.count_on(&m.owner, st.local_day),
+                    ledger.count_in_week(&m.owner, st.local_day),
+                )
+            } else {
+                (0, 0)
+            };
+            // Loads only matter to least-loaded pools (and explain).
+            let load = if pool.strategy == Strategy::LeastLoaded || trace.is_some() {
+                self.load.get(&m.owner).copied().unwrap_or(0)
+            } else {
+                0
+            };
+            if st.status.is_err() && trace.is_none() {
+                continue;
+            }
+            let status: Result<(), String> = match &st.status {
+                Err(e) => Err(e.clone()),
+                Ok(()) if m.cap_per_day.is_some_and(|c| today >= c) => {
+                    Err(format!("daily cap {} reached", m.cap_per_day.unwrap_or(0)))
+                }
+                Ok(()) if m.cap_per_week.is_some_and(|c| week >= c) => Err(format!(
+                    "weekly cap {} reached",
+                    m.cap_per_week.unwrap_or(0)
+                )),
+                Ok(()) => Ok(()),
             };
             if trace.is_some() {
-                let ml = state.members.get(&m.owner).cloned().unwrap_or_default();
+                let ml = ledger
+                    .pools
+                    .get(&pool.name)
+                    .and_then(|p| p.members.get(&m.owner))
+                    .cloned()
+                    .unwrap_or_default();
                 members_trace.push(MemberTrace {
                     rep: m.rep.clone(),
                     owner: m.owner.to_string(),
@@ -663,7 +718,7 @@ impl<'a> Engine<'a> {
                     today,
                     week,
                     load,
-                    time_zone: tz.to_string(),
+                    time_zone: st.tz.to_string(),
                     status: match &status {
                         Ok(()) => "eligible".into(),
                         Err(e) => e.clone(),
@@ -671,17 +726,14 @@ impl<'a> Engine<'a> {
                 });
             }
             if status.is_ok() {
-                contenders.push((
-                    Contender {
-                        owner: &m.owner,
-                        weight: m.weight,
-                        load,
-                    },
-                    tz,
-                ));
+                contenders.push(Contender {
+                    owner: &m.owner,
+                    weight: m.weight,
+                    load,
+                });
             }
         }
-        let picks = state.picks;
+        let picks = ledger.pools.get(&pool.name).map_or(0, |p| p.picks);
         let (tried, picked) = if contenders.is_empty() {
             (
                 Tried::Unavailable(format!(
@@ -691,14 +743,22 @@ impl<'a> Engine<'a> {
                 None,
             )
         } else {
-            let cs: Vec<Contender<'_>> = contenders.iter().map(|(c, _)| c.clone()).collect();
-            let pl = ledger.pools.entry(pool.name.clone()).or_default();
-            let owner = pl.pick(&cs, pool.strategy == Strategy::LeastLoaded, self.now);
-            let tz = contenders
+            if !ledger.pools.contains_key(&pool.name) {
+                ledger.pools.insert(pool.name.clone(), Default::default());
+            }
+            let pl = ledger.pools.get_mut(&pool.name).expect("inserted above");
+            let owner = pl.pick(
+                &contenders,
+                pool.strategy == Strategy::LeastLoaded,
+                self.now,
+            );
+            let local_day = pool
+                .members
                 .iter()
-                .find(|(c, _)| c.owner == &owner)
-                .map_or(Tz::UTC, |(_, tz)| *tz);
-            ledger.count_assignment(&owner, self.now.with_timezone(&tz).date_naive());
+                .zip(statics.iter())
+                .find(|(m, _)| m.owner == owner)
+                .map_or(self.now.date_naive(), |(_, st)| st.local_day);
+            ledger.count_assignment(&owner, local_day);
             let how = match pool.strategy {
                 Strategy::LeastLoaded => "fewest owned records per weight, then fair share",
                 Strategy::Weighted => {
