@@ -140,3 +140,94 @@ async fn drift_report_matches_the_golden_files() {
     assert_eq!(json["records"], 80);
     ts.cleanup().await;
 }
+
+#[tokio::test]
+async fn the_plan_drift_explain_and_policy_commands_run_against_a_configured_store() {
+    use clap::Parser as _;
+    let (ts, _snapshot, _policy) = stored_org().await;
+    let dir = tempfile::tempdir().unwrap();
+    let policy_path = dir.path().join("policy.toml");
+    std::fs::write(&policy_path, synth::policy_text(8)).unwrap();
+    let config_path = dir.path().join("leadroute.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "[crm]\nkind = \"hubspot\"\nbase_url = \"http://127.0.0.1:9\"\ntoken = \"test-token\"\n\n[store]\nurl = \"{}\"\n\n[policy]\npath = \"{}\"\n",
+            ts.url,
+            policy_path.display()
+        ),
+    )
+    .unwrap();
+    let config_arg = config_path.display().to_string();
+    let run = |args: Vec<String>| {
+        let mut full = vec![
+            "leadroute".to_owned(),
+            "--config".to_owned(),
+            config_arg.clone(),
+        ];
+        full.extend(args);
+        leadroute::cli::dispatch(leadroute::cli::Cli::parse_from(full))
+    };
+    let plan_file = dir.path().join("plan.json");
+    let now = "--now=2026-11-23T14:00:00Z".to_owned();
+    run(vec![
+        "plan".into(),
+        "--format".into(),
+        "csv".into(),
+        "--out".into(),
+        plan_file.display().to_string(),
+        now.clone(),
+    ])
+    .await
+    .unwrap();
+    let plan: reconcile::Plan =
+        serde_json::from_str(&std::fs::read_to_string(&plan_file).unwrap()).unwrap();
+    assert!(!plan.changes.is_empty());
+    // `--out` commits the ledger: the stored rotation now knows the picks.
+    let ledger = ts.store.load_ledger(CrmKind::Hubspot).await.unwrap();
+    assert!(!ledger.assignments.is_empty());
+
+    let drift_dir = dir.path().join("drift");
+    run(vec![
+        "drift".into(),
+        "--format".into(),
+        "all".into(),
+        "--out".into(),
+        drift_dir.display().to_string(),
+        now.clone(),
+    ])
+    .await
+    .unwrap();
+    for ext in ["md", "html", "csv", "json"] {
+        assert!(
+            drift_dir.join(format!("drift.{ext}")).exists(),
+            "drift.{ext}"
+        );
+    }
+    let id = &plan.changes[0].id;
+    run(vec![
+        "explain".into(),
+        format!("hubspot:contact:{id}"),
+        now.clone(),
+    ])
+    .await
+    .unwrap();
+    let err = run(vec![
+        "explain".into(),
+        "hubspot:contact:nope".into(),
+        now.clone(),
+    ])
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("not in the mirror"), "{err}");
+    run(vec![
+        "policy".into(),
+        "diff".into(),
+        policy_path.display().to_string(),
+        policy_path.display().to_string(),
+        now,
+    ])
+    .await
+    .unwrap();
+    ts.cleanup().await;
+}
