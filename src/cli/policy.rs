@@ -90,6 +90,22 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
                         p.rules.len() - 1,
                         warnings.len()
                     );
+                    // With a config, also check the reps against the mirror's owners.
+                    if global.config.is_some() {
+                        let config = load_config(global)?;
+                        let store = crate::store::Store::open(
+                            secrecy::ExposeSecret::expose_secret(&config.store.url),
+                        )
+                        .await
+                        .context("opening the store")?;
+                        let owners = store
+                            .owners(config.crm.kind)
+                            .await
+                            .context("reading owners")?;
+                        for w in p.check_roster(&owners) {
+                            println!("warning: {w}");
+                        }
+                    }
                     return Ok(());
                 }
                 Err(issues) => issues,

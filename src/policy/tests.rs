@@ -206,3 +206,28 @@ fn night_shifts_wrap_past_midnight_and_belong_to_the_day_they_start() {
     assert!(!h.contains(sat, NaiveTime::from_hms_opt(23, 0, 0).unwrap()));
     assert!(!h.contains(fri, NaiveTime::from_hms_opt(5, 0, 0).unwrap()));
 }
+
+#[test]
+fn reps_missing_or_inactive_in_the_mirror_are_reported() {
+    let text = "[reps.a]\nowner = \"1\"\n[reps.b]\nowner = \"2\"\n[reps.c]\nowner = \"3\"\n[default]\naction = \"exception\"\n";
+    let (policy, _) = parse("p.toml", text).unwrap();
+    let owner = |id: &str, active: bool| crate::domain::OwnerRecord {
+        id: crate::domain::OwnerId::new(id),
+        kind: crate::domain::OwnerKind::User,
+        email: None,
+        name: id.into(),
+        active,
+        teams: Vec::new(),
+        time_zone: None,
+        manager_id: None,
+        user_id: None,
+        updated_at: None,
+    };
+    let got = policy.check_roster(&[owner("1", true), owner("2", false)]);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got[0].contains("reps.b (2) is inactive"), "{got:?}");
+    assert!(
+        got[1].contains("reps.c.owner \"3\" is not an owner in the mirror"),
+        "{got:?}"
+    );
+}
