@@ -7,6 +7,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod matcher;
 pub mod mirror;
 pub mod policy;
 pub mod reconcile;

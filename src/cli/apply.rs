@@ -91,14 +91,13 @@ impl CrmTask for ApplyJob {
                 .await?;
             return finish(&report, &format!("leadroute apply --resume {run}"));
         }
-        let (plan, policy) = match &args.plan {
-            Some(path) => (read_plan(path)?, None),
+        let (plan, policy, mut ledger) = match &args.plan {
+            Some(path) => (read_plan(path)?, None, None),
             None => {
                 let policy = load_policy(&env)?;
-                (
-                    plan_from_mirror(&env, crm_kind(&writer), &policy, None).await?,
-                    Some(policy),
-                )
+                let (plan, ledger) =
+                    plan_from_mirror(&env, crm_kind(&writer), &policy, None).await?;
+                (plan, Some(policy), Some(ledger))
             }
         };
         let mut plan = plan;
@@ -128,6 +127,7 @@ impl CrmTask for ApplyJob {
             .run_id
             .clone()
             .map_or_else(|| RunId::generate(Utc::now()), RunId::new);
+        save_ledger(&env, crm_kind(&writer), ledger.as_mut()).await?;
         writer.queue_plan_exceptions(&plan, &run).await?;
         let spec = RunSpec {
             id: run,
@@ -212,28 +212,46 @@ pub(crate) fn load_policy(env: &AppEnv) -> anyhow::Result<Policy> {
     })
 }
 
-/// Plans every mirrored record (optionally only some objects) with the policy.
-///
-/// The assignment ledger starts empty here: pools pick as if no history existed. The
-/// ledger's persistence belongs to the policy area; once it is stored, load it here.
+/// Plans every mirrored record (optionally only some objects) with the policy and the
+/// persisted assignment ledger. The caller saves the returned ledger once it commits to
+/// the plan (so a dry run does not advance the rotation).
 pub(crate) async fn plan_from_mirror(
     env: &AppEnv,
     crm: leadroute_crm::CrmKind,
     policy: &Policy,
     objects: Option<&[ObjectKind]>,
-) -> anyhow::Result<Plan> {
+) -> anyhow::Result<(Plan, Ledger)> {
     let snapshot = env
         .store
         .snapshot(crm)
         .await
         .context("reading the mirror (run `leadroute sync` first)")?;
-    let mut ledger = Ledger::default();
+    let mut ledger = env
+        .store
+        .load_ledger(crm)
+        .await
+        .context("reading the assignment ledger")?;
     let mut plan = crate::reconcile::plan(&snapshot, policy, &mut ledger, Utc::now());
     if let Some(objects) = objects {
         plan.changes.retain(|c| objects.contains(&c.object));
         plan.exceptions.retain(|e| objects.contains(&e.object));
     }
-    Ok(plan)
+    Ok((plan, ledger))
+}
+
+/// Commits the ledger of a plan about to be applied.
+pub(crate) async fn save_ledger(
+    env: &AppEnv,
+    crm: leadroute_crm::CrmKind,
+    ledger: Option<&mut Ledger>,
+) -> anyhow::Result<()> {
+    if let Some(ledger) = ledger {
+        env.store
+            .save_ledger(crm, ledger)
+            .await
+            .context("saving the assignment ledger")?;
+    }
+    Ok(())
 }
 
 /// Prints the report; a stopped run is an error naming how to resume.

@@ -10,7 +10,8 @@ use leadroute_crm::{Crm, ObjectKind};
 use super::GlobalArgs;
 use super::apply::{AppEnv, load_env};
 use super::apply::{
-    cancel_on_ctrl_c, confirm, crm_kind, finish, load_policy, plan_from_mirror, writer_settings,
+    cancel_on_ctrl_c, confirm, crm_kind, finish, load_policy, plan_from_mirror, save_ledger,
+    writer_settings,
 };
 use crate::app::{self, CrmTask};
 use crate::writer::{BarProgress, RunId, RunSpec, Writer, summarize};
@@ -74,7 +75,7 @@ impl CrmTask for BackfillJob {
         }
         let policy = load_policy(&env)?;
         let objects = (!args.object.is_empty()).then_some(args.object.as_slice());
-        let plan = plan_from_mirror(&env, kind, &policy, objects).await?;
+        let (plan, mut ledger) = plan_from_mirror(&env, kind, &policy, objects).await?;
         println!("{}", summarize(&writer, &plan, Some(&policy)));
         if args.dry_run {
             println!("dry run: nothing written");
@@ -92,6 +93,7 @@ impl CrmTask for BackfillJob {
             return Ok(());
         }
         let run = RunId::generate(Utc::now());
+        save_ledger(&env, kind, Some(&mut ledger)).await?;
         writer.queue_plan_exceptions(&plan, &run).await?;
         let spec = RunSpec {
             id: run,

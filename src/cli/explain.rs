@@ -1,10 +1,61 @@
-//! `leadroute explain`.
+//! `leadroute explain <crm>:<object>:<id>`: one record's whole routing decision.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
 
 use super::GlobalArgs;
+use super::plan::Context;
+use crate::domain::RecordRef;
+use crate::reconcile;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The record, e.g. hubspot:contact:123 or salesforce:lead:00Q…
+    pub record: RecordRef,
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// Print the decision as JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Evaluate as of this instant (RFC 3339) instead of now.
+    #[arg(long)]
+    pub now: Option<DateTime<Utc>>,
+}
 
-pub async fn run(_args: Args, _global: &GlobalArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`leadroute explain` is not built yet (tracked in issue 4)")
+pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
+    let ctx = Context::load(global, args.policy.as_deref()).await?;
+    if ctx.crm != args.record.crm {
+        anyhow::bail!(
+            "{} is a {} record but the config's CRM is {}; use --config for the {} org",
+            args.record,
+            args.record.crm,
+            ctx.crm,
+            args.record.crm
+        );
+    }
+    let now = args.now.unwrap_or_else(Utc::now);
+    let (snapshot, ledger) = ctx.mirror().await?;
+    let Some(decision) = reconcile::explain(
+        &snapshot,
+        &ctx.policy,
+        &ledger,
+        now,
+        args.record.object,
+        &args.record.id,
+    ) else {
+        anyhow::bail!(
+            "{} is not in the mirror (deleted, merged, or not synced yet); run `leadroute sync`",
+            args.record
+        );
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&decision)?);
+    } else {
+        print!(
+            "{}",
+            reconcile::explain::render(&args.record.to_string(), &decision, &ctx.policy)
+        );
+    }
+    Ok(())
 }

@@ -50,6 +50,8 @@ pub(crate) struct Checker<'a> {
     file: &'a str,
     text: &'a str,
     pub(super) issues: Vec<PolicyIssue>,
+    /// Where each pool and territory is defined, for warnings about them.
+    spans: HashMap<String, Range<usize>>,
 }
 
 impl<'a> Checker<'a> {
@@ -58,6 +60,7 @@ impl<'a> Checker<'a> {
             file,
             text,
             issues: Vec::new(),
+            spans: HashMap::new(),
         }
     }
 
@@ -429,6 +432,7 @@ impl<'a> Checker<'a> {
         for (key, raw_pool) in raw {
             let name = key.get_ref().clone();
             let span = raw_pool.span();
+            self.spans.insert(format!("pool:{name}"), key.span());
             let p = raw_pool.into_inner();
             let strategy = match p.strategy.get_ref().as_str() {
                 "round_robin" => Some(Strategy::RoundRobin),
@@ -621,6 +625,7 @@ impl<'a> Checker<'a> {
         for (key, raw_t) in raw {
             let name = key.get_ref().clone();
             let span = raw_t.span();
+            self.spans.insert(format!("territory:{name}"), key.span());
             let t = raw_t.into_inner();
             let list = |v: &Option<Spanned<Vec<Spanned<String>>>>| -> Vec<String> {
                 v.as_ref()
@@ -1188,8 +1193,13 @@ impl<'a> Checker<'a> {
         }
         for p in pools.keys() {
             if !used_pools.contains(p.as_str()) {
+                let span = self
+                    .spans
+                    .get(&format!("pool:{p}"))
+                    .cloned()
+                    .unwrap_or(0..0);
                 self.warn(
-                    0..0,
+                    span,
                     format!("pool {p:?} is not used by any rule"),
                     format!("route to it with action = \"pool\", pool = \"{p}\", or delete it"),
                 );
@@ -1197,8 +1207,13 @@ impl<'a> Checker<'a> {
         }
         for t in territories {
             if !used_territories.contains(t.name.as_str()) && t.reps.is_empty() {
+                let span = self
+                    .spans
+                    .get(&format!("territory:{}", t.name))
+                    .cloned()
+                    .unwrap_or(0..0);
                 self.warn(
-                    0..0,
+                    span,
                     format!("territory {:?} is used by no rule and has no reps", t.name),
                     "use it in a rule (`{ territory = \"…\" }`) or give it reps for drift's outside-territory check",
                 );

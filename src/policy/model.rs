@@ -419,3 +419,27 @@ impl Rep {
         Availability::Available
     }
 }
+
+impl Policy {
+    /// Reps whose CRM owner is missing from, or inactive in, the mirror's owner list:
+    /// they can never be assigned. One line per problem, with the fix.
+    pub fn check_roster(&self, owners: &[crate::domain::OwnerRecord]) -> Vec<String> {
+        let by_id: HashMap<&OwnerId, &crate::domain::OwnerRecord> =
+            owners.iter().map(|o| (&o.id, o)).collect();
+        let mut out = Vec::new();
+        for rep in self.reps.values() {
+            match by_id.get(&rep.owner) {
+                None => out.push(format!(
+                    "{}: reps.{}.owner {:?} is not an owner in the mirror; fix the id or run `leadroute sync`",
+                    self.source, rep.name, rep.owner.as_str()
+                )),
+                Some(o) if !o.active => out.push(format!(
+                    "{}: reps.{} ({}) is inactive in the CRM and will never be assigned; remove the rep or reactivate the user",
+                    self.source, rep.name, rep.owner
+                )),
+                Some(_) => {}
+            }
+        }
+        out
+    }
+}

@@ -5,12 +5,15 @@
 //! plan as a full pass from the same state. Records are always decided in
 //! `(object, id)` order so the ledger's picks, and therefore the plan, are deterministic.
 
+pub mod diff;
 pub mod drift;
 pub mod explain;
+pub mod fixtures;
 pub mod ledger;
 pub mod matching;
 pub mod plan;
 pub mod route;
+pub mod synth;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -222,6 +225,8 @@ struct Cached {
 pub struct Reconciler {
     cache: HashMap<Key, Cached>,
     policy_version: String,
+    /// Rebuilt only when accounts or owners change.
+    matcher: Option<Matcher>,
 }
 
 impl Reconciler {
@@ -235,6 +240,7 @@ impl Reconciler {
     ) -> Plan {
         self.cache.clear();
         self.policy_version = policy.version.clone();
+        self.matcher = None;
         self.run(snapshot, policy, ledger, now, None)
     }
 
@@ -322,22 +328,28 @@ impl Reconciler {
         ledger.prune(now.date_naive());
         let mut engine = Engine::new(policy, snapshot, now);
         let people = ordered(snapshot, only);
-        for p in people {
-            let m = matcher.match_person(p);
-            let d = engine.decide(p, &m, ledger, false);
-            fresh.push((
-                (p.object, p.id.clone()),
-                Cached {
-                    account: m.account_id.clone(),
-                    candidates: m.candidates.iter().map(|c| c.account_id.clone()).collect(),
-                    desired: d.desired().cloned(),
-                    current: p.owner_id.clone(),
-                    updated_at: p.updated_at,
-                    decision: d,
-                },
-            ));
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 8);
+        for batch in people.chunks(BATCH) {
+            let matches = match_batch(&matcher, batch, threads);
+            for (p, m) in batch.iter().zip(matches) {
+                let d = engine.decide(p, &m, ledger, false);
+                fresh.push((
+                    (p.object, p.id.clone()),
+                    Cached {
+                        account: m.account_id.clone(),
+                        candidates: m.candidates.iter().map(|c| c.account_id.clone()).collect(),
+                        desired: d.desired().cloned(),
+                        current: p.owner_id.clone(),
+                        updated_at: p.updated_at,
+                        decision: d,
+                    },
+                ));
+            }
         }
         self.cache.extend(fresh);
+        self.matcher = Some(matcher);
         let mut keys: Vec<&Key> = self.cache.keys().collect();
         keys.sort_unstable();
         let mut plan = Plan {
@@ -382,3 +394,6 @@ fn normalize_domain(d: &str) -> String {
     let d = d.split(['/', '?', '#', ':']).next().unwrap_or("");
     d.strip_prefix("www.").unwrap_or(d).to_owned()
 }
+
+#[cfg(test)]
+mod tests;

@@ -124,7 +124,7 @@ pub struct RuleTrace {
 pub struct PoolTrace {
     pub pool: String,
     pub strategy: &'static str,
-    pub virtual_time: f64,
+    pub picks: u64,
     pub members: Vec<MemberTrace>,
     pub picked: Option<String>,
     pub how: String,
@@ -135,13 +135,22 @@ pub struct MemberTrace {
     pub rep: String,
     pub owner: String,
     pub weight: u32,
-    pub virtual_count: u64,
+    pub credit: f64,
     pub assigned: u64,
     pub today: u32,
     pub week: u32,
     pub load: u64,
     pub time_zone: String,
     pub status: String,
+}
+
+/// What does not change about a pool member during one plan: zone, local day, and
+/// whether they are active, in office and in hours at `now`. Caps do change.
+#[derive(Debug, Clone)]
+struct MemberStatic {
+    tz: Tz,
+    local_day: chrono::NaiveDate,
+    status: Result<(), String>,
 }
 
 /// Per-plan indexes over the snapshot.
@@ -151,6 +160,7 @@ pub struct Engine<'a> {
     accounts: HashMap<&'a RecordId, &'a AccountRecord>,
     load: HashMap<OwnerId, u64>,
     now: DateTime<Utc>,
+    statics: HashMap<String, std::rc::Rc<Vec<MemberStatic>>>,
 }
 
 /// The result of trying one rule's action.
@@ -174,7 +184,41 @@ impl<'a> Engine<'a> {
             accounts: snapshot.accounts.iter().map(|a| (&a.id, a)).collect(),
             load,
             now,
+            statics: HashMap::new(),
         }
+    }
+
+    /// Pool members' per-plan facts, computed once per pool per plan.
+    fn pool_statics(&mut self, pool: &Pool) -> std::rc::Rc<Vec<MemberStatic>> {
+        if let Some(s) = self.statics.get(&pool.name) {
+            return s.clone();
+        }
+        let list: Vec<MemberStatic> = pool
+            .members
+            .iter()
+            .map(|m| {
+                let tz = self.zone_of(&m.owner, Some(pool));
+                let local_day = self.now.with_timezone(&tz).date_naive();
+                let status = match self.owners.get(&m.owner) {
+                    None => Err("not in the mirror's owner list".to_owned()),
+                    Some(o) if !o.active => Err("inactive".to_owned()),
+                    Some(_) => {
+                        match self.policy.reps[&m.rep].availability(Some(pool), tz, self.now) {
+                            Availability::Available => Ok(()),
+                            Availability::OutOfOffice(w) | Availability::OffHours(w) => Err(w),
+                        }
+                    }
+                };
+                MemberStatic {
+                    tz,
+                    local_day,
+                    status,
+                }
+            })
+            .collect();
+        let rc = std::rc::Rc::new(list);
+        self.statics.insert(pool.name.clone(), rc.clone());
+        rc
     }
 
     pub fn now(&self) -> DateTime<Utc> {
@@ -258,9 +302,10 @@ impl<'a> Engine<'a> {
         };
         let territory = self
             .policy
-            .territories_of(&subject)
-            .first()
-            .map(|s| (*s).to_owned());
+            .territories
+            .iter()
+            .find(|t| t.contains(&subject))
+            .map(|t| t.name.clone());
         let mut trace = want_trace.then(|| {
             Box::new(Trace {
                 now: self.now,
@@ -306,8 +351,9 @@ impl<'a> Engine<'a> {
         decision.reason = reason;
         decision.trace = trace;
         if let Some(to) = decision.change().cloned() {
-            ledger.assignments.insert(
-                (person.object, person.id.clone()),
+            ledger.assign(
+                person.object,
+                &person.id,
                 Assignment {
                     owner: to.clone(),
                     pool: match &decision.outcome {
@@ -622,47 +668,57 @@ impl<'a> Engine<'a> {
                 ),
             );
         }
+        let statics = self.pool_statics(pool);
         let mut contenders = Vec::with_capacity(pool.members.len());
         let mut members_trace = Vec::new();
-        let state = ledger.pools.get(&pool.name).cloned().unwrap_or_default();
-        for m in &pool.members {
-            let tz = self.zone_of(&m.owner, Some(pool));
-            let local_day = self.now.with_timezone(&tz).date_naive();
-            let today = ledger.count_on(&m.owner, local_day);
-            let week = ledger.count_in_week(&m.owner, local_day);
-            let load = self.load.get(&m.owner).copied().unwrap_or(0);
-            let rep = &policy.reps[&m.rep];
-            let status: Result<(), String> = match self.owners.get(&m.owner) {
-                None => Err("not in the mirror's owner list".into()),
-                Some(o) if !o.active => Err("inactive".into()),
-                Some(_) => match rep.availability(Some(pool), tz, self.now) {
-                    Availability::Available => {
-                        if m.cap_per_day.is_some_and(|c| today >= c) {
-                            Err(format!("daily cap {} reached", m.cap_per_day.unwrap_or(0)))
-                        } else if m.cap_per_week.is_some_and(|c| week >= c) {
-                            Err(format!(
-                                "weekly cap {} reached",
-                                m.cap_per_week.unwrap_or(0)
-                            ))
-                        } else {
-                            Ok(())
-                        }
-                    }
-                    Availability::OutOfOffice(w) | Availability::OffHours(w) => Err(w),
-                },
+        for (m, st) in pool.members.iter().zip(statics.iter()) {
+            let needs_counts =
+                trace.is_some() || m.cap_per_day.is_some() || m.cap_per_week.is_some();
+            let (today, week) = if needs_counts {
+                (
+                    ledger.count_on(&m.owner, st.local_day),
+                    ledger.count_in_week(&m.owner, st.local_day),
+                )
+            } else {
+                (0, 0)
+            };
+            // Loads only matter to least-loaded pools (and explain).
+            let load = if pool.strategy == Strategy::LeastLoaded || trace.is_some() {
+                self.load.get(&m.owner).copied().unwrap_or(0)
+            } else {
+                0
+            };
+            if st.status.is_err() && trace.is_none() {
+                continue;
+            }
+            let status: Result<(), String> = match &st.status {
+                Err(e) => Err(e.clone()),
+                Ok(()) if m.cap_per_day.is_some_and(|c| today >= c) => {
+                    Err(format!("daily cap {} reached", m.cap_per_day.unwrap_or(0)))
+                }
+                Ok(()) if m.cap_per_week.is_some_and(|c| week >= c) => Err(format!(
+                    "weekly cap {} reached",
+                    m.cap_per_week.unwrap_or(0)
+                )),
+                Ok(()) => Ok(()),
             };
             if trace.is_some() {
-                let ml = state.members.get(&m.owner).cloned().unwrap_or_default();
+                let ml = ledger
+                    .pools
+                    .get(&pool.name)
+                    .and_then(|p| p.members.get(&m.owner))
+                    .cloned()
+                    .unwrap_or_default();
                 members_trace.push(MemberTrace {
                     rep: m.rep.clone(),
                     owner: m.owner.to_string(),
                     weight: m.weight,
-                    virtual_count: ml.virtual_count,
+                    credit: ml.credit as f64 / super::ledger::CREDIT_SCALE as f64,
                     assigned: ml.assigned,
                     today,
                     week,
                     load,
-                    time_zone: tz.to_string(),
+                    time_zone: st.tz.to_string(),
                     status: match &status {
                         Ok(()) => "eligible".into(),
                         Err(e) => e.clone(),
@@ -670,17 +726,14 @@ impl<'a> Engine<'a> {
                 });
             }
             if status.is_ok() {
-                contenders.push((
-                    Contender {
-                        owner: &m.owner,
-                        weight: m.weight,
-                        load,
-                    },
-                    tz,
-                ));
+                contenders.push(Contender {
+                    owner: &m.owner,
+                    weight: m.weight,
+                    load,
+                });
             }
         }
-        let vtime = state.vtime();
+        let picks = ledger.pools.get(&pool.name).map_or(0, |p| p.picks);
         let (tried, picked) = if contenders.is_empty() {
             (
                 Tried::Unavailable(format!(
@@ -690,18 +743,28 @@ impl<'a> Engine<'a> {
                 None,
             )
         } else {
-            let cs: Vec<Contender<'_>> = contenders.iter().map(|(c, _)| c.clone()).collect();
-            let pl = ledger.pools.entry(pool.name.clone()).or_default();
-            let owner = pl.pick(&cs, pool.strategy == Strategy::LeastLoaded, self.now);
-            let tz = contenders
+            if !ledger.pools.contains_key(&pool.name) {
+                ledger.pools.insert(pool.name.clone(), Default::default());
+            }
+            let pl = ledger.pools.get_mut(&pool.name).expect("inserted above");
+            let owner = pl.pick(
+                &contenders,
+                pool.strategy == Strategy::LeastLoaded,
+                self.now,
+            );
+            let local_day = pool
+                .members
                 .iter()
-                .find(|(c, _)| c.owner == &owner)
-                .map_or(Tz::UTC, |(_, tz)| *tz);
-            ledger.count_assignment(&owner, self.now.with_timezone(&tz).date_naive());
+                .zip(statics.iter())
+                .find(|(m, _)| m.owner == owner)
+                .map_or(self.now.date_naive(), |(_, st)| st.local_day);
+            ledger.count_assignment(&owner, local_day);
             let how = match pool.strategy {
                 Strategy::LeastLoaded => "fewest owned records per weight, then fair share",
-                Strategy::Weighted => "smallest weighted finish tag (virtual_count+1)/weight",
-                Strategy::RoundRobin => "next in turn (smallest virtual_count, then owner id)",
+                Strategy::Weighted => {
+                    "most credit (each pick earns every eligible member weight/total of a record)"
+                }
+                Strategy::RoundRobin => "next in turn (most credit, then owner id)",
             };
             (
                 Tried::Owner(
@@ -722,7 +785,7 @@ impl<'a> Engine<'a> {
             t.pool = Some(PoolTrace {
                 pool: pool.name.clone(),
                 strategy: pool.strategy.as_str(),
-                virtual_time: vtime,
+                picks,
                 members: members_trace,
                 picked: picked.map(|o| policy.owner_label(&o)),
                 how: match &tried {

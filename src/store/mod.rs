@@ -19,6 +19,7 @@
 
 mod inbox;
 mod journal;
+mod ledger;
 mod migrate;
 mod mirror_rows;
 

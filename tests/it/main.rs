@@ -6,5 +6,6 @@
 
 mod helpers;
 mod mirror;
+mod reconcile;
 mod store;
 mod writer;

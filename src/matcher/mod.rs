@@ -1,0 +1,933 @@
+//! Contact/lead → account matching. Pure and deterministic: no I/O, no clock, no
+//! randomness; the same accounts, owners, config and person always give the same result.
+//!
+//! Evidence, strongest first:
+//! 1. the person's existing primary account link (HubSpot primary association,
+//!    Salesforce `AccountId`), when that account exists;
+//! 2. the registrable domain of the email (never for free-mail or disposable domains);
+//! 3. the registrable domain of the person's website field;
+//! 4. the company name (normalised, fuzzy, acronyms), found through an inverted token
+//!    index.
+//!
+//! Several accounts behind one piece of evidence (subsidiaries, country entities, CRM
+//! duplicates) are narrowed by the configured [`TieBreaker`]s in order; whatever is still
+//! tied is [`MatchStatus::Ambiguous`] with its candidates. The matcher abstains rather
+//! than guesses: precision over recall.
+
+pub mod country;
+pub mod domain;
+pub mod eval;
+pub mod name;
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{AccountRecord, OwnerId, OwnerRecord, PersonRecord, RecordId};
+use country::{CountryCode, country_code};
+use domain::{DomainClass, Host};
+use name::{NameIndex, NameKey};
+
+/// How the matcher decides. Every field has a default, so `[matcher]` in a config file
+/// only names what it changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MatcherConfig {
+    /// Applied in order to narrow several candidate accounts to one.
+    pub tie_breakers: Vec<TieBreaker>,
+    /// Minimum name similarity (0–1) for a company-name match.
+    pub name_threshold: f64,
+    /// Names scoring within this of the best are tied with it.
+    pub name_margin: f64,
+    /// Match `IBM` ↔ `International Business Machines` when the acronym is unique.
+    pub acronyms: bool,
+    /// Account `fields` holding further domains, separated by `;`, `,` or spaces.
+    pub domain_fields: Vec<String>,
+    /// Domains treated as company domains even if a free-mail list has them.
+    pub corporate_domains: Vec<String>,
+    /// More free-mail domains, on top of the built-in lists.
+    pub extra_free_mail_domains: Vec<String>,
+    /// How many candidates a result carries at most.
+    pub max_candidates: usize,
+}
+
+impl Default for MatcherConfig {
+    fn default() -> Self {
+        MatcherConfig {
+            tie_breakers: vec![
+                TieBreaker::CountryMatch,
+                TieBreaker::PreferParent,
+                TieBreaker::ActiveOwner,
+                TieBreaker::Largest,
+            ],
+            name_threshold: 0.90,
+            name_margin: 0.03,
+            acronyms: true,
+            domain_fields: vec!["hs_additional_domains".to_owned()],
+            corporate_domains: Vec::new(),
+            extra_free_mail_domains: Vec::new(),
+            max_candidates: 5,
+        }
+    }
+}
+
+/// One way to prefer one account over others that the evidence supports equally.
+/// A tie-breaker that would eliminate every candidate is skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TieBreaker {
+    /// Keep accounts with no ancestor among the candidates (the group's top).
+    PreferParent,
+    /// Keep accounts with no descendant among the candidates (the local entity).
+    PreferChild,
+    /// Keep accounts whose country is the person's.
+    CountryMatch,
+    /// Keep accounts whose owner is an active user (any owner id counts when the matcher
+    /// was given no owner records).
+    ActiveOwner,
+    /// Keep the account(s) with the most employees.
+    Largest,
+}
+
+impl TieBreaker {
+    fn label(self) -> &'static str {
+        match self {
+            TieBreaker::PreferParent => "prefer parent",
+            TieBreaker::PreferChild => "prefer child",
+            TieBreaker::CountryMatch => "country",
+            TieBreaker::ActiveOwner => "active owner",
+            TieBreaker::Largest => "largest",
+        }
+    }
+}
+
+/// A person to match, as the offline CSV path has it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MatchInput {
+    pub email: Option<String>,
+    pub company: Option<String>,
+    pub website: Option<String>,
+    pub country: Option<String>,
+    /// An existing primary account link; honoured first when the account exists.
+    pub primary_account: Option<RecordId>,
+}
+
+/// The outcome class of a match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MatchStatus {
+    Matched,
+    Unmatched,
+    Ambiguous,
+}
+
+impl MatchStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MatchStatus::Matched => "matched",
+            MatchStatus::Unmatched => "unmatched",
+            MatchStatus::Ambiguous => "ambiguous",
+        }
+    }
+}
+
+impl fmt::Display for MatchStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which evidence put a candidate forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchVia {
+    EmailDomain,
+    Website,
+    Name,
+    Association,
+}
+
+/// An account the evidence pointed at, with how strongly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    pub account_id: RecordId,
+    /// 0–1: how well this account fits the person.
+    pub score: f64,
+    pub via: MatchVia,
+    /// What matched: `domain acme.com`, `name "acme" 0.97`, `acronym ibm`.
+    pub note: String,
+}
+
+/// The matcher's answer for one person.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MatchResult {
+    pub status: MatchStatus,
+    /// Set only when `status` is `Matched`.
+    pub account_id: Option<RecordId>,
+    /// Matched: how sure the matcher is of `account_id`. Ambiguous: the best candidate's
+    /// score. Unmatched: 0.
+    pub confidence: f64,
+    /// Best first; the chosen account first when matched.
+    pub candidates: Vec<Candidate>,
+    /// One short sentence a person can act on. Never contains an email address.
+    pub reason: String,
+}
+
+impl MatchResult {
+    fn unmatched(reason: String, candidates: Vec<Candidate>) -> MatchResult {
+        MatchResult {
+            status: MatchStatus::Unmatched,
+            account_id: None,
+            confidence: 0.0,
+            candidates,
+            reason,
+        }
+    }
+}
+
+/// What the matcher knows of an account's owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OwnerState {
+    None,
+    Active,
+    Inactive,
+    /// The account has an owner id but no owner records were given (CSV path).
+    Unknown,
+}
+
+#[derive(Debug)]
+struct Account {
+    id: RecordId,
+    display: String,
+    key: Option<NameKey>,
+    country: Option<CountryCode>,
+    parent: Option<u32>,
+    group: u32,
+    employees: Option<i64>,
+    owner: OwnerState,
+    domains: Vec<Box<str>>,
+}
+
+/// Borrowed view of a person, shared by [`Matcher::match_person`] and
+/// [`Matcher::match_input`].
+struct Query<'a> {
+    email: Option<&'a str>,
+    company: Option<&'a str>,
+    website: Option<&'a str>,
+    country: Option<&'a str>,
+    link: Option<(&'a RecordId, bool)>,
+}
+
+/// The matcher over one CRM's accounts: a domain index and a name index, built once.
+/// `Sync`, so one matcher serves many threads.
+#[derive(Debug)]
+pub struct Matcher {
+    accounts: Vec<Account>,
+    by_id: HashMap<RecordId, u32>,
+    domains: HashMap<Box<str>, Vec<u32>>,
+    hosts: HashMap<Box<str>, Vec<u32>>,
+    names: NameIndex,
+    config: MatcherConfig,
+    extra_free: HashSet<String>,
+    corporate: HashSet<String>,
+}
+
+/// Parent chains longer than this are treated as cycles (CRMs do not prevent them).
+const MAX_DEPTH: usize = 32;
+
+impl Matcher {
+    /// Index `accounts`. `owners` tells active from inactive owners for
+    /// [`TieBreaker::ActiveOwner`]; pass `&[]` when unknown.
+    pub fn new(
+        accounts: &[AccountRecord],
+        owners: &[OwnerRecord],
+        config: &MatcherConfig,
+    ) -> Matcher {
+        let lower = |list: &[String]| -> HashSet<String> {
+            list.iter()
+                .filter_map(|d| domain::host_of(d).map(|h| h.host))
+                .collect()
+        };
+        let extra_free = lower(&config.extra_free_mail_domains);
+        let corporate = lower(&config.corporate_domains);
+        let owner_active: HashMap<&OwnerId, bool> =
+            owners.iter().map(|o| (&o.id, o.active)).collect();
+
+        let mut by_id = HashMap::with_capacity(accounts.len());
+        for (ix, record) in accounts.iter().enumerate() {
+            // A duplicate id keeps its first record, so results do not depend on hashing.
+            by_id.entry(record.id.clone()).or_insert(to_u32(ix));
+        }
+
+        let mut matcher = Matcher {
+            accounts: Vec::with_capacity(accounts.len()),
+            by_id,
+            domains: HashMap::with_capacity(accounts.len()),
+            hosts: HashMap::new(),
+            names: NameIndex::default(),
+            config: config.clone(),
+            extra_free,
+            corporate,
+        };
+
+        for (ix, record) in accounts.iter().enumerate() {
+            let ix = to_u32(ix);
+            let hosts = matcher.account_hosts(record);
+            let mut domains: Vec<Box<str>> = hosts
+                .iter()
+                .map(|h| Box::from(h.registrable.as_str()))
+                .collect();
+            domains.sort_unstable();
+            domains.dedup();
+            let mut full: Vec<Box<str>> = hosts
+                .iter()
+                .filter(|h| h.host != h.registrable)
+                .map(|h| Box::from(h.host.as_str()))
+                .collect();
+            full.sort_unstable();
+            full.dedup();
+            for d in &domains {
+                matcher.domains.entry(d.clone()).or_default().push(ix);
+            }
+            for h in &full {
+                matcher.hosts.entry(h.clone()).or_default().push(ix);
+            }
+            let key = record.name.as_deref().and_then(name::normalize);
+            if let Some(key) = &key {
+                matcher.names.insert(ix, key);
+            }
+            let owner = match &record.owner_id {
+                None => OwnerState::None,
+                Some(_) if owners.is_empty() => OwnerState::Unknown,
+                Some(id) => match owner_active.get(id) {
+                    Some(true) => OwnerState::Active,
+                    _ => OwnerState::Inactive,
+                },
+            };
+            matcher.accounts.push(Account {
+                id: record.id.clone(),
+                display: record
+                    .name
+                    .clone()
+                    .filter(|n| !n.trim().is_empty())
+                    .unwrap_or_else(|| format!("account {}", record.id)),
+                key,
+                country: record.country.as_deref().and_then(country_code),
+                parent: None,
+                group: ix,
+                employees: record.employees,
+                owner,
+                domains,
+            });
+        }
+        for (ix, record) in accounts.iter().enumerate() {
+            let parent = record
+                .parent_id
+                .as_ref()
+                .and_then(|p| matcher.by_id.get(p).copied())
+                .filter(|&p| p != to_u32(ix));
+            matcher.accounts[ix].parent = parent;
+        }
+        matcher.build_groups();
+        matcher
+    }
+
+    /// Every host an account is known by: website, `domain`, `extra_domains` and the
+    /// configured `fields`. Free-mail domains are dropped: an account whose website is
+    /// `gmail.com` must not attract every Gmail user.
+    fn account_hosts(&self, record: &AccountRecord) -> Vec<Host> {
+        let mut raw: Vec<&str> = Vec::new();
+        raw.extend(record.website.as_deref());
+        raw.extend(record.domain.as_deref());
+        raw.extend(record.extra_domains.iter().map(String::as_str));
+        for field in &self.config.domain_fields {
+            if let Some(value) = record.fields.get(field) {
+                raw.extend(value.split([';', ',', ' ', '\n']).filter(|v| !v.is_empty()));
+            }
+        }
+        raw.into_iter()
+            .filter_map(domain::website_host)
+            .filter(|h| {
+                domain::classify(h, &self.extra_free, &self.corporate) == DomainClass::Corporate
+            })
+            .collect()
+    }
+
+    /// Groups: accounts joined by parent links or by a shared domain are one
+    /// organisation, and only within one organisation do tie-breakers choose.
+    fn build_groups(&mut self) {
+        let n = self.accounts.len();
+        let mut uf: Vec<u32> = (0..to_u32(n)).collect();
+        fn find(uf: &mut [u32], mut x: u32) -> u32 {
+            while uf[x as usize] != x {
+                let up = uf[uf[x as usize] as usize];
+                uf[x as usize] = up;
+                x = up;
+            }
+            x
+        }
+        let union = |uf: &mut Vec<u32>, a: u32, b: u32| {
+            let (ra, rb) = (find(uf, a), find(uf, b));
+            if ra != rb {
+                // The smaller index wins so groups do not depend on iteration order.
+                let (lo, hi) = if ra < rb { (ra, rb) } else { (rb, ra) };
+                uf[hi as usize] = lo;
+            }
+        };
+        for ix in 0..n {
+            if let Some(p) = self.accounts[ix].parent {
+                union(&mut uf, to_u32(ix), p);
+            }
+        }
+        for members in self.domains.values() {
+            for pair in members.windows(2) {
+                union(&mut uf, pair[0], pair[1]);
+            }
+        }
+        for ix in 0..n {
+            self.accounts[ix].group = find(&mut uf, to_u32(ix));
+        }
+    }
+
+    /// How many accounts the matcher holds.
+    pub fn len(&self) -> usize {
+        self.accounts.len()
+    }
+
+    /// Whether the matcher holds no accounts.
+    pub fn is_empty(&self) -> bool {
+        self.accounts.is_empty()
+    }
+
+    /// Match a contact or lead from the mirror.
+    pub fn match_person(&self, person: &PersonRecord) -> MatchResult {
+        let link = person.accounts.as_deref().and_then(|links| {
+            links
+                .iter()
+                .find(|l| l.primary)
+                .map(|l| (&l.account_id, true))
+                // A single unlabelled link is the person's account too.
+                .or(match links {
+                    [only] => Some((&only.account_id, false)),
+                    _ => None,
+                })
+        });
+        self.run(&Query {
+            email: person.email.as_deref(),
+            company: person.company.as_deref(),
+            website: person.website.as_deref(),
+            country: person.country.as_deref(),
+            link,
+        })
+    }
+
+    /// Match the offline CSV shape: email, company, website, country.
+    pub fn match_input(&self, input: &MatchInput) -> MatchResult {
+        self.run(&Query {
+            email: input.email.as_deref(),
+            company: input.company.as_deref(),
+            website: input.website.as_deref(),
+            country: input.country.as_deref(),
+            link: input.primary_account.as_ref().map(|id| (id, true)),
+        })
+    }
+
+    fn run(&self, q: &Query<'_>) -> MatchResult {
+        if let Some((id, primary)) = q.link
+            && let Some(&ix) = self.by_id.get(id)
+        {
+            let (confidence, what) = if primary {
+                (1.0, "primary account link")
+            } else {
+                (0.97, "only account link")
+            };
+            return self.matched(
+                ix,
+                confidence,
+                vec![self.candidate(ix, confidence, MatchVia::Association, what.to_owned())],
+                format!("{what} to {}", self.accounts[ix as usize].display),
+            );
+        }
+        let country = q.country.and_then(country_code);
+        let name = q.company.and_then(name::normalize);
+        let mut notes: Vec<String> = Vec::new();
+
+        // The email's domain: the strongest evidence after an explicit link.
+        let mut unknown_corporate: Option<String> = None;
+        if let Some(host) = q.email.and_then(domain::email_host) {
+            match domain::classify(&host, &self.extra_free, &self.corporate) {
+                DomainClass::Corporate => match self.domains.get(host.registrable.as_str()) {
+                    Some(hits) => {
+                        return self.resolve_domain(
+                            hits,
+                            &host,
+                            MatchVia::EmailDomain,
+                            name.as_ref(),
+                            country,
+                        );
+                    }
+                    None => {
+                        notes.push(format!("no account has email domain {}", host.registrable));
+                        unknown_corporate = Some(host.registrable);
+                    }
+                },
+                DomainClass::FreeMail => {
+                    notes.push(format!("free-mail domain {} ignored", host.registrable));
+                }
+                DomainClass::Disposable => {
+                    notes.push(format!("disposable domain {} ignored", host.registrable));
+                }
+            }
+        }
+        if let Some(host) = q.website.and_then(domain::website_host)
+            && domain::classify(&host, &self.extra_free, &self.corporate) == DomainClass::Corporate
+        {
+            match self.domains.get(host.registrable.as_str()) {
+                Some(hits) => {
+                    return self.resolve_domain(
+                        hits,
+                        &host,
+                        MatchVia::Website,
+                        name.as_ref(),
+                        country,
+                    );
+                }
+                None => notes.push(format!(
+                    "no account has website domain {}",
+                    host.registrable
+                )),
+            }
+        }
+        match name {
+            Some(name) => self.match_name(&name, country, unknown_corporate.as_deref(), notes),
+            None => {
+                notes.push("no company name".to_owned());
+                MatchResult::unmatched(notes.join("; "), Vec::new())
+            }
+        }
+    }
+
+    /// Several (or one) accounts share the person's domain.
+    fn resolve_domain(
+        &self,
+        hits: &[u32],
+        host: &Host,
+        via: MatchVia,
+        name: Option<&NameKey>,
+        country: Option<CountryCode>,
+    ) -> MatchResult {
+        let what = match via {
+            MatchVia::EmailDomain => "email domain",
+            _ => "website domain",
+        };
+        let sims: Vec<Option<f64>> = hits
+            .iter()
+            .map(|&ix| {
+                let key = self.accounts[ix as usize].key.as_ref()?;
+                Some(name::similarity(name?, key))
+            })
+            .collect();
+        let base = if via == MatchVia::EmailDomain {
+            0.97
+        } else {
+            0.93
+        };
+        let mut candidates: Vec<Candidate> = hits
+            .iter()
+            .zip(&sims)
+            .map(|(&ix, sim)| {
+                let note = match sim {
+                    Some(s) => format!("domain {} (name {:.2})", host.registrable, s),
+                    None => format!("domain {}", host.registrable),
+                };
+                self.candidate(ix, base, via, note)
+            })
+            .collect();
+
+        if let [only] = hits {
+            let confidence = match sims[0] {
+                Some(s) if s >= self.config.name_threshold => 0.99,
+                Some(s) if s < 0.5 => base - 0.07,
+                _ => base,
+            };
+            candidates[0].score = confidence;
+            return self.matched(
+                *only,
+                confidence,
+                candidates,
+                format!(
+                    "{what} {} → {}",
+                    host.registrable, self.accounts[*only as usize].display
+                ),
+            );
+        }
+
+        // Several accounts: the most specific host first (eu.acme.com over acme.com) ...
+        let mut set: Vec<u32> = hits.to_vec();
+        let mut steps: Vec<String> = Vec::new();
+        if host.host != host.registrable
+            && let Some(exact) = self.hosts.get(host.host.as_str())
+        {
+            let narrowed: Vec<u32> = set
+                .iter()
+                .copied()
+                .filter(|ix| exact.contains(ix))
+                .collect();
+            if !narrowed.is_empty() && narrowed.len() < set.len() {
+                set = narrowed;
+                steps.push(format!("host {}", host.host));
+            }
+        }
+        // ... then the company name, when it clearly prefers some of them ...
+        if set.len() > 1 && name.is_some() {
+            let score_of = |ix: u32| -> f64 {
+                hits.iter()
+                    .position(|&h| h == ix)
+                    .and_then(|p| sims[p])
+                    .unwrap_or(0.0)
+            };
+            let best = set.iter().map(|&ix| score_of(ix)).fold(0.0, f64::max);
+            if best >= self.config.name_threshold {
+                let narrowed: Vec<u32> = set
+                    .iter()
+                    .copied()
+                    .filter(|&ix| score_of(ix) >= best - self.config.name_margin)
+                    .collect();
+                if narrowed.len() < set.len() {
+                    set = narrowed;
+                    steps.push("company name".to_owned());
+                }
+            }
+        }
+        // ... then the configured tie-breakers.
+        let applied = self.tie_break(&mut set, country);
+        steps.extend(applied);
+        for c in &mut candidates {
+            if !set
+                .iter()
+                .any(|&ix| self.accounts[ix as usize].id == c.account_id)
+            {
+                c.score = base * 0.8;
+            }
+        }
+        sort_candidates(&mut candidates);
+        if let [chosen] = set[..] {
+            let confidence = if steps
+                .iter()
+                .all(|s| s == "company name" || s.starts_with("host "))
+            {
+                0.95
+            } else {
+                0.9
+            };
+            if let Some(c) = candidates
+                .iter_mut()
+                .find(|c| c.account_id == self.accounts[chosen as usize].id)
+            {
+                c.score = confidence;
+            }
+            sort_candidates(&mut candidates);
+            return self.matched(
+                chosen,
+                confidence,
+                candidates,
+                format!(
+                    "{what} {} has {} accounts; chose {} by {}",
+                    host.registrable,
+                    hits.len(),
+                    self.accounts[chosen as usize].display,
+                    steps.join(", ")
+                ),
+            );
+        }
+        let confidence = candidates.first().map_or(0.0, |c| c.score);
+        self.ambiguous(
+            confidence,
+            candidates,
+            format!(
+                "{what} {} has {} accounts that the tie-breakers cannot separate",
+                host.registrable,
+                set.len()
+            ),
+        )
+    }
+
+    /// Company-name matching, for people without a usable domain.
+    fn match_name(
+        &self,
+        name: &NameKey,
+        country: Option<CountryCode>,
+        unknown_corporate: Option<&str>,
+        mut notes: Vec<String>,
+    ) -> MatchResult {
+        let threshold = self.config.name_threshold;
+        let mut ids: Vec<u32> = Vec::new();
+        self.names.candidates(name, &mut ids);
+        // A token that is some account's real word is not a typo: "Tekzan Insurance" is
+        // its own company, not a misspelling of "Tekxan Insurance".
+        let known: Vec<&str> = name
+            .tokens
+            .iter()
+            .filter(|t| self.names.knows(t))
+            .map(String::as_str)
+            .collect();
+        let mut scored: Vec<(u32, f64, String)> = ids
+            .iter()
+            .filter_map(|&ix| {
+                let key = self.accounts[ix as usize].key.as_ref()?;
+                let mut s = name::similarity(name, key);
+                if s < 0.98 && known.iter().any(|t| !key.tokens.iter().any(|k| k == t)) {
+                    s *= 0.8;
+                }
+                (s >= 0.7).then(|| (ix, s, format!("name \"{}\" {:.2}", key.key, s)))
+            })
+            .collect();
+        if self.config.acronyms && scored.iter().all(|(_, s, _)| *s < threshold) {
+            self.acronym_candidates(name, &mut scored);
+        }
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let mut candidates: Vec<Candidate> = scored
+            .iter()
+            .map(|(ix, s, note)| self.candidate(*ix, *s, MatchVia::Name, note.clone()))
+            .collect();
+        let best = scored.first().map_or(0.0, |s| s.1);
+        if best < threshold {
+            notes.push(format!("no account name matches \"{}\"", name.key));
+            candidates.truncate(self.config.max_candidates);
+            return MatchResult::unmatched(notes.join("; "), candidates);
+        }
+        let mut set: Vec<u32> = scored
+            .iter()
+            .filter(|(_, s, _)| *s >= best - self.config.name_margin && *s >= threshold)
+            .map(|(ix, _, _)| *ix)
+            .collect();
+        let groups: HashSet<u32> = set
+            .iter()
+            .map(|&ix| self.accounts[ix as usize].group)
+            .collect();
+        if groups.len() > 1 {
+            notes.push(format!(
+                "company name \"{}\" fits {} unrelated accounts",
+                name.key,
+                set.len()
+            ));
+            return self.ambiguous(best, candidates, notes.join("; "));
+        }
+        let steps = self.tie_break(&mut set, country);
+        let [chosen] = set[..] else {
+            notes.push(format!(
+                "company name \"{}\" fits {} related accounts that the tie-breakers cannot separate",
+                name.key,
+                set.len()
+            ));
+            return self.ambiguous(best, candidates, notes.join("; "));
+        };
+        let account = &self.accounts[chosen as usize];
+        // A company domain that is not the account's own is a different company as often
+        // as it is an alias: leave that to a person.
+        if let Some(domain) = unknown_corporate
+            && !account.domains.is_empty()
+        {
+            notes.push(format!(
+                "company name matches {} but its domains do not include {domain}",
+                account.display
+            ));
+            return self.ambiguous(best, candidates, notes.join("; "));
+        }
+        let score = scored
+            .iter()
+            .find(|(ix, _, _)| *ix == chosen)
+            .map_or(best, |s| s.1);
+        let mut confidence = (score * 0.92).min(0.92);
+        if !steps.is_empty() {
+            confidence *= 0.95;
+        }
+        for c in &mut candidates {
+            if c.account_id == account.id {
+                c.score = confidence;
+            }
+        }
+        sort_candidates(&mut candidates);
+        let how = scored
+            .iter()
+            .find(|(ix, _, _)| *ix == chosen)
+            .map_or(String::new(), |s| s.2.clone());
+        notes.push(if steps.is_empty() {
+            format!("company {how} → {}", account.display)
+        } else {
+            format!(
+                "company {how} → {} by {}",
+                account.display,
+                steps.join(", ")
+            )
+        });
+        self.matched(chosen, confidence, candidates, notes.join("; "))
+    }
+
+    /// `IBM` ↔ `International Business Machines`, only when exactly one organisation fits.
+    fn acronym_candidates(&self, name: &NameKey, scored: &mut Vec<(u32, f64, String)>) {
+        let score = self.config.name_threshold.max(0.9);
+        let mut hits: Vec<u32> = Vec::new();
+        if let Some(acronym) = name.as_acronym() {
+            hits.extend_from_slice(self.names.by_acronym(acronym));
+        }
+        if let Some(acronym) = &name.acronym {
+            let as_key = NameKey {
+                tokens: vec![acronym.clone()],
+                key: acronym.clone(),
+                sorted: acronym.clone(),
+                compact: acronym.clone(),
+                acronym: None,
+            };
+            hits.extend_from_slice(self.names.exact(&as_key));
+        }
+        hits.sort_unstable();
+        hits.dedup();
+        let groups: HashSet<u32> = hits
+            .iter()
+            .map(|&ix| self.accounts[ix as usize].group)
+            .collect();
+        if groups.len() == 1 {
+            for ix in hits {
+                scored.retain(|(i, _, _)| *i != ix);
+                scored.push((ix, score, format!("acronym \"{}\"", name.key)));
+            }
+        }
+    }
+
+    /// Narrow `set` with the configured tie-breakers; returns the labels of those that
+    /// removed someone.
+    fn tie_break(&self, set: &mut Vec<u32>, country: Option<CountryCode>) -> Vec<String> {
+        let mut applied = Vec::new();
+        for &breaker in &self.config.tie_breakers {
+            if set.len() <= 1 {
+                break;
+            }
+            let kept: Vec<u32> = match breaker {
+                TieBreaker::PreferParent => set
+                    .iter()
+                    .copied()
+                    .filter(|&a| !set.iter().any(|&b| b != a && self.is_ancestor(b, a)))
+                    .collect(),
+                TieBreaker::PreferChild => set
+                    .iter()
+                    .copied()
+                    .filter(|&a| !set.iter().any(|&b| b != a && self.is_ancestor(a, b)))
+                    .collect(),
+                TieBreaker::CountryMatch => match country {
+                    Some(code) => set
+                        .iter()
+                        .copied()
+                        .filter(|&a| self.accounts[a as usize].country == Some(code))
+                        .collect(),
+                    None => continue,
+                },
+                TieBreaker::ActiveOwner => set
+                    .iter()
+                    .copied()
+                    .filter(|&a| {
+                        matches!(
+                            self.accounts[a as usize].owner,
+                            OwnerState::Active | OwnerState::Unknown
+                        )
+                    })
+                    .collect(),
+                TieBreaker::Largest => {
+                    let max = set
+                        .iter()
+                        .filter_map(|&a| self.accounts[a as usize].employees)
+                        .max();
+                    match max {
+                        Some(max) => set
+                            .iter()
+                            .copied()
+                            .filter(|&a| self.accounts[a as usize].employees == Some(max))
+                            .collect(),
+                        None => continue,
+                    }
+                }
+            };
+            if !kept.is_empty() && kept.len() < set.len() {
+                *set = kept;
+                applied.push(match (breaker, country) {
+                    (TieBreaker::CountryMatch, Some(code)) => {
+                        format!("country {}", country::code_str(&code))
+                    }
+                    _ => breaker.label().to_owned(),
+                });
+            }
+        }
+        applied
+    }
+
+    /// Whether `a` is a (transitive) parent of `b`.
+    fn is_ancestor(&self, a: u32, b: u32) -> bool {
+        let mut cur = self.accounts[b as usize].parent;
+        for _ in 0..MAX_DEPTH {
+            match cur {
+                Some(p) if p == a => return true,
+                Some(p) => cur = self.accounts[p as usize].parent,
+                None => return false,
+            }
+        }
+        false
+    }
+
+    fn candidate(&self, ix: u32, score: f64, via: MatchVia, note: String) -> Candidate {
+        Candidate {
+            account_id: self.accounts[ix as usize].id.clone(),
+            score,
+            via,
+            note,
+        }
+    }
+
+    fn matched(
+        &self,
+        ix: u32,
+        confidence: f64,
+        mut candidates: Vec<Candidate>,
+        reason: String,
+    ) -> MatchResult {
+        candidates.truncate(self.config.max_candidates);
+        MatchResult {
+            status: MatchStatus::Matched,
+            account_id: Some(self.accounts[ix as usize].id.clone()),
+            confidence,
+            candidates,
+            reason,
+        }
+    }
+
+    fn ambiguous(
+        &self,
+        confidence: f64,
+        mut candidates: Vec<Candidate>,
+        reason: String,
+    ) -> MatchResult {
+        candidates.truncate(self.config.max_candidates);
+        MatchResult {
+            status: MatchStatus::Ambiguous,
+            account_id: None,
+            confidence,
+            candidates,
+            reason,
+        }
+    }
+}
+
+fn sort_candidates(candidates: &mut [Candidate]) {
+    candidates.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then_with(|| a.account_id.cmp(&b.account_id))
+    });
+}
+
+fn to_u32(ix: usize) -> u32 {
+    u32::try_from(ix).expect("fewer than 4 billion accounts")
+}
+
+#[cfg(test)]
+mod tests;

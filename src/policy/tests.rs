@@ -1,0 +1,233 @@
+//! Policy parsing and checking: the examples load, and mistakes are reported with place and fix.
+
+use super::*;
+use chrono::Utc;
+
+fn issues(text: &str) -> Vec<String> {
+    match parse("p.toml", text) {
+        Ok((_, warnings)) => warnings.iter().map(ToString::to_string).collect(),
+        Err(issues) => issues.iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn every_example_policy_loads_without_errors() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/policies");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).expect("config/policies exists") {
+        let path = entry.expect("readable dir entry").path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if !name.ends_with(".toml") || name.ends_with(".fixtures.toml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("readable policy");
+        match parse(name, &text) {
+            Ok((policy, warnings)) => {
+                assert!(warnings.is_empty(), "{name}: {warnings:#?}");
+                assert_eq!(policy.version.len(), 16);
+                n += 1;
+            }
+            Err(issues) => panic!(
+                "{name}: {}",
+                issues
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ),
+        }
+    }
+    assert!(n >= 2, "expected several example policies, found {n}");
+}
+
+#[test]
+fn the_version_is_a_hash_of_the_file_content() {
+    let a = "[default]\naction = \"exception\"\n";
+    let b = "[default]\naction = \"exception\" # changed\n";
+    let (pa, _) = parse("a", a).unwrap();
+    let (pa2, _) = parse("a2", a).unwrap();
+    let (pb, _) = parse("b", b).unwrap();
+    assert_eq!(pa.version, pa2.version);
+    assert_ne!(pa.version, pb.version);
+}
+
+#[test]
+fn syntax_errors_name_line_and_column() {
+    let got = issues("[default]\naction = \"pool\"\npool = \n");
+    assert_eq!(got.len(), 1);
+    assert!(got[0].starts_with("p.toml:3:"), "{got:?}");
+}
+
+#[test]
+fn unknown_keys_are_errors_with_their_place() {
+    let got = issues("[default]\naction = \"exception\"\nflavour = 1\n");
+    assert!(
+        got[0].starts_with("p.toml:3:1: error: unknown field `flavour`"),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn every_semantic_problem_is_reported_at_once_with_a_fix() {
+    let text = r#"
+[reps.al]
+owner = "1"
+time_zone = "Mars/Olympus"
+hours = "9am-5pm"
+out_of_office = [{ from = "2026-12-24", to = "2026-12-01" }]
+
+[pools.p]
+strategy = "weighted"
+members = ["al", "zed", { rep = "al", weight = 0 }]
+
+[pools.q]
+strategy = "lottery"
+members = []
+
+[[rules]]
+name = "to-nowhere"
+when = [{ territory = "atlantis" }]
+action = "pool"
+pool = "nope"
+
+[[rules]]
+name = "catch-all"
+action = "exception"
+
+[[rules]]
+name = "dead"
+when = [{ field = "country", equals = "DE" }]
+action = "owner"
+rep = "al"
+
+[default]
+action = "exception"
+"#;
+    let got = issues(text).join("\n");
+    for needle in [
+        "p.toml:4:13: error: reps.al.time_zone \"Mars/Olympus\" is not an IANA time zone",
+        "p.toml:5:9: error: reps.al.hours \"9am-5pm\" is not a time window",
+        "p.toml:6:18: error: reps.al.out_of_office: the window ends before it starts",
+        "unknown rep \"zed\"",
+        "rep \"al\" has weight 0; fix: use a weight ≥ 1",
+        "strategy \"lottery\" is unknown",
+        "pools.q.members is empty",
+        "unknown territory \"atlantis\"",
+        "unknown pool \"nope\"",
+        "rule \"dead\" is unreachable: rule \"catch-all\"",
+    ] {
+        assert!(got.contains(needle), "missing {needle:?} in\n{got}");
+    }
+    assert!(got.lines().all(|l| l.contains("; fix: ")), "{got}");
+}
+
+#[test]
+fn a_policy_without_a_default_rule_is_rejected() {
+    let got = issues("[settings]\nsticky = true\n").join("\n");
+    assert!(got.contains("no [default] rule"), "{got}");
+}
+
+#[test]
+fn overlapping_rules_are_warned_about() {
+    let text = r#"
+[reps.a]
+owner = "1"
+[[rules]]
+name = "first"
+when = [{ field = "country", in = ["DE", "FR"] }]
+action = "owner"
+rep = "a"
+[[rules]]
+name = "second"
+when = [{ field = "country", in = ["fr", "ES"] }]
+action = "keep"
+[default]
+action = "exception"
+"#;
+    let got = issues(text).join("\n");
+    assert!(
+        got.contains("warning: rules \"first\" and \"second\" overlap"),
+        "{got}"
+    );
+}
+
+#[test]
+fn working_hours_follow_the_reps_zone_across_dst() {
+    use chrono::TimeZone;
+    let text = r#"
+[reps.ny]
+owner = "1"
+time_zone = "America/New_York"
+hours = "09:00-17:00"
+days = "mon-fri"
+[pools.p]
+strategy = "round_robin"
+members = ["ny"]
+[default]
+action = "pool"
+pool = "p"
+"#;
+    let (policy, _) = parse("p", text).unwrap();
+    let rep = &policy.reps["ny"];
+    let tz = rep.zone(None, None);
+    // 13:30 UTC is 09:30 in New York in winter (EST, UTC-5) but 09:30 in summer too
+    // only because of DST (EDT, UTC-4: 13:30 UTC = 09:30). 13:30 UTC on the Friday
+    // before the March switch is 08:30 EST: off hours.
+    let before = Utc.with_ymd_and_hms(2026, 3, 6, 13, 30, 0).unwrap();
+    let after = Utc.with_ymd_and_hms(2026, 3, 9, 13, 30, 0).unwrap();
+    assert!(matches!(
+        rep.availability(None, tz, before),
+        Availability::OffHours(_)
+    ));
+    assert_eq!(rep.availability(None, tz, after), Availability::Available);
+    // Saturday is never a working day.
+    let saturday = Utc.with_ymd_and_hms(2026, 3, 7, 15, 0, 0).unwrap();
+    assert!(matches!(
+        rep.availability(None, tz, saturday),
+        Availability::OffHours(_)
+    ));
+}
+
+#[test]
+fn night_shifts_wrap_past_midnight_and_belong_to_the_day_they_start() {
+    use chrono::NaiveTime;
+    let h = WorkingHours {
+        start: NaiveTime::from_hms_opt(22, 0, 0).unwrap(),
+        end: NaiveTime::from_hms_opt(6, 0, 0).unwrap(),
+        days: [false, false, false, false, true, false, false], // Friday night only
+    };
+    let fri = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    let sat = chrono::NaiveDate::from_ymd_opt(2026, 11, 21).unwrap();
+    assert!(h.contains(fri, NaiveTime::from_hms_opt(23, 0, 0).unwrap()));
+    assert!(h.contains(sat, NaiveTime::from_hms_opt(5, 0, 0).unwrap()));
+    assert!(!h.contains(sat, NaiveTime::from_hms_opt(23, 0, 0).unwrap()));
+    assert!(!h.contains(fri, NaiveTime::from_hms_opt(5, 0, 0).unwrap()));
+}
+
+#[test]
+fn reps_missing_or_inactive_in_the_mirror_are_reported() {
+    let text = "[reps.a]\nowner = \"1\"\n[reps.b]\nowner = \"2\"\n[reps.c]\nowner = \"3\"\n[default]\naction = \"exception\"\n";
+    let (policy, _) = parse("p.toml", text).unwrap();
+    let owner = |id: &str, active: bool| crate::domain::OwnerRecord {
+        id: crate::domain::OwnerId::new(id),
+        kind: crate::domain::OwnerKind::User,
+        email: None,
+        name: id.into(),
+        active,
+        teams: Vec::new(),
+        time_zone: None,
+        manager_id: None,
+        user_id: None,
+        updated_at: None,
+    };
+    let got = policy.check_roster(&[owner("1", true), owner("2", false)]);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got[0].contains("reps.b (2) is inactive"), "{got:?}");
+    assert!(
+        got[1].contains("reps.c.owner \"3\" is not an owner in the mirror"),
+        "{got:?}"
+    );
+}

@@ -1,0 +1,233 @@
+//! Plan, explain and drift over a mirror stored in SQLite, checked against golden files
+//! in tests/golden/ (`UPDATE_EXPECT=1 cargo test --test it reconcile` rewrites them).
+
+use expect_test::expect_file;
+use leadroute::domain::{CrmKind, ObjectKind, RecordId};
+use leadroute::policy;
+use leadroute::reconcile::{self, Ledger, drift, synth};
+use leadroute_crm::{Change, Record};
+
+use crate::helpers::sqlite_store;
+
+async fn stored_org() -> (
+    crate::helpers::TestStore,
+    leadroute::domain::Snapshot,
+    policy::Policy,
+) {
+    let size = synth::OrgSize {
+        owners: 8,
+        accounts: 100,
+        people: 80,
+    };
+    let org = synth::org(2026, size);
+    let (policy, _) = policy::parse("synthetic.toml", &synth::policy_text(size.owners)).unwrap();
+    let ts = sqlite_store().await;
+    let owners: Vec<Change> = org
+        .owners
+        .iter()
+        .cloned()
+        .map(|o| Change::Upsert(Record::Owner(o)))
+        .collect();
+    let accounts: Vec<Change> = org
+        .accounts
+        .iter()
+        .cloned()
+        .map(|a| Change::Upsert(Record::Account(a)))
+        .collect();
+    let people: Vec<Change> = org
+        .people
+        .iter()
+        .cloned()
+        .map(|p| Change::Upsert(Record::Person(p)))
+        .collect();
+    ts.store
+        .apply_changes(CrmKind::Hubspot, ObjectKind::Owner, &owners, None)
+        .await
+        .unwrap();
+    ts.store
+        .apply_changes(CrmKind::Hubspot, ObjectKind::Account, &accounts, None)
+        .await
+        .unwrap();
+    ts.store
+        .apply_changes(CrmKind::Hubspot, ObjectKind::Contact, &people, None)
+        .await
+        .unwrap();
+    let snapshot = ts.store.snapshot(CrmKind::Hubspot).await.unwrap();
+    assert_eq!(snapshot.people.len(), 80);
+    (ts, snapshot, policy)
+}
+
+#[tokio::test]
+async fn plan_output_from_the_stored_mirror_matches_the_golden_files() {
+    let (ts, snapshot, policy) = stored_org().await;
+    let mut ledger = ts.store.load_ledger(CrmKind::Hubspot).await.unwrap();
+    let plan = reconcile::plan(&snapshot, &policy, &mut ledger, synth::base_time());
+    expect_file!["../golden/plan.txt"].assert_eq(&plan.to_table(Some(&policy), 100));
+    expect_file!["../golden/plan.csv"].assert_eq(&plan.to_csv());
+    // The plan JSON is what `apply --plan` reads: it round-trips.
+    let back: reconcile::Plan = serde_json::from_str(&plan.to_json()).unwrap();
+    assert_eq!(back, plan);
+
+    // Committing the ledger and re-planning from the stored copy picks the same owners.
+    ts.store
+        .save_ledger(CrmKind::Hubspot, &mut ledger)
+        .await
+        .unwrap();
+    let mut reloaded = ts.store.load_ledger(CrmKind::Hubspot).await.unwrap();
+    let again = reconcile::plan(&snapshot, &policy, &mut reloaded, synth::base_time());
+    let pairs = |p: &reconcile::Plan| {
+        p.changes
+            .iter()
+            .map(|c| (c.id.clone(), c.to.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        pairs(&again) == pairs(&plan),
+        "re-planning from the stored ledger changed owners"
+    );
+    ts.cleanup().await;
+}
+
+#[tokio::test]
+async fn explain_output_matches_the_golden_file() {
+    let (ts, snapshot, policy) = stored_org().await;
+    let ledger = Ledger::default();
+    // The first change of each rule, and the first exception.
+    let mut out = String::new();
+    let plan = reconcile::plan(&snapshot, &policy, &mut ledger.clone(), synth::base_time());
+    let mut rules = std::collections::BTreeSet::new();
+    let mut wanted: Vec<RecordId> = plan
+        .changes
+        .iter()
+        .filter(|c| rules.insert(c.rule.clone()))
+        .map(|c| c.id.clone())
+        .collect();
+    wanted.extend(plan.exceptions.first().map(|e| e.id.clone()));
+    assert!(
+        wanted.len() >= 3,
+        "the synthetic org routes by several rules and has exceptions"
+    );
+    for id in wanted {
+        let d = reconcile::explain(
+            &snapshot,
+            &policy,
+            &ledger,
+            synth::base_time(),
+            ObjectKind::Contact,
+            &id,
+        )
+        .unwrap();
+        out.push_str(&reconcile::explain::render(
+            &format!("hubspot:contact:{id}"),
+            &d,
+            &policy,
+        ));
+        out.push_str("\n----\n");
+    }
+    expect_file!["../golden/explain.txt"].assert_eq(&out);
+    ts.cleanup().await;
+}
+
+#[tokio::test]
+async fn drift_report_matches_the_golden_files() {
+    let (ts, snapshot, policy) = stored_org().await;
+    let report = drift::build(&snapshot, &policy, &Ledger::default(), synth::base_time());
+    expect_file!["../golden/drift.md"].assert_eq(&report.to_markdown());
+    expect_file!["../golden/drift.csv"].assert_eq(&report.to_csv());
+    let html = report.to_html();
+    assert!(html.contains("<svg") && html.contains("wrong owner"));
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    assert_eq!(json["records"], 80);
+    ts.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_plan_drift_explain_and_policy_commands_run_against_a_configured_store() {
+    use clap::Parser as _;
+    let (ts, _snapshot, _policy) = stored_org().await;
+    let dir = tempfile::tempdir().unwrap();
+    let policy_path = dir.path().join("policy.toml");
+    std::fs::write(&policy_path, synth::policy_text(8)).unwrap();
+    let config_path = dir.path().join("leadroute.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "[crm]\nkind = \"hubspot\"\nbase_url = \"http://127.0.0.1:9\"\ntoken = \"test-token\"\n\n[store]\nurl = \"{}\"\n\n[policy]\npath = \"{}\"\n",
+            ts.url,
+            policy_path.display()
+        ),
+    )
+    .unwrap();
+    let config_arg = config_path.display().to_string();
+    let run = |args: Vec<String>| {
+        let mut full = vec![
+            "leadroute".to_owned(),
+            "--config".to_owned(),
+            config_arg.clone(),
+        ];
+        full.extend(args);
+        leadroute::cli::dispatch(leadroute::cli::Cli::parse_from(full))
+    };
+    let plan_file = dir.path().join("plan.json");
+    let now = "--now=2026-11-23T14:00:00Z".to_owned();
+    run(vec![
+        "plan".into(),
+        "--format".into(),
+        "csv".into(),
+        "--out".into(),
+        plan_file.display().to_string(),
+        now.clone(),
+    ])
+    .await
+    .unwrap();
+    let plan: reconcile::Plan =
+        serde_json::from_str(&std::fs::read_to_string(&plan_file).unwrap()).unwrap();
+    assert!(!plan.changes.is_empty());
+    // `--out` commits the ledger: the stored rotation now knows the picks.
+    let ledger = ts.store.load_ledger(CrmKind::Hubspot).await.unwrap();
+    assert!(!ledger.assignments.is_empty());
+
+    let drift_dir = dir.path().join("drift");
+    run(vec![
+        "drift".into(),
+        "--format".into(),
+        "all".into(),
+        "--out".into(),
+        drift_dir.display().to_string(),
+        now.clone(),
+    ])
+    .await
+    .unwrap();
+    for ext in ["md", "html", "csv", "json"] {
+        assert!(
+            drift_dir.join(format!("drift.{ext}")).exists(),
+            "drift.{ext}"
+        );
+    }
+    let id = &plan.changes[0].id;
+    run(vec![
+        "explain".into(),
+        format!("hubspot:contact:{id}"),
+        now.clone(),
+    ])
+    .await
+    .unwrap();
+    let err = run(vec![
+        "explain".into(),
+        "hubspot:contact:nope".into(),
+        now.clone(),
+    ])
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("not in the mirror"), "{err}");
+    run(vec![
+        "policy".into(),
+        "diff".into(),
+        policy_path.display().to_string(),
+        policy_path.display().to_string(),
+        now,
+    ])
+    .await
+    .unwrap();
+    ts.cleanup().await;
+}
