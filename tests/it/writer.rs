@@ -835,3 +835,90 @@ async fn apply_rollback_and_exceptions_work_from_the_command_line() {
     assert!(String::from_utf8_lossy(&listed.stdout).contains("no open exceptions"));
     sim.shutdown().await;
 }
+
+/// `backfill` as a user runs it: mirror, dry run (nothing written), backfill with a
+/// policy, then re-sync and backfill again: nothing left to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_plans_from_the_mirror_applies_and_then_finds_nothing_left() {
+    let sim = sim(300).await;
+    let owners: Vec<String> = sim
+        .state()
+        .owners
+        .iter()
+        .filter(|o| !o.archived && o.owner_type == "PERSON")
+        .map(|o| o.id.to_string())
+        .take(3)
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let mut policy = String::from("[settings]\nname = \"it\"\n\n");
+    for (i, owner) in owners.iter().enumerate() {
+        policy.push_str(&format!("[reps.r{i}]\nowner = \"{owner}\"\n\n"));
+    }
+    let members: Vec<String> = (0..owners.len()).map(|i| format!("\"r{i}\"")).collect();
+    policy.push_str(&format!(
+        "[pools.all]\nstrategy = \"round_robin\"\nmembers = [{}]\n\n[default]\naction = \"pool\"\npool = \"all\"\n",
+        members.join(", ")
+    ));
+    let policy_path = dir.path().join("policy.toml");
+    std::fs::write(&policy_path, policy).unwrap();
+    let config_path = dir.path().join("leadroute.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "[crm]\nkind = \"hubspot\"\nbase_url = \"{}\"\ntoken = \"{}\"\ntier = \"api_add_on\"\n\n[store]\nurl = \"sqlite://{}\"\n\n[policy]\npath = \"{}\"\n",
+            sim.base_url(),
+            sim.token(),
+            dir.path().join("leadroute.db").display(),
+            policy_path.display()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_leadroute"));
+        command
+            .arg("--config")
+            .arg(&config_path)
+            .args(args)
+            .env_clear()
+            .stdin(std::process::Stdio::null());
+        async move {
+            let output = tokio::task::spawn_blocking(move || command.output())
+                .await
+                .unwrap()
+                .expect("run leadroute");
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            (output.status.success(), text)
+        }
+    };
+    let (ok, out) = run(&["sync", "--once"]).await;
+    assert!(ok, "{out}");
+    let (ok, out) = run(&["backfill", "--dry-run"]).await;
+    assert!(ok, "{out}");
+    assert!(out.contains("dry run"), "{out}");
+    assert!(sim.write_log().is_empty(), "a dry run writes nothing");
+    let (ok, out) = run(&["backfill", "--yes"]).await;
+    assert!(ok, "{out}");
+    let moved = sim.write_log().len();
+    assert!(moved > 0, "{out}");
+    for (id, owner) in owner_of(&sim) {
+        assert!(
+            owner.as_ref().is_some_and(|o| owners.contains(o)),
+            "contact {id} is owned by {owner:?}, outside the pool"
+        );
+    }
+    let (ok, out) = run(&["sync", "--once"]).await;
+    assert!(ok, "{out}");
+    let (ok, out) = run(&["backfill", "--yes"]).await;
+    assert!(ok, "{out}");
+    assert!(out.contains("already has its desired owner"), "{out}");
+    assert_eq!(
+        sim.write_log().len(),
+        moved,
+        "the second backfill wrote nothing"
+    );
+    sim.shutdown().await;
+}
