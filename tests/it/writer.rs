@@ -408,6 +408,47 @@ async fn kill_dash_nine_during_a_backfill_never_loses_or_repeats_a_change() {
         command
     };
     let started = std::time::Instant::now();
+    // First life: Ctrl-C (SIGINT) mid-run finishes the in-flight batch, leaves no
+    // write in doubt, and exits non-zero naming how to resume.
+    let mut child = command()
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start leadroute");
+    // Interrupt once batches are landing (the signal handler is installed by then).
+    let watcher = Store::open(&store_url).await.unwrap();
+    crate::helpers::wait_for("the first batches to be journaled", 60, || {
+        let watcher = watcher.clone();
+        async move {
+            let counts = watcher.journal_counts("crash").await.ok()?;
+            (counts.done() > 0).then_some(())
+        }
+    })
+    .await;
+    watcher.close().await;
+    let interrupted = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("send SIGINT");
+    assert!(interrupted.success());
+    let output = tokio::task::spawn_blocking(move || {
+        child.wait().unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut text).unwrap();
+        text
+    })
+    .await
+    .unwrap();
+    assert!(output.contains("resume with"), "{output}");
+    {
+        let store = Store::open(&store_url).await.unwrap();
+        let open = store.journal_open_entries("crash").await.unwrap();
+        assert!(
+            open.iter().all(|e| e.state == "planned"),
+            "no write in doubt after Ctrl-C"
+        );
+        assert!(!open.is_empty(), "stopped before the end");
+        store.close().await;
+    }
     let mut rng = Lcg(0x5eed);
     let mut killed = 0;
     let mut finished = false;
