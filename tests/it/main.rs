@@ -4,6 +4,8 @@
 // the helpers and scenarios they call in this test-only crate.
 #![allow(clippy::unwrap_used)]
 
+mod cli;
 mod helpers;
 mod mirror;
 mod store;
+mod webhooks;
