@@ -24,7 +24,11 @@ async fn a_watermark_search_returns_exactly_the_records_modified_since_in_ascend
     let mut stamps: Vec<i64> = state.contacts.iter().map(|c| c.updated_at_ms).collect();
     stamps.sort_unstable();
     let watermark = stamps[stamps.len() / 2];
-    let expected = state.contacts.iter().filter(|c| c.updated_at_ms >= watermark).count();
+    let expected = state
+        .contacts
+        .iter()
+        .filter(|c| c.updated_at_ms >= watermark)
+        .count();
     let mut seen = Vec::new();
     let mut after: Option<String> = None;
     loop {
@@ -42,11 +46,16 @@ async fn a_watermark_search_returns_exactly_the_records_modified_since_in_ascend
         assert_eq!(r.body["total"], expected);
         for rec in r.body["results"].as_array().expect("results") {
             assert!(rec.get("associations").is_none());
-            seen.push(ms(rec["properties"]["lastmodifieddate"].as_str().expect("stamp")));
+            seen.push(ms(rec["properties"]["lastmodifieddate"]
+                .as_str()
+                .expect("stamp")));
         }
         match r.body["paging"]["next"]["after"].as_str() {
             Some(a) => {
-                assert!(a.parse::<usize>().is_ok(), "search after is a numeric offset");
+                assert!(
+                    a.parse::<usize>().is_ok(),
+                    "search after is a numeric offset"
+                );
                 after = Some(a.to_owned());
             }
             None => break,
@@ -62,24 +71,46 @@ async fn a_watermark_search_returns_exactly_the_records_modified_since_in_ascend
 async fn filters_combine_with_and_inside_groups_and_or_across_groups() {
     let sim = sim().await;
     let state = sim.state();
-    let owner = state.contacts.iter().find_map(|c| c.properties.get("hubspot_owner_id")).expect("owned").clone();
+    let owner = state
+        .contacts
+        .iter()
+        .find_map(|c| c.properties.get("hubspot_owner_id"))
+        .expect("owned")
+        .clone();
     let count = |pred: &dyn Fn(&leadroute_sim::hubspot::SimRecord) -> bool| {
         state.contacts.iter().filter(|c| pred(c)).count()
     };
     let search = |filter_groups: Value| {
         let sim = sim.clone();
         async move {
-            let r = post(&sim, "/crm/v3/objects/contacts/search", &json!({"filterGroups": filter_groups, "limit": 1})).await;
+            let r = post(
+                &sim,
+                "/crm/v3/objects/contacts/search",
+                &json!({"filterGroups": filter_groups, "limit": 1}),
+            )
+            .await;
             assert_eq!(r.status, 200, "{}", r.body);
             r.body["total"].as_u64().expect("total") as usize
         }
     };
     let owned = search(json!([{"filters": [{"propertyName": "hubspot_owner_id", "operator": "EQ", "value": owner}]}])).await;
-    assert_eq!(owned, count(&|c| c.properties.get("hubspot_owner_id") == Some(&owner)));
+    assert_eq!(
+        owned,
+        count(&|c| c.properties.get("hubspot_owner_id") == Some(&owner))
+    );
     let unowned = search(json!([{"filters": [{"propertyName": "hubspot_owner_id", "operator": "NOT_HAS_PROPERTY"}]}])).await;
-    assert_eq!(unowned, count(&|c| c.properties.get("hubspot_owner_id").is_none_or(|v| v.is_empty())));
+    assert_eq!(
+        unowned,
+        count(&|c| c
+            .properties
+            .get("hubspot_owner_id")
+            .is_none_or(|v| v.is_empty()))
+    );
     let gmail = search(json!([{"filters": [{"propertyName": "email", "operator": "CONTAINS_TOKEN", "value": "*@gmail.com"}]}])).await;
-    assert_eq!(gmail, count(&|c| c.properties["email"].ends_with("@gmail.com")));
+    assert_eq!(
+        gmail,
+        count(&|c| c.properties["email"].ends_with("@gmail.com"))
+    );
     let either = search(json!([
         {"filters": [{"propertyName": "lifecyclestage", "operator": "EQ", "value": "lead"}]},
         {"filters": [{"propertyName": "lifecyclestage", "operator": "IN", "values": ["customer", "opportunity"]}]}
@@ -87,7 +118,8 @@ async fn filters_combine_with_and_inside_groups_and_or_across_groups() {
     .await;
     assert_eq!(
         either,
-        count(&|c| ["lead", "customer", "opportunity"].contains(&c.properties["lifecyclestage"].as_str()))
+        count(&|c| ["lead", "customer", "opportunity"]
+            .contains(&c.properties["lifecyclestage"].as_str()))
     );
     let ids: Vec<u64> = state.contacts.iter().map(|c| c.id).collect();
     let between = search(json!([{"filters": [{"propertyName": "hs_object_id", "operator": "BETWEEN", "value": ids[10].to_string(), "highValue": ids[19].to_string()}]}])).await;
@@ -97,15 +129,37 @@ async fn filters_combine_with_and_inside_groups_and_or_across_groups() {
 
 #[tokio::test]
 async fn search_cannot_page_past_ten_thousand_results_but_keyset_paging_can() {
-    let sim = sim_with(HubSpotSimConfig { contacts: 10_300, companies: 50, ..config() }).await;
+    let sim = sim_with(HubSpotSimConfig {
+        contacts: 10_300,
+        companies: 50,
+        ..config()
+    })
+    .await;
     let first = post(&sim, "/crm/v3/objects/contacts/search", &json!({"limit": 200, "after": "9800", "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}]})).await;
     assert_eq!(first.status, 200);
-    assert_eq!(first.body["total"], 10_300, "total may exceed what can be paged");
+    assert_eq!(
+        first.body["total"], 10_300,
+        "total may exceed what can be paged"
+    );
     assert_eq!(first.body["paging"]["next"]["after"], "10000");
-    let beyond = post(&sim, "/crm/v3/objects/contacts/search", &json!({"limit": 200, "after": "10000"})).await;
+    let beyond = post(
+        &sim,
+        "/crm/v3/objects/contacts/search",
+        &json!({"limit": 200, "after": "10000"}),
+    )
+    .await;
     assert_eq!(beyond.status, 400);
     assert_eq!(beyond.body["category"], "VALIDATION_ERROR");
-    assert_eq!(post(&sim, "/crm/v3/objects/contacts/search", &json!({"limit": 201})).await.status, 400);
+    assert_eq!(
+        post(
+            &sim,
+            "/crm/v3/objects/contacts/search",
+            &json!({"limit": 201})
+        )
+        .await
+        .status,
+        400
+    );
 
     // Keyset: hs_object_id GT last id, never `after`.
     let mut last = 0u64;
@@ -121,7 +175,11 @@ async fn search_cannot_page_past_ten_thousand_results_but_keyset_paging_can() {
             break;
         }
         seen += results.len();
-        last = results.last().and_then(|r| r["id"].as_str()).and_then(|s| s.parse().ok()).expect("id");
+        last = results
+            .last()
+            .and_then(|r| r["id"].as_str())
+            .and_then(|s| s.parse().ok())
+            .expect("id");
     }
     assert_eq!(seen, 10_300);
     sim.shutdown().await;
@@ -131,22 +189,48 @@ async fn search_cannot_page_past_ten_thousand_results_but_keyset_paging_can() {
 async fn too_many_filters_or_sorts_are_rejected_with_validation_error() {
     let sim = sim().await;
     let filter = json!({"propertyName": "email", "operator": "HAS_PROPERTY"});
-    let groups = |g: usize, f: usize| json!((0..g).map(|_| json!({"filters": vec![filter.clone(); f]})).collect::<Vec<_>>());
-    for (g, f, ok) in [(5, 5, true), (6, 1, false), (1, 11, false), (1, 10, true), (3, 9, false)] {
-        let r = post(&sim, "/crm/v3/objects/contacts/search", &json!({"filterGroups": groups(g, f)})).await;
+    let groups = |g: usize, f: usize| {
+        json!(
+            (0..g)
+                .map(|_| json!({"filters": vec![filter.clone(); f]}))
+                .collect::<Vec<_>>()
+        )
+    };
+    for (g, f, ok) in [
+        (5, 5, true),
+        (6, 1, false),
+        (1, 11, false),
+        (1, 10, true),
+        (3, 9, false),
+    ] {
+        let r = post(
+            &sim,
+            "/crm/v3/objects/contacts/search",
+            &json!({"filterGroups": groups(g, f)}),
+        )
+        .await;
         assert_eq!(r.status == 200, ok, "{g} groups × {f}: {}", r.body);
         if !ok {
             assert_eq!(r.body["category"], "VALIDATION_ERROR");
         }
     }
     let two_sorts = json!({"sorts": [{"propertyName": "email"}, {"propertyName": "createdate"}]});
-    assert_eq!(post(&sim, "/crm/v3/objects/contacts/search", &two_sorts).await.status, 400);
+    assert_eq!(
+        post(&sim, "/crm/v3/objects/contacts/search", &two_sorts)
+            .await
+            .status,
+        400
+    );
     sim.shutdown().await;
 }
 
 #[tokio::test]
 async fn fresh_changes_reach_search_only_after_the_index_lag() {
-    let sim = sim_with(HubSpotSimConfig { search_lag: Duration::from_millis(800), ..config() }).await;
+    let sim = sim_with(HubSpotSimConfig {
+        search_lag: Duration::from_millis(800),
+        ..config()
+    })
+    .await;
     let id = sim.state().contacts[0].id.to_string();
     sim.mutate(Mutation::UpdateProperties {
         object: ObjectType::Contacts,
@@ -157,7 +241,16 @@ async fn fresh_changes_reach_search_only_after_the_index_lag() {
     let query = json!({"filterGroups": [{"filters": [{"propertyName": "jobtitle", "operator": "EQ", "value": "Chief Lag Officer"}]}]});
     let now = post(&sim, "/crm/v3/objects/contacts/search", &query).await;
     assert_eq!(now.body["total"], 0, "not indexed yet");
-    assert_eq!(get(&sim, &format!("/crm/v3/objects/contacts/{id}?properties=jobtitle")).await.body["properties"]["jobtitle"], "Chief Lag Officer", "GET sees it at once");
+    assert_eq!(
+        get(
+            &sim,
+            &format!("/crm/v3/objects/contacts/{id}?properties=jobtitle")
+        )
+        .await
+        .body["properties"]["jobtitle"],
+        "Chief Lag Officer",
+        "GET sees it at once"
+    );
     tokio::time::sleep(Duration::from_millis(900)).await;
     let later = post(&sim, "/crm/v3/objects/contacts/search", &query).await;
     assert_eq!(later.body["total"], 1);
@@ -166,11 +259,20 @@ async fn fresh_changes_reach_search_only_after_the_index_lag() {
 
 #[tokio::test]
 async fn search_has_its_own_per_second_limit_and_no_rate_limit_headers() {
-    let sim = sim_with(HubSpotSimConfig { search_per_second: 5, ..config() }).await;
+    let sim = sim_with(HubSpotSimConfig {
+        search_per_second: 5,
+        ..config()
+    })
+    .await;
     let mut statuses = Vec::new();
     let mut limited = None;
     for _ in 0..8 {
-        let r = post(&sim, "/crm/v3/objects/contacts/search", &json!({"limit": 1})).await;
+        let r = post(
+            &sim,
+            "/crm/v3/objects/contacts/search",
+            &json!({"limit": 1}),
+        )
+        .await;
         assert!(r.header("x-hubspot-ratelimit-remaining").is_none());
         assert!(r.header("x-hubspot-ratelimit-max").is_none());
         assert!(r.header("x-hubspot-correlation-id").is_some());
@@ -179,7 +281,11 @@ async fn search_has_its_own_per_second_limit_and_no_rate_limit_headers() {
             limited = Some(r.body);
         }
     }
-    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 5, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        5,
+        "{statuses:?}"
+    );
     let body = limited.expect("a 429");
     assert_eq!(body["message"], "You have reached your secondly limit.");
     assert_eq!(body["policyName"], "SECONDLY");

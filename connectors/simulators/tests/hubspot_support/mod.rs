@@ -103,7 +103,13 @@ pub async fn list_all_ids(sim: &HubSpotSim, object: &str, extra: &str) -> Vec<u6
         let page = get(sim, &path).await;
         assert_eq!(page.status, 200, "{}", page.body);
         for r in page.body["results"].as_array().expect("results array") {
-            ids.push(r["id"].as_str().expect("id is a string").parse().expect("numeric id"));
+            ids.push(
+                r["id"]
+                    .as_str()
+                    .expect("id is a string")
+                    .parse()
+                    .expect("numeric id"),
+            );
         }
         match page.body["paging"]["next"]["after"].as_str() {
             Some(a) => after = Some(a.to_owned()),
