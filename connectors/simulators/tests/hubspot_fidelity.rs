@@ -67,13 +67,12 @@ impl Spec {
             .filter(|r| r.get("content").is_some())
             .unwrap_or(&responses["default"]);
         let schema = response["content"]["application/json"]["schema"].clone();
-        let schema = if schema.is_null() {
+        if schema.is_null() {
             // HubSpot's `default` responses name the `Error` schema.
             json!({"$ref": "#/components/schemas/Error"})
         } else {
             schema
-        };
-        schema
+        }
     }
 
     /// Schema violations of `body` for `method path` → `status`.
