@@ -63,8 +63,15 @@ async fn receive(
 
 /// Starts a receiver for `hs`; returns it and the URL to give the simulator.
 async fn receiver(hs: HubSpot) -> (Receiver, String) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("loopback port available");
+    let origin = format!(
+        "http://{}",
+        listener
+            .local_addr()
+            .expect("bound listener has an address")
+    );
     let rx = Receiver {
         hs,
         origin: origin.clone(),
