@@ -183,10 +183,19 @@ pub(crate) async fn fetch(
     let mut unresolved: BTreeSet<String> = requested.iter().cloned().collect();
     let mut survivors: Vec<(Parsed, Vec<String>)> = Vec::new();
     let mut unattributed = false;
+    let mut survivor_ids = BTreeSet::new();
     for parsed in read.records {
         let Some(id) = parsed.wire.id.clone() else {
             continue;
         };
+        if !survivor_ids.insert(id.clone()) {
+            // Two requested ids merged into one survivor: it comes back once per input.
+            unresolved.remove(&id);
+            for absorbed in map::merged_ids(&parsed.wire) {
+                unresolved.remove(&absorbed);
+            }
+            continue;
+        }
         let absorbed = map::merged_ids(&parsed.wire);
         unresolved.remove(&id);
         let losers: Vec<String> = absorbed
