@@ -124,16 +124,14 @@ impl DailyAllocation {
         state.usage.daily_remaining = Some(info.total.saturating_sub(info.used));
         state.used_estimate = Some(info.used);
         state.observed_at = Some(now);
-        let push = match state.samples.back() {
-            Some((at, _)) => now - *at >= chrono::Duration::minutes(1),
-            None => true,
-        };
+        // About one sample a minute: the last sample is a "current" slot that newer
+        // figures overwrite (time included, as the calls they count may be that
+        // recent) until it is a minute past the one before it.
+        let len = state.samples.len();
+        let push = len < 2 || now - state.samples[len - 2].0 >= chrono::Duration::minutes(1);
         if push {
             state.samples.push_back((now, info.used));
         } else if let Some(last) = state.samples.back_mut() {
-            // Keep the earliest time of the minute but the latest figure: the figure
-            // then covers calls made up to `now`, which is later than `at`; using the
-            // earlier time would promise expiry too soon, so move the stamp as well.
             *last = (now, info.used);
         }
         while state
@@ -296,6 +294,28 @@ mod tests {
             resume_estimate(&VecDeque::new(), 100, 100, 0, t(9, 0)),
             t(9, 0) + WINDOW
         );
+    }
+
+    #[test]
+    fn frequent_observations_still_leave_a_sample_a_minute() {
+        let alloc = DailyAllocation::new(0, Duration::from_secs(300));
+        for second in 0..600 {
+            let at = t(9, 0) + chrono::Duration::seconds(second);
+            alloc.observe(
+                LimitInfo {
+                    used: second as u64,
+                    total: 1000,
+                },
+                at,
+            );
+        }
+        let samples = alloc.state.lock().samples.clone();
+        assert!(
+            (9..=12).contains(&samples.len()),
+            "{} samples",
+            samples.len()
+        );
+        assert_eq!(samples[0], (t(9, 0), 0));
     }
 
     #[test]
