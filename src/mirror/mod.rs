@@ -257,6 +257,11 @@ impl<C: Crm> Mirror<C> {
                     warn!(error = %error_chain(&err), "sync pass failed; retrying next interval")
                 }
             }
+            // Processed hints only matter for de-duplicating redeliveries (HubSpot retries
+            // for about a day); keep the inbox from growing without bound.
+            if let Err(err) = self.store.prune_inbox(chrono::Utc::now()).await {
+                warn!(error = %error_chain(&err), "pruning the webhook inbox failed");
+            }
         }
         // The hint loop watches the same token; wait for its current batch to land.
         if let Err(err) = hints.await {

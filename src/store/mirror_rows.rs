@@ -485,16 +485,11 @@ impl Store {
         .await
         .map_err(StoreError::query("loading a tombstone"))?;
         let Some(row) = row else { return Ok(None) };
-        let read = StoreError::query("loading a tombstone");
-        let object: String = row.try_get("object").map_err(read)?;
-        let read = StoreError::query("loading a tombstone");
-        let id: String = row.try_get("id").map_err(read)?;
-        let read = StoreError::query("loading a tombstone");
-        let reason: String = row.try_get("reason").map_err(read)?;
-        let read = StoreError::query("loading a tombstone");
-        let merged_into: Option<String> = row.try_get("merged_into").map_err(read)?;
-        let read = StoreError::query("loading a tombstone");
-        let deleted_at: i64 = row.try_get("deleted_at").map_err(read)?;
+        let object: String = column(&row, "object", "loading a tombstone")?;
+        let id: String = column(&row, "id", "loading a tombstone")?;
+        let reason: String = column(&row, "reason", "loading a tombstone")?;
+        let merged_into: Option<String> = column(&row, "merged_into", "loading a tombstone")?;
+        let deleted_at: i64 = column(&row, "deleted_at", "loading a tombstone")?;
         Ok(Some(Tombstone {
             object: parse_object(&object)?,
             id: RecordId(id),
@@ -650,12 +645,9 @@ async fn drop_tombstoned<'a, T>(
     }
     let mut stones: HashMap<String, (String, i64)> = HashMap::new();
     for row in rows {
-        let read = StoreError::query("reading tombstones");
-        let id: String = row.try_get("id").map_err(read)?;
-        let read = StoreError::query("reading tombstones");
-        let reason: String = row.try_get("reason").map_err(read)?;
-        let read = StoreError::query("reading tombstones");
-        let deleted_at: i64 = row.try_get("deleted_at").map_err(read)?;
+        let id: String = column(&row, "id", "reading tombstones")?;
+        let reason: String = column(&row, "reason", "reading tombstones")?;
+        let deleted_at: i64 = column(&row, "deleted_at", "reading tombstones")?;
         stones.insert(id, (reason, deleted_at));
     }
     let mut live = Vec::with_capacity(chunk.len());
@@ -943,14 +935,11 @@ async fn load_links(
     .map_err(StoreError::query("loading account links"))?;
     let mut links: LinkMap = HashMap::new();
     for row in rows {
-        let read = StoreError::query("loading account links");
-        let object: String = row.try_get("object").map_err(read)?;
-        let read = StoreError::query("loading account links");
-        let person_id: String = row.try_get("person_id").map_err(read)?;
-        let read = StoreError::query("loading account links");
-        let account_id: String = row.try_get("account_id").map_err(read)?;
-        let read = StoreError::query("loading account links");
-        let primary = get_bool(&row, "is_primary").map_err(read)?;
+        let object: String = column(&row, "object", "loading account links")?;
+        let person_id: String = column(&row, "person_id", "loading account links")?;
+        let account_id: String = column(&row, "account_id", "loading account links")?;
+        let primary =
+            get_bool(&row, "is_primary").map_err(StoreError::query("loading account links"))?;
         links
             .entry((parse_object(&object)?, person_id))
             .or_default()
@@ -960,6 +949,14 @@ async fn load_links(
             });
     }
     Ok(links)
+}
+
+/// One typed column, with what we were doing as the error context.
+fn column<'r, T>(row: &'r AnyRow, name: &str, context: &'static str) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, Any> + sqlx::Type<Any>,
+{
+    row.try_get(name).map_err(StoreError::query(context))
 }
 
 /// Typed column access with one error context per row kind.

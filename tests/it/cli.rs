@@ -122,3 +122,126 @@ async fn the_demo_runs_with_no_setup_and_says_what_to_try_next() {
     assert!(stdout.contains("Try next:"), "{stdout}");
     assert!(dir.path().join(".leadroute/demo/leadroute.db").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_keeps_mirroring_polls_and_webhooks_until_sigterm() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    use leadroute_crm::{ObjectKind, OwnerId, RecordId};
+    use leadroute_sim::hubspot::{Mutation, ObjectType};
+
+    let sim_cfg = sim_config(150, 10);
+    let secret = sim_cfg.client_secret.clone();
+    let sim = leadroute_sim::hubspot::spawn(sim_cfg).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mirror.db");
+    // Bind a port for the webhook route, then free it for leadroute to take.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        dir.path().join("leadroute.toml"),
+        format!(
+            "[crm]\nbase_url = \"{}\"\noverlap_secs = 2\n[store]\nurl = \"sqlite://{}\"\n\
+             [sync]\ninterval_secs = 3600\nhint_poll_ms = 50\n\
+             [webhook]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n",
+            sim.base_url(),
+            db.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_leadroute"))
+        .args(["--config", "leadroute.toml", "sync"])
+        .current_dir(dir.path())
+        .env_clear()
+        .env("LEADROUTE_CRM_TOKEN", sim.token())
+        .env("LEADROUTE_WEBHOOK_SECRET", &secret)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let lines = tokio::task::spawn_blocking(move || {
+        // Read until the first pass is reported; the rest goes unread.
+        let mut seen = Vec::new();
+        for line in BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            let done = line.starts_with("syncing every");
+            seen.push(line);
+            if done {
+                break;
+            }
+        }
+        seen
+    })
+    .await
+    .unwrap();
+    assert!(
+        lines.iter().any(|l| l.contains(&format!(
+            "listening on http://127.0.0.1:{port}/webhooks/hubspot"
+        ))),
+        "{lines:#?}"
+    );
+
+    // A change in the CRM arrives by webhook (polling is an hour away).
+    sim.set_webhook_url(Some(format!("http://127.0.0.1:{port}/webhooks/hubspot")));
+    let contact = sim
+        .state()
+        .contacts
+        .iter()
+        .find(|c| !c.archived)
+        .unwrap()
+        .id;
+    let owner = sim
+        .state()
+        .owners
+        .iter()
+        .rev()
+        .find(|o| !o.archived)
+        .unwrap()
+        .id;
+    sim.mutate(Mutation::SetOwner {
+        object: ObjectType::Contacts,
+        id: contact.to_string(),
+        owner_id: owner.to_string(),
+    })
+    .unwrap();
+    let store = Store::open(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    crate::helpers::wait_for("the webhook's change in the mirror", 20, || {
+        let store = store.clone();
+        async move {
+            let person = store
+                .person(
+                    CrmKind::Hubspot,
+                    ObjectKind::Contact,
+                    &RecordId::new(contact.to_string()),
+                )
+                .await
+                .unwrap()?;
+            (person.owner_id == Some(OwnerId::new(owner.to_string()))).then_some(())
+        }
+    })
+    .await;
+    store.close().await;
+
+    // SIGTERM: it finishes what it is doing and exits cleanly.
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        !text(&output.stderr).contains(&sim.token()),
+        "the token is never logged"
+    );
+    sim.shutdown().await;
+}
