@@ -407,9 +407,54 @@ pub(crate) async fn search(
     let store = inner.store.read();
     let table = store.table(object);
     let lm = object.last_modified_property();
+    // When the sort walks an index and every filter is a range on that same
+    // key, the index bounds already apply the filters: matching then only
+    // needs the archived and lag checks (keeps keyset and watermark paging
+    // O(range) with a tiny constant, `total` included).
+    let index_key = match sort_name.as_deref() {
+        Some(name) if name == lm => Some(lm),
+        None | Some("hs_object_id") => Some("hs_object_id"),
+        Some(_) => None,
+    };
+    let absorbed = query.is_none()
+        && index_key.is_some_and(|key| {
+            let parses = |v: &Option<Value>| {
+                v.as_ref().map(text).is_some_and(|t| {
+                    if key == lm {
+                        parse_datetime(&t).is_some()
+                    } else {
+                        t.parse::<i64>().is_ok()
+                    }
+                })
+            };
+            let groups: Vec<&FilterGroup> = body
+                .filter_groups
+                .iter()
+                .filter(|g| !g.filters.is_empty())
+                .collect();
+            match groups.as_slice() {
+                [] => true,
+                [group] => {
+                    body.filter_groups.len() == 1
+                        && group.filters.iter().all(|f| {
+                            f.property_name == key
+                                && parses(&f.value)
+                                && match f.operator.as_str() {
+                                    "GT" | "GTE" | "LT" | "LTE" | "EQ" => true,
+                                    "BETWEEN" => parses(&f.high_value),
+                                    _ => false,
+                                }
+                        })
+                }
+                _ => false,
+            }
+        });
     let accept = |record: &SimRecord| -> bool {
         if record.archived || record.updated_at_ms > visible_before {
             return false;
+        }
+        if absorbed {
+            return true;
         }
         if let Some(q) = &query {
             let hit = object.searchable().iter().any(|name| {
