@@ -348,6 +348,16 @@ pub(crate) async fn search(
         if !OPERATORS.contains(&f.operator.as_str()) {
             return validation(format!("Unknown filter operator: {}", f.operator));
         }
+        // A filter on a property the object does not have is a 400 (e.g.
+        // `lastmodifieddate` on companies, which use `hs_lastmodifieddate`).
+        let association = f.property_name.starts_with("associations.");
+        if !association && schema::property(object, &f.property_name).is_none() {
+            return validation(format!(
+                "Invalid filter: property {} does not exist on {}",
+                f.property_name,
+                object.as_str()
+            ));
+        }
     }
     if body.sorts.len() > 1 {
         return validation("Only one sort is allowed per search request");
@@ -393,6 +403,14 @@ pub(crate) async fn search(
         },
         None => (None, false),
     };
+    if let Some(name) = &sort_name
+        && schema::property(object, name).is_none()
+    {
+        return validation(format!(
+            "Invalid sort: property {name} does not exist on {}",
+            object.as_str()
+        ));
+    }
 
     // Index lag: a record only becomes searchable `search_lag` after its
     // last modification.
