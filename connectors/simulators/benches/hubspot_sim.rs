@@ -31,7 +31,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     })
     .await?;
     let spawn_time = started.elapsed();
-    println!("spawn {CONTACTS} contacts + {COMPANIES} companies: {spawn_time:.2?}");
+    println!(
+        "spawn {CONTACTS} contacts + {COMPANIES} companies: {spawn_time:.2?}, resident memory {}",
+        resident_mib().map_or("unknown".to_owned(), |m| format!("{m:.0} MiB"))
+    );
 
     let client = reqwest::Client::builder().no_proxy().build()?;
     let base = sim.base_url();
@@ -135,4 +138,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     sim.shutdown().await;
     Ok(())
+}
+
+/// Resident set size from /proc (Linux); None elsewhere.
+fn resident_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }
