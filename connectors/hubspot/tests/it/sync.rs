@@ -140,6 +140,16 @@ async fn an_import_stamping_over_ten_thousand_records_with_one_timestamp_is_read
         "{} imported records not read",
         missing.len()
     );
+    let imported: BTreeSet<&String> = import.ids.iter().collect();
+    let reads = upserted_ids(&run.changes, ObjectKind::Contact)
+        .into_iter()
+        .filter(|id| imported.contains(id))
+        .count();
+    assert_eq!(
+        reads,
+        import.ids.len(),
+        "imported records read more than once"
+    );
     mirror.apply(&run.changes);
     mirror.cursors.insert(ObjectKind::Contact, run.cursor);
     assert_mirror_matches(&mirror, &sim.state());
