@@ -136,6 +136,7 @@ pub(crate) fn verify(
 
 /// A verified batch: the hints, plus the contacts whose events were GDPR deletions
 /// (their refetch must purge personal data, which a hint cannot say).
+#[derive(Debug)]
 pub(crate) struct Parsed {
     pub intake: Intake,
     pub privacy_deleted: Vec<String>,
