@@ -403,6 +403,20 @@ async fn incremental_page(
         let absorbed = map::merged_ids(&p.wire);
         changes.extend(batch::to_changes(object, p, absorbed, links.as_ref())?);
     }
+    if run.tie_after.is_none()
+        && positions
+            .iter()
+            .any(|(_, ts)| *ts < run.from_ms || (run.exclusive && *ts == run.from_ms))
+    {
+        // Would make the run go backwards (or loop): HubSpot ignored the filter.
+        return Err(CrmError::new(
+            ErrorKind::Protocol,
+            format!(
+                "hubspot: search on {} returned records outside the requested window; the sync cannot advance safely",
+                object.modified_property
+            ),
+        ));
+    }
     match advance(&run, &positions, more) {
         Some(next) => {
             inc.run = Some(next);
