@@ -1217,3 +1217,100 @@ async fn the_in_flight_cap_keeps_long_requests_under_the_org_concurrency_limit()
         "rejections {rejections}, throttled {throttled}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_visible_commit_stamped_before_the_watermark_is_still_mirrored() {
+    let (sim, crm) = connector(small_org()).await;
+    let options = conformance::Options {
+        overlap: crm.settings().overlap,
+        page_size: PAGE as usize,
+        ..conformance::Options::default()
+    };
+    let mut mirror = conformance::Mirror::default();
+    conformance::sync_object(
+        &crm,
+        &mut mirror,
+        ObjectKind::Contact,
+        &options,
+        None::<conformance::NoInterrupt>,
+    )
+    .await
+    .unwrap();
+    let state = sim.state();
+    let user = state.users.iter().find(|u| u.is_active).unwrap().id.clone();
+    let live: Vec<_> = state
+        .contacts
+        .iter()
+        .filter(|c| !c.is_deleted && c.owner_id != user)
+        .take(2)
+        .collect();
+    // Our write commits late: stamped now, visible only 1.5 s later.
+    sim.set_faults(FaultScript {
+        late_commit_ms: 1500,
+        ..FaultScript::default()
+    });
+    let change = OwnerChange {
+        id: RecordId::new(live[0].id.as_str()),
+        from: None,
+        to: OwnerId::new(user.as_str()),
+        if_unmodified_since: None,
+    };
+    assert_eq!(
+        crm.apply(ObjectKind::Contact, &[change]).await.unwrap(),
+        vec![WriteOutcome::Applied]
+    );
+    sim.set_faults(FaultScript::default());
+    // A later edit is visible at once and moves the watermark past the late one.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    sim.mutate(Mutation::Edit {
+        object: "Contact".into(),
+        id: live[1].id.clone(),
+        fields: serde_json::from_str(r#"{"LastName":"Later"}"#).unwrap(),
+    })
+    .unwrap();
+    conformance::sync_object(
+        &crm,
+        &mut mirror,
+        ObjectKind::Contact,
+        &options,
+        None::<conformance::NoInterrupt>,
+    )
+    .await
+    .unwrap();
+    let owner_in_mirror = |mirror: &conformance::Mirror| match mirror
+        .records
+        .get(&(ObjectKind::Contact, live[0].id.clone()))
+    {
+        Some(Record::Person(p)) => p.owner_id.clone(),
+        _ => None,
+    };
+    assert_ne!(
+        owner_in_mirror(&mirror),
+        Some(OwnerId::new(user.as_str())),
+        "not visible yet"
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    conformance::sync_object(
+        &crm,
+        &mut mirror,
+        ObjectKind::Contact,
+        &options,
+        None::<conformance::NoInterrupt>,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        owner_in_mirror(&mirror),
+        Some(OwnerId::new(user.as_str())),
+        "the overlap window catches the late commit"
+    );
+    conformance::compare(
+        "late_commit",
+        &mirror,
+        &SimOrg { sim: sim.clone() },
+        ObjectKind::Contact,
+    )
+    .await
+    .unwrap();
+    sim.shutdown().await;
+}
