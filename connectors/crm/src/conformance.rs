@@ -689,3 +689,86 @@ pub async fn run<C: Crm, O: OrgControl>(
     report.passed.push("quota");
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AccountRecord, RecordId};
+    use chrono::TimeZone;
+
+    fn account(id: &str, owner: &str, second: u32) -> Change {
+        Change::Upsert(Record::Account(AccountRecord {
+            id: RecordId::new(id),
+            name: Some("Acme".into()),
+            domain: None,
+            website: None,
+            extra_domains: Vec::new(),
+            country: None,
+            state: None,
+            parent_id: None,
+            owner_id: Some(OwnerId::new(owner)),
+            employees: None,
+            industry: None,
+            created_at: None,
+            updated_at: Utc.with_ymd_and_hms(2025, 3, 4, 9, 0, second).unwrap(),
+            fields: Default::default(),
+            raw: serde_json::Value::Null,
+        }))
+    }
+
+    fn owner(mirror: &Mirror, id: &str) -> Option<String> {
+        mirror
+            .records
+            .get(&(ObjectKind::Account, id.to_owned()))
+            .map(|r| Fingerprint::of(r).owner_id.unwrap_or_default())
+    }
+
+    #[test]
+    fn an_older_upsert_never_overwrites_a_newer_one() {
+        let mut mirror = Mirror::default();
+        let mut stats = SyncStats::default();
+        mirror.apply(&account("a", "new", 5), &mut stats);
+        mirror.apply(&account("a", "old", 4), &mut stats);
+        assert_eq!(owner(&mirror, "a").as_deref(), Some("new"));
+    }
+
+    #[test]
+    fn repeats_are_counted_with_their_oldest_stamp() {
+        let mut mirror = Mirror::default();
+        let mut stats = SyncStats::default();
+        mirror.apply(&account("a", "x", 5), &mut stats);
+        mirror.apply(&account("b", "x", 3), &mut stats);
+        mirror.apply(&account("a", "x", 5), &mut stats);
+        mirror.apply(&account("b", "x", 3), &mut stats);
+        assert_eq!(stats.repeats, 2);
+        assert_eq!(stats.oldest_repeat.map(|t| t.timestamp() % 60), Some(3));
+    }
+
+    #[test]
+    fn deletes_and_merge_losers_leave_the_mirror() {
+        let mut mirror = Mirror::default();
+        let mut stats = SyncStats::default();
+        mirror.apply(&account("a", "x", 1), &mut stats);
+        mirror.apply(&account("b", "x", 1), &mut stats);
+        mirror.apply(
+            &Change::Deleted {
+                object: ObjectKind::Account,
+                id: RecordId::new("a"),
+                at: None,
+                purge: false,
+            },
+            &mut stats,
+        );
+        mirror.apply(
+            &Change::Merged {
+                object: ObjectKind::Account,
+                loser: RecordId::new("b"),
+                winner: RecordId::new("c"),
+                at: None,
+            },
+            &mut stats,
+        );
+        assert!(mirror.records.is_empty());
+        assert_eq!(stats.deletes, 2);
+    }
+}
