@@ -972,7 +972,32 @@ async fn fetch_reports_merges_and_deletes_and_outbound_messages_become_hints() {
             .iter()
             .any(|c| matches!(c, Change::Upsert(r) if r.id() == contacts[0].id))
     );
-    // The incremental pass sees the same through queryAll.
+    // Owners: a user and a queue come back; a public group (also `00G`) is no owner.
+    let user = state.users[0].id.clone();
+    let queue = state
+        .groups
+        .iter()
+        .find(|g| g.group_type.as_deref() == Some("Queue"))
+        .unwrap()
+        .id
+        .clone();
+    let group = state
+        .groups
+        .iter()
+        .find(|g| g.group_type.as_deref() != Some("Queue"))
+        .map(|g| g.id.clone());
+    let mut ids = vec![RecordId::new(user.as_str()), RecordId::new(queue.as_str())];
+    ids.extend(group.iter().map(|g| RecordId::new(g.as_str())));
+    let changes = crm.fetch(ObjectKind::Owner, &ids).await.unwrap();
+    assert!(changes.iter().any(|c| matches!(c, Change::Upsert(Record::Owner(o)) if o.id.0 == user && o.kind == OwnerKind::User)));
+    assert!(changes.iter().any(|c| matches!(c, Change::Upsert(Record::Owner(o)) if o.id.0 == queue && o.kind == OwnerKind::Queue)));
+    if let Some(group) = group {
+        assert!(
+            changes
+                .iter()
+                .any(|c| matches!(c, Change::Deleted { id, .. } if id.0 == group))
+        );
+    }
     sim.shutdown().await;
 }
 
