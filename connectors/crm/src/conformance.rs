@@ -314,6 +314,16 @@ where
 /// No interruption, for [`sync_object`].
 pub type NoInterrupt = fn() -> std::future::Ready<Result<(), String>>;
 
+/// [`sync_object`] without an interruption: pages until `done`.
+pub async fn sync_until_done<C: Crm>(
+    crm: &C,
+    mirror: &mut Mirror,
+    object: ObjectKind,
+    options: &Options,
+) -> Result<SyncStats, Failure> {
+    sync_object(crm, mirror, object, options, None::<NoInterrupt>).await
+}
+
 /// Compares the mirror's view of `object` with the org's.
 pub async fn compare<O: OrgControl>(
     check: &'static str,
@@ -373,7 +383,7 @@ pub async fn check_full_sync<C: Crm, O: OrgControl>(
 ) -> Result<Mirror, Failure> {
     let mut mirror = Mirror::default();
     for object in crm.objects() {
-        sync_object(crm, &mut mirror, *object, options, None::<NoInterrupt>).await?;
+        sync_until_done(crm, &mut mirror, *object, options).await?;
         compare("full_sync", &mirror, org, *object).await?;
     }
     Ok(mirror)
@@ -391,7 +401,7 @@ pub async fn check_incremental_after_edits<C: Crm, O: OrgControl>(
         .await
         .map_err(|e| fail("incremental", format!("random edits: {e}")))?;
     for object in crm.objects() {
-        sync_object(crm, mirror, *object, options, None::<NoInterrupt>).await?;
+        sync_until_done(crm, mirror, *object, options).await?;
         compare("incremental", mirror, org, *object).await?;
     }
     Ok(())
@@ -420,7 +430,7 @@ pub async fn check_restart_resumes<C: Crm, O: OrgControl>(
     let high_before = mirror.records.values().filter_map(Record::updated_at).max();
     mirror.cursors.insert(object, first.cursor.0.clone());
     if !first.done {
-        let resumed = sync_object(crm, &mut mirror, object, options, None::<NoInterrupt>).await?;
+        let resumed = sync_until_done(crm, &mut mirror, object, options).await?;
         if let (Some(oldest), Some(high)) = (resumed.oldest_repeat, high_before) {
             if oldest < high - overlap {
                 return Err(fail(
@@ -435,7 +445,7 @@ pub async fn check_restart_resumes<C: Crm, O: OrgControl>(
     compare("restart", &mirror, org, object).await?;
     // Idle: a finished pass, then another from the stored cursor with no edits.
     let high = mirror.records.values().filter_map(Record::updated_at).max();
-    let again = sync_object(crm, &mut mirror, object, options, None::<NoInterrupt>).await?;
+    let again = sync_until_done(crm, &mut mirror, object, options).await?;
     if let (Some(oldest), Some(high)) = (again.oldest_repeat, high) {
         if oldest < high - overlap {
             return Err(fail(
@@ -472,7 +482,7 @@ pub async fn check_shared_stamp_across_pages<C: Crm, O: OrgControl>(
             ),
         ));
     }
-    sync_object(crm, mirror, object, options, None::<NoInterrupt>).await?;
+    sync_until_done(crm, mirror, object, options).await?;
     // `compare` checks every record's stamp, so each of the stamped records must have
     // arrived with the shared stamp.
     compare("shared_stamp", mirror, org, object).await

@@ -1252,15 +1252,9 @@ async fn a_late_visible_commit_stamped_before_the_watermark_is_still_mirrored() 
         ..conformance::Options::default()
     };
     let mut mirror = conformance::Mirror::default();
-    conformance::sync_object(
-        &crm,
-        &mut mirror,
-        ObjectKind::Contact,
-        &options,
-        None::<conformance::NoInterrupt>,
-    )
-    .await
-    .unwrap();
+    conformance::sync_until_done(&crm, &mut mirror, ObjectKind::Contact, &options)
+        .await
+        .unwrap();
     let state = sim.state();
     let user = state.users.iter().find(|u| u.is_active).unwrap().id.clone();
     let live: Vec<_> = state
@@ -1293,15 +1287,9 @@ async fn a_late_visible_commit_stamped_before_the_watermark_is_still_mirrored() 
         fields: serde_json::from_str(r#"{"LastName":"Later"}"#).unwrap(),
     })
     .unwrap();
-    conformance::sync_object(
-        &crm,
-        &mut mirror,
-        ObjectKind::Contact,
-        &options,
-        None::<conformance::NoInterrupt>,
-    )
-    .await
-    .unwrap();
+    conformance::sync_until_done(&crm, &mut mirror, ObjectKind::Contact, &options)
+        .await
+        .unwrap();
     let owner_in_mirror = |mirror: &conformance::Mirror| match mirror
         .records
         .get(&(ObjectKind::Contact, live[0].id.clone()))
@@ -1315,15 +1303,9 @@ async fn a_late_visible_commit_stamped_before_the_watermark_is_still_mirrored() 
         "not visible yet"
     );
     tokio::time::sleep(Duration::from_millis(600)).await;
-    conformance::sync_object(
-        &crm,
-        &mut mirror,
-        ObjectKind::Contact,
-        &options,
-        None::<conformance::NoInterrupt>,
-    )
-    .await
-    .unwrap();
+    conformance::sync_until_done(&crm, &mut mirror, ObjectKind::Contact, &options)
+        .await
+        .unwrap();
     assert_eq!(
         owner_in_mirror(&mirror),
         Some(OwnerId::new(user.as_str())),
