@@ -303,6 +303,7 @@ impl Record {
 /// One thing that happened to a record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "change", rename_all = "lowercase")]
+#[allow(clippy::large_enum_variant)] // upserts are the common case; boxing each costs more
 pub enum Change {
     /// Created or updated; the record is its current state.
     Upsert(Record),

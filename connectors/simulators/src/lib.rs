@@ -3,3 +3,4 @@
 //! connectors, so one misreading of an API cannot pass on both sides.
 
 pub mod hubspot;
+pub mod salesforce;
