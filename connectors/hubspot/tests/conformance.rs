@@ -231,7 +231,9 @@ impl OrgControl for SimOrg {
         let contacts = Self::live(&state.contacts);
         let companies = Self::live(&state.companies);
         let pick = |rng: &mut StdRng, from: &[String]| -> Result<String, String> {
-            from.choose(rng).cloned().ok_or_else(|| "nothing live".into())
+            from.choose(rng)
+                .cloned()
+                .ok_or_else(|| "nothing live".into())
         };
         let doomed = pick(&mut rng, &contacts)?;
         self.mutate(Mutation::Archive {
@@ -257,7 +259,10 @@ impl OrgControl for SimOrg {
             company_id: Some(company),
         })?;
         let also = pick(&mut rng, &companies)?;
-        let contact = new_contact.first().cloned().ok_or("create returned no id")?;
+        let contact = new_contact
+            .first()
+            .cloned()
+            .ok_or("create returned no id")?;
         self.mutate(Mutation::Associate {
             contact_id: contact,
             company_id: also,
