@@ -233,3 +233,58 @@ async fn deliveries_signed_with_another_secret_are_refused_with_401() {
     assert!(rx.hints.lock().is_empty());
     assert!(sim.stats().webhook_failed_attempts > 0);
 }
+
+/// Signs like HubSpot (v3), written out independently of the connector.
+fn sign(secret: &str, url: &str, body: &str, timestamp: &str) -> String {
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(format!("POST{url}{body}{timestamp}").as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_privacy_deletion_event_makes_the_refetch_a_purge() {
+    let sim = start(sim_config(20, 3)).await;
+    let secret = sim.config().client_secret.clone();
+    let mut s = settings(&sim);
+    s.webhook_secret = Some(SecretString::from(secret.clone()));
+    let hs = connector(s);
+    // A contact HubSpot has already erased: it no longer exists anywhere.
+    let gone = "987654321";
+    let body = format!(
+        r#"[{{"eventId":7,"subscriptionId":30,"portalId":62515,"occurredAt":1767225600000,"subscriptionType":"contact.privacyDeletion","objectId":{gone}}}]"#
+    );
+    let url = "https://hooks.example.com/hubspot";
+    let now = chrono::Utc::now();
+    let ts = now.timestamp_millis().to_string();
+    let request = InboundRequest {
+        method: "POST".into(),
+        url: url.into(),
+        headers: vec![
+            (
+                "x-hubspot-signature-v3".into(),
+                sign(&secret, url, &body, &ts),
+            ),
+            ("x-hubspot-request-timestamp".into(), ts),
+        ],
+        body: body.into_bytes(),
+        received_at: now,
+    };
+    let intake = hs.intake(&request).unwrap();
+    assert_eq!(intake.hints.len(), 1);
+    let changes = hs
+        .fetch(ObjectKind::Contact, &[intake.hints[0].id.clone()])
+        .await
+        .unwrap();
+    assert!(
+        matches!(&changes[..], [Change::Deleted { id, purge: true, .. }] if id.0 == gone),
+        "{changes:?}"
+    );
+    // The purge flag is consumed: a later plain deletion of the same id is not a purge.
+    let again = hs
+        .fetch(ObjectKind::Contact, &[RecordId::new(gone)])
+        .await
+        .unwrap();
+    assert!(matches!(&again[..], [Change::Deleted { purge: false, .. }]));
+}

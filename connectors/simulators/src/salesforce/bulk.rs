@@ -273,7 +273,6 @@ fn process(shared: &Shared, job_id: &str) {
                 }
             }
         }
-        shared.stats.lock().records_written += processed - failed;
     }
     shared.outbound_wake.notify_one();
     let mut bulk = shared.bulk.lock();

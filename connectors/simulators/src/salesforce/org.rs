@@ -93,6 +93,7 @@ pub(crate) struct Savepoint {
     write_log_len: usize,
     delete_log_len: usize,
     outbound_len: usize,
+    api_writes: u64,
 }
 
 /// The whole org.
@@ -108,6 +109,8 @@ pub(crate) struct Org {
     pub(crate) round_robin: HashMap<String, usize>,
     /// The integration user every API session runs as.
     pub(crate) api_user_id: String,
+    /// Records changed through the API (undone with their savepoint).
+    pub(crate) api_writes: u64,
     undo: Vec<UndoOp>,
     depth: usize,
 }
@@ -123,6 +126,7 @@ impl Org {
             outbound: Vec::new(),
             round_robin: HashMap::new(),
             api_user_id: String::new(),
+            api_writes: 0,
             undo: Vec::new(),
             depth: 0,
         }
@@ -219,6 +223,7 @@ impl Org {
             write_log_len: self.write_log.len(),
             delete_log_len: self.delete_log.len(),
             outbound_len: self.outbound.len(),
+            api_writes: self.api_writes,
         }
     }
 
@@ -248,6 +253,7 @@ impl Org {
         self.write_log.truncate(savepoint.write_log_len);
         self.delete_log.truncate(savepoint.delete_log_len);
         self.outbound.truncate(savepoint.outbound_len);
+        self.api_writes = savepoint.api_writes;
         self.commit(savepoint);
     }
 }

@@ -164,6 +164,10 @@ pub(crate) fn is_ack(body: &str) -> bool {
 
 fn snapshot(org: &Org, obj: ObjType, record_id: &str, counter: &mut u64) -> Option<Notification> {
     let row = org.row(obj, record_id)?;
+    // Workflow outbound messages fire on creates and edits, never on deletes.
+    if row.vals[obj.idx("IsDeleted")].as_bool() {
+        return None;
+    }
     let fields = message_fields(obj)
         .iter()
         .filter_map(|name| {

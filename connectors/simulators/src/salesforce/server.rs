@@ -182,6 +182,8 @@ pub(crate) struct Resp {
 pub(crate) enum RespBody {
     Empty,
     Json(Json),
+    /// JSON already serialized (query pages).
+    RawJson(String),
     Text(String, &'static str),
 }
 
@@ -190,6 +192,14 @@ impl Resp {
         Resp {
             status,
             body: RespBody::Json(body),
+            headers: Vec::new(),
+        }
+    }
+
+    pub(crate) fn raw_json(text: String) -> Resp {
+        Resp {
+            status: StatusCode::OK,
+            body: RespBody::RawJson(text),
             headers: Vec::new(),
         }
     }
@@ -233,6 +243,7 @@ impl Resp {
     pub(crate) fn body_json(&self) -> Json {
         match &self.body {
             RespBody::Json(j) => j.clone(),
+            RespBody::RawJson(text) => serde_json::from_str(text).unwrap_or(Json::Null),
             RespBody::Text(t, _) => Json::String(t.clone()),
             RespBody::Empty => Json::Null,
         }
@@ -243,8 +254,13 @@ impl IntoResponse for Resp {
     fn into_response(self) -> Response {
         let mut response = match self.body {
             RespBody::Empty => self.status.into_response(),
-            RespBody::Json(body) => {
-                let mut r = (self.status, body.to_string()).into_response();
+            RespBody::Json(_) | RespBody::RawJson(_) => {
+                let text = match self.body {
+                    RespBody::RawJson(text) => text,
+                    RespBody::Json(body) => body.to_string(),
+                    _ => String::new(),
+                };
+                let mut r = (self.status, text).into_response();
                 r.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("application/json;charset=UTF-8"),
@@ -654,6 +670,7 @@ impl Shared {
         stats.api_used = allocation.used(Instant::now());
         stats.api_limit = allocation.limit;
         stats.faults_injected += self.faults.lock().injected;
+        stats.records_written = self.org.lock().api_writes;
         stats
     }
 

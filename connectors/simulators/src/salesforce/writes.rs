@@ -469,6 +469,7 @@ pub(crate) fn update(
         }
     }
     let stamp = apply_row(org, obj, idx, vals.clone(), opts.late_ms);
+    org.api_writes += 1;
     let at = format_datetime(stamp);
     for (i, v) in &changes {
         org.log_write(WriteLogEntry {
@@ -548,6 +549,7 @@ pub(crate) fn create(
     org.insert(obj, vals.clone(), late);
     let idx = org.table(obj).rows.len() - 1;
     let stamp = apply_row(org, obj, idx, vals.clone(), 0);
+    org.api_writes += 1;
     if late.is_some() {
         // Keep the create invisible until the late commit lands.
         if let Some(row) = org.tables[obj.index()].rows.get_mut(idx) {

@@ -22,6 +22,7 @@ pub(crate) fn get(shared: &Shared) -> Resp {
     );
     out.insert("DailyAsyncApexExecutions".into(), fixed(250_000));
     out.insert("DailyBulkV2QueryJobs".into(), fixed(10_000));
+    out.insert("DailyBulkApiRequests".into(), fixed(15_000));
     out.insert(
         "DailyBulkApiBatches".into(),
         json!({"Max": 15_000, "Remaining": 15_000u64.saturating_sub(bulk_jobs)}),

@@ -51,7 +51,7 @@ pub(crate) fn run(shared: &Shared, call: &Call, all_rows: bool) -> Resp {
     let now_ms = shared.now_ms();
     let org = shared.org.lock();
     let mut cursors = shared.cursors.lock();
-    Resp::ok(soql::execute(
+    Resp::raw_json(soql::execute(
         &org,
         &mut cursors,
         query,
@@ -74,7 +74,7 @@ pub(crate) fn next(shared: &Shared, call: &Call, locator: &str) -> Resp {
         now_ms,
         shared.config.query_locator_ttl,
     ) {
-        Ok(page) => Resp::ok(page),
+        Ok(page) => Resp::raw_json(page),
         Err(err) => soql_error(err),
     }
 }

@@ -50,7 +50,7 @@ pub(crate) fn execute(
     page_size: usize,
     version: &str,
     now_ms: i64,
-) -> Json {
+) -> String {
     let obj = query.object;
     let deleted = obj.field_index("IsDeleted");
     let table = org.table(obj);
@@ -79,7 +79,9 @@ pub(crate) fn execute(
         rows.truncate(limit);
     }
     match &query.select {
-        Select::CountOnly => json!({"totalSize": rows.len(), "done": true, "records": []}),
+        Select::CountOnly => {
+            json!({"totalSize": rows.len(), "done": true, "records": []}).to_string()
+        }
         Select::CountField { alias, path } => {
             let n = rows
                 .iter()
@@ -91,14 +93,14 @@ pub(crate) fn execute(
             let mut record = Map::new();
             record.insert("attributes".into(), json!({"type": "AggregateResult"}));
             record.insert(alias.clone(), json!(n));
-            json!({"totalSize": 1, "done": true, "records": [record]})
+            json!({"totalSize": 1, "done": true, "records": [record]}).to_string()
         }
         Select::Columns(_) => {
             let total = rows.len();
             let query = Arc::new(query);
             if total <= page_size {
                 let records = render_rows(org, &query, &rows, version, now_ms);
-                return json!({"totalSize": total, "done": true, "records": records});
+                return page_json(total, None, &records);
             }
             let records = render_rows(org, &query, &rows[..page_size], version, now_ms);
             cursors.counter += 1;
@@ -114,8 +116,52 @@ pub(crate) fn execute(
                     last_used: Instant::now(),
                 },
             );
-            json!({"totalSize": total, "done": false, "nextRecordsUrl": next_url, "records": records})
+            page_json(total, Some(&next_url), &records)
         }
+    }
+}
+
+/// `{"totalSize","done","nextRecordsUrl"?,"records"}` around already-rendered records.
+fn page_json(total: usize, next_url: Option<&str>, records: &str) -> String {
+    let mut out = String::with_capacity(records.len() + 128);
+    out.push_str(&format!(
+        "{{\"totalSize\":{total},\"done\":{}",
+        next_url.is_none()
+    ));
+    if let Some(url) = next_url {
+        out.push_str(",\"nextRecordsUrl\":");
+        push_str_json(&mut out, url);
+    }
+    out.push_str(",\"records\":");
+    out.push_str(records);
+    out.push('}');
+    out
+}
+
+/// Appends `s` as a JSON string literal.
+fn push_str_json(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn push_val_json(out: &mut String, v: &Val) {
+    match v {
+        Val::Str(s) => push_str_json(out, s),
+        Val::Null => out.push_str("null"),
+        Val::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Val::Int(i) => out.push_str(&i.to_string()),
+        other => out.push_str(&other.to_json().to_string()),
     }
 }
 
@@ -128,7 +174,7 @@ pub(crate) fn next_page(
     version: &str,
     now_ms: i64,
     ttl: Duration,
-) -> Result<Json, SoqlError> {
+) -> Result<String, SoqlError> {
     let (locator, offset) = locator_offset
         .rsplit_once('-')
         .ok_or_else(invalid_locator)?;
@@ -152,26 +198,71 @@ pub(crate) fn next_page(
     let total = cursor.rows.len();
     if end >= total {
         cursors.open.remove(locator);
-        return Ok(json!({"totalSize": total, "done": true, "records": records}));
+        return Ok(page_json(total, None, &records));
     }
     cursor.next = end;
     cursor.last_used = now;
     let next_url = format!("/services/data/v{version}/query/{locator}-{end}");
-    Ok(json!({"totalSize": total, "done": false, "nextRecordsUrl": next_url, "records": records}))
+    Ok(page_json(total, Some(&next_url), &records))
 }
 
-fn render_rows(org: &Org, query: &Query, rows: &[usize], version: &str, now_ms: i64) -> Vec<Json> {
+/// The records of a page as a JSON array, written directly as text (pages are the
+/// hot path of a full sync).
+fn render_rows(org: &Org, query: &Query, rows: &[usize], version: &str, now_ms: i64) -> String {
+    let mut out = String::from("[");
     let Select::Columns(columns) = &query.select else {
-        return Vec::new();
+        out.push(']');
+        return out;
     };
     let table = org.table(query.object);
-    rows.iter()
-        .filter_map(|i| table.rows.get(*i))
-        .map(|row| {
-            let vals = row.visible(now_ms).unwrap_or(&row.vals);
-            render_record(org, query.object, vals, columns, version)
-        })
-        .collect()
+    let mut first = true;
+    for row in rows.iter().filter_map(|i| table.rows.get(*i)) {
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        let vals = row.visible(now_ms).unwrap_or(&row.vals);
+        write_record(&mut out, org, query.object, vals, columns, version);
+    }
+    out.push(']');
+    out
+}
+
+/// Text form of [`render_record`].
+fn write_record(
+    out: &mut String,
+    org: &Org,
+    obj: ObjType,
+    vals: &[Val],
+    columns: &[Column],
+    version: &str,
+) {
+    let direct = columns
+        .iter()
+        .all(|c| matches!(c.path, FieldPath::Direct { .. }));
+    if !direct {
+        out.push_str(&render_record(org, obj, vals, columns, version).to_string());
+        return;
+    }
+    let id = vals[0].as_str().unwrap_or_default();
+    out.push_str("{\"attributes\":{\"type\":\"");
+    out.push_str(obj.name());
+    out.push_str("\",\"url\":\"/services/data/v");
+    out.push_str(version);
+    out.push_str("/sobjects/");
+    out.push_str(obj.name());
+    out.push('/');
+    out.push_str(id);
+    out.push_str("\"}");
+    for column in columns {
+        if let FieldPath::Direct { idx } = column.path {
+            out.push_str(",\"");
+            out.push_str(&column.name);
+            out.push_str("\":");
+            push_val_json(out, &vals[idx]);
+        }
+    }
+    out.push('}');
 }
 
 pub(crate) fn attributes(obj_name: &str, url_obj: ObjType, id: &str, version: &str) -> Json {
@@ -510,5 +601,18 @@ mod tests {
             CmpOp::Eq,
             &Lit::Text("acme".into())
         ));
+    }
+}
+
+#[cfg(test)]
+mod text_tests {
+    use super::*;
+
+    #[test]
+    fn hand_written_json_escapes_like_serde() {
+        let tricky = "a\"b\\c\nd\te\u{1}f é";
+        let mut out = String::new();
+        push_str_json(&mut out, tricky);
+        assert_eq!(out, serde_json::to_string(tricky).expect("serializes"));
     }
 }
