@@ -78,7 +78,19 @@ pub(crate) struct ConnCtl {
 }
 
 /// Builds the org, binds the port and starts the server and background tasks.
-pub(crate) async fn start(config: SalesforceSimConfig) -> std::io::Result<Arc<Shared>> {
+pub(crate) async fn start(mut config: SalesforceSimConfig) -> std::io::Result<Arc<Shared>> {
+    config.org_id = match super::ids::canonical(&config.org_id) {
+        Some(id) if id.starts_with("00D") => id,
+        _ => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "org_id: '{}' is not a 15- or 18-character organization id (00D…); leave the default or pass a real one",
+                    config.org_id
+                ),
+            ));
+        }
+    };
     let jwt_key = match &config.jwt_certificate_pem {
         Some(pem) => Some(DecodingKey::from_rsa_pem(pem.as_bytes()).map_err(|err| {
             std::io::Error::new(
