@@ -34,6 +34,9 @@ pub(crate) const MIN_VERSION: u32 = 31;
 /// Newest generally available version (Summer '26).
 pub(crate) const MAX_VERSION: u32 = 67;
 
+/// Longest request URI the REST API accepts (Salesforce: 16,384 bytes with headers).
+const MAX_URI_BYTES: usize = 16_384;
+
 /// A live API session.
 #[derive(Debug, Clone)]
 pub(crate) struct Session {
@@ -386,6 +389,15 @@ async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             .into_response();
         }
     };
+    // REST limits the request line; long SOQL belongs in a POST to /composite.
+    if parts.uri.to_string().len() > MAX_URI_BYTES {
+        return Resp::error(
+            StatusCode::URI_TOO_LONG,
+            "URI_TOO_LONG",
+            format!("The request URI exceeds {MAX_URI_BYTES} bytes; shorten it (chunk id lists) or use composite/sobjects retrieve"),
+        )
+        .into_response();
+    }
     let query = parse_query(parts.uri.query());
     if path == "/services/oauth2/token" {
         delay(request_faults.delay_ms).await;
