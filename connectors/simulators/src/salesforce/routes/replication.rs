@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use chrono::Utc;
 use serde_json::json;
 
-use super::super::schema::{ObjType, Val, format_datetime, parse_datetime};
+use super::super::schema::{Val, format_datetime, parse_datetime};
 use super::super::server::{Call, Resp, Shared};
 use super::sobjects;
 
@@ -111,7 +111,10 @@ pub(crate) fn run(shared: &Shared, call: &Call, object_name: &str, deleted: bool
     }
     let deleted_idx = obj.field_index("IsDeleted");
     let mut ids = Vec::new();
-    for row in &org.table(obj).rows {
+    let table = org.table(obj);
+    let mut candidates: Vec<usize> = table.rows_stamped_from(start).collect();
+    candidates.sort_unstable();
+    for row in candidates.into_iter().map(|i| &table.rows[i]) {
         let Some(vals) = row.visible(now_ms) else {
             continue;
         };
@@ -132,6 +135,5 @@ pub(crate) fn run(shared: &Shared, call: &Call, object_name: &str, deleted: bool
             }
         }
     }
-    let _ = ObjType::Lead;
     Resp::ok(json!({"ids": ids, "latestDateCovered": format_datetime(latest)}))
 }

@@ -55,7 +55,27 @@ pub(crate) fn execute(
     let deleted = obj.field_index("IsDeleted");
     let table = org.table(obj);
     let mut rows: Vec<usize> = Vec::new();
-    for (i, row) in table.rows.iter().enumerate() {
+    let candidates: Box<dyn Iterator<Item = usize>> =
+        match query.filter.as_ref().and_then(|f| plan(obj, f)) {
+            Some(Plan::Ids(ids)) => {
+                let mut idxs: Vec<usize> = ids
+                    .iter()
+                    .filter_map(|id| table.by_id.get(id).copied())
+                    .collect();
+                idxs.sort_unstable();
+                idxs.dedup();
+                Box::new(idxs.into_iter())
+            }
+            Some(Plan::StampFrom(from)) => {
+                let mut idxs: Vec<usize> = table.rows_stamped_from(from).collect();
+                // Without ORDER BY, rows come in creation order, index or not.
+                idxs.sort_unstable();
+                Box::new(idxs.into_iter())
+            }
+            None => Box::new(0..table.rows.len()),
+        };
+    for i in candidates {
+        let row = &table.rows[i];
         let Some(vals) = row.visible(now_ms) else {
             continue;
         };
@@ -118,6 +138,65 @@ pub(crate) fn execute(
             );
             page_json(total, Some(&next_url), &records)
         }
+    }
+}
+
+/// How to find candidate rows without scanning the table.
+enum Plan {
+    /// `Id = …` or `Id IN (…)`: look the ids up.
+    Ids(Vec<String>),
+    /// A lower bound on `SystemModstamp`: range over the stamp index.
+    StampFrom(i64),
+}
+
+/// An index plan for a filter: top-level conjuncts on `Id` or a lower bound on
+/// `SystemModstamp`. The full filter still runs on every candidate.
+fn plan(obj: ObjType, expr: &Expr) -> Option<Plan> {
+    let stamp = obj.idx("SystemModstamp");
+    match expr {
+        Expr::And(parts) => {
+            let plans: Vec<Plan> = parts.iter().filter_map(|p| plan(obj, p)).collect();
+            let mut best: Option<Plan> = None;
+            for p in plans {
+                best = match (best, p) {
+                    (Some(Plan::Ids(ids)), _) | (_, Plan::Ids(ids)) => Some(Plan::Ids(ids)),
+                    (Some(Plan::StampFrom(a)), Plan::StampFrom(b)) => {
+                        Some(Plan::StampFrom(a.max(b)))
+                    }
+                    (None, p) => Some(p),
+                };
+            }
+            best
+        }
+        Expr::Cmp {
+            path: FieldPath::Direct { idx: 0 },
+            op: CmpOp::Eq,
+            lit: Lit::Id(id),
+        } => Some(Plan::Ids(vec![id.clone()])),
+        Expr::In {
+            path: FieldPath::Direct { idx: 0 },
+            negated: false,
+            lits,
+        } if lits.iter().all(|l| matches!(l, Lit::Id(_) | Lit::Text(_))) => Some(Plan::Ids(
+            lits.iter()
+                .filter_map(|l| match l {
+                    Lit::Id(id) => Some(id.clone()),
+                    _ => None,
+                })
+                .collect(),
+        )),
+        Expr::Cmp {
+            path: FieldPath::Direct { idx },
+            op,
+            lit,
+        } if *idx == stamp => match (op, lit) {
+            (CmpOp::Ge | CmpOp::Eq, Lit::Secs(s)) => Some(Plan::StampFrom(*s)),
+            (CmpOp::Gt, Lit::Secs(s)) => Some(Plan::StampFrom(s + 1)),
+            (CmpOp::Ge | CmpOp::Eq, Lit::Range(start, _)) => Some(Plan::StampFrom(*start)),
+            (CmpOp::Gt, Lit::Range(_, end)) => Some(Plan::StampFrom(*end)),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
