@@ -616,7 +616,11 @@ impl Shared {
                 .collect()
         };
         let token = format!("{}!AR{random}", &self.config.org_id[..15]);
-        self.sessions.lock().by_token.insert(
+        let mut sessions = self.sessions.lock();
+        // Sessions idle past the timeout are dead anyway; forget them.
+        let ttl = self.config.session_ttl;
+        sessions.by_token.retain(|_, s| s.last_used.elapsed() < ttl);
+        sessions.by_token.insert(
             token.clone(),
             Session {
                 user_id: user_id.to_owned(),

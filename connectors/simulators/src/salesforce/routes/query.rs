@@ -59,6 +59,7 @@ pub(crate) fn run(shared: &Shared, call: &Call, all_rows: bool) -> Resp {
         page_size(call),
         &call.version,
         now_ms,
+        shared.config.query_locator_ttl,
     ))
 }
 

@@ -50,6 +50,7 @@ pub(crate) fn execute(
     page_size: usize,
     version: &str,
     now_ms: i64,
+    ttl: Duration,
 ) -> String {
     let obj = query.object;
     let deleted = obj.field_index("IsDeleted");
@@ -123,6 +124,11 @@ pub(crate) fn execute(
                 return page_json(total, None, &records);
             }
             let records = render_rows(org, &query, &rows[..page_size], version, now_ms);
+            // Abandoned locators are dropped after the idle TTL, whoever asks next.
+            let now = Instant::now();
+            cursors
+                .open
+                .retain(|_, c| now.duration_since(c.last_used) < ttl);
             cursors.counter += 1;
             let locator = ids::to18(&format!("01g8d{}", ids::base62(cursors.counter, 10)));
             let next_url = format!("/services/data/v{version}/query/{locator}-{page_size}");
