@@ -127,7 +127,7 @@ pub(crate) async fn start(mut config: SalesforceSimConfig) -> std::io::Result<Ar
         in_flight: Mutex::new(InFlight::default()),
         stats: Mutex::new(SimStats::default()),
         faults: Mutex::new(FaultState::default()),
-        cursors: Mutex::new(Cursors::default()),
+        cursors: Mutex::new(Cursors::new(config.query_locator_ttl)),
         bulk: Mutex::new(BulkJobs::default()),
         outbound_url: Mutex::new(config.outbound_url.clone()),
         outbound_wake: Notify::new(),
@@ -671,7 +671,7 @@ impl Shared {
         *self.allocation.lock() = Allocation::new(self.config.daily_api_limit);
         *self.stats.lock() = SimStats::default();
         *self.faults.lock() = FaultState::default();
-        *self.cursors.lock() = Cursors::default();
+        *self.cursors.lock() = Cursors::new(self.config.query_locator_ttl);
         *self.bulk.lock() = BulkJobs::default();
     }
 

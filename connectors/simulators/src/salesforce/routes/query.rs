@@ -59,7 +59,6 @@ pub(crate) fn run(shared: &Shared, call: &Call, all_rows: bool) -> Resp {
         page_size(call),
         &call.version,
         now_ms,
-        shared.config.query_locator_ttl,
     ))
 }
 
@@ -67,14 +66,7 @@ pub(crate) fn next(shared: &Shared, call: &Call, locator: &str) -> Resp {
     let now_ms = shared.now_ms();
     let org = shared.org.lock();
     let mut cursors = shared.cursors.lock();
-    match soql::next_page(
-        &org,
-        &mut cursors,
-        locator,
-        &call.version,
-        now_ms,
-        shared.config.query_locator_ttl,
-    ) {
+    match soql::next_page(&org, &mut cursors, locator, &call.version, now_ms) {
         Ok(page) => Resp::raw_json(page),
         Err(err) => soql_error(err),
     }

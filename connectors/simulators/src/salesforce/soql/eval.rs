@@ -26,10 +26,22 @@ struct Cursor {
 }
 
 /// Open query locators by id.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Cursors {
     open: HashMap<String, Cursor>,
     counter: u64,
+    /// Idle lifetime of a locator.
+    ttl: Duration,
+}
+
+impl Cursors {
+    pub(crate) fn new(ttl: Duration) -> Self {
+        Self {
+            open: HashMap::new(),
+            counter: 0,
+            ttl,
+        }
+    }
 }
 
 impl Cursors {}
@@ -50,7 +62,6 @@ pub(crate) fn execute(
     page_size: usize,
     version: &str,
     now_ms: i64,
-    ttl: Duration,
 ) -> String {
     let obj = query.object;
     let deleted = obj.field_index("IsDeleted");
@@ -126,6 +137,7 @@ pub(crate) fn execute(
             let records = render_rows(org, &query, &rows[..page_size], version, now_ms);
             // Abandoned locators are dropped after the idle TTL, whoever asks next.
             let now = Instant::now();
+            let ttl = cursors.ttl;
             cursors
                 .open
                 .retain(|_, c| now.duration_since(c.last_used) < ttl);
@@ -258,13 +270,13 @@ pub(crate) fn next_page(
     locator_offset: &str,
     version: &str,
     now_ms: i64,
-    ttl: Duration,
 ) -> Result<String, SoqlError> {
     let (locator, offset) = locator_offset
         .rsplit_once('-')
         .ok_or_else(invalid_locator)?;
     let offset: usize = offset.parse().map_err(|_| invalid_locator())?;
     let now = Instant::now();
+    let ttl = cursors.ttl;
     cursors
         .open
         .retain(|_, c| now.duration_since(c.last_used) < ttl);
