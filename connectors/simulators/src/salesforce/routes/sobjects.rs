@@ -236,7 +236,7 @@ pub(crate) fn create(shared: &Shared, call: &Call, object_name: &str) -> Resp {
     )
 }
 
-pub(crate) fn delete(shared: &Shared, _call: &Call, object_name: &str, id: &str) -> Resp {
+pub(crate) fn delete(shared: &Shared, object_name: &str, id: &str) -> Resp {
     let obj = match object(object_name) {
         Ok(o) => o,
         Err(r) => return r,

@@ -94,11 +94,7 @@ pub(crate) fn execute(
         if !all_rows && deleted.is_some_and(|d| vals[d].as_bool()) {
             continue;
         }
-        if query
-            .filter
-            .as_ref()
-            .is_none_or(|f| matches(org, obj, vals, f))
-        {
+        if query.filter.as_ref().is_none_or(|f| matches(org, vals, f)) {
             rows.push(i);
         }
     }
@@ -119,7 +115,7 @@ pub(crate) fn execute(
                 .iter()
                 .filter(|i| {
                     let vals = &table.rows[**i].vals;
-                    !value(org, obj, vals, path).is_null()
+                    !value(org, vals, path).is_null()
                 })
                 .count();
             let mut record = Map::new();
@@ -452,55 +448,46 @@ fn parent_value(pobj: ObjType, pvals: &[Val], field: &str) -> Val {
 }
 
 /// The value a path reads from a row (parents read at their committed version).
-pub(crate) fn value(org: &Org, obj: ObjType, vals: &[Val], path: &FieldPath) -> Val {
+pub(crate) fn value(org: &Org, vals: &[Val], path: &FieldPath) -> Val {
     match path {
         FieldPath::Direct { idx } => vals[*idx].clone(),
         FieldPath::Parent {
             lookup,
             parent_field,
             ..
-        } => {
-            let _ = obj;
-            vals[*lookup]
-                .as_str()
-                .and_then(|pid| org.locate(pid))
-                .map_or(Val::Null, |(pobj, pidx)| {
-                    parent_value(pobj, &org.table(pobj).rows[pidx].vals, parent_field)
-                })
-        }
+        } => vals[*lookup]
+            .as_str()
+            .and_then(|pid| org.locate(pid))
+            .map_or(Val::Null, |(pobj, pidx)| {
+                parent_value(pobj, &org.table(pobj).rows[pidx].vals, parent_field)
+            }),
     }
 }
 
-fn with_value<R>(
-    org: &Org,
-    obj: ObjType,
-    vals: &[Val],
-    path: &FieldPath,
-    f: impl FnOnce(&Val) -> R,
-) -> R {
+fn with_value<R>(org: &Org, vals: &[Val], path: &FieldPath, f: impl FnOnce(&Val) -> R) -> R {
     match path {
         FieldPath::Direct { idx } => f(&vals[*idx]),
-        FieldPath::Parent { .. } => f(&value(org, obj, vals, path)),
+        FieldPath::Parent { .. } => f(&value(org, vals, path)),
     }
 }
 
-fn matches(org: &Org, obj: ObjType, vals: &[Val], expr: &Expr) -> bool {
+fn matches(org: &Org, vals: &[Val], expr: &Expr) -> bool {
     match expr {
-        Expr::And(parts) => parts.iter().all(|e| matches(org, obj, vals, e)),
-        Expr::Or(parts) => parts.iter().any(|e| matches(org, obj, vals, e)),
-        Expr::Not(inner) => !matches(org, obj, vals, inner),
-        Expr::Cmp { path, op, lit } => with_value(org, obj, vals, path, |v| compare(v, *op, lit)),
+        Expr::And(parts) => parts.iter().all(|e| matches(org, vals, e)),
+        Expr::Or(parts) => parts.iter().any(|e| matches(org, vals, e)),
+        Expr::Not(inner) => !matches(org, vals, inner),
+        Expr::Cmp { path, op, lit } => with_value(org, vals, path, |v| compare(v, *op, lit)),
         Expr::In {
             path,
             negated,
             lits,
         } => {
-            let found = with_value(org, obj, vals, path, |v| {
+            let found = with_value(org, vals, path, |v| {
                 lits.iter().any(|l| compare(v, CmpOp::Eq, l))
             });
             found != *negated
         }
-        Expr::Like { path, pattern } => with_value(org, obj, vals, path, |v| match v {
+        Expr::Like { path, pattern } => with_value(org, vals, path, |v| match v {
             Val::Str(s) => like(&s.to_lowercase(), pattern),
             _ => false,
         }),
@@ -635,10 +622,7 @@ fn sort_rows(org: &Org, obj: ObjType, rows: &mut Vec<usize>, order: &[OrderItem]
             let row = &table.rows[*i];
             let vals = row.visible(now_ms).unwrap_or(&row.vals);
             (
-                order
-                    .iter()
-                    .map(|o| value(org, obj, vals, &o.path))
-                    .collect(),
+                order.iter().map(|o| value(org, vals, &o.path)).collect(),
                 *i,
             )
         })
