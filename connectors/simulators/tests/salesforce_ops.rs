@@ -759,3 +759,72 @@ async fn collections_delete_moves_records_to_the_recycle_bin() {
         .await;
     assert_eq!(all.body["records"][0]["IsDeleted"], true);
 }
+
+#[tokio::test]
+async fn short_pages_expired_locators_and_a_purged_delete_log_are_scriptable() {
+    let org = spawn_small().await;
+    org.sim.set_faults(FaultScript {
+        short_pages: Some(77),
+        ..FaultScript::default()
+    });
+    let first = org.query("SELECT Id FROM Lead").await;
+    assert_eq!(
+        first.body["records"].as_array().map(Vec::len),
+        Some(77),
+        "shorter than asked"
+    );
+    let next = first.body["nextRecordsUrl"]
+        .as_str()
+        .expect("next")
+        .to_owned();
+    assert!(next.ends_with("-77"), "{next}");
+    org.sim.set_faults(FaultScript {
+        expire_query_locators: true,
+        ..FaultScript::default()
+    });
+    let gone = org.get(&next).await;
+    assert_eq!(gone.body[0]["errorCode"], "INVALID_QUERY_LOCATOR");
+    let now = chrono::Utc::now();
+    let window = [
+        (
+            "start",
+            (now - chrono::Duration::days(14))
+                .format("%Y-%m-%dT%H:%M:00+00:00")
+                .to_string(),
+        ),
+        ("end", now.format("%Y-%m-%dT%H:%M:00+00:00").to_string()),
+    ];
+    let request = || {
+        org.http
+            .get(org.url("sobjects/Lead/deleted/"))
+            .query(&window)
+            .bearer_auth(&org.token)
+    };
+    let before = org.send(request()).await;
+    org.sim
+        .mutate(Mutation::PurgeDeleteLog {
+            older_than_secs: 3 * 86_400,
+        })
+        .expect("purge");
+    let after = org.send(request()).await;
+    let earliest = |a: &Answer| {
+        a.body["earliestDateAvailable"]
+            .as_str()
+            .expect("earliest")
+            .to_owned()
+    };
+    assert!(
+        earliest(&after) > earliest(&before),
+        "{} vs {}",
+        earliest(&after),
+        earliest(&before)
+    );
+    let three_days_ago = (now - chrono::Duration::days(3))
+        .format("%Y-%m-%dT%H:%M")
+        .to_string();
+    assert!(earliest(&after) >= three_days_ago);
+    assert!(
+        after.body["deletedRecords"].as_array().map(Vec::len)
+            <= before.body["deletedRecords"].as_array().map(Vec::len)
+    );
+}

@@ -139,6 +139,8 @@ pub(crate) struct Org {
     pub(crate) api_user_id: String,
     /// Records changed through the API (undone with their savepoint).
     pub(crate) api_writes: u64,
+    /// Delete-log entries before this (epoch seconds) have been purged.
+    pub(crate) purged_before: i64,
     undo: Vec<UndoOp>,
     depth: usize,
 }
@@ -155,6 +157,7 @@ impl Org {
             round_robin: HashMap::new(),
             api_user_id: String::new(),
             api_writes: 0,
+            purged_before: i64::MIN,
             undo: Vec::new(),
             depth: 0,
         }

@@ -706,6 +706,9 @@ impl Shared {
         if script.expire_sessions {
             self.sessions.lock().by_token.clear();
         }
+        if script.expire_query_locators {
+            *self.cursors.lock() = Cursors::new(self.config.query_locator_ttl);
+        }
         self.allocation.lock().exhaust_after = script.exhaust_after_calls;
         let mut faults = self.faults.lock();
         let injected = faults.injected;

@@ -95,14 +95,9 @@ pub(crate) fn run(shared: &Shared, call: &Call, object_name: &str, deleted: bool
                 "too many ids: split the window",
             );
         }
-        let earliest = org
-            .delete_log
-            .iter()
-            .filter(|e| e.obj == obj)
-            .map(|e| minute(e.at_secs))
-            .min()
-            .unwrap_or(minute(now) - DELETED_LOOKBACK_DAYS * 86_400)
-            .max(minute(now) - DELETED_LOOKBACK_DAYS * 86_400);
+        // The log covers the lookback window unless it was purged more recently.
+        let purged = org.purged_before.saturating_add(59).div_euclid(60) * 60;
+        let earliest = (minute(now) - DELETED_LOOKBACK_DAYS * 86_400).max(purged);
         return Resp::ok(json!({
             "deletedRecords": records,
             "earliestDateAvailable": format_datetime(earliest),
