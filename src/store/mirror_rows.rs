@@ -251,6 +251,11 @@ impl Store {
             }
         }
 
+        // Writers lock rows in statement order; one order (by id) everywhere keeps a
+        // sync page and a concurrent webhook refetch from deadlocking on PostgreSQL.
+        owners.sort_by(|a, b| a.id.cmp(&b.id));
+        accounts.sort_by(|a, b| a.id.cmp(&b.id));
+        people.sort_by(|a, b| (a.object, &a.id).cmp(&(b.object, &b.id)));
         for chunk in owners.chunks(CHUNK) {
             let live = drop_tombstoned(&mut tx, crm, ObjectKind::Owner, chunk, |o| {
                 (o.id.as_str(), o.updated_at)
