@@ -1078,3 +1078,61 @@ fn person_from_row(row: &AnyRow, raw: serde_json::Value) -> Result<PersonRecord,
         raw,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn contact(id: &str, ms: i64) -> Change {
+        Change::Upsert(Record::Person(PersonRecord {
+            id: RecordId::new(id),
+            object: ObjectKind::Contact,
+            email: None,
+            first_name: None,
+            last_name: None,
+            company: None,
+            website: None,
+            country: None,
+            state: None,
+            owner_id: None,
+            accounts: None,
+            owner_assigned_at: None,
+            converted: false,
+            created_at: None,
+            updated_at: Utc.timestamp_millis_opt(ms).unwrap(),
+            fields: BTreeMap::new(),
+            raw: serde_json::Value::Null,
+        }))
+    }
+
+    fn deleted(id: &str, ms: Option<i64>) -> Change {
+        Change::Deleted {
+            object: ObjectKind::Contact,
+            id: RecordId::new(id),
+            at: ms.map(|ms| Utc.timestamp_millis_opt(ms).unwrap()),
+            purge: false,
+        }
+    }
+
+    #[test]
+    fn a_page_is_reduced_to_the_last_word_on_each_record_in_page_order() {
+        let page = [
+            contact("a", 20),
+            contact("b", 10),
+            contact("a", 10), // older repeat: ignored
+            deleted("b", Some(15)),
+            contact("c", 5),
+            deleted("c", None),
+            contact("c", 6), // after a deletion with no time: the deletion stands
+            deleted("d", Some(5)),
+            contact("d", 9), // restored after its deletion
+        ];
+        let reduced = reduce(&page);
+        assert_eq!(reduced.len(), 4, "one change per record");
+        assert_eq!(reduced[0], &page[0]);
+        assert_eq!(reduced[1], &page[3]);
+        assert_eq!(reduced[2], &page[5]);
+        assert_eq!(reduced[3], &page[8]);
+    }
+}
