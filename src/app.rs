@@ -117,7 +117,12 @@ pub fn salesforce_settings(config: &Config) -> SalesforceSettings {
     };
     let sf = &crm.salesforce;
     let mut settings = SalesforceSettings::new(crm.base_url.clone(), auth);
-    settings.instance_url = sf.instance_url.clone();
+    // A session token is only good on its instance; without an explicit instance URL
+    // the base URL is taken to be it (a simulator serves both on one host).
+    settings.instance_url = sf
+        .instance_url
+        .clone()
+        .or_else(|| matches!(crm.auth, CrmAuth::Token(_)).then(|| crm.base_url.clone()));
     settings.api_version = sf.api_version.trim_start_matches('v').to_owned();
     settings.organization_id = sf.organization_id.clone();
     settings.overlap = crm.overlap;

@@ -43,10 +43,76 @@ pub struct Args {
 pub async fn run(args: Args, _global: &GlobalArgs) -> anyhow::Result<()> {
     match args.crm {
         SimKind::Hubspot => hubspot(args).await,
-        SimKind::Salesforce => anyhow::bail!(
-            "the Salesforce simulator is not part of this build yet; use `leadroute sim hubspot`"
-        ),
+        SimKind::Salesforce => salesforce(args).await,
     }
+}
+
+async fn salesforce(args: Args) -> anyhow::Result<()> {
+    let mut config = leadroute_sim::salesforce::SalesforceSimConfig {
+        port: args.port,
+        seed: args.seed,
+        ..Default::default()
+    };
+    if let Some(n) = args.contacts {
+        config.contacts = n;
+    }
+    if let Some(n) = args.leads {
+        config.leads = n;
+    }
+    if let Some(n) = args.accounts {
+        config.accounts = n;
+    }
+    if let Some(n) = args.owners {
+        config.users = n;
+    }
+    if let Some(token) = args.token {
+        config.pre_issued_token = Some(token);
+    }
+    let (client_id, client_secret, refresh_token) = (
+        config.client_id.clone(),
+        config.client_secret.clone(),
+        config.refresh_token.clone(),
+    );
+    let sim = leadroute_sim::salesforce::spawn(config)
+        .await
+        .map_err(|err| anyhow::anyhow!("starting the Salesforce simulator on 127.0.0.1:{}: {err}; pick another --port (0 = any free one)", args.port))?;
+    let state = sim.state();
+    let base = sim.base_url();
+    let token = sim.token();
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "Salesforce simulator listening on {base} (login and instance URL)"
+    )?;
+    writeln!(
+        out,
+        "  org {} (seed {}): {} leads, {} contacts, {} accounts, {} users, {} groups",
+        sim.org_id(),
+        args.seed,
+        state.leads.len(),
+        state.contacts.len(),
+        state.accounts.len(),
+        state.users.len(),
+        state.groups.len()
+    )?;
+    writeln!(out, "  session token: {token}")?;
+    writeln!(
+        out,
+        "  OAuth: client_id {client_id}, client_secret {client_secret}, refresh_token {refresh_token}"
+    )?;
+    writeln!(out)?;
+    writeln!(out, "Point leadroute at it:")?;
+    writeln!(
+        out,
+        "  LEADROUTE_CRM_KIND=salesforce LEADROUTE_CRM_BASE_URL={base} LEADROUTE_CRM_TOKEN='{token}' leadroute sync --once"
+    )?;
+    writeln!(out)?;
+    writeln!(out, "Ctrl-C stops it.")?;
+    out.flush()?;
+    drop(out);
+    super::sync::shutdown_signal().await;
+    sim.shutdown().await;
+    Ok(())
 }
 
 async fn hubspot(args: Args) -> anyhow::Result<()> {

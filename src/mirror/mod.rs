@@ -15,7 +15,7 @@ pub use hints::HintReport;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use leadroute_crm::{ApiUsage, Crm, CrmError, ObjectKind};
+use leadroute_crm::{ApiUsage, Crm, CrmError, Cursor, ObjectKind};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -181,7 +181,7 @@ impl<C: Crm> Mirror<C> {
         if full {
             self.store.reset_cursors(kind, Some(object)).await?;
         }
-        let mut cursor = self.store.cursor(kind, object).await?;
+        let cursor = self.store.cursor(kind, object).await?;
         let mut report = ObjectReport {
             object,
             full: cursor.is_none(),
@@ -192,28 +192,38 @@ impl<C: Crm> Mirror<C> {
             complete: false,
         };
         let bar = progress.object(object, report.full);
-        loop {
-            let page = self
-                .crm
+        let fetch = |cursor: Option<Cursor>| async move {
+            self.crm
                 .changes(object, cursor.as_ref())
                 .await
-                .map_err(|source| MirrorError::Crm { object, source })?;
-            let stats = self
+                .map_err(|source| MirrorError::Crm { object, source })
+        };
+        let mut page = fetch(cursor).await?;
+        loop {
+            // Fetch the next page while this one is stored: the cursor in hand is all
+            // the next call needs, and nothing of the next page is stored (nor its
+            // cursor) until this page has committed, so a crash still resumes right.
+            let more = !page.done && !self.cancel.is_cancelled();
+            let store = self
                 .store
-                .apply_changes(kind, object, &page.changes, Some(&page.cursor))
-                .await?;
+                .apply_changes(kind, object, &page.changes, Some(&page.cursor));
+            let (stats, next) = if more {
+                let (stats, next) = tokio::join!(store, fetch(Some(page.cursor.clone())));
+                (stats?, Some(next))
+            } else {
+                (store.await?, None)
+            };
             report.received += page.changes.len();
             report.pages += 1;
             report.calls += u64::from(page.calls);
             report.stored += stats;
             bar.update(&report);
-            cursor = Some(page.cursor);
             if page.done {
                 report.complete = true;
-                break;
             }
-            if self.cancel.is_cancelled() {
-                break;
+            match next {
+                Some(next) => page = next?,
+                None => break,
             }
         }
         bar.finish(&report);
@@ -256,6 +266,11 @@ impl<C: Crm> Mirror<C> {
                 Err(err) => {
                     warn!(error = %error_chain(&err), "sync pass failed; retrying next interval")
                 }
+            }
+            // Processed hints only matter for de-duplicating redeliveries (HubSpot retries
+            // for about a day); keep the inbox from growing without bound.
+            if let Err(err) = self.store.prune_inbox(chrono::Utc::now()).await {
+                warn!(error = %error_chain(&err), "pruning the webhook inbox failed");
             }
         }
         // The hint loop watches the same token; wait for its current batch to land.

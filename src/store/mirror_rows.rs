@@ -251,6 +251,11 @@ impl Store {
             }
         }
 
+        // Writers lock rows in statement order; one order (by id) everywhere keeps a
+        // sync page and a concurrent webhook refetch from deadlocking on PostgreSQL.
+        owners.sort_by(|a, b| a.id.cmp(&b.id));
+        accounts.sort_by(|a, b| a.id.cmp(&b.id));
+        people.sort_by(|a, b| (a.object, &a.id).cmp(&(b.object, &b.id)));
         for chunk in owners.chunks(CHUNK) {
             let live = drop_tombstoned(&mut tx, crm, ObjectKind::Owner, chunk, |o| {
                 (o.id.as_str(), o.updated_at)
@@ -485,16 +490,11 @@ impl Store {
         .await
         .map_err(StoreError::query("loading a tombstone"))?;
         let Some(row) = row else { return Ok(None) };
-        let read = StoreError::query("loading a tombstone");
-        let object: String = row.try_get("object").map_err(read)?;
-        let read = StoreError::query("loading a tombstone");
-        let id: String = row.try_get("id").map_err(read)?;
-        let read = StoreError::query("loading a tombstone");
-        let reason: String = row.try_get("reason").map_err(read)?;
-        let read = StoreError::query("loading a tombstone");
-        let merged_into: Option<String> = row.try_get("merged_into").map_err(read)?;
-        let read = StoreError::query("loading a tombstone");
-        let deleted_at: i64 = row.try_get("deleted_at").map_err(read)?;
+        let object: String = column(&row, "object", "loading a tombstone")?;
+        let id: String = column(&row, "id", "loading a tombstone")?;
+        let reason: String = column(&row, "reason", "loading a tombstone")?;
+        let merged_into: Option<String> = column(&row, "merged_into", "loading a tombstone")?;
+        let deleted_at: i64 = column(&row, "deleted_at", "loading a tombstone")?;
         Ok(Some(Tombstone {
             object: parse_object(&object)?,
             id: RecordId(id),
@@ -650,12 +650,9 @@ async fn drop_tombstoned<'a, T>(
     }
     let mut stones: HashMap<String, (String, i64)> = HashMap::new();
     for row in rows {
-        let read = StoreError::query("reading tombstones");
-        let id: String = row.try_get("id").map_err(read)?;
-        let read = StoreError::query("reading tombstones");
-        let reason: String = row.try_get("reason").map_err(read)?;
-        let read = StoreError::query("reading tombstones");
-        let deleted_at: i64 = row.try_get("deleted_at").map_err(read)?;
+        let id: String = column(&row, "id", "reading tombstones")?;
+        let reason: String = column(&row, "reason", "reading tombstones")?;
+        let deleted_at: i64 = column(&row, "deleted_at", "reading tombstones")?;
         stones.insert(id, (reason, deleted_at));
     }
     let mut live = Vec::with_capacity(chunk.len());
@@ -943,14 +940,11 @@ async fn load_links(
     .map_err(StoreError::query("loading account links"))?;
     let mut links: LinkMap = HashMap::new();
     for row in rows {
-        let read = StoreError::query("loading account links");
-        let object: String = row.try_get("object").map_err(read)?;
-        let read = StoreError::query("loading account links");
-        let person_id: String = row.try_get("person_id").map_err(read)?;
-        let read = StoreError::query("loading account links");
-        let account_id: String = row.try_get("account_id").map_err(read)?;
-        let read = StoreError::query("loading account links");
-        let primary = get_bool(&row, "is_primary").map_err(read)?;
+        let object: String = column(&row, "object", "loading account links")?;
+        let person_id: String = column(&row, "person_id", "loading account links")?;
+        let account_id: String = column(&row, "account_id", "loading account links")?;
+        let primary =
+            get_bool(&row, "is_primary").map_err(StoreError::query("loading account links"))?;
         links
             .entry((parse_object(&object)?, person_id))
             .or_default()
@@ -960,6 +954,14 @@ async fn load_links(
             });
     }
     Ok(links)
+}
+
+/// One typed column, with what we were doing as the error context.
+fn column<'r, T>(row: &'r AnyRow, name: &str, context: &'static str) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, Any> + sqlx::Type<Any>,
+{
+    row.try_get(name).map_err(StoreError::query(context))
 }
 
 /// Typed column access with one error context per row kind.
@@ -1075,4 +1077,62 @@ fn person_from_row(row: &AnyRow, raw: serde_json::Value) -> Result<PersonRecord,
         fields: from_json("person fields", &c.text("fields")?)?,
         raw,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn contact(id: &str, ms: i64) -> Change {
+        Change::Upsert(Record::Person(PersonRecord {
+            id: RecordId::new(id),
+            object: ObjectKind::Contact,
+            email: None,
+            first_name: None,
+            last_name: None,
+            company: None,
+            website: None,
+            country: None,
+            state: None,
+            owner_id: None,
+            accounts: None,
+            owner_assigned_at: None,
+            converted: false,
+            created_at: None,
+            updated_at: Utc.timestamp_millis_opt(ms).unwrap(),
+            fields: BTreeMap::new(),
+            raw: serde_json::Value::Null,
+        }))
+    }
+
+    fn deleted(id: &str, ms: Option<i64>) -> Change {
+        Change::Deleted {
+            object: ObjectKind::Contact,
+            id: RecordId::new(id),
+            at: ms.map(|ms| Utc.timestamp_millis_opt(ms).unwrap()),
+            purge: false,
+        }
+    }
+
+    #[test]
+    fn a_page_is_reduced_to_the_last_word_on_each_record_in_page_order() {
+        let page = [
+            contact("a", 20),
+            contact("b", 10),
+            contact("a", 10), // older repeat: ignored
+            deleted("b", Some(15)),
+            contact("c", 5),
+            deleted("c", None),
+            contact("c", 6), // after a deletion with no time: the deletion stands
+            deleted("d", Some(5)),
+            contact("d", 9), // restored after its deletion
+        ];
+        let reduced = reduce(&page);
+        assert_eq!(reduced.len(), 4, "one change per record");
+        assert_eq!(reduced[0], &page[0]);
+        assert_eq!(reduced[1], &page[3]);
+        assert_eq!(reduced[2], &page[5]);
+        assert_eq!(reduced[3], &page[8]);
+    }
 }

@@ -4,8 +4,10 @@
 // the helpers and scenarios they call in this test-only crate.
 #![allow(clippy::unwrap_used)]
 
+mod cli;
 mod helpers;
 mod mirror;
 mod reconcile;
 mod store;
+mod webhooks;
 mod writer;

@@ -311,3 +311,88 @@ async fn a_429_storm_and_5xx_bursts_slow_the_sync_but_lose_nothing() {
     );
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_salesforce_org_mirrors_through_the_same_engine_and_store() {
+    use leadroute_sim::salesforce::{Mutation as SfMutation, SalesforceSimConfig};
+
+    let sim_config = SalesforceSimConfig {
+        leads: 300,
+        contacts: 200,
+        accounts: 40,
+        ..Default::default()
+    };
+    let (client_id, client_secret, refresh_token) = (
+        sim_config.client_id.clone(),
+        sim_config.client_secret.clone(),
+        sim_config.refresh_token.clone(),
+    );
+    let sim = leadroute_sim::salesforce::spawn(sim_config).await.unwrap();
+    let store = crate::helpers::sqlite_store().await;
+    let text = format!(
+        "[crm]\nkind = \"salesforce\"\nbase_url = \"{}\"\noverlap_secs = 2\n[crm.oauth]\nclient_id = \"{client_id}\"\n",
+        sim.base_url()
+    );
+    let config = leadroute::config::Config::from_toml(&text, "sf.toml", &|name| match name {
+        "LEADROUTE_CRM_CLIENT_SECRET" => Some(client_secret.clone()),
+        "LEADROUTE_CRM_REFRESH_TOKEN" => Some(refresh_token.clone()),
+        _ => None,
+    })
+    .unwrap_or_else(|err| panic!("{err}"));
+    let crm = std::sync::Arc::new(leadroute::app::salesforce(&config).unwrap());
+    let mirror = leadroute::mirror::Mirror::new(crm, store.store.clone());
+
+    let counts_match = || async {
+        let state = sim.state();
+        let counts = store.store.counts(CrmKind::Salesforce).await.unwrap();
+        let leads = state.leads.iter().filter(|l| !l.is_deleted).count() as u64;
+        let contacts = state.contacts.iter().filter(|c| !c.is_deleted).count() as u64;
+        let accounts = state.accounts.iter().filter(|a| !a.is_deleted).count() as u64;
+        (counts.leads, counts.contacts, counts.accounts) == (leads, contacts, accounts)
+    };
+    let full = mirror.sync_once(false).await.expect("full sync");
+    assert!(full.complete());
+    assert!(counts_match().await, "after the full sync");
+    let snapshot = store.store.snapshot(CrmKind::Salesforce).await.unwrap();
+    assert!(snapshot.owners.len() >= 20, "users and queues are owners");
+
+    let lead = sim
+        .state()
+        .leads
+        .iter()
+        .find(|l| !l.is_deleted && !l.is_converted)
+        .unwrap()
+        .id
+        .clone();
+    sim.mutate(SfMutation::Delete {
+        object: "Lead".into(),
+        id: lead.clone(),
+    })
+    .unwrap();
+    sim.mutate(SfMutation::RandomEdits {
+        object: "Contact".into(),
+        count: 30,
+        seed: 9,
+    })
+    .unwrap();
+    wait_for("the Salesforce mirror to catch up", 30, || {
+        let mirror = mirror.clone();
+        let counts_match = &counts_match;
+        async move {
+            mirror.sync_once(false).await.expect("incremental sync");
+            counts_match().await.then_some(())
+        }
+    })
+    .await;
+    assert!(
+        store
+            .store
+            .tombstone(CrmKind::Salesforce, ObjectKind::Lead, &lead.as_str().into())
+            .await
+            .unwrap()
+            .is_some(),
+        "the deleted lead left a tombstone"
+    );
+    sim.shutdown().await;
+    store.cleanup().await;
+}

@@ -314,6 +314,16 @@ where
 /// No interruption, for [`sync_object`].
 pub type NoInterrupt = fn() -> std::future::Ready<Result<(), String>>;
 
+/// [`sync_object`] without an interruption: pages until `done`.
+pub async fn sync_until_done<C: Crm>(
+    crm: &C,
+    mirror: &mut Mirror,
+    object: ObjectKind,
+    options: &Options,
+) -> Result<SyncStats, Failure> {
+    sync_object(crm, mirror, object, options, None::<NoInterrupt>).await
+}
+
 /// Compares the mirror's view of `object` with the org's.
 pub async fn compare<O: OrgControl>(
     check: &'static str,
@@ -373,7 +383,7 @@ pub async fn check_full_sync<C: Crm, O: OrgControl>(
 ) -> Result<Mirror, Failure> {
     let mut mirror = Mirror::default();
     for object in crm.objects() {
-        sync_object(crm, &mut mirror, *object, options, None::<NoInterrupt>).await?;
+        sync_until_done(crm, &mut mirror, *object, options).await?;
         compare("full_sync", &mirror, org, *object).await?;
     }
     Ok(mirror)
@@ -391,7 +401,7 @@ pub async fn check_incremental_after_edits<C: Crm, O: OrgControl>(
         .await
         .map_err(|e| fail("incremental", format!("random edits: {e}")))?;
     for object in crm.objects() {
-        sync_object(crm, mirror, *object, options, None::<NoInterrupt>).await?;
+        sync_until_done(crm, mirror, *object, options).await?;
         compare("incremental", mirror, org, *object).await?;
     }
     Ok(())
@@ -420,7 +430,7 @@ pub async fn check_restart_resumes<C: Crm, O: OrgControl>(
     let high_before = mirror.records.values().filter_map(Record::updated_at).max();
     mirror.cursors.insert(object, first.cursor.0.clone());
     if !first.done {
-        let resumed = sync_object(crm, &mut mirror, object, options, None::<NoInterrupt>).await?;
+        let resumed = sync_until_done(crm, &mut mirror, object, options).await?;
         if let (Some(oldest), Some(high)) = (resumed.oldest_repeat, high_before) {
             if oldest < high - overlap {
                 return Err(fail(
@@ -435,7 +445,7 @@ pub async fn check_restart_resumes<C: Crm, O: OrgControl>(
     compare("restart", &mirror, org, object).await?;
     // Idle: a finished pass, then another from the stored cursor with no edits.
     let high = mirror.records.values().filter_map(Record::updated_at).max();
-    let again = sync_object(crm, &mut mirror, object, options, None::<NoInterrupt>).await?;
+    let again = sync_until_done(crm, &mut mirror, object, options).await?;
     if let (Some(oldest), Some(high)) = (again.oldest_repeat, high) {
         if oldest < high - overlap {
             return Err(fail(
@@ -472,7 +482,7 @@ pub async fn check_shared_stamp_across_pages<C: Crm, O: OrgControl>(
             ),
         ));
     }
-    sync_object(crm, mirror, object, options, None::<NoInterrupt>).await?;
+    sync_until_done(crm, mirror, object, options).await?;
     // `compare` checks every record's stamp, so each of the stamped records must have
     // arrived with the shared stamp.
     compare("shared_stamp", mirror, org, object).await
@@ -688,4 +698,87 @@ pub async fn run<C: Crm, O: OrgControl>(
     check_quota_exhaustion(crm, org, &mirror, options).await?;
     report.passed.push("quota");
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AccountRecord, RecordId};
+    use chrono::TimeZone;
+
+    fn account(id: &str, owner: &str, second: u32) -> Change {
+        Change::Upsert(Record::Account(AccountRecord {
+            id: RecordId::new(id),
+            name: Some("Acme".into()),
+            domain: None,
+            website: None,
+            extra_domains: Vec::new(),
+            country: None,
+            state: None,
+            parent_id: None,
+            owner_id: Some(OwnerId::new(owner)),
+            employees: None,
+            industry: None,
+            created_at: None,
+            updated_at: Utc.with_ymd_and_hms(2025, 3, 4, 9, 0, second).unwrap(),
+            fields: Default::default(),
+            raw: serde_json::Value::Null,
+        }))
+    }
+
+    fn owner(mirror: &Mirror, id: &str) -> Option<String> {
+        mirror
+            .records
+            .get(&(ObjectKind::Account, id.to_owned()))
+            .map(|r| Fingerprint::of(r).owner_id.unwrap_or_default())
+    }
+
+    #[test]
+    fn an_older_upsert_never_overwrites_a_newer_one() {
+        let mut mirror = Mirror::default();
+        let mut stats = SyncStats::default();
+        mirror.apply(&account("a", "new", 5), &mut stats);
+        mirror.apply(&account("a", "old", 4), &mut stats);
+        assert_eq!(owner(&mirror, "a").as_deref(), Some("new"));
+    }
+
+    #[test]
+    fn repeats_are_counted_with_their_oldest_stamp() {
+        let mut mirror = Mirror::default();
+        let mut stats = SyncStats::default();
+        mirror.apply(&account("a", "x", 5), &mut stats);
+        mirror.apply(&account("b", "x", 3), &mut stats);
+        mirror.apply(&account("a", "x", 5), &mut stats);
+        mirror.apply(&account("b", "x", 3), &mut stats);
+        assert_eq!(stats.repeats, 2);
+        assert_eq!(stats.oldest_repeat.map(|t| t.timestamp() % 60), Some(3));
+    }
+
+    #[test]
+    fn deletes_and_merge_losers_leave_the_mirror() {
+        let mut mirror = Mirror::default();
+        let mut stats = SyncStats::default();
+        mirror.apply(&account("a", "x", 1), &mut stats);
+        mirror.apply(&account("b", "x", 1), &mut stats);
+        mirror.apply(
+            &Change::Deleted {
+                object: ObjectKind::Account,
+                id: RecordId::new("a"),
+                at: None,
+                purge: false,
+            },
+            &mut stats,
+        );
+        mirror.apply(
+            &Change::Merged {
+                object: ObjectKind::Account,
+                loser: RecordId::new("b"),
+                winner: RecordId::new("c"),
+                at: None,
+            },
+            &mut stats,
+        );
+        assert!(mirror.records.is_empty());
+        assert_eq!(stats.deletes, 2);
+    }
 }

@@ -183,10 +183,19 @@ pub(crate) async fn fetch(
     let mut unresolved: BTreeSet<String> = requested.iter().cloned().collect();
     let mut survivors: Vec<(Parsed, Vec<String>)> = Vec::new();
     let mut unattributed = false;
+    let mut survivor_ids = BTreeSet::new();
     for parsed in read.records {
         let Some(id) = parsed.wire.id.clone() else {
             continue;
         };
+        if !survivor_ids.insert(id.clone()) {
+            // Two requested ids merged into one survivor: it comes back once per input.
+            unresolved.remove(&id);
+            for absorbed in map::merged_ids(&parsed.wire) {
+                unresolved.remove(&absorbed);
+            }
+            continue;
+        }
         let absorbed = map::merged_ids(&parsed.wire);
         unresolved.remove(&id);
         let losers: Vec<String> = absorbed
@@ -400,23 +409,12 @@ pub(crate) async fn apply(
                 .or_else(|| error.category.clone())
                 .unwrap_or_else(|| "BAD_REQUEST".into());
             let message = error.message.clone().unwrap_or_default();
-            if group.len() == 1 {
-                outcomes[group[0]] = Some(rejected(kind, &code, message));
-                continue;
+            let narrowed = narrow(&error, &group, batch);
+            for i in narrowed.rejected {
+                outcomes[i] = Some(rejected(kind, &code, message.clone()));
             }
-            let offenders = offenders(&error, &group, batch);
-            if !offenders.is_empty() {
-                let (bad, rest): (Vec<usize>, Vec<usize>) =
-                    group.iter().partition(|i| offenders.contains(i));
-                for i in bad {
-                    outcomes[i] = Some(rejected(kind, &code, message.clone()));
-                }
-                work.push(rest);
-            } else {
-                let (left, right) = group.split_at(group.len() / 2);
-                work.push(right.to_vec());
-                work.push(left.to_vec());
-            }
+            // Pushed in reverse so groups are sent in input order.
+            work.extend(narrowed.resend.into_iter().rev());
             continue;
         }
         let response = response.success("batch update")?;
@@ -461,6 +459,44 @@ pub(crate) async fn apply(
         .into_iter()
         .map(|o| o.expect("every input is decided: rejected, applied or missing"))
         .collect())
+}
+
+/// What to do with a group after a whole-call 400.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Narrowed {
+    /// Inputs the error pins the failure on.
+    pub rejected: Vec<usize>,
+    /// Groups to send again.
+    pub resend: Vec<Vec<usize>>,
+}
+
+/// Rejects the inputs the error names and resends the rest; when it names none, splits
+/// the group in halves so each half can fail or pass on its own (a single input is
+/// rejected outright: it is the offender).
+pub(crate) fn narrow(error: &ErrorBody, group: &[usize], batch: &[OwnerChange]) -> Narrowed {
+    if group.len() == 1 {
+        return Narrowed {
+            rejected: group.to_vec(),
+            resend: Vec::new(),
+        };
+    }
+    let named = offenders(error, group, batch);
+    if named.is_empty() {
+        let (left, right) = group.split_at(group.len() / 2);
+        return Narrowed {
+            rejected: Vec::new(),
+            resend: vec![left.to_vec(), right.to_vec()],
+        };
+    }
+    let (bad, rest): (Vec<usize>, Vec<usize>) = group.iter().partition(|i| named.contains(i));
+    Narrowed {
+        rejected: bad,
+        resend: if rest.is_empty() {
+            Vec::new()
+        } else {
+            vec![rest]
+        },
+    }
 }
 
 /// Inputs of `group` a whole-call 400 names: by record id in the error context, or by the
@@ -549,6 +585,41 @@ mod tests {
         );
         let found = offenders(&error, &[0, 1, 2], &batch);
         assert_eq!(found, BTreeSet::from([1]));
+    }
+
+    #[test]
+    fn an_anonymous_400_bisects_until_the_offender_stands_alone() {
+        let batch: Vec<OwnerChange> = (0..4).map(|i| change(&i.to_string(), "41")).collect();
+        let anonymous = ErrorBody::parse(br#"{"category":"VALIDATION_ERROR","message":"bad"}"#);
+        assert_eq!(
+            narrow(&anonymous, &[0, 1, 2, 3], &batch),
+            Narrowed {
+                rejected: vec![],
+                resend: vec![vec![0, 1], vec![2, 3]]
+            }
+        );
+        assert_eq!(
+            narrow(&anonymous, &[2], &batch),
+            Narrowed {
+                rejected: vec![2],
+                resend: vec![]
+            }
+        );
+    }
+
+    #[test]
+    fn a_named_offender_is_rejected_and_the_rest_resent_once() {
+        let batch = vec![change("1", "41"), change("2", "999"), change("3", "41")];
+        let error = ErrorBody::parse(
+            br#"{"category":"VALIDATION_ERROR","message":"Property values were not valid: [{\"error\":\"INVALID_OPTION\",\"message\":\"999 was not one of the allowed options\"}]"}"#,
+        );
+        assert_eq!(
+            narrow(&error, &[0, 1, 2], &batch),
+            Narrowed {
+                rejected: vec![1],
+                resend: vec![vec![0, 2]]
+            }
+        );
     }
 
     #[test]

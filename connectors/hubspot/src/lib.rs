@@ -6,6 +6,11 @@
 //! `batch` (batch read/update, v4 associations) and `webhook` (v3 signatures, hints).
 //! Facts about the API come from `shared/reference/hubspot.md`; its Traps are cited by
 //! number in comments.
+//!
+//! GDPR deletions: a [`leadroute_crm::Hint`] cannot say "purge", so `intake` remembers
+//! the contacts named by `contact.privacyDeletion` events and the next `fetch` of such
+//! an id answers `Change::Deleted { purge: true }`. The memory is per process: if it
+//! restarts between intake and fetch, the record is still deleted but not purged.
 
 mod batch;
 mod client;
@@ -15,6 +20,7 @@ mod sync;
 mod webhook;
 mod wire;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
@@ -107,7 +113,14 @@ struct Inner {
     sync: SyncConfig,
     webhook_secret: Option<SecretString>,
     public_webhook_url: Option<String>,
+    /// Contacts a `contact.privacyDeletion` event named, until a fetch reports them
+    /// deleted with `purge: true`. In memory only: a restart between intake and fetch
+    /// loses the purge flag (the record is still deleted), see the crate docs.
+    privacy_deleted: parking_lot::Mutex<BTreeSet<String>>,
 }
+
+/// Most pending GDPR purges remembered between intake and fetch.
+const MAX_PENDING_PURGES: usize = 100_000;
 
 impl std::fmt::Debug for HubSpot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -223,6 +236,7 @@ impl HubSpot {
                 },
                 webhook_secret: settings.webhook_secret.clone().or(oauth_secret),
                 public_webhook_url: settings.public_webhook_url.clone(),
+                privacy_deleted: parking_lot::Mutex::new(BTreeSet::new()),
             }),
         })
     }
@@ -278,7 +292,19 @@ impl Crm for HubSpot {
 
     async fn fetch(&self, object: ObjectKind, ids: &[RecordId]) -> Result<Vec<Change>, CrmError> {
         let calls = AtomicU32::new(0);
-        batch::fetch(&self.inner.client, object_type(object)?, ids, &calls).await
+        let mut changes =
+            batch::fetch(&self.inner.client, object_type(object)?, ids, &calls).await?;
+        if object == ObjectKind::Contact {
+            let mut pending = self.inner.privacy_deleted.lock();
+            for change in &mut changes {
+                if let Change::Deleted { id, purge, .. } = change
+                    && pending.remove(id.as_str())
+                {
+                    *purge = true;
+                }
+            }
+        }
+        Ok(changes)
     }
 
     async fn current_owners(
@@ -313,11 +339,24 @@ impl Crm for HubSpot {
     }
 
     fn intake(&self, request: &InboundRequest) -> Result<Intake, IntakeError> {
-        webhook::intake(
+        let parsed = webhook::intake(
             request,
             self.inner.webhook_secret.as_ref(),
             self.inner.public_webhook_url.as_deref(),
-        )
+        )?;
+        if !parsed.privacy_deleted.is_empty() {
+            let mut pending = self.inner.privacy_deleted.lock();
+            for id in parsed.privacy_deleted {
+                if pending.len() >= MAX_PENDING_PURGES {
+                    tracing::warn!(
+                        "too many pending privacy deletions; purge flag dropped for the rest"
+                    );
+                    break;
+                }
+                pending.insert(id);
+            }
+        }
+        Ok(parsed.intake)
     }
 }
 

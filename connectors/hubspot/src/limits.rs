@@ -61,17 +61,18 @@ pub(crate) const WINDOW: Duration = Duration::from_secs(10);
 /// governor admits `burst` calls at once and then one per period `t`. Counting the
 /// worst case over a closed window of length `window`, the greedy caller gets
 /// `burst + floor(window / t)` calls (see the test below, which checks it on a fake
-/// clock), so we pick `burst` ≈ 10 % of `max` and `t = window / (max - burst)`:
-/// burst + rate·window = max exactly. A tenth as burst lets a sync start quickly
-/// without starving the rest of the window.
+/// clock), so we pick `t = window / (max - burst)`: burst + rate·window = max exactly.
+/// The burst is small (2.5 % of `max`, at least 1) because every call of burst is a call
+/// of steady rate lost: long syncs run at (max − burst) per window, short incremental
+/// runs (a handful of calls) never wait long anyway.
 ///
-/// The window is stretched by 2.5 % (at least 50 ms) before the division: HubSpot
+/// The window is stretched by 1/64 (at least 50 ms) before the division: HubSpot
 /// counts arrivals, not departures, and network jitter can bring two calls we sent
 /// exactly one window apart closer together on its side.
 pub(crate) fn window_quota(max: u32, window: Duration) -> Quota {
-    let window = window + (window / 40).max(Duration::from_millis(50));
+    let window = window + (window / 64).max(Duration::from_millis(50));
     let max = max.max(2);
-    let burst = (max / 10).max(1);
+    let burst = (max / 40).max(1);
     let steady = max - burst;
     // Round the period up so float/nanosecond rounding can never add a call.
     let period_ns = (window.as_nanos() as u64).div_ceil(u64::from(steady));

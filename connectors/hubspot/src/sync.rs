@@ -323,8 +323,14 @@ pub(crate) fn advance(run: &Run, page: &[(String, i64)], full: bool) -> Option<R
     }
     let last = page.last().map(|(_, ts)| *ts).unwrap_or(run.from_ms);
     if last <= run.from_ms && !run.exclusive {
-        // A whole page at one timestamp: GTE cannot move past it. Scan inside it by id.
+        // A whole page at one timestamp: GTE cannot move past it. Scan inside it by id,
+        // skipping what this page already emitted.
         next.tie_after = Some("0".to_owned());
+        next.seen.extend(
+            page.iter()
+                .filter(|(_, ts)| *ts == run.from_ms)
+                .map(|(id, _)| id.clone()),
+        );
         return Some(next);
     }
     next.from_ms = last;
@@ -396,6 +402,20 @@ async fn incremental_page(
     for p in fresh {
         let absorbed = map::merged_ids(&p.wire);
         changes.extend(batch::to_changes(object, p, absorbed, links.as_ref())?);
+    }
+    if run.tie_after.is_none()
+        && positions
+            .iter()
+            .any(|(_, ts)| *ts < run.from_ms || (run.exclusive && *ts == run.from_ms))
+    {
+        // Would make the run go backwards (or loop): HubSpot ignored the filter.
+        return Err(CrmError::new(
+            ErrorKind::Protocol,
+            format!(
+                "hubspot: search on {} returned records outside the requested window; the sync cannot advance safely",
+                object.modified_property
+            ),
+        ));
     }
     match advance(&run, &positions, more) {
         Some(next) => {
@@ -591,6 +611,10 @@ mod tests {
         let next = advance(&start, &page(&[("1", 100), ("2", 100)]), true).unwrap();
         assert_eq!(next.tie_after.as_deref(), Some("0"));
         assert_eq!(next.from_ms, 100);
+        assert!(
+            next.seen.contains("2"),
+            "the tie scan skips what this page emitted"
+        );
         let body = search_body(CONTACTS, &next);
         let filters = &body["filterGroups"][0]["filters"];
         assert_eq!(filters[0]["operator"], "EQ");

@@ -134,30 +134,45 @@ pub(crate) fn verify(
     }
 }
 
+/// A verified batch: the hints, plus the contacts whose events were GDPR deletions
+/// (their refetch must purge personal data, which a hint cannot say).
+#[derive(Debug)]
+pub(crate) struct Parsed {
+    pub intake: Intake,
+    pub privacy_deleted: Vec<String>,
+}
+
 /// Verifies and parses a webhook batch.
 pub(crate) fn intake(
     request: &InboundRequest,
     secret: Option<&SecretString>,
     public_url: Option<&str>,
-) -> Result<Intake, IntakeError> {
+) -> Result<Parsed, IntakeError> {
     verify(request, secret, public_url)?;
     let events: Vec<serde_json::Value> = serde_json::from_slice(&request.body)
         .map_err(|e| IntakeError::Malformed(format!("webhook body is not a JSON array: {e}")))?;
     let mut hints = Vec::new();
+    let mut privacy_deleted = Vec::new();
     for raw in events {
         // One odd event never rejects the batch: HubSpot would redeliver all of it.
         let Ok(event) = serde_json::from_value::<WebhookEvent>(raw) else {
             continue;
         };
+        if event.subscription_type.as_deref() == Some("contact.privacyDeletion") {
+            privacy_deleted.extend(event.object_id.clone());
+        }
         hints.extend(hints_for(&event));
     }
-    Ok(Intake {
-        hints,
-        response: InboundResponse {
-            status: 200,
-            content_type: "text/plain",
-            body: String::new(),
+    Ok(Parsed {
+        intake: Intake {
+            hints,
+            response: InboundResponse {
+                status: 200,
+                content_type: "text/plain",
+                body: String::new(),
+            },
         },
+        privacy_deleted,
     })
 }
 
@@ -339,7 +354,8 @@ mod tests {
             Some(&secret()),
             None,
         )
-        .unwrap();
+        .unwrap()
+        .intake;
         assert_eq!(intake.response.status, 200);
         assert!(intake.response.body.is_empty());
         assert_eq!(intake.hints.len(), 1);

@@ -473,3 +473,140 @@ fn transport_error(what: &str, e: reqwest::Error) -> SfError {
         CrmError::new(kind, format!("salesforce {what}: no answer ({kind})")).with_source(e),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::SalesforceAuth;
+    use secrecy::SecretString;
+
+    fn client() -> Client {
+        let http = reqwest::Client::new();
+        let auth = Authenticator::new(
+            http.clone(),
+            "https://login.example".into(),
+            Some("https://org.example".into()),
+            SalesforceAuth::Session {
+                token: SecretString::from("00Dx!token".to_owned()),
+            },
+        );
+        let config = ClientConfig {
+            api_version: "62.0".into(),
+            request_timeout: Duration::from_secs(5),
+            max_retries: 1,
+            retry_base: Duration::from_millis(1),
+            max_in_flight: 5,
+        };
+        Client::new(
+            http,
+            config,
+            auth,
+            DailyAllocation::new(0, Duration::from_secs(300)),
+        )
+    }
+
+    fn body(code: &str, message: &str) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!([{ "errorCode": code, "message": message }])).unwrap()
+    }
+
+    #[test]
+    fn total_requests_exceeded_is_quota_exhaustion_with_a_resume_time() {
+        let c = client();
+        let e = c.classify(
+            "GET /query",
+            403,
+            &body("REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."),
+        );
+        assert_eq!(e.error.kind, ErrorKind::QuotaExhausted);
+        assert!(e.error.resume_at.is_some());
+        assert!(!e.retryable());
+    }
+
+    #[test]
+    fn concurrent_requests_exceeded_is_retried_later() {
+        let c = client();
+        let e = c.classify(
+            "GET /query",
+            403,
+            &body(
+                "REQUEST_LIMIT_EXCEEDED",
+                "ConcurrentRequests (Concurrent API Requests) Limit exceeded.",
+            ),
+        );
+        assert_eq!(e.error.kind, ErrorKind::Concurrency);
+        assert!(e.retryable());
+    }
+
+    #[test]
+    fn other_forbidden_answers_are_not_limits_or_auth_failures() {
+        let c = client();
+        let e = c.classify(
+            "PATCH /composite/sobjects",
+            403,
+            &body("INSUFFICIENT_ACCESS_OR_READONLY", "no"),
+        );
+        assert_eq!(e.error.kind, ErrorKind::Forbidden);
+        let e = c.classify(
+            "GET /query",
+            403,
+            &body("API_DISABLED_FOR_ORG", "API is not enabled"),
+        );
+        assert_eq!(e.error.kind, ErrorKind::Forbidden);
+    }
+
+    #[test]
+    fn expired_sessions_ask_for_a_new_one_but_rest_disabled_sessions_do_not() {
+        let c = client();
+        let e = c.classify(
+            "GET /query",
+            401,
+            &body("INVALID_SESSION_ID", "Session expired or invalid"),
+        );
+        assert_eq!(e.error.kind, ErrorKind::Auth);
+        assert!(e.reauth);
+        let e = c.classify(
+            "GET /query",
+            401,
+            &body(
+                "INVALID_SESSION_ID",
+                "This session is not valid for use with the REST API",
+            ),
+        );
+        assert!(!e.reauth);
+    }
+
+    #[test]
+    fn lock_contention_and_server_errors_are_retryable_and_codes_are_kept() {
+        let c = client();
+        let e = c.classify(
+            "PATCH /sobjects/Lead/x",
+            400,
+            &body("UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access"),
+        );
+        assert!(e.retryable());
+        assert_eq!(e.code.as_deref(), Some("UNABLE_TO_LOCK_ROW"));
+        let e = c.classify("GET /query", 503, &body("SERVER_UNAVAILABLE", "later"));
+        assert_eq!(e.error.kind, ErrorKind::Unavailable);
+        let e = c.classify(
+            "GET /query/01g-2000",
+            400,
+            &body("INVALID_QUERY_LOCATOR", "invalid query locator"),
+        );
+        assert_eq!(e.code.as_deref(), Some("INVALID_QUERY_LOCATOR"));
+        assert_eq!(e.error.kind, ErrorKind::BadRequest);
+    }
+
+    #[test]
+    fn a_retired_api_version_names_the_setting_to_change() {
+        let c = client();
+        let e = c.classify("GET /query", 410, &body("GONE", "retired"));
+        assert_eq!(e.error.kind, ErrorKind::BadRequest);
+        assert!(e.error.message.contains("api_version"));
+    }
+
+    #[test]
+    fn messages_name_the_call_without_its_query_string() {
+        let request = Request::get(Target::Api("/query".into())).query("q", "SELECT Id FROM Lead");
+        assert_eq!(request.describe(), "GET /query");
+    }
+}

@@ -207,8 +207,12 @@ impl Salesforce {
 
     /// Registers the hook that receives each rotated refresh token (refresh-token flow
     /// with rotation on). The old token is dead once the new one is issued, so the hook
-    /// must persist it durably before returning; it is called under no lock and never
-    /// concurrently with itself (token requests are single-flight).
+    /// must persist it durably before returning. It runs inside the single-flight token
+    /// request, so it is never called concurrently with itself, and calls waiting for
+    /// the new session wait for it: keep it short (write a file, not a network call).
+    /// Without a hook the new token lives only in memory
+    /// ([`Salesforce::current_refresh_token`]) and a restart falls back to the
+    /// configured, now dead, token.
     pub fn on_refresh_token_rotated(&self, hook: impl Fn(&SecretString) + Send + Sync + 'static) {
         self.inner
             .client

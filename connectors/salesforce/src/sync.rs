@@ -187,11 +187,8 @@ impl SyncCursor {
             // A full sync read every live row; deletions before it do not matter, and
             // ones during it are caught from its start on.
             let started_at = self.started_at;
-            for (state, stage) in self.stages.iter_mut().zip(stages(self.object)) {
-                match stage {
-                    Stage::Deleted(_) => state.wm = state.wm.or(started_at),
-                    Stage::Live(_) => state.wm = state.wm.or(started_at),
-                }
+            for state in &mut self.stages {
+                state.wm = state.wm.or(started_at);
             }
             self.full = false;
         }

@@ -533,9 +533,16 @@ pub(crate) async fn fetch(
                 .iter()
                 .zip(retrieve(client, sobject, &list, sobject.fields()).await?)
             {
+                // A `00G` id may be a public group rather than a queue: not an owner.
+                let is_owner = |row: &Map<String, Value>| {
+                    sobject != SObject::Queue
+                        || wire::string_field(row, "Type").as_deref() == Some("Queue")
+                };
                 match row {
-                    Some(row) => changes.push(Change::Upsert(map_row(sobject, row)?)),
-                    None => changes.push(Change::Deleted {
+                    Some(row) if is_owner(&row) => {
+                        changes.push(Change::Upsert(map_row(sobject, row)?))
+                    }
+                    _ => changes.push(Change::Deleted {
                         object,
                         id: RecordId(id.clone()),
                         at: None,

@@ -972,7 +972,32 @@ async fn fetch_reports_merges_and_deletes_and_outbound_messages_become_hints() {
             .iter()
             .any(|c| matches!(c, Change::Upsert(r) if r.id() == contacts[0].id))
     );
-    // The incremental pass sees the same through queryAll.
+    // Owners: a user and a queue come back; a public group (also `00G`) is no owner.
+    let user = state.users[0].id.clone();
+    let queue = state
+        .groups
+        .iter()
+        .find(|g| g.group_type.as_deref() == Some("Queue"))
+        .unwrap()
+        .id
+        .clone();
+    let group = state
+        .groups
+        .iter()
+        .find(|g| g.group_type.as_deref() != Some("Queue"))
+        .map(|g| g.id.clone());
+    let mut ids = vec![RecordId::new(user.as_str()), RecordId::new(queue.as_str())];
+    ids.extend(group.iter().map(|g| RecordId::new(g.as_str())));
+    let changes = crm.fetch(ObjectKind::Owner, &ids).await.unwrap();
+    assert!(changes.iter().any(|c| matches!(c, Change::Upsert(Record::Owner(o)) if o.id.0 == user && o.kind == OwnerKind::User)));
+    assert!(changes.iter().any(|c| matches!(c, Change::Upsert(Record::Owner(o)) if o.id.0 == queue && o.kind == OwnerKind::Queue)));
+    if let Some(group) = group {
+        assert!(
+            changes
+                .iter()
+                .any(|c| matches!(c, Change::Deleted { id, .. } if id.0 == group))
+        );
+    }
     sim.shutdown().await;
 }
 
@@ -1216,4 +1241,83 @@ async fn the_in_flight_cap_keeps_long_requests_under_the_org_concurrency_limit()
         rejections > 0 && throttled > 0,
         "rejections {rejections}, throttled {throttled}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_visible_commit_stamped_before_the_watermark_is_still_mirrored() {
+    let (sim, crm) = connector(small_org()).await;
+    let options = conformance::Options {
+        overlap: crm.settings().overlap,
+        page_size: PAGE as usize,
+        ..conformance::Options::default()
+    };
+    let mut mirror = conformance::Mirror::default();
+    conformance::sync_until_done(&crm, &mut mirror, ObjectKind::Contact, &options)
+        .await
+        .unwrap();
+    let state = sim.state();
+    let user = state.users.iter().find(|u| u.is_active).unwrap().id.clone();
+    let live: Vec<_> = state
+        .contacts
+        .iter()
+        .filter(|c| !c.is_deleted && c.owner_id != user)
+        .take(2)
+        .collect();
+    // Our write commits late: stamped now, visible only 1.5 s later.
+    sim.set_faults(FaultScript {
+        late_commit_ms: 1500,
+        ..FaultScript::default()
+    });
+    let change = OwnerChange {
+        id: RecordId::new(live[0].id.as_str()),
+        from: None,
+        to: OwnerId::new(user.as_str()),
+        if_unmodified_since: None,
+    };
+    assert_eq!(
+        crm.apply(ObjectKind::Contact, &[change]).await.unwrap(),
+        vec![WriteOutcome::Applied]
+    );
+    sim.set_faults(FaultScript::default());
+    // A later edit is visible at once and moves the watermark past the late one.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    sim.mutate(Mutation::Edit {
+        object: "Contact".into(),
+        id: live[1].id.clone(),
+        fields: serde_json::from_str(r#"{"LastName":"Later"}"#).unwrap(),
+    })
+    .unwrap();
+    conformance::sync_until_done(&crm, &mut mirror, ObjectKind::Contact, &options)
+        .await
+        .unwrap();
+    let owner_in_mirror = |mirror: &conformance::Mirror| match mirror
+        .records
+        .get(&(ObjectKind::Contact, live[0].id.clone()))
+    {
+        Some(Record::Person(p)) => p.owner_id.clone(),
+        _ => None,
+    };
+    assert_ne!(
+        owner_in_mirror(&mirror),
+        Some(OwnerId::new(user.as_str())),
+        "not visible yet"
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    conformance::sync_until_done(&crm, &mut mirror, ObjectKind::Contact, &options)
+        .await
+        .unwrap();
+    assert_eq!(
+        owner_in_mirror(&mirror),
+        Some(OwnerId::new(user.as_str())),
+        "the overlap window catches the late commit"
+    );
+    conformance::compare(
+        "late_commit",
+        &mirror,
+        &SimOrg { sim: sim.clone() },
+        ObjectKind::Contact,
+    )
+    .await
+    .unwrap();
+    sim.shutdown().await;
 }

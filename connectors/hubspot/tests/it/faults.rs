@@ -169,3 +169,45 @@ async fn a_refused_refresh_token_stops_with_auth_instead_of_looping() {
     assert_eq!(err.kind, ErrorKind::Auth);
     assert_eq!(hs.usage().retries, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reaching_the_daily_reserve_pauses_the_sync_until_the_reset() {
+    let mut config = sim_config(2_000, 10);
+    config.daily_limit = 40;
+    let sim = start(config).await;
+    let mut s = settings(&sim);
+    s.daily_reserve = 30;
+    let hs = connector(s);
+    let mut cursor = None;
+    let err = loop {
+        match hs.changes(ObjectKind::Contact, cursor.as_ref()).await {
+            Ok(page) => cursor = Some(page.cursor),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(err.kind, ErrorKind::QuotaExhausted, "{err}");
+    assert!(err.resume_at.is_some_and(|t| t > chrono::Utc::now()));
+    let usage = hs.usage();
+    assert_eq!(usage.daily_max, Some(40));
+    assert!(usage.daily_remaining.is_some_and(|r| r <= 30), "{usage:?}");
+    // Stopped at the reserve: the remaining 30 calls are left for other integrations.
+    assert!(sim.stats().daily_used <= 11, "{:?}", sim.stats().daily_used);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daily_429_is_not_retried() {
+    let mut config = sim_config(2_000, 10);
+    config.daily_limit = 3;
+    let sim = start(config).await;
+    let hs = connector(settings(&sim));
+    let mut cursor = None;
+    let err = loop {
+        match hs.changes(ObjectKind::Contact, cursor.as_ref()).await {
+            Ok(page) => cursor = Some(page.cursor),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(err.kind, ErrorKind::QuotaExhausted, "{err}");
+    assert_eq!(hs.usage().retries, 0);
+    assert!(err.resume_at.is_some());
+}

@@ -140,6 +140,16 @@ async fn an_import_stamping_over_ten_thousand_records_with_one_timestamp_is_read
         "{} imported records not read",
         missing.len()
     );
+    let imported: BTreeSet<&String> = import.ids.iter().collect();
+    let reads = upserted_ids(&run.changes, ObjectKind::Contact)
+        .into_iter()
+        .filter(|id| imported.contains(id))
+        .count();
+    assert_eq!(
+        reads,
+        import.ids.len(),
+        "imported records read more than once"
+    );
     mirror.apply(&run.changes);
     mirror.cursors.insert(ObjectKind::Contact, run.cursor);
     assert_mirror_matches(&mirror, &sim.state());
@@ -374,5 +384,60 @@ async fn a_restart_in_the_middle_of_a_run_resumes_without_gaps_or_rereads() {
         "records were read twice across the restart"
     );
     mirror.cursors.insert(ObjectKind::Contact, run.cursor);
+    assert_mirror_matches(&mirror, &sim.state());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_edited_while_a_run_pages_do_not_push_others_out_of_the_scan() {
+    // With `after` offsets, re-stamping a record already read moves it to the end of
+    // the sorted result and shifts every later record one place left: the record at
+    // the next page boundary would be skipped. Restarting at the last timestamp cannot.
+    let sim = start(sim_config(2_000, 10)).await;
+    let hs = connector(settings(&sim));
+    let (mut mirror, _) = Mirror::full(&hs).await;
+    mirror.incremental(&hs).await;
+    let before = chrono::Utc::now().timestamp_millis();
+    let edits = sim
+        .mutate(Mutation::RandomEdits { n: 900, seed: 21 })
+        .unwrap();
+    wait_until_searchable(edits.at_ms).await;
+    // Edits that rewrote a value already held are no-ops and stamp nothing.
+    let edited: BTreeSet<String> = sim
+        .state()
+        .contacts
+        .iter()
+        .filter(|c| !c.archived && c.updated_at_ms >= before)
+        .map(|c| c.id.to_string())
+        .collect();
+    assert!(edited.len() > 400, "{} contacts edited", edited.len());
+
+    let mut cursor = mirror.cursors.get(&ObjectKind::Contact).cloned();
+    let first = hs
+        .changes(ObjectKind::Contact, cursor.as_ref())
+        .await
+        .unwrap();
+    let first_ids = upserted_ids(&first.changes, ObjectKind::Contact);
+    assert!(first_ids.len() >= 150 && !first.done);
+    let mut read: BTreeSet<String> = first_ids.iter().cloned().collect();
+    mirror.apply(&first.changes);
+    cursor = Some(first.cursor);
+    let owner = active_owner_ids(&sim.state())[0].to_string();
+    for id in first_ids.iter().take(20) {
+        sim.mutate(Mutation::UpdateProperties {
+            object: ObjectType::Contacts,
+            id: id.clone(),
+            properties: [("jobtitle".to_owned(), format!("Moved {owner}"))].into(),
+        })
+        .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let rest = sync_until_done(&hs, ObjectKind::Contact, cursor).await;
+    read.extend(upserted_ids(&rest.changes, ObjectKind::Contact));
+    let missed: Vec<&String> = edited.iter().filter(|id| !read.contains(*id)).collect();
+    assert!(missed.is_empty(), "edited records skipped: {missed:?}");
+    mirror.apply(&rest.changes);
+    mirror.cursors.insert(ObjectKind::Contact, rest.cursor);
+    // The random edits touched companies too.
+    mirror.incremental(&hs).await;
     assert_mirror_matches(&mirror, &sim.state());
 }

@@ -1,0 +1,247 @@
+//! The `leadroute` binary as a user runs it: config errors, `sync --once` against a
+//! simulator, and the demo.
+
+use std::process::{Command, Output};
+
+use leadroute::store::Store;
+use leadroute_crm::CrmKind;
+
+use crate::helpers::sim_config;
+
+const VARS: &[&str] = &[
+    "LEADROUTE_CONFIG",
+    "LEADROUTE_CRM_KIND",
+    "LEADROUTE_CRM_BASE_URL",
+    "LEADROUTE_CRM_TOKEN",
+    "LEADROUTE_CRM_TOKEN_FILE",
+    "LEADROUTE_STORE_URL",
+    "LEADROUTE_WEBHOOK_SECRET",
+];
+
+/// The binary with a clean LEADROUTE_* environment, run off the async runtime.
+async fn leadroute(args: &[&str], env: &[(&str, String)], dir: &std::path::Path) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_leadroute"));
+    command.args(args).current_dir(dir);
+    for var in VARS {
+        command.env_remove(var);
+    }
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    tokio::task::spawn_blocking(move || command.output().expect("run leadroute"))
+        .await
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test]
+async fn config_problems_are_all_reported_with_their_place_and_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "[crm]\nbase_url = \"api.hubapi.com\"\ntier = \"gold\"\n[sync]\ninterval_secs = 0\n",
+    )
+    .unwrap();
+    let out = leadroute(&["--config", "bad.toml", "sync", "--once"], &[], dir.path()).await;
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    for line in [
+        "bad.toml: crm.base_url: \"api.hubapi.com\" is not a URL",
+        "bad.toml: crm.tier: unknown tier \"gold\"; use free, starter",
+        "bad.toml: crm.token: missing",
+        "bad.toml: sync.interval_secs: 0 is out of range; use a value from 1",
+    ] {
+        assert!(stderr.contains(line), "missing {line:?} in:\n{stderr}");
+    }
+
+    // No config file at all: the one thing missing is named with the variable to set.
+    let out = leadroute(
+        &["sync", "--once"],
+        &[("LEADROUTE_CRM_TOKEN", "t".into())],
+        dir.path(),
+    )
+    .await;
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("(no config file): crm.base_url: missing; set crm.base_url in a config file (--config) or LEADROUTE_CRM_BASE_URL"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_once_mirrors_a_simulator_named_only_by_environment_variables() {
+    let sim = leadroute_sim::hubspot::spawn(sim_config(250, 15))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mirror.db");
+    let env = [
+        ("LEADROUTE_CRM_BASE_URL", sim.base_url()),
+        ("LEADROUTE_CRM_TOKEN", sim.token()),
+        ("LEADROUTE_STORE_URL", format!("sqlite://{}", db.display())),
+    ];
+    let out = leadroute(&["sync", "--once"], &env, dir.path()).await;
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(stdout.contains("contact  full"), "{stdout}");
+    assert!(stdout.contains("rate limits:"), "{stdout}");
+    assert!(
+        !text(&out.stderr).contains(&sim.token()),
+        "the token is never logged"
+    );
+
+    let store = Store::open(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    assert_eq!(store.counts(CrmKind::Hubspot).await.unwrap().contacts, 250);
+    store.close().await;
+
+    // The second run is incremental, and --object narrows it.
+    let out = leadroute(&["sync", "--once", "--object", "contact"], &env, dir.path()).await;
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(stdout.contains("contact  incremental"), "{stdout}");
+    assert!(!stdout.contains("account"), "{stdout}");
+    let out = leadroute(&["sync", "--once", "--object", "lead"], &env, dir.path()).await;
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("hubspot does not have lead records"));
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_runs_with_no_setup_and_says_what_to_try_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = leadroute(&["demo", "--contacts", "300"], &[], dir.path()).await;
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(stdout.contains("The mirror matches the portal"), "{stdout}");
+    assert!(stdout.contains("Try next:"), "{stdout}");
+    assert!(dir.path().join(".leadroute/demo/leadroute.db").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_keeps_mirroring_polls_and_webhooks_until_sigterm() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    use leadroute_crm::{ObjectKind, OwnerId, RecordId};
+    use leadroute_sim::hubspot::{Mutation, ObjectType};
+
+    let sim_cfg = sim_config(150, 10);
+    let secret = sim_cfg.client_secret.clone();
+    let sim = leadroute_sim::hubspot::spawn(sim_cfg).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mirror.db");
+    // Bind a port for the webhook route, then free it for leadroute to take.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        dir.path().join("leadroute.toml"),
+        format!(
+            "[crm]\nbase_url = \"{}\"\noverlap_secs = 2\n[store]\nurl = \"sqlite://{}\"\n\
+             [sync]\ninterval_secs = 3600\nhint_poll_ms = 50\n\
+             [webhook]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n",
+            sim.base_url(),
+            db.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_leadroute"))
+        .args(["--config", "leadroute.toml", "sync"])
+        .current_dir(dir.path())
+        .env_clear()
+        .env("LEADROUTE_CRM_TOKEN", sim.token())
+        .env("LEADROUTE_WEBHOOK_SECRET", &secret)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let lines = tokio::task::spawn_blocking(move || {
+        // Read until the first pass is reported; the rest goes unread.
+        let mut seen = Vec::new();
+        for line in BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            let done = line.starts_with("syncing every");
+            seen.push(line);
+            if done {
+                break;
+            }
+        }
+        seen
+    })
+    .await
+    .unwrap();
+    assert!(
+        lines.iter().any(|l| l.contains(&format!(
+            "listening on http://127.0.0.1:{port}/webhooks/hubspot"
+        ))),
+        "{lines:#?}"
+    );
+
+    // A change in the CRM arrives by webhook (polling is an hour away).
+    sim.set_webhook_url(Some(format!("http://127.0.0.1:{port}/webhooks/hubspot")));
+    let contact = sim
+        .state()
+        .contacts
+        .iter()
+        .find(|c| !c.archived)
+        .unwrap()
+        .id;
+    let owner = sim
+        .state()
+        .owners
+        .iter()
+        .rev()
+        .find(|o| !o.archived)
+        .unwrap()
+        .id;
+    sim.mutate(Mutation::SetOwner {
+        object: ObjectType::Contacts,
+        id: contact.to_string(),
+        owner_id: owner.to_string(),
+    })
+    .unwrap();
+    let store = Store::open(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    crate::helpers::wait_for("the webhook's change in the mirror", 20, || {
+        let store = store.clone();
+        async move {
+            let person = store
+                .person(
+                    CrmKind::Hubspot,
+                    ObjectKind::Contact,
+                    &RecordId::new(contact.to_string()),
+                )
+                .await
+                .unwrap()?;
+            (person.owner_id == Some(OwnerId::new(owner.to_string()))).then_some(())
+        }
+    })
+    .await;
+    store.close().await;
+
+    // SIGTERM: it finishes what it is doing and exits cleanly.
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        !text(&output.stderr).contains(&sim.token()),
+        "the token is never logged"
+    );
+    sim.shutdown().await;
+}
