@@ -485,6 +485,11 @@ impl<'a> Checker<'a> {
                 }
             }
             if let Some(strategy) = strategy {
+                let index = members
+                    .iter()
+                    .enumerate()
+                    .map(|(i, m)| (m.owner.clone(), i))
+                    .collect();
                 pools.insert(
                     name.clone(),
                     Pool {
@@ -494,6 +499,7 @@ impl<'a> Checker<'a> {
                         members,
                         time_zone,
                         hours,
+                        index,
                     },
                 );
             }

@@ -172,6 +172,8 @@ pub struct Pool {
     pub members: Vec<Member>,
     pub time_zone: Option<Tz>,
     pub hours: Option<WorkingHours>,
+    /// Position of each member by owner id.
+    pub(crate) index: HashMap<OwnerId, usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,7 +188,7 @@ pub struct Member {
 
 impl Pool {
     pub fn member_by_owner(&self, owner: &OwnerId) -> Option<&Member> {
-        self.members.iter().find(|m| &m.owner == owner)
+        self.index.get(owner).map(|i| &self.members[*i])
     }
 }
 

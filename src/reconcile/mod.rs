@@ -142,6 +142,7 @@ pub fn decide_all<'s>(
             sink(person, d);
         }
     }
+    engine.finish(ledger);
 }
 
 fn match_batch(matcher: &Matcher, batch: &[&PersonRecord], threads: usize) -> Vec<MatchResult> {
@@ -190,7 +191,9 @@ pub fn explain(
     let m = matcher.match_person(person);
     let mut scratch = ledger.clone();
     let mut engine = Engine::new(policy, snapshot, now);
-    Some(engine.decide(person, &m, &mut scratch, true))
+    let d = engine.decide(person, &m, &mut scratch, true);
+    engine.finish(&mut scratch);
+    Some(d)
 }
 
 /// What changed in the mirror since the last pass.
@@ -348,6 +351,7 @@ impl Reconciler {
                 ));
             }
         }
+        engine.finish(ledger);
         self.cache.extend(fresh);
         self.matcher = Some(matcher);
         let mut keys: Vec<&Key> = self.cache.keys().collect();
