@@ -30,6 +30,8 @@ pub struct Policy {
     /// Ordered rules; the last one is always the default rule.
     pub rules: Vec<Rule>,
     pub(crate) rep_by_owner: HashMap<OwnerId, String>,
+    /// Position in `reps` (name order) by owner id.
+    pub(crate) rep_index_by_owner: HashMap<OwnerId, usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -184,6 +186,8 @@ pub struct Member {
     pub weight: u32,
     pub cap_per_day: Option<u32>,
     pub cap_per_week: Option<u32>,
+    /// Position of the rep in `Policy::reps` (name order), for dense per-plan state.
+    pub(crate) rep_index: usize,
 }
 
 impl Pool {

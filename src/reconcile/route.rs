@@ -165,6 +165,11 @@ pub struct Engine<'a> {
     /// back to the ledger by [`Engine::finish`]. Lookups by owner id in a map for every
     /// member on every pick would dominate large pools.
     dense: HashMap<String, Vec<super::ledger::MemberLedger>>,
+    /// Per rep (by `Member::rep_index`): (local day, assignments that day, that week),
+    /// loaded from the ledger on first use and counted up on each pick.
+    rep_counts: Vec<Option<(chrono::NaiveDate, u32, u32)>>,
+    /// Per rep: records owned, loaded from `load` on first use (least-loaded pools).
+    rep_load: Vec<Option<u64>>,
 }
 
 /// The result of trying one rule's action.
@@ -190,7 +195,33 @@ impl<'a> Engine<'a> {
             now,
             statics: HashMap::new(),
             dense: HashMap::new(),
+            rep_counts: vec![None; policy.reps.len()],
+            rep_load: vec![None; policy.reps.len()],
         }
+    }
+
+    fn counts(
+        &mut self,
+        rep_index: usize,
+        owner: &OwnerId,
+        day: chrono::NaiveDate,
+        ledger: &Ledger,
+    ) -> (u32, u32) {
+        match self.rep_counts[rep_index] {
+            Some((d, today, week)) if d == day => (today, week),
+            _ => {
+                let (today, week) = (
+                    ledger.count_on(owner, day),
+                    ledger.count_in_week(owner, day),
+                );
+                self.rep_counts[rep_index] = Some((day, today, week));
+                (today, week)
+            }
+        }
+    }
+
+    fn rep_load_of(&mut self, rep_index: usize, owner: &OwnerId) -> u64 {
+        *self.rep_load[rep_index].get_or_insert_with(|| self.load.get(owner).copied().unwrap_or(0))
     }
 
     /// Write the pools' dense state back into the ledger. Call once after the last
@@ -403,11 +434,27 @@ impl<'a> Engine<'a> {
                     at: self.now,
                 },
             );
-            *self.load.entry(to).or_default() += 1;
-            if let Some(from) = &decision.current
-                && let Some(l) = self.load.get_mut(from)
+            if let Some(l) = self
+                .policy
+                .rep_index_by_owner
+                .get(&to)
+                .and_then(|i| self.rep_load[*i].as_mut())
             {
-                *l = l.saturating_sub(1);
+                *l += 1;
+            }
+            *self.load.entry(to).or_default() += 1;
+            if let Some(from) = &decision.current {
+                if let Some(l) = self.load.get_mut(from) {
+                    *l = l.saturating_sub(1);
+                }
+                if let Some(l) = self
+                    .policy
+                    .rep_index_by_owner
+                    .get(from)
+                    .and_then(|i| self.rep_load[*i].as_mut())
+                {
+                    *l = l.saturating_sub(1);
+                }
             }
         }
         decision
@@ -714,16 +761,13 @@ impl<'a> Engine<'a> {
             let needs_counts =
                 trace.is_some() || m.cap_per_day.is_some() || m.cap_per_week.is_some();
             let (today, week) = if needs_counts {
-                (
-                    ledger.count_on(&m.owner, st.local_day),
-                    ledger.count_in_week(&m.owner, st.local_day),
-                )
+                self.counts(m.rep_index, &m.owner, st.local_day, ledger)
             } else {
                 (0, 0)
             };
             // Loads only matter to least-loaded pools (and explain).
             let load = if pool.strategy == Strategy::LeastLoaded || trace.is_some() {
-                self.load.get(&m.owner).copied().unwrap_or(0)
+                self.rep_load_of(m.rep_index, &m.owner)
             } else {
                 0
             };
@@ -797,8 +841,15 @@ impl<'a> Engine<'a> {
                     );
                 }
             }
-            let local_day = statics[contenders[best].0].local_day;
+            let slot = contenders[best].0;
+            let local_day = statics[slot].local_day;
             ledger.count_assignment(&owner, local_day);
+            if let Some((d, today, week)) = self.rep_counts[pool.members[slot].rep_index].as_mut()
+                && *d == local_day
+            {
+                *today += 1;
+                *week += 1;
+            }
             let how = match pool.strategy {
                 Strategy::LeastLoaded => "fewest owned records per weight, then fair share",
                 Strategy::Weighted => {
