@@ -154,6 +154,11 @@ impl<'a> Checker<'a> {
         if self.has_errors() {
             return None;
         }
+        let rep_index_by_owner = reps
+            .values()
+            .enumerate()
+            .map(|(i, r)| (r.owner.clone(), i))
+            .collect();
         let rep_by_owner = reps
             .values()
             .map(|r| (r.owner.clone(), r.name.clone()))
@@ -167,6 +172,7 @@ impl<'a> Checker<'a> {
             territories,
             pools,
             rules,
+            rep_index_by_owner,
             rep_by_owner,
         })
     }
@@ -485,6 +491,11 @@ impl<'a> Checker<'a> {
                 }
             }
             if let Some(strategy) = strategy {
+                let index = members
+                    .iter()
+                    .enumerate()
+                    .map(|(i, m)| (m.owner.clone(), i))
+                    .collect();
                 pools.insert(
                     name.clone(),
                     Pool {
@@ -494,6 +505,7 @@ impl<'a> Checker<'a> {
                         members,
                         time_zone,
                         hours,
+                        index,
                     },
                 );
             }
@@ -608,6 +620,7 @@ impl<'a> Checker<'a> {
         let day = cap(self, day, "cap_per_day");
         let week = cap(self, week, "cap_per_week");
         Some(Member {
+            rep_index: reps.keys().position(|k| *k == rep).unwrap_or(0),
             rep,
             owner: r.owner.clone(),
             weight,

@@ -30,6 +30,8 @@ pub struct Policy {
     /// Ordered rules; the last one is always the default rule.
     pub rules: Vec<Rule>,
     pub(crate) rep_by_owner: HashMap<OwnerId, String>,
+    /// Position in `reps` (name order) by owner id.
+    pub(crate) rep_index_by_owner: HashMap<OwnerId, usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -172,6 +174,8 @@ pub struct Pool {
     pub members: Vec<Member>,
     pub time_zone: Option<Tz>,
     pub hours: Option<WorkingHours>,
+    /// Position of each member by owner id.
+    pub(crate) index: HashMap<OwnerId, usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,11 +186,13 @@ pub struct Member {
     pub weight: u32,
     pub cap_per_day: Option<u32>,
     pub cap_per_week: Option<u32>,
+    /// Position of the rep in `Policy::reps` (name order), for dense per-plan state.
+    pub(crate) rep_index: usize,
 }
 
 impl Pool {
     pub fn member_by_owner(&self, owner: &OwnerId) -> Option<&Member> {
-        self.members.iter().find(|m| &m.owner == owner)
+        self.index.get(owner).map(|i| &self.members[*i])
     }
 }
 

@@ -309,6 +309,7 @@ pub fn run(file: &FixtureFile, policy: &Policy) -> Vec<CaseResult> {
         let mut ledger = Ledger::default();
         let mut engine = Engine::new(policy, &snapshot, file.now);
         let d = engine.decide(person, &m, &mut ledger, true);
+        engine.finish(&mut ledger);
         let record = format!("{}:{}", person.object, person.id);
         let mut failures = Vec::new();
         if let Some(want) = &case.expect.owner {

@@ -117,55 +117,53 @@ impl PoolLedger {
         least_loaded: bool,
         at: DateTime<Utc>,
     ) -> OwnerId {
-        let total: i64 = contenders.iter().map(|c| i64::from(c.weight)).sum();
-        // Credit every contender (each earns its share of this one record) and remember
-        // the resulting credit, so choosing needs no further map lookups.
-        let mut credits: Vec<i64> = Vec::with_capacity(contenders.len());
-        for c in contenders {
-            let share = i64::from(c.weight) * CREDIT_SCALE / total;
-            let credit = match self.members.get_mut(c.owner) {
-                Some(m) => {
-                    m.credit += share;
-                    m.credit
-                }
-                None => {
-                    self.members.insert(
-                        c.owner.clone(),
-                        MemberLedger {
-                            credit: share,
-                            ..Default::default()
-                        },
-                    );
-                    share
-                }
-            };
-            credits.push(credit);
+        let mut slots: Vec<MemberLedger> = contenders
+            .iter()
+            .map(|c| self.members.get(c.owner).cloned().unwrap_or_default())
+            .collect();
+        let indexed: Vec<(usize, Contender<'_>)> = contenders.iter().cloned().enumerate().collect();
+        let best = pick_slots(&mut slots, &indexed, least_loaded, at);
+        for (c, m) in contenders.iter().zip(slots) {
+            self.members.insert(c.owner.clone(), m);
         }
-        let best_index = (0..contenders.len())
-            .min_by(|&i, &j| {
-                let (a, b) = (&contenders[i], &contenders[j]);
-                let by_load = if least_loaded {
-                    cmp_frac(a.load, u64::from(a.weight), b.load, u64::from(b.weight))
-                } else {
-                    Ordering::Equal
-                };
-                by_load
-                    .then_with(|| credits[j].cmp(&credits[i]))
-                    .then_with(|| a.owner.cmp(b.owner))
-            })
-            .expect("pick is only called with at least one contender");
-        let best = &contenders[best_index];
-        let owner = best.owner.clone();
-        let m = self
-            .members
-            .get_mut(&owner)
-            .expect("every contender was credited above");
-        m.credit -= CREDIT_SCALE;
-        m.assigned += 1;
-        m.last_assigned_at = Some(at);
         self.picks += 1;
-        owner
+        contenders[best].owner.clone()
     }
+}
+
+/// The fair-share pick over dense member state: `slots[i]` is the state of the member
+/// that `contenders` refer to by index. Credits every contender its share, charges the
+/// winner one record, and returns the winner's position in `contenders`. The caller
+/// counts the pick in its pool (`PoolLedger::picks`).
+pub fn pick_slots(
+    slots: &mut [MemberLedger],
+    contenders: &[(usize, Contender<'_>)],
+    least_loaded: bool,
+    at: DateTime<Utc>,
+) -> usize {
+    let total: i64 = contenders.iter().map(|(_, c)| i64::from(c.weight)).sum();
+    for (slot, c) in contenders {
+        // Each eligible member earns its share of this one record.
+        slots[*slot].credit += i64::from(c.weight) * CREDIT_SCALE / total;
+    }
+    let best = (0..contenders.len())
+        .min_by(|&i, &j| {
+            let ((si, a), (sj, b)) = (&contenders[i], &contenders[j]);
+            let by_load = if least_loaded {
+                cmp_frac(a.load, u64::from(a.weight), b.load, u64::from(b.weight))
+            } else {
+                Ordering::Equal
+            };
+            by_load
+                .then_with(|| slots[*sj].credit.cmp(&slots[*si].credit))
+                .then_with(|| a.owner.cmp(b.owner))
+        })
+        .expect("pick is only called with at least one contender");
+    let m = &mut slots[contenders[best].0];
+    m.credit -= CREDIT_SCALE;
+    m.assigned += 1;
+    m.last_assigned_at = Some(at);
+    best
 }
 
 impl Ledger {

@@ -142,6 +142,7 @@ pub fn decide_all<'s>(
             sink(person, d);
         }
     }
+    engine.finish(ledger);
 }
 
 fn match_batch(matcher: &Matcher, batch: &[&PersonRecord], threads: usize) -> Vec<MatchResult> {
@@ -190,7 +191,9 @@ pub fn explain(
     let m = matcher.match_person(person);
     let mut scratch = ledger.clone();
     let mut engine = Engine::new(policy, snapshot, now);
-    Some(engine.decide(person, &m, &mut scratch, true))
+    let d = engine.decide(person, &m, &mut scratch, true);
+    engine.finish(&mut scratch);
+    Some(d)
 }
 
 /// What changed in the mirror since the last pass.
@@ -205,11 +208,17 @@ pub struct Dirty {
 #[derive(Debug, Clone)]
 struct Cached {
     account: Option<RecordId>,
-    candidates: Vec<RecordId>,
+    candidates: Box<[RecordId]>,
     desired: Option<OwnerId>,
     current: Option<OwnerId>,
-    decision: Decision,
-    updated_at: DateTime<Utc>,
+    /// What this record contributes to the plan; `None` for the (usual) settled record.
+    pending: Option<Pending>,
+}
+
+#[derive(Debug, Clone)]
+enum Pending {
+    Change(PlannedChange),
+    Exception(PlannedException),
 }
 
 /// Incremental reconciliation over a long-lived mirror.
@@ -339,15 +348,20 @@ impl Reconciler {
                     (p.object, p.id.clone()),
                     Cached {
                         account: m.account_id.clone(),
-                        candidates: m.candidates.iter().map(|c| c.account_id.clone()).collect(),
+                        candidates: m
+                            .candidates
+                            .iter()
+                            .map(|c| c.account_id.clone())
+                            .collect::<Vec<_>>()
+                            .into_boxed_slice(),
                         desired: d.desired().cloned(),
                         current: p.owner_id.clone(),
-                        updated_at: p.updated_at,
-                        decision: d,
+                        pending: pending(&d, p, policy),
                     },
                 ));
             }
         }
+        engine.finish(ledger);
         self.cache.extend(fresh);
         self.matcher = Some(matcher);
         let mut keys: Vec<&Key> = self.cache.keys().collect();
@@ -360,31 +374,40 @@ impl Reconciler {
             exceptions: Vec::new(),
         };
         for k in keys {
-            let c = &self.cache[k];
-            let d = &c.decision;
-            if let Some(to) = d.change() {
-                plan.changes.push(PlannedChange {
-                    object: d.object,
-                    id: d.id.clone(),
-                    field: "owner".into(),
-                    from: d.current.clone(),
-                    to: to.clone(),
-                    rule: d.rule.clone(),
-                    reason: d.reason.clone(),
-                    policy_version: policy.version.clone(),
-                    record_updated_at: Some(c.updated_at),
-                });
-            } else if let Outcome::Exception { exception } = &d.outcome {
-                plan.exceptions.push(PlannedException {
-                    object: d.object,
-                    id: d.id.clone(),
-                    kind: exception.clone(),
-                    rule: d.rule.clone(),
-                    reason: d.reason.clone(),
-                });
+            match &self.cache[k].pending {
+                Some(Pending::Change(c)) => plan.changes.push(c.clone()),
+                Some(Pending::Exception(e)) => plan.exceptions.push(e.clone()),
+                None => {}
             }
         }
         plan
+    }
+}
+
+/// A decision's contribution to a plan.
+fn pending(d: &Decision, person: &PersonRecord, policy: &Policy) -> Option<Pending> {
+    if let Some(to) = d.change() {
+        Some(Pending::Change(PlannedChange {
+            object: d.object,
+            id: d.id.clone(),
+            field: "owner".into(),
+            from: d.current.clone(),
+            to: to.clone(),
+            rule: d.rule.clone(),
+            reason: d.reason.clone(),
+            policy_version: policy.version.clone(),
+            record_updated_at: Some(person.updated_at),
+        }))
+    } else if let Outcome::Exception { exception } = &d.outcome {
+        Some(Pending::Exception(PlannedException {
+            object: d.object,
+            id: d.id.clone(),
+            kind: exception.clone(),
+            rule: d.rule.clone(),
+            reason: d.reason.clone(),
+        }))
+    } else {
+        None
     }
 }
 

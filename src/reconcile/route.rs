@@ -161,6 +161,15 @@ pub struct Engine<'a> {
     load: HashMap<OwnerId, u64>,
     now: DateTime<Utc>,
     statics: HashMap<String, std::rc::Rc<Vec<MemberStatic>>>,
+    /// Pool member state for this plan, dense and aligned with `Pool::members`; written
+    /// back to the ledger by [`Engine::finish`]. Lookups by owner id in a map for every
+    /// member on every pick would dominate large pools.
+    dense: HashMap<String, Vec<super::ledger::MemberLedger>>,
+    /// Per rep (by `Member::rep_index`): (local day, assignments that day, that week),
+    /// loaded from the ledger on first use and counted up on each pick.
+    rep_counts: Vec<Option<(chrono::NaiveDate, u32, u32)>>,
+    /// Per rep: records owned, loaded from `load` on first use (least-loaded pools).
+    rep_load: Vec<Option<u64>>,
 }
 
 /// The result of trying one rule's action.
@@ -185,7 +194,68 @@ impl<'a> Engine<'a> {
             load,
             now,
             statics: HashMap::new(),
+            dense: HashMap::new(),
+            rep_counts: vec![None; policy.reps.len()],
+            rep_load: vec![None; policy.reps.len()],
         }
+    }
+
+    fn counts(
+        &mut self,
+        rep_index: usize,
+        owner: &OwnerId,
+        day: chrono::NaiveDate,
+        ledger: &Ledger,
+    ) -> (u32, u32) {
+        match self.rep_counts[rep_index] {
+            Some((d, today, week)) if d == day => (today, week),
+            _ => {
+                let (today, week) = (
+                    ledger.count_on(owner, day),
+                    ledger.count_in_week(owner, day),
+                );
+                self.rep_counts[rep_index] = Some((day, today, week));
+                (today, week)
+            }
+        }
+    }
+
+    fn rep_load_of(&mut self, rep_index: usize, owner: &OwnerId) -> u64 {
+        *self.rep_load[rep_index].get_or_insert_with(|| self.load.get(owner).copied().unwrap_or(0))
+    }
+
+    /// Write the pools' dense state back into the ledger. Call once after the last
+    /// `decide` of a plan; until then the engine's copy is the authoritative one.
+    pub fn finish(self, ledger: &mut Ledger) {
+        for (name, slots) in self.dense {
+            let Some(pool) = self.policy.pools.get(&name) else {
+                continue;
+            };
+            let state = ledger.pools.entry(name).or_default();
+            for (m, slot) in pool.members.iter().zip(slots) {
+                state.members.insert(m.owner.clone(), slot);
+            }
+        }
+    }
+
+    /// The dense state of a pool's members, loaded from the ledger on first use.
+    fn dense_state(
+        &mut self,
+        pool: &Pool,
+        ledger: &Ledger,
+    ) -> &mut Vec<super::ledger::MemberLedger> {
+        self.dense.entry(pool.name.clone()).or_insert_with(|| {
+            let stored = ledger.pools.get(&pool.name);
+            pool.members
+                .iter()
+                .map(|m| {
+                    stored
+                        .and_then(|p| p.members.get(&m.owner))
+                        .cloned()
+                        .unwrap_or_default()
+                })
+                .collect()
+        })
     }
 
     /// Pool members' per-plan facts, computed once per pool per plan.
@@ -364,11 +434,27 @@ impl<'a> Engine<'a> {
                     at: self.now,
                 },
             );
-            *self.load.entry(to).or_default() += 1;
-            if let Some(from) = &decision.current
-                && let Some(l) = self.load.get_mut(from)
+            if let Some(l) = self
+                .policy
+                .rep_index_by_owner
+                .get(&to)
+                .and_then(|i| self.rep_load[*i].as_mut())
             {
-                *l = l.saturating_sub(1);
+                *l += 1;
+            }
+            *self.load.entry(to).or_default() += 1;
+            if let Some(from) = &decision.current {
+                if let Some(l) = self.load.get_mut(from) {
+                    *l = l.saturating_sub(1);
+                }
+                if let Some(l) = self
+                    .policy
+                    .rep_index_by_owner
+                    .get(from)
+                    .and_then(|i| self.rep_load[*i].as_mut())
+                {
+                    *l = l.saturating_sub(1);
+                }
             }
         }
         decision
@@ -669,22 +755,19 @@ impl<'a> Engine<'a> {
             );
         }
         let statics = self.pool_statics(pool);
-        let mut contenders = Vec::with_capacity(pool.members.len());
+        let mut contenders: Vec<(usize, Contender<'_>)> = Vec::with_capacity(pool.members.len());
         let mut members_trace = Vec::new();
-        for (m, st) in pool.members.iter().zip(statics.iter()) {
+        for (slot, (m, st)) in pool.members.iter().zip(statics.iter()).enumerate() {
             let needs_counts =
                 trace.is_some() || m.cap_per_day.is_some() || m.cap_per_week.is_some();
             let (today, week) = if needs_counts {
-                (
-                    ledger.count_on(&m.owner, st.local_day),
-                    ledger.count_in_week(&m.owner, st.local_day),
-                )
+                self.counts(m.rep_index, &m.owner, st.local_day, ledger)
             } else {
                 (0, 0)
             };
             // Loads only matter to least-loaded pools (and explain).
             let load = if pool.strategy == Strategy::LeastLoaded || trace.is_some() {
-                self.load.get(&m.owner).copied().unwrap_or(0)
+                self.rep_load_of(m.rep_index, &m.owner)
             } else {
                 0
             };
@@ -703,12 +786,7 @@ impl<'a> Engine<'a> {
                 Ok(()) => Ok(()),
             };
             if trace.is_some() {
-                let ml = ledger
-                    .pools
-                    .get(&pool.name)
-                    .and_then(|p| p.members.get(&m.owner))
-                    .cloned()
-                    .unwrap_or_default();
+                let ml = self.dense_state(pool, ledger)[slot].clone();
                 members_trace.push(MemberTrace {
                     rep: m.rep.clone(),
                     owner: m.owner.to_string(),
@@ -726,11 +804,14 @@ impl<'a> Engine<'a> {
                 });
             }
             if status.is_ok() {
-                contenders.push(Contender {
-                    owner: &m.owner,
-                    weight: m.weight,
-                    load,
-                });
+                contenders.push((
+                    slot,
+                    Contender {
+                        owner: &m.owner,
+                        weight: m.weight,
+                        load,
+                    },
+                ));
             }
         }
         let picks = ledger.pools.get(&pool.name).map_or(0, |p| p.picks);
@@ -743,22 +824,32 @@ impl<'a> Engine<'a> {
                 None,
             )
         } else {
-            if !ledger.pools.contains_key(&pool.name) {
-                ledger.pools.insert(pool.name.clone(), Default::default());
+            let least_loaded = pool.strategy == Strategy::LeastLoaded;
+            let now = self.now;
+            let slots = self.dense_state(pool, ledger);
+            let best = super::ledger::pick_slots(slots, &contenders, least_loaded, now);
+            let owner = contenders[best].1.owner.clone();
+            match ledger.pools.get_mut(&pool.name) {
+                Some(p) => p.picks += 1,
+                None => {
+                    ledger.pools.insert(
+                        pool.name.clone(),
+                        super::ledger::PoolLedger {
+                            picks: 1,
+                            ..Default::default()
+                        },
+                    );
+                }
             }
-            let pl = ledger.pools.get_mut(&pool.name).expect("inserted above");
-            let owner = pl.pick(
-                &contenders,
-                pool.strategy == Strategy::LeastLoaded,
-                self.now,
-            );
-            let local_day = pool
-                .members
-                .iter()
-                .zip(statics.iter())
-                .find(|(m, _)| m.owner == owner)
-                .map_or(self.now.date_naive(), |(_, st)| st.local_day);
+            let slot = contenders[best].0;
+            let local_day = statics[slot].local_day;
             ledger.count_assignment(&owner, local_day);
+            if let Some((d, today, week)) = self.rep_counts[pool.members[slot].rep_index].as_mut()
+                && *d == local_day
+            {
+                *today += 1;
+                *week += 1;
+            }
             let how = match pool.strategy {
                 Strategy::LeastLoaded => "fewest owned records per weight, then fair share",
                 Strategy::Weighted => {
