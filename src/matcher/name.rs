@@ -215,9 +215,13 @@ fn strip_legal_forms(tokens: &mut Vec<String>) {
         }
         let last = &tokens[tokens.len() - 1];
         if last.len() >= 5
-            && FUZZY_SUFFIXES
-                .iter()
-                .any(|s| fuzz::ratio(last.bytes(), s.bytes()) >= 0.88)
+            && FUZZY_SUFFIXES.iter().any(|s| {
+                // Cheap filters first: one typo keeps the first letter and the length
+                // within one.
+                s.as_bytes()[0] == last.as_bytes()[0]
+                    && s.len().abs_diff(last.len()) <= 1
+                    && fuzz::ratio(last.bytes(), s.bytes()) >= 0.88
+            })
         {
             tokens.pop();
             continue;
@@ -282,6 +286,12 @@ pub fn similarity(a: &NameKey, b: &NameKey) -> f64 {
     if a.compact == b.compact {
         return 0.98;
     }
+    // The indel ratio cannot exceed 2·min/(sum) of the lengths: skip hopeless pairs.
+    let (la, lb) = (a.sorted.len(), b.sorted.len());
+    let bound = 2.0 * la.min(lb) as f64 / (la + lb) as f64;
+    if bound < 0.5 {
+        return bound;
+    }
     let score = fuzz::ratio(a.sorted.bytes(), b.sorted.bytes())
         .max(fuzz::ratio(a.key.bytes(), b.key.bytes()));
     if score < 0.5 {
@@ -297,7 +307,12 @@ pub fn similarity(a: &NameKey, b: &NameKey) -> f64 {
 fn all_paired(from: &[String], to: &[String]) -> bool {
     from.iter().all(|t| {
         to.iter().any(|u| {
-            t == u || (t.len() >= 4 && u.len() >= 4 && fuzz::ratio(t.bytes(), u.bytes()) >= 0.8)
+            t == u
+                || (t.len() >= 4
+                    && u.len() >= 4
+                    // ratio ≥ 0.8 needs the shorter at least 2/3 of the longer.
+                    && 3 * t.len().min(u.len()) >= 2 * t.len().max(u.len())
+                    && fuzz::ratio(t.bytes(), u.bytes()) >= 0.8)
         })
     })
 }
@@ -306,6 +321,22 @@ fn all_paired(from: &[String], to: &[String]) -> bool {
 /// tokens ("Global Services") is matched by its exact key, never fuzzily.
 const MAX_POSTINGS: usize = 2_000;
 
+/// Append the accounts on both sorted lists to `out`.
+fn intersect_into(a: &[u32], b: &[u32], out: &mut Vec<u32>) {
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+}
+
 /// The name index over all accounts.
 #[derive(Debug, Default)]
 pub(crate) struct NameIndex {
@@ -313,7 +344,8 @@ pub(crate) struct NameIndex {
     compact: HashMap<Box<str>, Vec<u32>>,
     tokens: HashMap<Box<str>, Vec<u32>>,
     /// `p:` + first four letters and `s:` + last four letters of tokens of five letters
-    /// or more, so a token with one typo still finds its account.
+    /// or more, and `e:` + first two and last two letters, each with the token's length
+    /// (`p:vora:7`), so a token with one typo still finds its account.
     grams: HashMap<Box<str>, Vec<u32>>,
     acronyms: HashMap<Box<str>, Vec<u32>>,
 }
@@ -330,10 +362,21 @@ impl NameIndex {
             seen.push(token);
             push(&mut self.tokens, token, account);
             if token.len() >= 5 {
-                push(&mut self.grams, &format!("p:{}", &token[..4]), account);
                 push(
                     &mut self.grams,
-                    &format!("s:{}", &token[token.len() - 4..]),
+                    &gram_key('p', &token[..4], token.len()),
+                    account,
+                );
+                let suffix = &token[token.len() - 4..];
+                push(
+                    &mut self.grams,
+                    &gram_key('s', suffix, token.len()),
+                    account,
+                );
+                let edges = edge_gram(token);
+                push(
+                    &mut self.grams,
+                    &gram_key('e', &edges, token.len()),
                     account,
                 );
             }
@@ -366,35 +409,76 @@ impl NameIndex {
         if let Some(hits) = self.compact.get(name.compact.as_str()) {
             out.extend_from_slice(hits);
         }
-        let mut postings: Vec<&[u32]> = Vec::with_capacity(name.tokens.len() * 2);
+        // A true match holds every known input token exactly (a known token is some
+        // company's real word, so the matcher does not accept it as a typo) and a
+        // near-spelling of every unknown one (same length ±1 and the same first or last
+        // four letters). Intersecting those lists is exact blocking, and tiny.
+        let mut known: Vec<&[u32]> = Vec::with_capacity(name.tokens.len());
+        let mut typo_lists: Vec<Vec<u32>> = Vec::new();
         for token in &name.tokens {
             match self.tokens.get(token.as_str()) {
-                Some(list) => postings.push(list),
+                Some(list) => known.push(list),
                 None if token.len() >= 5 => {
-                    // Unknown token: maybe a typo. Its prefix and suffix grams stand in.
-                    for gram in [
-                        format!("p:{}", &token[..4]),
-                        format!("s:{}", &token[token.len() - 4..]),
-                    ] {
-                        if let Some(list) = self.grams.get(gram.as_str()) {
-                            postings.push(list);
+                    let mut near: Vec<u32> = Vec::new();
+                    for len in token.len() - 1..=token.len() + 1 {
+                        for gram in [
+                            gram_key('p', &token[..4], len),
+                            gram_key('s', &token[token.len() - 4..], len),
+                            gram_key('e', &edge_gram(token), len),
+                        ] {
+                            if let Some(list) = self.grams.get(gram.as_str()) {
+                                near.extend_from_slice(list);
+                            }
                         }
                     }
+                    near.sort_unstable();
+                    near.dedup();
+                    typo_lists.push(near);
                 }
-                None => {}
+                // A short unknown token cannot be told from a typo of anything.
+                None => return finish(out),
             }
         }
-        postings.sort_by_key(|list| list.len());
-        // A true match shares at least one of the input's two rarest tokens (or grams)
-        // unless two of its tokens are misspelt; good enough for precision-first matching.
-        for list in postings.into_iter().take(2) {
-            if list.len() <= MAX_POSTINGS {
-                out.extend_from_slice(list);
+        known.sort_by_key(|list| list.len());
+        let mut acc: Option<Vec<u32>> = None;
+        for list in known
+            .iter()
+            .copied()
+            .chain(typo_lists.iter().map(Vec::as_slice))
+        {
+            acc = Some(match acc {
+                None => list.to_vec(),
+                Some(prev) => {
+                    let mut both = Vec::with_capacity(prev.len().min(list.len()));
+                    intersect_into(&prev, list, &mut both);
+                    both
+                }
+            });
+            if acc.as_ref().is_some_and(Vec::is_empty) {
+                break;
             }
         }
-        out.sort_unstable();
-        out.dedup();
+        if let Some(acc) = acc
+            && acc.len() <= MAX_POSTINGS
+        {
+            out.extend_from_slice(&acc);
+        }
+        finish(out)
     }
+}
+
+fn finish(out: &mut Vec<u32>) {
+    out.sort_unstable();
+    out.dedup();
+}
+
+/// First two and last two letters: survives one typo anywhere in the middle.
+fn edge_gram(token: &str) -> String {
+    format!("{}{}", &token[..2], &token[token.len() - 2..])
+}
+
+fn gram_key(side: char, part: &str, len: usize) -> String {
+    format!("{side}:{part}:{len}")
 }
 
 fn push(map: &mut HashMap<Box<str>, Vec<u32>>, key: &str, account: u32) {

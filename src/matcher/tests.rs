@@ -363,3 +363,30 @@ fn config_round_trips_through_toml_with_snake_case_tie_breakers() {
     assert_eq!(config.name_threshold, 0.95);
     assert!(toml::from_str::<MatcherConfig>("tie_breaker = []").is_err());
 }
+
+#[test]
+fn parent_cycles_and_dangling_parents_do_not_hang_or_panic() {
+    let mut a = account("a", "Acme", "acme.com");
+    a.parent_id = Some(RecordId::new("b"));
+    let mut b = account("b", "Acme Two", "acme.com");
+    b.parent_id = Some(RecordId::new("a"));
+    let mut c = account("c", "Acme Three", "acme.com");
+    c.parent_id = Some(RecordId::new("missing"));
+    let m = matcher(&[a, b, c]);
+    let r = m.match_input(&input("x@acme.com", "", ""));
+    // c has no ancestor among the candidates while a and b are each other's: c is the top.
+    assert_eq!(matched_id(&r), Some("c"), "{r:?}");
+}
+
+#[test]
+fn internationalised_account_websites_match_unicode_and_punycode_emails() {
+    let m = matcher(&[account("1", "Müller GmbH", "https://www.müller.de/")]);
+    assert_eq!(
+        matched_id(&m.match_input(&input("a@müller.de", "", ""))),
+        Some("1")
+    );
+    assert_eq!(
+        matched_id(&m.match_input(&input("a@xn--mller-kva.de", "", ""))),
+        Some("1")
+    );
+}
