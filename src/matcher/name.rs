@@ -4,6 +4,7 @@
 //! that keeps name matching from comparing every pair.
 
 use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hasher};
 
 use rapidfuzz::fuzz;
 
@@ -364,10 +365,12 @@ pub(crate) struct NameIndex {
     exact: HashMap<Box<str>, Vec<u32>>,
     compact: HashMap<Box<str>, Vec<u32>>,
     tokens: HashMap<Box<str>, Vec<u32>>,
-    /// `p:` + first four letters and `s:` + last four letters of tokens of five letters
-    /// or more, and `e:` + first two and last two letters, each with the token's length
-    /// (`p:vora:7`), so a token with one typo still finds its account.
-    grams: HashMap<Box<str>, Vec<u32>>,
+    /// Deletion neighbourhood (SymSpell) of tokens of five letters or more: a hash of the
+    /// token and of each one-letter deletion of it. An input token within one edit
+    /// (insertion, deletion, substitution, transposition) shares a key with it, so a
+    /// misspelt token finds exactly its near-spellings. Hash collisions only add
+    /// candidates, which are scored anyway.
+    deletes: HashMap<u64, Vec<u32>>,
     acronyms: HashMap<Box<str>, Vec<u32>>,
 }
 
@@ -383,23 +386,12 @@ impl NameIndex {
             seen.push(token);
             push(&mut self.tokens, token, account);
             if token.len() >= 5 {
-                push(
-                    &mut self.grams,
-                    &gram_key('p', &token[..4], token.len()),
-                    account,
-                );
-                let suffix = &token[token.len() - 4..];
-                push(
-                    &mut self.grams,
-                    &gram_key('s', suffix, token.len()),
-                    account,
-                );
-                let edges = edge_gram(token);
-                push(
-                    &mut self.grams,
-                    &gram_key('e', &edges, token.len()),
-                    account,
-                );
+                deletion_keys(token, |key| {
+                    let list = self.deletes.entry(key).or_default();
+                    if list.last() != Some(&account) {
+                        list.push(account);
+                    }
+                });
             }
         }
         if let Some(acronym) = &name.acronym {
@@ -432,8 +424,8 @@ impl NameIndex {
         }
         // A true match holds every known input token exactly (a known token is some
         // company's real word, so the matcher does not accept it as a typo) and a
-        // near-spelling of every unknown one (same length ±1 and the same first or last
-        // four letters). Intersecting those lists is exact blocking, and tiny.
+        // near-spelling (one edit) of every unknown one. Intersecting those lists is
+        // exact blocking, and tiny.
         let mut known: Vec<&[u32]> = Vec::with_capacity(name.tokens.len());
         let mut typo_lists: Vec<Vec<u32>> = Vec::new();
         for token in &name.tokens {
@@ -441,17 +433,11 @@ impl NameIndex {
                 Some(list) => known.push(list),
                 None if token.len() >= 5 => {
                     let mut near: Vec<u32> = Vec::new();
-                    for len in token.len() - 1..=token.len() + 1 {
-                        for gram in [
-                            gram_key('p', &token[..4], len),
-                            gram_key('s', &token[token.len() - 4..], len),
-                            gram_key('e', &edge_gram(token), len),
-                        ] {
-                            if let Some(list) = self.grams.get(gram.as_str()) {
-                                near.extend_from_slice(list);
-                            }
+                    deletion_keys(token, |key| {
+                        if let Some(list) = self.deletes.get(&key) {
+                            near.extend_from_slice(list);
                         }
-                    }
+                    });
                     near.sort_unstable();
                     near.dedup();
                     typo_lists.push(near);
@@ -493,13 +479,24 @@ fn finish(out: &mut Vec<u32>) {
     out.dedup();
 }
 
-/// First two and last two letters: survives one typo anywhere in the middle.
-fn edge_gram(token: &str) -> String {
-    format!("{}{}", &token[..2], &token[token.len() - 2..])
-}
-
-fn gram_key(side: char, part: &str, len: usize) -> String {
-    format!("{side}:{part}:{len}")
+/// Call `f` with the hash of `token` and of every one-letter deletion of it. Tokens are
+/// ASCII (names are transliterated), so bytes are letters. `DefaultHasher::new()` has
+/// fixed keys: the same token hashes the same in every process.
+fn deletion_keys(token: &str, mut f: impl FnMut(u64)) {
+    let bytes = token.as_bytes();
+    let hash = |skip: Option<usize>| {
+        let mut hasher = DefaultHasher::new();
+        for (i, b) in bytes.iter().enumerate() {
+            if Some(i) != skip {
+                hasher.write_u8(*b);
+            }
+        }
+        hasher.finish()
+    };
+    f(hash(None));
+    for i in 0..bytes.len() {
+        f(hash(Some(i)));
+    }
 }
 
 fn push(map: &mut HashMap<Box<str>, Vec<u32>>, key: &str, account: u32) {
@@ -634,7 +631,7 @@ mod tests {
     }
 
     #[test]
-    fn the_index_finds_misspelt_names_through_grams_without_scanning_everything() {
+    fn the_index_finds_misspelt_names_through_their_deletion_neighbourhood() {
         let mut index = NameIndex::default();
         let names = ["Globex Logistics", "Initech", "Voralum Foods", "Acme"];
         for (i, name) in names.iter().enumerate() {
