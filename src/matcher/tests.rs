@@ -390,3 +390,46 @@ fn internationalised_account_websites_match_unicode_and_punycode_emails() {
         Some("1")
     );
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn small_matcher() -> Matcher {
+        let mut child = account("2", "Acme GmbH", "acme.de");
+        child.parent_id = Some(RecordId::new("1"));
+        matcher(&[
+            account("1", "Acme Inc", "acme.com"),
+            child,
+            account("3", "International Business Machines", "ibm.com"),
+            account("4", "Zörbrück AG", "https://zörbrück.de"),
+        ])
+    }
+
+    proptest! {
+        /// Arbitrary (also non-ASCII, malformed) emails, names, websites and countries never
+        /// panic, and the same input always gets the same answer.
+        #[test]
+        fn arbitrary_input_never_panics_and_is_deterministic(
+            email in "\\PC{0,30}(@\\PC{0,20})?",
+            company in "\\PC{0,40}",
+            website in "\\PC{0,40}",
+            country in "\\PC{0,12}",
+        ) {
+            let m = small_matcher();
+            let q = MatchInput {
+                email: Some(email),
+                company: Some(company),
+                website: Some(website),
+                country: Some(country),
+                primary_account: None,
+            };
+            let a = m.match_input(&q);
+            let b = m.match_input(&q);
+            prop_assert_eq!(&a, &b);
+            prop_assert!((0.0..=1.0).contains(&a.confidence));
+            prop_assert_eq!(a.account_id.is_some(), a.status == MatchStatus::Matched);
+        }
+    }
+}
