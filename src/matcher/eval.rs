@@ -624,11 +624,19 @@ pub fn generate(config: &EvalConfig) -> EvalSet {
         // Name: a coined word (sometimes accented), an adjective-noun-plural triple with an
         // acronym, or — adversarially — an existing organisation's first word with another
         // industry ("Voralum Capital" beside "Voralum Foods").
-        let adversarial = org_ix > 0 && rng.chance(0.06);
-        let triple = !adversarial && rng.chance(0.05);
+        let mut adversarial = org_ix > 0 && rng.chance(0.06);
+        let mut triple = !adversarial && rng.chance(0.05);
         let mut words: Vec<String>;
         let mut acronym = None;
+        let mut attempts = 0;
         loop {
+            // The triple and adversarial name spaces are small: after a few collisions,
+            // coin a word instead.
+            attempts += 1;
+            if attempts > 20 {
+                adversarial = false;
+                triple = false;
+            }
             words = if adversarial {
                 let other = &orgs[rng.below(orgs.len())];
                 vec![other.words[0].clone(), (*rng.pick(INDUSTRY)).to_owned()]

@@ -672,24 +672,34 @@ impl Matcher {
             .filter(|t| self.names.knows(t))
             .map(String::as_str)
             .collect();
-        let mut scored: Vec<(u32, f64, String)> = ids
+        let scorer = name::NameScorer::new(name);
+        let mut scored: Vec<(u32, f64, bool)> = ids
             .iter()
             .filter_map(|&ix| {
                 let key = self.accounts[ix as usize].key.as_ref()?;
-                let mut s = name::similarity(name, key);
+                let mut s = scorer.score(key);
                 if s < 0.98 && known.iter().any(|t| !key.tokens.iter().any(|k| k == t)) {
                     s *= 0.8;
                 }
-                (s >= 0.7).then(|| (ix, s, format!("name \"{}\" {:.2}", key.key, s)))
+                (s >= 0.7).then_some((ix, s, false))
             })
             .collect();
         if self.config.acronyms && scored.iter().all(|(_, s, _)| *s < threshold) {
             self.acronym_candidates(name, &mut scored);
         }
         scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        // Notes are written for the candidates shown only.
+        let note = |&(ix, s, acronym): &(u32, f64, bool)| -> String {
+            match (acronym, self.accounts[ix as usize].key.as_ref()) {
+                (true, _) => format!("acronym \"{}\"", name.key),
+                (false, Some(key)) => format!("name \"{}\" {:.2}", key.key, s),
+                (false, None) => String::new(),
+            }
+        };
         let mut candidates: Vec<Candidate> = scored
             .iter()
-            .map(|(ix, s, note)| self.candidate(*ix, *s, MatchVia::Name, note.clone()))
+            .take(self.config.max_candidates.max(1))
+            .map(|entry| self.candidate(entry.0, entry.1, MatchVia::Name, note(entry)))
             .collect();
         let best = scored.first().map_or(0.0, |s| s.1);
         if best < threshold {
@@ -752,7 +762,7 @@ impl Matcher {
         let how = scored
             .iter()
             .find(|(ix, _, _)| *ix == chosen)
-            .map_or(String::new(), |s| s.2.clone());
+            .map_or(String::new(), note);
         notes.push(if steps.is_empty() {
             format!("company {how} → {}", account.display)
         } else {
@@ -766,7 +776,7 @@ impl Matcher {
     }
 
     /// `IBM` ↔ `International Business Machines`, only when exactly one organisation fits.
-    fn acronym_candidates(&self, name: &NameKey, scored: &mut Vec<(u32, f64, String)>) {
+    fn acronym_candidates(&self, name: &NameKey, scored: &mut Vec<(u32, f64, bool)>) {
         let score = self.config.name_threshold.max(0.9);
         let mut hits: Vec<u32> = Vec::new();
         if let Some(acronym) = name.as_acronym() {
@@ -791,7 +801,7 @@ impl Matcher {
         if groups.len() == 1 {
             for ix in hits {
                 scored.retain(|(i, _, _)| *i != ix);
-                scored.push((ix, score, format!("acronym \"{}\"", name.key)));
+                scored.push((ix, score, true));
             }
         }
     }

@@ -363,3 +363,73 @@ fn config_round_trips_through_toml_with_snake_case_tie_breakers() {
     assert_eq!(config.name_threshold, 0.95);
     assert!(toml::from_str::<MatcherConfig>("tie_breaker = []").is_err());
 }
+
+#[test]
+fn parent_cycles_and_dangling_parents_do_not_hang_or_panic() {
+    let mut a = account("a", "Acme", "acme.com");
+    a.parent_id = Some(RecordId::new("b"));
+    let mut b = account("b", "Acme Two", "acme.com");
+    b.parent_id = Some(RecordId::new("a"));
+    let mut c = account("c", "Acme Three", "acme.com");
+    c.parent_id = Some(RecordId::new("missing"));
+    let m = matcher(&[a, b, c]);
+    let r = m.match_input(&input("x@acme.com", "", ""));
+    // c has no ancestor among the candidates while a and b are each other's: c is the top.
+    assert_eq!(matched_id(&r), Some("c"), "{r:?}");
+}
+
+#[test]
+fn internationalised_account_websites_match_unicode_and_punycode_emails() {
+    let m = matcher(&[account("1", "Müller GmbH", "https://www.müller.de/")]);
+    assert_eq!(
+        matched_id(&m.match_input(&input("a@müller.de", "", ""))),
+        Some("1")
+    );
+    assert_eq!(
+        matched_id(&m.match_input(&input("a@xn--mller-kva.de", "", ""))),
+        Some("1")
+    );
+}
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn small_matcher() -> Matcher {
+        let mut child = account("2", "Acme GmbH", "acme.de");
+        child.parent_id = Some(RecordId::new("1"));
+        matcher(&[
+            account("1", "Acme Inc", "acme.com"),
+            child,
+            account("3", "International Business Machines", "ibm.com"),
+            account("4", "Zörbrück AG", "https://zörbrück.de"),
+        ])
+    }
+
+    proptest! {
+        /// Arbitrary (also non-ASCII, malformed) emails, names, websites and countries never
+        /// panic, and the same input always gets the same answer.
+        #[test]
+        fn arbitrary_input_never_panics_and_is_deterministic(
+            email in "\\PC{0,30}(@\\PC{0,20})?",
+            company in "\\PC{0,40}",
+            website in "\\PC{0,40}",
+            country in "\\PC{0,12}",
+        ) {
+            let m = small_matcher();
+            let q = MatchInput {
+                email: Some(email),
+                company: Some(company),
+                website: Some(website),
+                country: Some(country),
+                primary_account: None,
+            };
+            let a = m.match_input(&q);
+            let b = m.match_input(&q);
+            prop_assert_eq!(&a, &b);
+            prop_assert!((0.0..=1.0).contains(&a.confidence));
+            prop_assert_eq!(a.account_id.is_some(), a.status == MatchStatus::Matched);
+        }
+    }
+}

@@ -11,3 +11,4 @@ mod reconcile;
 mod store;
 mod webhooks;
 mod writer;
+mod match_cli;
