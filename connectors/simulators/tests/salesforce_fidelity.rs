@@ -284,6 +284,7 @@ async fn responses_have_the_shapes_of_the_vendor_samples() {
         "DailyStreamingApiEvents",
         "DataStorageMB",
     ] {
+        assert!(limits.body.get(name).is_some(), "limits lacks {name}");
         problems.extend(check(
             &format!("limits.{name}"),
             &s[name],

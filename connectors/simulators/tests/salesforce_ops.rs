@@ -224,6 +224,35 @@ async fn late_visible_commits_surface_after_the_delay_with_their_original_stamp(
     assert_eq!(a.status, 204);
     let soql = format!("SELECT Company, SystemModstamp FROM Lead WHERE Id = '{lead}'");
     let before = org.query(&soql).await;
+    // getUpdated does not claim to cover the open commit's minute yet.
+    let now = chrono::Utc::now();
+    let window = [
+        (
+            "start",
+            (now - chrono::Duration::days(1))
+                .format("%Y-%m-%dT%H:%M:00+00:00")
+                .to_string(),
+        ),
+        (
+            "end",
+            (now + chrono::Duration::minutes(5))
+                .format("%Y-%m-%dT%H:%M:00+00:00")
+                .to_string(),
+        ),
+    ];
+    let updated = org
+        .send(
+            org.http
+                .get(org.url("sobjects/Lead/updated/"))
+                .query(&window)
+                .bearer_auth(&org.token),
+        )
+        .await;
+    let covered = updated.body["latestDateCovered"]
+        .as_str()
+        .expect("covered")
+        .to_owned();
+    assert!(covered <= org.sim.write_log()[0].at, "{covered}");
     assert_ne!(before.body["records"][0]["Company"], "Late Commit Ltd");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let after = org.query(&soql).await;
@@ -569,4 +598,233 @@ async fn outbound_messages_are_retried_until_acknowledged() {
     );
     let stats = org.sim.stats();
     assert_eq!((stats.outbound_posts, stats.outbound_acks), (2, 1));
+}
+
+#[tokio::test]
+async fn outbound_faults_duplicate_and_reorder_deliveries() {
+    let (url, seen) = listener(vec![]).await;
+    let org = spawn(SalesforceSimConfig {
+        outbound_url: Some(url),
+        ..small_config()
+    })
+    .await;
+    org.sim.set_faults(FaultScript {
+        outbound_duplicate_rate: 1.0,
+        outbound_reverse_order: true,
+        ..FaultScript::default()
+    });
+    let lead = org.writable_lead();
+    let account = org.sim.state().accounts[0].id.clone();
+    let body = json!({"records": [
+        {"attributes": {"type": "Lead"}, "id": lead, "Company": "Dup AG"},
+        {"attributes": {"type": "Account"}, "id": account, "Name": "Dup Holding"},
+    ]});
+    let a = org
+        .patch(
+            "composite/sobjects",
+            &body,
+            &[("Sforce-Auto-Assign", "FALSE")],
+        )
+        .await;
+    assert_eq!(a.body[1]["success"], true, "{}", a.text);
+    for _ in 0..100 {
+        if seen.lock().len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let bodies = seen.lock().clone();
+    assert_eq!(
+        bodies.len(),
+        4,
+        "two envelopes and one duplicate of each notification"
+    );
+    let lead_posts = bodies
+        .iter()
+        .filter(|b| b.contains(r#"xsi:type="sf:Lead""#))
+        .count();
+    assert_eq!(lead_posts, 2);
+    assert!(
+        bodies[0].contains(r#"xsi:type="sf:Account""#),
+        "newest first when reordered"
+    );
+    let notification_id = |b: &str| {
+        b.split("<Notification><Id>")
+            .nth(1)
+            .and_then(|s| s.split('<').next())
+            .map(str::to_owned)
+    };
+    let lead_ids: Vec<_> = bodies
+        .iter()
+        .filter(|b| b.contains("sf:Lead"))
+        .map(|b| notification_id(b))
+        .collect();
+    assert_eq!(
+        lead_ids[0], lead_ids[1],
+        "a duplicate keeps its notification id"
+    );
+}
+
+#[tokio::test]
+async fn the_rule_can_be_a_queue_or_inactive() {
+    let queue_org = spawn(SalesforceSimConfig {
+        lead_assignment_rule: leadroute_sim::salesforce::LeadAssignmentRule::Queue {
+            queue_name: "EMEA Leads".into(),
+        },
+        ..small_config()
+    })
+    .await;
+    let lead = queue_org.writable_lead();
+    let a = queue_org
+        .patch(
+            &format!("sobjects/Lead/{lead}"),
+            &json!({"Company": "Any Co"}),
+            &[],
+        )
+        .await;
+    assert_eq!(a.status, 204);
+    let owner = queue_org
+        .sim
+        .state()
+        .leads
+        .into_iter()
+        .find(|l| l.id == lead)
+        .map(|l| l.owner_id);
+    assert_eq!(owner, Some(queue_org.queue("EMEA Leads")));
+    let off = spawn(SalesforceSimConfig {
+        lead_assignment_rule: leadroute_sim::salesforce::LeadAssignmentRule::Inactive,
+        ..small_config()
+    })
+    .await;
+    let lead = off.writable_lead();
+    let user = off.active_user(0);
+    off.patch(
+        &format!("sobjects/Lead/{lead}"),
+        &json!({"OwnerId": user}),
+        &[],
+    )
+    .await;
+    let owner = off
+        .sim
+        .state()
+        .leads
+        .into_iter()
+        .find(|l| l.id == lead)
+        .map(|l| l.owner_id);
+    assert_eq!(owner, Some(user), "no active rule, no rewrite");
+}
+
+#[tokio::test]
+async fn collections_delete_moves_records_to_the_recycle_bin() {
+    let org = spawn_small().await;
+    let ids: Vec<String> = org
+        .sim
+        .state()
+        .contacts
+        .iter()
+        .filter(|c| !c.is_deleted)
+        .take(2)
+        .map(|c| c.id.clone())
+        .collect();
+    let a = org
+        .send(
+            org.http
+                .delete(org.url("composite/sobjects"))
+                .query(&[("ids", ids.join(",").as_str()), ("allOrNone", "false")])
+                .bearer_auth(&org.token),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body[0]["success"], true);
+    let again = org
+        .send(
+            org.http
+                .delete(org.url("composite/sobjects"))
+                .query(&[("ids", ids[0].as_str())])
+                .bearer_auth(&org.token),
+        )
+        .await;
+    assert_eq!(
+        again.body[0]["errors"][0]["statusCode"],
+        "ENTITY_IS_DELETED"
+    );
+    let gone = org.get(&format!("sobjects/Contact/{}", ids[0])).await;
+    assert_eq!(gone.status, 404);
+    assert_eq!(gone.body[0]["errorCode"], "ENTITY_IS_DELETED");
+    let all = org
+        .query_all(&format!(
+            "SELECT Id, IsDeleted FROM Contact WHERE Id = '{}'",
+            ids[1]
+        ))
+        .await;
+    assert_eq!(all.body["records"][0]["IsDeleted"], true);
+}
+
+#[tokio::test]
+async fn short_pages_expired_locators_and_a_purged_delete_log_are_scriptable() {
+    let org = spawn_small().await;
+    org.sim.set_faults(FaultScript {
+        short_pages: Some(77),
+        ..FaultScript::default()
+    });
+    let first = org.query("SELECT Id FROM Lead").await;
+    assert_eq!(
+        first.body["records"].as_array().map(Vec::len),
+        Some(77),
+        "shorter than asked"
+    );
+    let next = first.body["nextRecordsUrl"]
+        .as_str()
+        .expect("next")
+        .to_owned();
+    assert!(next.ends_with("-77"), "{next}");
+    org.sim.set_faults(FaultScript {
+        expire_query_locators: true,
+        ..FaultScript::default()
+    });
+    let gone = org.get(&next).await;
+    assert_eq!(gone.body[0]["errorCode"], "INVALID_QUERY_LOCATOR");
+    let now = chrono::Utc::now();
+    let window = [
+        (
+            "start",
+            (now - chrono::Duration::days(14))
+                .format("%Y-%m-%dT%H:%M:00+00:00")
+                .to_string(),
+        ),
+        ("end", now.format("%Y-%m-%dT%H:%M:00+00:00").to_string()),
+    ];
+    let request = || {
+        org.http
+            .get(org.url("sobjects/Lead/deleted/"))
+            .query(&window)
+            .bearer_auth(&org.token)
+    };
+    let before = org.send(request()).await;
+    org.sim
+        .mutate(Mutation::PurgeDeleteLog {
+            older_than_secs: 3 * 86_400,
+        })
+        .expect("purge");
+    let after = org.send(request()).await;
+    let earliest = |a: &Answer| {
+        a.body["earliestDateAvailable"]
+            .as_str()
+            .expect("earliest")
+            .to_owned()
+    };
+    assert!(
+        earliest(&after) > earliest(&before),
+        "{} vs {}",
+        earliest(&after),
+        earliest(&before)
+    );
+    let three_days_ago = (now - chrono::Duration::days(3))
+        .format("%Y-%m-%dT%H:%M")
+        .to_string();
+    assert!(earliest(&after) >= three_days_ago);
+    assert!(
+        after.body["deletedRecords"].as_array().map(Vec::len)
+            <= before.body["deletedRecords"].as_array().map(Vec::len)
+    );
 }

@@ -366,3 +366,12 @@ async fn query_locators_expire_when_idle() {
     assert_eq!(a.status, 400);
     assert_eq!(a.body[0]["errorCode"], "INVALID_QUERY_LOCATOR");
 }
+
+#[tokio::test]
+async fn an_over_long_query_url_is_refused_with_414() {
+    let org = spawn_small().await;
+    let ids: Vec<String> = (0..1_000).map(|n| format!("'00Q8d{n:010}'")).collect();
+    let soql = format!("SELECT Id FROM Lead WHERE Id IN ({})", ids.join(","));
+    let a = org.query(&soql).await;
+    assert_eq!(a.status, 414);
+}

@@ -463,3 +463,21 @@ async fn creates_run_the_assignment_rule_too() {
     assert_eq!(missing.status, 400);
     assert_eq!(missing.body[0]["errorCode"], "REQUIRED_FIELD_MISSING");
 }
+
+#[tokio::test]
+async fn composite_subrequests_can_be_conditional() {
+    let org = spawn_small().await;
+    let lead = org.writable_lead();
+    let body = json!({"compositeRequest": [
+        {"method": "PATCH", "url": format!("/services/data/v{VERSION}/sobjects/Lead/{lead}"), "referenceId": "stale",
+         "body": {"OwnerId": org.active_user(0)},
+         "httpHeaders": {"Sforce-Auto-Assign": "FALSE", "If-Unmodified-Since": "Mon, 01 Jan 2001 00:00:00 GMT"}},
+    ]});
+    let a = org.post("composite", &body, &[]).await;
+    assert_eq!(
+        a.body["compositeResponse"][0]["httpStatusCode"], 412,
+        "{}",
+        a.text
+    );
+    assert!(org.sim.write_log().is_empty());
+}

@@ -72,6 +72,11 @@ pub enum Mutation {
         count: usize,
         seed: u64,
     },
+    /// Purges delete-log entries older than `older_than_secs` (the org does this every
+    /// 2 hours when the log is large): getDeleted's `earliestDateAvailable` moves up.
+    PurgeDeleteLog {
+        older_than_secs: u64,
+    },
     /// Touches `count` live records so they share one `SystemModstamp` second.
     BulkStamp {
         object: String,
@@ -247,6 +252,18 @@ fn apply(org: &mut Org, mutation: Mutation) -> Result<MutationResult, String> {
             count,
             seed,
         } => random_edits(org, obj(&object)?, count, seed),
+        Mutation::PurgeDeleteLog { older_than_secs } => {
+            let cutoff = chrono::Utc::now().timestamp() - older_than_secs as i64;
+            let ids = org
+                .delete_log
+                .iter()
+                .filter(|e| e.at_secs < cutoff)
+                .map(|e| e.id.clone())
+                .collect();
+            org.delete_log.retain(|e| e.at_secs >= cutoff);
+            org.purged_before = org.purged_before.max(cutoff);
+            Ok(MutationResult { ids, stamp: None })
+        }
         Mutation::BulkStamp { object, count } => {
             let obj = obj(&object)?;
             let deleted = obj.field_index("IsDeleted");

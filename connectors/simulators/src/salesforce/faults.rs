@@ -40,6 +40,12 @@ pub struct FaultScript {
     pub outbound_duplicate_rate: f64,
     /// Deliver outbound envelopes newest first.
     pub outbound_reverse_order: bool,
+    /// Query pages hold at most this many records, whatever batchSize asked for
+    /// (real orgs shorten pages for wide rows).
+    pub short_pages: Option<usize>,
+    /// Forget every open query locator now (one-shot): the next `nextRecordsUrl`
+    /// answers `INVALID_QUERY_LOCATOR`.
+    pub expire_query_locators: bool,
     /// Seed for the fractions above (same script, same faults).
     pub seed: u64,
 }

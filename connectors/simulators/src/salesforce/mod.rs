@@ -5,7 +5,29 @@
 //! scripted faults, outbound messages and `/__sim/` control endpoints.
 //!
 //! Spawn it in-process with [`spawn`]; everything a connector relies on goes over real
-//! HTTP on 127.0.0.1.
+//! HTTP on 127.0.0.1 (HTTP/1.1, no TLS).
+//!
+//! Behaviour a connector must survive, modelled on purpose:
+//! - REST creates and updates of Leads run the active assignment rule unless the
+//!   request (or the `/composite` subrequest) says `Sforce-Auto-Assign: FALSE`; Bulk
+//!   API 2.0 runs it only when the job names an `assignmentRuleId`.
+//! - `SystemModstamp` has one-second precision, moves on every write (even a no-op
+//!   owner write), and with the `late_commit_ms` fault a write becomes visible to
+//!   queries and getUpdated only after a delay, stamped at its original second.
+//! - Query locators are single-use, sequential and expire when idle; `queryAll`
+//!   continuations say `/query/`; `totalSize` counts the whole result.
+//! - Collections answer HTTP 200 with per-record results by position; allOrNone
+//!   failures mark innocent records `ALL_OR_NONE_OPERATION_ROLLED_BACK`.
+//! - Limits answer 403 `REQUEST_LIMIT_EXCEEDED` (daily allocation, concurrent
+//!   long-running requests), never 429.
+//!
+//! Known gaps (say so rather than pretend): no TLS (clients that force `https`, such
+//! as simple-salesforce, need a TLS-terminating proxy); SOQL has no child
+//! sub-queries, semi-joins, `GROUP BY`, `TYPEOF` or `FIELDS()` (they fail with
+//! `MALFORMED_QUERY` saying so); Bulk API 2.0 ingest implements insert, update and
+//! delete (upsert and hardDelete answer an error saying so), and no query jobs;
+//! records stay in the recycle bin until undeleted (no 15-day purge); no Change Data
+//! Capture, SOAP API or UI flows beyond the human-style [`Mutation`]s.
 
 mod bulk;
 mod control;

@@ -2,7 +2,7 @@
 //! pending outbound notifications, and an undo journal so `allOrNone` requests and
 //! `/composite` can roll back everything they did.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +47,34 @@ impl Row {
 pub(crate) struct Table {
     pub(crate) rows: Vec<Row>,
     pub(crate) by_id: HashMap<String, usize>,
+    /// (committed `SystemModstamp`, row): the index incremental queries and getUpdated
+    /// range over. A late-visible row's visible version is never newer than its
+    /// committed one, so a lower bound on this index never misses a row.
+    pub(crate) by_stamp: BTreeSet<(i64, usize)>,
+}
+
+impl Table {
+    fn stamp(obj: ObjType, vals: &[Val]) -> i64 {
+        match vals[obj.idx("SystemModstamp")] {
+            Val::DateTime(s) => s,
+            _ => i64::MIN,
+        }
+    }
+
+    fn index_row(&mut self, obj: ObjType, idx: usize) {
+        let stamp = Self::stamp(obj, &self.rows[idx].vals);
+        self.by_stamp.insert((stamp, idx));
+    }
+
+    fn unindex_row(&mut self, obj: ObjType, idx: usize) {
+        let stamp = Self::stamp(obj, &self.rows[idx].vals);
+        self.by_stamp.remove(&(stamp, idx));
+    }
+
+    /// Rows whose committed stamp is at least `from` (epoch seconds), in stamp order.
+    pub(crate) fn rows_stamped_from(&self, from: i64) -> impl Iterator<Item = usize> + '_ {
+        self.by_stamp.range((from, 0)..).map(|(_, idx)| *idx)
+    }
 }
 
 /// A recycle-bin / delete-log entry (getDeleted reads these).
@@ -111,6 +139,8 @@ pub(crate) struct Org {
     pub(crate) api_user_id: String,
     /// Records changed through the API (undone with their savepoint).
     pub(crate) api_writes: u64,
+    /// Delete-log entries before this (epoch seconds) have been purged.
+    pub(crate) purged_before: i64,
     undo: Vec<UndoOp>,
     depth: usize,
 }
@@ -127,6 +157,7 @@ impl Org {
             round_robin: HashMap::new(),
             api_user_id: String::new(),
             api_writes: 0,
+            purged_before: i64::MIN,
             undo: Vec::new(),
             depth: 0,
         }
@@ -165,6 +196,8 @@ impl Org {
             }));
         }
         table.rows.push(row);
+        let idx = table.rows.len() - 1;
+        table.index_row(obj, idx);
         if self.depth > 0 {
             self.undo.push(UndoOp::Created { obj, id });
         }
@@ -179,7 +212,9 @@ impl Org {
         vals: Vec<Val>,
         late_until_ms: Option<i64>,
     ) {
-        let row = &mut self.tables[obj.index()].rows[idx];
+        let table = &mut self.tables[obj.index()];
+        table.unindex_row(obj, idx);
+        let row = &mut table.rows[idx];
         if self.depth > 0 {
             self.undo.push(UndoOp::Row {
                 obj,
@@ -196,6 +231,7 @@ impl Org {
             };
             Box::new(Shadow { visible_at_ms, old })
         });
+        table.index_row(obj, idx);
     }
 
     pub(crate) fn log_write(&mut self, entry: WriteLogEntry) {
@@ -240,11 +276,19 @@ impl Org {
         while self.undo.len() > savepoint.ops_len {
             let Some(op) = self.undo.pop() else { break };
             match op {
-                UndoOp::Row { obj, idx, old } => self.tables[obj.index()].rows[idx] = old,
+                UndoOp::Row { obj, idx, old } => {
+                    let table = &mut self.tables[obj.index()];
+                    table.unindex_row(obj, idx);
+                    table.rows[idx] = old;
+                    table.index_row(obj, idx);
+                }
                 UndoOp::Created { obj, id } => {
                     let table = &mut self.tables[obj.index()];
                     // Creates are appended and undone newest first, so this is the tail.
                     if let Some(idx) = table.by_id.remove(&id) {
+                        for gone in idx..table.rows.len() {
+                            table.unindex_row(obj, gone);
+                        }
                         table.rows.truncate(idx);
                     }
                 }
@@ -255,5 +299,46 @@ impl Org {
         self.outbound.truncate(savepoint.outbound_len);
         self.api_writes = savepoint.api_writes;
         self.commit(savepoint);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::salesforce::generator::blank;
+
+    fn lead(org: &mut Org, stamp: i64) -> String {
+        let id = org.ids.next("00Q");
+        let mut vals = blank(ObjType::Lead, id.clone());
+        vals[ObjType::Lead.idx("SystemModstamp")] = Val::DateTime(stamp);
+        org.insert(ObjType::Lead, vals, None);
+        id
+    }
+
+    fn indexed(org: &Org) -> Vec<(i64, usize)> {
+        org.table(ObjType::Lead).by_stamp.iter().copied().collect()
+    }
+
+    #[test]
+    fn the_stamp_index_follows_writes_and_rollbacks() {
+        let mut org = Org::new("00D8d000000Sim0EAC".into());
+        lead(&mut org, 10);
+        lead(&mut org, 20);
+        assert_eq!(indexed(&org), vec![(10, 0), (20, 1)]);
+        let savepoint = org.begin();
+        let mut vals = org.table(ObjType::Lead).rows[0].vals.clone();
+        vals[ObjType::Lead.idx("SystemModstamp")] = Val::DateTime(30);
+        org.replace(ObjType::Lead, 0, vals, None);
+        lead(&mut org, 40);
+        assert_eq!(indexed(&org), vec![(20, 1), (30, 0), (40, 2)]);
+        assert_eq!(
+            org.table(ObjType::Lead)
+                .rows_stamped_from(25)
+                .collect::<Vec<_>>(),
+            vec![0, 2]
+        );
+        org.rollback_to(savepoint);
+        assert_eq!(indexed(&org), vec![(10, 0), (20, 1)]);
+        assert_eq!(org.table(ObjType::Lead).rows.len(), 2);
     }
 }

@@ -34,6 +34,9 @@ pub(crate) const MIN_VERSION: u32 = 31;
 /// Newest generally available version (Summer '26).
 pub(crate) const MAX_VERSION: u32 = 67;
 
+/// Longest request URI the REST API accepts (Salesforce: 16,384 bytes with headers).
+const MAX_URI_BYTES: usize = 16_384;
+
 /// A live API session.
 #[derive(Debug, Clone)]
 pub(crate) struct Session {
@@ -78,7 +81,19 @@ pub(crate) struct ConnCtl {
 }
 
 /// Builds the org, binds the port and starts the server and background tasks.
-pub(crate) async fn start(config: SalesforceSimConfig) -> std::io::Result<Arc<Shared>> {
+pub(crate) async fn start(mut config: SalesforceSimConfig) -> std::io::Result<Arc<Shared>> {
+    config.org_id = match super::ids::canonical(&config.org_id) {
+        Some(id) if id.starts_with("00D") => id,
+        _ => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "org_id: '{}' is not a 15- or 18-character organization id (00D…); leave the default or pass a real one",
+                    config.org_id
+                ),
+            ));
+        }
+    };
     let jwt_key = match &config.jwt_certificate_pem {
         Some(pem) => Some(DecodingKey::from_rsa_pem(pem.as_bytes()).map_err(|err| {
             std::io::Error::new(
@@ -112,7 +127,7 @@ pub(crate) async fn start(config: SalesforceSimConfig) -> std::io::Result<Arc<Sh
         in_flight: Mutex::new(InFlight::default()),
         stats: Mutex::new(SimStats::default()),
         faults: Mutex::new(FaultState::default()),
-        cursors: Mutex::new(Cursors::default()),
+        cursors: Mutex::new(Cursors::new(config.query_locator_ttl)),
         bulk: Mutex::new(BulkJobs::default()),
         outbound_url: Mutex::new(config.outbound_url.clone()),
         outbound_wake: Notify::new(),
@@ -374,6 +389,15 @@ async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             .into_response();
         }
     };
+    // REST limits the request line; long SOQL belongs in a POST to /composite.
+    if parts.uri.to_string().len() > MAX_URI_BYTES {
+        return Resp::error(
+            StatusCode::URI_TOO_LONG,
+            "URI_TOO_LONG",
+            format!("The request URI exceeds {MAX_URI_BYTES} bytes; shorten it (chunk id lists) or use composite/sobjects retrieve"),
+        )
+        .into_response();
+    }
     let query = parse_query(parts.uri.query());
     if path == "/services/oauth2/token" {
         delay(request_faults.delay_ms).await;
@@ -592,7 +616,11 @@ impl Shared {
                 .collect()
         };
         let token = format!("{}!AR{random}", &self.config.org_id[..15]);
-        self.sessions.lock().by_token.insert(
+        let mut sessions = self.sessions.lock();
+        // Sessions idle past the timeout are dead anyway; forget them.
+        let ttl = self.config.session_ttl;
+        sessions.by_token.retain(|_, s| s.last_used.elapsed() < ttl);
+        sessions.by_token.insert(
             token.clone(),
             Session {
                 user_id: user_id.to_owned(),
@@ -643,7 +671,7 @@ impl Shared {
         *self.allocation.lock() = Allocation::new(self.config.daily_api_limit);
         *self.stats.lock() = SimStats::default();
         *self.faults.lock() = FaultState::default();
-        *self.cursors.lock() = Cursors::default();
+        *self.cursors.lock() = Cursors::new(self.config.query_locator_ttl);
         *self.bulk.lock() = BulkJobs::default();
     }
 
@@ -677,6 +705,9 @@ impl Shared {
     pub(crate) fn set_faults(&self, script: FaultScript) {
         if script.expire_sessions {
             self.sessions.lock().by_token.clear();
+        }
+        if script.expire_query_locators {
+            *self.cursors.lock() = Cursors::new(self.config.query_locator_ttl);
         }
         self.allocation.lock().exhaust_after = script.exhaust_after_calls;
         let mut faults = self.faults.lock();

@@ -357,6 +357,15 @@ fn sub_call(
     })
 }
 
+/// `/composite` and `/composite/batch` cannot contain each other (collections can).
+fn is_nested_composite(sub: &Call) -> bool {
+    let segs: Vec<&str> = sub.segments.iter().map(String::as_str).collect();
+    matches!(
+        segs.as_slice(),
+        ["composite"] | ["composite", "batch" | "tree", ..]
+    )
+}
+
 /// Replaces `@{ref.path}` with values from earlier subrequest bodies.
 fn substitute(text: &str, refs: &Map<String, Json>) -> Result<String, String> {
     let mut out = String::new();
@@ -460,9 +469,7 @@ pub(crate) fn composite(shared: &Shared, call: &Call) -> Resp {
             )
         });
         let resp = match prepared {
-            Ok(mut sub) if !matches!(sub.segments.first().map(String::as_str), Some("composite") if sub.segments.len() == 1 || sub.segments.get(1).map(String::as_str) == Some("batch")) => {
-                super::route(shared, &mut sub)
-            }
+            Ok(mut sub) if !is_nested_composite(&sub) => super::route(shared, &mut sub),
             Ok(_) => bad_request(
                 "INVALID_REQUEST",
                 "composite and batch requests cannot be nested",
@@ -548,12 +555,7 @@ pub(crate) fn batch(shared: &Shared, call: &mut Call) -> Resp {
             None,
             "composite_batch",
         ) {
-            Ok(mut sub)
-                if sub.segments.first().map(String::as_str) != Some("composite")
-                    || sub.segments.get(1).map(String::as_str) == Some("sobjects") =>
-            {
-                super::route(shared, &mut sub)
-            }
+            Ok(mut sub) if !is_nested_composite(&sub) => super::route(shared, &mut sub),
             Ok(_) => bad_request("INVALID_BATCH_REQUEST", "batch requests cannot be nested"),
             Err(message) => bad_request("INVALID_BATCH_REQUEST", message),
         };

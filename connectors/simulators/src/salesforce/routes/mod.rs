@@ -102,7 +102,7 @@ pub(crate) fn route(shared: &Shared, call: &mut Call) -> Resp {
             let resp = match method {
                 Method::GET => sobjects::get(shared, call, object, id),
                 Method::PATCH => sobjects::patch(shared, call, object, id),
-                Method::DELETE => sobjects::delete(shared, call, object, id),
+                Method::DELETE => sobjects::delete(shared, object, id),
                 _ => method_not_allowed(&method),
             };
             (format!("{method} sobjects/{{Type}}/{{id}}"), resp)

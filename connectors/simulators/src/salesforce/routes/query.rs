@@ -15,8 +15,16 @@ fn soql_error(err: SoqlError) -> Resp {
 }
 
 /// The page size a request asks for; outside 200–2,000 it is clamped.
-fn page_size(call: &Call) -> usize {
-    call.header("sforce-query-options")
+fn page_size(shared: &Shared, call: &Call) -> usize {
+    let cap = shared
+        .faults
+        .lock()
+        .script
+        .short_pages
+        .unwrap_or(MAX_PAGE)
+        .max(1);
+    let asked = call
+        .header("sforce-query-options")
         .and_then(|v| {
             v.split([',', ';']).find_map(|part| {
                 let (k, n) = part.split_once('=')?;
@@ -26,7 +34,8 @@ fn page_size(call: &Call) -> usize {
                     .flatten()
             })
         })
-        .map_or(MAX_PAGE, |n| n.clamp(MIN_PAGE, MAX_PAGE))
+        .map_or(MAX_PAGE, |n| n.clamp(MIN_PAGE, MAX_PAGE));
+    asked.min(cap)
 }
 
 pub(crate) fn run(shared: &Shared, call: &Call, all_rows: bool) -> Resp {
@@ -49,6 +58,7 @@ pub(crate) fn run(shared: &Shared, call: &Call, all_rows: bool) -> Resp {
         Err(err) => return soql_error(err),
     };
     let now_ms = shared.now_ms();
+    let page_size = page_size(shared, call);
     let org = shared.org.lock();
     let mut cursors = shared.cursors.lock();
     Resp::raw_json(soql::execute(
@@ -56,7 +66,7 @@ pub(crate) fn run(shared: &Shared, call: &Call, all_rows: bool) -> Resp {
         &mut cursors,
         query,
         all_rows,
-        page_size(call),
+        page_size,
         &call.version,
         now_ms,
     ))
@@ -66,14 +76,7 @@ pub(crate) fn next(shared: &Shared, call: &Call, locator: &str) -> Resp {
     let now_ms = shared.now_ms();
     let org = shared.org.lock();
     let mut cursors = shared.cursors.lock();
-    match soql::next_page(
-        &org,
-        &mut cursors,
-        locator,
-        &call.version,
-        now_ms,
-        shared.config.query_locator_ttl,
-    ) {
+    match soql::next_page(&org, &mut cursors, locator, &call.version, now_ms) {
         Ok(page) => Resp::raw_json(page),
         Err(err) => soql_error(err),
     }

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use chrono::Utc;
 use serde_json::json;
 
-use super::super::schema::{ObjType, Val, format_datetime, parse_datetime};
+use super::super::schema::{Val, format_datetime, parse_datetime};
 use super::super::server::{Call, Resp, Shared};
 use super::sobjects;
 
@@ -95,14 +95,9 @@ pub(crate) fn run(shared: &Shared, call: &Call, object_name: &str, deleted: bool
                 "too many ids: split the window",
             );
         }
-        let earliest = org
-            .delete_log
-            .iter()
-            .filter(|e| e.obj == obj)
-            .map(|e| minute(e.at_secs))
-            .min()
-            .unwrap_or(minute(now) - DELETED_LOOKBACK_DAYS * 86_400)
-            .max(minute(now) - DELETED_LOOKBACK_DAYS * 86_400);
+        // The log covers the lookback window unless it was purged more recently.
+        let purged = org.purged_before.saturating_add(59).div_euclid(60) * 60;
+        let earliest = (minute(now) - DELETED_LOOKBACK_DAYS * 86_400).max(purged);
         return Resp::ok(json!({
             "deletedRecords": records,
             "earliestDateAvailable": format_datetime(earliest),
@@ -111,7 +106,10 @@ pub(crate) fn run(shared: &Shared, call: &Call, object_name: &str, deleted: bool
     }
     let deleted_idx = obj.field_index("IsDeleted");
     let mut ids = Vec::new();
-    for row in &org.table(obj).rows {
+    let table = org.table(obj);
+    let mut candidates: Vec<usize> = table.rows_stamped_from(start).collect();
+    candidates.sort_unstable();
+    for row in candidates.into_iter().map(|i| &table.rows[i]) {
         let Some(vals) = row.visible(now_ms) else {
             continue;
         };
@@ -132,6 +130,5 @@ pub(crate) fn run(shared: &Shared, call: &Call, object_name: &str, deleted: bool
             }
         }
     }
-    let _ = ObjType::Lead;
     Resp::ok(json!({"ids": ids, "latestDateCovered": format_datetime(latest)}))
 }

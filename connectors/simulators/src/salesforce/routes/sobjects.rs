@@ -92,7 +92,11 @@ pub(crate) fn get(shared: &Shared, call: &Call, object_name: &str, id: &str) -> 
         .field_index("IsDeleted")
         .is_some_and(|d| row.vals[d].as_bool())
     {
-        return Resp::not_found();
+        return Resp::error(
+            StatusCode::NOT_FOUND,
+            "ENTITY_IS_DELETED",
+            "entity is deleted",
+        );
     }
     let columns = match columns(obj, call.param("fields")) {
         Ok(c) => c,
@@ -232,7 +236,7 @@ pub(crate) fn create(shared: &Shared, call: &Call, object_name: &str) -> Resp {
     )
 }
 
-pub(crate) fn delete(shared: &Shared, _call: &Call, object_name: &str, id: &str) -> Resp {
+pub(crate) fn delete(shared: &Shared, object_name: &str, id: &str) -> Resp {
     let obj = match object(object_name) {
         Ok(o) => o,
         Err(r) => return r,

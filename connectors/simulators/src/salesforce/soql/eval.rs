@@ -26,10 +26,22 @@ struct Cursor {
 }
 
 /// Open query locators by id.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Cursors {
     open: HashMap<String, Cursor>,
     counter: u64,
+    /// Idle lifetime of a locator.
+    ttl: Duration,
+}
+
+impl Cursors {
+    pub(crate) fn new(ttl: Duration) -> Self {
+        Self {
+            open: HashMap::new(),
+            counter: 0,
+            ttl,
+        }
+    }
 }
 
 impl Cursors {}
@@ -55,18 +67,34 @@ pub(crate) fn execute(
     let deleted = obj.field_index("IsDeleted");
     let table = org.table(obj);
     let mut rows: Vec<usize> = Vec::new();
-    for (i, row) in table.rows.iter().enumerate() {
+    let candidates: Box<dyn Iterator<Item = usize>> =
+        match query.filter.as_ref().and_then(|f| plan(obj, f)) {
+            Some(Plan::Ids(ids)) => {
+                let mut idxs: Vec<usize> = ids
+                    .iter()
+                    .filter_map(|id| table.by_id.get(id).copied())
+                    .collect();
+                idxs.sort_unstable();
+                idxs.dedup();
+                Box::new(idxs.into_iter())
+            }
+            Some(Plan::StampFrom(from)) => {
+                let mut idxs: Vec<usize> = table.rows_stamped_from(from).collect();
+                // Without ORDER BY, rows come in creation order, index or not.
+                idxs.sort_unstable();
+                Box::new(idxs.into_iter())
+            }
+            None => Box::new(0..table.rows.len()),
+        };
+    for i in candidates {
+        let row = &table.rows[i];
         let Some(vals) = row.visible(now_ms) else {
             continue;
         };
         if !all_rows && deleted.is_some_and(|d| vals[d].as_bool()) {
             continue;
         }
-        if query
-            .filter
-            .as_ref()
-            .is_none_or(|f| matches(org, obj, vals, f))
-        {
+        if query.filter.as_ref().is_none_or(|f| matches(org, vals, f)) {
             rows.push(i);
         }
     }
@@ -87,7 +115,7 @@ pub(crate) fn execute(
                 .iter()
                 .filter(|i| {
                     let vals = &table.rows[**i].vals;
-                    !value(org, obj, vals, path).is_null()
+                    !value(org, vals, path).is_null()
                 })
                 .count();
             let mut record = Map::new();
@@ -103,6 +131,12 @@ pub(crate) fn execute(
                 return page_json(total, None, &records);
             }
             let records = render_rows(org, &query, &rows[..page_size], version, now_ms);
+            // Abandoned locators are dropped after the idle TTL, whoever asks next.
+            let now = Instant::now();
+            let ttl = cursors.ttl;
+            cursors
+                .open
+                .retain(|_, c| now.duration_since(c.last_used) < ttl);
             cursors.counter += 1;
             let locator = ids::to18(&format!("01g8d{}", ids::base62(cursors.counter, 10)));
             let next_url = format!("/services/data/v{version}/query/{locator}-{page_size}");
@@ -118,6 +152,65 @@ pub(crate) fn execute(
             );
             page_json(total, Some(&next_url), &records)
         }
+    }
+}
+
+/// How to find candidate rows without scanning the table.
+enum Plan {
+    /// `Id = …` or `Id IN (…)`: look the ids up.
+    Ids(Vec<String>),
+    /// A lower bound on `SystemModstamp`: range over the stamp index.
+    StampFrom(i64),
+}
+
+/// An index plan for a filter: top-level conjuncts on `Id` or a lower bound on
+/// `SystemModstamp`. The full filter still runs on every candidate.
+fn plan(obj: ObjType, expr: &Expr) -> Option<Plan> {
+    let stamp = obj.idx("SystemModstamp");
+    match expr {
+        Expr::And(parts) => {
+            let plans: Vec<Plan> = parts.iter().filter_map(|p| plan(obj, p)).collect();
+            let mut best: Option<Plan> = None;
+            for p in plans {
+                best = match (best, p) {
+                    (Some(Plan::Ids(ids)), _) | (_, Plan::Ids(ids)) => Some(Plan::Ids(ids)),
+                    (Some(Plan::StampFrom(a)), Plan::StampFrom(b)) => {
+                        Some(Plan::StampFrom(a.max(b)))
+                    }
+                    (None, p) => Some(p),
+                };
+            }
+            best
+        }
+        Expr::Cmp {
+            path: FieldPath::Direct { idx: 0 },
+            op: CmpOp::Eq,
+            lit: Lit::Id(id),
+        } => Some(Plan::Ids(vec![id.clone()])),
+        Expr::In {
+            path: FieldPath::Direct { idx: 0 },
+            negated: false,
+            lits,
+        } if lits.iter().all(|l| matches!(l, Lit::Id(_) | Lit::Text(_))) => Some(Plan::Ids(
+            lits.iter()
+                .filter_map(|l| match l {
+                    Lit::Id(id) => Some(id.clone()),
+                    _ => None,
+                })
+                .collect(),
+        )),
+        Expr::Cmp {
+            path: FieldPath::Direct { idx },
+            op,
+            lit,
+        } if *idx == stamp => match (op, lit) {
+            (CmpOp::Ge | CmpOp::Eq, Lit::Secs(s)) => Some(Plan::StampFrom(*s)),
+            (CmpOp::Gt, Lit::Secs(s)) => Some(Plan::StampFrom(s + 1)),
+            (CmpOp::Ge | CmpOp::Eq, Lit::Range(start, _)) => Some(Plan::StampFrom(*start)),
+            (CmpOp::Gt, Lit::Range(_, end)) => Some(Plan::StampFrom(*end)),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
@@ -173,13 +266,13 @@ pub(crate) fn next_page(
     locator_offset: &str,
     version: &str,
     now_ms: i64,
-    ttl: Duration,
 ) -> Result<String, SoqlError> {
     let (locator, offset) = locator_offset
         .rsplit_once('-')
         .ok_or_else(invalid_locator)?;
     let offset: usize = offset.parse().map_err(|_| invalid_locator())?;
     let now = Instant::now();
+    let ttl = cursors.ttl;
     cursors
         .open
         .retain(|_, c| now.duration_since(c.last_used) < ttl);
@@ -355,55 +448,46 @@ fn parent_value(pobj: ObjType, pvals: &[Val], field: &str) -> Val {
 }
 
 /// The value a path reads from a row (parents read at their committed version).
-pub(crate) fn value(org: &Org, obj: ObjType, vals: &[Val], path: &FieldPath) -> Val {
+pub(crate) fn value(org: &Org, vals: &[Val], path: &FieldPath) -> Val {
     match path {
         FieldPath::Direct { idx } => vals[*idx].clone(),
         FieldPath::Parent {
             lookup,
             parent_field,
             ..
-        } => {
-            let _ = obj;
-            vals[*lookup]
-                .as_str()
-                .and_then(|pid| org.locate(pid))
-                .map_or(Val::Null, |(pobj, pidx)| {
-                    parent_value(pobj, &org.table(pobj).rows[pidx].vals, parent_field)
-                })
-        }
+        } => vals[*lookup]
+            .as_str()
+            .and_then(|pid| org.locate(pid))
+            .map_or(Val::Null, |(pobj, pidx)| {
+                parent_value(pobj, &org.table(pobj).rows[pidx].vals, parent_field)
+            }),
     }
 }
 
-fn with_value<R>(
-    org: &Org,
-    obj: ObjType,
-    vals: &[Val],
-    path: &FieldPath,
-    f: impl FnOnce(&Val) -> R,
-) -> R {
+fn with_value<R>(org: &Org, vals: &[Val], path: &FieldPath, f: impl FnOnce(&Val) -> R) -> R {
     match path {
         FieldPath::Direct { idx } => f(&vals[*idx]),
-        FieldPath::Parent { .. } => f(&value(org, obj, vals, path)),
+        FieldPath::Parent { .. } => f(&value(org, vals, path)),
     }
 }
 
-fn matches(org: &Org, obj: ObjType, vals: &[Val], expr: &Expr) -> bool {
+fn matches(org: &Org, vals: &[Val], expr: &Expr) -> bool {
     match expr {
-        Expr::And(parts) => parts.iter().all(|e| matches(org, obj, vals, e)),
-        Expr::Or(parts) => parts.iter().any(|e| matches(org, obj, vals, e)),
-        Expr::Not(inner) => !matches(org, obj, vals, inner),
-        Expr::Cmp { path, op, lit } => with_value(org, obj, vals, path, |v| compare(v, *op, lit)),
+        Expr::And(parts) => parts.iter().all(|e| matches(org, vals, e)),
+        Expr::Or(parts) => parts.iter().any(|e| matches(org, vals, e)),
+        Expr::Not(inner) => !matches(org, vals, inner),
+        Expr::Cmp { path, op, lit } => with_value(org, vals, path, |v| compare(v, *op, lit)),
         Expr::In {
             path,
             negated,
             lits,
         } => {
-            let found = with_value(org, obj, vals, path, |v| {
+            let found = with_value(org, vals, path, |v| {
                 lits.iter().any(|l| compare(v, CmpOp::Eq, l))
             });
             found != *negated
         }
-        Expr::Like { path, pattern } => with_value(org, obj, vals, path, |v| match v {
+        Expr::Like { path, pattern } => with_value(org, vals, path, |v| match v {
             Val::Str(s) => like(&s.to_lowercase(), pattern),
             _ => false,
         }),
@@ -538,10 +622,7 @@ fn sort_rows(org: &Org, obj: ObjType, rows: &mut Vec<usize>, order: &[OrderItem]
             let row = &table.rows[*i];
             let vals = row.visible(now_ms).unwrap_or(&row.vals);
             (
-                order
-                    .iter()
-                    .map(|o| value(org, obj, vals, &o.path))
-                    .collect(),
+                order.iter().map(|o| value(org, vals, &o.path)).collect(),
                 *i,
             )
         })

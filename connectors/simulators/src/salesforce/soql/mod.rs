@@ -268,8 +268,8 @@ pub(crate) enum Lit {
     Null,
     /// Lower-cased text (SOQL text comparison is case-insensitive).
     Text(String),
-    /// A canonical 18-character id, lower-cased (18-character ids are unique
-    /// ignoring case).
+    /// A canonical 18-character id (compared ignoring case: 18-character ids are
+    /// unique that way).
     Id(String),
     Num(f64),
     Bool(bool),
@@ -890,7 +890,7 @@ impl Parser<'_> {
         let lit = match (ty, tok) {
             (FieldType::Id | FieldType::Reference, Tok::Str { value, .. }) => {
                 match ids::canonical(&value) {
-                    Some(id) => Lit::Id(id.to_lowercase()),
+                    Some(id) => Lit::Id(id),
                     // A reference to a non-id string simply matches nothing.
                     None if ty == FieldType::Reference || value.is_empty() => {
                         Lit::Text(value.to_lowercase())
