@@ -326,3 +326,26 @@ async fn a_bulk_import_stamps_many_records_with_one_identical_timestamp() {
     assert_eq!(stamps.len(), 1);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn filtering_companies_on_the_contact_stamp_name_is_a_400() {
+    let sim = sim().await;
+    let wrong = json!({"filterGroups": [{"filters": [{"propertyName": "lastmodifieddate", "operator": "GTE", "value": "0"}]}]});
+    let r = post(&sim, "/crm/v3/objects/companies/search", &wrong).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.body["category"], "VALIDATION_ERROR");
+    let right = json!({"filterGroups": [{"filters": [{"propertyName": "hs_lastmodifieddate", "operator": "GTE", "value": "0"}]}],
+        "sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "DESCENDING"}]});
+    let r = post(&sim, "/crm/v3/objects/companies/search", &right).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["total"], sim.state().companies.len());
+    let bad_sort =
+        json!({"sorts": [{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}]});
+    assert_eq!(
+        post(&sim, "/crm/v3/objects/companies/search", &bad_sort)
+            .await
+            .status,
+        400
+    );
+    sim.shutdown().await;
+}

@@ -99,8 +99,8 @@ pub enum Trigger {
 /// One scripted fault.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FaultRule {
-    /// Families it applies to; empty = every API endpoint (not webhooks
-    /// unless listed, not `/__sim`).
+    /// Families it applies to; empty = every CRM endpoint (OAuth token
+    /// calls and webhook deliveries only when listed; never `/__sim`).
     #[serde(default)]
     pub families: Vec<EndpointFamily>,
     /// What happens.
@@ -164,7 +164,7 @@ impl FaultEngine {
         let mut decision = Decision::default();
         for (rule, left) in &mut self.rules {
             let applies = if rule.families.is_empty() {
-                family != EndpointFamily::Webhooks
+                !matches!(family, EndpointFamily::Webhooks | EndpointFamily::Oauth)
             } else {
                 rule.families.contains(&family)
             };

@@ -16,7 +16,7 @@ use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 
 use super::clock::iso;
-use super::schema::{INDUSTRIES, LEAD_STATUSES, LIFECYCLE_STAGES, ObjectType};
+use super::schema::{COMPANY_TYPES, INDUSTRIES, LEAD_STATUSES, LIFECYCLE_STAGES, ObjectType};
 use super::state::{SimOwner, SimRecord, SimTeam, Store};
 
 /// Sizes and seed of a generated portal.
@@ -377,6 +377,24 @@ pub(crate) fn generate(spec: &GenSpec) -> Store {
             (*country.cities.choose(&mut rng).unwrap_or(&"")).to_owned(),
         );
         props.insert("lifecyclestage".into(), "customer".into());
+        if rng.random_bool(0.6) {
+            props.insert(
+                "type".into(),
+                (*COMPANY_TYPES.choose(&mut rng).unwrap_or(&"PROSPECT")).to_owned(),
+            );
+        }
+        // Some companies also own a second domain (a rebrand or a short
+        // alias), listed `;`-separated in `hs_additional_domains`.
+        if rng.random_bool(0.08) {
+            let stem = domain.split('.').next().unwrap_or("alias");
+            let alias = format!(
+                "{stem}-group.{}",
+                if country.tld == "com" { "io" } else { "com" }
+            );
+            if domains.insert(alias.clone()) {
+                props.insert("hs_additional_domains".into(), alias);
+            }
+        }
         if let Some(p) = parent {
             props.insert("hs_parent_company_id".into(), p.to_string());
         }

@@ -8,6 +8,27 @@
 //! `associations`/`auth` (HTTP routes per API family), `limits`, `faults`,
 //! `webhooks`, `control` (`/__sim/*`, stats, write log, mutations), `server`
 //! (accept loop, middleware, connection resets), `wire` (shared JSON shapes).
+//!
+//! Decisions where HubSpot's behaviour is undocumented (connectors must not
+//! depend on the simulator being kinder than this):
+//! - Index lag: a record modified less than `search_lag` ago is absent from
+//!   search entirely (its previous version is not served either); GET and
+//!   list see it at once.
+//! - `hubspot_owner_id` options are the ACTIVE owners: writing a deactivated
+//!   (archived) owner's id, a user id or any other number is a whole-call
+//!   400 `INVALID_OPTION`; records keep archived owners' ids set earlier.
+//! - A write that changes nothing is applied and logged (write log
+//!   `changed: false`) but does not move the last-modified stamp; imports
+//!   (`Mutation::BulkImport`) stamp every row they touch.
+//! - batch/update and PATCH of a merged-away id write to the surviving
+//!   record and answer with the survivor's id (as GET does).
+//! - Parent companies: `hs_parent_company_id` (read-only), as HubSpot mirrors
+//!   its parent/child company association (types 13/14); company↔company
+//!   associations themselves are not served.
+//! - Owners' time zones exist only in [`HubSpotState`] (`SimOwner::time_zone`):
+//!   HubSpot's owners API has no time-zone field, so none is served.
+//! - OAuth calls share the configured 10-second limit and carry no daily
+//!   limit or daily headers; static tokens count against both.
 
 // Route helpers bail out early with a ready HTTP response; those Results
 // live for one call frame, so boxing the response buys nothing.

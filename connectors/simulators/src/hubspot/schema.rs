@@ -143,6 +143,8 @@ pub(crate) const LEAD_STATUSES: &[&str] = &[
     "BAD_TIMING",
 ];
 
+pub(crate) const COMPANY_TYPES: &[&str] = &["PROSPECT", "PARTNER", "RESELLER", "VENDOR", "OTHER"];
+
 pub(crate) const INDUSTRIES: &[&str] = &[
     "COMPUTER_SOFTWARE",
     "INFORMATION_TECHNOLOGY_AND_SERVICES",
@@ -178,6 +180,8 @@ const COMMON: &[PropertyDef] = &[
     rw("city", PropertyType::Text),
     rw("phone", PropertyType::Text),
     rw("website", PropertyType::Text),
+    rw("zip", PropertyType::Text),
+    rw("address", PropertyType::Text),
 ];
 
 const CONTACT: &[PropertyDef] = &[
@@ -192,6 +196,7 @@ const CONTACT: &[PropertyDef] = &[
     ro("hs_email_domain", PropertyType::Text),
     ro("hs_additional_emails", PropertyType::Text),
     ro("hs_calculated_merged_vids", PropertyType::Text),
+    rw("mobilephone", PropertyType::Text),
 ];
 
 const COMPANY: &[PropertyDef] = &[
@@ -203,6 +208,9 @@ const COMPANY: &[PropertyDef] = &[
     rw("annualrevenue", PropertyType::Number),
     ro("hs_parent_company_id", PropertyType::Number),
     ro("num_associated_contacts", PropertyType::Number),
+    rw("type", PropertyType::Enumeration(COMPANY_TYPES)),
+    rw("hs_additional_domains", PropertyType::Text),
+    rw("description", PropertyType::Text),
 ];
 
 /// Looks a property up; `None` means HubSpot would answer `PROPERTY_DOESNT_EXIST`.
