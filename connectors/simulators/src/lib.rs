@@ -1,3 +1,4 @@
 //! Simulators (placeholder).
 pub mod hubspot;
 pub mod salesforce;
+mod tls;
