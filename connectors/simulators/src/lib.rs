@@ -4,3 +4,4 @@
 
 pub mod hubspot;
 pub mod salesforce;
+mod tls;

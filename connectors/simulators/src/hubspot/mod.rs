@@ -110,6 +110,8 @@ pub struct HubSpotSimConfig {
     pub portal_time_zone: String,
     /// Associations per input page of the v4 batch read.
     pub association_page_size: usize,
+    /// Serve HTTPS with a certificate generated at start-up (trust [`HubSpotSim::ca_pem`]).
+    pub tls: bool,
 }
 
 impl Default for HubSpotSimConfig {
@@ -135,6 +137,7 @@ impl Default for HubSpotSimConfig {
             webhook_retry_base: Duration::from_secs(60),
             portal_time_zone: "America/New_York".into(),
             association_page_size: 500,
+            tls: false,
         }
     }
 }
@@ -155,6 +158,7 @@ impl fmt::Debug for HubSpotSimConfig {
             .field("search_per_second", &self.search_per_second)
             .field("search_lag", &self.search_lag)
             .field("webhook_url", &self.webhook_url)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }
@@ -172,6 +176,8 @@ pub(crate) struct Inner {
     pub(crate) events_tx: mpsc::UnboundedSender<Vec<StampedEvent>>,
     pub(crate) base_url: String,
     pub(crate) cancel: CancellationToken,
+    /// Set when `config.tls`: the acceptor and the CA clients must trust.
+    pub(crate) tls: Option<crate::tls::SimTls>,
 }
 
 impl Inner {
@@ -236,6 +242,11 @@ pub async fn spawn(config: HubSpotSimConfig) -> std::io::Result<HubSpotSim> {
             ),
         ));
     }
+    let tls = if config.tls {
+        Some(crate::tls::SimTls::generate()?)
+    } else {
+        None
+    };
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port)).await?;
     let addr = listener.local_addr()?;
     let store = Inner::generate(&config);
@@ -248,8 +259,9 @@ pub async fn spawn(config: HubSpotSimConfig) -> std::io::Result<HubSpotSim> {
         write_log: Mutex::new(Vec::new()),
         webhook_url: RwLock::new(config.webhook_url.clone()),
         events_tx,
-        base_url: format!("http://{addr}"),
+        base_url: crate::tls::base_url(tls.as_ref(), addr),
         cancel: CancellationToken::new(),
+        tls,
         store: RwLock::new(store),
         config,
     });
@@ -262,9 +274,14 @@ pub async fn spawn(config: HubSpotSimConfig) -> std::io::Result<HubSpotSim> {
 }
 
 impl HubSpotSim {
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`, or `https://127.0.0.1:PORT` with `tls`.
     pub fn base_url(&self) -> String {
         self.inner.base_url.clone()
+    }
+
+    /// PEM of the CA certificate clients must trust when `tls` is on (`None` otherwise).
+    pub fn ca_pem(&self) -> Option<String> {
+        self.inner.tls.as_ref().map(crate::tls::SimTls::ca_pem)
     }
 
     /// The static private-app token.

@@ -118,15 +118,28 @@ pub(crate) async fn serve(listener: TcpListener, inner: Arc<Inner>) {
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         let cancel = inner.cancel.clone();
+        let tls = inner.tls.clone();
         tokio::spawn(async move {
             let kill = ConnKill {
                 notify: Arc::new(Notify::new()),
                 reset: Arc::new(AtomicBool::new(false)),
             };
-            let io = TokioIo::new(ResettableStream {
+            let stream = ResettableStream {
                 stream,
                 reset: kill.reset.clone(),
-            });
+            };
+            // TLS wraps the resettable stream, so a reset fault still ends in RST.
+            let stream = tokio::select! {
+                wrapped = crate::tls::wrap(tls.as_ref(), stream) => match wrapped {
+                    Ok(stream) => stream,
+                    Err(error) => {
+                        tracing::debug!(%error, "hubspot sim: TLS handshake failed");
+                        return;
+                    }
+                },
+                () = cancel.cancelled() => return,
+            };
+            let io = TokioIo::new(stream);
             let handle = kill.clone();
             let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
                 req.extensions_mut().insert(handle.clone());

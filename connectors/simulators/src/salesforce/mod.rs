@@ -5,7 +5,7 @@
 //! scripted faults, outbound messages and `/__sim/` control endpoints.
 //!
 //! Spawn it in-process with [`spawn`]; everything a connector relies on goes over real
-//! HTTP on 127.0.0.1 (HTTP/1.1, no TLS).
+//! HTTP on 127.0.0.1 (HTTP/1.1; HTTPS with a generated certificate when `tls` is set).
 //!
 //! Behaviour a connector must survive, modelled on purpose:
 //! - REST creates and updates of Leads run the active assignment rule unless the
@@ -21,8 +21,7 @@
 //! - Limits answer 403 `REQUEST_LIMIT_EXCEEDED` (daily allocation, concurrent
 //!   long-running requests), never 429.
 //!
-//! Known gaps (say so rather than pretend): no TLS (clients that force `https`, such
-//! as simple-salesforce, need a TLS-terminating proxy); SOQL has no child
+//! Known gaps (say so rather than pretend): SOQL has no child
 //! sub-queries, semi-joins, `GROUP BY`, `TYPEOF` or `FIELDS()` (they fail with
 //! `MALFORMED_QUERY` saying so); Bulk API 2.0 ingest implements insert, update and
 //! delete (upsert and hardDelete answer an error saying so), and no query jobs;
@@ -121,6 +120,9 @@ pub struct SalesforceSimConfig {
     pub history_days: u32,
     /// How long a Bulk API 2.0 job stays InProgress before completing.
     pub bulk_processing_delay: Duration,
+    /// Serve HTTPS with a certificate generated at start-up (trust
+    /// [`SalesforceSim::ca_pem`]); the token response's `instance_url` is then https too.
+    pub tls: bool,
 }
 
 impl Default for SalesforceSimConfig {
@@ -156,6 +158,7 @@ impl Default for SalesforceSimConfig {
             query_locator_ttl: Duration::from_secs(15 * 60),
             history_days: 20,
             bulk_processing_delay: Duration::from_millis(50),
+            tls: false,
         }
     }
 }
@@ -181,9 +184,15 @@ pub async fn spawn(config: SalesforceSimConfig) -> std::io::Result<SalesforceSim
 }
 
 impl SalesforceSim {
-    /// `http://127.0.0.1:PORT`: both the login host and the instance URL.
+    /// `http://127.0.0.1:PORT` (`https://` with `tls`): both the login host and the
+    /// instance URL.
     pub fn base_url(&self) -> String {
         self.shared.base_url.clone()
+    }
+
+    /// PEM of the CA certificate clients must trust when `tls` is on (`None` otherwise).
+    pub fn ca_pem(&self) -> Option<String> {
+        self.shared.tls.as_ref().map(crate::tls::SimTls::ca_pem)
     }
 
     /// A valid access token (the pre-issued one when configured, else a new session).

@@ -28,6 +28,7 @@ use super::limits::{Allocation, InFlight, SimStats};
 use super::org::Org;
 use super::soql::Cursors;
 use super::{SalesforceSimConfig, control, generator, outbound, routes};
+use crate::tls::SimTls;
 
 /// Oldest version still served; 21.0–30.0 are retired (410) and so is anything older.
 pub(crate) const MIN_VERSION: u32 = 31;
@@ -54,6 +55,8 @@ pub(crate) struct Sessions {
 pub(crate) struct Shared {
     pub(crate) config: SalesforceSimConfig,
     pub(crate) base_url: String,
+    /// Set when `config.tls`: the acceptor and the CA clients must trust.
+    pub(crate) tls: Option<SimTls>,
     pub(crate) org: Mutex<Org>,
     pub(crate) sessions: Mutex<Sessions>,
     pub(crate) allocation: Mutex<Allocation>,
@@ -103,9 +106,14 @@ pub(crate) async fn start(mut config: SalesforceSimConfig) -> std::io::Result<Ar
         })?),
         None => None,
     };
+    let tls = if config.tls {
+        Some(SimTls::generate()?)
+    } else {
+        None
+    };
     let listener = TcpListener::bind(("127.0.0.1", config.port)).await?;
     let addr = listener.local_addr()?;
-    let base_url = format!("http://{addr}");
+    let base_url = crate::tls::base_url(tls.as_ref(), addr);
     let org = generator::generate(&config);
     let mut sessions = Sessions::default();
     sessions.refresh_tokens.insert(config.refresh_token.clone());
@@ -121,6 +129,7 @@ pub(crate) async fn start(mut config: SalesforceSimConfig) -> std::io::Result<Ar
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let shared = Arc::new(Shared {
         base_url,
+        tls: tls.clone(),
         org: Mutex::new(org),
         sessions: Mutex::new(sessions),
         allocation: Mutex::new(Allocation::new(config.daily_api_limit)),
@@ -143,13 +152,18 @@ pub(crate) async fn start(mut config: SalesforceSimConfig) -> std::io::Result<Ar
     let router = Router::new()
         .fallback(dispatch)
         .with_state(Arc::clone(&shared));
-    let accept = tokio::spawn(accept_loop(listener, router, shutdown_rx.clone()));
+    let accept = tokio::spawn(accept_loop(listener, router, tls, shutdown_rx.clone()));
     let outbound = tokio::spawn(outbound::run(Arc::clone(&shared), shutdown_rx));
     shared.tasks.lock().extend([accept, outbound]);
     Ok(shared)
 }
 
-async fn accept_loop(listener: TcpListener, router: Router, mut shutdown: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: TcpListener,
+    router: Router,
+    tls: Option<SimTls>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -167,7 +181,18 @@ async fn accept_loop(listener: TcpListener, router: Router, mut shutdown: watch:
         let reset = Arc::clone(&ctl.reset);
         let router = router.clone();
         let mut shutdown = shutdown.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
+            let stream = tokio::select! {
+                wrapped = crate::tls::wrap(tls.as_ref(), stream) => match wrapped {
+                    Ok(stream) => stream,
+                    Err(err) => {
+                        tracing::debug!(error = %err, "salesforce sim TLS handshake failed");
+                        return;
+                    }
+                },
+                _ = shutdown.changed() => return,
+            };
             let service =
                 hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(ctl.clone());

@@ -13,6 +13,27 @@ fn bulk_error(status: StatusCode, code: &str, message: impl Into<String>) -> Res
     Resp::error(status, code, message)
 }
 
+/// The three result files of a finished ingest job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ResultSet {
+    Successful,
+    Failed,
+    Unprocessed,
+}
+
+impl ResultSet {
+    /// Salesforce matches these path segments without regard to case: the docs say
+    /// `unprocessedrecords`, simple-salesforce asks for `unprocessedRecords`, and both work.
+    fn parse(segment: &str) -> Option<ResultSet> {
+        match segment.to_ascii_lowercase().as_str() {
+            "successfulresults" => Some(ResultSet::Successful),
+            "failedresults" => Some(ResultSet::Failed),
+            "unprocessedrecords" => Some(ResultSet::Unprocessed),
+            _ => None,
+        }
+    }
+}
+
 pub(crate) fn route(shared: &Shared, call: &Call, rest: &[&str]) -> Resp {
     match (&call.method, rest) {
         (&Method::POST, []) => create(shared, call),
@@ -45,27 +66,23 @@ pub(crate) fn route(shared: &Shared, call: &Call, rest: &[&str]) -> Resp {
             }
         }
         (&Method::PUT, [id, "batches"]) => upload(shared, call, id),
-        (
-            &Method::GET,
-            [
-                id,
-                kind @ ("successfulResults" | "failedResults" | "unprocessedrecords"),
-            ],
-        ) => with_job(shared, id, |job| {
-            if !job.is_terminal() {
-                return bulk_error(
-                    StatusCode::BAD_REQUEST,
-                    "INVALIDJOBSTATE",
-                    "Results are available once the job is JobComplete, Failed or Aborted",
-                );
-            }
-            let text = match *kind {
-                "successfulResults" => job.success_csv.clone(),
-                "failedResults" => job.failure_csv.clone(),
-                _ => job.unprocessed_csv.clone(),
-            };
-            Resp::text(StatusCode::OK, text, "text/csv")
-        }),
+        (&Method::GET, [id, kind]) if ResultSet::parse(kind).is_some() => {
+            with_job(shared, id, |job| {
+                if !job.is_terminal() {
+                    return bulk_error(
+                        StatusCode::BAD_REQUEST,
+                        "INVALIDJOBSTATE",
+                        "Results are available once the job is JobComplete, Failed or Aborted",
+                    );
+                }
+                let text = match ResultSet::parse(kind) {
+                    Some(ResultSet::Successful) => job.success_csv.clone(),
+                    Some(ResultSet::Failed) => job.failure_csv.clone(),
+                    _ => job.unprocessed_csv.clone(),
+                };
+                Resp::text(StatusCode::OK, text, "text/csv")
+            })
+        }
         _ => Resp::not_found(),
     }
 }
