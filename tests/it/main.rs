@@ -6,9 +6,9 @@
 
 mod cli;
 mod helpers;
+mod match_cli;
 mod mirror;
 mod reconcile;
 mod store;
 mod webhooks;
 mod writer;
-mod match_cli;
