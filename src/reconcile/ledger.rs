@@ -31,7 +31,7 @@ pub struct Ledger {
     pub assignments: HashMap<(ObjectKind, RecordId), Assignment>,
     /// Records assigned since the ledger was loaded: what `Store::save_ledger` writes.
     #[serde(skip)]
-    pub touched: std::collections::BTreeSet<(ObjectKind, RecordId)>,
+    pub touched: std::collections::HashSet<(ObjectKind, RecordId)>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
