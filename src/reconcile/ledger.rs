@@ -3,10 +3,11 @@
 //!
 //! Fairness is a credit scheme keyed by owner id, never by list position (smooth
 //! weighted round robin, normalised): at every pick each eligible member earns its share
-//! `weight / total eligible weight` of one record, the member with the most credit (ties
-//! by owner id) gets the record and pays one. A member's credit is therefore exactly its
-//! entitlement (the shares it earned while eligible) minus what it received, and greedy
-//! picking keeps that within one assignment. A member who joins starts at zero credit, so
+//! `weight / total eligible weight` of one record, and the member picked pays one. A
+//! member's credit is therefore exactly its
+//! entitlement (the shares it earned while eligible) minus what it received. Among the
+//! members owed something, the one whose credit would reach a whole record soonest goes
+//! next (earliest deadline), which keeps everyone within one assignment of their share. A member who joins starts at zero credit, so
 //! nobody else loses their place or share; a member who is away (leave, off hours, cap)
 //! earns nothing and keeps its credit, so it returns without a burst of "owed" records.
 
@@ -31,7 +32,7 @@ pub struct Ledger {
     pub assignments: HashMap<(ObjectKind, RecordId), Assignment>,
     /// Records assigned since the ledger was loaded: what `Store::save_ledger` writes.
     #[serde(skip)]
-    pub touched: std::collections::BTreeSet<(ObjectKind, RecordId)>,
+    pub touched: std::collections::HashSet<(ObjectKind, RecordId)>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,7 +147,18 @@ pub fn pick_slots(
         // Each eligible member earns its share of this one record.
         slots[*slot].credit += i64::from(c.weight) * CREDIT_SCALE / total;
     }
+    // Earliest deadline first among members owed something (credit > 0): the member
+    // whose credit would reach a whole record soonest, `(1 - credit) / weight`, goes next.
+    // Plain "largest credit" can drift slightly past one record of lag; this keeps every
+    // member within one record of its share (Tijdeman's chairman-assignment rule).
+    let deadline_cmp = |i: usize, j: usize| {
+        let ((si, a), (sj, b)) = (&contenders[i], &contenders[j]);
+        let di = i128::from(CREDIT_SCALE - slots[*si].credit) * i128::from(b.weight);
+        let dj = i128::from(CREDIT_SCALE - slots[*sj].credit) * i128::from(a.weight);
+        di.cmp(&dj)
+    };
     let best = (0..contenders.len())
+        .filter(|&i| least_loaded || slots[contenders[i].0].credit > 0)
         .min_by(|&i, &j| {
             let ((si, a), (sj, b)) = (&contenders[i], &contenders[j]);
             let by_load = if least_loaded {
@@ -155,9 +167,11 @@ pub fn pick_slots(
                 Ordering::Equal
             };
             by_load
+                .then_with(|| deadline_cmp(i, j))
                 .then_with(|| slots[*sj].credit.cmp(&slots[*si].credit))
                 .then_with(|| a.owner.cmp(b.owner))
         })
+        .or_else(|| (0..contenders.len()).max_by_key(|&i| slots[contenders[i].0].credit))
         .expect("pick is only called with at least one contender");
     let m = &mut slots[contenders[best].0];
     m.credit -= CREDIT_SCALE;

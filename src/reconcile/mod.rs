@@ -212,7 +212,7 @@ struct Cached {
     desired: Option<OwnerId>,
     current: Option<OwnerId>,
     /// What this record contributes to the plan; `None` for the (usual) settled record.
-    pending: Option<Pending>,
+    pending: Option<Box<Pending>>,
 }
 
 #[derive(Debug, Clone)]
@@ -374,7 +374,7 @@ impl Reconciler {
             exceptions: Vec::new(),
         };
         for k in keys {
-            match &self.cache[k].pending {
+            match self.cache[k].pending.as_deref() {
                 Some(Pending::Change(c)) => plan.changes.push(c.clone()),
                 Some(Pending::Exception(e)) => plan.exceptions.push(e.clone()),
                 None => {}
@@ -385,9 +385,9 @@ impl Reconciler {
 }
 
 /// A decision's contribution to a plan.
-fn pending(d: &Decision, person: &PersonRecord, policy: &Policy) -> Option<Pending> {
+fn pending(d: &Decision, person: &PersonRecord, policy: &Policy) -> Option<Box<Pending>> {
     if let Some(to) = d.change() {
-        Some(Pending::Change(PlannedChange {
+        Some(Box::new(Pending::Change(PlannedChange {
             object: d.object,
             id: d.id.clone(),
             field: "owner".into(),
@@ -397,15 +397,15 @@ fn pending(d: &Decision, person: &PersonRecord, policy: &Policy) -> Option<Pendi
             reason: d.reason.clone(),
             policy_version: policy.version.clone(),
             record_updated_at: Some(person.updated_at),
-        }))
+        })))
     } else if let Outcome::Exception { exception } = &d.outcome {
-        Some(Pending::Exception(PlannedException {
+        Some(Box::new(Pending::Exception(PlannedException {
             object: d.object,
             id: d.id.clone(),
             kind: exception.clone(),
             rule: d.rule.clone(),
             reason: d.reason.clone(),
-        }))
+        })))
     } else {
         None
     }

@@ -853,9 +853,11 @@ impl<'a> Engine<'a> {
             let how = match pool.strategy {
                 Strategy::LeastLoaded => "fewest owned records per weight, then fair share",
                 Strategy::Weighted => {
-                    "most credit (each pick earns every eligible member weight/total of a record)"
+                    "earliest deadline among members owed a record (credit grows by weight/total each pick)"
                 }
-                Strategy::RoundRobin => "next in turn (most credit, then owner id)",
+                Strategy::RoundRobin => {
+                    "next in turn (earliest deadline among members owed a record, then owner id)"
+                }
             };
             (
                 Tried::Owner(

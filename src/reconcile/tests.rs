@@ -75,7 +75,9 @@ proptest! {
         let mut ledger = Ledger::default();
         let first = plan(&snapshot, &policy, &mut ledger, now);
         synth::apply(&mut snapshot, &first);
-        let second = plan(&snapshot, &policy, &mut ledger, now + Duration::minutes(5));
+        // Same clock: time passing legitimately changes decisions (a manual-override
+        // window expires, a rep's shift starts), which is not what this property is about.
+        let second = plan(&snapshot, &policy, &mut ledger, now);
         prop_assert!(second.changes.is_empty(), "{:#?}", &second.changes[..second.changes.len().min(5)]);
         prop_assert_eq!(first.exceptions.len(), second.exceptions.len());
     }
