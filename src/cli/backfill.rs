@@ -14,7 +14,8 @@ use super::apply::{
     writer_settings,
 };
 use crate::app::{self, CrmTask};
-use crate::writer::{BarProgress, RunId, RunSpec, Writer, summarize};
+use crate::reconcile::{Ledger, Plan};
+use crate::writer::{ApplyReport, BarProgress, Progress, RunId, RunSpec, Writer, summarize};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -92,15 +93,27 @@ impl CrmTask for BackfillJob {
             println!("not applied");
             return Ok(());
         }
-        let run = RunId::generate(Utc::now());
-        save_ledger(&env, kind, Some(&mut ledger)).await?;
-        writer.queue_plan_exceptions(&plan, &run).await?;
-        let spec = RunSpec {
-            id: run,
-            kind: "backfill".to_owned(),
-            parent: None,
-        };
-        let report = writer.apply_run(&plan, &spec, &BarProgress::new()).await?;
+        let report = start_backfill(&writer, &env, &plan, &mut ledger, &BarProgress::new()).await?;
         finish(&report, "leadroute backfill")
     }
+}
+
+/// Commits the plan's ledger, queues its exceptions and applies its changes as a new
+/// `backfill` run. `leadroute backfill` and the demo share this path.
+pub(crate) async fn start_backfill<C: Crm>(
+    writer: &Writer<C>,
+    env: &AppEnv,
+    plan: &Plan,
+    ledger: &mut Ledger,
+    progress: &dyn Progress,
+) -> anyhow::Result<ApplyReport> {
+    let run = RunId::generate(Utc::now());
+    save_ledger(env, crm_kind(writer), Some(ledger)).await?;
+    writer.queue_plan_exceptions(plan, &run).await?;
+    let spec = RunSpec {
+        id: run,
+        kind: "backfill".to_owned(),
+        parent: None,
+    };
+    Ok(writer.apply_run(plan, &spec, progress).await?)
 }

@@ -1,63 +1,137 @@
-//! `leadroute demo [--crm hubspot|salesforce] [--contacts N]`: no setup. Starts a
-//! simulator in-process with a generated org, mirrors it into a fresh SQLite file under
-//! `.leadroute/demo/`, lets "people" edit records, syncs again incrementally, checks the
-//! mirror against the simulator, and prints what happened and what to try next.
-//!
-//! Later capabilities (plan, apply, drift) add their steps after the mirror step.
+//! `leadroute demo [--crm hubspot|salesforce] [--contacts N]`: the whole job with no
+//! setup. Starts a simulator in-process with a generated org, mirrors it into a fresh
+//! SQLite file under `.leadroute/demo/`, lets "people" edit records, syncs again
+//! incrementally and checks the mirror; then writes a routing policy fitted to the
+//! org's owners, prints the drift summary and the plan, backfills it at the
+//! simulator's rate limit through the same path as `leadroute backfill`, re-syncs to
+//! show the org converged, and prints a closing summary with the commands to try next.
+//! The config, policy and secrets it used are written next to the demo database.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use leadroute_crm::CrmKind;
+use chrono::Utc;
+use leadroute_crm::{ApiUsage, Crm, CrmKind, OwnerKind};
 
 use super::GlobalArgs;
+use super::apply::{AppEnv, cancel_on_ctrl_c, plan_from_mirror, writer_settings};
+use super::backfill::start_backfill;
 use super::sim::SimKind;
 use super::sync::print_report;
 use crate::config::Config;
+use crate::domain::Snapshot;
 use crate::mirror::Mirror;
+use crate::reconcile::drift;
 use crate::store::Store;
+use crate::writer::{BarProgress, Writer, summarize};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Which CRM to simulate.
     #[arg(long, value_enum, default_value = "hubspot")]
     pub crm: SimKind,
-    /// Contacts in the generated org.
-    #[arg(long, default_value_t = 5_000)]
+    /// Contacts in the generated org (Salesforce: also as many leads).
+    #[arg(long, default_value_t = 3_000)]
     pub contacts: usize,
     /// Seed of the generated org.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Where the demo's SQLite file goes (recreated on each run).
+    /// Where the demo's SQLite file, config and policy go (recreated on each run).
     #[arg(long, default_value = ".leadroute/demo")]
     pub dir: PathBuf,
 }
 
 pub async fn run(args: Args, _global: &GlobalArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
     match args.crm {
-        SimKind::Hubspot => hubspot(args).await,
-        SimKind::Salesforce => salesforce(args).await,
+        SimKind::Hubspot => hubspot(args, started).await,
+        SimKind::Salesforce => salesforce(args, started).await,
     }
 }
 
-/// A fresh SQLite file for the demo: `dir/name`, old copies removed.
-fn fresh_db(dir: &std::path::Path, name: &str) -> anyhow::Result<PathBuf> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let db = dir.join(name);
-    for suffix in ["", "-wal", "-shm"] {
-        let path = PathBuf::from(format!("{}{suffix}", db.display()));
-        if path.exists() {
-            std::fs::remove_file(&path)
-                .with_context(|| format!("removing the old {}", path.display()))?;
+/// The files a demo run leaves behind, all absolute so the printed commands work from
+/// any directory.
+struct DemoFiles {
+    dir: PathBuf,
+    db: PathBuf,
+    config: PathBuf,
+    policy: PathBuf,
+}
+
+impl DemoFiles {
+    /// `dir/<name>.db`, `dir/<name>.toml`, `dir/<name>-policy.toml`; the old database
+    /// is removed so the numbers mean what they say.
+    fn fresh(dir: &Path, name: &str) -> anyhow::Result<DemoFiles> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let dir = std::fs::canonicalize(dir)
+            .with_context(|| format!("resolving {}", dir.display()))?;
+        let db = dir.join(format!("{name}.db"));
+        for suffix in ["", "-wal", "-shm"] {
+            let path = PathBuf::from(format!("{}{suffix}", db.display()));
+            if path.exists() {
+                std::fs::remove_file(&path)
+                    .with_context(|| format!("removing the old {}", path.display()))?;
+            }
+        }
+        Ok(DemoFiles {
+            config: dir.join(format!("{name}.toml")),
+            policy: dir.join(format!("{name}-policy.toml")),
+            db,
+            dir,
+        })
+    }
+
+    /// Writes a secret next to the config (simulator credentials, not real ones) and
+    /// returns its file name for a `*_file` key.
+    fn secret(&self, name: &str, value: &str) -> anyhow::Result<String> {
+        let path = self.dir.join(name);
+        std::fs::write(&path, value).with_context(|| format!("writing {}", path.display()))?;
+        Ok(name.to_owned())
+    }
+
+    /// Writes the config (`[crm]` table given, store and policy added) and loads it
+    /// without the process environment, so the demo ignores any LEADROUTE_* settings.
+    fn write_config(&self, crm_table: &str) -> anyhow::Result<Config> {
+        let text = format!(
+            "# Written by `leadroute demo`. The simulator it names stopped with the demo;\n\
+             # override crm.base_url (LEADROUTE_CRM_BASE_URL) to point at a running one.\n\
+             {crm_table}\n[store]\nurl = {}\n\n[policy]\npath = {}\n",
+            toml_str(&format!("sqlite://{}", self.db.display())),
+            toml_str(&self.policy.display().to_string()),
+        );
+        std::fs::write(&self.config, text)
+            .with_context(|| format!("writing {}", self.config.display()))?;
+        Config::load(Some(&self.config), &|_| None).map_err(|err| anyhow::anyhow!("{err}"))
+    }
+}
+
+/// A TOML basic string: quoted, with backslashes, quotes and control characters escaped.
+fn toml_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => out.push(c),
         }
     }
-    Ok(db)
+    out.push('"');
+    out
 }
 
-async fn salesforce(args: Args) -> anyhow::Result<()> {
+/// What the simulator itself counted, for the closing summary.
+struct SimCounts {
+    calls: u64,
+    refused: u64,
+    refused_what: &'static str,
+}
+
+async fn salesforce(args: Args, started: Instant) -> anyhow::Result<()> {
     use leadroute_sim::salesforce::{Mutation, SalesforceSimConfig};
 
     let mut out = std::io::stdout().lock();
@@ -74,6 +148,7 @@ async fn salesforce(args: Args) -> anyhow::Result<()> {
         sim_config.client_secret.clone(),
         sim_config.refresh_token.clone(),
     );
+    let accounts = sim_config.accounts;
     let sim = leadroute_sim::salesforce::spawn(sim_config)
         .await
         .context("starting the Salesforce simulator")?;
@@ -85,26 +160,23 @@ async fn salesforce(args: Args) -> anyhow::Result<()> {
         args.contacts,
         args.contacts
     )?;
-    let db = fresh_db(&args.dir, "salesforce.db")?;
-    let config_text = format!(
-        "[crm]\nkind = \"salesforce\"\nbase_url = \"{}\"\n[crm.oauth]\nclient_id = \"{client_id}\"\n[crm.salesforce]\nauth = \"refresh_token\"\n[store]\nurl = \"sqlite://{}\"\n",
-        sim.base_url(),
-        db.display()
+    let files = DemoFiles::fresh(&args.dir, "salesforce")?;
+    let crm_table = format!(
+        "[crm]\nkind = \"salesforce\"\nbase_url = {}\n\n[crm.oauth]\nclient_id = {}\nclient_secret_file = {}\nrefresh_token_file = {}\n\n[crm.salesforce]\nauth = \"refresh_token\"\n",
+        toml_str(&sim.base_url()),
+        toml_str(&client_id),
+        toml_str(&files.secret("salesforce.client-secret", &client_secret)?),
+        toml_str(&files.secret("salesforce.refresh-token", &refresh_token)?),
     );
-    let config = Config::from_toml(&config_text, "(demo)", &|name| match name {
-        "LEADROUTE_CRM_CLIENT_SECRET" => Some(client_secret.clone()),
-        "LEADROUTE_CRM_REFRESH_TOKEN" => Some(refresh_token.clone()),
-        _ => None,
-    })
-    .map_err(|err| anyhow::anyhow!("{err}"))?;
-    let store = Store::open(&format!("sqlite://{}", db.display())).await?;
+    let config = files.write_config(&crm_table)?;
+    let store = Store::open(&format!("sqlite://{}", files.db.display())).await?;
     let crm = Arc::new(crate::app::salesforce(&config)?);
-    let mirror = Mirror::new(crm, store.clone()).with_progress(true);
+    let mirror = Mirror::new(crm.clone(), store.clone()).with_progress(true);
 
     writeln!(
         out,
         "\n1. Full sync into {} (OAuth refresh-token flow)",
-        db.display()
+        files.db.display()
     )?;
     let full = mirror.sync_once(false).await.context("full sync")?;
     print_report(&mut out, &full)?;
@@ -133,34 +205,54 @@ async fn salesforce(args: Args) -> anyhow::Result<()> {
     let counts = store.counts(CrmKind::Salesforce).await?;
     let leads = state.leads.iter().filter(|l| !l.is_deleted).count() as u64;
     let contacts = state.contacts.iter().filter(|c| !c.is_deleted).count() as u64;
-    let accounts = state.accounts.iter().filter(|a| !a.is_deleted).count() as u64;
+    let live_accounts = state.accounts.iter().filter(|a| !a.is_deleted).count() as u64;
     let matches =
-        counts.leads == leads && counts.contacts == contacts && counts.accounts == accounts;
+        counts.leads == leads && counts.contacts == contacts && counts.accounts == live_accounts;
     writeln!(
         out,
-        "\n4. The mirror {} the org: {} leads (org {leads}), {} contacts (org {contacts}), {} accounts (org {accounts}), {} users and queues",
+        "\n4. The mirror {} the org: {} leads (org {leads}), {} contacts (org {contacts}), {} accounts (org {live_accounts}), {} users and queues",
         if matches { "matches" } else { "DOES NOT match" },
         counts.leads,
         counts.contacts,
         counts.accounts,
         counts.owners
     )?;
-    writeln!(out, "\nTry next:")?;
-    writeln!(out, "  cargo run --release -- sim salesforce --port 4020")?;
-    writeln!(
-        out,
-        "  cargo run --release -- demo            # the HubSpot demo"
-    )?;
-    out.flush()?;
-    store.close().await;
-    sim.shutdown().await;
     if !matches {
         anyhow::bail!("the mirror does not match the simulator; this is a bug, please report it");
     }
-    Ok(())
+    let env = AppEnv {
+        config,
+        store: store.clone(),
+    };
+    let done = converge(&mut out, &mirror, crm, &env, &files).await;
+    let stats = sim.stats();
+    let sim_counts = SimCounts {
+        calls: stats.calls.values().sum(),
+        refused: stats.limit_rejections,
+        refused_what: "refused for limits",
+    };
+    let standalone = format!(
+        "sim salesforce --port 4020 --seed {} --contacts {} --leads {} --accounts {accounts}",
+        args.seed, args.contacts, args.contacts
+    );
+    let result = done.and_then(|done| {
+        closing(
+            &mut out,
+            &done,
+            &sim_counts,
+            &files,
+            started,
+            &standalone,
+            "http://127.0.0.1:4020",
+        )
+    });
+    out.flush()?;
+    store.close().await;
+    sim.shutdown().await;
+    result
 }
 
-async fn hubspot(args: Args) -> anyhow::Result<()> {
+async fn hubspot(args: Args, started: Instant) -> anyhow::Result<()> {
     use leadroute_sim::hubspot::{HubSpotSimConfig, Mutation, ObjectType};
 
     let mut out = std::io::stdout().lock();
@@ -175,6 +267,7 @@ async fn hubspot(args: Args) -> anyhow::Result<()> {
         search_lag: Duration::ZERO,
         ..Default::default()
     };
+    let companies = sim_config.companies;
     let sim = leadroute_sim::hubspot::spawn(sim_config)
         .await
         .context("starting the HubSpot simulator")?;
@@ -186,32 +279,18 @@ async fn hubspot(args: Args) -> anyhow::Result<()> {
         args.contacts
     )?;
 
-    // A fresh store each run, so the numbers mean what they say.
-    std::fs::create_dir_all(&args.dir)
-        .with_context(|| format!("creating {}", args.dir.display()))?;
-    let db = args.dir.join("leadroute.db");
-    for suffix in ["", "-wal", "-shm"] {
-        let path = PathBuf::from(format!("{}{suffix}", db.display()));
-        if path.exists() {
-            std::fs::remove_file(&path)
-                .with_context(|| format!("removing the old {}", path.display()))?;
-        }
-    }
-    let config_text = format!(
-        "[crm]\nkind = \"hubspot\"\nbase_url = \"{}\"\ntier = \"professional\"\n[store]\nurl = \"sqlite://{}\"\n",
-        sim.base_url(),
-        db.display()
+    let files = DemoFiles::fresh(&args.dir, "hubspot")?;
+    let crm_table = format!(
+        "[crm]\nkind = \"hubspot\"\nbase_url = {}\ntier = \"professional\"\ntoken_file = {}\n",
+        toml_str(&sim.base_url()),
+        toml_str(&files.secret("hubspot.token", &sim.token())?),
     );
-    let token = sim.token();
-    let config = Config::from_toml(&config_text, "(demo)", &|name| {
-        (name == "LEADROUTE_CRM_TOKEN").then(|| token.clone())
-    })
-    .map_err(|err| anyhow::anyhow!("{err}"))?;
-    let store = Store::open(&format!("sqlite://{}", db.display())).await?;
+    let config = files.write_config(&crm_table)?;
+    let store = Store::open(&format!("sqlite://{}", files.db.display())).await?;
     let crm = Arc::new(crate::app::hubspot(&config)?);
-    let mirror = Mirror::new(crm, store.clone()).with_progress(true);
+    let mirror = Mirror::new(crm.clone(), store.clone()).with_progress(true);
 
-    writeln!(out, "\n1. Full sync into {}", db.display())?;
+    writeln!(out, "\n1. Full sync into {}", files.db.display())?;
     let full = mirror.sync_once(false).await.context("full sync")?;
     print_report(&mut out, &full)?;
 
@@ -258,45 +337,329 @@ async fn hubspot(args: Args) -> anyhow::Result<()> {
     let counts = store.counts(CrmKind::Hubspot).await?;
     let live_contacts = state.contacts.iter().filter(|c| !c.archived).count() as u64;
     let live_companies = state.companies.iter().filter(|c| !c.archived).count() as u64;
-    let verdict = if counts.contacts == live_contacts && counts.accounts == live_companies {
-        "matches"
-    } else {
-        "DOES NOT match"
+    let matches = counts.contacts == live_contacts && counts.accounts == live_companies;
+    writeln!(
+        out,
+        "\n4. The mirror {} the portal: {} contacts (portal {live_contacts}), {} companies (portal {live_companies}), {} owners, {} contact→company links, {} tombstones",
+        if matches { "matches" } else { "DOES NOT match" },
+        counts.contacts,
+        counts.accounts,
+        counts.owners,
+        counts.links,
+        counts.tombstones
+    )?;
+    if !matches {
+        anyhow::bail!("the mirror does not match the simulator; this is a bug, please report it");
+    }
+    let env = AppEnv {
+        config,
+        store: store.clone(),
     };
-    writeln!(
-        out,
-        "\n4. The mirror {verdict} the portal: {} contacts (portal {live_contacts}), {} companies (portal {live_companies}), {} owners, {} contact→company links, {} tombstones",
-        counts.contacts, counts.accounts, counts.owners, counts.links, counts.tombstones
-    )?;
+    let done = converge(&mut out, &mirror, crm, &env, &files).await;
     let stats = sim.stats();
-    writeln!(
-        out,
-        "   simulator saw {} API calls ({} answered 429)",
-        stats.total_calls(),
-        stats.rate_limited
-    )?;
-
-    writeln!(out, "\nTry next:")?;
-    writeln!(
-        out,
-        "  sqlite3 {} 'SELECT object, COUNT(*) FROM people GROUP BY object'",
-        db.display()
-    )?;
-    writeln!(
-        out,
-        "  cargo run --release -- sim hubspot --port 4010          # a simulator that stays up"
-    )?;
-    writeln!(
-        out,
-        "  LEADROUTE_CRM_BASE_URL=http://127.0.0.1:4010 LEADROUTE_CRM_TOKEN={} cargo run --release -- sync --once",
-        sim.token()
-    )?;
-    writeln!(out, "  cargo run --release -- sync --help")?;
+    let sim_counts = SimCounts {
+        calls: stats.total_calls(),
+        refused: stats.rate_limited,
+        refused_what: "answered 429",
+    };
+    let standalone = format!(
+        "sim hubspot --port 4010 --seed {} --contacts {} --accounts {companies} --owners 25",
+        args.seed, args.contacts
+    );
+    let result = done.and_then(|done| {
+        closing(
+            &mut out,
+            &done,
+            &sim_counts,
+            &files,
+            started,
+            &standalone,
+            "http://127.0.0.1:4010",
+        )
+    });
     out.flush()?;
     store.close().await;
     sim.shutdown().await;
-    if verdict != "matches" {
-        anyhow::bail!("the mirror does not match the simulator; this is a bug, please report it");
+    result
+}
+
+/// What the CRM-neutral part of the demo did.
+struct Converged {
+    kind: CrmKind,
+    records: u64,
+    planned: usize,
+    report: crate::writer::ApplyReport,
+    min_writes: u64,
+    batch_label: String,
+    moved: Option<String>,
+    left_after: usize,
+    usage: ApiUsage,
+}
+
+/// Steps 5–8, the same for every CRM: a policy fitted to the mirrored owners, drift and
+/// plan, the backfill (the `leadroute backfill` code path), and a re-sync that shows
+/// nothing is left to do.
+async fn converge<C: Crm>(
+    out: &mut impl Write,
+    mirror: &Mirror<C>,
+    crm: Arc<C>,
+    env: &AppEnv,
+    files: &DemoFiles,
+) -> anyhow::Result<Converged> {
+    let kind = crm.kind();
+    let snapshot = env
+        .store
+        .snapshot(kind)
+        .await
+        .context("reading the mirror")?;
+    let (text, reps) = demo_policy(&snapshot)?;
+    std::fs::write(&files.policy, &text)
+        .with_context(|| format!("writing {}", files.policy.display()))?;
+    let policy = super::plan::load_policy(&files.policy)?;
+    writeln!(
+        out,
+        "\n5. A routing policy fitted to the org's owners: {} ({reps} reps; territories EMEA / North America; account owner for matched accounts; an exception for unmatched records without a country)",
+        files.policy.display()
+    )?;
+
+    let ledger = env
+        .store
+        .load_ledger(kind)
+        .await
+        .context("reading the assignment ledger")?;
+    let report = drift::build(&snapshot, &policy, &ledger, Utc::now());
+    writeln!(
+        out,
+        "\n6. Drift: {} of {} records already where the policy wants them",
+        report.in_policy, report.records
+    )?;
+    for (category, count) in report.categories.iter().filter(|(_, n)| **n > 0) {
+        writeln!(out, "   {category:<24} {count}")?;
+    }
+    let (plan, mut ledger) = plan_from_mirror(env, kind, &policy, None).await?;
+    let writer = Writer::new(crm.clone(), env.store.clone(), writer_settings(env, false))
+        .with_cancel(cancel_on_ctrl_c());
+    writeln!(out, "\n   The plan:")?;
+    let summary = summarize(&writer, &plan, Some(&policy));
+    for line in summary.to_string().lines() {
+        writeln!(out, "   {line}")?;
+    }
+    let moved = plan
+        .changes
+        .first()
+        .map(|c| format!("{kind}:{}:{}", c.object, c.id));
+    // Batches hold one object kind: the summary's minimum is per object.
+    let (min_writes, batch) = (summary.write_calls, summary.batch);
+
+    writeln!(
+        out,
+        "\n7. Backfill at the simulator's rate limit (journaled; compare-before-write)"
+    )?;
+    out.flush()?;
+    let applied = start_backfill(&writer, env, &plan, &mut ledger, &BarProgress::new()).await?;
+    for line in applied.to_string().lines() {
+        writeln!(out, "   {line}")?;
+    }
+    if !applied.is_complete() {
+        anyhow::bail!(
+            "the backfill stopped before finishing: {}",
+            applied
+                .stopped
+                .as_ref()
+                .map_or("changes left pending", |s| s.message.as_str())
+        );
+    }
+
+    writeln!(out, "\n8. Re-sync and re-plan: is the org converged?")?;
+    let resync = mirror.sync_once(false).await.context("re-sync")?;
+    print_report(out, &resync)?;
+    let (after, _) = plan_from_mirror(env, kind, &policy, None).await?;
+    writeln!(
+        out,
+        "   {} owner changes left ({} exceptions wait for a person)",
+        after.changes.len(),
+        after.exceptions.len()
+    )?;
+    let records = env.store.snapshot(kind).await?.people.len() as u64;
+    Ok(Converged {
+        kind,
+        records,
+        planned: plan.changes.len(),
+        report: applied,
+        min_writes,
+        batch_label: format!("batches of {batch}"),
+        moved,
+        left_after: after.changes.len(),
+        usage: crm.usage(),
+    })
+}
+
+/// A policy over the org's active users: two country territories with a round-robin
+/// pool each, account-based routing for matched accounts, an exception for unmatched
+/// records without a country, and an overflow pool. Returns the text and the rep count.
+fn demo_policy(snapshot: &Snapshot) -> anyhow::Result<(String, usize)> {
+    let mut users: Vec<_> = snapshot
+        .owners
+        .iter()
+        .filter(|o| o.active && o.kind == OwnerKind::User)
+        .collect();
+    users.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+    users.truncate(8);
+    if users.len() < 3 {
+        anyhow::bail!(
+            "the generated org has {} active users; the demo policy needs at least 3",
+            users.len()
+        );
+    }
+    let mut s = String::from(
+        "# Written by `leadroute demo` for the simulated org's owners.\n\
+         # Check it with `leadroute policy check --policy THIS_FILE`.\n\n\
+         [settings]\nname = \"demo\"\nsticky = true\nmanual_override_days = 7\n\n",
+    );
+    for (i, owner) in users.iter().enumerate() {
+        s.push_str(&format!(
+            "[reps.rep{i}]\nowner = {}\nname = {}\n\n",
+            toml_str(owner.id.as_str()),
+            toml_str(&owner.name)
+        ));
+    }
+    let list = |range: std::ops::Range<usize>| -> String {
+        range
+            .map(|i| format!("\"rep{i}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let n = users.len();
+    let half = n / 2;
+    s.push_str(&format!(
+        "[territories.emea]\ncountries = [\"DE\", \"AT\", \"CH\", \"FR\", \"GB\", \"IE\", \"NL\", \"ES\", \"IT\", \"SE\"]\nreps = [{emea}]\n\n\
+         [territories.north_america]\ncountries = [\"US\", \"CA\"]\nreps = [{na}]\n\n\
+         [pools.emea]\nstrategy = \"round_robin\"\nmembers = [{emea}]\n\n\
+         [pools.north_america]\nstrategy = \"round_robin\"\nmembers = [{na}]\n\n\
+         [pools.overflow]\nstrategy = \"round_robin\"\nmembers = [{all}]\n\n\
+         [[rules]]\nname = \"account-based\"\nwhen = [{{ match = \"matched\" }}, {{ field = \"account.owner\", exists = true }}]\naction = \"account_owner\"\n\n\
+         [[rules]]\nname = \"no-country\"\nwhen = [{{ match = \"unmatched\" }}, {{ field = \"country\", exists = false }}]\naction = \"exception\"\nkind = \"needs_country\"\nreason = \"no account and no country: route by hand\"\n\n\
+         [[rules]]\nname = \"emea\"\nwhen = [{{ territory = \"emea\" }}]\naction = \"pool\"\npool = \"emea\"\n\n\
+         [[rules]]\nname = \"north-america\"\nwhen = [{{ territory = \"north_america\" }}]\naction = \"pool\"\npool = \"north_america\"\n\n\
+         [default]\naction = \"pool\"\npool = \"overflow\"\n",
+        emea = list(0..half),
+        na = list(half..n),
+        all = list(0..n),
+    ));
+    Ok((s, n))
+}
+
+fn headroom(usage: &ApiUsage) -> String {
+    let mut parts = Vec::new();
+    if let (Some(left), Some(max)) = (usage.window_remaining, usage.window_max) {
+        let window = usage
+            .window
+            .map(|w| format!(" per {} s", w.as_secs()))
+            .unwrap_or_default();
+        parts.push(format!("{left} of {max} calls left{window}"));
+    }
+    if let (Some(left), Some(max)) = (usage.daily_remaining, usage.daily_max) {
+        parts.push(format!("{left} of {max} left today"));
+    }
+    if parts.is_empty() {
+        "not reported".to_owned()
+    } else {
+        parts.join("; ")
+    }
+}
+
+/// The closing summary and the commands to try next.
+fn closing(
+    out: &mut impl Write,
+    done: &Converged,
+    sim: &SimCounts,
+    files: &DemoFiles,
+    started: Instant,
+    standalone: &str,
+    standalone_url: &str,
+) -> anyhow::Result<()> {
+    let r = &done.report;
+    let converged = done.left_after == 0;
+    writeln!(
+        out,
+        "\nDone in {:.1} s: the {} org is {}.",
+        started.elapsed().as_secs_f64(),
+        done.kind,
+        if converged {
+            "converged"
+        } else {
+            "NOT converged"
+        }
+    )?;
+    writeln!(out, "  records mirrored     {}", done.records)?;
+    writeln!(
+        out,
+        "  API calls            {} by leadroute ({} throttled, {} retried); the simulator counted {} ({} {})",
+        done.usage.calls, done.usage.throttled, done.usage.retries, sim.calls, sim.refused, sim.refused_what
+    )?;
+    writeln!(
+        out,
+        "  changes              {} planned: {} applied, {} unchanged, {} skipped (owner changed since plan), {} rejected, {} failed",
+        done.planned, r.applied, r.unchanged, r.skipped_changed, r.rejected, r.failed
+    )?;
+    writeln!(out, "  exceptions queued    {}", r.exceptions)?;
+    writeln!(
+        out,
+        "  write calls          {} (minimum {}, {}) + {} compare reads",
+        r.write_calls, done.min_writes, done.batch_label, r.read_calls
+    )?;
+    writeln!(
+        out,
+        "  backfill time        {:.1} s",
+        r.elapsed.as_secs_f64()
+    )?;
+    writeln!(out, "  rate-limit headroom  {}", headroom(&done.usage))?;
+    writeln!(out, "\nFiles:")?;
+    writeln!(out, "  config   {}", files.config.display())?;
+    writeln!(out, "  database {}", files.db.display())?;
+    writeln!(out, "  policy   {}", files.policy.display())?;
+    let cfg = files.config.display();
+    let lr = "cargo run --release --";
+    writeln!(out, "\nTry next (they read the demo's database):")?;
+    writeln!(out, "  {lr} plan --config {cfg}                 # empty: converged")?;
+    if let Some(moved) = &done.moved {
+        writeln!(
+            out,
+            "  {lr} explain {moved} --config {cfg}    # why this record moved"
+        )?;
+    }
+    writeln!(
+        out,
+        "  {lr} drift --format html --out {} --config {cfg}",
+        files.dir.join("drift").display()
+    )?;
+    writeln!(out, "  {lr} exceptions list --config {cfg}")?;
+    writeln!(out, "  {lr} policy check --policy {}", files.policy.display())?;
+    writeln!(
+        out,
+        "Against a standalone simulator with the same org (it starts unconverged, so sync first):"
+    )?;
+    writeln!(out, "  {lr} {standalone}      # in another terminal")?;
+    // The standalone simulator accepts the same default credentials the demo's
+    // config files hold, so only the base URL changes.
+    writeln!(
+        out,
+        "  LEADROUTE_CRM_BASE_URL={standalone_url} {lr} sync --once --config {cfg}"
+    )?;
+    writeln!(
+        out,
+        "  LEADROUTE_CRM_BASE_URL={standalone_url} {lr} backfill --yes --config {cfg}"
+    )?;
+    writeln!(
+        out,
+        "  LEADROUTE_CRM_BASE_URL={standalone_url} {lr} rollback RUN --yes --config {cfg}   # RUN: the id the backfill printed (this demo's was {})",
+        r.run_id
+    )?;
+    if !converged {
+        anyhow::bail!(
+            "{} owner changes are left after the backfill; this is a bug, please report it",
+            done.left_after
+        );
     }
     Ok(())
 }

@@ -112,15 +112,55 @@ async fn sync_once_mirrors_a_simulator_named_only_by_environment_variables() {
     sim.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_demo_runs_with_no_setup_and_says_what_to_try_next() {
+/// Runs the demo for `crm` in a fresh directory, then `plan` against the config it
+/// printed: the demo must have converged the org, so the plan is empty.
+async fn demo_converges(crm: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let out = leadroute(&["demo", "--contacts", "300"], &[], dir.path()).await;
+    let out = leadroute(
+        &["demo", "--crm", crm, "--contacts", "300"],
+        &[],
+        dir.path(),
+    )
+    .await;
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
-    assert!(stdout.contains("The mirror matches the portal"), "{stdout}");
-    assert!(stdout.contains("Try next:"), "{stdout}");
-    assert!(dir.path().join(".leadroute/demo/leadroute.db").exists());
+    assert!(stdout.contains("The mirror matches"), "{stdout}");
+    assert!(stdout.contains("org is converged"), "{stdout}");
+    let applied: u64 = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("changes"))
+        .and_then(|l| l.split(':').nth(1))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no applied count in the summary:\n{stdout}"));
+    assert!(applied > 0, "the demo applied nothing:\n{stdout}");
+    assert!(stdout.contains("Try next"), "{stdout}");
+    assert!(stdout.contains("rollback RUN"), "{stdout}");
+
+    let demo = dir.path().join(".leadroute/demo");
+    let config = demo.join(format!("{crm}.toml"));
+    assert!(demo.join(format!("{crm}.db")).exists());
+    assert!(demo.join(format!("{crm}-policy.toml")).exists());
+    assert!(stdout.contains(&config.canonicalize().unwrap().display().to_string()));
+    let plan = leadroute(
+        &["plan", "--config", config.to_str().unwrap()],
+        &[],
+        dir.path(),
+    )
+    .await;
+    let plan_out = text(&plan.stdout);
+    assert!(plan.status.success(), "{plan_out}\n{}", text(&plan.stderr));
+    assert!(plan_out.contains(": 0 changes,"), "{plan_out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hubspot_demo_runs_the_whole_job_with_no_setup_and_converges() {
+    demo_converges("hubspot").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_salesforce_demo_runs_the_whole_job_with_no_setup_and_converges() {
+    demo_converges("salesforce").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
