@@ -66,8 +66,8 @@ impl DemoFiles {
     /// is removed so the numbers mean what they say.
     fn fresh(dir: &Path, name: &str) -> anyhow::Result<DemoFiles> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let dir = std::fs::canonicalize(dir)
-            .with_context(|| format!("resolving {}", dir.display()))?;
+        let dir =
+            std::fs::canonicalize(dir).with_context(|| format!("resolving {}", dir.display()))?;
         let db = dir.join(format!("{name}.db"));
         for suffix in ["", "-wal", "-shm"] {
             let path = PathBuf::from(format!("{}{suffix}", db.display()));
@@ -595,7 +595,12 @@ fn closing(
     writeln!(
         out,
         "  API calls            {} by leadroute ({} throttled, {} retried); the simulator counted {} ({} {})",
-        done.usage.calls, done.usage.throttled, done.usage.retries, sim.calls, sim.refused, sim.refused_what
+        done.usage.calls,
+        done.usage.throttled,
+        done.usage.retries,
+        sim.calls,
+        sim.refused,
+        sim.refused_what
     )?;
     writeln!(
         out,
@@ -621,7 +626,10 @@ fn closing(
     let cfg = files.config.display();
     let lr = "cargo run --release --";
     writeln!(out, "\nTry next (they read the demo's database):")?;
-    writeln!(out, "  {lr} plan --config {cfg}                 # empty: converged")?;
+    writeln!(
+        out,
+        "  {lr} plan --config {cfg}                 # empty: converged"
+    )?;
     if let Some(moved) = &done.moved {
         writeln!(
             out,
@@ -634,7 +642,11 @@ fn closing(
         files.dir.join("drift").display()
     )?;
     writeln!(out, "  {lr} exceptions list --config {cfg}")?;
-    writeln!(out, "  {lr} policy check --policy {}", files.policy.display())?;
+    writeln!(
+        out,
+        "  {lr} policy check --policy {}",
+        files.policy.display()
+    )?;
     writeln!(
         out,
         "Against a standalone simulator with the same org (it starts unconverged, so sync first):"
