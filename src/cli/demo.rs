@@ -194,6 +194,9 @@ async fn salesforce(args: Args, started: Instant) -> anyhow::Result<()> {
         })
         .map_err(|err| anyhow::anyhow!("simulated edits failed: {err}"))?;
     }
+    // Edits in a burst are stamped ahead of the wall clock; let it catch up, as it
+    // would between real people's edits.
+    tokio::time::sleep(Duration::from_millis(2 * edits as u64 + 1_000)).await;
     writeln!(
         out,
         "\n3. Incremental sync (SystemModstamp with an overlap window)"
@@ -304,6 +307,10 @@ async fn hubspot(args: Args, started: Instant) -> anyhow::Result<()> {
         seed: args.seed + 1,
     })
     .map_err(|err| anyhow::anyhow!("simulated edits failed: {err}"))?;
+    // The simulator stamps each edit at least 1 ms after the previous one, so a burst
+    // of edits is stamped ahead of the wall clock; an incremental sync started at once
+    // would see them only on its next pass. People are slower: let the clock catch up.
+    tokio::time::sleep(Duration::from_millis(edits as u64 + 1_000)).await;
     let state = sim.state();
     let live: Vec<u64> = state
         .contacts
