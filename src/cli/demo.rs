@@ -586,13 +586,18 @@ fn closing(
     standalone_url: &str,
 ) -> anyhow::Result<()> {
     let r = &done.report;
-    let converged = done.left_after == 0;
+    // Changes the CRM rejected (validation rules and the like) wait in the exceptions
+    // queue for a person; the plan keeps asking for them until one acts.
+    let waiting = (r.rejected + r.failed) as usize;
+    let converged = done.left_after <= waiting;
     writeln!(
         out,
         "\nDone in {:.1} s: the {} org is {}.",
         started.elapsed().as_secs_f64(),
         done.kind,
-        if converged {
+        if converged && done.left_after > 0 {
+            "converged (the changes the CRM rejected wait in the exceptions queue)"
+        } else if converged {
             "converged"
         } else {
             "NOT converged"
@@ -635,7 +640,7 @@ fn closing(
     writeln!(out, "\nTry next (they read the demo's database):")?;
     writeln!(
         out,
-        "  {lr} plan --config {cfg}                 # empty: converged"
+        "  {lr} plan --config {cfg}                 # converged: nothing left but exceptions"
     )?;
     if let Some(moved) = &done.moved {
         writeln!(
@@ -676,7 +681,7 @@ fn closing(
     )?;
     if !converged {
         anyhow::bail!(
-            "{} owner changes are left after the backfill; this is a bug, please report it",
+            "{} owner changes are left after the backfill, {waiting} of them rejected by the CRM; this is a bug, please report it",
             done.left_after
         );
     }
