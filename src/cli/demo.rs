@@ -483,8 +483,9 @@ async fn converge<C: Crm>(
     let (after, _) = plan_from_mirror(env, kind, &policy, None).await?;
     writeln!(
         out,
-        "   {} owner changes left ({} exceptions wait for a person)",
+        "   {} owner changes left ({} rejected by the CRM and queued as exceptions); {} planned exceptions",
         after.changes.len(),
+        applied.rejected + applied.failed,
         after.exceptions.len()
     )?;
     let records = env.store.snapshot(kind).await?.people.len() as u64;
