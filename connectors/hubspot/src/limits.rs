@@ -5,11 +5,12 @@
 //! that one cannot adapt). The 10-second quota is chosen so that no rolling window can
 //! hold more calls than HubSpot allows (see [`window_quota`]). Response headers then
 //! adapt it: a lower `X-HubSpot-RateLimit-Max` than configured replaces the limiter, a
-//! low `-Remaining` spreads the remaining calls over the window (other processes of the
-//! same app share it), and a `-Daily-Remaining` at or below the configured reserve stops
-//! all calls with `QuotaExhausted` until the daily reset.
+//! low `-Remaining` that our own count of calls does not explain (other processes of the
+//! same app share the window) spreads the remaining calls over it, and a
+//! `-Daily-Remaining` at or below the configured reserve stops all calls with
+//! `QuotaExhausted` until the daily reset.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU32;
 use std::sync::{Arc, LazyLock, Weak};
 use std::time::{Duration, Instant};
@@ -56,31 +57,46 @@ impl HubSpotTier {
 /// The HubSpot short window.
 pub(crate) const WINDOW: Duration = Duration::from_secs(10);
 
-/// A GCRA quota that never lets more than `max` calls into any rolling `window`.
+/// A GCRA quota that never lets more than `max` calls into any rolling `window`, and
+/// otherwise uses the window to the last call.
 ///
 /// governor admits `burst` calls at once and then one per period `t`. Counting the
 /// worst case over a closed window of length `window`, the greedy caller gets
-/// `burst + floor(window / t)` calls (see the test below, which checks it on a fake
-/// clock), so we pick `t = window / (max - burst)`: burst + rate·window = max exactly.
-/// The burst is small (2.5 % of `max`, at least 1) because every call of burst is a call
-/// of steady rate lost: long syncs run at (max − burst) per window, short incremental
-/// runs (a handful of calls) never wait long anyway.
+/// `burst + floor(window / t)` calls (the fake-clock test below checks it), so we pick
+/// `t = window / (max - burst)`: burst + rate·window = max exactly, and the steady rate is
+/// (max − burst) per window. HubSpot (and the simulator, which prunes calls at age ≥ the
+/// window) refuses a call only when `max` others arrived less than one window before it,
+/// i.e. `max + 1` arrivals inside one window; this quota needs a span of `window + t` for
+/// `max + 1` departures, so arrivals may bunch up by a whole period (53 ms at 190 per
+/// 10 s) before a 429 becomes possible. That is the network-jitter margin, and it costs
+/// nothing.
 ///
-/// The window is stretched by 1/64 (at least 50 ms) before the division: HubSpot
-/// counts arrivals, not departures, and network jitter can bring two calls we sent
-/// exactly one window apart closer together on its side.
+/// The burst is 2 (1 below 20 calls per window, where each burst call is a large share of
+/// the rate): one call of burst beyond the first lets the limiter absorb a caller that
+/// comes back up to one period late (a scheduling hiccup, the acquire jitter) without
+/// losing its place on the schedule; with a burst of 1, every late acquire shifts all
+/// later ones. A larger burst only lowers the steady rate.
+///
+/// The only stretch is 1 ms on the window, for clock granularity: governor's clock
+/// (quanta, 100 ns resolution, TSC calibrated against the OS monotonic clock) is not the
+/// server's clock, and HubSpot stamps arrivals at millisecond resolution. Over 10 s, 1 ms
+/// covers a 100 ppm rate difference plus a rounding of each end, and costs 0.01 % of the
+/// rate. The period is also rounded up to the next nanosecond, so rounding never adds a
+/// call.
 pub(crate) fn window_quota(max: u32, window: Duration) -> Quota {
-    let window = window + (window / 64).max(Duration::from_millis(50));
+    let window = window + CLOCK_MARGIN;
     let max = max.max(2);
-    let burst = (max / 40).max(1);
+    let burst = if max >= 20 { 2 } else { 1 };
     let steady = max - burst;
-    // Round the period up so float/nanosecond rounding can never add a call.
     let period_ns = (window.as_nanos() as u64).div_ceil(u64::from(steady));
     let burst = NonZeroU32::new(burst).expect("burst is at least 1 by construction");
     Quota::with_period(Duration::from_nanos(period_ns.max(1)))
         .expect("period is non-zero by construction")
         .allow_burst(burst)
 }
+
+/// Clock-granularity margin on the window (see [`window_quota`]).
+const CLOCK_MARGIN: Duration = Duration::from_millis(1);
 
 /// Rate state of one portal, shared by every client pointing at it in this process.
 #[derive(Debug)]
@@ -89,6 +105,9 @@ pub(crate) struct Limits {
     /// The per-window maximum the general limiter is configured for.
     configured_max: Mutex<u32>,
     search: Limiter,
+    /// Departure instants of our own general calls in the last window (plus grace): what
+    /// the portal's `Remaining` should say if nobody else shares the window.
+    sent: Mutex<VecDeque<Instant>>,
     /// No call may start before this instant (window exhausted, 429 seen, pacing).
     pause_until: Mutex<Option<Instant>>,
     /// Set when the daily allocation reached the reserve: calls fail until then.
@@ -169,6 +188,7 @@ impl Limits {
                 search_per_second.max(2),
                 Duration::from_secs(1),
             )),
+            sent: Mutex::new(VecDeque::new()),
             pause_until: Mutex::new(None),
             stopped_until: Mutex::new(None),
             usage: Mutex::new(ApiUsage {
@@ -202,6 +222,18 @@ impl Limits {
                 Some(d) if !d.is_zero() => tokio::time::sleep(d).await,
                 _ => break,
             }
+        }
+        if !search {
+            let now = Instant::now();
+            let mut sent = self.sent.lock();
+            // Keep two windows at most: enough for any interval a header may announce.
+            while sent
+                .front()
+                .is_some_and(|t| now.duration_since(*t) > 2 * WINDOW + ACCOUNTING_GRACE)
+            {
+                sent.pop_front();
+            }
+            sent.push_back(now);
         }
         self.usage.lock().calls += 1;
         Ok(())
@@ -261,7 +293,8 @@ impl Limits {
             }
         }
         if let (Some(max), Some(remaining)) = (h.max, h.remaining) {
-            if let Some(pace) = pacing_delay(max, remaining, window) {
+            let ours = self.sent_within(window + ACCOUNTING_GRACE);
+            if let Some(pace) = pacing_delay(max, remaining, ours, window) {
                 self.pause_for(pace);
             }
         }
@@ -280,6 +313,16 @@ impl Limits {
         None
     }
 
+    /// How many of our own general calls departed within the last `span`.
+    fn sent_within(&self, span: Duration) -> u64 {
+        let now = Instant::now();
+        let sent = self.sent.lock();
+        sent.iter()
+            .rev()
+            .take_while(|t| now.duration_since(**t) <= span)
+            .count() as u64
+    }
+
     /// HubSpot said DAILY: stop until the reset.
     pub(crate) fn stop_for_the_day(&self) -> DateTime<Utc> {
         let until = next_daily_reset(Utc::now(), self.daily_reset_offset);
@@ -293,15 +336,36 @@ impl Limits {
     }
 }
 
-/// Gentle pacing when the window runs low (other processes of the same app share it).
+/// How far back our own accounting reaches beyond the window before it is compared with
+/// the portal's `Remaining`. The portal counts a call at its arrival and answers for a
+/// window ending there; we compare when the answer is back. Calls of ours that left our
+/// window but not the portal's are those sent within one request + response latency, so
+/// counting half a second more of our own calls keeps normal latency from looking like a
+/// foreign app. It errs on the side of counting too many of ours: a foreign app using
+/// fewer than ~half a second's worth of our calls goes unnoticed, and if that ever tips
+/// the window over, the 429 handler waits it out.
+const ACCOUNTING_GRACE: Duration = Duration::from_millis(500);
+
+/// Pacing when someone else shares the window (another process or app on the portal).
 ///
-/// A lone client running at full speed keeps `remaining` near zero by design (our
-/// limiter admits exactly `max` per window), so the pause must never exceed one slot
-/// (`window / max`), or a lone full-speed sync would halve its own throughput. Below
-/// 10 % remaining we pause up to one slot, scaled by how deep into the reserve we are;
-/// if others still overrun the window, the 429 handler waits the window out.
-pub(crate) fn pacing_delay(max: u64, remaining: u64, window: Duration) -> Option<Duration> {
+/// Our limiter alone never puts more than `max` calls into a window, so a lone client
+/// running at full speed sits at `remaining` ≈ 0 by design and must not be braked: we
+/// slow down only when the portal counts more calls (`max − remaining`) than we sent
+/// ourselves (`ours`, over the window plus [`ACCOUNTING_GRACE`]), i.e. when the window
+/// is genuinely fuller than our own accounting says. Then, below 10 % remaining, we pause
+/// up to one slot (`window / max`), scaled by how deep into the reserve we are; if the
+/// others still overrun the window, the 429 handler waits it out.
+pub(crate) fn pacing_delay(
+    max: u64,
+    remaining: u64,
+    ours: u64,
+    window: Duration,
+) -> Option<Duration> {
     let max = max.max(1);
+    let foreign = max.saturating_sub(remaining).saturating_sub(ours);
+    if foreign == 0 {
+        return None;
+    }
     let low_water = (max / 10).max(1);
     if remaining >= low_water {
         return None;
@@ -409,14 +473,83 @@ mod tests {
     }
 
     #[test]
-    fn pacing_starts_only_when_the_window_runs_low_and_never_exceeds_one_slot() {
+    fn steady_state_rate_uses_at_least_97_percent_of_the_tier_limit() {
+        for tier in [
+            HubSpotTier::Free,
+            HubSpotTier::Professional,
+            HubSpotTier::ApiAddOn,
+            HubSpotTier::OAuthPublicApp,
+        ] {
+            let max = tier.ten_second_limit();
+            let run = Duration::from_secs(60);
+            let times = admitted(window_quota(max, WINDOW), run);
+            // Leave out the opening burst: what a long backfill sees is the schedule after it.
+            let burst_end = times.iter().filter(|t| **t == 0).count();
+            let steady = (times.len() - burst_end) as f64 / run.as_secs_f64();
+            let limit = f64::from(max) / WINDOW.as_secs_f64();
+            assert!(
+                steady >= 0.97 * limit,
+                "{tier:?}: {steady:.2} calls/s < 0.97 × {limit:.1}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_lone_client_at_full_speed_is_never_paced() {
         let w = Duration::from_secs(10);
-        assert_eq!(pacing_delay(190, 100, w), None);
+        // The portal's window holds exactly our own calls: no brake, however low.
+        assert_eq!(pacing_delay(190, 0, 190, w), None);
+        assert_eq!(pacing_delay(190, 2, 188, w), None);
+        // Our accounting may count more than the portal (calls still in flight): no brake.
+        assert_eq!(pacing_delay(190, 5, 195, w), None);
+    }
+
+    #[test]
+    fn pacing_starts_only_when_others_fill_the_window_and_never_exceeds_one_slot() {
+        let w = Duration::from_secs(10);
+        // Someone else used 90 calls, but 100 remain: plenty.
+        assert_eq!(pacing_delay(190, 100, 0, w), None);
         let slot = w / 190;
-        // At zero remaining: one slot, never more (a lone full-speed client sits there).
-        assert_eq!(pacing_delay(190, 0, w), Some(slot));
-        let shallow = pacing_delay(190, 18, w).unwrap();
+        // At zero remaining with 40 foreign calls: one slot, never more.
+        assert_eq!(pacing_delay(190, 0, 150, w), Some(slot));
+        let shallow = pacing_delay(190, 18, 150, w).unwrap();
         assert!(shallow < slot / 10, "{shallow:?}");
+    }
+
+    fn professional_limits_having_sent(calls: usize) -> Limits {
+        let limits = Limits::new(
+            HubSpotTier::Professional,
+            5,
+            0,
+            FixedOffset::east_opt(0).unwrap(),
+        );
+        let now = Instant::now();
+        limits.sent.lock().extend(std::iter::repeat_n(now, calls));
+        limits
+    }
+
+    #[test]
+    fn the_portal_counting_more_than_we_sent_slows_us_down() {
+        // We sent 150 calls; the portal says 188 of 190 are used: someone else is there.
+        let limits = professional_limits_having_sent(150);
+        limits.observe(&RateHeaders {
+            max: Some(190),
+            remaining: Some(2),
+            ..RateHeaders::default()
+        });
+        assert!(limits.pause_until.lock().is_some());
+    }
+
+    #[test]
+    fn our_own_calls_explaining_a_low_remaining_do_not_pause() {
+        // We sent 189 calls and the portal counts 189: we are alone at full speed.
+        let limits = professional_limits_having_sent(189);
+        limits.observe(&RateHeaders {
+            max: Some(190),
+            remaining: Some(1),
+            ..RateHeaders::default()
+        });
+        assert!(limits.pause_until.lock().is_none());
     }
 
     #[test]
