@@ -143,9 +143,15 @@ pub fn pick_slots(
     at: DateTime<Utc>,
 ) -> usize {
     let total: i64 = contenders.iter().map(|(_, c)| i64::from(c.weight)).sum();
+    // Each eligible member earns its share of this one record. Pools have few distinct
+    // weights (often one), so the division is reused while the weight repeats.
+    let (mut last_weight, mut share) = (None, 0);
     for (slot, c) in contenders {
-        // Each eligible member earns its share of this one record.
-        slots[*slot].credit += i64::from(c.weight) * CREDIT_SCALE / total;
+        if last_weight != Some(c.weight) {
+            last_weight = Some(c.weight);
+            share = i64::from(c.weight) * CREDIT_SCALE / total;
+        }
+        slots[*slot].credit += share;
     }
     // Earliest deadline first among members owed something (credit > 0): the member
     // whose credit would reach a whole record soonest, `(1 - credit) / weight`, goes next.
@@ -200,12 +206,13 @@ impl Ledger {
     }
 
     pub fn count_assignment(&mut self, owner: &OwnerId, day: NaiveDate) {
-        *self
-            .daily
-            .entry(owner.clone())
-            .or_default()
-            .entry(day)
-            .or_default() += 1;
+        // Look up before inserting: `entry` would clone the owner id on every pick.
+        match self.daily.get_mut(owner) {
+            Some(days) => *days.entry(day).or_default() += 1,
+            None => {
+                self.daily.insert(owner.clone(), BTreeMap::from([(day, 1)]));
+            }
+        }
     }
 
     /// Forget daily counts older than two weeks before `today`: no cap looks further back.
@@ -224,6 +231,10 @@ impl Ledger {
     }
 
     pub fn assignment(&self, object: ObjectKind, id: &RecordId) -> Option<&Assignment> {
+        // The key is a tuple, so a lookup clones the id: skip that for an empty ledger.
+        if self.assignments.is_empty() {
+            return None;
+        }
         self.assignments.get(&(object, id.clone()))
     }
 }

@@ -52,7 +52,7 @@ pub fn plan_with(
 ) -> Plan {
     let mut builder = PlanBuilder::new(snapshot, policy, now);
     decide_all(snapshot, policy, matcher, ledger, now, None, |p, d| {
-        builder.add(p, &d)
+        builder.add(p, d)
     });
     builder.finish()
 }
@@ -77,27 +77,33 @@ impl<'a> PlanBuilder<'a> {
         }
     }
 
-    pub fn add(&mut self, person: &PersonRecord, d: &Decision) {
-        if let Some(to) = d.change() {
-            self.plan.changes.push(PlannedChange {
-                object: d.object,
-                id: d.id.clone(),
-                field: "owner".into(),
-                from: d.current.clone(),
-                to: to.clone(),
-                rule: d.rule.clone(),
-                reason: d.reason.clone(),
-                policy_version: self.policy.version.clone(),
-                record_updated_at: Some(person.updated_at),
-            });
-        } else if let Outcome::Exception { exception } = &d.outcome {
-            self.plan.exceptions.push(PlannedException {
-                object: d.object,
-                id: d.id.clone(),
-                kind: exception.clone(),
-                rule: d.rule.clone(),
-                reason: d.reason.clone(),
-            });
+    /// Add one decision; takes it by value so its strings move into the plan.
+    pub fn add(&mut self, person: &PersonRecord, d: Decision) {
+        match d.outcome {
+            // The same test as `Decision::change`: an owner that differs from the current.
+            Outcome::Owner { owner: to, .. } if Some(&to) != d.current.as_ref() => {
+                self.plan.changes.push(PlannedChange {
+                    object: d.object,
+                    id: d.id,
+                    field: "owner".into(),
+                    from: d.current,
+                    to,
+                    rule: d.rule,
+                    reason: d.reason,
+                    policy_version: self.policy.version.clone(),
+                    record_updated_at: Some(person.updated_at),
+                });
+            }
+            Outcome::Exception { exception } => {
+                self.plan.exceptions.push(PlannedException {
+                    object: d.object,
+                    id: d.id,
+                    kind: exception,
+                    rule: d.rule,
+                    reason: d.reason,
+                });
+            }
+            Outcome::Owner { .. } | Outcome::NotRouted => {}
         }
     }
 
@@ -132,17 +138,67 @@ pub fn decide_all<'s>(
     ledger.prune(now.date_naive());
     let mut engine = Engine::new(policy, snapshot, now);
     let people = ordered(snapshot, only);
+    for_each_matched(matcher, &people, |person, m| {
+        let d = engine.decide(person, &m, ledger, false);
+        sink(person, d);
+    });
+    engine.finish(ledger);
+}
+
+/// Records per pipelined batch: small enough that routing starts almost at once.
+const PIPE_BATCH: usize = 4 * 1024;
+
+/// Call `f` with every person (in order) and its match result.
+///
+/// Matching is pure and runs on worker threads (batch `k` on worker `k % workers`),
+/// overlapped with `f` on the calling thread: routing must stay sequential because the
+/// ledger's picks depend on record order, but it no longer waits for matching. Workers
+/// plus the caller oversubscribe the cores on purpose, so whichever side is slower gets
+/// the spare core. Results are consumed strictly in order, so the output is the same as
+/// matching everything first.
+fn for_each_matched<'s>(
+    matcher: &Matcher,
+    people: &[&'s PersonRecord],
+    mut f: impl FnMut(&'s PersonRecord, MatchResult),
+) {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 8);
-    for batch in people.chunks(BATCH) {
-        let matches = match_batch(matcher, batch, threads);
-        for (person, m) in batch.iter().zip(&matches) {
-            let d = engine.decide(person, m, ledger, false);
-            sink(person, d);
+    if threads <= 1 || people.len() < 2 * PIPE_BATCH {
+        for batch in people.chunks(BATCH) {
+            let matches = match_batch(matcher, batch, threads);
+            for (person, m) in batch.iter().zip(matches) {
+                f(person, m);
+            }
         }
+        return;
     }
-    engine.finish(ledger);
+    std::thread::scope(|scope| {
+        let receivers: Vec<_> = (0..threads)
+            .map(|w| {
+                // Two batches in flight per worker bound the memory held in results.
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<MatchResult>>(2);
+                scope.spawn(move || {
+                    for batch in people.chunks(PIPE_BATCH).skip(w).step_by(threads) {
+                        let matches = batch.iter().map(|p| matcher.match_person(p)).collect();
+                        if tx.send(matches).is_err() {
+                            // The consumer is gone (it panicked); stop quietly.
+                            return;
+                        }
+                    }
+                });
+                rx
+            })
+            .collect();
+        for (k, batch) in people.chunks(PIPE_BATCH).enumerate() {
+            let matches = receivers[k % threads]
+                .recv()
+                .expect("a matching worker sends every batch it owns before exiting");
+            for (person, m) in batch.iter().zip(matches) {
+                f(person, m);
+            }
+        }
+    });
 }
 
 fn match_batch(matcher: &Matcher, batch: &[&PersonRecord], threads: usize) -> Vec<MatchResult> {
@@ -337,30 +393,24 @@ impl Reconciler {
         ledger.prune(now.date_naive());
         let mut engine = Engine::new(policy, snapshot, now);
         let people = ordered(snapshot, only);
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .clamp(1, 8);
-        for batch in people.chunks(BATCH) {
-            let matches = match_batch(&matcher, batch, threads);
-            for (p, m) in batch.iter().zip(matches) {
-                let d = engine.decide(p, &m, ledger, false);
-                fresh.push((
-                    (p.object, p.id.clone()),
-                    Cached {
-                        account: m.account_id.clone(),
-                        candidates: m
-                            .candidates
-                            .iter()
-                            .map(|c| c.account_id.clone())
-                            .collect::<Vec<_>>()
-                            .into_boxed_slice(),
-                        desired: d.desired().cloned(),
-                        current: p.owner_id.clone(),
-                        pending: pending(&d, p, policy),
-                    },
-                ));
-            }
-        }
+        for_each_matched(&matcher, &people, |p, m| {
+            let d = engine.decide(p, &m, ledger, false);
+            fresh.push((
+                (p.object, p.id.clone()),
+                Cached {
+                    account: m.account_id.clone(),
+                    candidates: m
+                        .candidates
+                        .iter()
+                        .map(|c| c.account_id.clone())
+                        .collect::<Vec<_>>()
+                        .into_boxed_slice(),
+                    desired: d.desired().cloned(),
+                    current: p.owner_id.clone(),
+                    pending: pending(&d, p, policy),
+                },
+            ));
+        });
         engine.finish(ledger);
         self.cache.extend(fresh);
         self.matcher = Some(matcher);

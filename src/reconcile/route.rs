@@ -244,9 +244,11 @@ impl<'a> Engine<'a> {
         pool: &Pool,
         ledger: &Ledger,
     ) -> &mut Vec<super::ledger::MemberLedger> {
-        self.dense.entry(pool.name.clone()).or_insert_with(|| {
+        // Look up before inserting: `entry` would clone the pool name on every pick.
+        if !self.dense.contains_key(&pool.name) {
             let stored = ledger.pools.get(&pool.name);
-            pool.members
+            let slots = pool
+                .members
                 .iter()
                 .map(|m| {
                     stored
@@ -254,8 +256,12 @@ impl<'a> Engine<'a> {
                         .cloned()
                         .unwrap_or_default()
                 })
-                .collect()
-        })
+                .collect();
+            self.dense.insert(pool.name.clone(), slots);
+        }
+        self.dense
+            .get_mut(&pool.name)
+            .expect("inserted just above when missing")
     }
 
     /// Pool members' per-plan facts, computed once per pool per plan.
@@ -460,40 +466,61 @@ impl<'a> Engine<'a> {
         decision
     }
 
-    fn manual_override(&self, person: &PersonRecord, ledger: &Ledger) -> Result<String, String> {
+    /// `Ok(why)` when a human's recent owner change must be kept; otherwise `Err` with
+    /// why not, spelled out only when `explain` is set (the texts are trace-only and
+    /// formatting them for every record would dominate a large plan).
+    fn manual_override(
+        &self,
+        person: &PersonRecord,
+        ledger: &Ledger,
+        explain: bool,
+    ) -> Result<String, String> {
+        let why_not = |f: &dyn Fn() -> String| if explain { f() } else { String::new() };
         let Some(days) = self.policy.settings.manual_override_days else {
-            return Err("off (settings.manual_override_days not set)".into());
+            return Err(why_not(&|| {
+                "off (settings.manual_override_days not set)".into()
+            }));
         };
         let Some(current) = &person.owner_id else {
-            return Err("not applicable: unowned".into());
+            return Err(why_not(&|| "not applicable: unowned".into()));
         };
         if !self.is_active(current) {
-            return Err(format!(
-                "not applicable: {} is not active",
-                self.policy.owner_label(current)
-            ));
+            return Err(why_not(&|| {
+                format!(
+                    "not applicable: {} is not active",
+                    self.policy.owner_label(current)
+                )
+            }));
         }
         let Some(at) = person.owner_assigned_at else {
-            return Err("not applicable: the CRM gives no owner-assigned time".into());
+            return Err(why_not(&|| {
+                "not applicable: the CRM gives no owner-assigned time".into()
+            }));
         };
         let window = Duration::days(i64::from(days));
         if self.now - at > window {
-            return Err(format!(
-                "not applicable: owner set {} is older than {days} days",
-                at.to_rfc3339()
-            ));
+            return Err(why_not(&|| {
+                format!(
+                    "not applicable: owner set {} is older than {days} days",
+                    at.to_rfc3339()
+                )
+            }));
         }
         match ledger.assignment(person.object, &person.id) {
-            Some(a) if &a.owner == current => Err(format!(
-                "not applicable: leadroute assigned {} at {}",
-                self.policy.owner_label(current),
-                a.at.to_rfc3339()
-            )),
-            Some(a) if at <= a.at => Err(format!(
-                "not applicable: owner set {} before leadroute's own assignment at {}",
-                at.to_rfc3339(),
-                a.at.to_rfc3339()
-            )),
+            Some(a) if &a.owner == current => Err(why_not(&|| {
+                format!(
+                    "not applicable: leadroute assigned {} at {}",
+                    self.policy.owner_label(current),
+                    a.at.to_rfc3339()
+                )
+            })),
+            Some(a) if at <= a.at => Err(why_not(&|| {
+                format!(
+                    "not applicable: owner set {} before leadroute's own assignment at {}",
+                    at.to_rfc3339(),
+                    a.at.to_rfc3339()
+                )
+            })),
             _ => Ok(format!(
                 "kept: {} was set by someone else at {}, within the {days}-day window",
                 self.policy.owner_label(current),
@@ -518,7 +545,7 @@ impl<'a> Engine<'a> {
             );
         }
         let current = person.owner_id.as_ref();
-        match self.manual_override(person, ledger) {
+        match self.manual_override(person, ledger, trace.is_some()) {
             Ok(why) => {
                 if let Some(t) = trace.as_mut() {
                     t.manual_override = why.clone();

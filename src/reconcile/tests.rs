@@ -287,3 +287,36 @@ fn incremental_replanning_matches_a_full_plan_after_edits() {
     assert_eq!(incremental, full);
     assert_eq!(ledger.pools, full_ledger.pools);
 }
+
+/// The plan as if every record were matched first and then decided one by one, with
+/// no worker threads: the reference the pipelined pass must reproduce.
+fn sequential_reference(snapshot: &Snapshot, policy: &Policy, now: DateTime<Utc>) -> Plan {
+    let matcher = Matcher::new(
+        &snapshot.accounts,
+        &snapshot.owners,
+        &MatcherConfig::default(),
+    );
+    let mut ledger = Ledger::default();
+    let mut builder = PlanBuilder::new(snapshot, policy, now);
+    let mut engine = Engine::new(policy, snapshot, now);
+    for person in ordered(snapshot, None) {
+        let m = matcher.match_person(person);
+        let d = engine.decide(person, &m, &mut ledger, false);
+        builder.add(person, d);
+    }
+    engine.finish(&mut ledger);
+    builder.finish()
+}
+
+#[test]
+fn a_large_plan_matched_on_worker_threads_equals_the_sequential_plan() {
+    // Large enough for several pipelined batches on every worker.
+    let (snapshot, policy) = synthetic(11, 6 * PIPE_BATCH + 123);
+    let now = synth::base_time();
+    let expected = sequential_reference(&snapshot, &policy, now);
+    let mut ledger = Ledger::default();
+    assert_eq!(plan(&snapshot, &policy, &mut ledger, now), expected);
+    let mut ledger = Ledger::default();
+    let incremental = Reconciler::default().full(&snapshot, &policy, &mut ledger, now);
+    assert_eq!(incremental, expected);
+}
