@@ -34,6 +34,53 @@ fn sql_err(doing: &'static str) -> impl FnOnce(sqlx::Error) -> JournalError {
     move |source| JournalError::Sql { doing, source }
 }
 
+/// Rows per `seq IN (...)` statement: far below SQLite's 32,766 and PostgreSQL's
+/// 65,535 bind parameters.
+const SET_CHUNK: usize = 500;
+
+/// `$first, $first+1, ...` for `n` bind parameters.
+fn param_list(first: usize, n: usize) -> String {
+    let mut out = String::with_capacity(n * 5);
+    for i in 0..n {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push('$');
+        out.push_str(&(first + i).to_string());
+    }
+    out
+}
+
+/// The intent of one apply call: which journal rows it carries.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchIntent<'a> {
+    pub batch_id: i64,
+    pub object: ObjectKind,
+    pub seqs: &'a [i64],
+}
+
+/// What one writer step journals in one transaction (see [`Store::journal_step`]).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct JournalStep<'a> {
+    /// The finished call's batch and its result (`ok` or `error:<kind>`).
+    pub batch_result: Option<(i64, &'a str)>,
+    /// Final outcomes, written once each.
+    pub outcomes: &'a [(i64, JournalOutcome)],
+    /// Rows going back to `planned`, with the note saying why.
+    pub requeue: &'a [(i64, String)],
+    /// The next call's intent, committed last.
+    pub intent: Option<BatchIntent<'a>>,
+}
+
+impl JournalStep<'_> {
+    fn is_empty(&self) -> bool {
+        self.batch_result.is_none()
+            && self.outcomes.is_empty()
+            && self.requeue.is_empty()
+            && self.intent.is_none()
+    }
+}
+
 pub(crate) fn to_ms(at: DateTime<Utc>) -> i64 {
     at.timestamp_millis()
 }
@@ -554,37 +601,19 @@ impl Store {
         seqs: &[i64],
         now: DateTime<Utc>,
     ) -> Result<(), JournalError> {
-        let mut tx = self
-            .pool()
-            .begin()
-            .await
-            .map_err(sql_err("starting an intent"))?;
-        sqlx::query(
-            "INSERT INTO writer_batches (run_id, batch_id, object, size, intent_at) \
-             VALUES ($1, $2, $3, $4, $5)",
+        self.journal_step(
+            run_id,
+            JournalStep {
+                intent: Some(BatchIntent {
+                    batch_id,
+                    object,
+                    seqs,
+                }),
+                ..JournalStep::default()
+            },
+            now,
         )
-        .bind(run_id.to_owned())
-        .bind(batch_id)
-        .bind(object.as_str())
-        .bind(seqs.len() as i64)
-        .bind(to_ms(now))
-        .execute(&mut *tx)
         .await
-        .map_err(sql_err("journaling a batch intent"))?;
-        for seq in seqs {
-            sqlx::query(
-                "UPDATE writer_journal SET state = 'intent', batch_id = $3, attempts = attempts + 1, \
-                 sent = 1, intent_at = $4 WHERE run_id = $1 AND seq = $2 AND outcome IS NULL",
-            )
-            .bind(run_id.to_owned())
-            .bind(*seq)
-            .bind(batch_id)
-            .bind(to_ms(now))
-            .execute(&mut *tx)
-            .await
-            .map_err(sql_err("journaling a change intent"))?;
-        }
-        tx.commit().await.map_err(sql_err("committing an intent"))
     }
 
     /// Records how an apply call ended as a whole (`ok` or `error:<kind>`).
@@ -595,17 +624,15 @@ impl Store {
         result: &str,
         now: DateTime<Utc>,
     ) -> Result<(), JournalError> {
-        sqlx::query(
-            "UPDATE writer_batches SET result = $3, outcome_at = $4 WHERE run_id = $1 AND batch_id = $2",
+        self.journal_step(
+            run_id,
+            JournalStep {
+                batch_result: Some((batch_id, result)),
+                ..JournalStep::default()
+            },
+            now,
         )
-        .bind(run_id.to_owned())
-        .bind(batch_id)
-        .bind(result.to_owned())
-        .bind(to_ms(now))
-        .execute(self.pool())
         .await
-        .map_err(sql_err("journaling a batch result"))?;
-        Ok(())
     }
 
     /// Writes final outcomes, once each (rows that already have one are left alone).
@@ -615,18 +642,83 @@ impl Store {
         outcomes: &[(i64, JournalOutcome)],
         now: DateTime<Utc>,
     ) -> Result<(), JournalError> {
-        if outcomes.is_empty() {
+        self.journal_step(
+            run_id,
+            JournalStep {
+                outcomes,
+                ..JournalStep::default()
+            },
+            now,
+        )
+        .await
+    }
+
+    /// Puts in-flight or rejected-for-now rows back to `planned` (a retry will re-read
+    /// them first), noting why.
+    pub async fn journal_requeue(
+        &self,
+        run_id: &str,
+        seqs: &[(i64, String)],
+    ) -> Result<(), JournalError> {
+        self.journal_step(
+            run_id,
+            JournalStep {
+                requeue: seqs,
+                ..JournalStep::default()
+            },
+            Utc::now(),
+        )
+        .await
+    }
+
+    /// Commits one writer step in a single transaction, in this order: the previous
+    /// call's batch result, final outcomes, requeues, then the next call's intent. The
+    /// writer sends that call only after this returns, so the intent is still written
+    /// ahead; folding the bookkeeping of the call that just ended into the same commit
+    /// keeps the time with no API call in flight to one transaction per batch.
+    ///
+    /// Rows are updated set-wise (`seq IN (...)`), grouped by identical values: a
+    /// batch of 200 costs a handful of statements, not one per record.
+    pub async fn journal_step(
+        &self,
+        run_id: &str,
+        step: JournalStep<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<(), JournalError> {
+        if step.is_empty() {
             return Ok(());
         }
         let mut tx = self
             .pool()
             .begin()
             .await
-            .map_err(sql_err("starting outcomes"))?;
-        for (seq, outcome) in outcomes {
+            .map_err(sql_err("starting a journal step"))?;
+        let now_ms = to_ms(now);
+        if let Some((batch_id, result)) = step.batch_result {
+            sqlx::query(
+                "UPDATE writer_batches SET result = $3, outcome_at = $4 \
+                 WHERE run_id = $1 AND batch_id = $2",
+            )
+            .bind(run_id.to_owned())
+            .bind(batch_id)
+            .bind(result.to_owned())
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(sql_err("journaling a batch result"))?;
+        }
+        // Outcomes with no per-row detail (applied, unchanged) go in one statement per
+        // kind; the others carry their own codes and messages.
+        let mut plain: Vec<(&'static str, Vec<i64>)> = Vec::new();
+        for (seq, outcome) in step.outcomes {
             let (kind, code, message, observed, replan) = match outcome {
                 JournalOutcome::Applied | JournalOutcome::Unchanged => {
-                    (None, None, None, None, false)
+                    let name = outcome.as_str();
+                    match plain.iter_mut().find(|(n, _)| *n == name) {
+                        Some((_, seqs)) => seqs.push(*seq),
+                        None => plain.push((name, vec![*seq])),
+                    }
+                    continue;
                 }
                 JournalOutcome::SkippedChanged { observed } => (
                     None,
@@ -667,42 +759,94 @@ impl Store {
             .bind(message)
             .bind(observed)
             .bind(i64::from(replan))
-            .bind(to_ms(now))
+            .bind(now_ms)
             .execute(&mut *tx)
             .await
             .map_err(sql_err("journaling an outcome"))?;
         }
-        tx.commit().await.map_err(sql_err("committing outcomes"))
-    }
-
-    /// Puts in-flight or rejected-for-now rows back to `planned` (a retry will re-read
-    /// them first), noting why.
-    pub async fn journal_requeue(
-        &self,
-        run_id: &str,
-        seqs: &[(i64, String)],
-    ) -> Result<(), JournalError> {
-        if seqs.is_empty() {
-            return Ok(());
+        for (name, seqs) in &plain {
+            for chunk in seqs.chunks(SET_CHUNK) {
+                let sql = format!(
+                    "UPDATE writer_journal SET state = 'done', outcome = $2, outcome_at = $3 \
+                     WHERE run_id = $1 AND outcome IS NULL AND seq IN ({})",
+                    param_list(4, chunk.len())
+                );
+                let mut query = sqlx::query(AssertSqlSafe(sql))
+                    .bind(run_id.to_owned())
+                    .bind((*name).to_owned())
+                    .bind(now_ms);
+                for seq in chunk {
+                    query = query.bind(*seq);
+                }
+                query
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(sql_err("journaling outcomes"))?;
+            }
         }
-        let mut tx = self
-            .pool()
-            .begin()
-            .await
-            .map_err(sql_err("starting a requeue"))?;
-        for (seq, message) in seqs {
+        // Requeues share their note far more often than not (one per failed call).
+        let mut notes: Vec<(&str, Vec<i64>)> = Vec::new();
+        for (seq, note) in step.requeue {
+            match notes.iter_mut().find(|(n, _)| *n == note.as_str()) {
+                Some((_, seqs)) => seqs.push(*seq),
+                None => notes.push((note.as_str(), vec![*seq])),
+            }
+        }
+        for (note, seqs) in &notes {
+            for chunk in seqs.chunks(SET_CHUNK) {
+                let sql = format!(
+                    "UPDATE writer_journal SET state = 'planned', message = $2 \
+                     WHERE run_id = $1 AND outcome IS NULL AND seq IN ({})",
+                    param_list(3, chunk.len())
+                );
+                let mut query = sqlx::query(AssertSqlSafe(sql))
+                    .bind(run_id.to_owned())
+                    .bind((*note).to_owned());
+                for seq in chunk {
+                    query = query.bind(*seq);
+                }
+                query
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(sql_err("requeueing changes"))?;
+            }
+        }
+        if let Some(intent) = step.intent {
             sqlx::query(
-                "UPDATE writer_journal SET state = 'planned', message = $3 \
-                 WHERE run_id = $1 AND seq = $2 AND outcome IS NULL",
+                "INSERT INTO writer_batches (run_id, batch_id, object, size, intent_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(run_id.to_owned())
-            .bind(*seq)
-            .bind(message.clone())
+            .bind(intent.batch_id)
+            .bind(intent.object.as_str())
+            .bind(intent.seqs.len() as i64)
+            .bind(now_ms)
             .execute(&mut *tx)
             .await
-            .map_err(sql_err("requeueing a change"))?;
+            .map_err(sql_err("journaling a batch intent"))?;
+            for chunk in intent.seqs.chunks(SET_CHUNK) {
+                let sql = format!(
+                    "UPDATE writer_journal SET state = 'intent', batch_id = $2, \
+                     attempts = attempts + 1, sent = 1, intent_at = $3 \
+                     WHERE run_id = $1 AND outcome IS NULL AND seq IN ({})",
+                    param_list(4, chunk.len())
+                );
+                let mut query = sqlx::query(AssertSqlSafe(sql))
+                    .bind(run_id.to_owned())
+                    .bind(intent.batch_id)
+                    .bind(now_ms);
+                for seq in chunk {
+                    query = query.bind(*seq);
+                }
+                query
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(sql_err("journaling change intents"))?;
+            }
         }
-        tx.commit().await.map_err(sql_err("committing a requeue"))
+        tx.commit()
+            .await
+            .map_err(sql_err("committing a journal step"))
     }
 
     /// Outcome counts of a run.

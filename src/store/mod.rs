@@ -26,8 +26,8 @@ mod mirror_rows;
 pub use inbox::{DONE_RETENTION, InboxCounts, InboxItem, MAX_ATTEMPTS};
 pub(crate) use journal::reject_kind_str as journal_reject_kind;
 pub use journal::{
-    ExceptionRow, JournalEntry, JournalError, JournalOutcome, NewException, NewRun, RunCounts,
-    RunRow, RunStatus,
+    BatchIntent, ExceptionRow, JournalEntry, JournalError, JournalOutcome, JournalStep,
+    NewException, NewRun, RunCounts, RunRow, RunStatus,
 };
 pub use mirror_rows::{ApplyStats, MirrorCounts, Tombstone, TombstoneReason};
 

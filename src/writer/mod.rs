@@ -44,7 +44,8 @@ use tracing::{debug, info, warn};
 
 use crate::reconcile::Plan;
 use crate::store::{
-    JournalEntry, JournalError, JournalOutcome, NewException, NewRun, RunStatus, Store,
+    BatchIntent, JournalEntry, JournalError, JournalOutcome, JournalStep, NewException, NewRun,
+    RunStatus, Store,
 };
 
 /// A run's id: `r` + UTC timestamp, sortable.
@@ -343,6 +344,8 @@ impl<C: Crm> Writer<C> {
             done_at_start: 0,
             done: 0,
             total: row.total.max(0) as u64,
+            pending: Settlement::default(),
+            next_batch: None,
         };
         let counts = self.store.journal_counts(run.as_str()).await?;
         session.done_at_start = counts.done();
@@ -498,9 +501,78 @@ struct Session<'a, C: Crm> {
     done_at_start: u64,
     done: u64,
     total: u64,
+    /// The last call's bookkeeping, committed with the next intent (one transaction
+    /// per batch) or by [`Session::flush`].
+    pending: Settlement,
+    /// The next batch id of this run, once read from the journal.
+    next_batch: Option<i64>,
+}
+
+/// A finished call's journal writes that have not been committed yet.
+#[derive(Default)]
+struct Settlement {
+    batch_result: Option<(i64, String)>,
+    outcomes: Vec<(i64, JournalOutcome)>,
+    requeue: Vec<(i64, String)>,
+    exceptions: Vec<NewException>,
 }
 
 impl<C: Crm> Session<'_, C> {
+    /// Commits the held-back bookkeeping plus `outcomes` and, last, `intent`, in one
+    /// transaction; then files any exceptions. The intent is thereby committed
+    /// before the call it announces, as before; only the previous call's outcomes
+    /// wait until then (a crash in between leaves an intent without outcome, which a
+    /// restart settles by reading the CRM).
+    async fn journal(
+        &mut self,
+        outcomes: Vec<(i64, JournalOutcome)>,
+        intent: Option<BatchIntent<'_>>,
+    ) -> Result<(), WriterError> {
+        let mut pending = std::mem::take(&mut self.pending);
+        pending.outcomes.extend(outcomes);
+        let store = &self.writer.store;
+        let now = Utc::now();
+        store
+            .journal_step(
+                self.run.as_str(),
+                JournalStep {
+                    batch_result: pending
+                        .batch_result
+                        .as_ref()
+                        .map(|(id, result)| (*id, result.as_str())),
+                    outcomes: &pending.outcomes,
+                    requeue: &pending.requeue,
+                    intent,
+                },
+                now,
+            )
+            .await?;
+        for exception in &pending.exceptions {
+            store.exception_add(exception, now).await?;
+            self.exceptions += 1;
+        }
+        Ok(())
+    }
+
+    /// Commits whatever is held back.
+    async fn flush(&mut self) -> Result<(), WriterError> {
+        self.journal(Vec::new(), None).await
+    }
+
+    async fn next_batch_id(&mut self) -> Result<i64, WriterError> {
+        let id = match self.next_batch {
+            Some(id) => id,
+            None => {
+                self.writer
+                    .store
+                    .journal_next_batch_id(self.run.as_str())
+                    .await?
+            }
+        };
+        self.next_batch = Some(id + 1);
+        Ok(id)
+    }
+
     fn report_progress(&self) {
         let elapsed = self.started.elapsed().as_secs_f64();
         let finished = self.done.saturating_sub(self.done_at_start);
@@ -719,8 +791,21 @@ impl<C: Crm> Session<'_, C> {
         Flow::Continue
     }
 
-    /// Sends one object's queue in batches until it is empty or the run must stop.
+    /// Sends one object's queue in batches until it is empty or the run must stop,
+    /// leaving nothing uncommitted in the journal.
     async fn converge(
+        &mut self,
+        object: ObjectKind,
+        queue: VecDeque<Item>,
+    ) -> Result<Option<Stop>, WriterError> {
+        let result = self.converge_batches(object, queue).await;
+        let flushed = self.flush().await;
+        let stop = result?;
+        flushed?;
+        Ok(stop)
+    }
+
+    async fn converge_batches(
         &mut self,
         object: ObjectKind,
         mut queue: VecDeque<Item>,
@@ -758,6 +843,8 @@ impl<C: Crm> Session<'_, C> {
             let mut first_read: Option<Instant> = None;
             let mut rounds = 0;
             let mut failure = None;
+            // Final verdicts of the compare reads, journaled with the intent below.
+            let mut judged: Vec<(i64, JournalOutcome)> = Vec::new();
             while ready.len() < batch
                 && !queue.is_empty()
                 && rounds <= writer.settings.top_up_rounds
@@ -785,22 +872,18 @@ impl<C: Crm> Session<'_, C> {
                     }
                 };
                 first_read.get_or_insert(read_at);
-                let mut outcomes = Vec::new();
                 for item in chunk {
                     match Self::judge(&item, owners.get(&item.id)) {
                         Verdict::Ready(updated_at) => ready.push((item, updated_at)),
                         Verdict::Final(outcome) => {
                             self.note_final(object, &item, &outcome);
-                            outcomes.push((item.seq, outcome));
+                            judged.push((item.seq, outcome));
                         }
                     }
                 }
-                writer
-                    .store
-                    .journal_outcomes(self.run.as_str(), &outcomes, Utc::now())
-                    .await?;
             }
             if let Some(err) = failure {
+                self.journal(judged, None).await?;
                 // Items already judged ready go back too; they will be re-read.
                 for (item, _) in ready.into_iter().rev() {
                     queue.push_front(item);
@@ -812,20 +895,24 @@ impl<C: Crm> Session<'_, C> {
                 }
             }
             if ready.is_empty() {
+                self.journal(judged, None).await?;
                 self.report_progress();
                 continue;
             }
 
-            // Write-ahead: the intent is committed before the call.
-            let batch_id = writer
-                .store
-                .journal_next_batch_id(self.run.as_str())
-                .await?;
+            // Write-ahead: the intent is committed before the call, in one transaction
+            // with the previous call's outcomes and this batch's compare verdicts.
+            let batch_id = self.next_batch_id().await?;
             let seqs: Vec<i64> = ready.iter().map(|(i, _)| i.seq).collect();
-            writer
-                .store
-                .journal_intent(self.run.as_str(), batch_id, object, &seqs, Utc::now())
-                .await?;
+            self.journal(
+                judged,
+                Some(BatchIntent {
+                    batch_id,
+                    object,
+                    seqs: &seqs,
+                }),
+            )
+            .await?;
             let changes: Vec<OwnerChange> = ready
                 .iter()
                 .map(|(item, updated_at)| OwnerChange {
@@ -887,32 +974,20 @@ impl<C: Crm> Session<'_, C> {
             match result {
                 Ok(outcomes) => {
                     consecutive_failures = 0;
-                    writer
-                        .store
-                        .journal_batch_result(self.run.as_str(), batch_id, "ok", Utc::now())
-                        .await?;
-                    self.settle(object, ready, outcomes, &mut delayed).await?;
+                    self.pending.batch_result = Some((batch_id, "ok".to_owned()));
+                    self.settle(object, ready, outcomes, &mut delayed);
                 }
                 Err(err) => {
                     self.tally.call_failures.fetch_add(1, Ordering::Relaxed);
-                    writer
-                        .store
-                        .journal_batch_result(
-                            self.run.as_str(),
-                            batch_id,
-                            &format!("error:{}", err.kind),
-                            Utc::now(),
-                        )
-                        .await?;
                     // Whether or not the CRM applied it, nothing is resent blind: the
                     // items go back to the front and are re-read first.
                     let note = format!("write call failed ({}); re-read before retry", err.kind);
-                    let requeue: Vec<(i64, String)> =
-                        ready.iter().map(|(i, _)| (i.seq, note.clone())).collect();
-                    writer
-                        .store
-                        .journal_requeue(self.run.as_str(), &requeue)
-                        .await?;
+                    self.pending.batch_result = Some((batch_id, format!("error:{}", err.kind)));
+                    self.pending
+                        .requeue
+                        .extend(ready.iter().map(|(i, _)| (i.seq, note.clone())));
+                    // Committed now, not with the next intent: a backoff may follow.
+                    self.flush().await?;
                     for (item, _) in ready.into_iter().rev() {
                         queue.push_front(item);
                     }
@@ -928,14 +1003,15 @@ impl<C: Crm> Session<'_, C> {
         }
     }
 
-    /// Journals a batch's per-record outcomes and routes each by its recovery.
-    async fn settle(
+    /// Routes a batch's per-record outcomes by their recovery; the journal writes are
+    /// held in `self.pending` until the next step commits them.
+    fn settle(
         &mut self,
         object: ObjectKind,
         ready: Vec<(Item, Option<DateTime<Utc>>)>,
         outcomes: Vec<WriteOutcome>,
         delayed: &mut Vec<Item>,
-    ) -> Result<(), WriterError> {
+    ) {
         let writer = self.writer;
         let mut finals = Vec::new();
         let mut requeue = Vec::new();
@@ -1007,20 +1083,9 @@ impl<C: Crm> Session<'_, C> {
             self.note_final(object, &item, &journal);
             finals.push((item.seq, journal));
         }
-        let now = Utc::now();
-        writer
-            .store
-            .journal_outcomes(self.run.as_str(), &finals, now)
-            .await?;
-        writer
-            .store
-            .journal_requeue(self.run.as_str(), &requeue)
-            .await?;
-        for exception in &exceptions {
-            writer.store.exception_add(exception, now).await?;
-            self.exceptions += 1;
-        }
-        Ok(())
+        self.pending.outcomes.extend(finals);
+        self.pending.requeue.extend(requeue);
+        self.pending.exceptions.extend(exceptions);
     }
 }
 
