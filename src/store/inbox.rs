@@ -51,7 +51,7 @@ impl Store {
             .filter(|h| seen.insert(h.dedupe_key.as_str()))
             .collect();
         let mut fresh = 0;
-        for chunk in hints.chunks(500) {
+        for chunk in hints.chunks(super::rows_per_statement(8)) {
             let sql = format!(
                 "INSERT INTO webhook_inbox (crm, object, record_id, dedupe_key, occurred_at,
                                             received_at, status, attempts)
@@ -117,7 +117,7 @@ impl Store {
 
     /// Marks hints processed.
     pub async fn finish_hints(&self, seqs: &[i64], now: DateTime<Utc>) -> Result<(), StoreError> {
-        for chunk in seqs.chunks(500) {
+        for chunk in seqs.chunks(super::MAX_PARAMS - 3) {
             let sql = format!(
                 "UPDATE webhook_inbox SET status = 'done', done_at = $1, last_error = NULL
                  WHERE seq IN ({})",
@@ -139,7 +139,7 @@ impl Store {
 
     /// Records a failed refetch; hints that failed [`MAX_ATTEMPTS`] times become `failed`.
     pub async fn fail_hints(&self, seqs: &[i64], error: &str) -> Result<(), StoreError> {
-        for chunk in seqs.chunks(500) {
+        for chunk in seqs.chunks(super::MAX_PARAMS - 3) {
             let sql = format!(
                 "UPDATE webhook_inbox SET attempts = attempts + 1, last_error = $1,
                     status = CASE WHEN attempts + 1 >= $2 THEN 'failed' ELSE status END

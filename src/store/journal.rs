@@ -12,7 +12,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
-use super::Store;
+use super::{MAX_PARAMS, Store, in_list, placeholders, rows_per_statement};
 use crate::domain::{CrmKind, ObjectKind, OwnerId, RecordId};
 use crate::reconcile::PlannedChange;
 use leadroute_crm::RejectKind;
@@ -32,23 +32,6 @@ pub enum JournalError {
 
 fn sql_err(doing: &'static str) -> impl FnOnce(sqlx::Error) -> JournalError {
     move |source| JournalError::Sql { doing, source }
-}
-
-/// Rows per `seq IN (...)` statement: far below SQLite's 32,766 and PostgreSQL's
-/// 65,535 bind parameters.
-const SET_CHUNK: usize = 500;
-
-/// `$first, $first+1, ...` for `n` bind parameters.
-fn param_list(first: usize, n: usize) -> String {
-    let mut out = String::with_capacity(n * 5);
-    for i in 0..n {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        out.push('$');
-        out.push_str(&(first + i).to_string());
-    }
-    out
 }
 
 /// The intent of one apply call: which journal rows it carries.
@@ -383,26 +366,6 @@ fn exception_from_row(row: &AnyRow) -> Result<ExceptionRow, JournalError> {
     })
 }
 
-/// `($1, $2, …), (…)` for `rows` rows of `cols` placeholders.
-fn placeholders(rows: usize, cols: usize) -> String {
-    let mut out = String::with_capacity(rows * cols * 5);
-    for r in 0..rows {
-        if r > 0 {
-            out.push_str(", ");
-        }
-        out.push('(');
-        for c in 0..cols {
-            if c > 0 {
-                out.push_str(", ");
-            }
-            out.push('$');
-            out.push_str(&(r * cols + c + 1).to_string());
-        }
-        out.push(')');
-    }
-    out
-}
-
 impl Store {
     /// Starts a run: the run row and every change as a `planned` journal row, in one
     /// transaction (either the whole plan is journaled or none of it).
@@ -432,16 +395,17 @@ impl Store {
         .await
         .map_err(sql_err("inserting a run"))?;
         const COLS: usize = 14;
-        for (chunk_no, chunk) in changes.chunks(500).enumerate() {
+        const CREATE_CHUNK: usize = rows_per_statement(COLS);
+        for (chunk_no, chunk) in changes.chunks(CREATE_CHUNK).enumerate() {
             let sql = format!(
                 "INSERT INTO writer_journal (run_id, seq, crm, object, record_id, field, \
                  before_owner, after_owner, rule, reason, policy_version, record_updated_at, \
                  state, planned_at) VALUES {}",
-                placeholders(chunk.len(), COLS)
+                placeholders(chunk.len(), COLS, 1)
             );
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for (i, change) in chunk.iter().enumerate() {
-                let seq = (chunk_no * 500 + i) as i64;
+                let seq = (chunk_no * CREATE_CHUNK + i) as i64;
                 query = query
                     .bind(run.run_id.to_owned())
                     .bind(seq)
@@ -765,11 +729,11 @@ impl Store {
             .map_err(sql_err("journaling an outcome"))?;
         }
         for (name, seqs) in &plain {
-            for chunk in seqs.chunks(SET_CHUNK) {
+            for chunk in seqs.chunks(MAX_PARAMS - 4) {
                 let sql = format!(
                     "UPDATE writer_journal SET state = 'done', outcome = $2, outcome_at = $3 \
                      WHERE run_id = $1 AND outcome IS NULL AND seq IN ({})",
-                    param_list(4, chunk.len())
+                    in_list(chunk.len(), 4)
                 );
                 let mut query = sqlx::query(AssertSqlSafe(sql))
                     .bind(run_id.to_owned())
@@ -793,11 +757,11 @@ impl Store {
             }
         }
         for (note, seqs) in &notes {
-            for chunk in seqs.chunks(SET_CHUNK) {
+            for chunk in seqs.chunks(MAX_PARAMS - 4) {
                 let sql = format!(
                     "UPDATE writer_journal SET state = 'planned', message = $2 \
                      WHERE run_id = $1 AND outcome IS NULL AND seq IN ({})",
-                    param_list(3, chunk.len())
+                    in_list(chunk.len(), 3)
                 );
                 let mut query = sqlx::query(AssertSqlSafe(sql))
                     .bind(run_id.to_owned())
@@ -824,12 +788,12 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(sql_err("journaling a batch intent"))?;
-            for chunk in intent.seqs.chunks(SET_CHUNK) {
+            for chunk in intent.seqs.chunks(MAX_PARAMS - 4) {
                 let sql = format!(
                     "UPDATE writer_journal SET state = 'intent', batch_id = $2, \
                      attempts = attempts + 1, sent = 1, intent_at = $3 \
                      WHERE run_id = $1 AND outcome IS NULL AND seq IN ({})",
-                    param_list(4, chunk.len())
+                    in_list(chunk.len(), 4)
                 );
                 let mut query = sqlx::query(AssertSqlSafe(sql))
                     .bind(run_id.to_owned())

@@ -14,8 +14,9 @@ use super::{Store, StoreError, from_ms, placeholders, to_ms};
 use crate::domain::{CrmKind, ObjectKind, OwnerId, RecordId};
 use crate::reconcile::ledger::{Assignment, Ledger, MemberLedger, PoolLedger};
 
-/// Rows per multi-row INSERT: well under SQLite's bound-parameter limit.
-const CHUNK: usize = 400;
+/// Rows per multi-row INSERT: member rows bind 6 values, the widest here (see
+/// [`super::MAX_PARAMS`]).
+const CHUNK: usize = super::rows_per_statement(6);
 
 impl Store {
     /// The persisted ledger for `crm` (empty when nothing was saved yet).

@@ -22,12 +22,14 @@ use leadroute_crm::{
 use sqlx::any::AnyRow;
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
-use super::{Store, StoreError, from_ms, get_bool, in_list, placeholders, to_ms};
+use super::{
+    Store, StoreError, from_ms, get_bool, in_list, placeholders, rows_per_statement, to_ms,
+};
 use crate::domain::Snapshot;
 
-/// Rows per multi-row statement. People rows bind 18 values, so 500 rows stay far below
-/// both SQLite's (32,766) and PostgreSQL's (65,535) bind-parameter limits.
-const CHUNK: usize = 500;
+/// Rows per multi-row statement: people rows bind 18 values, the widest here (see
+/// [`super::MAX_PARAMS`] for why statements stay small).
+const CHUNK: usize = rows_per_statement(18);
 
 /// What one [`Store::apply_changes`] call did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

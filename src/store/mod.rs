@@ -307,6 +307,20 @@ pub(crate) fn from_ms(ms: i64) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
+/// Bind parameters per statement at most. SQLite finds a numbered parameter (`$N`) by
+/// a linear scan of the statement's parameter list (`sqlite3_bind_parameter_name`,
+/// which sqlx calls for every parameter it binds), so binding one statement costs
+/// O(parameters²): journaling 20,000 planned changes took 4.6 s in 500-row statements
+/// (7,000 parameters each) and 0.28 s in 16-row ones (release build). PostgreSQL does
+/// not mind either way; a few hundred parameters keep both backends fast.
+pub(crate) const MAX_PARAMS: usize = 256;
+
+/// Rows per multi-row statement for rows of `columns` bound values.
+pub(crate) const fn rows_per_statement(columns: usize) -> usize {
+    let rows = MAX_PARAMS / columns;
+    if rows == 0 { 1 } else { rows }
+}
+
 /// `($1, $2, $3), ($4, $5, $6)` for `rows` rows of `columns` placeholders, starting at
 /// `$first`.
 pub(crate) fn placeholders(rows: usize, columns: usize, first: usize) -> String {

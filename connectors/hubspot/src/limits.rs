@@ -19,7 +19,7 @@ use chrono::{DateTime, FixedOffset, Utc};
 use governor::clock::DefaultClock;
 use governor::middleware::NoOpMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
-use governor::{Jitter, Quota, RateLimiter};
+use governor::{Quota, RateLimiter};
 use leadroute_crm::{ApiUsage, CrmError, ErrorKind};
 use parking_lot::{Mutex, RwLock};
 use reqwest::header::HeaderMap;
@@ -208,12 +208,13 @@ impl Limits {
                 return Err(quota_exhausted(until, "daily API reserve reached"));
             }
         }
-        let jitter = Jitter::up_to(Duration::from_millis(20));
+        // No jitter: the buckets already space the calls, and a jitter taken after
+        // the token would only add latency to every call on a chain of calls.
         if search {
-            self.search.until_ready_with_jitter(jitter).await;
+            self.search.until_ready().await;
         } else {
             let limiter = self.general.read().clone();
-            limiter.until_ready_with_jitter(jitter).await;
+            limiter.until_ready().await;
         }
         loop {
             let wait =
