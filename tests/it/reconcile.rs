@@ -231,3 +231,125 @@ async fn the_plan_drift_explain_and_policy_commands_run_against_a_configured_sto
     .unwrap();
     ts.cleanup().await;
 }
+
+/// Salesforce gives no owner-assigned time, so the manual-override window used to never
+/// apply there. The mirror now stamps an owner change with the modification that first
+/// showed it: a rep a person moved a record to half a day ago keeps it, while records
+/// whose owner the mirror never saw change still have no assigned time.
+#[tokio::test]
+async fn the_manual_override_window_applies_to_a_salesforce_record_whose_owner_a_person_changed() {
+    let size = synth::OrgSize {
+        owners: 8,
+        accounts: 100,
+        people: 80,
+    };
+    let org = synth::org(2026, size);
+    let (policy, _) = policy::parse("synthetic.toml", &synth::policy_text(size.owners)).unwrap();
+    let now = synth::base_time();
+    let sf = CrmKind::Salesforce;
+    let ts = sqlite_store().await;
+    let store = &ts.store;
+    let upsert = |records: Vec<Record>| {
+        records
+            .into_iter()
+            .map(Change::Upsert)
+            .collect::<Vec<Change>>()
+    };
+    store
+        .apply_changes(
+            sf,
+            ObjectKind::Owner,
+            &upsert(org.owners.iter().cloned().map(Record::Owner).collect()),
+            None,
+        )
+        .await
+        .unwrap();
+    store
+        .apply_changes(
+            sf,
+            ObjectKind::Account,
+            &upsert(org.accounts.iter().cloned().map(Record::Account).collect()),
+            None,
+        )
+        .await
+        .unwrap();
+    // Salesforce-shaped: no owner-assigned time on any record.
+    let mut people = org.people.clone();
+    for p in &mut people {
+        p.owner_assigned_at = None;
+    }
+    store
+        .apply_changes(
+            sf,
+            ObjectKind::Contact,
+            &upsert(people.iter().cloned().map(Record::Person).collect()),
+            None,
+        )
+        .await
+        .unwrap();
+
+    // A person moves one owned record to another active rep (one the policy would not
+    // pick), twelve hours before planning.
+    let mut ledger = Ledger::default();
+    let first = reconcile::plan(
+        &store.snapshot(sf).await.unwrap(),
+        &policy,
+        &mut ledger.clone(),
+        now,
+    );
+    let change = first
+        .changes
+        .iter()
+        .find(|c| c.from.is_some())
+        .expect("the synthetic org re-routes some owned record");
+    let human = org
+        .owners
+        .iter()
+        .find(|o| o.active && Some(&o.id) != change.from.as_ref() && o.id != change.to)
+        .expect("another active rep");
+    let mut moved = people.iter().find(|p| p.id == change.id).unwrap().clone();
+    let edited = now - chrono::Duration::hours(12);
+    assert!(
+        edited > moved.updated_at,
+        "the edit is newer than the first sight"
+    );
+    moved.owner_id = Some(human.id.clone());
+    moved.updated_at = edited;
+    store
+        .apply_changes(
+            sf,
+            ObjectKind::Contact,
+            &[Change::Upsert(Record::Person(moved.clone()))],
+            None,
+        )
+        .await
+        .unwrap();
+
+    let snapshot = store.snapshot(sf).await.unwrap();
+    let stored = snapshot.people.iter().find(|p| p.id == moved.id).unwrap();
+    assert_eq!(stored.owner_assigned_at, Some(edited));
+    let d = reconcile::explain(
+        &snapshot,
+        &policy,
+        &ledger,
+        now,
+        ObjectKind::Contact,
+        &moved.id,
+    )
+    .unwrap();
+    assert_eq!(d.rule, "(manual override)", "{}", d.reason);
+    assert!(d.change().is_none(), "the person's pick is kept");
+    let plan = reconcile::plan(&snapshot, &policy, &mut ledger, now);
+    assert!(
+        plan.changes.iter().all(|c| c.id != moved.id),
+        "the plan leaves the record alone"
+    );
+    // A record whose owner the mirror never saw change: still no assigned time.
+    let untouched = snapshot
+        .people
+        .iter()
+        .find(|p| p.id != moved.id && p.owner_id.is_some())
+        .unwrap();
+    assert_eq!(untouched.owner_assigned_at, None);
+    ts.cleanup().await;
+}
