@@ -107,6 +107,9 @@ async fn explain_output_matches_the_golden_file() {
         wanted.len() >= 3,
         "the synthetic org routes by several rules and has exceptions"
     );
+    let change = |id: &RecordId| plan.changes.iter().find(|c| &c.id == id).unwrap();
+    journal_a_journey(&ts.store, &plan, change(&wanted[0]), change(&wanted[1])).await;
+    let started = chrono::Utc::now() - chrono::Duration::minutes(5);
     for id in wanted {
         let d = reconcile::explain(
             &snapshot,
@@ -122,10 +125,110 @@ async fn explain_output_matches_the_golden_file() {
             &d,
             &policy,
         ));
+        let mut history = ts
+            .store
+            .record_history(CrmKind::Hubspot, ObjectKind::Contact, &id)
+            .await
+            .unwrap();
+        // The mirror stamps arrival with the wall clock: check it, then pin it.
+        let arrival = history.arrival.as_mut().expect("the record is mirrored");
+        assert!(arrival.first_seen_at.is_some_and(|at| at >= started));
+        assert!(arrival.last_stored_at >= started);
+        arrival.first_seen_at = Some(synth::base_time() - chrono::Duration::days(1));
+        arrival.last_stored_at = synth::base_time() - chrono::Duration::days(1);
+        out.push_str(&reconcile::explain::render_history(&history, &policy));
         out.push_str("\n----\n");
     }
     expect_file!["../golden/explain.txt"].assert_eq(&out);
     ts.cleanup().await;
+}
+
+/// Journals what leadroute did to two records: the first change was applied and later
+/// rolled back; the second was refused (inactive owner) and queued as an exception
+/// that a person then resolved.
+async fn journal_a_journey(
+    store: &leadroute::store::Store,
+    plan: &reconcile::Plan,
+    first: &reconcile::PlannedChange,
+    second: &reconcile::PlannedChange,
+) {
+    use leadroute::store::{JournalOutcome, NewException, NewRun};
+    let t = |mins: i64| synth::base_time() + chrono::Duration::minutes(mins);
+    let run = NewRun {
+        run_id: "r-apply",
+        crm: CrmKind::Hubspot,
+        kind: "apply",
+        parent_run: None,
+        policy_version: &plan.policy_version,
+    };
+    store
+        .journal_create_run(&run, &[first.clone(), second.clone()], t(0))
+        .await
+        .unwrap();
+    store
+        .journal_intent("r-apply", 0, ObjectKind::Contact, &[0, 1], t(1))
+        .await
+        .unwrap();
+    let refused = JournalOutcome::Rejected {
+        kind: leadroute_crm::RejectKind::InactiveOwner,
+        code: "INVALID_OWNER".into(),
+        message: "owner is deactivated".into(),
+        replan: false,
+    };
+    store
+        .journal_outcomes(
+            "r-apply",
+            &[(0, JournalOutcome::Applied), (1, refused)],
+            t(2),
+        )
+        .await
+        .unwrap();
+    let exception = NewException {
+        crm: CrmKind::Hubspot,
+        object: ObjectKind::Contact,
+        id: second.id.clone(),
+        kind: "inactive_owner".into(),
+        rule: second.rule.clone(),
+        reason: second.reason.clone(),
+        code: Some("INVALID_OWNER".into()),
+        message: Some("owner is deactivated".into()),
+        run_id: Some("r-apply".into()),
+        seq: Some(1),
+        before: second.from.clone(),
+        desired: Some(second.to.clone()),
+    };
+    let id = store.exception_add(&exception, t(2)).await.unwrap();
+    store
+        .exception_close(id, "resolved", second.from.as_ref(), None, t(60))
+        .await
+        .unwrap();
+    let mut undo = first.clone();
+    undo.from = Some(first.to.clone());
+    undo.to = first
+        .from
+        .clone()
+        .expect("the first change had an owner before");
+    undo.rule = "(rollback)".into();
+    undo.reason = "revert run r-apply".into();
+    let rollback = NewRun {
+        run_id: "r-undo",
+        crm: CrmKind::Hubspot,
+        kind: "rollback",
+        parent_run: Some("r-apply"),
+        policy_version: &plan.policy_version,
+    };
+    store
+        .journal_create_run(&rollback, &[undo], t(30))
+        .await
+        .unwrap();
+    store
+        .journal_intent("r-undo", 0, ObjectKind::Contact, &[0], t(31))
+        .await
+        .unwrap();
+    store
+        .journal_outcomes("r-undo", &[(0, JournalOutcome::Applied)], t(32))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
