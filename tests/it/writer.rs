@@ -961,6 +961,43 @@ async fn backfill_plans_from_the_mirror_applies_and_then_finds_nothing_left() {
         moved,
         "the second backfill wrote nothing"
     );
+
+    // `explain` tells a written record's journey: the backfill's write, applied.
+    let write = sim
+        .write_log()
+        .into_iter()
+        .find(|w| w.property == OWNER)
+        .expect("an owner write");
+    let record = format!("hubspot:contact:{}", write.id);
+    let (ok, out) = run(&["explain", &record]).await;
+    assert!(ok, "{out}");
+    let history = &out[out.find("history:").expect("a history section")..];
+    let line = history
+        .lines()
+        .find(|l| l.trim_start().starts_with("write "))
+        .unwrap_or_else(|| panic!("no journaled write in {history}"));
+    assert!(
+        line.contains("(backfill)")
+            && line.contains(&format!("({})", write.new_value))
+            && line.ends_with("applied"),
+        "{line}"
+    );
+    assert!(history.contains("first stored"), "{history}");
+    let (ok, out) = run(&["explain", &record, "--json"]).await;
+    assert!(ok, "{out}");
+    // `run` appends stderr to stdout: the JSON document is the first `{` to its `\n}`.
+    let start = out.find('{').expect("a JSON object");
+    let end = out.find("\n}").expect("the end of the JSON object") + 2;
+    let json: serde_json::Value =
+        serde_json::from_str(&out[start..end]).expect("explain --json is JSON");
+    let writes = json["history"]["writes"]
+        .as_array()
+        .expect("history.writes");
+    assert_eq!(writes.len(), 1, "{json}");
+    assert_eq!(writes[0]["outcome"], "applied");
+    assert_eq!(writes[0]["run_kind"], "backfill");
+    assert_eq!(writes[0]["to"], write.new_value.as_str());
+    assert!(json["history"]["arrival"]["first_seen_at"].is_string());
     sim.shutdown().await;
 }
 
