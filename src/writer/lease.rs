@@ -286,7 +286,22 @@ async fn heartbeat(
         if stopped.load(Ordering::SeqCst) {
             return;
         }
-        match store.run_lease_renew(&run, &holder, ttl, Utc::now()).await {
+        // A store that hangs (a SQLite busy timeout) counts as a failed renewal, so the
+        // give-up deadline holds even then.
+        let budget = give_up
+            .saturating_sub(renewed.elapsed())
+            .max(Duration::from_millis(1));
+        let attempt = tokio::time::timeout(
+            budget,
+            store.run_lease_renew(&run, &holder, ttl, Utc::now()),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(crate::store::JournalError::Corrupt(
+                "the store did not answer in time".to_owned(),
+            ))
+        });
+        match attempt {
             Ok(true) => renewed = Instant::now(),
             Ok(false) => {
                 let now = store.run_lease(&run).await.ok().flatten();
@@ -376,5 +391,48 @@ mod tests {
         };
         assert!(!holder_is_dead(&other_boot.encode()));
         assert!(!holder_is_dead("not a holder"));
+    }
+
+    #[tokio::test]
+    async fn a_lease_that_cannot_be_renewed_stops_the_writer_before_it_could_lapse() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let run = crate::store::NewRun {
+            run_id: "r1",
+            crm: crate::domain::CrmKind::Hubspot,
+            kind: "apply",
+            parent_run: None,
+            policy_version: "v",
+        };
+        store
+            .journal_create_run(&run, &[], Utc::now())
+            .await
+            .unwrap();
+        let cancel = CancellationToken::new();
+        let fence = Arc::new(AtomicBool::new(false));
+        let ttl = Duration::from_millis(2_000);
+        let guard = RunLeaseGuard::acquire(
+            &store,
+            "r1",
+            ttl,
+            Duration::from_millis(50),
+            cancel.clone(),
+            fence.clone(),
+        )
+        .await
+        .unwrap();
+        // Renewals keep it well past the TTL.
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        assert_eq!(guard.lost(), None);
+        assert!(!cancel.is_cancelled());
+        // The store goes away: the writer is fenced and stopped before the TTL ends.
+        let cut = Instant::now();
+        store.close().await;
+        tokio::time::timeout(ttl, cancel.cancelled())
+            .await
+            .expect("stopped before the lease could lapse");
+        assert!(cut.elapsed() < ttl);
+        assert!(fence.load(Ordering::SeqCst));
+        let why = guard.lost().expect("the loss is explained");
+        assert!(why.contains("could not renew the lease of run r1"), "{why}");
     }
 }
