@@ -1,7 +1,10 @@
-//! `leadroute explain <crm>:<object>:<id>`: one record's whole routing decision.
+//! `leadroute explain <crm>:<object>:<id>`: one record's whole routing decision, then
+//! its journey from the store (mirror arrival, webhook hints, journaled writes,
+//! exceptions).
 
 use std::path::PathBuf;
 
+use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 
 use super::GlobalArgs;
@@ -15,7 +18,7 @@ pub struct Args {
     pub record: RecordRef,
     #[arg(long)]
     pub policy: Option<PathBuf>,
-    /// Print the decision as JSON instead of text.
+    /// Print the decision (with a `history` field) as JSON instead of text.
     #[arg(long)]
     pub json: bool,
     /// Evaluate as of this instant (RFC 3339) instead of now.
@@ -36,6 +39,11 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
     }
     let now = args.now.unwrap_or_else(Utc::now);
     let (snapshot, ledger) = ctx.mirror().await?;
+    let history = ctx
+        .store
+        .record_history(ctx.crm, args.record.object, &args.record.id)
+        .await
+        .with_context(|| format!("reading the history of {}", args.record))?;
     let Some(decision) = reconcile::explain(
         &snapshot,
         &ctx.policy,
@@ -44,17 +52,30 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
         args.record.object,
         &args.record.id,
     ) else {
+        if !history.writes.is_empty() || !history.exceptions.is_empty() {
+            // Gone from the mirror, but what leadroute did to it is still journaled.
+            print!(
+                "{}{}",
+                args.record,
+                reconcile::explain::render_history(&history, &ctx.policy)
+            );
+        }
         anyhow::bail!(
             "{} is not in the mirror (deleted, merged, or not synced yet); run `leadroute sync`",
             args.record
         );
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&decision)?);
+        let mut value = serde_json::to_value(&decision)?;
+        if let Some(object) = value.as_object_mut() {
+            object.insert("history".to_owned(), serde_json::to_value(&history)?);
+        }
+        println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         print!(
-            "{}",
-            reconcile::explain::render(&args.record.to_string(), &decision, &ctx.policy)
+            "{}{}",
+            reconcile::explain::render(&args.record.to_string(), &decision, &ctx.policy),
+            reconcile::explain::render_history(&history, &ctx.policy)
         );
     }
     Ok(())

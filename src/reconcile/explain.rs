@@ -1,12 +1,187 @@
 //! Rendering a traced [`Decision`] for humans: the match with its candidates, the
 //! territories, the manual-override check, every rule with the values it saw, the pool
-//! and ledger state at pick time, and the result with the policy version.
+//! and ledger state at pick time, and the result with the policy version. Then the
+//! record's journey as the store knows it ([`History`]): when the mirror saw it, the
+//! webhook hints that named it, every journaled write and every queued exception.
 
 use std::fmt::Write as _;
 
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+
 use super::route::{Decision, Outcome};
+use crate::domain::OwnerId;
 use crate::policy::Policy;
 use crate::policy::model::match_status_str;
+
+/// One record's journey, as the store knows it (filled by `Store::record_history`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct History {
+    /// `None` when the mirror has no row for the record.
+    pub arrival: Option<Arrival>,
+    /// Journaled writes for the record, newest first (rollbacks included).
+    pub writes: Vec<WriteFact>,
+    /// Exceptions queued for the record, oldest first.
+    pub exceptions: Vec<ExceptionFact>,
+}
+
+/// How the record reached the mirror.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Arrival {
+    /// When the mirror first stored it (`None`: stored before this was recorded).
+    pub first_seen_at: Option<DateTime<Utc>>,
+    /// When the mirror last stored a newer version.
+    pub last_stored_at: DateTime<Utc>,
+    /// The CRM's modification time of the stored version.
+    pub modified_at: DateTime<Utc>,
+    /// When its current owner was set: the CRM's value, or the mirror's stamp of the
+    /// first observation showing this owner.
+    pub owner_assigned_at: Option<DateTime<Utc>>,
+    /// Webhook hints that named the record (processed hints are pruned after a while).
+    pub webhook_hints: u64,
+    pub pending_hints: u64,
+    pub last_hint_at: Option<DateTime<Utc>>,
+}
+
+/// One journaled change of the record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WriteFact {
+    pub run_id: String,
+    /// `apply`, `backfill`, `rollback`, `exception` (`None`: run row missing).
+    pub run_kind: Option<String>,
+    /// When it was decided (the outcome's time), else when it was sent, else planned.
+    pub at: DateTime<Utc>,
+    pub from: Option<OwnerId>,
+    pub to: OwnerId,
+    pub rule: String,
+    pub reason: String,
+    pub policy_version: String,
+    /// `applied`, `unchanged`, `skipped_changed`, `rejected`, `failed`; `None` while
+    /// pending (`state` says planned or in flight).
+    pub outcome: Option<String>,
+    pub state: String,
+    /// Why it was rejected, skipped or failed (code, message, observed owner).
+    pub detail: Option<String>,
+    /// A rollback run that reverted this write, and how that went.
+    pub rolled_back_by: Option<String>,
+}
+
+/// One queued exception for the record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExceptionFact {
+    pub id: i64,
+    pub kind: String,
+    pub rule: String,
+    pub status: String,
+    pub detail: Option<String>,
+    pub run_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub resolved_owner: Option<OwnerId>,
+    pub resolution_run: Option<String>,
+}
+
+fn ts(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Text for a record's [`History`], after [`render`]'s decision.
+pub fn render_history(h: &History, policy: &Policy) -> String {
+    let mut s = String::new();
+    let owner = |o: &Option<OwnerId>| {
+        o.as_ref()
+            .map_or("(none)".to_owned(), |o| policy.owner_label(o))
+    };
+    let _ = writeln!(s, "\nhistory:");
+    match &h.arrival {
+        Some(a) => {
+            let _ = writeln!(
+                s,
+                "  mirror      first stored {}, last stored {}, CRM modified {}",
+                a.first_seen_at.map_or("(before tracking)".to_owned(), ts),
+                ts(a.last_stored_at),
+                ts(a.modified_at)
+            );
+            if let Some(at) = a.owner_assigned_at {
+                let _ = writeln!(s, "  owner set   {}", ts(at));
+            }
+            let _ = writeln!(
+                s,
+                "  webhooks    {} hint(s){}{}",
+                a.webhook_hints,
+                a.last_hint_at
+                    .map_or(String::new(), |at| format!(", last received {}", ts(at))),
+                if a.pending_hints > 0 {
+                    format!(", {} pending", a.pending_hints)
+                } else {
+                    String::new()
+                }
+            );
+        }
+        None => {
+            let _ = writeln!(s, "  mirror      (no stored row)");
+        }
+    }
+    if h.writes.is_empty() {
+        let _ = writeln!(s, "  writes      none journaled");
+    }
+    for w in &h.writes {
+        let outcome = w
+            .outcome
+            .clone()
+            .unwrap_or_else(|| format!("pending ({})", w.state));
+        let _ = writeln!(
+            s,
+            "  write       {}  run {} ({})  {} → {}  {}",
+            ts(w.at),
+            w.run_id,
+            w.run_kind.as_deref().unwrap_or("?"),
+            owner(&w.from),
+            policy.owner_label(&w.to),
+            outcome
+        );
+        let _ = writeln!(
+            s,
+            "                rule {} — {} (policy {})",
+            w.rule, w.reason, w.policy_version
+        );
+        if let Some(detail) = &w.detail {
+            let _ = writeln!(s, "                why: {detail}");
+        }
+        if let Some(by) = &w.rolled_back_by {
+            let _ = writeln!(s, "                rolled back by {by}");
+        }
+    }
+    for e in &h.exceptions {
+        let _ = writeln!(
+            s,
+            "  exception   #{} {} [{}] since {}, rule {}{}",
+            e.id,
+            e.kind,
+            e.status,
+            ts(e.created_at),
+            e.rule,
+            e.run_id
+                .as_ref()
+                .map_or(String::new(), |r| format!(", run {r}"))
+        );
+        if let Some(detail) = &e.detail {
+            let _ = writeln!(s, "                why: {detail}");
+        }
+        if let Some(at) = e.resolved_at {
+            let _ = writeln!(
+                s,
+                "                closed {} with owner {}{}",
+                ts(at),
+                owner(&e.resolved_owner),
+                e.resolution_run
+                    .as_ref()
+                    .map_or(String::new(), |r| format!(" by run {r}"))
+            );
+        }
+    }
+    s
+}
 
 /// Text explanation. `record` is the reference the user asked about.
 pub fn render(record: &str, d: &Decision, policy: &Policy) -> String {

@@ -343,7 +343,7 @@ fn run_from_row(row: &AnyRow) -> Result<RunRow, JournalError> {
     })
 }
 
-fn exception_from_row(row: &AnyRow) -> Result<ExceptionRow, JournalError> {
+pub(super) fn exception_from_row(row: &AnyRow) -> Result<ExceptionRow, JournalError> {
     Ok(ExceptionRow {
         id: col(row, "id")?,
         crm: parse_enum(&col::<String>(row, "crm")?)?,

@@ -27,9 +27,9 @@ use super::{
 };
 use crate::domain::Snapshot;
 
-/// Rows per multi-row statement: people rows bind 18 values, the widest here (see
+/// Rows per multi-row statement: people rows bind 19 values, the widest here (see
 /// [`super::MAX_PARAMS`] for why statements stay small).
-const CHUNK: usize = rows_per_statement(18);
+const CHUNK: usize = rows_per_statement(19);
 
 /// What one [`Store::apply_changes`] call did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -799,6 +799,15 @@ async fn upsert_accounts(
     run_returning_ids(tx, query, "storing accounts").await
 }
 
+/// Stores people, newest version wins. `first_seen_at` is set on insert only.
+///
+/// `owner_assigned_at` is the CRM's when it gives one (HubSpot's
+/// `hubspot_owner_assigneddate`). When it does not (Salesforce has no such field), the
+/// mirror stamps it CRM-neutrally: an observation showing a different owner than the
+/// stored row is stamped with that observation's `updated_at` (the modification that
+/// first showed the new owner); an unchanged owner keeps the stored stamp, so later
+/// upserts never erase it; an unowned record has none. A record's first observation
+/// leaves it unknown (`NULL`): the mirror did not see when that owner was set.
 async fn upsert_people(
     tx: &mut Transaction<'static, Any>,
     crm: CrmKind,
@@ -812,19 +821,25 @@ async fn upsert_people(
     let sql = format!(
         "INSERT INTO people (crm, object, id, email, first_name, last_name, company, website,
                              country, state, owner_id, owner_assigned_at, converted, created_at,
-                             updated_at, fields, raw, synced_at)
+                             updated_at, fields, raw, synced_at, first_seen_at)
          VALUES {}
          ON CONFLICT (crm, object, id) DO UPDATE SET
              email = excluded.email, first_name = excluded.first_name,
              last_name = excluded.last_name, company = excluded.company,
              website = excluded.website, country = excluded.country, state = excluded.state,
-             owner_id = excluded.owner_id, owner_assigned_at = excluded.owner_assigned_at,
+             owner_id = excluded.owner_id,
+             owner_assigned_at = CASE
+                 WHEN excluded.owner_assigned_at IS NOT NULL THEN excluded.owner_assigned_at
+                 WHEN excluded.owner_id IS NULL THEN NULL
+                 WHEN people.owner_id = excluded.owner_id THEN people.owner_assigned_at
+                 ELSE excluded.updated_at
+             END,
              converted = excluded.converted, created_at = excluded.created_at,
              updated_at = excluded.updated_at, fields = excluded.fields, raw = excluded.raw,
              synced_at = excluded.synced_at
          WHERE excluded.updated_at >= people.updated_at
          RETURNING id",
-        placeholders(people.len(), 18, 1)
+        placeholders(people.len(), 19, 1)
     );
     let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(people.len() == CHUNK);
     for person in people {
@@ -846,6 +861,7 @@ async fn upsert_people(
             .bind(to_ms(person.updated_at))
             .bind(json(&person.fields))
             .bind(json(&person.raw))
+            .bind(to_ms(now))
             .bind(to_ms(now));
     }
     run_returning_ids(tx, query, "storing people").await
@@ -1136,5 +1152,78 @@ mod tests {
         assert_eq!(reduced[1], &page[3]);
         assert_eq!(reduced[2], &page[5]);
         assert_eq!(reduced[3], &page[8]);
+    }
+
+    /// A Salesforce-shaped lead (no owner-assigned time from the CRM) observed at `ms`.
+    fn lead(ms: i64, owner: Option<&str>, assigned: Option<i64>) -> Change {
+        let Change::Upsert(Record::Person(mut person)) = contact("L1", ms) else {
+            unreachable!()
+        };
+        person.object = ObjectKind::Lead;
+        person.owner_id = owner.map(OwnerId::new);
+        person.owner_assigned_at = assigned.map(|ms| Utc.timestamp_millis_opt(ms).unwrap());
+        Change::Upsert(Record::Person(person))
+    }
+
+    #[tokio::test]
+    async fn an_owner_change_is_stamped_when_the_crm_gives_no_assigned_time_on_every_backend() {
+        for ts in crate::store::test_stores::all().await {
+            let (store, label) = (&ts.store, ts.label());
+            let crm = CrmKind::Salesforce;
+            let id = &RecordId::new("L1");
+            let step = |change: Change| async move {
+                store
+                    .apply_changes(crm, ObjectKind::Lead, &[change], None)
+                    .await
+                    .unwrap();
+                let person = store.person(crm, ObjectKind::Lead, id).await.unwrap();
+                person
+                    .unwrap()
+                    .owner_assigned_at
+                    .map(|at| at.timestamp_millis())
+            };
+            // First sight: when this owner was set is unknown, and stays unknown while
+            // the owner does not change.
+            assert_eq!(step(lead(1_000, Some("005A"), None)).await, None, "{label}");
+            assert_eq!(step(lead(2_000, Some("005A"), None)).await, None, "{label}");
+            // The owner changes: stamped with the modification that showed it.
+            assert_eq!(
+                step(lead(3_000, Some("005B"), None)).await,
+                Some(3_000),
+                "{label}"
+            );
+            // Later edits with the same owner never erase or move the stamp.
+            assert_eq!(
+                step(lead(4_000, Some("005B"), None)).await,
+                Some(3_000),
+                "{label}"
+            );
+            // A stale replay of the old owner is ignored altogether.
+            assert_eq!(
+                step(lead(2_000, Some("005A"), None)).await,
+                Some(3_000),
+                "{label}"
+            );
+            // Unowned has no assigned time; owned again is a new assignment.
+            assert_eq!(step(lead(5_000, None, None)).await, None, "{label}");
+            assert_eq!(
+                step(lead(6_000, Some("005C"), None)).await,
+                Some(6_000),
+                "{label}"
+            );
+            // A time the CRM gives (HubSpot) wins, and survives later observations that
+            // lack it.
+            assert_eq!(
+                step(lead(8_000, Some("005D"), Some(7_500))).await,
+                Some(7_500),
+                "{label}"
+            );
+            assert_eq!(
+                step(lead(9_000, Some("005D"), None)).await,
+                Some(7_500),
+                "{label}"
+            );
+            ts.drop().await;
+        }
     }
 }

@@ -12,13 +12,15 @@
 //!   interpolate placeholders and table names chosen in code, never values.
 //!
 //! Areas add their own `impl Store` blocks in their own files here (`mirror_rows.rs`,
-//! `inbox.rs`, and later `ledger.rs`, `journal.rs`) and their own migrations under
+//! `inbox.rs`, `ledger.rs`, `journal.rs`, `lease.rs`, `history.rs`) and their own migrations under
 //! `migrations/<backend>/NNNN_name.sql` (core 0001–0099, ledger 0100–0199, journal
 //! 0200–0299). `build.rs` embeds every migration file; `Store::open` applies the ones a
 //! database lacks.
 
+mod history;
 mod inbox;
 mod journal;
+mod lease;
 mod ledger;
 mod migrate;
 mod mirror_rows;
@@ -29,6 +31,7 @@ pub use journal::{
     BatchIntent, ExceptionRow, JournalEntry, JournalError, JournalOutcome, JournalStep,
     NewException, NewRun, RunCounts, RunRow, RunStatus,
 };
+pub use lease::{LeaseAttempt, RunLease};
 pub use mirror_rows::{ApplyStats, MirrorCounts, Tombstone, TombstoneReason};
 
 use std::fmt;
@@ -355,6 +358,70 @@ pub(crate) fn in_list(count: usize, first: usize) -> String {
 /// The default SQLite file when no store URL is configured.
 pub fn default_sqlite_path() -> &'static Path {
     Path::new(".leadroute/leadroute.db")
+}
+
+/// Stores for unit tests on every backend: SQLite in memory always, PostgreSQL too when
+/// `LEADROUTE_TEST_PG_URL` is set (in a schema of its own; call `drop` at the end).
+#[cfg(test)]
+pub(crate) mod test_stores {
+    use super::Store;
+
+    pub(crate) struct TestStore {
+        pub(crate) store: Store,
+        pg: Option<(String, String)>,
+    }
+
+    impl TestStore {
+        pub(crate) fn label(&self) -> &'static str {
+            self.store.backend().as_str()
+        }
+
+        pub(crate) async fn drop(self) {
+            self.store.close().await;
+            if let Some((base, schema)) = self.pg {
+                let pool = sqlx::AnyPool::connect(&base).await.unwrap();
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "DROP SCHEMA IF EXISTS {schema} CASCADE"
+                )))
+                .execute(&pool)
+                .await
+                .unwrap();
+                pool.close().await;
+            }
+        }
+    }
+
+    pub(crate) async fn all() -> Vec<TestStore> {
+        let mut out = vec![TestStore {
+            store: Store::open("sqlite::memory:").await.unwrap(),
+            pg: None,
+        }];
+        let Ok(base) = std::env::var("LEADROUTE_TEST_PG_URL") else {
+            eprintln!("LEADROUTE_TEST_PG_URL is unset: skipping the PostgreSQL run of this test");
+            return out;
+        };
+        sqlx::any::install_default_drivers();
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let schema = format!(
+            "lr_unit_{}_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            chrono::Utc::now().timestamp_subsec_nanos()
+        );
+        let pool = sqlx::AnyPool::connect(&base).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}options[search_path]={schema}");
+        out.push(TestStore {
+            store: Store::open(&url).await.unwrap(),
+            pg: Some((base, schema)),
+        });
+        out
+    }
 }
 
 #[cfg(test)]

@@ -10,8 +10,11 @@
 //! - Nothing is sent unless a read taken just before the write shows the plan's `from`;
 //!   a record already holding `to` is never written (zero no-op writes).
 //! - A bad record never fails its batch; a failing CRM stops the run resumably.
+//! - One process drives a run at a time: `resume` holds the run's lease (`lease.rs`)
+//!   from before the first read until the run's status is written.
 
 mod breaker;
+mod lease;
 mod ops;
 mod progress;
 mod report;
@@ -29,7 +32,7 @@ pub use summary::{PlanSummary, rate_from_usage, summarize};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
@@ -115,6 +118,12 @@ pub struct WriterSettings {
     /// Read the next batch's current owners while the current batch is written, so
     /// call latency overlaps instead of adding up. Off: strictly one call at a time.
     pub pipeline: bool,
+    /// How long a run's lease lasts without renewal: how long a run whose process died
+    /// on another machine stays blocked (a dead process on this machine is replaced at
+    /// once).
+    pub lease_ttl: Duration,
+    /// How often a running writer renews its lease (well under `lease_ttl`).
+    pub lease_renew: Duration,
 }
 
 impl Default for WriterSettings {
@@ -131,6 +140,8 @@ impl Default for WriterSettings {
             breaker_max_trips: 3,
             top_up_rounds: 2,
             pipeline: true,
+            lease_ttl: Duration::from_secs(30),
+            lease_renew: Duration::from_secs(10),
         }
     }
 }
@@ -150,6 +161,22 @@ pub enum WriterError {
     PlanForOtherCrm { plan: String, current: String },
     #[error("run {0} is not in the journal")]
     UnknownRun(String),
+    #[error(
+        "run {run} is being driven by {holder} (since {since}; its lease runs until {expires} \
+         and is renewed while it works); nothing was sent. Wait for that process to finish \
+         or stop it; if it died on another machine, run the same command again after {expires}"
+    )]
+    LeaseHeld {
+        run: String,
+        holder: String,
+        since: String,
+        expires: String,
+    },
+    #[error(
+        "{why}; this writer stopped after its in-flight batch and left the run to the \
+         other process (check `leadroute apply --resume {run}` later if it does not finish)"
+    )]
+    LeaseLost { run: String, why: String },
 }
 
 /// A change in flight inside one writer session.
@@ -217,6 +244,8 @@ pub struct Writer<C: Crm> {
     settings: WriterSettings,
     breaker: CircuitBreaker,
     cancel: CancellationToken,
+    /// Set when a run's lease is lost: no further CRM call is made (see `guarded`).
+    lease_lost: Arc<AtomicBool>,
 }
 
 impl<C: Crm> Writer<C> {
@@ -228,13 +257,15 @@ impl<C: Crm> Writer<C> {
             settings,
             breaker,
             cancel: CancellationToken::new(),
+            lease_lost: Arc::new(AtomicBool::new(false)),
         }
     }
 
     /// Stop between batches when `cancel` fires (the in-flight batch completes and is
-    /// journaled first).
+    /// journaled first). The writer keeps a child of `cancel`: losing a run's lease
+    /// stops this writer for good without cancelling the caller's token.
     pub fn with_cancel(mut self, cancel: CancellationToken) -> Self {
-        self.cancel = cancel;
+        self.cancel = cancel.child_token();
         self
     }
 
@@ -301,16 +332,26 @@ impl<C: Crm> Writer<C> {
                 parent_run: spec.parent.as_deref(),
                 policy_version: &plan.policy_version,
             };
-            self.store
+            match self
+                .store
                 .journal_create_run(&run, &plan.changes, Utc::now())
-                .await?;
-            info!(run_id = %spec.id, changes = plan.changes.len(), "run journaled");
+                .await
+            {
+                Ok(()) => {
+                    info!(run_id = %spec.id, changes = plan.changes.len(), "run journaled")
+                }
+                // Another process journaled the same run id first: resume it (its lease
+                // decides who drives it).
+                Err(_) if self.store.journal_run(spec.id.as_str()).await?.is_some() => {}
+                Err(err) => return Err(err.into()),
+            }
         }
         self.resume(&spec.id, progress).await
     }
 
-    /// Continues a journaled run: resolves in-flight intents by reading the CRM, then
-    /// sends what is still pending.
+    /// Continues a journaled run: takes the run's lease (refusing with
+    /// [`WriterError::LeaseHeld`] while another process drives it), resolves in-flight
+    /// intents by reading the CRM, then sends what is still pending.
     pub async fn resume(
         &self,
         run: &RunId,
@@ -329,6 +370,43 @@ impl<C: Crm> Writer<C> {
                 current: self.crm.kind().to_string(),
             });
         }
+        if self.lease_lost.load(Ordering::SeqCst) {
+            return Err(WriterError::LeaseLost {
+                run: run.0.clone(),
+                why: "this writer lost a run's lease earlier and makes no more calls".to_owned(),
+            });
+        }
+        let lease = lease::RunLeaseGuard::acquire(
+            &self.store,
+            run.as_str(),
+            self.settings.lease_ttl,
+            self.settings.lease_renew,
+            self.cancel.clone(),
+            self.lease_lost.clone(),
+        )
+        .await?;
+        let report = self
+            .resume_leased(run, row.total, progress, started, &lease)
+            .await;
+        if let Some(why) = lease.lost() {
+            return Err(WriterError::LeaseLost {
+                run: run.0.clone(),
+                why,
+            });
+        }
+        lease.release().await?;
+        report
+    }
+
+    /// `resume` once the lease is held.
+    async fn resume_leased(
+        &self,
+        run: &RunId,
+        total: i64,
+        progress: &dyn Progress,
+        started: Instant,
+        lease: &lease::RunLeaseGuard,
+    ) -> Result<ApplyReport, WriterError> {
         self.store
             .journal_set_run_status(run.as_str(), RunStatus::Running, None, None, Utc::now())
             .await?;
@@ -343,7 +421,7 @@ impl<C: Crm> Writer<C> {
             started,
             done_at_start: 0,
             done: 0,
-            total: row.total.max(0) as u64,
+            total: total.max(0) as u64,
             pending: Settlement::default(),
             next_batch: None,
         };
@@ -382,6 +460,14 @@ impl<C: Crm> Writer<C> {
             }
         }
 
+        if let Some(why) = lease.lost() {
+            // The run is another process's now: leave its status alone.
+            progress.finish();
+            return Err(WriterError::LeaseLost {
+                run: run.0.clone(),
+                why,
+            });
+        }
         let counts = self.store.journal_counts(run.as_str()).await?;
         let now = Utc::now();
         match &stop {
@@ -450,6 +536,14 @@ impl<C: Crm> Writer<C> {
         &self,
         call: impl Future<Output = Result<T, CrmError>>,
     ) -> Result<T, CrmError> {
+        if self.lease_lost.load(Ordering::SeqCst) {
+            // Fenced: another process drives the run now. The call never reaches the
+            // CRM; the run stops and `resume` reports the lost lease instead.
+            return Err(CrmError::new(
+                ErrorKind::Forbidden,
+                "this process lost the run's lease; another process drives the run now",
+            ));
+        }
         if let BreakerState::Open(left) = self.breaker.state() {
             return Err(CrmError::new(
                 ErrorKind::CircuitOpen,

@@ -107,6 +107,9 @@ async fn explain_output_matches_the_golden_file() {
         wanted.len() >= 3,
         "the synthetic org routes by several rules and has exceptions"
     );
+    let change = |id: &RecordId| plan.changes.iter().find(|c| &c.id == id).unwrap();
+    journal_a_journey(&ts.store, &plan, change(&wanted[0]), change(&wanted[1])).await;
+    let started = chrono::Utc::now() - chrono::Duration::minutes(5);
     for id in wanted {
         let d = reconcile::explain(
             &snapshot,
@@ -122,10 +125,110 @@ async fn explain_output_matches_the_golden_file() {
             &d,
             &policy,
         ));
+        let mut history = ts
+            .store
+            .record_history(CrmKind::Hubspot, ObjectKind::Contact, &id)
+            .await
+            .unwrap();
+        // The mirror stamps arrival with the wall clock: check it, then pin it.
+        let arrival = history.arrival.as_mut().expect("the record is mirrored");
+        assert!(arrival.first_seen_at.is_some_and(|at| at >= started));
+        assert!(arrival.last_stored_at >= started);
+        arrival.first_seen_at = Some(synth::base_time() - chrono::Duration::days(1));
+        arrival.last_stored_at = synth::base_time() - chrono::Duration::days(1);
+        out.push_str(&reconcile::explain::render_history(&history, &policy));
         out.push_str("\n----\n");
     }
     expect_file!["../golden/explain.txt"].assert_eq(&out);
     ts.cleanup().await;
+}
+
+/// Journals what leadroute did to two records: the first change was applied and later
+/// rolled back; the second was refused (inactive owner) and queued as an exception
+/// that a person then resolved.
+async fn journal_a_journey(
+    store: &leadroute::store::Store,
+    plan: &reconcile::Plan,
+    first: &reconcile::PlannedChange,
+    second: &reconcile::PlannedChange,
+) {
+    use leadroute::store::{JournalOutcome, NewException, NewRun};
+    let t = |mins: i64| synth::base_time() + chrono::Duration::minutes(mins);
+    let run = NewRun {
+        run_id: "r-apply",
+        crm: CrmKind::Hubspot,
+        kind: "apply",
+        parent_run: None,
+        policy_version: &plan.policy_version,
+    };
+    store
+        .journal_create_run(&run, &[first.clone(), second.clone()], t(0))
+        .await
+        .unwrap();
+    store
+        .journal_intent("r-apply", 0, ObjectKind::Contact, &[0, 1], t(1))
+        .await
+        .unwrap();
+    let refused = JournalOutcome::Rejected {
+        kind: leadroute_crm::RejectKind::InactiveOwner,
+        code: "INVALID_OWNER".into(),
+        message: "owner is deactivated".into(),
+        replan: false,
+    };
+    store
+        .journal_outcomes(
+            "r-apply",
+            &[(0, JournalOutcome::Applied), (1, refused)],
+            t(2),
+        )
+        .await
+        .unwrap();
+    let exception = NewException {
+        crm: CrmKind::Hubspot,
+        object: ObjectKind::Contact,
+        id: second.id.clone(),
+        kind: "inactive_owner".into(),
+        rule: second.rule.clone(),
+        reason: second.reason.clone(),
+        code: Some("INVALID_OWNER".into()),
+        message: Some("owner is deactivated".into()),
+        run_id: Some("r-apply".into()),
+        seq: Some(1),
+        before: second.from.clone(),
+        desired: Some(second.to.clone()),
+    };
+    let id = store.exception_add(&exception, t(2)).await.unwrap();
+    store
+        .exception_close(id, "resolved", second.from.as_ref(), None, t(60))
+        .await
+        .unwrap();
+    let mut undo = first.clone();
+    undo.from = Some(first.to.clone());
+    undo.to = first
+        .from
+        .clone()
+        .expect("the first change had an owner before");
+    undo.rule = "(rollback)".into();
+    undo.reason = "revert run r-apply".into();
+    let rollback = NewRun {
+        run_id: "r-undo",
+        crm: CrmKind::Hubspot,
+        kind: "rollback",
+        parent_run: Some("r-apply"),
+        policy_version: &plan.policy_version,
+    };
+    store
+        .journal_create_run(&rollback, &[undo], t(30))
+        .await
+        .unwrap();
+    store
+        .journal_intent("r-undo", 0, ObjectKind::Contact, &[0], t(31))
+        .await
+        .unwrap();
+    store
+        .journal_outcomes("r-undo", &[(0, JournalOutcome::Applied)], t(32))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -229,5 +332,127 @@ async fn the_plan_drift_explain_and_policy_commands_run_against_a_configured_sto
     ])
     .await
     .unwrap();
+    ts.cleanup().await;
+}
+
+/// Salesforce gives no owner-assigned time, so the manual-override window used to never
+/// apply there. The mirror now stamps an owner change with the modification that first
+/// showed it: a rep a person moved a record to half a day ago keeps it, while records
+/// whose owner the mirror never saw change still have no assigned time.
+#[tokio::test]
+async fn the_manual_override_window_applies_to_a_salesforce_record_whose_owner_a_person_changed() {
+    let size = synth::OrgSize {
+        owners: 8,
+        accounts: 100,
+        people: 80,
+    };
+    let org = synth::org(2026, size);
+    let (policy, _) = policy::parse("synthetic.toml", &synth::policy_text(size.owners)).unwrap();
+    let now = synth::base_time();
+    let sf = CrmKind::Salesforce;
+    let ts = sqlite_store().await;
+    let store = &ts.store;
+    let upsert = |records: Vec<Record>| {
+        records
+            .into_iter()
+            .map(Change::Upsert)
+            .collect::<Vec<Change>>()
+    };
+    store
+        .apply_changes(
+            sf,
+            ObjectKind::Owner,
+            &upsert(org.owners.iter().cloned().map(Record::Owner).collect()),
+            None,
+        )
+        .await
+        .unwrap();
+    store
+        .apply_changes(
+            sf,
+            ObjectKind::Account,
+            &upsert(org.accounts.iter().cloned().map(Record::Account).collect()),
+            None,
+        )
+        .await
+        .unwrap();
+    // Salesforce-shaped: no owner-assigned time on any record.
+    let mut people = org.people.clone();
+    for p in &mut people {
+        p.owner_assigned_at = None;
+    }
+    store
+        .apply_changes(
+            sf,
+            ObjectKind::Contact,
+            &upsert(people.iter().cloned().map(Record::Person).collect()),
+            None,
+        )
+        .await
+        .unwrap();
+
+    // A person moves one owned record to another active rep (one the policy would not
+    // pick), twelve hours before planning.
+    let mut ledger = Ledger::default();
+    let first = reconcile::plan(
+        &store.snapshot(sf).await.unwrap(),
+        &policy,
+        &mut ledger.clone(),
+        now,
+    );
+    let change = first
+        .changes
+        .iter()
+        .find(|c| c.from.is_some())
+        .expect("the synthetic org re-routes some owned record");
+    let human = org
+        .owners
+        .iter()
+        .find(|o| o.active && Some(&o.id) != change.from.as_ref() && o.id != change.to)
+        .expect("another active rep");
+    let mut moved = people.iter().find(|p| p.id == change.id).unwrap().clone();
+    let edited = now - chrono::Duration::hours(12);
+    assert!(
+        edited > moved.updated_at,
+        "the edit is newer than the first sight"
+    );
+    moved.owner_id = Some(human.id.clone());
+    moved.updated_at = edited;
+    store
+        .apply_changes(
+            sf,
+            ObjectKind::Contact,
+            &[Change::Upsert(Record::Person(moved.clone()))],
+            None,
+        )
+        .await
+        .unwrap();
+
+    let snapshot = store.snapshot(sf).await.unwrap();
+    let stored = snapshot.people.iter().find(|p| p.id == moved.id).unwrap();
+    assert_eq!(stored.owner_assigned_at, Some(edited));
+    let d = reconcile::explain(
+        &snapshot,
+        &policy,
+        &ledger,
+        now,
+        ObjectKind::Contact,
+        &moved.id,
+    )
+    .unwrap();
+    assert_eq!(d.rule, "(manual override)", "{}", d.reason);
+    assert!(d.change().is_none(), "the person's pick is kept");
+    let plan = reconcile::plan(&snapshot, &policy, &mut ledger, now);
+    assert!(
+        plan.changes.iter().all(|c| c.id != moved.id),
+        "the plan leaves the record alone"
+    );
+    // A record whose owner the mirror never saw change: still no assigned time.
+    let untouched = snapshot
+        .people
+        .iter()
+        .find(|p| p.id != moved.id && p.owner_id.is_some())
+        .unwrap();
+    assert_eq!(untouched.owner_assigned_at, None);
     ts.cleanup().await;
 }

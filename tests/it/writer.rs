@@ -961,5 +961,220 @@ async fn backfill_plans_from_the_mirror_applies_and_then_finds_nothing_left() {
         moved,
         "the second backfill wrote nothing"
     );
+
+    // `explain` tells a written record's journey: the backfill's write, applied.
+    let write = sim
+        .write_log()
+        .into_iter()
+        .find(|w| w.property == OWNER)
+        .expect("an owner write");
+    let record = format!("hubspot:contact:{}", write.id);
+    let (ok, out) = run(&["explain", &record]).await;
+    assert!(ok, "{out}");
+    let history = &out[out.find("history:").expect("a history section")..];
+    let line = history
+        .lines()
+        .find(|l| l.trim_start().starts_with("write "))
+        .unwrap_or_else(|| panic!("no journaled write in {history}"));
+    assert!(
+        line.contains("(backfill)")
+            && line.contains(&format!("({})", write.new_value))
+            && line.ends_with("applied"),
+        "{line}"
+    );
+    assert!(history.contains("first stored"), "{history}");
+    let (ok, out) = run(&["explain", &record, "--json"]).await;
+    assert!(ok, "{out}");
+    // `run` appends stderr to stdout: the JSON document is the first `{` to its `\n}`.
+    let start = out.find('{').expect("a JSON object");
+    let end = out.find("\n}").expect("the end of the JSON object") + 2;
+    let json: serde_json::Value =
+        serde_json::from_str(&out[start..end]).expect("explain --json is JSON");
+    let writes = json["history"]["writes"]
+        .as_array()
+        .expect("history.writes");
+    assert_eq!(writes.len(), 1, "{json}");
+    assert_eq!(writes[0]["outcome"], "applied");
+    assert_eq!(writes[0]["run_kind"], "backfill");
+    assert_eq!(writes[0]["to"], write.new_value.as_str());
+    assert!(json["history"]["arrival"]["first_seen_at"].is_string());
     sim.shutdown().await;
+}
+
+/// Every CRM call answers after `delay_ms` (a slow org keeps a writer busy).
+fn slow(sim: &HubSpotSim, delay_ms: u64) {
+    sim.set_faults(FaultScript {
+        rules: vec![FaultRule {
+            families: Vec::new(),
+            fault: Fault::Slow { delay_ms },
+            trigger: Trigger::Always,
+        }],
+        ..FaultScript::default()
+    });
+}
+
+/// Waits until some writer holds `run`'s lease.
+async fn wait_leased(store: &Store, run: &str) -> leadroute::store::RunLease {
+    crate::helpers::wait_for("a writer to take the lease", 30, || async {
+        store.run_lease(run).await.ok().flatten()
+    })
+    .await
+}
+
+/// The run lease on every backend: while one writer drives a run, a second one (a cron
+/// backfill beside an operator's resume) is refused with who holds it and until when,
+/// and sends nothing; once the first finishes, or a foreign holder's lease lapses, the
+/// run resumes; a writer whose lease is taken from it makes no further call and leaves
+/// the run to the new holder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_writers_never_drive_one_run_at_once() {
+    use leadroute::store::RunStatus;
+    use leadroute::writer::WriterError;
+
+    for test_store in crate::helpers::all_stores().await {
+        let store = test_store.store.clone();
+        let label = test_store.label;
+        let sim = sim(300).await;
+        let plan = plan_moving_everyone(&sim);
+        let settings = WriterSettings {
+            lease_ttl: Duration::from_secs(2),
+            lease_renew: Duration::from_millis(50),
+            ..fast()
+        };
+
+        // A drives the run against a slow CRM (each call takes 1.5 s, so ≥ 6 s).
+        slow(&sim, 1_500);
+        let first = Writer::new(connector(&sim, false), store.clone(), settings.clone());
+        let first_task = tokio::spawn({
+            let plan = plan.clone();
+            async move { first.apply(&plan, RunId::new("shared"), &NoProgress).await }
+        });
+        wait_leased(&store, "shared").await;
+
+        // B refuses, naming the run, the holder and the lease's end.
+        let second = Writer::new(connector(&sim, false), store.clone(), settings.clone());
+        let err = second
+            .resume(&RunId::new("shared"), &NoProgress)
+            .await
+            .expect_err("a second writer must not drive a leased run");
+        assert!(
+            matches!(err, WriterError::LeaseHeld { .. }),
+            "{label}: {err}"
+        );
+        let message = err.to_string();
+        for part in [
+            "run shared",
+            &format!("leadroute process {}", std::process::id()),
+            "runs until",
+            "Wait for that process",
+        ] {
+            assert!(message.contains(part), "{label}: {part:?} in {message}");
+        }
+        // Past A's first TTL, A's heartbeat still keeps B out.
+        tokio::time::sleep(Duration::from_millis(2_300)).await;
+        assert!(
+            matches!(
+                second.resume(&RunId::new("shared"), &NoProgress).await,
+                Err(WriterError::LeaseHeld { .. })
+            ),
+            "{label}: the heartbeat renews the lease"
+        );
+
+        // A finishes and releases; B resumes at once and finds nothing left to do.
+        let report = first_task.await.unwrap().unwrap();
+        assert!(report.is_complete(), "{label}: {report}");
+        assert_eq!(store.run_lease("shared").await.unwrap(), None, "{label}");
+        sim.set_faults(FaultScript::default());
+        let writes = sim.write_log().len();
+        let again = second
+            .resume(&RunId::new("shared"), &NoProgress)
+            .await
+            .unwrap();
+        assert!(again.is_complete() && again.write_calls == 0, "{label}");
+        assert_eq!(sim.write_log().len(), writes);
+        // No record written twice: B never wrote beside A.
+        assert_converged(&sim, &store, &plan, "shared").await;
+
+        // A holder on another machine that died: refused until its lease lapses, then
+        // the run resumes without waiting any longer.
+        let foreign = "elsewhere:4242:1:0123456789ab:1";
+        store
+            .run_lease_acquire("shared", foreign, Duration::from_millis(800), Utc::now())
+            .await
+            .unwrap();
+        let err = second
+            .resume(&RunId::new("shared"), &NoProgress)
+            .await
+            .expect_err("the foreign lease is live");
+        assert!(
+            err.to_string()
+                .contains("leadroute process 4242 on host elsewhere"),
+            "{label}: {err}"
+        );
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        assert!(
+            second
+                .resume(&RunId::new("shared"), &NoProgress)
+                .await
+                .unwrap()
+                .is_complete(),
+            "{label}: a lapsed lease is taken"
+        );
+
+        // A writer whose lease is taken from it (as if it had stalled past the TTL)
+        // makes no further CRM call and leaves the run's status to the new holder.
+        let back = Plan {
+            changes: plan
+                .changes
+                .iter()
+                .map(|c| PlannedChange {
+                    from: Some(c.to.clone()),
+                    to: c.from.clone().unwrap_or_else(|| c.to.clone()),
+                    ..c.clone()
+                })
+                .filter(|c| c.from.as_ref() != Some(&c.to))
+                .collect(),
+            ..plan.clone()
+        };
+        assert!(!back.changes.is_empty());
+        slow(&sim, 1_500);
+        let third = Writer::new(connector(&sim, false), store.clone(), settings.clone());
+        let third_task = tokio::spawn({
+            let back = back.clone();
+            async move { third.apply(&back, RunId::new("stolen"), &NoProgress).await }
+        });
+        let held = wait_leased(&store, "stolen").await;
+        let thief = "thief:7:1:0123456789ab:1";
+        assert!(
+            store
+                .run_lease_take_over(
+                    "stolen",
+                    thief,
+                    &held.holder,
+                    Duration::from_secs(60),
+                    Utc::now()
+                )
+                .await
+                .unwrap()
+        );
+        let err = third_task.await.unwrap().expect_err("the lease was lost");
+        assert!(
+            matches!(err, WriterError::LeaseLost { .. }),
+            "{label}: {err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("leadroute process 7 on host thief"),
+            "{label}: {err}"
+        );
+        assert_eq!(sim.write_log().len(), writes, "{label}: nothing sent");
+        let run = store.journal_run("stolen").await.unwrap().unwrap();
+        assert_eq!(run.status, RunStatus::Running, "{label}: status left alone");
+        assert_eq!(
+            store.run_lease("stolen").await.unwrap().unwrap().holder,
+            thief
+        );
+        sim.shutdown().await;
+        test_store.cleanup().await;
+    }
 }
