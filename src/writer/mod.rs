@@ -12,6 +12,7 @@
 //! - A bad record never fails its batch; a failing CRM stops the run resumably.
 
 mod breaker;
+mod bulk;
 mod ops;
 mod progress;
 mod report;
@@ -114,6 +115,15 @@ pub struct WriterSettings {
     /// Read the next batch's current owners while the current batch is written, so
     /// call latency overlaps instead of adding up. Off: strictly one call at a time.
     pub pipeline: bool,
+    /// Use the CRM's bulk path (Salesforce Bulk API 2.0) for large queues, where the CRM
+    /// has one. Never used in strict mode (bulk writes cannot be conditional).
+    pub bulk: bool,
+    /// Queue size from which one object's changes go through the bulk path; `None`:
+    /// the CRM's own ([`leadroute_crm::WriteLimits::bulk_threshold`]).
+    pub bulk_threshold: Option<usize>,
+    /// Records per bulk job: the unit that is compare-read, journaled as one intent
+    /// and sent as one job.
+    pub bulk_job_size: usize,
 }
 
 impl Default for WriterSettings {
@@ -130,6 +140,9 @@ impl Default for WriterSettings {
             breaker_max_trips: 3,
             top_up_rounds: 2,
             pipeline: true,
+            bulk: true,
+            bulk_threshold: None,
+            bulk_job_size: 10_000,
         }
     }
 }
@@ -207,6 +220,7 @@ struct Tally {
     call_failures: AtomicU64,
     retries: AtomicU64,
     records_sent: AtomicU64,
+    bulk_jobs: AtomicU64,
 }
 
 /// Converges a CRM to a plan. Generic over the connector; one writer per CRM org.
@@ -373,7 +387,7 @@ impl<C: Crm> Writer<C> {
                 }
             }
             queue.extend(planned);
-            if let Some(s) = session.converge(object, queue).await? {
+            if let Some(s) = session.converge_any(object, queue).await? {
                 stop = Some(s);
                 break;
             }
@@ -422,6 +436,7 @@ impl<C: Crm> Writer<C> {
             call_failures: tally.call_failures.load(Ordering::Relaxed),
             retries: tally.retries.load(Ordering::Relaxed),
             records_sent: tally.records_sent.load(Ordering::Relaxed),
+            bulk_jobs: tally.bulk_jobs.load(Ordering::Relaxed),
             race_window: WindowStats::from_samples(&session.race),
             conditional_writes: self.conditional(),
             usage: self.crm.usage(),
