@@ -1173,6 +1173,45 @@ async fn server_errors_and_connection_resets_are_retried_as_whole_calls() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_whose_answer_is_lost_is_left_to_the_caller_not_resent_blind() {
+    let config = SalesforceSimConfig {
+        validation_rule: false,
+        ..small_org()
+    };
+    let (sim, crm) = connector(config).await;
+    let state = sim.state();
+    let user = state.users.iter().find(|u| u.is_active).unwrap().id.clone();
+    let contact = state
+        .contacts
+        .iter()
+        .find(|c| !c.is_deleted && c.owner_id != user)
+        .unwrap();
+    sim.set_faults(FaultScript {
+        path_contains: Some("/composite/sobjects".into()),
+        lost_answer_rate: 1.0,
+        ..FaultScript::default()
+    });
+    let change = OwnerChange {
+        id: RecordId::new(contact.id.as_str()),
+        from: None,
+        to: OwnerId::new(user.as_str()),
+        if_unmodified_since: None,
+    };
+    let err = crm.apply(ObjectKind::Contact, &[change]).await.unwrap_err();
+    assert!(err.kind.is_outcome_unknown(), "{err}");
+    // The write landed once; the connector did not send it again on its own (a
+    // person could have changed the owner in between: the writer re-reads first).
+    assert_eq!(sim.stats().calls.get("PATCH composite/sobjects"), Some(&1));
+    let writes = sim
+        .write_log()
+        .into_iter()
+        .filter(|w| w.id == contact.id && w.field == "OwnerId")
+        .count();
+    assert_eq!(writes, 1);
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn locked_rows_come_back_per_record_and_get_deleted_lists_deletions() {
     let config = SalesforceSimConfig {
         validation_rule: false,
