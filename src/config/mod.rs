@@ -1182,7 +1182,10 @@ mod tests {
         assert_eq!(config.crm.tier, HubSpotTier::Professional);
         assert_eq!(config.drift.schedule.as_deref(), Some("0 0 6 * * Mon-Fri"));
         // The example's [writer] shows the defaults.
-        assert_eq!(config.writer.settings, crate::writer::WriterSettings::default());
+        assert_eq!(
+            config.writer.settings,
+            crate::writer::WriterSettings::default()
+        );
         // Without the token it says exactly what to set.
         let err = Config::from_toml(&text, &file, &env(&[])).unwrap_err();
         assert!(err.to_string().contains("LEADROUTE_CRM_TOKEN"), "{err}");

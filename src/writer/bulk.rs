@@ -34,7 +34,29 @@ impl<C: Crm> Writer<C> {
         let crm = self.crm.write_limits().bulk_threshold?;
         Some(self.settings.bulk_threshold.unwrap_or(crm).max(1))
     }
+
+    /// The least a queue of `changes` costs through the bulk path (write HTTP calls,
+    /// compare reads), or `None` when it would not take the bulk path. A tail too small
+    /// for a job goes in batches.
+    pub(super) fn bulk_minimum_calls(&self, changes: usize) -> Option<(u64, u64)> {
+        let threshold = self.bulk_threshold().filter(|t| changes >= *t)?;
+        let job = self.settings.bulk_job_size.max(1);
+        let (mut jobs, mut tail) = (changes / job, changes % job);
+        if tail >= threshold {
+            jobs += 1;
+            tail = 0;
+        }
+        let batch = self.batch_size();
+        let read = self.read_batch_size();
+        let writes = jobs as u64 * BULK_JOB_CALLS + tail.div_ceil(batch) as u64;
+        let reads = (changes - tail).div_ceil(read) + tail.div_ceil(batch.min(read));
+        Some((writes, reads as u64))
+    }
 }
+
+/// HTTP calls one Bulk API 2.0 job makes at least: create, upload, close, one status
+/// poll, successful and failed results, delete. A long job polls more.
+pub(super) const BULK_JOB_CALLS: u64 = 7;
 
 /// A bulk job's records that went back to the queue, and why.
 type Requeued = (CrmError, Vec<Item>);

@@ -268,8 +268,12 @@ impl<C: Crm> Writer<C> {
         self.crm.write_limits().max_read_batch.max(1)
     }
 
-    /// Write calls and compare reads a plan of `changes` costs at best.
+    /// Write calls and compare reads a plan of `changes` (of one object) costs at best.
+    /// Through the bulk path, write calls are the jobs' HTTP calls.
     pub fn minimum_calls(&self, changes: usize) -> (u64, u64) {
+        if let Some(cost) = self.bulk_minimum_calls(changes) {
+            return cost;
+        }
         let writes = changes.div_ceil(self.batch_size()) as u64;
         let read_chunk = self.batch_size().min(self.read_batch_size());
         let reads = changes.div_ceil(read_chunk) as u64;

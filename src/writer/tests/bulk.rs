@@ -249,3 +249,21 @@ async fn a_writer_threshold_overrides_the_crms() {
     assert_eq!(report.bulk_jobs, 0);
     assert_eq!(crm.with(|s| s.apply_calls), 2);
 }
+
+#[tokio::test]
+async fn the_minimum_cost_counts_bulk_job_calls_and_the_batched_tail() {
+    let (crm, store) = bulk_setup(1).await;
+    let writer = Writer::new(crm, store, bulk_settings());
+    // 230 = 2 jobs of 100 (7 calls each) + a tail of 30 (under 50: one batch).
+    assert_eq!(
+        writer.minimum_calls(230),
+        (2 * super::super::bulk::BULK_JOB_CALLS + 1, 3)
+    );
+    // 260: the tail of 60 fills a third job.
+    assert_eq!(
+        writer.minimum_calls(260),
+        (3 * super::super::bulk::BULK_JOB_CALLS, 3)
+    );
+    // Under the threshold: batches.
+    assert_eq!(writer.minimum_calls(40), (1, 1));
+}
