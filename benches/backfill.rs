@@ -275,13 +275,18 @@ async fn salesforce(n: usize, bulk: bool) -> (Figures, String) {
     let twice = per_value.values().filter(|n| **n > 1).count();
     let stats = sim.stats();
     let throttled = stats.limit_rejections;
-    let extra = format!(
-        "org-counted calls {:>6}  (daily allocation used, incl. token and bulk job calls)
-         bulk jobs        {:>8}  owner writes by source {sources:?}; records written twice {twice}
-         calls by endpoint {:?}
-",
-        stats.api_used, report.bulk_jobs, stats.calls
-    );
+    let extra = [
+        format!(
+            "org-counted calls {:>7}  (the daily allocation used: token, reads, writes, bulk job calls)",
+            stats.api_used
+        ),
+        format!(
+            "bulk jobs        {:>8}  owner writes by source {sources:?}; records written twice {twice}",
+            report.bulk_jobs
+        ),
+        format!("calls by endpoint {:?}", stats.calls),
+    ]
+    .join("\n");
     sim.shutdown().await;
     let figures = Figures {
         crm: if bulk {
@@ -336,7 +341,7 @@ fn main() {
         if wanted(name) {
             let (figures, extra) = runtime.block_on(salesforce(n, bulk));
             figures.print();
-            println!("{extra}");
+            println!("{extra}\n");
         }
     }
 }
