@@ -277,7 +277,7 @@ async fn salesforce(n: usize, bulk: bool) -> (Figures, String) {
     let throttled = stats.limit_rejections;
     let extra = [
         format!(
-            "org-counted calls {:>7}  (the daily allocation used: token, reads, writes, bulk job calls)",
+            "org-counted calls {:>7}  (the daily allocation used: reads, writes, bulk job calls; the token request is not counted)",
             stats.api_used
         ),
         format!(
