@@ -12,6 +12,15 @@
 //!   through the batched path.
 //!
 //! Strict mode never uses it: a bulk job cannot carry `If-Unmodified-Since`.
+//!
+//! Known gap: a process killed while a job runs leaves that job running on the CRM.
+//! `resume` resolves the job's intents by reading, as for any batch, but records the
+//! orphaned job has not reached yet still hold `from` and go out again in a new job;
+//! when the old job reaches them it writes the same value a second time, and a human
+//! edit landing in between would be overwritten. The connector aborts its own job on
+//! every failure it sees; closing this gap needs the job id journaled before the job
+//! is closed (the contract returns it only with the outcomes) so `resume` can abort
+//! and wait for the orphan first.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
