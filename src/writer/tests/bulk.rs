@@ -267,3 +267,24 @@ async fn the_minimum_cost_counts_bulk_job_calls_and_the_batched_tail() {
     // Under the threshold: batches.
     assert_eq!(writer.minimum_calls(40), (1, 1));
 }
+
+#[tokio::test]
+async fn the_plan_summary_says_when_changes_go_through_bulk_jobs() {
+    let (crm, store) = bulk_setup(1).await;
+    let writer = Writer::new(crm, store, bulk_settings());
+    let summary = summarize(&writer, &plan(230, "a", "b"), None);
+    assert_eq!(summary.bulk_job, Some(100));
+    assert_eq!(
+        summary.write_calls,
+        2 * super::super::bulk::BULK_JOB_CALLS + 1
+    );
+    assert!(
+        summary
+            .to_string()
+            .contains("bulk jobs of up to 100 records"),
+        "{summary}"
+    );
+    let small = summarize(&writer, &plan(40, "a", "b"), None);
+    assert_eq!(small.bulk_job, None);
+    assert!(small.to_string().contains("(batches of 100)"), "{small}");
+}
