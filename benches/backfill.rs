@@ -3,7 +3,9 @@
 //! ceil(N / batch), no-op writes, wall time vs what the configured rate limit allows,
 //! and 429s received.
 //!
-//! `cargo bench --bench backfill` (all CRMs) or `cargo bench --bench backfill -- hubspot`.
+//! `cargo bench --bench backfill` (all CRMs) or `cargo bench --bench backfill -- hubspot`;
+//! `-- salesforce` runs both Salesforce paths (Collections and Bulk API 2.0),
+//! `-- salesforce-bulk` only the bulk one.
 //! `LEADROUTE_BENCH_CHANGES` scales N (default 100,000).
 
 use std::collections::BTreeMap;
@@ -193,12 +195,17 @@ async fn hubspot(n: usize) -> Figures {
     }
 }
 
-async fn salesforce(n: usize) -> Figures {
+/// The Salesforce runs: `bulk` false writes through sObject Collections (200 per
+/// call), true through Bulk API 2.0 jobs of `BULK_JOB` records. Returns the figures
+/// and the org's own count of the calls it served.
+async fn salesforce(n: usize, bulk: bool) -> (Figures, String) {
     use leadroute_salesforce::{Salesforce, SalesforceAuth, SalesforceSettings};
     use leadroute_sim::salesforce::{self as sf, LeadAssignmentRule, SalesforceSimConfig};
 
+    const BULK_JOB: usize = 10_000;
+    // The generator converts or deletes about 5% of leads: make enough live ones.
     let config = SalesforceSimConfig {
-        leads: n,
+        leads: n + n / 10 + 100,
         contacts: 100,
         accounts: 100,
         users: 20,
@@ -222,6 +229,7 @@ async fn salesforce(n: usize) -> Figures {
         .leads
         .iter()
         .filter(|l| !l.is_converted && !l.is_deleted)
+        .take(n)
         .map(|l| (l.id.clone(), l.owner_id.clone()))
         .collect();
     let plan = plan(CrmKind::Salesforce, ObjectKind::Lead, &records, &owners);
@@ -234,11 +242,23 @@ async fn salesforce(n: usize) -> Figures {
         },
     );
     settings.organization_id = Some(sim.org_id());
+    // Poll a running job every 0.5 s at most (the production default is 5 s).
+    settings.bulk_poll_interval = Duration::from_millis(500);
     let crm = Arc::new(Salesforce::new(settings).expect("connector settings"));
-    let batch = crm.write_limits().max_batch;
-    let (report, wall) = run_writer(crm, &plan).await;
+    let batch = if bulk {
+        BULK_JOB
+    } else {
+        crm.write_limits().max_batch
+    };
+    let writer_settings = WriterSettings {
+        bulk,
+        bulk_job_size: BULK_JOB,
+        ..WriterSettings::default()
+    };
+    let (report, wall) = run_writer_with(crm, &plan, writer_settings).await;
     let mut per_value: BTreeMap<(String, String), u32> = BTreeMap::new();
     let mut noop_writes = 0;
+    let mut sources: BTreeMap<String, u64> = BTreeMap::new();
     for write in sim
         .write_log()
         .iter()
@@ -247,14 +267,33 @@ async fn salesforce(n: usize) -> Figures {
         if write.old == write.new {
             noop_writes += 1;
         }
+        *sources.entry(write.source.clone()).or_default() += 1;
         *per_value
             .entry((write.id.clone(), write.new.to_string()))
             .or_default() += 1;
     }
-    let throttled = sim.stats().limit_rejections;
+    let twice = per_value.values().filter(|n| **n > 1).count();
+    let stats = sim.stats();
+    let throttled = stats.limit_rejections;
+    let extra = [
+        format!(
+            "org-counted calls {:>7}  (the daily allocation used: reads, writes, bulk job calls; the token request is not counted)",
+            stats.api_used
+        ),
+        format!(
+            "bulk jobs        {:>8}  owner writes by source {sources:?}; records written twice {twice}",
+            report.bulk_jobs
+        ),
+        format!("calls by endpoint {:?}", stats.calls),
+    ]
+    .join("\n");
     sim.shutdown().await;
-    Figures {
-        crm: "Salesforce",
+    let figures = Figures {
+        crm: if bulk {
+            "Salesforce Bulk API 2.0"
+        } else {
+            "Salesforce Collections"
+        },
         n: plan.changes.len(),
         batch,
         report,
@@ -262,7 +301,25 @@ async fn salesforce(n: usize) -> Figures {
         noop_writes,
         throttled,
         rate: None,
-    }
+    };
+    (figures, extra)
+}
+
+async fn run_writer_with<C: Crm>(
+    crm: Arc<C>,
+    plan: &Plan,
+    settings: WriterSettings,
+) -> (ApplyReport, Duration) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let store = Store::open(&url).await.expect("open the store");
+    let writer = Writer::new(crm, store, settings);
+    let started = Instant::now();
+    let report = writer
+        .apply(plan, RunId::new("bench"), &NoProgress)
+        .await
+        .expect("the writer runs");
+    (report, started.elapsed())
 }
 
 fn main() {
@@ -280,7 +337,11 @@ fn main() {
     if wanted("hubspot") {
         runtime.block_on(hubspot(n)).print();
     }
-    if wanted("salesforce") {
-        runtime.block_on(salesforce(n)).print();
+    for (name, bulk) in [("salesforce", false), ("salesforce-bulk", true)] {
+        if wanted(name) {
+            let (figures, extra) = runtime.block_on(salesforce(n, bulk));
+            figures.print();
+            println!("{extra}\n");
+        }
     }
 }

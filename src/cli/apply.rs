@@ -26,7 +26,7 @@ pub struct Args {
     #[arg(long, value_name = "FILE", conflicts_with = "resume")]
     pub plan: Option<PathBuf>,
     /// Apply at most N changes (the first N in plan order); the rest wait for the next
-    /// plan.
+    /// plan. Default: `writer.max_changes` in the config (none: the whole plan).
     #[arg(long, value_name = "N")]
     pub max_changes: Option<usize>,
     /// Apply without asking. Required when stdin is not a terminal.
@@ -101,7 +101,7 @@ impl CrmTask for ApplyJob {
             }
         };
         let mut plan = plan;
-        if let Some(max) = args.max_changes
+        if let Some(max) = args.max_changes.or(env.config.writer.max_changes)
             && plan.changes.len() > max
         {
             eprintln!(
@@ -143,11 +143,11 @@ pub(crate) fn crm_kind<C: Crm>(writer: &Writer<C>) -> leadroute_crm::CrmKind {
     writer.crm().kind()
 }
 
-/// Writer settings from config and flags.
+/// Writer settings from config (`[writer]`, `crm.salesforce.strict_writes`) and flags.
 pub(crate) fn writer_settings(env: &AppEnv, strict: bool) -> WriterSettings {
     WriterSettings {
         strict: strict || env.config.crm.salesforce.strict_writes,
-        ..WriterSettings::default()
+        ..env.config.writer.settings.clone()
     }
 }
 

@@ -11,6 +11,7 @@ mod raw;
 
 pub use raw::{
     RawConfig, RawCrm, RawDrift, RawOAuth, RawPolicy, RawSalesforce, RawStore, RawSync, RawWebhook,
+    RawWriter,
 };
 
 use std::collections::BTreeMap;
@@ -227,6 +228,16 @@ pub struct DriftConfig {
     pub out_dir: PathBuf,
 }
 
+/// `[writer]`: tuning for every command that writes owners.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriterConfig {
+    /// Default for `apply --max-changes`.
+    pub max_changes: Option<usize>,
+    /// The writer settings, except strict mode (`crm.salesforce.strict_writes` or
+    /// `--strict`).
+    pub settings: crate::writer::WriterSettings,
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -238,6 +249,7 @@ pub struct Config {
     pub webhook: WebhookConfig,
     pub policy: PolicyConfig,
     pub drift: DriftConfig,
+    pub writer: WriterConfig,
 }
 
 pub const DEFAULT_OVERLAP_SECS: u64 = 300;
@@ -316,6 +328,7 @@ impl Config {
         let sync = v.sync(&raw.sync);
         let webhook = v.webhook(&raw.webhook, &raw.crm);
         let drift = v.drift(&raw.drift);
+        let writer = v.writer(&raw.writer);
         let policy = PolicyConfig {
             path: raw.policy.path.clone(),
         };
@@ -329,6 +342,7 @@ impl Config {
                 webhook,
                 policy,
                 drift,
+                writer,
             }),
             _ => Err(ConfigError { issues }),
         }
@@ -731,6 +745,145 @@ impl Validator<'_> {
         }
     }
 
+    /// `value` (or `default`) if within `range`, else an issue and the default.
+    fn ranged<T>(&mut self, key: &str, value: Option<T>, default: T, range: (T, T), why: &str) -> T
+    where
+        T: PartialOrd + Copy + fmt::Display,
+    {
+        let Some(v) = value else { return default };
+        if v < range.0 || v > range.1 {
+            self.issue(
+                key,
+                format!("{v} is out of range"),
+                format!("use {} to {} ({why})", range.0, range.1),
+            );
+            return default;
+        }
+        v
+    }
+
+    fn writer(&mut self, raw: &RawWriter) -> WriterConfig {
+        use crate::writer::WriterSettings;
+        let d = WriterSettings::default();
+        if raw.max_changes == Some(0) {
+            self.issue(
+                "writer.max_changes",
+                "0 would apply nothing",
+                "remove it to apply whole plans, or set 1 or more",
+            );
+        }
+        let max_batch = raw.max_batch.map(|b| {
+            self.ranged(
+                "writer.max_batch",
+                Some(b),
+                b,
+                (1, 200),
+                "the CRM's own maximum is used above it: HubSpot 100, Salesforce 200",
+            )
+        });
+        let bulk_threshold = raw.bulk_threshold.map(|t| {
+            self.ranged(
+                "writer.bulk_threshold",
+                Some(t),
+                2_000,
+                (1, 150_000_000),
+                "Salesforce suggests Bulk API 2.0 from about 2,000 records",
+            )
+        });
+        let bulk_job_size = self.ranged(
+            "writer.bulk_job_size",
+            raw.bulk_job_size,
+            d.bulk_job_size,
+            (200, 1_000_000),
+            "Salesforce splits jobs in 10,000-record batches; an upload must stay under 100 MB",
+        );
+        if let (Some(threshold), Some(size)) = (bulk_threshold, raw.bulk_job_size)
+            && threshold > size
+        {
+            self.issue(
+                "writer.bulk_threshold",
+                format!(
+                    "{threshold} is above writer.bulk_job_size {size}: no job could ever start"
+                ),
+                "set bulk_threshold at or below bulk_job_size",
+            );
+        }
+        let record_attempts = self.ranged(
+            "writer.record_attempts",
+            raw.record_attempts,
+            d.record_attempts,
+            (1, 20),
+            "1 means no retry of a locked row",
+        );
+        let call_retries = self.ranged(
+            "writer.call_retries",
+            raw.call_retries,
+            d.call_retries,
+            (0, 50),
+            "a run that keeps failing stops resumably",
+        );
+        let retry_min_ms = self.ranged(
+            "writer.retry_min_ms",
+            raw.retry_min_ms,
+            d.retry_min.as_millis() as u64,
+            (1, 60_000),
+            "the first backoff",
+        );
+        let retry_max_ms = self.ranged(
+            "writer.retry_max_ms",
+            raw.retry_max_ms,
+            d.retry_max.as_millis() as u64,
+            (1, 600_000),
+            "the longest backoff",
+        );
+        if retry_max_ms < retry_min_ms {
+            self.issue(
+                "writer.retry_max_ms",
+                format!("{retry_max_ms} is below writer.retry_min_ms {retry_min_ms}"),
+                "set retry_max_ms at or above retry_min_ms",
+            );
+        }
+        let breaker_threshold = self.ranged(
+            "writer.breaker_threshold",
+            raw.breaker_threshold,
+            d.breaker_threshold,
+            (1, 100),
+            "consecutive server failures that open the circuit breaker",
+        );
+        let breaker_cooldown = self.secs(
+            "writer.breaker_cooldown_secs",
+            raw.breaker_cooldown_secs,
+            d.breaker_cooldown.as_secs(),
+            (1, 3_600),
+        );
+        let breaker_max_trips = self.ranged(
+            "writer.breaker_max_trips",
+            raw.breaker_max_trips,
+            d.breaker_max_trips,
+            (1, 100),
+            "breaker trips in a row before the run stops",
+        );
+        WriterConfig {
+            max_changes: raw.max_changes.filter(|n| *n > 0),
+            settings: WriterSettings {
+                strict: false,
+                max_batch,
+                record_attempts,
+                retry_min: Duration::from_millis(retry_min_ms),
+                retry_max: Duration::from_millis(retry_max_ms.max(retry_min_ms)),
+                call_retries,
+                breaker_threshold,
+                breaker_cooldown,
+                breaker_max_trips,
+                pipeline: raw.pipeline.unwrap_or(d.pipeline),
+                bulk: raw.bulk.unwrap_or(d.bulk),
+                bulk_threshold,
+                bulk_job_size,
+                ..d
+            },
+        }
+    }
+
     fn drift(&mut self, raw: &RawDrift) -> DriftConfig {
         if let Some(schedule) = &raw.schedule
             && let Err(err) = schedule.parse::<cron::Schedule>()
@@ -939,6 +1092,79 @@ mod tests {
         assert_eq!(token.expose_secret(), "pat-from-file");
     }
 
+    #[test]
+    fn the_writer_section_tunes_the_writer_and_defaults_to_its_defaults() {
+        let base = "[crm]\nbase_url = \"http://127.0.0.1:1\"\ntoken = \"t\"\n";
+        let config = Config::from_toml(base, "lr.toml", &env(&[])).unwrap();
+        assert_eq!(
+            config.writer.settings,
+            crate::writer::WriterSettings::default()
+        );
+        assert_eq!(config.writer.max_changes, None);
+        let text = format!(
+            "{base}[writer]\nmax_changes = 5000\nmax_batch = 50\nbulk = false\nbulk_threshold = 5000\n\
+             bulk_job_size = 20000\nrecord_attempts = 3\ncall_retries = 2\nretry_min_ms = 100\n\
+             retry_max_ms = 2000\nbreaker_threshold = 4\nbreaker_cooldown_secs = 10\n\
+             breaker_max_trips = 2\npipeline = false\n"
+        );
+        let writer = Config::from_toml(&text, "lr.toml", &env(&[]))
+            .unwrap()
+            .writer;
+        let s = &writer.settings;
+        assert_eq!(writer.max_changes, Some(5000));
+        assert_eq!(s.max_batch, Some(50));
+        assert!(!s.bulk && !s.pipeline && !s.strict);
+        assert_eq!((s.bulk_threshold, s.bulk_job_size), (Some(5000), 20_000));
+        assert_eq!((s.record_attempts, s.call_retries), (3, 2));
+        assert_eq!(s.retry_min, Duration::from_millis(100));
+        assert_eq!(s.retry_max, Duration::from_secs(2));
+        assert_eq!((s.breaker_threshold, s.breaker_max_trips), (4, 2));
+        assert_eq!(s.breaker_cooldown, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn bad_writer_values_are_each_reported_with_their_place_and_fix() {
+        let text = "[crm]\nbase_url = \"http://127.0.0.1:1\"\ntoken = \"t\"\n[writer]\n\
+                    max_changes = 0\nmax_batch = 0\nbulk_threshold = 50000\nbulk_job_size = 20000\n\
+                    record_attempts = 0\ncall_retries = 500\nretry_min_ms = 5000\nretry_max_ms = 10\n\
+                    breaker_threshold = 0\nbreaker_cooldown_secs = 0\nbreaker_max_trips = 1000\n";
+        let messages = messages(Config::from_toml(text, "lr.toml", &env(&[])).unwrap_err());
+        for place in [
+            "writer.max_changes",
+            "writer.max_batch",
+            "writer.bulk_threshold",
+            "writer.record_attempts",
+            "writer.call_retries",
+            "writer.retry_max_ms",
+            "writer.breaker_threshold",
+            "writer.breaker_cooldown_secs",
+            "writer.breaker_max_trips",
+        ] {
+            assert!(
+                messages
+                    .iter()
+                    .any(|m| m.starts_with(&format!("lr.toml: {place}: "))),
+                "{place} not reported in {messages:#?}"
+            );
+        }
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.contains("no job could ever start")),
+            "{messages:#?}"
+        );
+        let err = Config::from_toml(
+            "[crm]\nbase_url = \"http://x\"\ntoken = \"t\"\n[writer]\nbulk_jobsize = 5\n",
+            "lr.toml",
+            &env(&[]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("unknown field `bulk_jobsize`"),
+            "{err}"
+        );
+    }
+
     fn example(name: &str) -> (String, String) {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("config")
@@ -955,6 +1181,11 @@ mod tests {
         assert_eq!(config.crm.kind, CrmKind::Hubspot);
         assert_eq!(config.crm.tier, HubSpotTier::Professional);
         assert_eq!(config.drift.schedule.as_deref(), Some("0 0 6 * * Mon-Fri"));
+        // The example's [writer] shows the defaults.
+        assert_eq!(
+            config.writer.settings,
+            crate::writer::WriterSettings::default()
+        );
         // Without the token it says exactly what to set.
         let err = Config::from_toml(&text, &file, &env(&[])).unwrap_err();
         assert!(err.to_string().contains("LEADROUTE_CRM_TOKEN"), "{err}");
@@ -974,5 +1205,6 @@ mod tests {
         assert_eq!(username, "integration@acme.example");
         assert_eq!(audience, "https://login.salesforce.com");
         assert_eq!(config.crm.salesforce.api_version, "v62.0");
+        assert_eq!(config.writer.settings.bulk_job_size, 10_000);
     }
 }

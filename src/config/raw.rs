@@ -29,6 +29,8 @@ pub struct RawConfig {
     pub policy: RawPolicy,
     #[serde(default)]
     pub drift: RawDrift,
+    #[serde(default)]
+    pub writer: RawWriter,
     /// Where values came from when not from the file: `"crm.token"` →
     /// `"LEADROUTE_CRM_TOKEN"`, so problems point at the place the user must edit.
     #[serde(skip)]
@@ -131,6 +133,34 @@ pub struct RawDrift {
     /// Cron expression (with seconds) for the scheduled drift report.
     pub schedule: Option<String>,
     pub out_dir: Option<PathBuf>,
+}
+
+/// `[writer]`: how `apply`, `backfill`, `rollback` and `exceptions retry` write.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWriter {
+    /// Default for `apply --max-changes`.
+    pub max_changes: Option<usize>,
+    /// Caps write batches below the CRM's maximum.
+    pub max_batch: Option<usize>,
+    /// Use the CRM's bulk path (Salesforce Bulk API 2.0) for large change sets.
+    pub bulk: Option<bool>,
+    /// Changes of one object from which the bulk path is used (default: the CRM's,
+    /// `crm.salesforce.bulk_threshold`).
+    pub bulk_threshold: Option<usize>,
+    /// Records per bulk job.
+    pub bulk_job_size: Option<usize>,
+    /// Attempts per record for retryable rejections (locked rows).
+    pub record_attempts: Option<u32>,
+    /// Retries of a failed call before the run stops resumably.
+    pub call_retries: Option<usize>,
+    pub retry_min_ms: Option<u64>,
+    pub retry_max_ms: Option<u64>,
+    pub breaker_threshold: Option<u32>,
+    pub breaker_cooldown_secs: Option<u64>,
+    pub breaker_max_trips: Option<u32>,
+    /// Overlap the next batch's compare read with the current write.
+    pub pipeline: Option<bool>,
 }
 
 impl RawConfig {

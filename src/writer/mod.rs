@@ -14,6 +14,7 @@
 //!   from before the first read until the run's status is written.
 
 mod breaker;
+mod bulk;
 mod lease;
 mod ops;
 mod progress;
@@ -124,6 +125,15 @@ pub struct WriterSettings {
     pub lease_ttl: Duration,
     /// How often a running writer renews its lease (well under `lease_ttl`).
     pub lease_renew: Duration,
+    /// Use the CRM's bulk path (Salesforce Bulk API 2.0) for large queues, where the CRM
+    /// has one. Never used in strict mode (bulk writes cannot be conditional).
+    pub bulk: bool,
+    /// Queue size from which one object's changes go through the bulk path; `None`:
+    /// the CRM's own ([`leadroute_crm::WriteLimits::bulk_threshold`]).
+    pub bulk_threshold: Option<usize>,
+    /// Records per bulk job: the unit that is compare-read, journaled as one intent
+    /// and sent as one job.
+    pub bulk_job_size: usize,
 }
 
 impl Default for WriterSettings {
@@ -142,6 +152,9 @@ impl Default for WriterSettings {
             pipeline: true,
             lease_ttl: Duration::from_secs(30),
             lease_renew: Duration::from_secs(10),
+            bulk: true,
+            bulk_threshold: None,
+            bulk_job_size: 10_000,
         }
     }
 }
@@ -235,6 +248,7 @@ struct Tally {
     call_failures: AtomicU64,
     retries: AtomicU64,
     records_sent: AtomicU64,
+    bulk_jobs: AtomicU64,
 }
 
 /// Converges a CRM to a plan. Generic over the connector; one writer per CRM org.
@@ -286,8 +300,12 @@ impl<C: Crm> Writer<C> {
         self.crm.write_limits().max_read_batch.max(1)
     }
 
-    /// Write calls and compare reads a plan of `changes` costs at best.
+    /// Write calls and compare reads a plan of `changes` (of one object) costs at best.
+    /// Through the bulk path, write calls are the jobs' HTTP calls.
     pub fn minimum_calls(&self, changes: usize) -> (u64, u64) {
+        if let Some(cost) = self.bulk_minimum_calls(changes) {
+            return cost;
+        }
         let writes = changes.div_ceil(self.batch_size()) as u64;
         let read_chunk = self.batch_size().min(self.read_batch_size());
         let reads = changes.div_ceil(read_chunk) as u64;
@@ -454,7 +472,7 @@ impl<C: Crm> Writer<C> {
                 }
             }
             queue.extend(planned);
-            if let Some(s) = session.converge(object, queue).await? {
+            if let Some(s) = session.converge_any(object, queue).await? {
                 stop = Some(s);
                 break;
             }
@@ -511,6 +529,7 @@ impl<C: Crm> Writer<C> {
             call_failures: tally.call_failures.load(Ordering::Relaxed),
             retries: tally.retries.load(Ordering::Relaxed),
             records_sent: tally.records_sent.load(Ordering::Relaxed),
+            bulk_jobs: tally.bulk_jobs.load(Ordering::Relaxed),
             race_window: WindowStats::from_samples(&session.race),
             conditional_writes: self.conditional(),
             usage: self.crm.usage(),

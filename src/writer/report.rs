@@ -117,7 +117,8 @@ pub struct ApplyReport {
     pub exceptions: u64,
     /// Records to re-plan (this session).
     pub replan: Vec<Replan>,
-    /// API calls this session: owner writes and compare reads.
+    /// API calls this session: owner writes and compare reads. A bulk job counts as
+    /// one write call here (it is several HTTP calls: see `usage`).
     pub write_calls: u64,
     pub read_calls: u64,
     /// Whole-call failures (all causes) and the retries they caused.
@@ -126,6 +127,8 @@ pub struct ApplyReport {
     /// Records carried by write calls (a record resent after a retryable rejection
     /// counts again).
     pub records_sent: u64,
+    /// Of `write_calls`, the bulk jobs (Salesforce Bulk API 2.0).
+    pub bulk_jobs: u64,
     /// Time between the compare read and the write call, per batch. On HubSpot, which
     /// has no conditional writes, a human edit landing inside this window can still
     /// be overwritten; this is the residual race.
@@ -167,6 +170,13 @@ impl fmt::Display for ApplyReport {
             self.retries,
             self.elapsed.as_secs_f64()
         )?;
+        if self.bulk_jobs > 0 {
+            writeln!(
+                f,
+                "bulk: {} of the write calls were bulk jobs",
+                self.bulk_jobs
+            )?;
+        }
         if let Some(window) = &self.race_window {
             let label = if self.conditional_writes {
                 "read-to-write window (writes conditional)"

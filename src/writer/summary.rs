@@ -23,6 +23,9 @@ pub struct PlanSummary {
     pub write_calls: u64,
     pub read_calls: u64,
     pub batch: usize,
+    /// Objects whose changes go through the bulk path: the jobs' size (their HTTP
+    /// calls are in `write_calls`).
+    pub bulk_job: Option<usize>,
     /// Calls per second the CRM's short-window limit allows, when known.
     pub calls_per_sec: Option<f64>,
     /// Time the calls take at that rate.
@@ -57,6 +60,10 @@ pub fn summarize<C: Crm>(writer: &Writer<C>, plan: &Plan, policy: Option<&Policy
     }
     // Batches hold one object kind, so the minimum is per object.
     let (mut write_calls, mut read_calls) = (0, 0);
+    let bulk_job = by_object
+        .values()
+        .any(|count| writer.bulk_minimum_calls(*count).is_some())
+        .then_some(writer.settings.bulk_job_size);
     for count in by_object.values() {
         let (w, r) = writer.minimum_calls(*count);
         write_calls += w;
@@ -79,6 +86,7 @@ pub fn summarize<C: Crm>(writer: &Writer<C>, plan: &Plan, policy: Option<&Policy
         write_calls,
         read_calls,
         batch: writer.batch_size(),
+        bulk_job,
         calls_per_sec,
         estimated,
         daily_available,
@@ -114,11 +122,18 @@ impl fmt::Display for PlanSummary {
                 )?;
             }
         }
+        let how = match self.bulk_job {
+            Some(job) => format!(
+                "bulk jobs of up to {job} records (at least {} calls each), batches of {} for the rest",
+                super::bulk::BULK_JOB_CALLS,
+                self.batch
+            ),
+            None => format!("batches of {}", self.batch),
+        };
         write!(
             f,
-            "API cost: {} write calls (batches of {}) + {} compare reads = {} calls",
+            "API cost: {} write calls ({how}) + {} compare reads = {} calls",
             self.write_calls,
-            self.batch,
             self.read_calls,
             self.calls()
         )?;

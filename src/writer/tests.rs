@@ -45,6 +45,9 @@ struct FakeState {
     conditions_seen: Vec<Option<chrono::DateTime<Utc>>>,
     /// The next this-many calls (reads and writes) fail with a 5xx.
     outage: u32,
+    /// Records per bulk job, one entry per job.
+    bulk_sizes: Vec<usize>,
+    bulk_faults: VecDeque<ApplyFault>,
 }
 
 struct FakeCrm {
@@ -83,6 +86,56 @@ impl FakeCrm {
 
     fn writes_of(&self, id: &str) -> usize {
         self.with(|s| s.writes.iter().filter(|(r, _)| r.as_str() == id).count())
+    }
+
+    /// One apply call (`bulk`: one bulk job) against the fake org.
+    fn write(&self, batch: &[OwnerChange], bulk: bool) -> Result<Vec<WriteOutcome>, CrmError> {
+        self.with(|s| {
+            if bulk {
+                s.bulk_sizes.push(batch.len());
+            } else {
+                s.apply_calls += 1;
+            }
+            if let Some(hook) = s.before_apply.as_mut() {
+                hook(&mut s.owners);
+            }
+            if s.outage > 0 {
+                s.outage -= 1;
+                return Err(err(ErrorKind::Unavailable));
+            }
+            let fault = if bulk {
+                s.bulk_faults.pop_front()
+            } else {
+                s.apply_faults.pop_front()
+            };
+            if let Some(ApplyFault::Fail(kind)) = fault {
+                return Err(err(kind));
+            }
+            let mut outcomes = Vec::new();
+            for change in batch {
+                s.conditions_seen.push(change.if_unmodified_since);
+                if let Some(kind) = s.rejects.get_mut(&change.id).and_then(|q| q.pop_front()) {
+                    outcomes.push(WriteOutcome::Rejected {
+                        kind,
+                        code: format!("{kind:?}").to_uppercase(),
+                        message: "fake rejection".to_owned(),
+                    });
+                    continue;
+                }
+                // Like HubSpot: no precondition, the write lands whatever is there.
+                let slot = s.owners.entry(change.id.clone()).or_default();
+                if slot.as_ref() == Some(&change.to) {
+                    s.noop_writes += 1;
+                }
+                *slot = Some(change.to.clone());
+                s.writes.push((change.id.clone(), change.to.clone()));
+                outcomes.push(WriteOutcome::Applied);
+            }
+            if let Some(ApplyFault::LoseResponse) = fault {
+                return Err(err(ErrorKind::Timeout));
+            }
+            Ok(outcomes)
+        })
     }
 }
 
@@ -153,44 +206,23 @@ impl Crm for FakeCrm {
             batch.len() <= self.limits.max_batch,
             "batch over the CRM maximum"
         );
-        let result = self.with(|s| {
-            s.apply_calls += 1;
-            if let Some(hook) = s.before_apply.as_mut() {
-                hook(&mut s.owners);
-            }
-            if s.outage > 0 {
-                s.outage -= 1;
-                return Err(err(ErrorKind::Unavailable));
-            }
-            let fault = s.apply_faults.pop_front();
-            if let Some(ApplyFault::Fail(kind)) = fault {
-                return Err(err(kind));
-            }
-            let mut outcomes = Vec::new();
-            for change in batch {
-                s.conditions_seen.push(change.if_unmodified_since);
-                if let Some(kind) = s.rejects.get_mut(&change.id).and_then(|q| q.pop_front()) {
-                    outcomes.push(WriteOutcome::Rejected {
-                        kind,
-                        code: format!("{kind:?}").to_uppercase(),
-                        message: "fake rejection".to_owned(),
-                    });
-                    continue;
-                }
-                // Like HubSpot: no precondition, the write lands whatever is there.
-                let slot = s.owners.entry(change.id.clone()).or_default();
-                if slot.as_ref() == Some(&change.to) {
-                    s.noop_writes += 1;
-                }
-                *slot = Some(change.to.clone());
-                s.writes.push((change.id.clone(), change.to.clone()));
-                outcomes.push(WriteOutcome::Applied);
-            }
-            if let Some(ApplyFault::LoseResponse) = fault {
-                return Err(err(ErrorKind::Timeout));
-            }
-            Ok(outcomes)
-        });
+        std::future::ready(self.write(batch, false))
+    }
+
+    fn apply_bulk(
+        &self,
+        _object: ObjectKind,
+        batch: &[OwnerChange],
+    ) -> impl Future<Output = Result<leadroute_crm::BulkWrite, CrmError>> + Send {
+        let result = if self.limits.bulk_threshold.is_none() {
+            Err(err(ErrorKind::Unsupported))
+        } else {
+            self.write(batch, true)
+                .map(|outcomes| leadroute_crm::BulkWrite {
+                    job_id: Some(format!("job{}", self.with(|s| s.bulk_sizes.len()))),
+                    outcomes,
+                })
+        };
         std::future::ready(result)
     }
 
@@ -726,3 +758,5 @@ async fn the_summary_counts_minimum_calls_per_object_and_time_at_the_crm_rate() 
     assert!(text.contains("3 write calls"), "{text}");
     assert!(text.contains("+250"), "{text}");
 }
+
+mod bulk;

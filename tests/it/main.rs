@@ -12,3 +12,4 @@ mod reconcile;
 mod store;
 mod webhooks;
 mod writer;
+mod writer_salesforce;

@@ -53,6 +53,9 @@ pub enum ErrorKind {
     Protocol,
     /// The circuit breaker is open after repeated failures.
     CircuitOpen,
+    /// This CRM (or this connector) has no such operation, e.g. a bulk write path on
+    /// HubSpot: a caller bug or a configuration mismatch, never worth retrying.
+    Unsupported,
 }
 
 impl ErrorKind {
@@ -68,7 +71,8 @@ impl ErrorKind {
             ErrorKind::Auth
             | ErrorKind::Forbidden
             | ErrorKind::BadRequest
-            | ErrorKind::Protocol => Recovery::Operator,
+            | ErrorKind::Protocol
+            | ErrorKind::Unsupported => Recovery::Operator,
         }
     }
 
@@ -95,6 +99,7 @@ impl ErrorKind {
             ErrorKind::NotFound => "not_found",
             ErrorKind::Protocol => "protocol",
             ErrorKind::CircuitOpen => "circuit_open",
+            ErrorKind::Unsupported => "unsupported",
         }
     }
 }

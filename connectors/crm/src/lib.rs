@@ -83,6 +83,29 @@ pub trait Crm: Send + Sync + 'static {
         batch: &[OwnerChange],
     ) -> impl Future<Output = Result<Vec<WriteOutcome>, CrmError>> + Send;
 
+    /// Sets owners of one object kind through the CRM's bulk path (Salesforce Bulk API
+    /// 2.0 ingest), for change sets of at least [`WriteLimits::bulk_threshold`]; any
+    /// size the connector accepts in one job. Same contract as [`Crm::apply`]: one
+    /// outcome per change in input order, a bad record never fails the job, `Err`
+    /// means the job as a whole failed or its outcome is unknown (the caller re-reads
+    /// before sending anything again). Bulk writes are never conditional
+    /// (`if_unmodified_since` is ignored) and must not fire assignment rules.
+    ///
+    /// CRMs without a bulk path keep this default, which answers
+    /// [`ErrorKind::Unsupported`], and report `bulk_threshold: None`.
+    fn apply_bulk(
+        &self,
+        object: ObjectKind,
+        batch: &[OwnerChange],
+    ) -> impl Future<Output = Result<BulkWrite, CrmError>> + Send {
+        let message = format!(
+            "{} has no bulk write path ({} changes of {object} were not sent); use apply",
+            self.kind(),
+            batch.len()
+        );
+        async move { Err(CrmError::new(ErrorKind::Unsupported, message)) }
+    }
+
     /// Batch sizes and other write facts the writer plans with.
     fn write_limits(&self) -> WriteLimits;
 

@@ -425,6 +425,15 @@ pub enum WriteOutcome {
     },
 }
 
+/// What one bulk write ([`crate::Crm::apply_bulk`]) did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BulkWrite {
+    /// The CRM's id for the job (Salesforce `750…`), for the journal and support.
+    pub job_id: Option<String>,
+    /// One outcome per change, in input order.
+    pub outcomes: Vec<WriteOutcome>,
+}
+
 /// How a connector writes, so the writer can plan batches and cost.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WriteLimits {

@@ -416,4 +416,27 @@ mod tests {
             &[ObjectKind::Owner, ObjectKind::Account, ObjectKind::Contact]
         );
     }
+
+    #[tokio::test]
+    async fn hubspot_has_no_bulk_path_and_says_so_without_calling_out() {
+        // The contract's default: nothing is sent (the base URL does not listen).
+        let hs = HubSpot::new(settings()).unwrap();
+        let change = OwnerChange {
+            id: RecordId::from("1"),
+            from: None,
+            to: leadroute_crm::OwnerId::new("2"),
+            if_unmodified_since: None,
+        };
+        let err = hs
+            .apply_bulk(ObjectKind::Contact, &[change])
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Unsupported);
+        assert!(
+            err.message.contains("hubspot has no bulk write path"),
+            "{}",
+            err.message
+        );
+        assert_eq!(hs.usage().calls, 0);
+    }
 }

@@ -85,8 +85,8 @@ pub(crate) struct Request {
     pub(crate) query: Vec<(String, String)>,
     pub(crate) headers: Vec<(&'static str, String)>,
     pub(crate) body: Body,
-    /// Safe to send again after an unknown outcome (reads, and owner writes, which set
-    /// an absolute value). Creating a Bulk job is not.
+    /// Safe to send again after an unknown outcome: reads are. Owner writes are not
+    /// (see [`Request::write`]), nor is creating a Bulk job.
     pub(crate) idempotent: bool,
 }
 
@@ -123,10 +123,15 @@ impl Request {
         self
     }
 
-    /// Marks a write: every write carries `Sforce-Auto-Assign: FALSE`, or the org's
-    /// active assignment rule silently overwrites the owner just written.
+    /// Marks a REST record write: it carries `Sforce-Auto-Assign: FALSE`, or the org's
+    /// active assignment rule silently overwrites the owner just written. It is also
+    /// never resent after an unknown outcome (timeout, reset, 5xx): in between, a
+    /// person may have changed the owner, and a blind resend of "owner = X" would
+    /// erase that edit. The caller (the writer) re-reads first. Refusals that
+    /// certainly did not run (403 ConcurrentRequests, 401 before a re-auth) are still
+    /// retried here.
     pub(crate) fn write(self) -> Self {
-        self.header("Sforce-Auto-Assign", "FALSE")
+        self.header("Sforce-Auto-Assign", "FALSE").not_idempotent()
     }
 
     pub(crate) fn not_idempotent(mut self) -> Self {

@@ -29,8 +29,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use leadroute_crm::{
-    ApiUsage, Change, Crm, CrmError, CrmKind, CurrentOwner, Cursor, ErrorKind, InboundRequest,
-    Intake, IntakeError, ObjectKind, OwnerChange, Page, RecordId, WriteLimits, WriteOutcome,
+    ApiUsage, BulkWrite, Change, Crm, CrmError, CrmKind, CurrentOwner, Cursor, ErrorKind,
+    InboundRequest, Intake, IntakeError, ObjectKind, OwnerChange, Page, RecordId, WriteLimits,
+    WriteOutcome,
 };
 use secrecy::SecretString;
 
@@ -57,7 +58,8 @@ pub struct SalesforceSettings {
     /// Calls of the daily allocation left for other integrations: the connector stops
     /// with [`ErrorKind::QuotaExhausted`] before touching them.
     pub daily_reserve: u64,
-    /// Change sets at least this large should go through [`Salesforce::apply_bulk`].
+    /// Change sets at least this large should go through Bulk API 2.0
+    /// ([`Crm::apply_bulk`]); Salesforce's guidance is about 2,000 records.
     pub bulk_threshold: usize,
     /// Honour [`OwnerChange::if_unmodified_since`] (conditional writes via `/composite`).
     pub strict_writes: bool,
@@ -234,23 +236,6 @@ impl Salesforce {
     pub fn instance_url(&self) -> Option<String> {
         self.inner.client.instance_url()
     }
-
-    /// Writes any number of owner changes of one object through one Bulk API 2.0
-    /// ingest job (no per-call size limit; no conditional writes). The writer uses it
-    /// for change sets of at least [`WriteLimits::bulk_threshold`]. Outcomes come back
-    /// in input order; a job that does not finish within `bulk_timeout` is an
-    /// [`ErrorKind::Timeout`] (outcome unknown: re-read before retrying).
-    pub async fn apply_bulk(
-        &self,
-        object: ObjectKind,
-        batch: &[OwnerChange],
-    ) -> Result<Vec<WriteOutcome>, CrmError> {
-        let config = write::BulkConfig {
-            poll_interval: self.inner.settings.bulk_poll_interval,
-            timeout: self.inner.settings.bulk_timeout,
-        };
-        write::apply_bulk(&self.inner.client, object, batch, config).await
-    }
 }
 
 impl Salesforce {
@@ -314,6 +299,22 @@ impl Crm for Salesforce {
             self.inner.settings.strict_writes,
         )
         .await
+    }
+
+    /// One Bulk API 2.0 ingest job for the whole change set (no per-call size limit,
+    /// no conditional writes, no assignment rule). A job not finished within
+    /// `bulk_timeout` is aborted and answers [`ErrorKind::Timeout`]: outcome unknown,
+    /// re-read before retrying.
+    async fn apply_bulk(
+        &self,
+        object: ObjectKind,
+        batch: &[OwnerChange],
+    ) -> Result<BulkWrite, CrmError> {
+        let config = write::BulkConfig {
+            poll_interval: self.inner.settings.bulk_poll_interval,
+            timeout: self.inner.settings.bulk_timeout,
+        };
+        write::apply_bulk(&self.inner.client, object, batch, config).await
     }
 
     fn write_limits(&self) -> WriteLimits {

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use leadroute_crm::{
-    Change, CrmError, CurrentOwner, ErrorKind, ObjectKind, OwnerChange, OwnerId, RecordId,
-    RejectKind, WriteOutcome,
+    BulkWrite, Change, CrmError, CurrentOwner, ErrorKind, ObjectKind, OwnerChange, OwnerId,
+    RecordId, RejectKind, WriteOutcome,
 };
 use reqwest::Method;
 use serde_json::{Map, Value, json};
@@ -264,163 +264,292 @@ pub(crate) fn http_date(at: DateTime<Utc>) -> String {
 /// Bulk API 2.0 knobs.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct BulkConfig {
+    /// Longest wait between two status polls (the first polls come sooner).
     pub(crate) poll_interval: Duration,
     pub(crate) timeout: Duration,
 }
 
-/// Writes any number of owner changes with one Bulk API 2.0 ingest job: create,
-/// upload `Id,OwnerId` CSV, close, poll, then read successful and failed results and
-/// map them back to the input by record id. Bulk runs no assignment rules unless asked
-/// (`assignmentRuleId`), and the job is created without one.
+/// First wait between status polls; doubles up to [`BulkConfig::poll_interval`], so a
+/// small job is seen finished quickly and a long one costs few calls.
+const FIRST_POLL: Duration = Duration::from_millis(100);
+
+/// The CSV a job uploads: header `Id,OwnerId`, LF line ends (the job says `"LF"`).
+fn bulk_csv(rows: &[(String, String)]) -> Result<Vec<u8>, CrmError> {
+    let broken = |e: csv::Error| {
+        CrmError::new(ErrorKind::Protocol, "building the bulk CSV failed").with_source(e)
+    };
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    writer.write_record(["Id", "OwnerId"]).map_err(broken)?;
+    for (id, owner) in rows {
+        writer
+            .write_record([id.as_str(), owner.as_str()])
+            .map_err(broken)?;
+    }
+    writer.into_inner().map_err(|e| {
+        CrmError::new(
+            ErrorKind::Protocol,
+            format!("building the bulk CSV failed: {e}"),
+        )
+    })
+}
+
+/// Result rows of one job results file: `(record id, sf__Error)` per row, the error
+/// empty for `successfulResults`. The id is `sf__Id`, or the uploaded `Id` column.
+pub(crate) fn bulk_result_rows(body: &[u8]) -> Result<Vec<(String, String)>, CrmError> {
+    let unreadable = |e: csv::Error| {
+        CrmError::new(ErrorKind::Protocol, "unreadable bulk results CSV").with_source(e)
+    };
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(body);
+    let headers = reader.headers().map_err(unreadable)?.clone();
+    let column = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
+    let id_cols: Vec<usize> = [column("sf__Id"), column("Id")]
+        .into_iter()
+        .flatten()
+        .collect();
+    let error_col = column("sf__Error");
+    let mut rows = Vec::new();
+    for row in reader.records() {
+        let row = row.map_err(unreadable)?;
+        let Some(id) = id_cols
+            .iter()
+            .filter_map(|c| row.get(*c))
+            .find(|s| !s.is_empty())
+        else {
+            continue;
+        };
+        let error = error_col.and_then(|c| row.get(c)).unwrap_or("");
+        rows.push((id.to_owned(), error.to_owned()));
+    }
+    Ok(rows)
+}
+
+/// Writes any number of owner changes with one Bulk API 2.0 ingest job: create the
+/// job, upload the `Id,OwnerId` CSV once, close it (`UploadComplete`), poll until it is
+/// terminal, read `successfulResults` and `failedResults` (and `unprocessedrecords`
+/// when the job did not complete), map them back to the input by record id, delete
+/// the job. Every one of those HTTP calls goes through the client, so each counts
+/// against the daily allocation like any REST call.
+///
+/// Assignment rules: Bulk API 2.0 has no `Sforce-Auto-Assign` header; an ingest job
+/// runs the lead assignment rule only when it is created with `assignmentRuleId`. This
+/// job never names one, so the owners written stay written.
+///
+/// Unknown outcomes: the job create is never retried blind (a lost answer could leave
+/// a job we do not know of, but an unclosed job writes nothing). A job that failed to
+/// upload or close is aborted. A job still running at `timeout`, or whose status can
+/// no longer be read, is aborted (best effort: rows Salesforce already processed stay
+/// written) and reported as [`ErrorKind::Timeout`], so the caller re-reads owners
+/// before sending anything again.
 pub(crate) async fn apply_bulk(
     client: &Client,
     object: ObjectKind,
     batch: &[OwnerChange],
     config: BulkConfig,
-) -> Result<Vec<WriteOutcome>, CrmError> {
+) -> Result<BulkWrite, CrmError> {
     let sobject = writable_sobject(object)?;
     let mut outcomes: Vec<Option<WriteOutcome>> = vec![None; batch.len()];
     let mut positions: HashMap<String, Vec<usize>> = HashMap::new();
-    let mut csv_body = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::Any(b'\n'))
-        .from_writer(Vec::new());
-    csv_body.write_record(["Id", "OwnerId"]).map_err(|e| {
-        CrmError::new(ErrorKind::Protocol, "building the bulk CSV failed").with_source(e)
-    })?;
+    let mut rows = Vec::with_capacity(batch.len());
     for (index, ids) in canonical_ids(batch).into_iter().enumerate() {
         match ids {
             Err(outcome) => outcomes[index] = Some(outcome),
             Ok((id, owner)) => {
-                csv_body
-                    .write_record([id.as_str(), owner.as_str()])
-                    .map_err(|e| {
-                        CrmError::new(ErrorKind::Protocol, "building the bulk CSV failed")
-                            .with_source(e)
-                    })?;
-                positions.entry(id).or_default().push(index);
+                positions.entry(id.clone()).or_default().push(index);
+                rows.push((id, owner));
             }
         }
     }
-    if positions.is_empty() {
-        return Ok(outcomes
-            .into_iter()
-            .map(|o| o.expect("all rejected up front"))
-            .collect());
+    if rows.is_empty() {
+        return Ok(BulkWrite {
+            job_id: None,
+            outcomes: outcomes
+                .into_iter()
+                .map(|o| o.expect("all rejected up front"))
+                .collect(),
+        });
     }
-    let csv_bytes = csv_body.into_inner().map_err(|e| {
-        CrmError::new(
-            ErrorKind::Protocol,
-            format!("building the bulk CSV failed: {e}"),
-        )
-    })?;
+    let csv_bytes = bulk_csv(&rows)?;
 
+    // No `.write()`: the Sforce-Auto-Assign header means nothing to Bulk API 2.0; the
+    // absent `assignmentRuleId` is what keeps assignment rules from running.
     let create = Request::json(
         Method::POST,
         Target::Api("/jobs/ingest".into()),
         &json!({"object": sobject.api_name(), "operation": "update", "contentType": "CSV", "lineEnding": "LF"}),
     )
-    .write()
     .not_idempotent();
     let (job, _) = client
         .send_json::<BulkJob>(&create, "bulk job create")
         .await?;
     let job_path = format!("/jobs/ingest/{}", job.id);
+    tracing::info!(job = %job.id, object = %object, records = rows.len(), "salesforce bulk ingest job created");
+
+    // One PUT per job (a second one is refused), so the upload is never resent: a
+    // failed upload aborts the job, which then writes nothing.
     let upload = Request {
         method: Method::PUT,
         body: Body::Csv(csv_bytes),
         ..Request::get(Target::Api(format!("{job_path}/batches")))
     }
-    .write();
-    client.send(&upload).await?;
+    .not_idempotent();
+    if let Err(err) = client.send(&upload).await {
+        abort(client, &job_path).await;
+        return Err(nothing_written(err.into(), &job.id, "upload"));
+    }
     let close = Request::json(
         Method::PATCH,
         Target::Api(job_path.clone()),
         &json!({"state": "UploadComplete"}),
     )
-    .write();
-    client.send(&close).await?;
-
-    let started = Instant::now();
-    let final_job = loop {
-        let (state, _) = client
+    .not_idempotent();
+    if let Err(err) = client.send(&close).await {
+        // The close may have landed with its answer lost: the job's state says.
+        let state = client
             .send_json::<BulkJob>(
                 &Request::get(Target::Api(job_path.clone())),
                 "bulk job status",
             )
-            .await?;
-        match state.state.as_str() {
-            "JobComplete" | "Failed" | "Aborted" => break state,
-            _ => {}
+            .await
+            .map(|(job, _)| job.state);
+        match state {
+            Ok(state) if state != "Open" => {}
+            _ => {
+                abort(client, &job_path).await;
+                return Err(nothing_written(err.into(), &job.id, "close"));
+            }
+        }
+    }
+
+    let started = Instant::now();
+    let mut wait = FIRST_POLL;
+    let final_job = loop {
+        tokio::time::sleep(wait.min(config.poll_interval)).await;
+        wait = wait.saturating_mul(2);
+        let status = client
+            .send_json::<BulkJob>(
+                &Request::get(Target::Api(job_path.clone())),
+                "bulk job status",
+            )
+            .await;
+        let state = match status {
+            Ok((state, _)) => state,
+            Err(err) => {
+                abort(client, &job_path).await;
+                let err: CrmError = err.into();
+                return Err(CrmError::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "salesforce bulk job {} status unreadable ({err}); aborted it, but rows it \
+                         already processed stay written: re-read owners before retrying",
+                        job.id
+                    ),
+                )
+                .with_source(err));
+            }
+        };
+        if matches!(state.state.as_str(), "JobComplete" | "Failed" | "Aborted") {
+            break state;
         }
         if started.elapsed() >= config.timeout {
+            abort(client, &job_path).await;
             return Err(CrmError::new(
                 ErrorKind::Timeout,
                 format!(
-                    "salesforce bulk job {} still {} after {:?}; its outcome is unknown: re-read owners before retrying",
+                    "salesforce bulk job {} still {} after {:?}; aborted it, but rows it already \
+                     processed stay written: re-read owners before retrying",
                     job.id, state.state, config.timeout
                 ),
             ));
         }
-        tokio::time::sleep(config.poll_interval).await;
     };
 
-    let mut record = |id: &str, outcome: WriteOutcome| {
-        let id = ids::canonical_or_raw(id);
-        if let Some(indexes) = positions.get(&id) {
-            for index in indexes {
-                outcomes[*index] = Some(outcome.clone());
-            }
-        }
-    };
-    for (resource, success) in [("successfulResults", true), ("failedResults", false)] {
+    let mut resources = vec!["successfulResults", "failedResults"];
+    if final_job.state != "JobComplete" {
+        resources.push("unprocessedrecords");
+    }
+    let not_completed = format!(
+        "bulk job {} ended {}: {}",
+        job.id,
+        final_job.state,
+        final_job.error_message.clone().unwrap_or_default()
+    );
+    for resource in resources {
         let response = client
             .send(&Request::get(Target::Api(format!(
                 "{job_path}/{resource}/"
             ))))
             .await?;
-        let mut reader = csv::ReaderBuilder::new().from_reader(response.body.as_slice());
-        let headers = reader
-            .headers()
-            .map_err(|e| {
-                CrmError::new(ErrorKind::Protocol, "unreadable bulk results CSV").with_source(e)
-            })?
-            .clone();
-        let column = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
-        let id_col = column("Id").or_else(|| column("sf__Id"));
-        let error_col = column("sf__Error");
-        for row in reader.records() {
-            let row = row.map_err(|e| {
-                CrmError::new(ErrorKind::Protocol, "unreadable bulk results CSV").with_source(e)
-            })?;
-            let Some(id) = id_col.and_then(|c| row.get(c)).filter(|s| !s.is_empty()) else {
-                continue;
+        for (id, error) in bulk_result_rows(&response.body)? {
+            let outcome = match resource {
+                "successfulResults" => WriteOutcome::Applied,
+                "failedResults" => bulk_error(&error),
+                _ => unprocessed(&not_completed),
             };
-            if success {
-                record(id, WriteOutcome::Applied);
-            } else {
-                let text = error_col.and_then(|c| row.get(c)).unwrap_or("");
-                record(id, bulk_error(text));
+            if let Some(indexes) = positions.get(&ids::canonical_or_raw(&id)) {
+                for index in indexes {
+                    outcomes[*index].get_or_insert_with(|| outcome.clone());
+                }
             }
         }
     }
-    let unprocessed_reason = match final_job.state.as_str() {
-        "JobComplete" => "the bulk job finished without a result for this record".to_owned(),
-        other => format!(
-            "bulk job {} ended {other}: {}",
-            job.id,
-            final_job.error_message.clone().unwrap_or_default()
-        ),
+    // Terminal jobs are kept seven days; ours are read, so free the org's job list.
+    let delete = Request {
+        method: Method::DELETE,
+        ..Request::get(Target::Api(job_path.clone()))
     };
-    Ok(outcomes
-        .into_iter()
-        .map(|o| {
-            o.unwrap_or_else(|| WriteOutcome::Rejected {
-                kind: RejectKind::Other,
-                code: "UNPROCESSED".into(),
-                message: unprocessed_reason.clone(),
-            })
-        })
-        .collect())
+    if let Err(err) = client.send(&delete).await {
+        tracing::debug!(job = %job.id, error = %err.error, "deleting a finished bulk job failed; Salesforce drops it after 7 days");
+    }
+    let missing = if final_job.state == "JobComplete" {
+        format!(
+            "bulk job {} finished without a result for this record",
+            job.id
+        )
+    } else {
+        not_completed
+    };
+    Ok(BulkWrite {
+        job_id: Some(job.id),
+        outcomes: outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| unprocessed(&missing)))
+            .collect(),
+    })
+}
+
+/// A record the job did not process: not written, safe to retry after a re-read.
+fn unprocessed(message: &str) -> WriteOutcome {
+    WriteOutcome::Rejected {
+        kind: RejectKind::Other,
+        code: "UNPROCESSED".into(),
+        message: message.to_owned(),
+    }
+}
+
+/// Aborts a job (best effort): an Open job then never runs, an InProgress one stops
+/// taking new rows.
+async fn abort(client: &Client, job_path: &str) {
+    let request = Request::json(
+        Method::PATCH,
+        Target::Api(job_path.to_owned()),
+        &json!({"state": "Aborted"}),
+    );
+    if let Err(err) = client.send(&request).await {
+        tracing::warn!(job = job_path, error = %err.error, "aborting a salesforce bulk job failed");
+    }
+}
+
+/// A job that never reached `UploadComplete` wrote nothing: say so, keep the kind.
+fn nothing_written(err: CrmError, job: &str, step: &str) -> CrmError {
+    CrmError {
+        message: format!(
+            "salesforce bulk job {job}: {step} failed ({}); the job was aborted before it ran, nothing was written",
+            err.message
+        ),
+        ..err
+    }
 }
 
 /// A Bulk `sf__Error` value: `CODE:message:fields --`.
@@ -690,6 +819,32 @@ mod tests {
         assert!(
             matches!(outcome, WriteOutcome::Rejected { kind: RejectKind::InactiveOwner, ref message, .. } if message.starts_with("operation performed"))
         );
+    }
+
+    #[test]
+    fn bulk_results_take_sf_id_and_error_whatever_the_line_ends() {
+        let failed = "\"sf__Id\",\"sf__Error\",\"Id\",\"OwnerId\"\r\n\
+                      \"00Q5e00000AbCdEEAV\",\"UNABLE_TO_LOCK_ROW:unable to obtain exclusive access to this record:--\",\"00Q5e00000AbCdE\",\"0055e000009KlMnAAK\"\r\n";
+        let rows = bulk_result_rows(failed.as_bytes()).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            rows[0].0, "00Q5e00000AbCdEEAV",
+            "sf__Id wins over the uploaded Id"
+        );
+        assert!(matches!(
+            bulk_error(&rows[0].1),
+            WriteOutcome::Rejected { kind: RejectKind::Locked, ref code, .. } if code == "UNABLE_TO_LOCK_ROW"
+        ));
+        // An unprocessed-records file has only the uploaded columns.
+        let unprocessed = "Id,OwnerId\n00Q5e00000AbCdFEAV,0055e000009KlMnAAK\n";
+        let rows = bulk_result_rows(unprocessed.as_bytes()).unwrap();
+        assert_eq!(rows, vec![("00Q5e00000AbCdFEAV".to_owned(), String::new())]);
+    }
+
+    #[test]
+    fn bulk_uploads_are_id_owner_csv_with_lf_line_ends() {
+        let csv = bulk_csv(&[("00Q1".to_owned(), "0051".to_owned())]).unwrap();
+        assert_eq!(String::from_utf8(csv).unwrap(), "Id,OwnerId\n00Q1,0051\n");
     }
 
     #[test]

@@ -868,7 +868,13 @@ async fn bulk_writes_report_each_record_and_strict_writes_detect_conflicts() {
     if let Some(inactive) = &inactive {
         batch[7].to = OwnerId::new(inactive.as_str());
     }
-    let outcomes = crm.apply_bulk(ObjectKind::Contact, &batch).await.unwrap();
+    let bulk = crm.apply_bulk(ObjectKind::Contact, &batch).await.unwrap();
+    assert!(
+        bulk.job_id
+            .as_deref()
+            .is_some_and(|id| id.starts_with("750"))
+    );
+    let outcomes = bulk.outcomes;
     assert_eq!(outcomes.len(), 250);
     for (i, outcome) in outcomes.iter().enumerate() {
         if i == 7 && inactive.is_some() {
@@ -932,6 +938,66 @@ async fn bulk_writes_report_each_record_and_strict_writes_detect_conflicts() {
         outcomes[0]
     );
     assert_eq!(outcomes[1], WriteOutcome::Applied);
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_job_does_not_fire_the_lead_assignment_rule_and_cleans_up_after_itself() {
+    // REST would let this rule rewrite every owner we send (no header = TRUE); a Bulk
+    // API 2.0 job runs it only when created with `assignmentRuleId`, which we never send.
+    let config = SalesforceSimConfig {
+        validation_rule: false,
+        lead_assignment_rule: LeadAssignmentRule::Queue {
+            queue_name: "Lead Intake".into(),
+        },
+        ..small_org()
+    };
+    let (sim, crm) = connector(config).await;
+    let state = sim.state();
+    let user = state.users.iter().find(|u| u.is_active).unwrap().id.clone();
+    let leads: Vec<_> = state
+        .leads
+        .iter()
+        .filter(|l| !l.is_deleted && !l.is_converted && l.owner_id != user)
+        .take(300)
+        .collect();
+    let batch: Vec<OwnerChange> = leads
+        .iter()
+        .map(|l| OwnerChange {
+            id: RecordId::new(l.id.as_str()),
+            from: Some(OwnerId::new(l.owner_id.as_str())),
+            to: OwnerId::new(user.as_str()),
+            if_unmodified_since: None,
+        })
+        .collect();
+    let calls_before = sim.stats().api_used;
+    let bulk = crm.apply_bulk(ObjectKind::Lead, &batch).await.unwrap();
+    assert!(bulk.outcomes.iter().all(|o| *o == WriteOutcome::Applied));
+    let after = sim.state();
+    for lead in &leads {
+        let now = after.leads.iter().find(|l| l.id == lead.id).unwrap();
+        assert_eq!(
+            now.owner_id, user,
+            "the assignment rule did not run on {}",
+            lead.id
+        );
+    }
+    let log = sim.write_log();
+    assert!(log.iter().all(|w| w.source != "assignment_rule"));
+    assert_eq!(
+        log.iter()
+            .filter(|w| w.field == "OwnerId" && w.source == "bulk2")
+            .count(),
+        300
+    );
+    // Every bulk call counted against the allocation: create, upload, close, polls,
+    // two result files, delete; the job is gone afterwards.
+    let used = sim.stats().api_used - calls_before;
+    assert!(used >= 7, "{used} calls counted");
+    assert!(used < 30, "{used} calls: polling backs off");
+    let calls = sim.stats().calls;
+    assert_eq!(calls.get("DELETE jobs/ingest/{id}"), Some(&1), "{calls:?}");
+    assert_eq!(calls.get("PATCH composite/sobjects"), None, "{calls:?}");
     sim.shutdown().await;
 }
 
@@ -1103,6 +1169,45 @@ async fn server_errors_and_connection_resets_are_retried_as_whole_calls() {
         crm.usage().daily_max.is_some(),
         "Sforce-Limit-Info was read"
     );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_whose_answer_is_lost_is_left_to_the_caller_not_resent_blind() {
+    let config = SalesforceSimConfig {
+        validation_rule: false,
+        ..small_org()
+    };
+    let (sim, crm) = connector(config).await;
+    let state = sim.state();
+    let user = state.users.iter().find(|u| u.is_active).unwrap().id.clone();
+    let contact = state
+        .contacts
+        .iter()
+        .find(|c| !c.is_deleted && c.owner_id != user)
+        .unwrap();
+    sim.set_faults(FaultScript {
+        path_contains: Some("/composite/sobjects".into()),
+        lost_answer_rate: 1.0,
+        ..FaultScript::default()
+    });
+    let change = OwnerChange {
+        id: RecordId::new(contact.id.as_str()),
+        from: None,
+        to: OwnerId::new(user.as_str()),
+        if_unmodified_since: None,
+    };
+    let err = crm.apply(ObjectKind::Contact, &[change]).await.unwrap_err();
+    assert!(err.kind.is_outcome_unknown(), "{err}");
+    // The write landed once; the connector did not send it again on its own (a
+    // person could have changed the owner in between: the writer re-reads first).
+    assert_eq!(sim.stats().calls.get("PATCH composite/sobjects"), Some(&1));
+    let writes = sim
+        .write_log()
+        .into_iter()
+        .filter(|w| w.id == contact.id && w.field == "OwnerId")
+        .count();
+    assert_eq!(writes, 1);
     sim.shutdown().await;
 }
 

@@ -26,6 +26,16 @@ pub struct FaultScript {
     pub slow_ms: u64,
     /// The next N matching requests get their connection dropped without an answer.
     pub resets_next: u32,
+    /// Fraction of matching requests whose connection is dropped before they run.
+    pub reset_rate: f64,
+    /// Fraction of matching requests that run, then lose their answer (the connection
+    /// drops after the work is done): the client cannot tell from a reset.
+    pub lost_answer_rate: f64,
+    /// Fraction of matching requests delayed by `slow_ms`.
+    pub slow_rate: f64,
+    /// Fraction of matching requests refused with 403 `REQUEST_LIMIT_EXCEEDED`
+    /// ("ConcurrentRequests"), as an org at its concurrent long-running limit answers.
+    pub concurrency_limit_rate: f64,
     /// Fraction of record writes failing with `UNABLE_TO_LOCK_ROW`.
     pub lock_row_rate: f64,
     /// The next N record writes fail with `UNABLE_TO_LOCK_ROW`.
@@ -61,6 +71,10 @@ pub(crate) enum ServerError {
 #[derive(Debug, Default)]
 pub(crate) struct RequestFaults {
     pub(crate) reset: bool,
+    /// Run the request, then drop the connection instead of answering.
+    pub(crate) lose_answer: bool,
+    /// Refuse with 403 REQUEST_LIMIT_EXCEEDED (ConcurrentRequests).
+    pub(crate) concurrency_limit: bool,
     pub(crate) delay_ms: u64,
     pub(crate) server_error: Option<ServerError>,
 }
@@ -103,9 +117,25 @@ impl FaultState {
             out.reset = true;
             return out;
         }
+        if self.chance(self.script.reset_rate) {
+            self.injected += 1;
+            out.reset = true;
+            return out;
+        }
+        if self.chance(self.script.concurrency_limit_rate) {
+            self.injected += 1;
+            out.concurrency_limit = true;
+            return out;
+        }
         if self.script.slow_all || self.script.slow_next > 0 {
             self.script.slow_next = self.script.slow_next.saturating_sub(1);
             out.delay_ms = self.script.slow_ms;
+        } else if self.chance(self.script.slow_rate) {
+            out.delay_ms = self.script.slow_ms;
+        }
+        if self.chance(self.script.lost_answer_rate) {
+            self.injected += 1;
+            out.lose_answer = true;
         }
         let fail = if self.script.server_errors_next > 0 {
             self.script.server_errors_next -= 1;
@@ -124,6 +154,12 @@ impl FaultState {
             });
         }
         out
+    }
+
+    /// A draw with probability `p` (none at all when `p` is 0, so scripts without
+    /// rates keep their sequence).
+    fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && self.rng.random_bool(p.clamp(0.0, 1.0))
     }
 
     /// Whether the next record write hits a row lock.

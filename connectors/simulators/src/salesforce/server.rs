@@ -470,6 +470,19 @@ async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         Ok(user) => user,
         Err(resp) => return resp.into_response(),
     };
+    if request_faults.concurrency_limit {
+        shared.stats.lock().limit_rejections += 1;
+        shared.stats.lock().faults_injected += 1;
+        return with_limit_info(
+            &shared,
+            Resp::error(
+                StatusCode::FORBIDDEN,
+                "REQUEST_LIMIT_EXCEEDED",
+                "ConcurrentRequests (Concurrent API Requests) Limit exceeded.",
+            ),
+        )
+        .into_response();
+    }
     let now = Instant::now();
     let ticket = {
         let entered = shared.in_flight.lock().enter(
@@ -512,6 +525,13 @@ async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     )
     .await;
     shared.in_flight.lock().leave(ticket);
+    if request_faults.lose_answer
+        && let Some(ctl) = ctl
+    {
+        // The work is done; the answer never arrives.
+        ctl.reset.notify_one();
+        std::future::pending::<()>().await;
+    }
     response.into_response()
 }
 
