@@ -21,6 +21,46 @@ fn peak_rss() -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// SHA-256 of the plan's JSON, streamed (the text itself would be hundreds of MiB).
+fn plan_digest(plan: &reconcile::Plan) -> String {
+    use sha2::Digest as _;
+    struct Sink(sha2::Sha256);
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.update(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut sink = Sink(sha2::Sha256::new());
+    if let Err(e) = serde_json::to_writer(&mut sink, plan) {
+        return format!("(could not serialize the plan: {e})");
+    }
+    let bytes = sink.0.finalize();
+    bytes[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// CPU time used so far by the whole process and by the calling thread, in seconds
+/// (utime + stime from /proc; Linux only). On a shared machine wall time depends on
+/// the others' load, CPU time much less.
+fn cpu_secs() -> (f64, f64) {
+    let read = |path: &str| -> Option<f64> {
+        let stat = std::fs::read_to_string(path).ok()?;
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let rest = stat.rsplit_once(')')?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let utime: f64 = fields.get(11)?.parse().ok()?;
+        let stime: f64 = fields.get(12)?.parse().ok()?;
+        Some((utime + stime) / 100.0)
+    };
+    (
+        read("/proc/self/stat").unwrap_or(0.0),
+        read("/proc/thread-self/stat").unwrap_or(0.0),
+    )
+}
+
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
     args.windows(2)
@@ -101,17 +141,30 @@ fn main() {
     );
 
     let t = Instant::now();
+    let (cpu0, own0) = cpu_secs();
     let mut ledger = Ledger::default();
     let plan = reconcile::plan_with(&snapshot, &policy, &matcher, &mut ledger, now);
     let plan_secs = t.elapsed().as_secs_f64();
+    let (cpu1, own1) = cpu_secs();
     println!(
         "  match + route + plan       {plan_secs:>7.2} s   {} changes, {} exceptions",
         plan.changes.len(),
         plan.exceptions.len()
     );
+    println!(
+        "    cpu time of the plan     {:>7.2} s   all threads; {:.2} s on the routing (calling) thread",
+        cpu1 - cpu0,
+        own1 - own0
+    );
     drop(matcher);
 
     let plan_peak = peak_rss().unwrap_or(0);
+    // A digest of the whole plan (not timed): any change to what is planned, in any
+    // field or order, shows here, so a speed-up can be checked to plan the same.
+    println!(
+        "  plan digest (SHA-256 of the plan JSON)  {}",
+        plan_digest(&plan)
+    );
     drop(plan);
     drop(ledger);
     let total = index_secs + plan_secs;
@@ -151,6 +204,10 @@ fn main() {
         "  incremental re-plan        {incr_secs:>7.2} s   {} dirty records after a full pass of {full_secs:.2} s; {} changes",
         dirty.people.len(),
         again.changes.len()
+    );
+    println!(
+        "  re-plan digest                          {}",
+        plan_digest(&again)
     );
 
     let peak = peak_rss().unwrap_or(0);

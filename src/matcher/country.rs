@@ -128,11 +128,33 @@ const ALIASES: &[(&str, &str)] = &[
 ];
 
 /// Reduce a country value to its alpha-2 code; `None` when it is empty or unknown.
+///
+/// Called once per record by the router, so the usual values (plain ASCII, like `DE`
+/// or `Germany`) are folded on the stack; only other text goes through `deunicode`.
 pub fn country_code(raw: &str) -> Option<CountryCode> {
-    let folded = deunicode::deunicode(raw.trim())
+    let raw = raw.trim();
+    if raw.is_ascii() && raw.len() <= FOLD_MAX {
+        let mut buf = [0u8; FOLD_MAX];
+        let mut n = 0;
+        for b in raw.bytes().filter(|b| *b != b'.') {
+            buf[n] = b.to_ascii_lowercase();
+            n += 1;
+        }
+        // ASCII in, ASCII out: always valid UTF-8.
+        let folded = std::str::from_utf8(&buf[..n]).unwrap_or("");
+        return code_of_folded(folded.trim());
+    }
+    let folded = deunicode::deunicode(raw)
         .to_ascii_lowercase()
         .replace('.', "");
-    let folded = folded.trim();
+    code_of_folded(folded.trim())
+}
+
+/// Longest value folded without allocating; longer ones are no alias anyway.
+const FOLD_MAX: usize = 32;
+
+/// `folded`: trimmed, lower case, ASCII, dots removed.
+fn code_of_folded(folded: &str) -> Option<CountryCode> {
     if folded.is_empty() {
         return None;
     }
@@ -166,5 +188,20 @@ mod tests {
         assert_eq!(country_code("Österreich"), Some(*b"AT"));
         assert_eq!(country_code(""), None);
         assert_eq!(country_code("Atlantis"), None);
+    }
+
+    #[test]
+    fn the_stack_fold_agrees_with_the_general_one() {
+        // Values short enough for the stack path, and the same country spelled so that
+        // it takes the general path (non-ASCII, or longer than the stack buffer).
+        assert_eq!(country_code("U.K."), Some(*b"GB"));
+        assert_eq!(country_code("  The Netherlands "), Some(*b"NL"));
+        assert_eq!(country_code("España"), Some(*b"ES"));
+        assert_eq!(country_code("Türkiye"), Some(*b"TR"));
+        assert_eq!(country_code("United States of America"), Some(*b"US"));
+        let long = "a country whose name is much longer than thirty-two letters";
+        assert_eq!(country_code(long), None);
+        assert_eq!(country_code("d"), None);
+        assert_eq!(country_code("D3"), None);
     }
 }

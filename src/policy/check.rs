@@ -15,6 +15,7 @@ use super::model::*;
 use super::raw::*;
 use super::{PolicyIssue, Severity};
 use crate::domain::OwnerId;
+use crate::matcher::country::{CountryCode, country_code};
 use crate::reconcile::matching::MatchStatus;
 
 /// Fields a person record has by name; anything else is looked up in its CRM fields.
@@ -694,6 +695,13 @@ impl<'a> Checker<'a> {
                     );
                 }
             }
+            let country_codes = self.country_codes(
+                t.countries
+                    .iter()
+                    .flat_map(|l| l.get_ref())
+                    .map(|c| (c.get_ref().as_str(), c.span())),
+                &format!("territories.{name}.countries"),
+            );
             let mut rep_names = Vec::new();
             for r in &t.reps {
                 if reps.contains_key(r.get_ref()) {
@@ -710,6 +718,7 @@ impl<'a> Checker<'a> {
                 name,
                 description: t.description,
                 countries,
+                country_codes,
                 states,
                 employees,
                 conditions,
@@ -941,11 +950,52 @@ impl<'a> Checker<'a> {
         } else {
             return None;
         };
+        let country_codes = match (&op, field_ref.is_country()) {
+            (Op::Equals(v), true) => {
+                let span = raw.equals.as_ref().map_or(span.clone(), |e| e.span());
+                self.country_codes([(v.as_str(), span)], &format!("{place}: {name}"))
+            }
+            (Op::In(vs), true) => {
+                let span = raw.in_.as_ref().map_or(span.clone(), |e| e.span());
+                self.country_codes(
+                    vs.iter().map(|v| (v.as_str(), span.clone())),
+                    &format!("{place}: {name}"),
+                )
+            }
+            _ => Vec::new(),
+        };
         Some(Condition::Field {
             field: field_ref,
             op,
             negate,
+            country_codes,
         })
+    }
+
+    /// Country values written in the policy as ISO codes, read once here so routing
+    /// compares codes (`Germany`, `Deutschland` and `DE` are one country). A value that
+    /// is no recognisable country still works as text; it gets a warning, since it is
+    /// most likely a typo or a name leadroute does not know.
+    fn country_codes<'v>(
+        &mut self,
+        values: impl IntoIterator<Item = (&'v str, Range<usize>)>,
+        place: &str,
+    ) -> Vec<Option<CountryCode>> {
+        let mut codes = Vec::new();
+        for (value, span) in values {
+            let code = country_code(value);
+            if code.is_none() && !value.trim().is_empty() {
+                self.warn(
+                    span,
+                    format!(
+                        "{place}: {value:?} is not a country leadroute recognises, so it only matches that exact text"
+                    ),
+                    "write an ISO 3166-1 alpha-2 code (\"DE\") or a common country name (\"Germany\", \"Deutschland\")",
+                );
+            }
+            codes.push(code);
+        }
+        codes
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1169,7 +1219,14 @@ impl<'a> Checker<'a> {
                 {
                     let shared: Vec<&String> = vb
                         .iter()
-                        .filter(|v| va.iter().any(|a| a.eq_ignore_ascii_case(v)))
+                        .filter(|v| {
+                            va.iter().any(|a| {
+                                a.eq_ignore_ascii_case(v)
+                                    || (fa.is_country()
+                                        && country_code(a).is_some()
+                                        && country_code(a) == country_code(v))
+                            })
+                        })
                         .collect();
                     if !shared.is_empty() {
                         self.warn(
@@ -1243,6 +1300,7 @@ fn single_values(r: &Rule) -> Option<(&FieldRef, Vec<String>)> {
                 field,
                 op: Op::Equals(v),
                 negate: false,
+                ..
             },
         ] => Some((field, vec![v.clone()])),
         [
@@ -1250,6 +1308,7 @@ fn single_values(r: &Rule) -> Option<(&FieldRef, Vec<String>)> {
                 field,
                 op: Op::In(vs),
                 negate: false,
+                ..
             },
         ] => Some((field, vs.clone())),
         _ => None,

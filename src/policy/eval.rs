@@ -9,14 +9,20 @@ use serde::Serialize;
 
 use super::model::*;
 use crate::domain::{AccountRecord, PersonRecord};
+use crate::matcher::country::{CountryCode, code_str, country_code};
 use crate::reconcile::matching::MatchStatus;
 
 /// What conditions look at: a person, the account it matched (if any), the match status.
+/// Built by [`Subject::new`], which reads the country values as ISO codes once.
 #[derive(Debug, Clone, Copy)]
 pub struct Subject<'a> {
     pub person: &'a PersonRecord,
     pub account: Option<&'a AccountRecord>,
     pub match_status: MatchStatus,
+    /// The record's `country` as an ISO code, when recognisable.
+    record_country: Option<CountryCode>,
+    /// The account's `country` as an ISO code, when recognisable.
+    account_country: Option<CountryCode>,
 }
 
 /// One condition as evaluated: what it tested, the value it saw, the verdict.
@@ -32,6 +38,22 @@ fn email_domain(email: &str) -> &str {
 }
 
 impl<'a> Subject<'a> {
+    pub fn new(
+        person: &'a PersonRecord,
+        account: Option<&'a AccountRecord>,
+        match_status: MatchStatus,
+    ) -> Self {
+        Subject {
+            person,
+            account,
+            match_status,
+            record_country: person.country.as_deref().and_then(country_code),
+            account_country: account
+                .and_then(|a| a.country.as_deref())
+                .and_then(country_code),
+        }
+    }
+
     /// The value of a field, or `None` when it is absent or empty.
     pub fn value(&self, field: &FieldRef) -> Option<Cow<'a, str>> {
         let s: Option<Cow<'a, str>> = match field {
@@ -80,6 +102,22 @@ impl<'a> Subject<'a> {
             .filter(|c| !c.trim().is_empty())
     }
 
+    /// [`Subject::country`] as an ISO code, when recognisable.
+    fn country_code(&self) -> Option<CountryCode> {
+        match self.account.and_then(|a| a.country.as_deref()) {
+            Some(_) => self.account_country,
+            None => self.record_country,
+        }
+    }
+
+    /// The ISO code of a country field's value (`country`, `account.country`).
+    fn field_country_code(&self, field: &FieldRef) -> Option<CountryCode> {
+        match field {
+            FieldRef::Record(_) => self.record_country,
+            FieldRef::Account(_) => self.account_country,
+        }
+    }
+
     fn state(&self) -> Option<&'a str> {
         self.account
             .and_then(|a| a.state.as_deref())
@@ -92,8 +130,45 @@ fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
     s.len() >= prefix.len() && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
 }
 
-fn op_holds(op: &Op, value: Option<&str>) -> bool {
+/// Whether a country value equals one written in the policy: as ISO codes when both
+/// are recognisable countries, else as text (case-insensitive). `value` is trimmed.
+fn same_country(
+    written: &str,
+    written_code: Option<CountryCode>,
+    value: &str,
+    code: Option<CountryCode>,
+) -> bool {
+    match (written_code, code) {
+        (Some(a), Some(b)) => a == b,
+        _ => value.eq_ignore_ascii_case(written),
+    }
+}
+
+/// `codes`: the policy values as ISO codes (aligned with them) when the field is a
+/// country, else empty; `code`: the record's value as an ISO code.
+fn op_holds(
+    op: &Op,
+    value: Option<&str>,
+    codes: &[Option<CountryCode>],
+    code: Option<CountryCode>,
+) -> bool {
     let value = value.map(str::trim);
+    if !codes.is_empty() {
+        match op {
+            Op::Equals(v) => {
+                return value
+                    .is_some_and(|s| same_country(v, codes.first().copied().flatten(), s, code));
+            }
+            Op::In(vs) => {
+                return value.is_some_and(|s| {
+                    vs.iter()
+                        .zip(codes)
+                        .any(|(v, c)| same_country(v, *c, s, code))
+                });
+            }
+            _ => {}
+        }
+    }
     match op {
         Op::Exists(want) => value.is_some() == *want,
         Op::Equals(v) => value.is_some_and(|s| s.eq_ignore_ascii_case(v)),
@@ -112,7 +187,15 @@ impl Territory {
             list.is_empty()
                 || v.is_some_and(|v| list.iter().any(|c| c.eq_ignore_ascii_case(v.trim())))
         };
-        in_list(&self.countries, s.country())
+        let in_countries = self.countries.is_empty()
+            || s.country().is_some_and(|v| {
+                let (v, code) = (v.trim(), s.country_code());
+                self.countries
+                    .iter()
+                    .zip(&self.country_codes)
+                    .any(|(c, cc)| same_country(c, *cc, v, code))
+            });
+        in_countries
             && in_list(&self.states, s.state())
             && self.employees.is_none_or(|r| {
                 s.account
@@ -126,7 +209,14 @@ impl Territory {
     pub fn describe_seen(&self, s: &Subject<'_>) -> String {
         let mut parts = Vec::new();
         if !self.countries.is_empty() {
-            parts.push(format!("country={}", s.country().unwrap_or("∅")));
+            let seen = s.country().unwrap_or("∅");
+            match s.country_code() {
+                // Say which country a name was read as: `country=Germany (DE)`.
+                Some(code) if !seen.trim().eq_ignore_ascii_case(code_str(&code)) => {
+                    parts.push(format!("country={seen} ({})", code_str(&code)));
+                }
+                _ => parts.push(format!("country={seen}")),
+            }
         }
         if !self.states.is_empty() {
             parts.push(format!("state={}", s.state().unwrap_or("∅")));
@@ -146,8 +236,18 @@ impl Territory {
 /// A condition that does not refer to territories (used inside territories).
 fn holds_plain(c: &Condition, s: &Subject<'_>) -> bool {
     match c {
-        Condition::Field { field, op, negate } => {
-            op_holds(op, s.value(field).as_deref()) != *negate
+        Condition::Field {
+            field,
+            op,
+            negate,
+            country_codes,
+        } => {
+            let code = if country_codes.is_empty() {
+                None
+            } else {
+                s.field_country_code(field)
+            };
+            op_holds(op, s.value(field).as_deref(), country_codes, code) != *negate
         }
         Condition::Match { statuses, negate } => statuses.contains(&s.match_status) != *negate,
         Condition::Territory { negate, .. } => *negate,

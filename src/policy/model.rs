@@ -11,6 +11,7 @@ use chrono_tz::Tz;
 use serde::Serialize;
 
 use crate::domain::OwnerId;
+use crate::matcher::country::CountryCode;
 use crate::reconcile::matching::MatchStatus;
 
 /// A checked routing policy. Built by [`crate::policy::load`] or [`crate::policy::parse`].
@@ -200,8 +201,12 @@ impl Pool {
 pub struct Territory {
     pub name: String,
     pub description: Option<String>,
-    /// Upper-case; compared case-insensitively with the account's (else record's) country.
+    /// Upper-case, as written. Compared with the account's (else record's) country as
+    /// ISO codes when both sides are recognisable countries (`Germany` = `DE`), else as
+    /// text, case-insensitively.
     pub countries: Vec<String>,
+    /// `countries` as ISO codes, aligned with it; `None` for a value that is no country.
+    pub country_codes: Vec<Option<CountryCode>>,
     pub states: Vec<String>,
     pub employees: Option<NumRange>,
     pub conditions: Vec<Condition>,
@@ -240,6 +245,12 @@ pub enum FieldRef {
 }
 
 impl FieldRef {
+    /// Whether this is `country` or `account.country`, whose values are compared as
+    /// country codes.
+    pub fn is_country(&self) -> bool {
+        matches!(self, FieldRef::Record(f) | FieldRef::Account(f) if f == "country")
+    }
+
     pub fn describe(&self) -> String {
         match self {
             FieldRef::Record(f) => f.clone(),
@@ -263,6 +274,9 @@ pub enum Condition {
         field: FieldRef,
         op: Op,
         negate: bool,
+        /// For `equals` / `in` on `country` or `account.country`: the values as ISO codes
+        /// (aligned with them; `None` for a value that is no country). Empty otherwise.
+        country_codes: Vec<Option<CountryCode>>,
     },
     Territory {
         name: String,
@@ -278,7 +292,9 @@ impl Condition {
     pub fn describe(&self) -> String {
         let not = |n: bool| if n { "not " } else { "" };
         match self {
-            Condition::Field { field, op, negate } => {
+            Condition::Field {
+                field, op, negate, ..
+            } => {
                 let f = field.describe();
                 let o = match op {
                     Op::Equals(v) => format!("equals {v:?}"),
@@ -378,6 +394,20 @@ impl Policy {
             Some(name) => format!("{name} ({owner})"),
             None => owner.to_string(),
         }
+    }
+
+    /// [`Policy::owner_label`] for formatting, without building the label first.
+    pub fn owner_display<'p>(&'p self, owner: &'p OwnerId) -> impl std::fmt::Display + 'p {
+        struct Label<'p>(Option<&'p String>, &'p OwnerId);
+        impl std::fmt::Display for Label<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                match self.0 {
+                    Some(name) => write!(f, "{name} ({})", self.1),
+                    None => write!(f, "{}", self.1),
+                }
+            }
+        }
+        Label(self.rep_by_owner.get(owner), owner)
     }
 
     pub fn rule(&self, name: &str) -> Option<&Rule> {

@@ -231,3 +231,219 @@ fn reps_missing_or_inactive_in_the_mirror_are_reported() {
         "{got:?}"
     );
 }
+
+fn person_in(country: Option<&str>) -> crate::domain::PersonRecord {
+    crate::domain::PersonRecord {
+        id: crate::domain::RecordId::new("1"),
+        object: crate::domain::ObjectKind::Contact,
+        email: Some("a@example.com".into()),
+        first_name: None,
+        last_name: None,
+        company: None,
+        website: None,
+        country: country.map(str::to_owned),
+        state: None,
+        owner_id: None,
+        accounts: None,
+        owner_assigned_at: None,
+        converted: false,
+        created_at: None,
+        updated_at: Utc::now(),
+        fields: std::collections::BTreeMap::new(),
+        raw: serde_json::Value::Null,
+    }
+}
+
+fn account_in(country: Option<&str>) -> crate::domain::AccountRecord {
+    crate::domain::AccountRecord {
+        id: crate::domain::RecordId::new("A1"),
+        name: Some("Acme".into()),
+        domain: Some("acme.example".into()),
+        website: None,
+        extra_domains: Vec::new(),
+        country: country.map(str::to_owned),
+        state: None,
+        parent_id: None,
+        owner_id: None,
+        employees: None,
+        industry: None,
+        created_at: None,
+        updated_at: Utc::now(),
+        fields: std::collections::BTreeMap::new(),
+        raw: serde_json::Value::Null,
+    }
+}
+
+const COUNTRY_POLICY: &str = r#"
+[territories.dach]
+countries = ["DE", "Austria", "schweiz"]
+
+[territories.homeland]
+countries = ["Atlantis"]
+
+[[rules]]
+name = "france-or-spain"
+when = [{ field = "country", in = ["France", "ES"] }]
+action = "keep"
+
+[[rules]]
+name = "us-accounts"
+when = [{ field = "account.country", equals = "United States" }]
+action = "keep"
+
+[[rules]]
+name = "dach"
+when = [{ territory = "dach" }]
+action = "keep"
+
+[[rules]]
+name = "homeland"
+when = [{ territory = "homeland" }]
+action = "keep"
+
+[default]
+action = "exception"
+"#;
+
+/// Names of the territories a record with this country (and account country) is in.
+fn territories_for(policy: &Policy, country: Option<&str>, account: Option<&str>) -> Vec<String> {
+    let person = person_in(country);
+    let acct = account.map(|c| account_in(Some(c)));
+    let status = if acct.is_some() {
+        crate::reconcile::matching::MatchStatus::Matched
+    } else {
+        crate::reconcile::matching::MatchStatus::Unmatched
+    };
+    let subject = Subject::new(&person, acct.as_ref(), status);
+    policy
+        .territories_of(&subject)
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn territory_countries_match_codes_names_and_local_names_alike() {
+    let (policy, _) = parse("p.toml", COUNTRY_POLICY).unwrap();
+    for value in [
+        "DE",
+        "de",
+        "Germany",
+        "Deutschland",
+        "DEU",
+        " germany ",
+        "AT",
+        "Österreich",
+        "Switzerland",
+        "CH",
+    ] {
+        assert_eq!(
+            territories_for(&policy, Some(value), None),
+            vec!["dach"],
+            "{value}"
+        );
+    }
+    for value in ["FR", "France", "United States", "Denmark", "Narnia"] {
+        assert!(
+            territories_for(&policy, Some(value), None).is_empty(),
+            "{value}"
+        );
+    }
+    // The matched account's country decides, whatever the record says.
+    assert_eq!(
+        territories_for(&policy, Some("France"), Some("Deutschland")),
+        vec!["dach"]
+    );
+    assert!(territories_for(&policy, Some("Germany"), Some("FR")).is_empty());
+}
+
+#[test]
+fn values_that_are_no_country_still_compare_as_text() {
+    let (policy, _) = parse("p.toml", COUNTRY_POLICY).unwrap();
+    for value in ["Atlantis", "atlantis", " ATLANTIS "] {
+        assert_eq!(
+            territories_for(&policy, Some(value), None),
+            vec!["homeland"],
+            "{value}"
+        );
+    }
+    assert!(territories_for(&policy, Some("Atlantida"), None).is_empty());
+    assert!(territories_for(&policy, None, None).is_empty());
+    assert!(territories_for(&policy, Some("  "), None).is_empty());
+}
+
+#[test]
+fn country_conditions_compare_country_codes() {
+    let (policy, _) = parse("p.toml", COUNTRY_POLICY).unwrap();
+    let holds = |rule: &str, country: Option<&str>, account: Option<&str>| {
+        let person = person_in(country);
+        let acct = account.map(|c| account_in(Some(c)));
+        let subject = Subject::new(
+            &person,
+            acct.as_ref(),
+            crate::reconcile::matching::MatchStatus::Matched,
+        );
+        let rule = policy.rule(rule).expect("the rule exists");
+        rule.conditions.iter().all(|c| policy.holds(c, &subject))
+    };
+    for value in ["FR", "fr", "France", "ES", "Spain", "España"] {
+        assert!(holds("france-or-spain", Some(value), None), "{value}");
+    }
+    for value in ["DE", "Frankreich", ""] {
+        assert!(!holds("france-or-spain", Some(value), None), "{value}");
+    }
+    for value in ["US", "USA", "U.S.A.", "united states of america"] {
+        assert!(holds("us-accounts", None, Some(value)), "{value}");
+    }
+    // `account.country` reads the account, not the record.
+    assert!(!holds("us-accounts", Some("US"), Some("CA")));
+    assert!(!holds("us-accounts", Some("US"), None));
+}
+
+#[test]
+fn a_country_value_that_is_no_country_is_warned_about_with_its_place() {
+    let text = COUNTRY_POLICY.replace("in = [\"France\", \"ES\"]", "in = [\"France\", \"Frnace\"]");
+    let got = issues(&text);
+    let homeland: Vec<&String> = got.iter().filter(|l| l.contains("Atlantis")).collect();
+    assert_eq!(homeland.len(), 1, "{got:#?}");
+    assert!(
+        homeland[0].starts_with(
+            "p.toml:6:14: warning: territories.homeland.countries: \"Atlantis\" is not a country"
+        ),
+        "{got:#?}"
+    );
+    assert!(
+        homeland[0].contains("; fix: write an ISO 3166-1 alpha-2 code"),
+        "{got:#?}"
+    );
+    let typo: Vec<&String> = got.iter().filter(|l| l.contains("Frnace")).collect();
+    assert_eq!(typo.len(), 1, "{got:#?}");
+    assert!(typo[0].starts_with("p.toml:10:"), "{got:#?}");
+    assert!(typo[0].contains("rules.france-or-spain"), "{got:#?}");
+    // Codes, names and local names are all fine.
+    assert_eq!(got.len(), 2, "{got:#?}");
+}
+
+#[test]
+fn rules_naming_the_same_country_differently_are_warned_to_overlap() {
+    let text = r#"
+[reps.a]
+owner = "1"
+[[rules]]
+name = "first"
+when = [{ field = "country", in = ["DE", "FR"] }]
+action = "owner"
+rep = "a"
+[[rules]]
+name = "second"
+when = [{ field = "country", in = ["Deutschland", "ES"] }]
+action = "keep"
+[default]
+action = "exception"
+"#;
+    let got = issues(text).join("\n");
+    assert!(
+        got.contains("warning: rules \"first\" and \"second\" overlap: country [\"Deutschland\"]"),
+        "{got}"
+    );
+}

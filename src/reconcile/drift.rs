@@ -107,14 +107,13 @@ impl<'a> Builder<'a> {
         if active && d.change().is_some() {
             cats.push("wrong_owner");
         }
-        let subject = Subject {
+        let subject = Subject::new(
             person,
-            account: d
-                .account_id
+            d.account_id
                 .as_ref()
                 .and_then(|a| self.accounts.get(a).copied()),
-            match_status: d.match_status,
-        };
+            d.match_status,
+        );
         let with_reps: Vec<&crate::policy::Territory> = self
             .policy
             .territories

@@ -114,18 +114,68 @@ impl<'a> PlanBuilder<'a> {
 
 /// People in decision order, optionally restricted to `only`.
 fn ordered<'s>(snapshot: &'s Snapshot, only: Option<&HashSet<Key>>) -> Vec<&'s PersonRecord> {
-    let mut people: Vec<&PersonRecord> = snapshot
+    let people: Vec<&PersonRecord> = snapshot
         .people
         .iter()
         .filter(|p| p.object.is_person())
         .filter(|p| only.is_none_or(|o| o.contains(&(p.object, p.id.clone()))))
         .collect();
-    people.sort_unstable_by(|a, b| (a.object, &a.id).cmp(&(b.object, &b.id)));
-    people
+    sort_by_key(people)
 }
 
-/// Match (in parallel batches) and decide (in order) every person, or only `only`;
-/// `sink` receives each decision in `(object, id)` order.
+/// Sort records by `(object, id)`. A million ids compared as strings through pointers
+/// dominated the serial start of a plan, so each record gets an integer key (object
+/// kind, then the id's first 8 bytes, big-endian, zero-padded: it orders like the
+/// strings wherever it differs) and only equal keys compare whole ids. Large inputs
+/// sort in two halves on two cores, then merge.
+fn sort_by_key(people: Vec<&PersonRecord>) -> Vec<&PersonRecord> {
+    sort_keyed(people, 64 * 1024)
+}
+
+/// [`sort_by_key`], on two cores from `parallel_from` records on.
+fn sort_keyed(people: Vec<&PersonRecord>, parallel_from: usize) -> Vec<&PersonRecord> {
+    fn key(p: &PersonRecord) -> u128 {
+        let id = p.id.as_str().as_bytes();
+        let mut prefix = [0u8; 8];
+        let n = id.len().min(8);
+        prefix[..n].copy_from_slice(&id[..n]);
+        // Fieldless enum: the discriminant follows declaration order, as `Ord` does.
+        ((p.object as u128) << 64) | u128::from(u64::from_be_bytes(prefix))
+    }
+    fn cmp(a: &(u128, &PersonRecord), b: &(u128, &PersonRecord)) -> std::cmp::Ordering {
+        a.0.cmp(&b.0)
+            .then_with(|| (a.1.object, &a.1.id).cmp(&(b.1.object, &b.1.id)))
+    }
+    let mut keyed: Vec<(u128, &PersonRecord)> = people.into_iter().map(|p| (key(p), p)).collect();
+    if keyed.len() < parallel_from.max(2) {
+        keyed.sort_unstable_by(cmp);
+        return keyed.into_iter().map(|(_, p)| p).collect();
+    }
+    let mid = keyed.len() / 2;
+    let (left, right) = keyed.split_at_mut(mid);
+    std::thread::scope(|scope| {
+        scope.spawn(|| left.sort_unstable_by(cmp));
+        right.sort_unstable_by(cmp);
+    });
+    let (left, right) = keyed.split_at(mid);
+    let mut out = Vec::with_capacity(keyed.len());
+    let (mut i, mut j) = (0, 0);
+    while i < left.len() && j < right.len() {
+        if cmp(&right[j], &left[i]).is_lt() {
+            out.push(right[j].1);
+            j += 1;
+        } else {
+            out.push(left[i].1);
+            i += 1;
+        }
+    }
+    out.extend(left[i..].iter().map(|(_, p)| *p));
+    out.extend(right[j..].iter().map(|(_, p)| *p));
+    out
+}
+
+/// Match and prepare (in parallel batches) and decide (in order) every person, or only
+/// `only`; `sink` receives each decision in `(object, id)` order.
 pub fn decide_all<'s>(
     snapshot: &'s Snapshot,
     policy: &'s Policy,
@@ -138,8 +188,11 @@ pub fn decide_all<'s>(
     ledger.prune(now.date_naive());
     let mut engine = Engine::new(policy, snapshot, now);
     let people = ordered(snapshot, only);
-    for_each_matched(matcher, &people, |person, m| {
-        let d = engine.decide(person, &m, ledger, false);
+    let Engine { fixed, state } = &mut engine;
+    let fixed = &*fixed;
+    for_each_prepared(matcher, fixed, &people, false, |prepared| {
+        let person = prepared.person;
+        let (d, _) = state.complete(fixed, prepared, ledger);
         sink(person, d);
     });
     engine.finish(ledger);
@@ -148,18 +201,22 @@ pub fn decide_all<'s>(
 /// Records per pipelined batch: small enough that routing starts almost at once.
 const PIPE_BATCH: usize = 4 * 1024;
 
-/// Call `f` with every person (in order) and its match result.
+/// Call `f` with every person (in order) matched and prepared ([`route::Fixed::prepare`]:
+/// everything about its decision that needs no ledger), with its match result when
+/// `keep_match`.
 ///
-/// Matching is pure and runs on worker threads (batch `k` on worker `k % workers`),
-/// overlapped with `f` on the calling thread: routing must stay sequential because the
-/// ledger's picks depend on record order, but it no longer waits for matching. Workers
-/// plus the caller oversubscribe the cores on purpose, so whichever side is slower gets
-/// the spare core. Results are consumed strictly in order, so the output is the same as
-/// matching everything first.
-fn for_each_matched<'s>(
+/// Matching and preparing are pure and run on worker threads (batch `k` on worker
+/// `k % workers`), overlapped with `f` on the calling thread: the rest of routing must
+/// stay sequential because the ledger's picks depend on record order, but it no longer
+/// waits for the pure part. Workers plus the caller oversubscribe the cores on purpose,
+/// so whichever side is slower gets the spare core. Results are consumed strictly in
+/// order, so the output is the same as preparing everything first.
+fn for_each_prepared<'s>(
     matcher: &Matcher,
+    fixed: &route::Fixed<'s>,
     people: &[&'s PersonRecord],
-    mut f: impl FnMut(&'s PersonRecord, MatchResult),
+    keep_match: bool,
+    mut f: impl FnMut(route::Prepared<'s>),
 ) {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -168,35 +225,49 @@ fn for_each_matched<'s>(
         for batch in people.chunks(BATCH) {
             let matches = match_batch(matcher, batch, threads);
             for (person, m) in batch.iter().zip(matches) {
-                f(person, m);
+                f(fixed.prepare(person, m, keep_match));
             }
         }
         return;
     }
     std::thread::scope(|scope| {
-        let receivers: Vec<_> = (0..threads)
+        let channels: Vec<_> = (0..threads)
             .map(|w| {
                 // Two batches in flight per worker bound the memory held in results.
-                let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<MatchResult>>(2);
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<route::Prepared<'s>>>(2);
+                // Emptied batches go back to their worker to be filled again: a fresh
+                // megabyte-sized buffer per batch, allocated on one thread and freed on
+                // another, keeps glibc's allocator consolidating its free lists.
+                let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<route::Prepared<'s>>>();
                 scope.spawn(move || {
                     for batch in people.chunks(PIPE_BATCH).skip(w).step_by(threads) {
-                        let matches = batch.iter().map(|p| matcher.match_person(p)).collect();
-                        if tx.send(matches).is_err() {
+                        let mut prepared = back_rx
+                            .try_recv()
+                            .unwrap_or_else(|_| Vec::with_capacity(PIPE_BATCH));
+                        prepared.extend(
+                            batch
+                                .iter()
+                                .map(|p| fixed.prepare(p, matcher.match_person(p), keep_match)),
+                        );
+                        if tx.send(prepared).is_err() {
                             // The consumer is gone (it panicked); stop quietly.
                             return;
                         }
                     }
                 });
-                rx
+                (rx, back_tx)
             })
             .collect();
-        for (k, batch) in people.chunks(PIPE_BATCH).enumerate() {
-            let matches = receivers[k % threads]
+        for k in 0..people.len().div_ceil(PIPE_BATCH) {
+            let (rx, back) = &channels[k % threads];
+            let mut prepared = rx
                 .recv()
                 .expect("a matching worker sends every batch it owns before exiting");
-            for (person, m) in batch.iter().zip(matches) {
-                f(person, m);
+            for p in prepared.drain(..) {
+                f(p);
             }
+            // The worker may be done already; then the buffer is simply dropped.
+            let _ = back.send(prepared);
         }
     });
 }
@@ -393,16 +464,20 @@ impl Reconciler {
         ledger.prune(now.date_naive());
         let mut engine = Engine::new(policy, snapshot, now);
         let people = ordered(snapshot, only);
-        for_each_matched(&matcher, &people, |p, m| {
-            let d = engine.decide(p, &m, ledger, false);
+        let Engine { fixed, state } = &mut engine;
+        let fixed = &*fixed;
+        for_each_prepared(&matcher, fixed, &people, true, |prepared| {
+            let p = prepared.person;
+            let (d, m) = state.complete(fixed, prepared, ledger);
+            let m = m.expect("kept: asked for above");
             fresh.push((
                 (p.object, p.id.clone()),
                 Cached {
-                    account: m.account_id.clone(),
+                    account: m.account_id,
                     candidates: m
                         .candidates
-                        .iter()
-                        .map(|c| c.account_id.clone())
+                        .into_iter()
+                        .map(|c| c.account_id)
                         .collect::<Vec<_>>()
                         .into_boxed_slice(),
                     desired: d.desired().cloned(),

@@ -153,13 +153,20 @@ struct MemberStatic {
     status: Result<(), String>,
 }
 
-/// Per-plan indexes over the snapshot.
-pub struct Engine<'a> {
+/// Per-plan facts that do not change while a plan runs. Read-only, so the matching
+/// workers share it: everything about a record that needs no ledger (territories,
+/// conditions, every action but a pool pick) is evaluated there, in parallel.
+pub struct Fixed<'a> {
     pub policy: &'a Policy,
     owners: HashMap<&'a OwnerId, &'a OwnerRecord>,
     accounts: HashMap<&'a RecordId, &'a AccountRecord>,
-    load: HashMap<OwnerId, u64>,
     now: DateTime<Utc>,
+}
+
+/// Per-plan state that routing changes: loads, pools' fair-share slots, cap counts.
+/// Only the thread that decides records in order touches it.
+pub struct State {
+    load: HashMap<OwnerId, u64>,
     statics: HashMap<String, std::rc::Rc<Vec<MemberStatic>>>,
     /// Pool member state for this plan, dense and aligned with `Pool::members`; written
     /// back to the ledger by [`Engine::finish`]. Lookups by owner id in a map for every
@@ -172,6 +179,13 @@ pub struct Engine<'a> {
     rep_load: Vec<Option<u64>>,
 }
 
+/// Per-plan indexes over the snapshot: the shared [`Fixed`] part and the sequential
+/// [`State`].
+pub struct Engine<'a> {
+    pub fixed: Fixed<'a>,
+    pub state: State,
+}
+
 /// The result of trying one rule's action.
 enum Tried {
     Owner(OwnerId, Option<String>, Via, String),
@@ -179,134 +193,265 @@ enum Tried {
     Unavailable(String),
 }
 
+/// How far a walk over the rules got without the ledger.
+enum Walked {
+    /// Settled: outcome, rule name, reason.
+    Done(Outcome, String, String),
+    /// The rule at this index holds and routes to a pool: the pick needs the ledger.
+    /// Carries the rule's trace (its conditions) when tracing.
+    Pool(usize, Option<RuleTrace>),
+}
+
+/// A record with everything decided that needs no ledger, built on a matching worker
+/// by [`Fixed::prepare`]; [`State::complete`] finishes it in record order.
+///
+/// It holds as little heap memory as it can: glibc's allocator is slow when one thread
+/// frees what another allocated, so the strings a decision needs are cloned by the
+/// thread that completes it, and the match result is dropped on the worker unless the
+/// caller keeps it.
+pub struct Prepared<'a> {
+    pub person: &'a PersonRecord,
+    /// The match result, when the caller asked to keep it.
+    pub m: Option<MatchResult>,
+    match_status: MatchStatus,
+    account: Option<&'a AccountRecord>,
+    /// Index of the record's first territory in `Policy::territories`.
+    territory: Option<usize>,
+    /// The owner was set within the manual-override window, at this time: the ledger
+    /// tells whether it was leadroute's own change.
+    override_at: Option<DateTime<Utc>>,
+    /// Pool rules to try in order (indexes into `Policy::rules`); see [`PoolRules`].
+    pools: PoolRules,
+    /// Where the walk ends when every pool in `pools` has nobody; `None` when the last
+    /// pool rule then raises an exception itself.
+    last: Option<Routed>,
+}
+
+/// Rule indexes, the first few inline (no heap for the usual record).
+#[derive(Default)]
+struct PoolRules {
+    inline: [u32; 3],
+    len: usize,
+    spill: Vec<usize>,
+}
+
+impl PoolRules {
+    fn push(&mut self, index: usize) {
+        match u32::try_from(index) {
+            Ok(i) if self.len < self.inline.len() && self.spill.is_empty() => {
+                self.inline[self.len] = i;
+                self.len += 1;
+            }
+            _ => self.spill.push(index),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        self.inline[..self.len]
+            .iter()
+            .map(|i| *i as usize)
+            .chain(self.spill.iter().copied())
+    }
+}
+
+/// The rule name, reason and outcome of a decision.
+type Routed = (Outcome, String, String);
+
 impl<'a> Engine<'a> {
     pub fn new(policy: &'a Policy, snapshot: &'a Snapshot, now: DateTime<Utc>) -> Self {
         let mut load: HashMap<OwnerId, u64> = HashMap::new();
         for p in snapshot.people.iter().filter(|p| !p.converted) {
             if let Some(o) = &p.owner_id {
-                *load.entry(o.clone()).or_default() += 1;
+                // Look up before inserting: `entry` would clone the id for every record.
+                match load.get_mut(o) {
+                    Some(n) => *n += 1,
+                    None => {
+                        load.insert(o.clone(), 1);
+                    }
+                }
             }
         }
         Engine {
-            policy,
-            owners: snapshot.owners.iter().map(|o| (&o.id, o)).collect(),
-            accounts: snapshot.accounts.iter().map(|a| (&a.id, a)).collect(),
-            load,
-            now,
-            statics: HashMap::new(),
-            dense: HashMap::new(),
-            rep_counts: vec![None; policy.reps.len()],
-            rep_load: vec![None; policy.reps.len()],
+            fixed: Fixed {
+                policy,
+                owners: snapshot.owners.iter().map(|o| (&o.id, o)).collect(),
+                accounts: snapshot.accounts.iter().map(|a| (&a.id, a)).collect(),
+                now,
+            },
+            state: State {
+                load,
+                statics: HashMap::new(),
+                dense: HashMap::new(),
+                rep_counts: vec![None; policy.reps.len()],
+                rep_load: vec![None; policy.reps.len()],
+            },
         }
-    }
-
-    fn counts(
-        &mut self,
-        rep_index: usize,
-        owner: &OwnerId,
-        day: chrono::NaiveDate,
-        ledger: &Ledger,
-    ) -> (u32, u32) {
-        match self.rep_counts[rep_index] {
-            Some((d, today, week)) if d == day => (today, week),
-            _ => {
-                let (today, week) = (
-                    ledger.count_on(owner, day),
-                    ledger.count_in_week(owner, day),
-                );
-                self.rep_counts[rep_index] = Some((day, today, week));
-                (today, week)
-            }
-        }
-    }
-
-    fn rep_load_of(&mut self, rep_index: usize, owner: &OwnerId) -> u64 {
-        *self.rep_load[rep_index].get_or_insert_with(|| self.load.get(owner).copied().unwrap_or(0))
     }
 
     /// Write the pools' dense state back into the ledger. Call once after the last
     /// `decide` of a plan; until then the engine's copy is the authoritative one.
     pub fn finish(self, ledger: &mut Ledger) {
-        for (name, slots) in self.dense {
-            let Some(pool) = self.policy.pools.get(&name) else {
-                continue;
-            };
-            let state = ledger.pools.entry(name).or_default();
-            for (m, slot) in pool.members.iter().zip(slots) {
-                state.members.insert(m.owner.clone(), slot);
-            }
-        }
+        self.state.finish(self.fixed.policy, ledger);
     }
 
-    /// The dense state of a pool's members, loaded from the ledger on first use.
-    fn dense_state(
+    pub fn now(&self) -> DateTime<Utc> {
+        self.fixed.now
+    }
+
+    pub fn account(&self, id: &RecordId) -> Option<&'a AccountRecord> {
+        self.fixed.account(id)
+    }
+
+    pub fn owner(&self, id: &OwnerId) -> Option<&'a OwnerRecord> {
+        self.fixed.owners.get(id).copied()
+    }
+
+    pub fn is_active(&self, id: &OwnerId) -> bool {
+        self.fixed.is_active(id)
+    }
+
+    /// Decide one record. `m` is its match result. The same decision as
+    /// [`Fixed::prepare`] then [`State::complete`], but rules after a pool rule are only
+    /// evaluated when that pool has nobody, as the trace shows them.
+    pub fn decide(
         &mut self,
-        pool: &Pool,
-        ledger: &Ledger,
-    ) -> &mut Vec<super::ledger::MemberLedger> {
-        // Look up before inserting: `entry` would clone the pool name on every pick.
-        if !self.dense.contains_key(&pool.name) {
-            let stored = ledger.pools.get(&pool.name);
-            let slots = pool
-                .members
-                .iter()
-                .map(|m| {
-                    stored
-                        .and_then(|p| p.members.get(&m.owner))
-                        .cloned()
-                        .unwrap_or_default()
-                })
-                .collect();
-            self.dense.insert(pool.name.clone(), slots);
-        }
-        self.dense
-            .get_mut(&pool.name)
-            .expect("inserted just above when missing")
-    }
-
-    /// Pool members' per-plan facts, computed once per pool per plan.
-    fn pool_statics(&mut self, pool: &Pool) -> std::rc::Rc<Vec<MemberStatic>> {
-        if let Some(s) = self.statics.get(&pool.name) {
-            return s.clone();
-        }
-        let list: Vec<MemberStatic> = pool
-            .members
-            .iter()
-            .map(|m| {
-                let tz = self.zone_of(&m.owner, Some(pool));
-                let local_day = self.now.with_timezone(&tz).date_naive();
-                let status = match self.owners.get(&m.owner) {
-                    None => Err("not in the mirror's owner list".to_owned()),
-                    Some(o) if !o.active => Err("inactive".to_owned()),
-                    Some(_) => {
-                        match self.policy.reps[&m.rep].availability(Some(pool), tz, self.now) {
-                            Availability::Available => Ok(()),
-                            Availability::OutOfOffice(w) | Availability::OffHours(w) => Err(w),
-                        }
-                    }
-                };
-                MemberStatic {
-                    tz,
-                    local_day,
-                    status,
-                }
+        person: &'a PersonRecord,
+        m: &MatchResult,
+        ledger: &mut Ledger,
+        want_trace: bool,
+    ) -> Decision {
+        let fx = &self.fixed;
+        let (subject, territory) = fx.subject(person, m);
+        let mut decision = fx.skeleton(person, m.status, subject.account, territory);
+        let mut trace = want_trace.then(|| {
+            Box::new(Trace {
+                now: fx.now,
+                policy_version: fx.policy.version.clone(),
+                current_owner: person.owner_id.as_ref().map(|o| fx.policy.owner_label(o)),
+                current_owner_status: fx.owner_status(person.owner_id.as_ref()),
+                owner_assigned_at: person.owner_assigned_at,
+                match_result: m.clone(),
+                territories: fx
+                    .policy
+                    .territories
+                    .iter()
+                    .map(|t| TerritoryTrace {
+                        name: t.name.clone(),
+                        saw: t.describe_seen(&subject),
+                        holds: t.contains(&subject),
+                    })
+                    .collect(),
+                manual_override: String::new(),
+                rules: Vec::new(),
+                pool: None,
+                result: String::new(),
             })
-            .collect();
-        let rc = std::rc::Rc::new(list);
-        self.statics.insert(pool.name.clone(), rc.clone());
-        rc
+        });
+        let (outcome, rule, reason) = if person.converted {
+            converted()
+        } else {
+            match fx.manual_override(person, ledger, trace.is_some()) {
+                Ok(why) => {
+                    if let Some(t) = trace.as_mut() {
+                        t.manual_override = why.clone();
+                    }
+                    overridden(person, why)
+                }
+                Err(why) => {
+                    if let Some(t) = trace.as_mut() {
+                        t.manual_override = why;
+                    }
+                    let first = fx.walk(person, &subject, m, 0, &mut trace);
+                    self.state.route(
+                        fx,
+                        person,
+                        first,
+                        |start, trace| fx.walk(person, &subject, m, start, trace),
+                        ledger,
+                        &mut trace,
+                    )
+                }
+            }
+        };
+        if let Some(t) = trace.as_mut() {
+            t.result = reason.clone();
+        }
+        decision.outcome = outcome;
+        decision.rule = rule;
+        decision.reason = reason;
+        decision.trace = trace;
+        self.state.record(fx, person, &decision, ledger);
+        decision
     }
+}
 
+fn converted() -> Routed {
+    (
+        Outcome::NotRouted,
+        "(converted)".into(),
+        "converted leads are read-only and never routed".into(),
+    )
+}
+
+fn overridden(person: &PersonRecord, why: String) -> Routed {
+    let owner = person
+        .owner_id
+        .clone()
+        .expect("manual override only applies to owned records");
+    (
+        Outcome::Owner {
+            owner,
+            pool: None,
+            via: Via::ManualOverride,
+        },
+        "(manual override)".into(),
+        why,
+    )
+}
+
+/// Whether a rule settles the record even when its action finds nobody.
+fn raises_when_unavailable(rule: &Rule) -> bool {
+    rule.on_unavailable == OnUnavailable::Exception || rule.is_default
+}
+
+/// What a tried action means for the record: settled, or (`None`) try the next rule.
+fn settle(
+    rule: &Rule,
+    tried: Tried,
+    rule_trace: Option<RuleTrace>,
+    trace: &mut Option<Box<Trace>>,
+) -> Option<Routed> {
+    let (outcome, why) = match tried {
+        Tried::Owner(owner, pool, via, why) => (Outcome::Owner { owner, pool, via }, why),
+        Tried::Exception(kind, why) => (Outcome::Exception { exception: kind }, why),
+        Tried::Unavailable(why) if raises_when_unavailable(rule) => (
+            Outcome::Exception {
+                exception: "no_eligible_rep".into(),
+            },
+            why,
+        ),
+        Tried::Unavailable(why) => {
+            if let (Some(t), Some(mut rt)) = (trace.as_mut(), rule_trace) {
+                rt.outcome = format!("unavailable, trying the next rule: {why}");
+                t.rules.push(rt);
+            }
+            return None;
+        }
+    };
+    if let (Some(t), Some(mut rt)) = (trace.as_mut(), rule_trace) {
+        rt.outcome = why.clone();
+        t.rules.push(rt);
+    }
+    Some((outcome, rule.name.clone(), why))
+}
+
+impl<'a> Fixed<'a> {
     pub fn now(&self) -> DateTime<Utc> {
         self.now
     }
 
     pub fn account(&self, id: &RecordId) -> Option<&'a AccountRecord> {
         self.accounts.get(id).copied()
-    }
-
-    pub fn owner(&self, id: &OwnerId) -> Option<&'a OwnerRecord> {
-        self.owners.get(id).copied()
     }
 
     pub fn is_active(&self, id: &OwnerId) -> bool {
@@ -359,122 +504,96 @@ impl<'a> Engine<'a> {
         Ok(())
     }
 
-    /// Decide one record. `m` is its match result.
-    pub fn decide(
-        &mut self,
-        person: &'a PersonRecord,
-        m: &MatchResult,
-        ledger: &mut Ledger,
-        want_trace: bool,
-    ) -> Decision {
+    /// The subject conditions see and the index of its first territory.
+    fn subject(&self, person: &'a PersonRecord, m: &MatchResult) -> (Subject<'a>, Option<usize>) {
         let account = match m.status {
             MatchStatus::Matched => m.account_id.as_ref().and_then(|id| self.account(id)),
             _ => None,
         };
-        let subject = Subject {
-            person,
-            account,
-            match_status: m.status,
-        };
+        let subject = Subject::new(person, account, m.status);
         let territory = self
             .policy
             .territories
             .iter()
-            .find(|t| t.contains(&subject))
-            .map(|t| t.name.clone());
-        let mut trace = want_trace.then(|| {
-            Box::new(Trace {
-                now: self.now,
-                policy_version: self.policy.version.clone(),
-                current_owner: person.owner_id.as_ref().map(|o| self.policy.owner_label(o)),
-                current_owner_status: self.owner_status(person.owner_id.as_ref()),
-                owner_assigned_at: person.owner_assigned_at,
-                match_result: m.clone(),
-                territories: self
-                    .policy
-                    .territories
-                    .iter()
-                    .map(|t| TerritoryTrace {
-                        name: t.name.clone(),
-                        saw: t.describe_seen(&subject),
-                        holds: t.contains(&subject),
-                    })
-                    .collect(),
-                manual_override: String::new(),
-                rules: Vec::new(),
-                pool: None,
-                result: String::new(),
-            })
-        });
-        let mut decision = Decision {
+            .position(|t| t.contains(&subject));
+        (subject, territory)
+    }
+
+    /// The decision so far: everything but the outcome.
+    fn skeleton(
+        &self,
+        person: &PersonRecord,
+        match_status: MatchStatus,
+        account: Option<&AccountRecord>,
+        territory: Option<usize>,
+    ) -> Decision {
+        Decision {
             object: person.object,
             id: person.id.clone(),
             current: person.owner_id.clone(),
             outcome: Outcome::NotRouted,
             rule: String::new(),
             reason: String::new(),
-            match_status: m.status,
+            match_status,
             account_id: account.map(|a| a.id.clone()),
-            territory,
+            territory: territory.map(|i| self.policy.territories[i].name.clone()),
             trace: None,
-        };
-        let (outcome, rule, reason) = self.route(person, &subject, m, ledger, &mut trace);
-        if let Some(t) = trace.as_mut() {
-            t.result = reason.clone();
         }
-        decision.outcome = outcome;
-        decision.rule = rule;
-        decision.reason = reason;
-        decision.trace = trace;
-        if let Some(to) = decision.change().cloned() {
-            ledger.assign(
-                person.object,
-                &person.id,
-                Assignment {
-                    owner: to.clone(),
-                    pool: match &decision.outcome {
-                        Outcome::Owner { pool, .. } => pool.clone(),
-                        _ => None,
-                    },
-                    rule: decision.rule.clone(),
-                    at: self.now,
-                },
-            );
-            if let Some(l) = self
-                .policy
-                .rep_index_by_owner
-                .get(&to)
-                .and_then(|i| self.rep_load[*i].as_mut())
-            {
-                *l += 1;
-            }
-            *self.load.entry(to).or_default() += 1;
-            if let Some(from) = &decision.current {
-                if let Some(l) = self.load.get_mut(from) {
-                    *l = l.saturating_sub(1);
-                }
-                if let Some(l) = self
-                    .policy
-                    .rep_index_by_owner
-                    .get(from)
-                    .and_then(|i| self.rep_load[*i].as_mut())
-                {
-                    *l = l.saturating_sub(1);
-                }
-            }
-        }
-        decision
     }
 
-    /// `Ok(why)` when a human's recent owner change must be kept; otherwise `Err` with
-    /// why not, spelled out only when `explain` is set (the texts are trace-only and
-    /// formatting them for every record would dominate a large plan).
-    fn manual_override(
+    /// Everything about one record that needs no ledger. Pure, so the matching workers
+    /// run it; [`State::complete`] finishes the decision in record order. `keep_match`:
+    /// hand the match result on (else it is dropped here).
+    pub fn prepare(
+        &self,
+        person: &'a PersonRecord,
+        m: MatchResult,
+        keep_match: bool,
+    ) -> Prepared<'a> {
+        let (subject, territory) = self.subject(person, &m);
+        let mut override_at = None;
+        let mut pools = PoolRules::default();
+        let mut last = None;
+        if !person.converted {
+            override_at = self.override_window(person, false).ok();
+            let mut start = 0;
+            loop {
+                match self.walk(person, &subject, &m, start, &mut None) {
+                    Walked::Done(outcome, rule, why) => {
+                        last = Some((outcome, rule, why));
+                        break;
+                    }
+                    Walked::Pool(i, _) => {
+                        pools.push(i);
+                        if raises_when_unavailable(&self.policy.rules[i]) {
+                            break;
+                        }
+                        start = i + 1;
+                    }
+                }
+            }
+        }
+        Prepared {
+            person,
+            match_status: m.status,
+            account: subject.account,
+            m: keep_match.then_some(m),
+            territory,
+            override_at,
+            pools,
+            last,
+        }
+    }
+
+    /// The ledger-free part of the manual-override check: `Ok(when the owner was set)`
+    /// when the window holds, else `Err` with why not (spelled out only for `explain`:
+    /// the texts are trace-only and formatting them for every record would dominate a
+    /// large plan).
+    fn override_window(
         &self,
         person: &PersonRecord,
-        ledger: &Ledger,
         explain: bool,
-    ) -> Result<String, String> {
+    ) -> Result<DateTime<Utc>, String> {
         let why_not = |f: &dyn Fn() -> String| if explain { f() } else { String::new() };
         let Some(days) = self.policy.settings.manual_override_days else {
             return Err(why_not(&|| {
@@ -506,6 +625,36 @@ impl<'a> Engine<'a> {
                 )
             }));
         }
+        Ok(at)
+    }
+
+    /// `Ok(why)` when a human's recent owner change must be kept; otherwise `Err` with
+    /// why not (spelled out only when `explain` is set).
+    fn manual_override(
+        &self,
+        person: &PersonRecord,
+        ledger: &Ledger,
+        explain: bool,
+    ) -> Result<String, String> {
+        let at = self.override_window(person, explain)?;
+        self.override_kept(person, at, ledger, explain)
+    }
+
+    /// The ledger part of the manual-override check, once the window holds for a change
+    /// made `at`: it must not be leadroute's own.
+    fn override_kept(
+        &self,
+        person: &PersonRecord,
+        at: DateTime<Utc>,
+        ledger: &Ledger,
+        explain: bool,
+    ) -> Result<String, String> {
+        let why_not = |f: &dyn Fn() -> String| if explain { f() } else { String::new() };
+        let current = person
+            .owner_id
+            .as_ref()
+            .expect("the override window only holds for owned records");
+        let days = self.policy.settings.manual_override_days.unwrap_or(0);
         match ledger.assignment(person.object, &person.id) {
             Some(a) if &a.owner == current => Err(why_not(&|| {
                 format!(
@@ -529,48 +678,18 @@ impl<'a> Engine<'a> {
         }
     }
 
-    fn route(
-        &mut self,
-        person: &'a PersonRecord,
+    /// Walk the rules in order from `start`: conditions, then actions, until one settles
+    /// the record or a rule needs a pool pick (which needs the ledger).
+    fn walk(
+        &self,
+        person: &PersonRecord,
         subject: &Subject<'a>,
         m: &MatchResult,
-        ledger: &mut Ledger,
+        start: usize,
         trace: &mut Option<Box<Trace>>,
-    ) -> (Outcome, String, String) {
-        if person.converted {
-            return (
-                Outcome::NotRouted,
-                "(converted)".into(),
-                "converted leads are read-only and never routed".into(),
-            );
-        }
-        let current = person.owner_id.as_ref();
-        match self.manual_override(person, ledger, trace.is_some()) {
-            Ok(why) => {
-                if let Some(t) = trace.as_mut() {
-                    t.manual_override = why.clone();
-                }
-                let owner = current
-                    .cloned()
-                    .expect("manual override only applies to owned records");
-                return (
-                    Outcome::Owner {
-                        owner,
-                        pool: None,
-                        via: Via::ManualOverride,
-                    },
-                    "(manual override)".into(),
-                    why,
-                );
-            }
-            Err(why) => {
-                if let Some(t) = trace.as_mut() {
-                    t.manual_override = why;
-                }
-            }
-        }
+    ) -> Walked {
         let policy = self.policy;
-        for rule in &policy.rules {
+        for (index, rule) in policy.rules.iter().enumerate().skip(start) {
             if m.status == MatchStatus::Ambiguous && !Policy::rule_accepts_ambiguous(rule) {
                 if let Some(t) = trace.as_mut() {
                     t.rules.push(RuleTrace {
@@ -585,7 +704,7 @@ impl<'a> Engine<'a> {
                 continue;
             }
             let matched = rule.conditions.iter().all(|c| policy.holds(c, subject));
-            let mut rule_trace = trace.as_ref().map(|_| RuleTrace {
+            let rule_trace = trace.as_ref().map(|_| RuleTrace {
                 name: rule.name.clone(),
                 line: rule.line,
                 conditions: rule
@@ -607,36 +726,16 @@ impl<'a> Engine<'a> {
                 }
                 continue;
             }
-            let tried = self.try_action(rule, person, subject, ledger, trace);
-            let result = match tried {
-                Tried::Owner(owner, pool, via, why) => {
-                    Some((Outcome::Owner { owner, pool, via }, why))
-                }
-                Tried::Exception(kind, why) => Some((Outcome::Exception { exception: kind }, why)),
-                Tried::Unavailable(why)
-                    if rule.on_unavailable == OnUnavailable::Exception || rule.is_default =>
-                {
-                    Some((
-                        Outcome::Exception {
-                            exception: "no_eligible_rep".into(),
-                        },
-                        why,
-                    ))
-                }
-                Tried::Unavailable(why) => {
-                    if let (Some(t), Some(rt)) = (trace.as_mut(), rule_trace.as_mut()) {
-                        rt.outcome = format!("unavailable, trying the next rule: {why}");
-                        t.rules.push(rt.clone());
-                    }
-                    continue;
-                }
+            let tried = match &rule.action {
+                Action::Pool { pool } => match self.sticky(rule, &policy.pools[pool], person) {
+                    Some(tried) => tried,
+                    None => return Walked::Pool(index, rule_trace),
+                },
+                _ => self.try_action(rule, person, subject),
             };
-            let (outcome, why) = result.expect("every other arm continues");
-            if let (Some(t), Some(mut rt)) = (trace.as_mut(), rule_trace) {
-                rt.outcome = why.clone();
-                t.rules.push(rt);
+            if let Some((outcome, rule, why)) = settle(rule, tried, rule_trace, trace) {
+                return Walked::Done(outcome, rule, why);
             }
-            return (outcome, rule.name.clone(), why);
         }
         // Only ambiguous records get here: every rule (the default included) skipped them.
         let names: Vec<String> = m
@@ -644,7 +743,7 @@ impl<'a> Engine<'a> {
             .iter()
             .map(|c| format!("{} ({:.2})", c.account_id, c.score))
             .collect();
-        (
+        Walked::Done(
             Outcome::Exception {
                 exception: "ambiguous_match".into(),
             },
@@ -657,17 +756,11 @@ impl<'a> Engine<'a> {
         )
     }
 
-    fn try_action(
-        &mut self,
-        rule: &Rule,
-        person: &PersonRecord,
-        subject: &Subject<'_>,
-        ledger: &mut Ledger,
-        trace: &mut Option<Box<Trace>>,
-    ) -> Tried {
+    /// Every action but a pool pick: they read the record, its account and the roster.
+    fn try_action(&self, rule: &Rule, person: &PersonRecord, subject: &Subject<'_>) -> Tried {
         let current = person.owner_id.as_ref();
         let policy = self.policy;
-        let direct = |me: &Self, target: &OwnerId, via: Via, what: &str| -> Tried {
+        let direct = |target: &OwnerId, via: Via, what: &str| -> Tried {
             if Some(target) == current {
                 return Tried::Owner(
                     target.clone(),
@@ -676,7 +769,7 @@ impl<'a> Engine<'a> {
                     format!("{what} {} already owns it", policy.owner_label(target)),
                 );
             }
-            match me.can_receive(target) {
+            match self.can_receive(target) {
                 Ok(()) => Tried::Owner(
                     target.clone(),
                     None,
@@ -691,17 +784,11 @@ impl<'a> Engine<'a> {
                 None => Tried::Unavailable("no matched account".into()),
                 Some(a) => match &a.owner_id {
                     None => Tried::Unavailable(format!("account {} has no owner", a.id)),
-                    Some(o) => direct(
-                        self,
-                        o,
-                        Via::AccountOwner,
-                        &format!("owner of account {}:", a.id),
-                    ),
+                    Some(o) => direct(o, Via::AccountOwner, &format!("owner of account {}:", a.id)),
                 },
             },
             Action::Owner { rep } => {
-                let owner = policy.reps[rep].owner.clone();
-                direct(self, &owner, Via::NamedOwner, "named owner")
+                direct(&policy.reps[rep].owner, Via::NamedOwner, "named owner")
             }
             Action::Queue { queue } => Tried::Owner(
                 queue.clone(),
@@ -728,45 +815,268 @@ impl<'a> Engine<'a> {
                     .clone()
                     .unwrap_or_else(|| format!("rule {} raises {kind}", rule.name)),
             ),
-            Action::Pool { pool } => {
-                self.pool_action(rule, &policy.pools[pool], person, ledger, trace)
-            }
+            Action::Pool { .. } => unreachable!("pool actions are picked by State::pool_action"),
         }
     }
 
-    fn pool_action(
-        &mut self,
-        rule: &Rule,
-        pool: &Pool,
-        person: &PersonRecord,
-        ledger: &mut Ledger,
-        trace: &mut Option<Box<Trace>>,
-    ) -> Tried {
-        let policy = self.policy;
-        let current = person.owner_id.as_ref();
-        if rule.sticky
-            && let Some(c) = current
-            && pool.member_by_owner(c).is_some()
-            && self.is_active(c)
-        {
-            return Tried::Owner(
+    /// A sticky rule keeps a current owner who is still an active member of its pool.
+    fn sticky(&self, rule: &Rule, pool: &Pool, person: &PersonRecord) -> Option<Tried> {
+        let c = person.owner_id.as_ref()?;
+        (rule.sticky && pool.member_by_owner(c).is_some() && self.is_active(c)).then(|| {
+            Tried::Owner(
                 c.clone(),
                 Some(pool.name.clone()),
                 Via::Sticky,
                 format!(
                     "sticky: {} is still an active member of pool {}",
-                    policy.owner_label(c),
+                    self.policy.owner_label(c),
                     pool.name
                 ),
-            );
+            )
+        })
+    }
+}
+
+impl State {
+    fn counts(
+        &mut self,
+        rep_index: usize,
+        owner: &OwnerId,
+        day: chrono::NaiveDate,
+        ledger: &Ledger,
+    ) -> (u32, u32) {
+        match self.rep_counts[rep_index] {
+            Some((d, today, week)) if d == day => (today, week),
+            _ => {
+                let (today, week) = (
+                    ledger.count_on(owner, day),
+                    ledger.count_in_week(owner, day),
+                );
+                self.rep_counts[rep_index] = Some((day, today, week));
+                (today, week)
+            }
         }
+    }
+
+    fn rep_load_of(&mut self, rep_index: usize, owner: &OwnerId) -> u64 {
+        *self.rep_load[rep_index].get_or_insert_with(|| self.load.get(owner).copied().unwrap_or(0))
+    }
+
+    fn finish(self, policy: &Policy, ledger: &mut Ledger) {
+        for (name, slots) in self.dense {
+            let Some(pool) = policy.pools.get(&name) else {
+                continue;
+            };
+            let state = ledger.pools.entry(name).or_default();
+            for (m, slot) in pool.members.iter().zip(slots) {
+                state.members.insert(m.owner.clone(), slot);
+            }
+        }
+    }
+
+    /// The dense state of a pool's members, loaded from the ledger on first use.
+    fn dense_state(
+        &mut self,
+        pool: &Pool,
+        ledger: &Ledger,
+    ) -> &mut Vec<super::ledger::MemberLedger> {
+        // Look up before inserting: `entry` would clone the pool name on every pick.
+        if !self.dense.contains_key(&pool.name) {
+            let stored = ledger.pools.get(&pool.name);
+            let slots = pool
+                .members
+                .iter()
+                .map(|m| {
+                    stored
+                        .and_then(|p| p.members.get(&m.owner))
+                        .cloned()
+                        .unwrap_or_default()
+                })
+                .collect();
+            self.dense.insert(pool.name.clone(), slots);
+        }
+        self.dense
+            .get_mut(&pool.name)
+            .expect("inserted just above when missing")
+    }
+
+    /// Pool members' per-plan facts, computed once per pool per plan.
+    fn pool_statics(&mut self, fx: &Fixed<'_>, pool: &Pool) -> std::rc::Rc<Vec<MemberStatic>> {
+        if let Some(s) = self.statics.get(&pool.name) {
+            return s.clone();
+        }
+        let list: Vec<MemberStatic> = pool
+            .members
+            .iter()
+            .map(|m| {
+                let tz = fx.zone_of(&m.owner, Some(pool));
+                let local_day = fx.now.with_timezone(&tz).date_naive();
+                let status = match fx.owners.get(&m.owner) {
+                    None => Err("not in the mirror's owner list".to_owned()),
+                    Some(o) if !o.active => Err("inactive".to_owned()),
+                    Some(_) => match fx.policy.reps[&m.rep].availability(Some(pool), tz, fx.now) {
+                        Availability::Available => Ok(()),
+                        Availability::OutOfOffice(w) | Availability::OffHours(w) => Err(w),
+                    },
+                };
+                MemberStatic {
+                    tz,
+                    local_day,
+                    status,
+                }
+            })
+            .collect();
+        let rc = std::rc::Rc::new(list);
+        self.statics.insert(pool.name.clone(), rc.clone());
+        rc
+    }
+
+    /// Finish a prepared record in record order: the manual-override and pool checks
+    /// that read the ledger, the pool picks, and the ledger update.
+    pub fn complete<'a>(
+        &mut self,
+        fx: &Fixed<'a>,
+        prepared: Prepared<'a>,
+        ledger: &mut Ledger,
+    ) -> (Decision, Option<MatchResult>) {
+        let Prepared {
+            person,
+            m,
+            match_status,
+            account,
+            territory,
+            override_at,
+            pools,
+            last,
+        } = prepared;
+        let mut decision = fx.skeleton(person, match_status, account, territory);
+        let kept = override_at.and_then(|at| fx.override_kept(person, at, ledger, false).ok());
+        let (outcome, rule, reason) = if person.converted {
+            converted()
+        } else if let Some(why) = kept {
+            overridden(person, why)
+        } else {
+            let mut pool_rules = pools.iter();
+            let mut last = last;
+            let mut next = || match pool_rules.next() {
+                Some(i) => Walked::Pool(i, None),
+                None => {
+                    let (outcome, rule, why) = last
+                        .take()
+                        .expect("prepare walks on after every pool rule that may find nobody");
+                    Walked::Done(outcome, rule, why)
+                }
+            };
+            let first = next();
+            self.route(fx, person, first, |_, _| next(), ledger, &mut None)
+        };
+        decision.outcome = outcome;
+        decision.rule = rule;
+        decision.reason = reason;
+        self.record(fx, person, &decision, ledger);
+        (decision, m)
+    }
+
+    /// Follow a walk over the rules: pick from each pool rule reached until one settles
+    /// the record; `next(i, trace)` walks on from rule `i` when a pool has nobody.
+    fn route(
+        &mut self,
+        fx: &Fixed<'_>,
+        person: &PersonRecord,
+        first: Walked,
+        mut next: impl FnMut(usize, &mut Option<Box<Trace>>) -> Walked,
+        ledger: &mut Ledger,
+        trace: &mut Option<Box<Trace>>,
+    ) -> Routed {
+        let mut walked = first;
+        loop {
+            match walked {
+                Walked::Done(outcome, rule, why) => return (outcome, rule, why),
+                Walked::Pool(index, rule_trace) => {
+                    let rule = &fx.policy.rules[index];
+                    let Action::Pool { pool } = &rule.action else {
+                        unreachable!("a walk stops at pool rules only");
+                    };
+                    let tried = self.pool_action(fx, &fx.policy.pools[pool], person, ledger, trace);
+                    if let Some(done) = settle(rule, tried, rule_trace, trace) {
+                        return done;
+                    }
+                    walked = next(index + 1, trace);
+                }
+            }
+        }
+    }
+
+    /// Count a decided record's change in the ledger and the owners' loads.
+    fn record(
+        &mut self,
+        fx: &Fixed<'_>,
+        person: &PersonRecord,
+        decision: &Decision,
+        ledger: &mut Ledger,
+    ) {
+        let Some(to) = decision.change() else {
+            return;
+        };
+        ledger.assign(
+            person.object,
+            &person.id,
+            Assignment {
+                owner: to.clone(),
+                pool: match &decision.outcome {
+                    Outcome::Owner { pool, .. } => pool.clone(),
+                    _ => None,
+                },
+                rule: decision.rule.clone(),
+                at: fx.now,
+            },
+        );
+        let policy = fx.policy;
+        if let Some(l) = policy
+            .rep_index_by_owner
+            .get(to)
+            .and_then(|i| self.rep_load[*i].as_mut())
+        {
+            *l += 1;
+        }
+        match self.load.get_mut(to) {
+            Some(l) => *l += 1,
+            None => {
+                self.load.insert(to.clone(), 1);
+            }
+        }
+        if let Some(from) = &decision.current {
+            if let Some(l) = self.load.get_mut(from) {
+                *l = l.saturating_sub(1);
+            }
+            if let Some(l) = policy
+                .rep_index_by_owner
+                .get(from)
+                .and_then(|i| self.rep_load[*i].as_mut())
+            {
+                *l = l.saturating_sub(1);
+            }
+        }
+    }
+
+    /// A pick from a pool (the rule's sticky check has been made): an earlier plan's
+    /// pick for the record, else the fair-share pick among members who can take it.
+    fn pool_action(
+        &mut self,
+        fx: &Fixed<'_>,
+        pool: &Pool,
+        person: &PersonRecord,
+        ledger: &mut Ledger,
+        trace: &mut Option<Box<Trace>>,
+    ) -> Tried {
+        let policy = fx.policy;
         // An earlier plan already picked someone for this record: keep that pick while
         // the member is still in the pool and can take records, so re-planning an
         // unapplied plan does not advance the rotation again.
         if let Some(a) = ledger.assignment(person.object, &person.id)
             && a.pool.as_deref() == Some(pool.name.as_str())
             && pool.member_by_owner(&a.owner).is_some()
-            && self.can_receive(&a.owner).is_ok()
+            && fx.can_receive(&a.owner).is_ok()
         {
             let owner = a.owner.clone();
             return Tried::Owner(
@@ -781,7 +1091,7 @@ impl<'a> Engine<'a> {
                 ),
             );
         }
-        let statics = self.pool_statics(pool);
+        let statics = self.pool_statics(fx, pool);
         let mut contenders: Vec<(usize, Contender<'_>)> = Vec::with_capacity(pool.members.len());
         let mut members_trace = Vec::new();
         for (slot, (m, st)) in pool.members.iter().zip(statics.iter()).enumerate() {
@@ -841,7 +1151,10 @@ impl<'a> Engine<'a> {
                 ));
             }
         }
-        let picks = ledger.pools.get(&pool.name).map_or(0, |p| p.picks);
+        // Picks before this one, for explain.
+        let picks = trace
+            .as_ref()
+            .map(|_| ledger.pools.get(&pool.name).map_or(0, |p| p.picks));
         let (tried, picked) = if contenders.is_empty() {
             (
                 Tried::Unavailable(format!(
@@ -852,7 +1165,7 @@ impl<'a> Engine<'a> {
             )
         } else {
             let least_loaded = pool.strategy == Strategy::LeastLoaded;
-            let now = self.now;
+            let now = fx.now;
             let slots = self.dense_state(pool, ledger);
             let best = super::ledger::pick_slots(slots, &contenders, least_loaded, now);
             let owner = contenders[best].1.owner.clone();
@@ -895,7 +1208,7 @@ impl<'a> Engine<'a> {
                         "pool {} ({}) picked {}: {how}",
                         pool.name,
                         pool.strategy.as_str(),
-                        policy.owner_label(&owner)
+                        policy.owner_display(&owner)
                     ),
                 ),
                 Some(owner),
@@ -905,7 +1218,7 @@ impl<'a> Engine<'a> {
             t.pool = Some(PoolTrace {
                 pool: pool.name.clone(),
                 strategy: pool.strategy.as_str(),
-                picks,
+                picks: picks.unwrap_or(0),
                 members: members_trace,
                 picked: picked.map(|o| policy.owner_label(&o)),
                 how: match &tried {

@@ -320,3 +320,39 @@ fn a_large_plan_matched_on_worker_threads_equals_the_sequential_plan() {
     let incremental = Reconciler::default().full(&snapshot, &policy, &mut ledger, now);
     assert_eq!(incremental, expected);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// The keyed (and two-core) sort orders records exactly as comparing `(object, id)`
+    /// does: ids of every length, shared 8-byte prefixes, NUL bytes, non-ASCII, both
+    /// record kinds, duplicates.
+    #[test]
+    fn records_are_sorted_by_object_and_id_like_a_plain_sort(
+        ids in proptest::collection::vec(
+            (any::<bool>(), "(00300000|5|[a-c]{0,3})[a-c0-9\u{0}é]{0,12}"),
+            0..300,
+        ),
+        parallel_from in 0usize..400,
+    ) {
+        let template = synth::org(1, OrgSize { owners: 1, accounts: 1, people: 1 }).people.remove(0);
+        let people: Vec<PersonRecord> = ids
+            .iter()
+            .map(|(lead, id)| {
+                let mut p = template.clone();
+                p.object = if *lead { ObjectKind::Lead } else { ObjectKind::Contact };
+                p.id = RecordId::new(id.clone());
+                p
+            })
+            .collect();
+        let refs: Vec<&PersonRecord> = people.iter().collect();
+        let mut expected = refs.clone();
+        expected.sort_by(|a, b| (a.object, &a.id).cmp(&(b.object, &b.id)));
+        let got = sort_keyed(refs, parallel_from);
+        let key = |p: &&PersonRecord| (p.object, p.id.clone());
+        prop_assert_eq!(
+            got.iter().map(key).collect::<Vec<_>>(),
+            expected.iter().map(key).collect::<Vec<_>>()
+        );
+    }
+}

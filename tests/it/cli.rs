@@ -151,6 +151,61 @@ async fn demo_converges(crm: &str) {
     let plan_out = text(&plan.stdout);
     assert!(plan.status.success(), "{plan_out}\n{}", text(&plan.stderr));
     assert!(plan_out.contains(": 0 changes,"), "{plan_out}");
+
+    // The simulators write country names ("Germany", "United States") and the demo
+    // policy lists ISO codes: records still land in its country territories and pools.
+    let kind = if crm == "hubspot" {
+        CrmKind::Hubspot
+    } else {
+        CrmKind::Salesforce
+    };
+    let db = demo.join(format!("{crm}.db"));
+    let store = Store::open(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let snapshot = store.snapshot(kind).await.unwrap();
+    assert!(
+        snapshot
+            .people
+            .iter()
+            .any(|p| p.country.as_deref() == Some("Germany")),
+        "the simulator no longer writes country names; this check needs another org"
+    );
+    let policy = leadroute::policy::load(&demo.join(format!("{crm}-policy.toml"))).unwrap();
+    let mut ledger = store.load_ledger(kind).await.unwrap();
+    let matcher = leadroute::reconcile::matching::Matcher::new(
+        &snapshot.accounts,
+        &snapshot.owners,
+        &Default::default(),
+    );
+    let mut by_rule: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut by_territory: std::collections::BTreeMap<String, usize> = Default::default();
+    leadroute::reconcile::decide_all(
+        &snapshot,
+        &policy,
+        &matcher,
+        &mut ledger,
+        chrono::Utc::now(),
+        None,
+        |_, d| {
+            *by_rule.entry(d.rule.clone()).or_default() += 1;
+            if let Some(t) = d.territory {
+                *by_territory.entry(t).or_default() += 1;
+            }
+        },
+    );
+    for t in ["emea", "north_america"] {
+        assert!(
+            by_territory.get(t).is_some_and(|n| *n > 0),
+            "no record in territory {t}: {by_territory:?}"
+        );
+    }
+    for r in ["emea", "north-america"] {
+        assert!(
+            by_rule.get(r).is_some_and(|n| *n > 0),
+            "no record routed by rule {r}: {by_rule:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
