@@ -521,7 +521,7 @@ fn demo_policy(snapshot: &Snapshot) -> anyhow::Result<(String, usize)> {
     }
     let mut s = String::from(
         "# Written by `leadroute demo` for the simulated org's owners.\n\
-         # Check it with `leadroute policy check --policy THIS_FILE`.\n\n\
+         # Check it with `leadroute policy check THIS_FILE`.\n\n\
          [settings]\nname = \"demo\"\nsticky = true\nmanual_override_days = 7\n\n",
     );
     for (i, owner) in users.iter().enumerate() {
@@ -657,7 +657,7 @@ fn closing(
     writeln!(out, "  {lr} exceptions list --config {cfg}")?;
     writeln!(
         out,
-        "  {lr} policy check --policy {}",
+        "  {lr} policy check {}",
         files.policy.display()
     )?;
     writeln!(

@@ -152,6 +152,23 @@ async fn demo_converges(crm: &str) {
     assert!(plan.status.success(), "{plan_out}\n{}", text(&plan.stderr));
     assert!(plan_out.contains(": 0 changes,"), "{plan_out}");
 
+    // The "Try next" line for the policy runs as printed.
+    let check_line = stdout
+        .lines()
+        .find(|l| l.contains(" policy check "))
+        .unwrap_or_else(|| panic!("no policy check line under Try next:\n{stdout}"));
+    let args: Vec<&str> = check_line
+        .split_whitespace()
+        .skip_while(|w| *w != "policy")
+        .collect();
+    let check = leadroute(&args, &[], dir.path()).await;
+    assert!(
+        check.status.success(),
+        "`{check_line}` failed:\n{}\n{}",
+        text(&check.stdout),
+        text(&check.stderr)
+    );
+
     // The simulators write country names ("Germany", "United States") and the demo
     // policy lists ISO codes: records still land in its country territories and pools.
     let kind = if crm == "hubspot" {
