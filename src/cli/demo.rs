@@ -655,11 +655,7 @@ fn closing(
         files.dir.join("drift").display()
     )?;
     writeln!(out, "  {lr} exceptions list --config {cfg}")?;
-    writeln!(
-        out,
-        "  {lr} policy check {}",
-        files.policy.display()
-    )?;
+    writeln!(out, "  {lr} policy check {}", files.policy.display())?;
     writeln!(
         out,
         "Against a standalone simulator with the same org (it starts unconverged, so sync first):"

@@ -664,7 +664,9 @@ async fn salesforce_strict_writes_converge_and_keep_a_human_edit_and_queue_valid
 /// outcomes are recorded once, exceptions queue and close.
 #[tokio::test]
 async fn the_journal_keeps_one_outcome_per_change_on_every_backend() {
-    use leadroute::store::{JournalOutcome, NewException, NewRun, RunStatus};
+    use leadroute::store::{
+        BatchIntent, JournalOutcome, JournalStep, NewException, NewRun, RunStatus,
+    };
     use leadroute_crm::RejectKind;
 
     for test_store in crate::helpers::all_stores().await {
@@ -750,6 +752,68 @@ async fn the_journal_keeps_one_outcome_per_change_on_every_backend() {
             "{label}"
         );
         assert!(entries[2].replan, "{label}");
+
+        // One step: batch 0's result and mixed outcomes, a requeue, and batch 1's intent
+        // over more rows than one statement carries, all in one commit.
+        let big: Vec<i64> = (100..1_100).collect();
+        let step_outcomes = vec![
+            (3, JournalOutcome::Applied),
+            (4, JournalOutcome::Unchanged),
+            (5, JournalOutcome::Applied),
+            (
+                6,
+                JournalOutcome::Failed {
+                    message: "gave up".to_owned(),
+                },
+            ),
+        ];
+        let requeue = vec![
+            (7, "locked; will retry".to_owned()),
+            (8, "locked; will retry".to_owned()),
+        ];
+        store
+            .journal_step(
+                "story",
+                JournalStep {
+                    batch_result: Some((0, "ok")),
+                    outcomes: &step_outcomes,
+                    requeue: &requeue,
+                    intent: Some(BatchIntent {
+                        batch_id: 1,
+                        object: ObjectKind::Contact,
+                        seqs: &big,
+                    }),
+                },
+                now,
+            )
+            .await
+            .unwrap();
+        let counts = store.journal_counts("story").await.unwrap();
+        assert_eq!(
+            (
+                counts.applied,
+                counts.unchanged,
+                counts.failed,
+                counts.pending
+            ),
+            (3, 1, 1, 1_193),
+            "{label}"
+        );
+        let entries = store.journal_entries("story").await.unwrap();
+        assert_eq!(entries[7].state, "planned", "{label}");
+        assert_eq!(
+            entries[7].message.as_deref(),
+            Some("locked; will retry"),
+            "{label}"
+        );
+        assert!(
+            entries[100..1_100]
+                .iter()
+                .all(|e| e.state == "intent" && e.sent),
+            "{label}: every row of the large intent is marked"
+        );
+        assert_eq!(entries[1_100].state, "planned", "{label}");
+        assert_eq!(store.journal_next_batch_id("story").await.unwrap(), 2);
         store
             .journal_set_run_status("story", RunStatus::Paused, Some("quota"), Some(now), now)
             .await
