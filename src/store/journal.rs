@@ -998,3 +998,66 @@ pub(crate) fn reject_kind_str(kind: RejectKind) -> &'static str {
         RejectKind::Other => "other",
     }
 }
+
+#[cfg(test)]
+mod bulk_job_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_bulk_job_id_is_unsettled_until_its_batch_has_a_result_on_every_backend() {
+        for ts in crate::store::test_stores::all().await {
+            let (store, label) = (ts.store.clone(), ts.label());
+            let run = NewRun {
+                run_id: "r",
+                crm: CrmKind::Salesforce,
+                kind: "backfill",
+                parent_run: None,
+                policy_version: "v",
+            };
+            let now = Utc::now();
+            store.journal_create_run(&run, &[], now).await.unwrap();
+            for batch in 0..3 {
+                store
+                    .journal_intent("r", batch, ObjectKind::Lead, &[], now)
+                    .await
+                    .unwrap();
+            }
+            // Batch 0 is a plain batch; 1 and 2 carry jobs; 2's end is journaled.
+            store.journal_bulk_job("r", 1, "750A").await.unwrap();
+            store.journal_bulk_job("r", 2, "750B").await.unwrap();
+            store
+                .journal_batch_result("r", 2, "ok bulk 750B", now)
+                .await
+                .unwrap();
+            assert_eq!(
+                store
+                    .journal_unsettled_bulk_jobs("r", ObjectKind::Lead)
+                    .await
+                    .unwrap(),
+                vec![(1, "750A".to_owned())],
+                "{label}"
+            );
+            assert!(
+                store
+                    .journal_unsettled_bulk_jobs("r", ObjectKind::Contact)
+                    .await
+                    .unwrap()
+                    .is_empty(),
+                "{label}: per object"
+            );
+            store
+                .journal_batch_result("r", 1, "orphan bulk 750A: aborted", now)
+                .await
+                .unwrap();
+            assert!(
+                store
+                    .journal_unsettled_bulk_jobs("r", ObjectKind::Lead)
+                    .await
+                    .unwrap()
+                    .is_empty(),
+                "{label}"
+            );
+            ts.drop().await;
+        }
+    }
+}
