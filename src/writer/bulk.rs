@@ -13,14 +13,20 @@
 //!
 //! Strict mode never uses it: a bulk job cannot carry `If-Unmodified-Since`.
 //!
-//! Known gap: a process killed while a job runs leaves that job running on the CRM.
-//! `resume` resolves the job's intents by reading, as for any batch, but records the
-//! orphaned job has not reached yet still hold `from` and go out again in a new job;
-//! when the old job reaches them it writes the same value a second time, and a human
-//! edit landing in between would be overwritten. The connector aborts its own job on
-//! every failure it sees; closing this gap needs the job id journaled before the job
-//! is closed (the contract returns it only with the outcomes) so `resume` can abort
-//! and wait for the orphan first.
+//! A job is never left running unknown to the journal. The CRM contract splits a bulk
+//! write in two: `bulk_start` creates the job and loads it without closing it (a Bulk
+//! API 2.0 job processes nothing before `UploadComplete`), the job's id is committed
+//! to the journal (`writer_batches.job_id`), and only then `bulk_run` closes it and
+//! waits for it. So a process killed at any moment leaves either no job that can write
+//! or a running job the journal names; `resume` (`recover` in `mod.rs`) aborts every
+//! job whose end was never journaled and waits until it is final (`bulk_abort`)
+//! *before* it reads owners. The records the orphan processed then hold `to` and
+//! settle as applied; the rest still hold `from` and go out once, in a new job; a human
+//! edit made meanwhile is read and kept. If the abort cannot be confirmed (CRM
+//! unreachable, job still running at the connector's bulk timeout) the run stops,
+//! resumable, having read and written nothing. The same holds within a process: a job
+//! that failed as a whole is confirmed ended before its records are re-read, else the
+//! run stops and leaves it to `resume`.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
