@@ -941,6 +941,50 @@ impl Store {
     }
 }
 
+/// Bulk job ids (`writer_batches.job_id`, migration 0202).
+impl Store {
+    /// Records the CRM's id for the bulk job carrying batch `batch_id`. The writer
+    /// commits this after the job is created and before it is let run, so a crash
+    /// never leaves a running job the journal does not name.
+    pub async fn journal_bulk_job(
+        &self,
+        run_id: &str,
+        batch_id: i64,
+        job_id: &str,
+    ) -> Result<(), JournalError> {
+        sqlx::query("UPDATE writer_batches SET job_id = $3 WHERE run_id = $1 AND batch_id = $2")
+            .bind(run_id.to_owned())
+            .bind(batch_id)
+            .bind(job_id.to_owned())
+            .execute(self.pool())
+            .await
+            .map_err(sql_err("recording a bulk job id"))?;
+        Ok(())
+    }
+
+    /// Bulk jobs of `object` in this run whose batch has no result yet (a crash, or a
+    /// stop, came before the job's end was journaled): `(batch_id, job_id)`, oldest
+    /// first.
+    pub async fn journal_unsettled_bulk_jobs(
+        &self,
+        run_id: &str,
+        object: ObjectKind,
+    ) -> Result<Vec<(i64, String)>, JournalError> {
+        let rows = sqlx::query(
+            "SELECT batch_id, job_id FROM writer_batches WHERE run_id = $1 AND object = $2 \
+             AND job_id IS NOT NULL AND result IS NULL ORDER BY batch_id",
+        )
+        .bind(run_id.to_owned())
+        .bind(object.as_str())
+        .fetch_all(self.pool())
+        .await
+        .map_err(sql_err("reading unsettled bulk jobs"))?;
+        rows.iter()
+            .map(|row| Ok((col(row, "batch_id")?, col(row, "job_id")?)))
+            .collect()
+    }
+}
+
 pub(crate) fn reject_kind_str(kind: RejectKind) -> &'static str {
     match kind {
         RejectKind::InactiveOwner => "inactive_owner",
@@ -952,5 +996,68 @@ pub(crate) fn reject_kind_str(kind: RejectKind) -> &'static str {
         RejectKind::Conflict => "conflict",
         RejectKind::RolledBack => "rolled_back",
         RejectKind::Other => "other",
+    }
+}
+
+#[cfg(test)]
+mod bulk_job_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_bulk_job_id_is_unsettled_until_its_batch_has_a_result_on_every_backend() {
+        for ts in crate::store::test_stores::all().await {
+            let (store, label) = (ts.store.clone(), ts.label());
+            let run = NewRun {
+                run_id: "r",
+                crm: CrmKind::Salesforce,
+                kind: "backfill",
+                parent_run: None,
+                policy_version: "v",
+            };
+            let now = Utc::now();
+            store.journal_create_run(&run, &[], now).await.unwrap();
+            for batch in 0..3 {
+                store
+                    .journal_intent("r", batch, ObjectKind::Lead, &[], now)
+                    .await
+                    .unwrap();
+            }
+            // Batch 0 is a plain batch; 1 and 2 carry jobs; 2's end is journaled.
+            store.journal_bulk_job("r", 1, "750A").await.unwrap();
+            store.journal_bulk_job("r", 2, "750B").await.unwrap();
+            store
+                .journal_batch_result("r", 2, "ok bulk 750B", now)
+                .await
+                .unwrap();
+            assert_eq!(
+                store
+                    .journal_unsettled_bulk_jobs("r", ObjectKind::Lead)
+                    .await
+                    .unwrap(),
+                vec![(1, "750A".to_owned())],
+                "{label}"
+            );
+            assert!(
+                store
+                    .journal_unsettled_bulk_jobs("r", ObjectKind::Contact)
+                    .await
+                    .unwrap()
+                    .is_empty(),
+                "{label}: per object"
+            );
+            store
+                .journal_batch_result("r", 1, "orphan bulk 750A: aborted", now)
+                .await
+                .unwrap();
+            assert!(
+                store
+                    .journal_unsettled_bulk_jobs("r", ObjectKind::Lead)
+                    .await
+                    .unwrap()
+                    .is_empty(),
+                "{label}"
+            );
+            ts.drop().await;
+        }
     }
 }

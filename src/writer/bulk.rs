@@ -13,14 +13,20 @@
 //!
 //! Strict mode never uses it: a bulk job cannot carry `If-Unmodified-Since`.
 //!
-//! Known gap: a process killed while a job runs leaves that job running on the CRM.
-//! `resume` resolves the job's intents by reading, as for any batch, but records the
-//! orphaned job has not reached yet still hold `from` and go out again in a new job;
-//! when the old job reaches them it writes the same value a second time, and a human
-//! edit landing in between would be overwritten. The connector aborts its own job on
-//! every failure it sees; closing this gap needs the job id journaled before the job
-//! is closed (the contract returns it only with the outcomes) so `resume` can abort
-//! and wait for the orphan first.
+//! A job is never left running unknown to the journal. The CRM contract splits a bulk
+//! write in two: `bulk_start` creates the job and loads it without closing it (a Bulk
+//! API 2.0 job processes nothing before `UploadComplete`), the job's id is committed
+//! to the journal (`writer_batches.job_id`), and only then `bulk_run` closes it and
+//! waits for it. So a process killed at any moment leaves either no job that can write
+//! or a running job the journal names; `resume` (`recover` in `mod.rs`) aborts every
+//! job whose end was never journaled and waits until it is final (`bulk_abort`)
+//! *before* it reads owners. The records the orphan processed then hold `to` and
+//! settle as applied; the rest still hold `from` and go out once, in a new job; a human
+//! edit made meanwhile is read and kept. If the abort cannot be confirmed (CRM
+//! unreachable, job still running at the connector's bulk timeout) the run stops,
+//! resumable, having read and written nothing. The same holds within a process: a job
+//! that failed as a whole is confirmed ended before its records are re-read, else the
+//! run stops and leaves it to `resume`.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -28,7 +34,7 @@ use std::sync::atomic::Ordering;
 use chrono::{DateTime, Utc};
 use leadroute_crm::{Crm, CrmError, ErrorKind, ObjectKind, OwnerChange, RecordId};
 use tokio::time::Instant;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::store::BatchIntent;
 
@@ -71,6 +77,16 @@ pub(super) const BULK_JOB_CALLS: u64 = 7;
 
 /// A bulk job's records that went back to the queue, and why.
 type Requeued = (CrmError, Vec<Item>);
+
+/// How one bulk job ended for the loop.
+enum JobEnd {
+    /// Its outcomes are settled.
+    Done,
+    /// It failed as a whole and is known to be over: re-read these records.
+    Requeue(Requeued),
+    /// It failed and may still be running: the run stops, `resume` settles it.
+    Stop(Stop),
+}
 
 impl<C: Crm> Session<'_, C> {
     /// Sends one object's queue: through bulk jobs when it is large enough, else in
@@ -180,8 +196,9 @@ impl<C: Crm> Session<'_, C> {
                 .send_job(object, ready, first_read, &mut delayed)
                 .await?
             {
-                Ok(()) => consecutive_failures = 0,
-                Err((err, items)) => {
+                JobEnd::Done => consecutive_failures = 0,
+                JobEnd::Stop(stop) => return Ok(Some(stop)),
+                JobEnd::Requeue((err, items)) => {
                     // Sent or not, nothing is resent blind: re-read first.
                     for item in items.into_iter().rev() {
                         queue.push_front(item);
@@ -207,15 +224,15 @@ impl<C: Crm> Session<'_, C> {
         self.converge(object, batched.into()).await
     }
 
-    /// Journals the intent for `ready`, runs one bulk job, settles its outcomes.
-    /// `Err` holds the records to re-read when the job failed as a whole.
+    /// Journals the intent for `ready`, starts one bulk job, journals its id, runs it
+    /// and settles its outcomes.
     async fn send_job(
         &mut self,
         object: ObjectKind,
         ready: Vec<(Item, Option<DateTime<Utc>>)>,
         read_at: Instant,
         delayed: &mut Vec<Item>,
-    ) -> Result<Result<(), Requeued>, WriterError> {
+    ) -> Result<JobEnd, WriterError> {
         let writer = self.writer;
         let batch_id = self.next_batch_id().await?;
         let seqs: Vec<i64> = ready.iter().map(|(i, _)| i.seq).collect();
@@ -250,44 +267,80 @@ impl<C: Crm> Session<'_, C> {
             "bulk job: {} {object} changes (batch {batch_id})",
             changes.len()
         ));
-        let result = writer
-            .guarded(writer.crm.apply_bulk(object, &changes))
-            .await
-            .and_then(|bulk| {
-                if bulk.outcomes.len() == changes.len() {
-                    Ok(bulk)
-                } else {
-                    Err(CrmError::new(
-                        ErrorKind::Protocol,
-                        format!(
-                            "connector returned {} bulk outcomes for {} changes",
-                            bulk.outcomes.len(),
-                            changes.len()
-                        ),
-                    ))
+        let total = changes.len();
+        // Create and load the job; it cannot write anything until `bulk_run` closes it.
+        let started = writer
+            .guarded(writer.crm.bulk_start(object, &changes))
+            .await;
+        let mut job_id = None;
+        let result = match started {
+            Ok(job) => {
+                if let Some(id) = &job.id {
+                    // Journaled before the job may run: after a crash, `resume` aborts
+                    // it and waits for it before reading owners (see `recover`).
+                    writer
+                        .store
+                        .journal_bulk_job(self.run.as_str(), batch_id, id)
+                        .await?;
+                    job_id = Some(id.clone());
                 }
-            });
+                writer.guarded(writer.crm.bulk_run(job)).await
+            }
+            Err(err) => Err(err),
+        };
+        let result = result.and_then(|bulk| {
+            if bulk.outcomes.len() == total {
+                Ok(bulk)
+            } else {
+                Err(CrmError::new(
+                    ErrorKind::Protocol,
+                    format!(
+                        "connector returned {} bulk outcomes for {total} changes",
+                        bulk.outcomes.len(),
+                    ),
+                ))
+            }
+        });
         // The job runs asynchronously on the CRM: the window a human edit could fall
         // in lasts from the compare read until the job is finished.
         self.race.push(read_at.elapsed());
         match result {
             Ok(bulk) => {
                 let job = bulk.job_id.as_deref().unwrap_or("-");
-                info!(run_id = %self.run, object = %object, job, records = changes.len(), "bulk job finished");
+                info!(run_id = %self.run, object = %object, job, records = total, "bulk job finished");
                 self.pending.batch_result = Some((batch_id, format!("ok bulk {job}")));
                 self.settle(object, ready, bulk.outcomes, delayed);
                 self.flush().await?;
-                Ok(Ok(()))
+                Ok(JobEnd::Done)
             }
             Err(err) => {
                 self.tally.call_failures.fetch_add(1, Ordering::Relaxed);
+                if let Some(id) = &job_id {
+                    // The connector aborts a job it gives up on, best effort; make sure
+                    // it is final before its records are re-read and sent again.
+                    if let Err(abort) = writer.guarded(writer.crm.bulk_abort(object, id)).await {
+                        // It may still be writing: leave the batch unsettled (its rows
+                        // stay in flight) so `resume` aborts and waits for it first.
+                        warn!(run_id = %self.run, job = %id, error = %abort, "a failed bulk job could not be confirmed ended; stopping");
+                        self.flush().await?;
+                        let mut stop = self.stop_for(&abort);
+                        stop.message = format!(
+                            "bulk job {id} failed ({err}) and could not be confirmed ended \
+                             ({abort}); resume the run to abort it and settle its records"
+                        );
+                        return Ok(JobEnd::Stop(stop));
+                    }
+                }
                 let note = format!("bulk job failed ({}); re-read before retry", err.kind);
                 self.pending.batch_result = Some((batch_id, format!("error:{} bulk", err.kind)));
                 self.pending
                     .requeue
                     .extend(ready.iter().map(|(i, _)| (i.seq, note.clone())));
                 self.flush().await?;
-                Ok(Err((err, ready.into_iter().map(|(i, _)| i).collect())))
+                Ok(JobEnd::Requeue((
+                    err,
+                    ready.into_iter().map(|(i, _)| i).collect(),
+                )))
             }
         }
     }

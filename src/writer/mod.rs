@@ -39,8 +39,8 @@ use std::time::Duration;
 use backon::{ExponentialBuilder, Retryable};
 use chrono::{DateTime, Utc};
 use leadroute_crm::{
-    Crm, CrmError, CurrentOwner, ErrorKind, ObjectKind, OwnerChange, OwnerId, RecordId, Recovery,
-    RejectKind, WriteOutcome,
+    BulkJobState, Crm, CrmError, CurrentOwner, ErrorKind, ObjectKind, OwnerChange, OwnerId,
+    RecordId, Recovery, RejectKind, WriteOutcome,
 };
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -802,12 +802,53 @@ impl<C: Crm> Session<'_, C> {
 
     /// Resolves intents left without outcome by a crash or a lost response. Returns
     /// the items still holding `from` (to be re-sent after the normal compare).
+    ///
+    /// Bulk jobs the journal names whose end was never journaled may still be running
+    /// on the CRM (the process died while they ran, or could not confirm a failed one
+    /// ended): each is aborted and waited for until it is final *before* any owner is
+    /// read, so a record it has not reached yet cannot be sent again and then written
+    /// a second time by the orphan. If that cannot be confirmed the run stops,
+    /// resumable, having read and written nothing.
     async fn recover(
         &mut self,
         object: ObjectKind,
         items: Vec<Item>,
     ) -> Result<Result<Vec<Item>, Stop>, WriterError> {
         info!(run_id = %self.run, object = %object, count = items.len(), "resolving in-flight intents");
+        let store = &self.writer.store;
+        for (batch_id, job_id) in store
+            .journal_unsettled_bulk_jobs(self.run.as_str(), object)
+            .await?
+        {
+            self.progress.note(&format!(
+                "bulk job {job_id} (batch {batch_id}) was left running: aborting it before reading owners"
+            ));
+            let end = match self
+                .writer
+                .guarded(self.writer.crm.bulk_abort(object, &job_id))
+                .await
+            {
+                Ok(end) => end,
+                Err(err) => {
+                    let mut stop = self.stop_for(&err);
+                    stop.message = format!(
+                        "bulk job {job_id} of an interrupted run could not be confirmed ended \
+                         ({err}); nothing was sent; resume again to settle it"
+                    );
+                    return Ok(Err(stop));
+                }
+            };
+            info!(run_id = %self.run, object = %object, job = %job_id, state = ?end.state, processed = end.processed, "orphaned bulk job ended");
+            let result = format!(
+                "orphan bulk {job_id}: {} ({} processed, {} failed)",
+                bulk_state_name(end.state),
+                end.processed,
+                end.failed
+            );
+            store
+                .journal_batch_result(self.run.as_str(), batch_id, &result, Utc::now())
+                .await?;
+        }
         let mut pending = Vec::new();
         for chunk in items.chunks(self.writer.read_batch_size()) {
             let ids: Vec<RecordId> = chunk.iter().map(|i| i.id.clone()).collect();
@@ -1199,6 +1240,16 @@ impl<C: Crm> Session<'_, C> {
         self.pending.outcomes.extend(finals);
         self.pending.requeue.extend(requeue);
         self.pending.exceptions.extend(exceptions);
+    }
+}
+
+/// How the journal names a bulk job's final state.
+fn bulk_state_name(state: BulkJobState) -> &'static str {
+    match state {
+        BulkJobState::Aborted => "aborted",
+        BulkJobState::Complete => "complete",
+        BulkJobState::Failed => "failed",
+        BulkJobState::Gone => "gone",
     }
 }
 

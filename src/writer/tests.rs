@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 use leadroute_crm::{
-    ApiUsage, Change, CrmError, CrmKind, CurrentOwner, Cursor, ErrorKind, InboundRequest, Intake,
-    IntakeError, ObjectKind, OwnerChange, OwnerId, Page, RecordId, RejectKind, WriteLimits,
-    WriteOutcome,
+    ApiUsage, BulkJobEnd, BulkJobState, Change, CrmError, CrmKind, CurrentOwner, Cursor, ErrorKind,
+    InboundRequest, Intake, IntakeError, ObjectKind, OwnerChange, OwnerId, Page, RecordId,
+    RejectKind, WriteLimits, WriteOutcome,
 };
 
 use super::*;
@@ -48,6 +48,24 @@ struct FakeState {
     /// Records per bulk job, one entry per job.
     bulk_sizes: Vec<usize>,
     bulk_faults: VecDeque<ApplyFault>,
+    /// Bulk jobs by id, and how many were started.
+    jobs: HashMap<String, FakeJob>,
+    jobs_started: u64,
+    /// The next `bulk_abort` calls fail with these.
+    abort_faults: VecDeque<ErrorKind>,
+    /// Bulk job calls and owner reads, in order (`start job1`, `abort job1`, `read`).
+    events: Vec<String>,
+}
+
+/// A fake bulk job.
+#[derive(Debug, Clone)]
+enum FakeJob {
+    /// Created and loaded, not closed: writes nothing until run.
+    Open,
+    /// Closed and processing on its own; these rows are still to come (see
+    /// [`FakeCrm::finish_orphans`]).
+    Running(Vec<OwnerChange>),
+    Ended(BulkJobState),
 }
 
 struct FakeCrm {
@@ -82,6 +100,24 @@ impl FakeCrm {
 
     fn owner(&self, id: &str) -> Option<OwnerId> {
         self.with(|s| s.owners.get(&RecordId::from(id)).cloned().flatten())
+    }
+
+    /// What jobs left running do if nobody aborts them: process their remaining rows
+    /// (as Salesforce would after the process that started them died).
+    fn finish_orphans(&self) {
+        let running: Vec<(String, Vec<OwnerChange>)> = self.with(|s| {
+            s.jobs
+                .iter()
+                .filter_map(|(id, job)| match job {
+                    FakeJob::Running(rows) => Some((id.clone(), rows.clone())),
+                    _ => None,
+                })
+                .collect()
+        });
+        for (id, rows) in running {
+            self.write(&rows, true).unwrap();
+            self.with(|s| s.jobs.insert(id, FakeJob::Ended(BulkJobState::Complete)));
+        }
     }
 
     fn writes_of(&self, id: &str) -> usize {
@@ -175,6 +211,7 @@ impl Crm for FakeCrm {
     ) -> impl Future<Output = Result<Vec<CurrentOwner>, CrmError>> + Send {
         let result = self.with(|s| {
             s.read_calls += 1;
+            s.events.push("read".to_owned());
             if s.outage > 0 {
                 s.outage -= 1;
                 return Err(err(ErrorKind::Unavailable));
@@ -209,20 +246,70 @@ impl Crm for FakeCrm {
         std::future::ready(self.write(batch, false))
     }
 
-    fn apply_bulk(
+    fn bulk_start(
         &self,
-        _object: ObjectKind,
+        object: ObjectKind,
         batch: &[OwnerChange],
-    ) -> impl Future<Output = Result<leadroute_crm::BulkWrite, CrmError>> + Send {
+    ) -> impl Future<Output = Result<leadroute_crm::BulkJob, CrmError>> + Send {
         let result = if self.limits.bulk_threshold.is_none() {
             Err(err(ErrorKind::Unsupported))
         } else {
-            self.write(batch, true)
-                .map(|outcomes| leadroute_crm::BulkWrite {
-                    job_id: Some(format!("job{}", self.with(|s| s.bulk_sizes.len()))),
-                    outcomes,
-                })
+            Ok(self.with(|s| {
+                s.jobs_started += 1;
+                let id = format!("job{}", s.jobs_started);
+                s.events.push(format!("start {id}"));
+                s.jobs.insert(id.clone(), FakeJob::Open);
+                leadroute_crm::BulkJob {
+                    id: Some(id),
+                    object,
+                    changes: batch.to_vec(),
+                }
+            }))
         };
+        std::future::ready(result)
+    }
+
+    fn bulk_run(
+        &self,
+        job: leadroute_crm::BulkJob,
+    ) -> impl Future<Output = Result<leadroute_crm::BulkWrite, CrmError>> + Send {
+        let id = job.id.clone().unwrap_or_default();
+        self.with(|s| {
+            s.events.push(format!("run {id}"));
+            s.jobs
+                .insert(id.clone(), FakeJob::Ended(BulkJobState::Complete));
+        });
+        let result = self
+            .write(&job.changes, true)
+            .map(|outcomes| leadroute_crm::BulkWrite {
+                job_id: Some(id),
+                outcomes,
+            });
+        std::future::ready(result)
+    }
+
+    fn bulk_abort(
+        &self,
+        _object: ObjectKind,
+        job_id: &str,
+    ) -> impl Future<Output = Result<BulkJobEnd, CrmError>> + Send {
+        let result = self.with(|s| {
+            s.events.push(format!("abort {job_id}"));
+            if let Some(kind) = s.abort_faults.pop_front() {
+                return Err(err(kind));
+            }
+            let state = match s.jobs.get(job_id) {
+                None => BulkJobState::Gone,
+                Some(FakeJob::Ended(state)) => *state,
+                Some(FakeJob::Open | FakeJob::Running(_)) => BulkJobState::Aborted,
+            };
+            s.jobs.insert(job_id.to_owned(), FakeJob::Ended(state));
+            Ok(BulkJobEnd {
+                state,
+                processed: 0,
+                failed: 0,
+            })
+        });
         std::future::ready(result)
     }
 

@@ -2,7 +2,9 @@
 //! above the bulk threshold goes through Bulk API 2.0 (and converges with no no-op
 //! write), per-record failures come back as re-plans and exceptions, and a fault storm
 //! (ConcurrentRequests refusals, 5xx, resets, lost answers, slow answers, row locks,
-//! an expiring session) converges with nothing lost and nothing written twice.
+//! an expiring session) converges with nothing lost and nothing written twice, and a
+//! process killed while its bulk job runs leaves nothing written twice: `resume`
+//! aborts the orphaned job before it reads or writes anything.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -11,8 +13,9 @@ use std::time::Duration;
 use chrono::Utc;
 use leadroute::domain::{CrmKind, ObjectKind, OwnerId, RecordId};
 use leadroute::reconcile::{Plan, PlannedChange};
-use leadroute::store::Store;
+use leadroute::store::{NewRun, Store};
 use leadroute::writer::{NoProgress, RunId, StopReason, Writer, WriterSettings};
+use leadroute_crm::{BulkJobState, Crm, OwnerChange};
 use leadroute_salesforce::{Salesforce, SalesforceAuth, SalesforceSettings};
 use leadroute_sim::salesforce::{
     self as sf, FaultScript, LeadAssignmentRule, Mutation, SalesforceSim, SalesforceSimConfig,
@@ -417,6 +420,129 @@ async fn a_salesforce_fault_storm_converges_with_no_change_lost_or_written_twice
     );
     sim.set_faults(FaultScript::default());
     assert_converged(&sim, &store, &plan, "sf-storm", &HashSet::new()).await;
+    sim.shutdown().await;
+    test_store.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_job_orphaned_by_a_killed_process_is_aborted_before_resume_writes_anything() {
+    // A job works through 25 rows every 60 ms: it is still running when the process
+    // that started it dies.
+    let config = SalesforceSimConfig {
+        validation_rule: false,
+        bulk_step_rows: 25,
+        bulk_step_delay: Duration::from_millis(60),
+        ..org(400)
+    };
+    let sim = spawn(&config).await;
+    let (plan, users) = rotation(&sim);
+    let n = plan.changes.len();
+    assert!(n > 300, "{n} changes");
+    let test_store = sqlite_store().await;
+    let store = test_store.store.clone();
+
+    // The process that dies: it journals the run, the job's intent and, once the job
+    // is created and loaded, its id; then it closes the job and is killed while the
+    // job runs.
+    let crm = connector(&sim, &config, 100);
+    let run = NewRun {
+        run_id: "sf-orphan",
+        crm: CrmKind::Salesforce,
+        kind: "backfill",
+        parent_run: None,
+        policy_version: "it",
+    };
+    store
+        .journal_create_run(&run, &plan.changes, Utc::now())
+        .await
+        .unwrap();
+    let seqs: Vec<i64> = (0..n as i64).collect();
+    store
+        .journal_intent("sf-orphan", 0, ObjectKind::Lead, &seqs, Utc::now())
+        .await
+        .unwrap();
+    let changes: Vec<OwnerChange> = plan
+        .changes
+        .iter()
+        .map(|c| OwnerChange {
+            id: c.id.clone(),
+            from: c.from.clone(),
+            to: c.to.clone(),
+            if_unmodified_since: None,
+        })
+        .collect();
+    let job = crm.bulk_start(ObjectKind::Lead, &changes).await.unwrap();
+    let job_id = job.id.clone().expect("a job was created");
+    store
+        .journal_bulk_job("sf-orphan", 0, &job_id)
+        .await
+        .unwrap();
+    let dying = {
+        let crm = crm.clone();
+        tokio::spawn(async move { crm.bulk_run(job).await })
+    };
+    let bulk_writes = |sim: &SalesforceSim| {
+        sim.write_log()
+            .iter()
+            .filter(|w| w.field == "OwnerId" && w.source == "bulk2")
+            .count()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while bulk_writes(&sim) < 50 {
+        assert!(std::time::Instant::now() < deadline, "the job never ran");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    dying.abort(); // kill -9: the job goes on running on Salesforce.
+    let _ = dying.await;
+    let processed_at_kill = bulk_writes(&sim);
+    assert!(processed_at_kill < n, "the job is still running");
+    // A rep moves the last lead of the job by hand while the orphan runs.
+    let last = plan.changes.last().unwrap();
+    let human = users
+        .iter()
+        .find(|u| **u != last.to.0 && Some(u.as_str()) != last.from.as_ref().map(|f| f.as_str()))
+        .unwrap()
+        .clone();
+    sim.mutate(Mutation::ChangeOwner {
+        object: "Lead".into(),
+        id: last.id.0.clone(),
+        owner_id: human.clone(),
+    })
+    .unwrap();
+
+    // A new process resumes the run.
+    let crm = connector(&sim, &config, 100);
+    let report = Writer::new(crm.clone(), store.clone(), fast(1000))
+        .resume(&RunId::new("sf-orphan"), &NoProgress)
+        .await
+        .unwrap();
+    eprintln!("salesforce orphan resume: {report}");
+    assert!(report.is_complete(), "{report}");
+    // Only what it had not processed went out again, in one new job, and nothing
+    // the orphan could still do comes after.
+    assert_eq!(report.bulk_jobs, 1, "{report}");
+    assert_eq!(report.skipped_changed, 1, "{report}");
+    let writes_after = sim.write_log().len();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        sim.write_log().len(),
+        writes_after,
+        "the orphan wrote after resume"
+    );
+    assert_eq!(owners(&sim)[&last.id.0], human, "the human edit stands");
+    assert_eq!(
+        bulk_writes(&sim),
+        n - 1,
+        "every lead written once (the edited one not at all)"
+    );
+    assert_converged(&sim, &store, &plan, "sf-orphan", &HashSet::new()).await;
+    // The orphan is over: aborted part-way (it had not reached the end).
+    let end = crm.bulk_abort(ObjectKind::Lead, &job_id).await.unwrap();
+    assert_eq!(end.state, BulkJobState::Aborted, "{end:?}");
+    assert!(
+        (processed_at_kill..n).contains(&(end.processed as usize)),
+        "{end:?}"
+    );
     sim.shutdown().await;
     test_store.cleanup().await;
 }

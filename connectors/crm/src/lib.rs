@@ -91,17 +91,69 @@ pub trait Crm: Send + Sync + 'static {
     /// before sending anything again). Bulk writes are never conditional
     /// (`if_unmodified_since` is ignored) and must not fire assignment rules.
     ///
-    /// CRMs without a bulk path keep this default, which answers
-    /// [`ErrorKind::Unsupported`], and report `bulk_threshold: None`.
+    /// This is [`Crm::bulk_start`] then [`Crm::bulk_run`]; a caller that must record
+    /// the job's id before the job can write anything (the writer's journal) calls the
+    /// two itself.
     fn apply_bulk(
         &self,
         object: ObjectKind,
         batch: &[OwnerChange],
     ) -> impl Future<Output = Result<BulkWrite, CrmError>> + Send {
+        let start = self.bulk_start(object, batch);
+        async move {
+            let job = start.await?;
+            self.bulk_run(job).await
+        }
+    }
+
+    /// The first half of a bulk write: creates the job and hands it the changes, but
+    /// does not let it start: until [`Crm::bulk_run`] the job writes nothing, and
+    /// [`Crm::bulk_abort`] with [`BulkJob::id`] ends it for good (after a crash, say).
+    /// `Err` means no job holds these changes (one that was created is aborted).
+    ///
+    /// CRMs without a bulk path keep this default, which answers
+    /// [`ErrorKind::Unsupported`] without a call, and report `bulk_threshold: None`.
+    fn bulk_start(
+        &self,
+        object: ObjectKind,
+        batch: &[OwnerChange],
+    ) -> impl Future<Output = Result<BulkJob, CrmError>> + Send {
         let message = format!(
             "{} has no bulk write path ({} changes of {object} were not sent); use apply",
             self.kind(),
             batch.len()
+        );
+        async move { Err(CrmError::new(ErrorKind::Unsupported, message)) }
+    }
+
+    /// The second half of a bulk write: lets the job from [`Crm::bulk_start`] run,
+    /// waits until it is finished and answers as [`Crm::apply_bulk`] does. A job the
+    /// connector gives up waiting on is aborted (best effort) and answers an error
+    /// whose outcome is unknown.
+    fn bulk_run(&self, job: BulkJob) -> impl Future<Output = Result<BulkWrite, CrmError>> + Send {
+        let message = format!(
+            "{} has no bulk write path (job {:?} of {} changes was not run)",
+            self.kind(),
+            job.id,
+            job.changes.len()
+        );
+        async move { Err(CrmError::new(ErrorKind::Unsupported, message)) }
+    }
+
+    /// Ends a bulk job known only by its id (one a crashed process started): aborts it
+    /// if it has not finished, then waits (bounded by the connector's bulk timeout)
+    /// until it is in a final state, and says which. Once this returns `Ok` the job
+    /// writes nothing more, so reading owners tells what it did. A job the CRM no
+    /// longer knows is [`BulkJobState::Gone`] (deleted once finished, or expired).
+    /// `Err` means the job may still be running: do not write its records.
+    fn bulk_abort(
+        &self,
+        object: ObjectKind,
+        job_id: &str,
+    ) -> impl Future<Output = Result<BulkJobEnd, CrmError>> + Send {
+        let message = format!(
+            "{} has no bulk write path, so it has no job {job_id} of {object} to abort",
+            self.kind()
         );
         async move { Err(CrmError::new(ErrorKind::Unsupported, message)) }
     }

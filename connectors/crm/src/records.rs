@@ -434,6 +434,42 @@ pub struct BulkWrite {
     pub outcomes: Vec<WriteOutcome>,
 }
 
+/// A bulk job created and loaded by [`crate::Crm::bulk_start`] that has not started
+/// yet; [`crate::Crm::bulk_run`] runs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BulkJob {
+    /// The CRM's id for the job (Salesforce `750…`); `None` when no job was needed
+    /// because every change was refused up front (malformed ids): `bulk_run` then
+    /// answers those refusals without a call.
+    pub id: Option<String>,
+    pub object: ObjectKind,
+    /// The changes, in the order `bulk_run` answers their outcomes.
+    pub changes: Vec<OwnerChange>,
+}
+
+/// The final state [`crate::Crm::bulk_abort`] left a job in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BulkJobState {
+    /// Aborted before it finished: rows it had processed stay written, no more will be.
+    Aborted,
+    /// It had finished processing every row before the abort could land.
+    Complete,
+    /// It failed as a whole; rows it had processed stay written.
+    Failed,
+    /// The CRM no longer knows the job (deleted after it finished, or expired).
+    Gone,
+}
+
+/// What [`crate::Crm::bulk_abort`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BulkJobEnd {
+    pub state: BulkJobState,
+    /// Rows the job processed (written or refused), as the CRM reports; 0 when gone.
+    pub processed: u64,
+    /// Of those, rows the CRM refused.
+    pub failed: u64,
+}
+
 /// How a connector writes, so the writer can plan batches and cost.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WriteLimits {

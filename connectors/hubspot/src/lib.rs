@@ -437,6 +437,11 @@ mod tests {
             "{}",
             err.message
         );
+        let err = hs
+            .bulk_abort(ObjectKind::Contact, "750x")
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Unsupported);
         assert_eq!(hs.usage().calls, 0);
     }
 }

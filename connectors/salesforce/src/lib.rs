@@ -29,9 +29,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use leadroute_crm::{
-    ApiUsage, BulkWrite, Change, Crm, CrmError, CrmKind, CurrentOwner, Cursor, ErrorKind,
-    InboundRequest, Intake, IntakeError, ObjectKind, OwnerChange, Page, RecordId, WriteLimits,
-    WriteOutcome,
+    ApiUsage, BulkJob, BulkJobEnd, BulkWrite, Change, Crm, CrmError, CrmKind, CurrentOwner, Cursor,
+    ErrorKind, InboundRequest, Intake, IntakeError, ObjectKind, OwnerChange, Page, RecordId,
+    WriteLimits, WriteOutcome,
 };
 use secrecy::SecretString;
 
@@ -251,6 +251,13 @@ impl Salesforce {
     ) -> Result<DeletedWindow, CrmError> {
         sync::get_deleted(&self.inner.client, object, start, end).await
     }
+
+    fn bulk_config(&self) -> write::BulkConfig {
+        write::BulkConfig {
+            poll_interval: self.inner.settings.bulk_poll_interval,
+            timeout: self.inner.settings.bulk_timeout,
+        }
+    }
 }
 
 impl Crm for Salesforce {
@@ -301,20 +308,27 @@ impl Crm for Salesforce {
         .await
     }
 
-    /// One Bulk API 2.0 ingest job for the whole change set (no per-call size limit,
-    /// no conditional writes, no assignment rule). A job not finished within
-    /// `bulk_timeout` is aborted and answers [`ErrorKind::Timeout`]: outcome unknown,
-    /// re-read before retrying.
-    async fn apply_bulk(
+    /// Creates a Bulk API 2.0 ingest job for the whole change set (no per-call size
+    /// limit, no conditional writes, no assignment rule) and uploads it, unclosed.
+    async fn bulk_start(
         &self,
         object: ObjectKind,
         batch: &[OwnerChange],
-    ) -> Result<BulkWrite, CrmError> {
-        let config = write::BulkConfig {
-            poll_interval: self.inner.settings.bulk_poll_interval,
-            timeout: self.inner.settings.bulk_timeout,
-        };
-        write::apply_bulk(&self.inner.client, object, batch, config).await
+    ) -> Result<BulkJob, CrmError> {
+        write::bulk_start(&self.inner.client, object, batch).await
+    }
+
+    /// Closes the job and waits for it. A job not finished within `bulk_timeout` is
+    /// aborted and answers [`ErrorKind::Timeout`]: outcome unknown, re-read before
+    /// retrying.
+    async fn bulk_run(&self, job: BulkJob) -> Result<BulkWrite, CrmError> {
+        write::bulk_run(&self.inner.client, job, self.bulk_config()).await
+    }
+
+    /// Aborts an ingest job unless it is final and waits (up to `bulk_timeout`) until
+    /// it is.
+    async fn bulk_abort(&self, _object: ObjectKind, job_id: &str) -> Result<BulkJobEnd, CrmError> {
+        write::bulk_abort(&self.inner.client, job_id, self.bulk_config()).await
     }
 
     fn write_limits(&self) -> WriteLimits {

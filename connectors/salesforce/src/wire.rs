@@ -159,6 +159,10 @@ pub(crate) struct BulkJob {
     pub(crate) state: String,
     #[serde(default)]
     pub(crate) error_message: Option<String>,
+    #[serde(default)]
+    pub(crate) number_records_processed: u64,
+    #[serde(default)]
+    pub(crate) number_records_failed: u64,
 }
 
 /// `GET /sobjects/{T}/deleted/` body.

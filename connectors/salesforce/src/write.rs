@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use leadroute_crm::{
-    BulkWrite, Change, CrmError, CurrentOwner, ErrorKind, ObjectKind, OwnerChange, OwnerId,
-    RecordId, RejectKind, WriteOutcome,
+    BulkJob, BulkJobEnd, BulkJobState, BulkWrite, Change, CrmError, CurrentOwner, ErrorKind,
+    ObjectKind, OwnerChange, OwnerId, RecordId, RejectKind, WriteOutcome,
 };
 use reqwest::Method;
 use serde_json::{Map, Value, json};
@@ -21,8 +21,8 @@ use serde_json::{Map, Value, json};
 use crate::client::{Body, Client, Request, Target};
 use crate::soql::{self, SObject};
 use crate::wire::{
-    self, Attributes, BulkJob, CollectionResult, CollectionUpdate, CompositeRequest,
-    CompositeResponse, CompositeSubrequest, OwnerUpdate, QueryPage, RestError, RetrieveRequest,
+    self, Attributes, CollectionResult, CollectionUpdate, CompositeRequest, CompositeResponse,
+    CompositeSubrequest, OwnerUpdate, QueryPage, RestError, RetrieveRequest,
 };
 use crate::{ids, map};
 
@@ -325,30 +325,21 @@ pub(crate) fn bulk_result_rows(body: &[u8]) -> Result<Vec<(String, String)>, Crm
     Ok(rows)
 }
 
-/// Writes any number of owner changes with one Bulk API 2.0 ingest job: create the
-/// job, upload the `Id,OwnerId` CSV once, close it (`UploadComplete`), poll until it is
-/// terminal, read `successfulResults` and `failedResults` (and `unprocessedrecords`
-/// when the job did not complete), map them back to the input by record id, delete
-/// the job. Every one of those HTTP calls goes through the client, so each counts
-/// against the daily allocation like any REST call.
-///
-/// Assignment rules: Bulk API 2.0 has no `Sforce-Auto-Assign` header; an ingest job
-/// runs the lead assignment rule only when it is created with `assignmentRuleId`. This
-/// job never names one, so the owners written stay written.
-///
-/// Unknown outcomes: the job create is never retried blind (a lost answer could leave
-/// a job we do not know of, but an unclosed job writes nothing). A job that failed to
-/// upload or close is aborted. A job still running at `timeout`, or whose status can
-/// no longer be read, is aborted (best effort: rows Salesforce already processed stay
-/// written) and reported as [`ErrorKind::Timeout`], so the caller re-reads owners
-/// before sending anything again.
-pub(crate) async fn apply_bulk(
-    client: &Client,
-    object: ObjectKind,
-    batch: &[OwnerChange],
-    config: BulkConfig,
-) -> Result<BulkWrite, CrmError> {
-    let sobject = writable_sobject(object)?;
+/// Where a job is reached under the API root.
+fn job_path(id: &str) -> String {
+    format!("/jobs/ingest/{id}")
+}
+
+/// The rows a bulk job uploads, with where each change's outcome goes: changes whose
+/// ids are malformed are refused up front (`outcomes`), the rest go in `rows`, and
+/// `positions` maps a canonical record id back to its changes.
+struct BulkRows {
+    outcomes: Vec<Option<WriteOutcome>>,
+    positions: HashMap<String, Vec<usize>>,
+    rows: Vec<(String, String)>,
+}
+
+fn bulk_rows(batch: &[OwnerChange]) -> BulkRows {
     let mut outcomes: Vec<Option<WriteOutcome>> = vec![None; batch.len()];
     let mut positions: HashMap<String, Vec<usize>> = HashMap::new();
     let mut rows = Vec::with_capacity(batch.len());
@@ -361,16 +352,40 @@ pub(crate) async fn apply_bulk(
             }
         }
     }
-    if rows.is_empty() {
-        return Ok(BulkWrite {
-            job_id: None,
-            outcomes: outcomes
-                .into_iter()
-                .map(|o| o.expect("all rejected up front"))
-                .collect(),
+    BulkRows {
+        outcomes,
+        positions,
+        rows,
+    }
+}
+
+/// The first half of a Bulk API 2.0 write ([`Crm::bulk_start`]): create the job and
+/// upload the `Id,OwnerId` CSV once, but do not close it. An `Open` job never
+/// processes a row, so until [`bulk_run`] closes it the job writes nothing, and
+/// [`bulk_abort`] can end it for good. A changeset whose every change is refused up
+/// front (malformed ids) creates no job.
+///
+/// Unknown outcomes: the job create is never retried blind (a lost answer could leave
+/// a job we do not know of, but an unclosed job writes nothing). A job whose upload
+/// failed is aborted.
+///
+/// [`Crm::bulk_start`]: leadroute_crm::Crm::bulk_start
+pub(crate) async fn bulk_start(
+    client: &Client,
+    object: ObjectKind,
+    batch: &[OwnerChange],
+) -> Result<BulkJob, CrmError> {
+    let sobject = writable_sobject(object)?;
+    let prepared = bulk_rows(batch);
+    let changes = batch.to_vec();
+    if prepared.rows.is_empty() {
+        return Ok(BulkJob {
+            id: None,
+            object,
+            changes,
         });
     }
-    let csv_bytes = bulk_csv(&rows)?;
+    let csv_bytes = bulk_csv(&prepared.rows)?;
 
     // No `.write()`: the Sforce-Auto-Assign header means nothing to Bulk API 2.0; the
     // absent `assignmentRuleId` is what keeps assignment rules from running.
@@ -381,23 +396,68 @@ pub(crate) async fn apply_bulk(
     )
     .not_idempotent();
     let (job, _) = client
-        .send_json::<BulkJob>(&create, "bulk job create")
+        .send_json::<wire::BulkJob>(&create, "bulk job create")
         .await?;
-    let job_path = format!("/jobs/ingest/{}", job.id);
-    tracing::info!(job = %job.id, object = %object, records = rows.len(), "salesforce bulk ingest job created");
+    let path = job_path(&job.id);
+    tracing::info!(job = %job.id, object = %object, records = prepared.rows.len(), "salesforce bulk ingest job created");
 
     // One PUT per job (a second one is refused), so the upload is never resent: a
     // failed upload aborts the job, which then writes nothing.
     let upload = Request {
         method: Method::PUT,
         body: Body::Csv(csv_bytes),
-        ..Request::get(Target::Api(format!("{job_path}/batches")))
+        ..Request::get(Target::Api(format!("{path}/batches")))
     }
     .not_idempotent();
     if let Err(err) = client.send(&upload).await {
-        abort(client, &job_path).await;
+        abort(client, &path).await;
         return Err(nothing_written(err.into(), &job.id, "upload"));
     }
+    Ok(BulkJob {
+        id: Some(job.id),
+        object,
+        changes,
+    })
+}
+
+/// The second half ([`Crm::bulk_run`]): close the job (`UploadComplete`), poll until
+/// it is terminal, read `successfulResults` and `failedResults` (and
+/// `unprocessedrecords` when the job did not complete), map them back to the input by
+/// record id, delete the job. Every one of those HTTP calls goes through the client,
+/// so each counts against the daily allocation like any REST call.
+///
+/// Assignment rules: Bulk API 2.0 has no `Sforce-Auto-Assign` header; an ingest job
+/// runs the lead assignment rule only when it is created with `assignmentRuleId`. This
+/// job never names one, so the owners written stay written.
+///
+/// Unknown outcomes: a job that failed to close is aborted. A job still running at
+/// `timeout`, or whose status can no longer be read, is aborted (best effort: rows
+/// Salesforce already processed stay written) and reported as [`ErrorKind::Timeout`],
+/// so the caller re-reads owners before sending anything again.
+///
+/// [`Crm::bulk_run`]: leadroute_crm::Crm::bulk_run
+pub(crate) async fn bulk_run(
+    client: &Client,
+    job: BulkJob,
+    config: BulkConfig,
+) -> Result<BulkWrite, CrmError> {
+    let BulkRows {
+        mut outcomes,
+        positions,
+        ..
+    } = bulk_rows(&job.changes);
+    let Some(job_id) = job.id else {
+        return Ok(BulkWrite {
+            job_id: None,
+            outcomes: outcomes
+                .into_iter()
+                .map(|o| {
+                    o.unwrap_or_else(|| unprocessed("no bulk job was created for this change"))
+                })
+                .collect(),
+        });
+    };
+    let job_path = job_path(&job_id);
     let close = Request::json(
         Method::PATCH,
         Target::Api(job_path.clone()),
@@ -407,7 +467,7 @@ pub(crate) async fn apply_bulk(
     if let Err(err) = client.send(&close).await {
         // The close may have landed with its answer lost: the job's state says.
         let state = client
-            .send_json::<BulkJob>(
+            .send_json::<wire::BulkJob>(
                 &Request::get(Target::Api(job_path.clone())),
                 "bulk job status",
             )
@@ -417,7 +477,7 @@ pub(crate) async fn apply_bulk(
             Ok(state) if state != "Open" => {}
             _ => {
                 abort(client, &job_path).await;
-                return Err(nothing_written(err.into(), &job.id, "close"));
+                return Err(nothing_written(err.into(), &job_id, "close"));
             }
         }
     }
@@ -428,7 +488,7 @@ pub(crate) async fn apply_bulk(
         tokio::time::sleep(wait.min(config.poll_interval)).await;
         wait = wait.saturating_mul(2);
         let status = client
-            .send_json::<BulkJob>(
+            .send_json::<wire::BulkJob>(
                 &Request::get(Target::Api(job_path.clone())),
                 "bulk job status",
             )
@@ -443,7 +503,7 @@ pub(crate) async fn apply_bulk(
                     format!(
                         "salesforce bulk job {} status unreadable ({err}); aborted it, but rows it \
                          already processed stay written: re-read owners before retrying",
-                        job.id
+                        job_id
                     ),
                 )
                 .with_source(err));
@@ -459,7 +519,7 @@ pub(crate) async fn apply_bulk(
                 format!(
                     "salesforce bulk job {} still {} after {:?}; aborted it, but rows it already \
                      processed stay written: re-read owners before retrying",
-                    job.id, state.state, config.timeout
+                    job_id, state.state, config.timeout
                 ),
             ));
         }
@@ -471,7 +531,7 @@ pub(crate) async fn apply_bulk(
     }
     let not_completed = format!(
         "bulk job {} ended {}: {}",
-        job.id,
+        job_id,
         final_job.state,
         final_job.error_message.clone().unwrap_or_default()
     );
@@ -500,18 +560,18 @@ pub(crate) async fn apply_bulk(
         ..Request::get(Target::Api(job_path.clone()))
     };
     if let Err(err) = client.send(&delete).await {
-        tracing::debug!(job = %job.id, error = %err.error, "deleting a finished bulk job failed; Salesforce drops it after 7 days");
+        tracing::debug!(job = %job_id, error = %err.error, "deleting a finished bulk job failed; Salesforce drops it after 7 days");
     }
     let missing = if final_job.state == "JobComplete" {
         format!(
             "bulk job {} finished without a result for this record",
-            job.id
+            job_id
         )
     } else {
         not_completed
     };
     Ok(BulkWrite {
-        job_id: Some(job.id),
+        job_id: Some(job_id),
         outcomes: outcomes
             .into_iter()
             .map(|o| o.unwrap_or_else(|| unprocessed(&missing)))
@@ -538,6 +598,86 @@ async fn abort(client: &Client, job_path: &str) {
     );
     if let Err(err) = client.send(&request).await {
         tracing::warn!(job = job_path, error = %err.error, "aborting a salesforce bulk job failed");
+    }
+}
+
+/// Ends a job known only by its id ([`Crm::bulk_abort`]): reads its state; unless it
+/// is already final, asks for `Aborted` (allowed from `Open`, `UploadComplete` and
+/// `InProgress`; refused once final, so a refusal is followed by another read), then
+/// polls until the job is `Aborted`, `JobComplete` or `Failed`, for at most
+/// `config.timeout`. A job Salesforce no longer has (404: deleted after it finished,
+/// or past its seven days) is [`BulkJobState::Gone`]. `Err`: the job may still run.
+///
+/// [`Crm::bulk_abort`]: leadroute_crm::Crm::bulk_abort
+pub(crate) async fn bulk_abort(
+    client: &Client,
+    job_id: &str,
+    config: BulkConfig,
+) -> Result<BulkJobEnd, CrmError> {
+    let path = job_path(job_id);
+    let status = |path: String| async move {
+        match client
+            .send_json::<wire::BulkJob>(&Request::get(Target::Api(path)), "bulk job status")
+            .await
+        {
+            Ok((job, _)) => Ok(Some(job)),
+            Err(err) if err.error.kind == ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(CrmError::from(err)),
+        }
+    };
+    let end = |job: Option<wire::BulkJob>| -> Option<BulkJobEnd> {
+        let Some(job) = job else {
+            return Some(BulkJobEnd {
+                state: BulkJobState::Gone,
+                processed: 0,
+                failed: 0,
+            });
+        };
+        let state = match job.state.as_str() {
+            "Aborted" => BulkJobState::Aborted,
+            "JobComplete" => BulkJobState::Complete,
+            "Failed" => BulkJobState::Failed,
+            _ => return None,
+        };
+        Some(BulkJobEnd {
+            state,
+            processed: job.number_records_processed,
+            failed: job.number_records_failed,
+        })
+    };
+    if let Some(done) = end(status(path.clone()).await?) {
+        return Ok(done);
+    }
+    let request = Request::json(
+        Method::PATCH,
+        Target::Api(path.clone()),
+        &json!({"state": "Aborted"}),
+    );
+    if let Err(err) = client.send(&request).await {
+        // Refused because it just finished, or lost: the next read says which.
+        tracing::debug!(job = job_id, error = %err.error, "aborting an orphaned bulk job was not accepted");
+    }
+    let started = Instant::now();
+    let mut wait = FIRST_POLL;
+    loop {
+        let job = status(path.clone()).await?;
+        let last = job.as_ref().map(|j| j.state.clone()).unwrap_or_default();
+        if let Some(done) = end(job) {
+            tracing::info!(job = job_id, state = ?done.state, processed = done.processed, "orphaned salesforce bulk job ended");
+            return Ok(done);
+        }
+        if started.elapsed() >= config.timeout {
+            return Err(CrmError::new(
+                ErrorKind::Timeout,
+                format!(
+                    "salesforce bulk job {job_id} still {last} {:?} after it was asked to abort; \
+                     it may still write: resume again later",
+                    config.timeout
+                ),
+            ));
+        }
+        tokio::time::sleep(wait.min(config.poll_interval)).await;
+        wait = wait.saturating_mul(2);
     }
 }
 

@@ -1426,3 +1426,78 @@ async fn a_late_visible_commit_stamped_before_the_watermark_is_still_mirrored() 
     .unwrap();
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_started_bulk_job_writes_nothing_until_run_and_abort_ends_it_whatever_its_state() {
+    let (sim, crm) = connector(SalesforceSimConfig {
+        bulk_step_rows: 20,
+        bulk_step_delay: std::time::Duration::from_millis(40),
+        ..small_org()
+    })
+    .await;
+    let state = sim.state();
+    let user = state.users.iter().find(|u| u.is_active).unwrap().id.clone();
+    let batch: Vec<OwnerChange> = state
+        .leads
+        .iter()
+        .filter(|l| !l.is_deleted && !l.is_converted && l.owner_id != user)
+        .take(200)
+        .map(|l| OwnerChange {
+            id: RecordId::new(l.id.as_str()),
+            from: None,
+            to: OwnerId::new(user.as_str()),
+            if_unmodified_since: None,
+        })
+        .collect();
+    let writes = |sim: &SalesforceSim| {
+        sim.write_log()
+            .iter()
+            .filter(|w| w.source == "bulk2")
+            .count()
+    };
+
+    // Started, never run: it stays Open and writes nothing; abort ends it.
+    let open = crm.bulk_start(ObjectKind::Lead, &batch).await.unwrap();
+    let open_id = open.id.clone().unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(writes(&sim), 0, "an unclosed job processes nothing");
+    let end = crm.bulk_abort(ObjectKind::Lead, &open_id).await.unwrap();
+    assert_eq!(
+        (end.state, end.processed),
+        (leadroute_crm::BulkJobState::Aborted, 0)
+    );
+    // Aborting a final job again only reads it.
+    let again = crm.bulk_abort(ObjectKind::Lead, &open_id).await.unwrap();
+    assert_eq!(again.state, leadroute_crm::BulkJobState::Aborted);
+    assert_eq!(writes(&sim), 0);
+
+    // Run, then abandoned mid-way (a killed process): abort stops it part-way and
+    // returns once it is final; nothing more is written after.
+    let job = crm.bulk_start(ObjectKind::Lead, &batch).await.unwrap();
+    let job_id = job.id.clone().unwrap();
+    let crm = Arc::new(crm);
+    let running = {
+        let crm = crm.clone();
+        tokio::spawn(async move { crm.bulk_run(job).await })
+    };
+    while writes(&sim) == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    running.abort();
+    let end = crm.bulk_abort(ObjectKind::Lead, &job_id).await.unwrap();
+    assert_eq!(end.state, leadroute_crm::BulkJobState::Aborted, "{end:?}");
+    assert!(end.processed > 0 && end.processed < 200, "{end:?}");
+    let written = writes(&sim);
+    assert_eq!(written as u64, end.processed);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(writes(&sim), written, "nothing written once abort returned");
+
+    // A finished, deleted job is gone.
+    let done = crm.apply_bulk(ObjectKind::Lead, &batch[..5]).await.unwrap();
+    let end = crm
+        .bulk_abort(ObjectKind::Lead, done.job_id.as_deref().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(end.state, leadroute_crm::BulkJobState::Gone);
+    sim.shutdown().await;
+}

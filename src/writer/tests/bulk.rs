@@ -288,3 +288,176 @@ async fn the_plan_summary_says_when_changes_go_through_bulk_jobs() {
     assert_eq!(small.bulk_job, None);
     assert!(small.to_string().contains("(batches of 100)"), "{small}");
 }
+
+/// A process that died during a bulk job: run `run` journaled with all `records`
+/// changes in one bulk intent (batch 0) and the job's id, as `send_job` leaves them
+/// once the id is committed. Returns the job id.
+async fn crash_during_job(crm: &FakeCrm, store: &Store, records: usize) -> String {
+    let plan = plan(records, "a", "b");
+    let run = NewRun {
+        run_id: "run",
+        crm: CrmKind::Hubspot,
+        kind: "backfill",
+        parent_run: None,
+        policy_version: "v1",
+    };
+    store
+        .journal_create_run(&run, &plan.changes, Utc::now())
+        .await
+        .unwrap();
+    let seqs: Vec<i64> = (0..records as i64).collect();
+    store
+        .journal_intent("run", 0, ObjectKind::Contact, &seqs, Utc::now())
+        .await
+        .unwrap();
+    let changes: Vec<OwnerChange> = plan
+        .changes
+        .iter()
+        .map(|c| OwnerChange {
+            id: c.id.clone(),
+            from: c.from.clone(),
+            to: c.to.clone(),
+            if_unmodified_since: None,
+        })
+        .collect();
+    let job = crm.bulk_start(ObjectKind::Contact, &changes).await.unwrap();
+    let id = job.id.unwrap();
+    store.journal_bulk_job("run", 0, &id).await.unwrap();
+    crm.with(|s| s.events.clear());
+    id
+}
+
+#[tokio::test]
+async fn resume_aborts_a_bulk_job_left_running_before_reading_and_nothing_is_written_twice() {
+    let (crm, store) = bulk_setup(100).await;
+    let job = crash_during_job(&crm, &store, 100).await;
+    // The job was closed and had processed the first 40 rows when the process died;
+    // it would go on with the other 60 on its own.
+    let changes: Vec<OwnerChange> = (0..100)
+        .map(|i| OwnerChange {
+            id: RecordId(i.to_string()),
+            from: Some(OwnerId::new("a")),
+            to: OwnerId::new("b"),
+            if_unmodified_since: None,
+        })
+        .collect();
+    crm.write(&changes[..40], true).unwrap();
+    crm.with(|s| {
+        s.jobs
+            .insert(job.clone(), FakeJob::Running(changes[40..].to_vec()));
+        // A human moves one record the orphan has not reached yet.
+        s.owners.insert("70".into(), Some(OwnerId::new("human")));
+    });
+    let writer = Writer::new(crm.clone(), store.clone(), bulk_settings());
+    let report = writer
+        .resume(&RunId::new("run"), &NoProgress)
+        .await
+        .unwrap();
+    assert!(report.is_complete(), "{report}");
+    let events = crm.with(|s| s.events.clone());
+    assert_eq!(
+        events.first().map(String::as_str),
+        Some(format!("abort {job}").as_str()),
+        "the orphan is aborted before any owner is read: {events:?}"
+    );
+    // Whatever the orphan would still have done: nothing, it is over.
+    crm.finish_orphans();
+    for i in 0..100 {
+        let expected = usize::from(i != 70);
+        assert_eq!(crm.writes_of(&i.to_string()), expected, "record {i}");
+    }
+    assert_eq!(
+        crm.owner("70"),
+        Some(OwnerId::new("human")),
+        "the human edit stands"
+    );
+    assert_eq!(crm.owner("99"), Some(OwnerId::new("b")));
+    let outcomes = outcomes(&store, "run").await;
+    assert_eq!(outcomes["0"], "applied", "written by the orphan");
+    assert_eq!(outcomes["70"], "skipped_changed");
+    assert_eq!(outcomes["99"], "applied");
+    assert_eq!(report.skipped_changed, 1);
+    // The 59 left went out again (one new job), after the abort.
+    assert_eq!(crm.with(|s| s.bulk_sizes.clone()), vec![40, 59]);
+}
+
+#[tokio::test]
+async fn a_job_that_was_never_closed_is_aborted_and_its_records_go_out_once() {
+    let (crm, store) = bulk_setup(100).await;
+    let job = crash_during_job(&crm, &store, 100).await;
+    let writer = Writer::new(crm.clone(), store.clone(), bulk_settings());
+    let report = writer
+        .resume(&RunId::new("run"), &NoProgress)
+        .await
+        .unwrap();
+    assert!(report.is_complete(), "{report}");
+    assert_eq!(report.applied, 100);
+    let events = crm.with(|s| s.events.clone());
+    assert_eq!(events[0], format!("abort {job}"), "{events:?}");
+    assert!(matches!(
+        crm.with(|s| s.jobs.get(&job).cloned()),
+        Some(FakeJob::Ended(BulkJobState::Aborted))
+    ));
+    crm.finish_orphans();
+    for i in 0..100 {
+        assert_eq!(crm.writes_of(&i.to_string()), 1, "record {i}");
+    }
+    // A later resume has nothing to abort: the job's end is journaled.
+    writer
+        .resume(&RunId::new("run"), &NoProgress)
+        .await
+        .unwrap();
+    let aborts = crm.with(|s| s.events.iter().filter(|e| e.starts_with("abort")).count());
+    assert_eq!(aborts, 1);
+}
+
+#[tokio::test]
+async fn when_the_orphan_cannot_be_confirmed_ended_resume_stops_without_reading_or_writing() {
+    let (crm, store) = bulk_setup(100).await;
+    let job = crash_during_job(&crm, &store, 100).await;
+    crm.with(|s| s.abort_faults.push_back(ErrorKind::Unavailable));
+    let writer = Writer::new(crm.clone(), store.clone(), bulk_settings());
+    let report = writer
+        .resume(&RunId::new("run"), &NoProgress)
+        .await
+        .unwrap();
+    let stop = report.stopped.as_ref().expect("the run stops");
+    assert!(stop.message.contains(&job), "{}", stop.message);
+    assert_eq!(crm.with(|s| s.events.clone()), vec![format!("abort {job}")]);
+    assert!(crm.with(|s| s.writes.is_empty()));
+    let run = store.journal_run("run").await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Paused, "resumable");
+    // The CRM answers again: the next resume aborts, then finishes the run.
+    let report = writer
+        .resume(&RunId::new("run"), &NoProgress)
+        .await
+        .unwrap();
+    assert!(report.is_complete(), "{report}");
+    crm.finish_orphans();
+    for i in 0..100 {
+        assert_eq!(crm.writes_of(&i.to_string()), 1, "record {i}");
+    }
+}
+
+#[tokio::test]
+async fn a_failed_job_is_confirmed_ended_before_its_records_are_read_again() {
+    let (crm, store) = bulk_setup(100).await;
+    // The job's answer is lost (it did write); the writer aborts/waits, then re-reads.
+    crm.with(|s| s.bulk_faults.push_back(ApplyFault::LoseResponse));
+    let writer = Writer::new(crm.clone(), store.clone(), bulk_settings());
+    let report = writer
+        .apply(&plan(100, "a", "b"), RunId::new("run"), &NoProgress)
+        .await
+        .unwrap();
+    assert!(report.is_complete(), "{report}");
+    let events = crm.with(|s| s.events.clone());
+    let abort = events
+        .iter()
+        .position(|e| e == "abort job1")
+        .expect("aborted");
+    assert_eq!(events[abort - 1], "run job1", "{events:?}");
+    assert_eq!(events[abort + 1], "read", "{events:?}");
+    for i in 0..100 {
+        assert_eq!(crm.writes_of(&i.to_string()), 1, "record {i}");
+    }
+}

@@ -131,7 +131,14 @@ fn sf_error(err: &RecError) -> String {
     )
 }
 
-/// Processes an UploadComplete job after the configured delay.
+/// Processes an UploadComplete job after the configured delay: it turns InProgress,
+/// then works through its rows [`SalesforceSimConfig::bulk_step_rows`] at a time,
+/// [`SalesforceSimConfig::bulk_step_delay`] apart. An abort between two steps stops
+/// it: rows already processed stay written (and in the result files), the rest are
+/// unprocessed.
+///
+/// [`SalesforceSimConfig::bulk_step_rows`]: super::SalesforceSimConfig::bulk_step_rows
+/// [`SalesforceSimConfig::bulk_step_delay`]: super::SalesforceSimConfig::bulk_step_delay
 pub(crate) fn start_processing(shared: Arc<Shared>, job_id: String) {
     let delay = shared.config.bulk_processing_delay;
     let task_shared = Arc::clone(&shared);
@@ -146,17 +153,54 @@ pub(crate) fn start_processing(shared: Arc<Shared>, job_id: String) {
             }
         }
         tokio::time::sleep(delay / 2).await;
-        process(&shared, &job_id);
+        let Some(mut run) = prepare(&shared, &job_id) else {
+            return;
+        };
+        let step = shared.config.bulk_step_rows.max(1);
+        let mut next = 0usize;
+        loop {
+            if next > 0 {
+                tokio::time::sleep(shared.config.bulk_step_delay).await;
+            }
+            let end = next.saturating_add(step).min(run.rows.len());
+            if !process_step(&shared, &job_id, &mut run, next..end) {
+                return;
+            }
+            next = end;
+            if next >= run.rows.len() {
+                break;
+            }
+        }
+        let mut bulk = shared.bulk.lock();
+        if let Some(job) = bulk.jobs.get_mut(&job_id) {
+            // Every row was processed (an abort after the last step changes nothing).
+            job.unprocessed_csv = csv_line(&run.headers);
+            if job.state == "InProgress" {
+                job.state = "JobComplete";
+                job.modstamp = chrono::Utc::now().timestamp();
+            }
+        }
     });
     shared.spawn_task(task);
 }
 
-fn process(shared: &Shared, job_id: &str) {
-    let Some(job) = shared.bulk.lock().jobs.get(job_id).cloned() else {
-        return;
-    };
+/// A job being processed: its parsed CSV and the result files so far.
+struct Run {
+    job: BulkJob,
+    headers: Vec<String>,
+    id_col: Option<usize>,
+    rows: Vec<Vec<String>>,
+    success: String,
+    failure: String,
+    processed: u64,
+    failed: u64,
+}
+
+/// Parses an InProgress job's CSV; a job whose CSV is unusable fails (`None`).
+fn prepare(shared: &Shared, job_id: &str) -> Option<Run> {
+    let job = shared.bulk.lock().jobs.get(job_id).cloned()?;
     if job.state != "InProgress" {
-        return;
+        return None;
     }
     let data = job.csv.clone().unwrap_or_default();
     let mut reader = csv::ReaderBuilder::new()
@@ -166,53 +210,95 @@ fn process(shared: &Shared, job_id: &str) {
     let headers: Vec<String> = match reader.headers() {
         Ok(h) => h.iter().map(str::to_owned).collect(),
         Err(err) => {
-            return fail(
+            fail(
                 shared,
                 job_id,
                 format!("InvalidBatch : unreadable CSV header: {err}"),
             );
+            return None;
         }
     };
     if let Some(bad) = headers
         .iter()
         .find(|h| !h.eq_ignore_ascii_case("id") && job.object.field_index(h).is_none())
     {
-        return fail(
+        fail(
             shared,
             job_id,
             format!("InvalidBatch : Field name not found : {bad}"),
         );
+        return None;
     }
     let id_col = headers.iter().position(|h| h.eq_ignore_ascii_case("id"));
     if job.operation != Operation::Insert && id_col.is_none() {
-        return fail(
+        fail(
             shared,
             job_id,
             "InvalidBatch : Id column is required for update and delete".into(),
         );
+        return None;
     }
     let mut rows = Vec::new();
     for record in reader.records() {
         match record {
             Ok(r) => rows.push(r.iter().map(str::to_owned).collect::<Vec<String>>()),
-            Err(err) => return fail(shared, job_id, format!("InvalidBatch : {err}")),
+            Err(err) => {
+                fail(shared, job_id, format!("InvalidBatch : {err}"));
+                return None;
+            }
         }
     }
-    let mut success = csv_line(
+    let success = csv_line(
         &["sf__Id".to_owned(), "sf__Created".to_owned()]
             .into_iter()
             .chain(headers.iter().cloned())
             .collect::<Vec<_>>(),
     );
-    let mut failure = csv_line(
+    let failure = csv_line(
         &["sf__Id".to_owned(), "sf__Error".to_owned()]
             .into_iter()
             .chain(headers.iter().cloned())
             .collect::<Vec<_>>(),
     );
-    let (mut processed, mut failed) = (0u64, 0u64);
+    Some(Run {
+        job,
+        headers,
+        id_col,
+        rows,
+        success,
+        failure,
+        processed: 0,
+        failed: 0,
+    })
+}
+
+/// Processes `range` of the job's rows unless it is no longer InProgress (aborted):
+/// then the rows from `range.start` on become its unprocessed records and this
+/// answers false. Runs under the execution lock, so an abort lands between steps.
+fn process_step(
+    shared: &Shared,
+    job_id: &str,
+    run: &mut Run,
+    range: std::ops::Range<usize>,
+) -> bool {
+    let _exec = shared.exec.lock();
     {
-        let _exec = shared.exec.lock();
+        let mut bulk = shared.bulk.lock();
+        let Some(job) = bulk.jobs.get_mut(job_id) else {
+            return false;
+        };
+        if job.state != "InProgress" {
+            // Aborted: what was processed stays; the rest never runs.
+            let mut unprocessed = csv_line(&run.headers);
+            for row in &run.rows[range.start..] {
+                unprocessed.push_str(&csv_line(row));
+            }
+            job.unprocessed_csv = unprocessed;
+            return false;
+        }
+    }
+    let job = &run.job;
+    {
         let mut org = shared.org.lock();
         let mut faults = shared.faults.lock();
         let late_ms = faults.script.late_commit_ms;
@@ -223,9 +309,9 @@ fn process(shared: &Shared, job_id: &str) {
             late_ms,
             lock_row: &mut lock_row,
         };
-        for row in &rows {
+        for row in &run.rows[range] {
             let mut fields = Map::new();
-            for (h, v) in headers.iter().zip(row) {
+            for (h, v) in run.headers.iter().zip(row) {
                 if h.eq_ignore_ascii_case("id") || v.is_empty() {
                     continue;
                 }
@@ -233,7 +319,7 @@ fn process(shared: &Shared, job_id: &str) {
                 let value = if v == "#N/A" { Json::Null } else { json!(v) };
                 fields.insert(h.clone(), value);
             }
-            let id = id_col.map(|c| row[c].clone()).unwrap_or_default();
+            let id = run.id_col.map(|c| row[c].clone()).unwrap_or_default();
             let outcome = match job.operation {
                 Operation::Update => writes::update(
                     &mut org,
@@ -250,16 +336,16 @@ fn process(shared: &Shared, job_id: &str) {
                     writes::soft_delete(&mut org, job.object, &canonical, None).map(|()| canonical)
                 }),
             };
-            processed += 1;
+            run.processed += 1;
             match outcome {
                 Ok(new_id) => {
                     let created = job.operation == Operation::Insert;
                     let mut line = vec![new_id, created.to_string()];
                     line.extend(row.iter().cloned());
-                    success.push_str(&csv_line(&line));
+                    run.success.push_str(&csv_line(&line));
                 }
                 Err(err) => {
-                    failed += 1;
+                    run.failed += 1;
                     let mut line = vec![
                         if job.operation == Operation::Insert {
                             String::new()
@@ -269,7 +355,7 @@ fn process(shared: &Shared, job_id: &str) {
                         sf_error(&err),
                     ];
                     line.extend(row.iter().cloned());
-                    failure.push_str(&csv_line(&line));
+                    run.failure.push_str(&csv_line(&line));
                 }
             }
         }
@@ -277,14 +363,13 @@ fn process(shared: &Shared, job_id: &str) {
     shared.outbound_wake.notify_one();
     let mut bulk = shared.bulk.lock();
     if let Some(job) = bulk.jobs.get_mut(job_id) {
-        job.state = "JobComplete";
-        job.processed = processed;
-        job.failed = failed;
-        job.success_csv = success;
-        job.failure_csv = failure;
-        job.unprocessed_csv = csv_line(&headers);
+        job.processed = run.processed;
+        job.failed = run.failed;
+        job.success_csv = run.success.clone();
+        job.failure_csv = run.failure.clone();
         job.modstamp = chrono::Utc::now().timestamp();
     }
+    true
 }
 
 fn fail(shared: &Shared, job_id: &str, message: String) {

@@ -120,6 +120,12 @@ pub struct SalesforceSimConfig {
     pub history_days: u32,
     /// How long a Bulk API 2.0 job stays InProgress before completing.
     pub bulk_processing_delay: Duration,
+    /// Rows an InProgress job processes per step (Salesforce works through a job in
+    /// internal batches); between steps it may be aborted, leaving the rows already
+    /// processed written and the rest unprocessed. `usize::MAX`: one step.
+    pub bulk_step_rows: usize,
+    /// Pause between two processing steps of one job.
+    pub bulk_step_delay: Duration,
     /// Serve HTTPS with a certificate generated at start-up (trust
     /// [`SalesforceSim::ca_pem`]); the token response's `instance_url` is then https too.
     pub tls: bool,
@@ -158,6 +164,8 @@ impl Default for SalesforceSimConfig {
             query_locator_ttl: Duration::from_secs(15 * 60),
             history_days: 20,
             bulk_processing_delay: Duration::from_millis(50),
+            bulk_step_rows: usize::MAX,
+            bulk_step_delay: Duration::ZERO,
             tls: false,
         }
     }
