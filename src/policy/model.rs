@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use crate::domain::OwnerId;
@@ -30,9 +31,9 @@ pub struct Policy {
     pub pools: BTreeMap<String, Pool>,
     /// Ordered rules; the last one is always the default rule.
     pub rules: Vec<Rule>,
-    pub(crate) rep_by_owner: HashMap<OwnerId, String>,
+    pub(crate) rep_by_owner: FxHashMap<OwnerId, String>,
     /// Position in `reps` (name order) by owner id.
-    pub(crate) rep_index_by_owner: HashMap<OwnerId, usize>,
+    pub(crate) rep_index_by_owner: FxHashMap<OwnerId, usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -176,7 +177,7 @@ pub struct Pool {
     pub time_zone: Option<Tz>,
     pub hours: Option<WorkingHours>,
     /// Position of each member by owner id.
-    pub(crate) index: HashMap<OwnerId, usize>,
+    pub(crate) index: FxHashMap<OwnerId, usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,8 +11,12 @@
 //! nobody else loses their place or share; a member who is away (leave, off hours, cap)
 //! earns nothing and keeps its credit, so it returns without a burst of "owed" records.
 
+use std::borrow::Borrow;
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+
+use rustc_hash::FxHashMap;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -28,12 +32,56 @@ pub struct Ledger {
     /// Assignments per rep per local calendar day (the rep's own zone), for caps.
     pub daily: BTreeMap<OwnerId, BTreeMap<NaiveDate, u32>>,
     /// The last owner leadroute chose for each record.
+    /// (Fx-hashed: a large plan inserts hundreds of thousands of keys, and SipHash was a
+    /// visible part of routing; no output depends on the maps' iteration order.)
     #[serde(with = "assignments_as_list")]
-    pub assignments: HashMap<(ObjectKind, RecordId), Assignment>,
-    /// Records assigned since the ledger was loaded: what `Store::save_ledger` writes.
+    pub assignments: FxHashMap<(ObjectKind, RecordId), Assignment>,
+    /// Records assigned since the ledger was loaded, in assignment order and possibly
+    /// more than once: what `Store::save_ledger` writes (see [`Ledger::touched_keys`]).
+    /// A list, not a set: a large plan pushes hundreds of thousands of keys, and a
+    /// second hash insert per change was a visible part of routing.
     #[serde(skip)]
-    pub touched: std::collections::HashSet<(ObjectKind, RecordId)>,
+    pub touched: Vec<(ObjectKind, RecordId)>,
 }
+
+/// A record key that can be looked up without cloning the id: `(ObjectKind, RecordId)`
+/// keys borrow as `dyn RecordKey`, and so does `(ObjectKind, &RecordId)`.
+trait RecordKey {
+    fn key(&self) -> (ObjectKind, &RecordId);
+}
+
+impl RecordKey for (ObjectKind, RecordId) {
+    fn key(&self) -> (ObjectKind, &RecordId) {
+        (self.0, &self.1)
+    }
+}
+
+impl RecordKey for (ObjectKind, &RecordId) {
+    fn key(&self) -> (ObjectKind, &RecordId) {
+        (self.0, self.1)
+    }
+}
+
+impl<'a> Borrow<dyn RecordKey + 'a> for (ObjectKind, RecordId) {
+    fn borrow(&self) -> &(dyn RecordKey + 'a) {
+        self
+    }
+}
+
+// Hash and equality must agree with the owned tuple's: `&RecordId` hashes as `RecordId`.
+impl Hash for dyn RecordKey + '_ {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.key().hash(state);
+    }
+}
+
+impl PartialEq for dyn RecordKey + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for dyn RecordKey + '_ {}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PoolLedger {
@@ -72,7 +120,7 @@ mod assignments_as_list {
     }
 
     pub(super) fn serialize<S: Serializer>(
-        map: &HashMap<(ObjectKind, RecordId), Assignment>,
+        map: &FxHashMap<(ObjectKind, RecordId), Assignment>,
         s: S,
     ) -> Result<S::Ok, S::Error> {
         let mut entries: Vec<_> = map.iter().collect();
@@ -86,7 +134,7 @@ mod assignments_as_list {
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(
         d: D,
-    ) -> Result<HashMap<(ObjectKind, RecordId), Assignment>, D::Error> {
+    ) -> Result<FxHashMap<(ObjectKind, RecordId), Assignment>, D::Error> {
         let entries = Vec::<Entry>::deserialize(d)?;
         Ok(entries
             .into_iter()
@@ -227,15 +275,20 @@ impl Ledger {
     /// Record leadroute's choice of owner for a record.
     pub fn assign(&mut self, object: ObjectKind, id: &RecordId, assignment: Assignment) {
         self.assignments.insert((object, id.clone()), assignment);
-        self.touched.insert((object, id.clone()));
+        self.touched.push((object, id.clone()));
+    }
+
+    /// The records assigned since the ledger was loaded, each once, in key order.
+    pub fn touched_keys(&self) -> Vec<&(ObjectKind, RecordId)> {
+        let mut keys: Vec<&(ObjectKind, RecordId)> = self.touched.iter().collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
     }
 
     pub fn assignment(&self, object: ObjectKind, id: &RecordId) -> Option<&Assignment> {
-        // The key is a tuple, so a lookup clones the id: skip that for an empty ledger.
-        if self.assignments.is_empty() {
-            return None;
-        }
-        self.assignments.get(&(object, id.clone()))
+        // Borrowed as `dyn RecordKey`: no clone of the id per lookup.
+        self.assignments.get(&(object, id) as &dyn RecordKey)
     }
 }
 
@@ -303,6 +356,37 @@ mod tests {
             })
             .collect();
         assert_eq!(picks, ["o00", "o01", "o02", "o00", "o01", "o02"]);
+    }
+
+    #[test]
+    fn a_record_assigned_twice_is_saved_once_with_its_last_assignment() {
+        let mut ledger = Ledger::default();
+        let at = DateTime::<Utc>::UNIX_EPOCH;
+        let assignment = |owner: &str| Assignment {
+            owner: OwnerId::new(owner),
+            pool: Some("inbound".into()),
+            rule: "r".into(),
+            at,
+        };
+        let (a, b) = (RecordId::new("c2"), RecordId::new("c1"));
+        ledger.assign(ObjectKind::Contact, &a, assignment("o1"));
+        ledger.assign(ObjectKind::Contact, &b, assignment("o1"));
+        ledger.assign(ObjectKind::Contact, &a, assignment("o2"));
+        let keys = ledger.touched_keys();
+        assert_eq!(
+            keys,
+            [
+                &(ObjectKind::Contact, b.clone()),
+                &(ObjectKind::Contact, a.clone())
+            ]
+        );
+        assert_eq!(
+            ledger
+                .assignment(ObjectKind::Contact, &a)
+                .map(|x| x.owner.as_str()),
+            Some("o2")
+        );
+        assert_eq!(ledger.assignment(ObjectKind::Lead, &a), None);
     }
 
     proptest! {

@@ -51,7 +51,8 @@ pub fn plan_with(
     now: DateTime<Utc>,
 ) -> Plan {
     let mut builder = PlanBuilder::new(snapshot, policy, now);
-    decide_all(snapshot, policy, matcher, ledger, now, None, |p, d| {
+    // A plan reads neither the account nor the territory of a decision.
+    decide_each(snapshot, policy, matcher, ledger, now, false, |p, d| {
         builder.add(p, d)
     });
     builder.finish()
@@ -183,6 +184,33 @@ pub fn decide_all<'s>(
     ledger: &mut Ledger,
     now: DateTime<Utc>,
     only: Option<&HashSet<Key>>,
+    sink: impl FnMut(&'s PersonRecord, Decision),
+) {
+    decide_some(snapshot, policy, matcher, ledger, now, only, true, sink);
+}
+
+/// [`decide_all`] over every person; `detail`: see [`route::State::complete`].
+fn decide_each<'s>(
+    snapshot: &'s Snapshot,
+    policy: &'s Policy,
+    matcher: &Matcher,
+    ledger: &mut Ledger,
+    now: DateTime<Utc>,
+    detail: bool,
+    sink: impl FnMut(&'s PersonRecord, Decision),
+) {
+    decide_some(snapshot, policy, matcher, ledger, now, None, detail, sink);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn decide_some<'s>(
+    snapshot: &'s Snapshot,
+    policy: &'s Policy,
+    matcher: &Matcher,
+    ledger: &mut Ledger,
+    now: DateTime<Utc>,
+    only: Option<&HashSet<Key>>,
+    detail: bool,
     mut sink: impl FnMut(&'s PersonRecord, Decision),
 ) {
     ledger.prune(now.date_naive());
@@ -192,7 +220,7 @@ pub fn decide_all<'s>(
     let fixed = &*fixed;
     for_each_prepared(matcher, fixed, &people, false, |prepared| {
         let person = prepared.person;
-        let (d, _) = state.complete(fixed, prepared, ledger);
+        let (d, _) = state.complete(fixed, prepared, ledger, detail);
         sink(person, d);
     });
     engine.finish(ledger);
@@ -468,8 +496,10 @@ impl Reconciler {
         let fixed = &*fixed;
         for_each_prepared(&matcher, fixed, &people, true, |prepared| {
             let p = prepared.person;
-            let (d, m) = state.complete(fixed, prepared, ledger);
+            // The cache keeps neither the decision's account nor its territory.
+            let (d, m) = state.complete(fixed, prepared, ledger, false);
             let m = m.expect("kept: asked for above");
+            let desired = d.desired().cloned();
             fresh.push((
                 (p.object, p.id.clone()),
                 Cached {
@@ -480,9 +510,9 @@ impl Reconciler {
                         .map(|c| c.account_id)
                         .collect::<Vec<_>>()
                         .into_boxed_slice(),
-                    desired: d.desired().cloned(),
+                    desired,
                     current: p.owner_id.clone(),
-                    pending: pending(&d, p, policy),
+                    pending: pending(d, p, policy),
                 },
             ));
         });
@@ -509,30 +539,31 @@ impl Reconciler {
     }
 }
 
-/// A decision's contribution to a plan.
-fn pending(d: &Decision, person: &PersonRecord, policy: &Policy) -> Option<Box<Pending>> {
-    if let Some(to) = d.change() {
-        Some(Box::new(Pending::Change(PlannedChange {
+/// A decision's contribution to a plan; takes it by value so its strings move.
+fn pending(d: Decision, person: &PersonRecord, policy: &Policy) -> Option<Box<Pending>> {
+    match d.outcome {
+        // The same test as `Decision::change`: an owner that differs from the current.
+        Outcome::Owner { owner: to, .. } if Some(&to) != d.current.as_ref() => {
+            Some(Box::new(Pending::Change(PlannedChange {
+                object: d.object,
+                id: d.id,
+                field: "owner".into(),
+                from: d.current,
+                to,
+                rule: d.rule,
+                reason: d.reason,
+                policy_version: policy.version.clone(),
+                record_updated_at: Some(person.updated_at),
+            })))
+        }
+        Outcome::Exception { exception } => Some(Box::new(Pending::Exception(PlannedException {
             object: d.object,
-            id: d.id.clone(),
-            field: "owner".into(),
-            from: d.current.clone(),
-            to: to.clone(),
-            rule: d.rule.clone(),
-            reason: d.reason.clone(),
-            policy_version: policy.version.clone(),
-            record_updated_at: Some(person.updated_at),
-        })))
-    } else if let Outcome::Exception { exception } = &d.outcome {
-        Some(Box::new(Pending::Exception(PlannedException {
-            object: d.object,
-            id: d.id.clone(),
-            kind: exception.clone(),
-            rule: d.rule.clone(),
-            reason: d.reason.clone(),
-        })))
-    } else {
-        None
+            id: d.id,
+            kind: exception,
+            rule: d.rule,
+            reason: d.reason,
+        }))),
+        Outcome::Owner { .. } | Outcome::NotRouted => None,
     }
 }
 

@@ -4,7 +4,7 @@
 //! `Engine` holds the per-plan indexes (owners, accounts, loads); `decide` is the only
 //! place that mutates the ledger, and only for records whose owner actually changes.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
@@ -62,8 +62,11 @@ pub struct Decision {
     pub rule: String,
     pub reason: String,
     pub match_status: MatchStatus,
+    /// The matched account. Left `None` by plan builders, which do not read it (see
+    /// [`State::complete`]).
     pub account_id: Option<RecordId>,
-    /// The first territory (in policy order) the record is in.
+    /// The first territory (in policy order) the record is in; like `account_id`, left
+    /// `None` by plan builders.
     pub territory: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace: Option<Box<Trace>>,
@@ -151,6 +154,9 @@ struct MemberStatic {
     tz: Tz,
     local_day: chrono::NaiveDate,
     status: Result<(), String>,
+    /// The reason given when this member is picked (formatting it per pick was a
+    /// visible part of a large plan's routing time).
+    picked: String,
 }
 
 /// Per-plan facts that do not change while a plan runs. Read-only, so the matching
@@ -259,7 +265,7 @@ type Routed = (Outcome, String, String);
 
 impl<'a> Engine<'a> {
     pub fn new(policy: &'a Policy, snapshot: &'a Snapshot, now: DateTime<Utc>) -> Self {
-        let mut load: HashMap<OwnerId, u64> = HashMap::new();
+        let mut load: HashMap<OwnerId, u64> = HashMap::default();
         for p in snapshot.people.iter().filter(|p| !p.converted) {
             if let Some(o) = &p.owner_id {
                 // Look up before inserting: `entry` would clone the id for every record.
@@ -280,8 +286,8 @@ impl<'a> Engine<'a> {
             },
             state: State {
                 load,
-                statics: HashMap::new(),
-                dense: HashMap::new(),
+                statics: HashMap::default(),
+                dense: HashMap::default(),
                 rep_counts: vec![None; policy.reps.len()],
                 rep_load: vec![None; policy.reps.len()],
             },
@@ -407,6 +413,19 @@ fn overridden(person: &PersonRecord, why: String) -> Routed {
         "(manual override)".into(),
         why,
     )
+}
+
+/// How a pool's strategy picks, as a pick's reason says.
+fn pick_how(strategy: Strategy) -> &'static str {
+    match strategy {
+        Strategy::LeastLoaded => "fewest owned records per weight, then fair share",
+        Strategy::Weighted => {
+            "earliest deadline among members owed a record (credit grows by weight/total each pick)"
+        }
+        Strategy::RoundRobin => {
+            "next in turn (earliest deadline among members owed a record, then owner id)"
+        }
+    }
 }
 
 /// Whether a rule settles the record even when its action finds nobody.
@@ -923,6 +942,13 @@ impl State {
                     tz,
                     local_day,
                     status,
+                    picked: format!(
+                        "pool {} ({}) picked {}: {}",
+                        pool.name,
+                        pool.strategy.as_str(),
+                        fx.policy.owner_display(&m.owner),
+                        pick_how(pool.strategy)
+                    ),
                 }
             })
             .collect();
@@ -933,11 +959,16 @@ impl State {
 
     /// Finish a prepared record in record order: the manual-override and pool checks
     /// that read the ledger, the pool picks, and the ledger update.
+    ///
+    /// `detail`: fill in [`Decision::account_id`] and [`Decision::territory`]. A plan
+    /// reads neither, and cloning them for a million records was a visible part of the
+    /// routing thread's time, so plan builders pass `false` (both are then `None`).
     pub fn complete<'a>(
         &mut self,
         fx: &Fixed<'a>,
         prepared: Prepared<'a>,
         ledger: &mut Ledger,
+        detail: bool,
     ) -> (Decision, Option<MatchResult>) {
         let Prepared {
             person,
@@ -949,6 +980,11 @@ impl State {
             pools,
             last,
         } = prepared;
+        let (account, territory) = if detail {
+            (account, territory)
+        } else {
+            (None, None)
+        };
         let mut decision = fx.skeleton(person, match_status, account, territory);
         let kept = override_at.and_then(|at| fx.override_kept(person, at, ledger, false).ok());
         let (outcome, rule, reason) = if person.converted {
@@ -1190,28 +1226,16 @@ impl State {
                 *today += 1;
                 *week += 1;
             }
-            let how = match pool.strategy {
-                Strategy::LeastLoaded => "fewest owned records per weight, then fair share",
-                Strategy::Weighted => {
-                    "earliest deadline among members owed a record (credit grows by weight/total each pick)"
-                }
-                Strategy::RoundRobin => {
-                    "next in turn (earliest deadline among members owed a record, then owner id)"
-                }
-            };
+            // Only explain shows whom the pick chose.
+            let picked = trace.is_some().then(|| owner.clone());
             (
                 Tried::Owner(
-                    owner.clone(),
+                    owner,
                     Some(pool.name.clone()),
                     Via::Picked,
-                    format!(
-                        "pool {} ({}) picked {}: {how}",
-                        pool.name,
-                        pool.strategy.as_str(),
-                        policy.owner_display(&owner)
-                    ),
+                    statics[slot].picked.clone(),
                 ),
-                Some(owner),
+                picked,
             )
         };
         if let Some(t) = trace.as_mut() {

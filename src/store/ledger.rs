@@ -167,8 +167,8 @@ impl Store {
             q.execute(&mut *tx).await.map_err(write())?;
         }
         let touched: Vec<(&(ObjectKind, RecordId), &Assignment)> = ledger
-            .touched
-            .iter()
+            .touched_keys()
+            .into_iter()
             .filter_map(|k| ledger.assignments.get(k).map(|a| (k, a)))
             .collect();
         for chunk in touched.chunks(CHUNK) {
