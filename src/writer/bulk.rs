@@ -32,13 +32,13 @@ use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 
 use chrono::{DateTime, Utc};
-use leadroute_crm::{Crm, CrmError, ErrorKind, ObjectKind, OwnerChange, RecordId};
+use leadroute_crm::{Crm, CrmError, ObjectKind, OwnerChange, RecordId};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::store::BatchIntent;
 
-use super::{Flow, Item, Session, Stop, Verdict, Writer, WriterError, cancelled};
+use super::{Flow, Item, Session, Stop, Verdict, Writer, WriterError, cancelled, outcome_count};
 
 impl<C: Crm> Writer<C> {
     /// The queue size from which one object's changes go through the CRM's bulk path,
@@ -289,17 +289,7 @@ impl<C: Crm> Session<'_, C> {
             Err(err) => Err(err),
         };
         let result = result.and_then(|bulk| {
-            if bulk.outcomes.len() == total {
-                Ok(bulk)
-            } else {
-                Err(CrmError::new(
-                    ErrorKind::Protocol,
-                    format!(
-                        "connector returned {} bulk outcomes for {total} changes",
-                        bulk.outcomes.len(),
-                    ),
-                ))
-            }
+            outcome_count(bulk.outcomes.len(), total, "bulk outcomes").map(|()| bulk)
         });
         // The job runs asynchronously on the CRM: the window a human edit could fall
         // in lasts from the compare read until the job is finished.

@@ -1114,17 +1114,9 @@ impl<C: Crm> Session<'_, C> {
                 prefetched = Some((next_ids, owners, at));
                 result
             };
-            let result = match result {
-                Ok(outcomes) if outcomes.len() != changes.len() => Err(CrmError::new(
-                    ErrorKind::Protocol,
-                    format!(
-                        "connector returned {} outcomes for {} changes",
-                        outcomes.len(),
-                        changes.len()
-                    ),
-                )),
-                other => other,
-            };
+            let result = result.and_then(|outcomes| {
+                outcome_count(outcomes.len(), changes.len(), "outcomes").map(|()| outcomes)
+            });
             match result {
                 Ok(outcomes) => {
                     consecutive_failures = 0;
@@ -1251,6 +1243,18 @@ fn bulk_state_name(state: BulkJobState) -> &'static str {
         BulkJobState::Failed => "failed",
         BulkJobState::Gone => "gone",
     }
+}
+
+/// A connector must answer one outcome per change sent; anything else is a protocol
+/// error (the outcome of every record is then unknown and re-read before a retry).
+fn outcome_count(got: usize, sent: usize, what: &str) -> Result<(), CrmError> {
+    if got == sent {
+        return Ok(());
+    }
+    Err(CrmError::new(
+        ErrorKind::Protocol,
+        format!("connector returned {got} {what} for {sent} changes"),
+    ))
 }
 
 fn cancelled() -> Stop {
