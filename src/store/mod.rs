@@ -24,6 +24,7 @@ mod lease;
 mod ledger;
 mod migrate;
 mod mirror_rows;
+mod schedule;
 
 pub use inbox::{DONE_RETENTION, InboxCounts, InboxItem, MAX_ATTEMPTS};
 pub(crate) use journal::reject_kind_str as journal_reject_kind;
