@@ -3,5 +3,6 @@
 //! `schedule`: cron jobs in a time zone with missed-run catch-up; `reports`: scheduled
 //! drift reports on disk.
 
+pub mod leader;
 pub mod reports;
 pub mod schedule;

@@ -21,6 +21,7 @@ mod history;
 mod inbox;
 mod journal;
 mod lease;
+mod leases;
 mod ledger;
 mod migrate;
 mod mirror_rows;
@@ -33,6 +34,7 @@ pub use journal::{
     NewException, NewRun, RunCounts, RunRow, RunStatus,
 };
 pub use lease::{LeaseAttempt, RunLease};
+pub use leases::{Lease, LeaseGrab};
 pub use mirror_rows::{ApplyStats, MirrorCounts, Tombstone, TombstoneReason};
 
 use std::fmt;
