@@ -10,11 +10,12 @@ use leadroute_crm::{Crm, ObjectKind};
 use super::GlobalArgs;
 use super::apply::{AppEnv, load_env};
 use super::apply::{
-    cancel_on_ctrl_c, confirm, crm_kind, finish, load_policy, plan_from_mirror, save_ledger,
+    cancel_on_ctrl_c, confirm, crm_kind, finish, finish_commit, load_policy, plan_from_mirror,
     writer_settings,
 };
 use crate::app::{self, CrmTask};
 use crate::reconcile::{Ledger, Plan};
+use crate::service::commit::commit_plan;
 use crate::writer::{ApplyReport, BarProgress, Progress, RunId, RunSpec, Writer, summarize};
 
 #[derive(Debug, clap::Args)]
@@ -83,6 +84,12 @@ impl CrmTask for BackfillJob {
             return Ok(());
         }
         if plan.changes.is_empty() {
+            // Nothing to write to the CRM, but the plan's exceptions still belong in
+            // the queue (queueing them asks for no confirmation: the CRM is untouched).
+            let spec = backfill_spec();
+            let committed =
+                commit_plan(&writer, &plan, Some(&mut ledger), &spec, &BarProgress::new()).await?;
+            finish_commit(&committed, "leadroute backfill")?;
             println!("every record already has its desired owner");
             return Ok(());
         }
@@ -93,27 +100,36 @@ impl CrmTask for BackfillJob {
             println!("not applied");
             return Ok(());
         }
-        let report = start_backfill(&writer, &env, &plan, &mut ledger, &BarProgress::new()).await?;
-        finish(&report, "leadroute backfill")
+        let spec = backfill_spec();
+        let committed =
+            commit_plan(&writer, &plan, Some(&mut ledger), &spec, &BarProgress::new()).await?;
+        finish_commit(&committed, "leadroute backfill")
     }
 }
 
-/// Commits the plan's ledger, queues its exceptions and applies its changes as a new
-/// `backfill` run. `leadroute backfill` and the demo share this path.
+/// A new `backfill` run.
+fn backfill_spec() -> RunSpec {
+    RunSpec {
+        id: RunId::generate(Utc::now()),
+        kind: "backfill".to_owned(),
+        parent: None,
+    }
+}
+
+/// Commits to the plan as a new `backfill` run through the shared commit path
+/// ([`commit_plan`]: ledger, exceptions, changes). The demo uses this.
 pub(crate) async fn start_backfill<C: Crm>(
     writer: &Writer<C>,
-    env: &AppEnv,
+    _env: &AppEnv,
     plan: &Plan,
     ledger: &mut Ledger,
     progress: &dyn Progress,
 ) -> anyhow::Result<ApplyReport> {
-    let run = RunId::generate(Utc::now());
-    save_ledger(env, crm_kind(writer), Some(ledger)).await?;
-    writer.queue_plan_exceptions(plan, &run).await?;
-    let spec = RunSpec {
-        id: run,
-        kind: "backfill".to_owned(),
-        parent: None,
-    };
-    Ok(writer.apply_run(plan, &spec, progress).await?)
+    let spec = backfill_spec();
+    let committed = commit_plan(writer, plan, Some(ledger), &spec, progress).await?;
+    match committed.report {
+        Some(report) => Ok(report),
+        // No owner changes: an empty run, so the caller still gets a report.
+        None => Ok(writer.apply_run(plan, &spec, progress).await?),
+    }
 }

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod cli;
+mod commit;
 mod helpers;
 mod match_cli;
 mod mirror;
