@@ -10,6 +10,7 @@ mod helpers;
 mod match_cli;
 mod mirror;
 mod reconcile;
+mod runs_cli;
 mod store;
 mod webhooks;
 mod writer;
