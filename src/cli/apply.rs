@@ -153,14 +153,8 @@ impl CrmTask for ApplyJob {
             kind: "apply".to_owned(),
             parent: None,
         };
-        let committed = commit_plan(
-            &writer,
-            &plan,
-            ledger.as_mut(),
-            &spec,
-            &BarProgress::new(),
-        )
-        .await?;
+        let committed =
+            commit_plan(&writer, &plan, ledger.as_mut(), &spec, &BarProgress::new()).await?;
         finish_commit(&committed, &format!("leadroute apply --resume {}", spec.id))
     }
 }
@@ -468,21 +462,31 @@ mod tests {
     fn another_policy_version_or_an_old_plan_needs_force() {
         let old_policy = file(CrmKind::Hubspot, Some("https://portal-a"), "v1", 0);
         let err = check_plan_file(&old_policy, &here(), Utc::now(), false).unwrap_err();
-        assert!(err.contains("policy version v1") && err.contains("--force"), "{err}");
+        assert!(
+            err.contains("policy version v1") && err.contains("--force"),
+            "{err}"
+        );
         let warnings = check_plan_file(&old_policy, &here(), Utc::now(), true).unwrap();
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         let stale = file(CrmKind::Hubspot, Some("https://portal-a"), "v2", 30);
         let err = check_plan_file(&stale, &here(), Utc::now(), false).unwrap_err();
         assert!(err.contains("30 hours ago"), "{err}");
         let fresh = file(CrmKind::Hubspot, Some("https://portal-a"), "v2", 1);
-        assert!(check_plan_file(&fresh, &here(), Utc::now(), false).unwrap().is_empty());
+        assert!(
+            check_plan_file(&fresh, &here(), Utc::now(), false)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
     fn an_old_plan_file_without_an_org_loads_with_a_warning() {
         let legacy = file(CrmKind::Hubspot, None, "v2", 0);
         let warnings = check_plan_file(&legacy, &here(), Utc::now(), false).unwrap();
-        assert!(warnings[0].contains("does not name the org"), "{warnings:?}");
+        assert!(
+            warnings[0].contains("does not name the org"),
+            "{warnings:?}"
+        );
         let json = plan_file_json(&legacy.plan, "https://portal-a");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("plan.json");

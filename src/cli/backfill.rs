@@ -140,8 +140,14 @@ impl CrmTask for BackfillJob {
             // Nothing to write to the CRM, but the plan's exceptions still belong in
             // the queue (queueing them asks for no confirmation: the CRM is untouched).
             let spec = backfill_spec();
-            let committed =
-                commit_plan(&writer, &plan, Some(&mut ledger), &spec, &BarProgress::new()).await?;
+            let committed = commit_plan(
+                &writer,
+                &plan,
+                Some(&mut ledger),
+                &spec,
+                &BarProgress::new(),
+            )
+            .await?;
             finish_commit(&committed, "leadroute backfill")?;
             println!("every record already has its desired owner");
             return Ok(());
@@ -154,8 +160,14 @@ impl CrmTask for BackfillJob {
             return Ok(());
         }
         let spec = backfill_spec();
-        let committed =
-            commit_plan(&writer, &plan, Some(&mut ledger), &spec, &BarProgress::new()).await?;
+        let committed = commit_plan(
+            &writer,
+            &plan,
+            Some(&mut ledger),
+            &spec,
+            &BarProgress::new(),
+        )
+        .await?;
         finish_commit(&committed, "leadroute backfill")
     }
 }

@@ -97,7 +97,10 @@ fn print_rollback(result: &RollbackReport, verbose: bool) {
         println!("{report}");
     }
     if result.dry_run {
-        println!("dry run: would revert {} changes; nothing written", result.would_revert);
+        println!(
+            "dry run: would revert {} changes; nothing written",
+            result.would_revert
+        );
     } else {
         println!("reverted {} changes", result.reverted);
     }
@@ -111,7 +114,11 @@ fn print_rollback(result: &RollbackReport, verbose: bool) {
     if by_reason.is_empty() {
         return;
     }
-    let verb = if result.dry_run { "would leave alone" } else { "left alone" };
+    let verb = if result.dry_run {
+        "would leave alone"
+    } else {
+        "left alone"
+    };
     println!("{verb} {}:", result.left_alone.len());
     for (reason, count) in &by_reason {
         println!("  {count:>7}  {}", reason.describe());

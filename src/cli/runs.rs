@@ -95,7 +95,12 @@ fn table(lines: &[RunLine]) -> String {
     if lines.is_empty() {
         return "no runs yet (apply, backfill and rollback journal theirs)\n".to_owned();
     }
-    let width = lines.iter().map(|l| l.run_id.len()).max().unwrap_or(0).max(3);
+    let width = lines
+        .iter()
+        .map(|l| l.run_id.len())
+        .max()
+        .unwrap_or(0)
+        .max(3);
     let mut out = format!(
         "{:<width$}  {:<9}  {:<17}  {:<9}  {:>7}  {:>7}  {:>7}  {:>7}\n",
         "RUN", "KIND", "STARTED", "STATUS", "APPLIED", "SKIPPED", "FAILED", "PENDING"

@@ -31,7 +31,9 @@ pub enum LeftReason {
 impl LeftReason {
     pub fn describe(self) -> &'static str {
         match self {
-            LeftReason::HadNoOwner => "had no owner before the run (leadroute never clears an owner)",
+            LeftReason::HadNoOwner => {
+                "had no owner before the run (leadroute never clears an owner)"
+            }
             LeftReason::ChangedSince => "owner changed since the run (not ours to revert)",
             LeftReason::TargetInactive => {
                 "the owner before the run is inactive now (queued as exceptions)"
@@ -164,7 +166,13 @@ impl<C: Crm> Writer<C> {
                 run: run.to_owned(),
             });
         }
-        if let Some(previous) = self.store.journal_rollbacks_of(run).await?.into_iter().next() {
+        if let Some(previous) = self
+            .store
+            .journal_rollbacks_of(run)
+            .await?
+            .into_iter()
+            .next()
+        {
             let status = previous.status.as_str().to_owned();
             return Err(if previous.status.is_resumable() {
                 OpsError::RollbackUnfinished {

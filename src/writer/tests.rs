@@ -920,7 +920,11 @@ async fn a_run_is_rolled_back_once_and_a_dry_run_writes_nothing() {
     assert!(preview.dry_run);
     assert_eq!(preview.would_revert, 3);
     assert_eq!(preview.by_reason().get(&LeftReason::ChangedSince), Some(&1));
-    assert_eq!(crm.with(|s| s.apply_calls), calls_before, "a dry run writes nothing");
+    assert_eq!(
+        crm.with(|s| s.apply_calls),
+        calls_before,
+        "a dry run writes nothing"
+    );
     assert!(store.journal_run("undo").await.unwrap().is_none());
 
     let done = writer
@@ -928,7 +932,11 @@ async fn a_run_is_rolled_back_once_and_a_dry_run_writes_nothing() {
         .await
         .unwrap();
     assert_eq!(done.reverted, 3);
-    assert_eq!(done.undone(), 0, "a human's later edit is not work left undone");
+    assert_eq!(
+        done.undone(),
+        0,
+        "a human's later edit is not work left undone"
+    );
     let again = writer
         .rollback("run", RunId::new("undo2"), false, &NoProgress)
         .await

@@ -92,7 +92,12 @@ async fn a_plan_made_right_after_a_backfill_is_empty_without_a_sync() {
     let snapshot = store.snapshot(CrmKind::Hubspot).await.unwrap();
     let mut ledger = store.load_ledger(CrmKind::Hubspot).await.unwrap();
     let again = reconcile::plan(&snapshot, &policy, &mut ledger, Utc::now());
-    assert_eq!(again.changes.len(), 0, "{:?}", &again.changes[..again.changes.len().min(5)]);
+    assert_eq!(
+        again.changes.len(),
+        0,
+        "{:?}",
+        &again.changes[..again.changes.len().min(5)]
+    );
     let written = snapshot
         .people
         .iter()
@@ -103,7 +108,10 @@ async fn a_plan_made_right_after_a_backfill_is_empty_without_a_sync() {
 
     // A sync afterwards (the CRM's post-write versions) keeps the written owners, and
     // re-planning is still empty.
-    app.mirror().sync_once(false).await.expect("incremental sync");
+    app.mirror()
+        .sync_once(false)
+        .await
+        .expect("incremental sync");
     let snapshot = store.snapshot(CrmKind::Hubspot).await.unwrap();
     let again = reconcile::plan(&snapshot, &policy, &mut ledger, Utc::now());
     assert_eq!(again.changes.len(), 0);

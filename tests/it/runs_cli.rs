@@ -142,15 +142,23 @@ async fn apply_refuses_a_foreign_or_stale_plan_before_printing_anything() {
         p.crm = CrmKind::Salesforce;
         p.policy_version = version.clone();
     });
-    let (ok, out, err) = cli.run(&["apply", "--plan", &foreign, "--yes", "--force"]).await;
+    let (ok, out, err) = cli
+        .run(&["apply", "--plan", &foreign, "--yes", "--force"])
+        .await;
     assert!(!ok, "{out}{err}");
     assert!(err.contains("salesforce"), "{err}");
-    assert!(!out.contains("write calls"), "refused before the summary: {out}");
+    assert!(
+        !out.contains("write calls"),
+        "refused before the summary: {out}"
+    );
 
     let other_policy = cli.write_plan("old-policy.json", |p| p.policy_version = "v0".into());
     let (ok, out, err) = cli.run(&["apply", "--plan", &other_policy, "--yes"]).await;
     assert!(!ok, "{out}{err}");
-    assert!(err.contains("policy version v0") && err.contains("--force"), "{err}");
+    assert!(
+        err.contains("policy version v0") && err.contains("--force"),
+        "{err}"
+    );
     assert!(!out.contains("write calls"), "{out}");
 
     let stale = cli.write_plan("stale.json", |p| {
@@ -162,7 +170,9 @@ async fn apply_refuses_a_foreign_or_stale_plan_before_printing_anything() {
     assert!(err.contains("30 hours ago"), "{err}");
     assert!(cli.sim.write_log().is_empty(), "nothing written");
 
-    let (ok, out, err) = cli.run(&["apply", "--plan", &stale, "--yes", "--force"]).await;
+    let (ok, out, err) = cli
+        .run(&["apply", "--plan", &stale, "--yes", "--force"])
+        .await;
     assert!(ok, "{out}{err}");
     assert!(err.contains("--force"), "the override is said: {err}");
     assert_eq!(cli.sim.write_log().len(), 1);
@@ -195,8 +205,14 @@ async fn a_cancelled_backfill_with_nothing_pending_is_closed_and_a_fresh_one_run
     }
     let (ok, out, err) = cli.run(&["backfill", "--yes"]).await;
     assert!(ok, "{out}{err}");
-    assert!(err.contains("closed backfill run old started 42 minutes ago"), "{err}");
-    assert!(!cli.sim.write_log().is_empty(), "the fresh backfill ran: {out}{err}");
+    assert!(
+        err.contains("closed backfill run old started 42 minutes ago"),
+        "{err}"
+    );
+    assert!(
+        !cli.sim.write_log().is_empty(),
+        "the fresh backfill ran: {out}{err}"
+    );
     let store = cli.store().await;
     let old = store.journal_run("old").await.unwrap().unwrap();
     assert_eq!(old.status, RunStatus::Completed);
@@ -204,6 +220,41 @@ async fn a_cancelled_backfill_with_nothing_pending_is_closed_and_a_fresh_one_run
     let (ok, out, err) = cli.run(&["backfill", "--yes"]).await;
     assert!(ok, "{out}{err}");
     assert!(out.contains("already has its desired owner"), "{out}{err}");
+    store.close().await;
+    cli.sim.shutdown().await;
+}
+
+/// Issue 9 item 4: `backfill` with no owner changes dropped the plan's exceptions
+/// ("every record already has its desired owner", then an empty queue).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backfill_with_only_exceptions_queues_them() {
+    let cli = Cli::start(20).await;
+    std::fs::write(
+        cli.dir.path().join("policy.toml"),
+        "[settings]\nname = \"it\"\n\n[default]\naction = \"exception\"\nkind = \"needs_review\"\nreason = \"review by hand\"\n",
+    )
+    .unwrap();
+    let (ok, out, err) = cli.run(&["sync", "--once"]).await;
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = cli.run(&["backfill", "--yes"]).await;
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("exceptions queued"), "{out}{err}");
+    let store = cli.store().await;
+    let open = store.exceptions(Some("open")).await.unwrap();
+    let live = cli
+        .sim
+        .state()
+        .contacts
+        .iter()
+        .filter(|c| !c.archived)
+        .count();
+    assert_eq!(open.len(), live, "one per contact");
+    assert!(open.iter().all(|e| e.kind == "needs_review"));
+    // Backfilling again queues nothing twice.
+    let (ok, out, err) = cli.run(&["backfill", "--yes"]).await;
+    assert!(ok, "{out}{err}");
+    assert_eq!(store.exceptions(Some("open")).await.unwrap().len(), live);
+    assert!(cli.sim.write_log().is_empty());
     store.close().await;
     cli.sim.shutdown().await;
 }

@@ -915,7 +915,11 @@ async fn apply_rollback_and_exceptions_work_from_the_command_line() {
     let writes = sim.write_log().len();
     let dry = run(&["rollback", "cli", "--dry-run"]).await;
     let dry_out = String::from_utf8_lossy(&dry.stdout);
-    assert!(dry.status.success(), "{dry_out}{}", String::from_utf8_lossy(&dry.stderr));
+    assert!(
+        dry.status.success(),
+        "{dry_out}{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
     assert!(dry_out.contains("dry run: would revert"), "{dry_out}");
     assert_eq!(sim.write_log().len(), writes, "a dry run writes nothing");
 
