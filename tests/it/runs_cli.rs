@@ -258,3 +258,59 @@ async fn a_backfill_with_only_exceptions_queues_them() {
     store.close().await;
     cli.sim.shutdown().await;
 }
+
+/// Issue 9 item 7: an old stopped run was resumed silently with its old plan. It now
+/// says what it resumes and how old the plan is; `--restart` plans afresh and closes
+/// the old run as superseded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unfinished_backfill_is_resumed_out_loud_or_replaced_with_restart() {
+    let cli = Cli::start(30).await;
+    let (ok, out, err) = cli.run(&["sync", "--once"]).await;
+    assert!(ok, "{out}{err}");
+    let plan_path = cli.write_plan("one.json", |_| {});
+    let plan: Plan = serde_json::from_str(&std::fs::read_to_string(plan_path).unwrap()).unwrap();
+    journal_paused(&cli, "stopped", &plan).await;
+    let (ok, out, err) = cli.run(&["backfill", "--yes"]).await;
+    assert!(ok, "{out}{err}");
+    assert!(
+        err.contains(
+            "resuming backfill run stopped started 42 minutes ago (0 of 1 done; it stopped: \
+             quota); its plan is 42 minutes old"
+        ),
+        "{err}"
+    );
+    assert_eq!(cli.sim.write_log().len(), 1, "the old plan's one change");
+
+    journal_paused(&cli, "replaced", &plan).await;
+    let (ok, out, err) = cli.run(&["backfill", "--yes", "--restart"]).await;
+    assert!(ok, "{out}{err}");
+    assert!(err.contains("not resuming backfill run replaced"), "{err}");
+    let store = cli.store().await;
+    let old = store.journal_run("replaced").await.unwrap().unwrap();
+    assert_eq!(old.status, RunStatus::Completed);
+    assert!(old.message.unwrap_or_default().contains("superseded"));
+    store.close().await;
+    cli.sim.shutdown().await;
+}
+
+/// Journals `plan` as a backfill run started 42 minutes ago and paused (quota).
+async fn journal_paused(cli: &Cli, id: &str, plan: &Plan) {
+    let store = cli.store().await;
+    let at = Utc::now() - Duration::minutes(42);
+    let run = NewRun {
+        run_id: id,
+        crm: CrmKind::Hubspot,
+        kind: "backfill",
+        parent_run: None,
+        policy_version: "v",
+    };
+    store
+        .journal_create_run(&run, &plan.changes, at)
+        .await
+        .unwrap();
+    store
+        .journal_set_run_status(id, RunStatus::Paused, Some("quota"), None, at)
+        .await
+        .unwrap();
+    store.close().await;
+}
