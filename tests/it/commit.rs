@@ -149,3 +149,75 @@ async fn a_plan_with_only_exceptions_queues_each_once_even_when_committed_concur
     assert!(app.sim.write_log().is_empty(), "nothing written to the CRM");
     app.shutdown().await;
 }
+
+/// Issue 9 item 2, the other half: the mirror's record of leadroute's write is not
+/// undone by a late re-delivery of the pre-write version (a lagging search index),
+/// while a newer version (a person's edit after the write) still wins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_re_read_does_not_undo_a_mirrored_write_but_a_newer_edit_wins() {
+    use leadroute::domain::{ObjectKind, OwnerId};
+    use leadroute_crm::{Change, Record};
+
+    let app = spawn_app(sim_config(30, 5), "").await;
+    app.mirror().sync_once(true).await.expect("first sync");
+    let policy = policy(&app, false);
+    let store = &app.store.store;
+    let before = store.snapshot(CrmKind::Hubspot).await.unwrap();
+    let mut ledger = store.load_ledger(CrmKind::Hubspot).await.unwrap();
+    let plan = reconcile::plan(&before, &policy, &mut ledger, Utc::now());
+    let change = plan.changes.first().expect("a change").clone();
+    let old = before
+        .people
+        .iter()
+        .find(|p| p.id == change.id)
+        .expect("mirrored")
+        .clone();
+    let writer = writer(&app);
+    commit_plan(
+        &writer,
+        &plan,
+        Some(&mut ledger),
+        &spec("apply"),
+        &NoProgress,
+    )
+    .await
+    .unwrap();
+    let owner_now = |snapshot: &leadroute::domain::Snapshot| {
+        snapshot
+            .people
+            .iter()
+            .find(|p| p.id == change.id)
+            .and_then(|p| p.owner_id.clone())
+    };
+    store
+        .apply_changes(
+            CrmKind::Hubspot,
+            ObjectKind::Contact,
+            &[Change::Upsert(Record::Person(old.clone()))],
+            None,
+        )
+        .await
+        .unwrap();
+    let snapshot = store.snapshot(CrmKind::Hubspot).await.unwrap();
+    assert_eq!(
+        owner_now(&snapshot),
+        Some(change.to.clone()),
+        "not regressed"
+    );
+
+    let mut newer = old;
+    newer.owner_id = Some(OwnerId::new("someone-else"));
+    newer.updated_at = Utc::now() + chrono::Duration::seconds(5);
+    store
+        .apply_changes(
+            CrmKind::Hubspot,
+            ObjectKind::Contact,
+            &[Change::Upsert(Record::Person(newer))],
+            None,
+        )
+        .await
+        .unwrap();
+    let snapshot = store.snapshot(CrmKind::Hubspot).await.unwrap();
+    assert_eq!(owner_now(&snapshot), Some(OwnerId::new("someone-else")));
+    app.shutdown().await;
+}
