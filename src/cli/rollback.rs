@@ -94,7 +94,11 @@ impl CrmTask for RollbackJob {
 /// was left alone by reason; each record only with `verbose`.
 fn print_rollback(result: &RollbackReport, verbose: bool) {
     if let Some(report) = &result.report {
-        println!("{report}");
+        // A rollback re-plans nothing: what it could not revert is summarised below by
+        // reason (refusals queued as exceptions), not as "records need a re-plan".
+        let mut shown = report.clone();
+        shown.replan.clear();
+        println!("{shown}");
     }
     if result.dry_run {
         println!(
