@@ -309,32 +309,37 @@ pub(crate) fn check_plan_file(
     let mut warnings = Vec::new();
     if plan.crm != expected.crm {
         return Err(format!(
-            "the plan is for {}, but the config talks to {}; make the plan again with              `leadroute plan --out FILE` against this CRM",
+            "the plan is for {}, but the config talks to {}; make the plan again with \
+             `leadroute plan --out FILE` against this CRM",
             plan.crm, expected.crm
         ));
     }
     match &file.org {
         Some(org) if org != &expected.org => {
             return Err(format!(
-                "the plan was made for the org at {org}, but the config points at {};                  make the plan again against this org",
+                "the plan was made for the org at {org}, but the config points at {}; \
+                 make the plan again against this org",
                 expected.org
             ));
         }
         Some(_) => {}
         None => warnings.push(
-            "the plan file does not name the org it was made for (an older leadroute wrote              it); it is not checked"
+            "the plan file does not name the org it was made for (an older leadroute wrote \
+             it); it is not checked"
                 .to_owned(),
         ),
     }
     let mut refusals = Vec::new();
     match &expected.policy_version {
         Some(version) if version != &plan.policy_version => refusals.push(format!(
-            "it was made with policy version {}, but the configured policy is version              {version}",
+            "it was made with policy version {}, but the configured policy is version \
+             {version}",
             plan.policy_version
         )),
         Some(_) => {}
         None => warnings.push(
-            "no policy is configured (policy.path), so the plan's policy version is not              checked"
+            "no policy is configured (policy.path), so the plan's policy version is not \
+             checked"
                 .to_owned(),
         ),
     }
@@ -354,7 +359,8 @@ pub(crate) fn check_plan_file(
         return Ok(warnings);
     }
     Err(format!(
-        "refusing a stale plan: {}; make a fresh one (`leadroute plan --out FILE`) or pass          --force to apply it anyway",
+        "refusing a stale plan: {}; make a fresh one (`leadroute plan --out FILE`) or pass \
+         --force to apply it anyway",
         refusals.join("; ")
     ))
 }

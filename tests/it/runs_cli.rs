@@ -314,3 +314,113 @@ async fn journal_paused(cli: &Cli, id: &str, plan: &Plan) {
         .unwrap();
     store.close().await;
 }
+
+/// Issue 9 item 5: rolling back to an owner deactivated since sent doomed writes, said
+/// "need a re-plan", queued nothing and exited 0. Now: known-inactive targets are not
+/// written but queued as exceptions; ones the CRM refuses (the mirror had not seen the
+/// deactivation yet) are queued too; either way the command exits non-zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_back_to_a_deactivated_owner_queues_exceptions_and_fails() {
+    use leadroute_sim::hubspot::Mutation;
+
+    let cli = Cli::start(60).await;
+    // Contacts of two owners outside the pool, each moved by its own run.
+    let state = cli.sim.state();
+    let mut by_owner: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for c in state.contacts.iter().filter(|c| !c.archived) {
+        if let Some(o) = c
+            .properties
+            .get("hubspot_owner_id")
+            .filter(|o| !o.is_empty())
+            && !cli.owners.contains(o)
+            && state
+                .owners
+                .iter()
+                .any(|x| x.id.to_string() == *o && !x.archived)
+        {
+            by_owner
+                .entry(o.clone())
+                .or_default()
+                .push(c.id.to_string());
+        }
+    }
+    let mut owners = by_owner.into_iter().filter(|(_, ids)| ids.len() >= 2);
+    let (synced, synced_ids) = owners.next().expect("an owner with contacts");
+    let (stale, stale_ids) = owners.next().expect("another owner with contacts");
+    let to = cli.owners[0].clone();
+    let plan_for = |name: &str, from: &str, ids: &[String]| {
+        let (from, ids, to) = (from.to_owned(), ids.to_vec(), to.clone());
+        cli.write_plan(name, move |p| {
+            let template = p.changes[0].clone();
+            p.changes = ids
+                .iter()
+                .map(|id| PlannedChange {
+                    id: leadroute::domain::RecordId(id.clone()),
+                    from: Some(leadroute::domain::OwnerId(from.clone())),
+                    to: leadroute::domain::OwnerId(to.clone()),
+                    ..template.clone()
+                })
+                .collect();
+        })
+    };
+    let first = plan_for("first.json", &synced, &synced_ids);
+    let second = plan_for("second.json", &stale, &stale_ids);
+    for (plan, run) in [(&first, "first"), (&second, "second")] {
+        let (ok, out, err) = cli
+            .run(&["apply", "--plan", plan, "--run-id", run, "--yes", "--force"])
+            .await;
+        assert!(ok, "{out}{err}");
+    }
+    cli.sim
+        .mutate(Mutation::DeactivateOwner {
+            owner_id: synced.clone(),
+        })
+        .unwrap();
+    let (ok, out, err) = cli.run(&["sync", "--once"]).await;
+    assert!(ok, "{out}{err}");
+    // Deactivated after the last sync: only the CRM knows.
+    cli.sim
+        .mutate(Mutation::DeactivateOwner {
+            owner_id: stale.clone(),
+        })
+        .unwrap();
+    let writes = cli.sim.write_log().len();
+
+    let (ok, out, err) = cli.run(&["rollback", "first", "--yes"]).await;
+    assert!(!ok, "work is left for a person: {out}{err}");
+    assert!(err.contains("need a person"), "{err}");
+    assert!(out.contains("inactive now (queued as exceptions)"), "{out}");
+    assert!(
+        !out.contains("contact:"),
+        "no per-record lines without --verbose: {out}"
+    );
+    assert_eq!(
+        cli.sim.write_log().len(),
+        writes,
+        "no doomed write was sent"
+    );
+
+    let (ok, out, err) = cli.run(&["rollback", "second", "--yes", "--verbose"]).await;
+    assert!(!ok, "{out}{err}");
+    assert!(
+        out.contains("the CRM refused the revert (queued as exceptions)"),
+        "{out}"
+    );
+    for id in &stale_ids {
+        assert!(
+            out.contains(&format!("contact:{id}: the CRM refused")),
+            "{out}"
+        );
+    }
+
+    let store = cli.store().await;
+    let open = store.exceptions(Some("open")).await.unwrap();
+    for id in synced_ids.iter().chain(&stale_ids) {
+        assert!(
+            open.iter().any(|e| e.record_id.0 == *id),
+            "no exception for {id}: {open:?}"
+        );
+    }
+    store.close().await;
+    cli.sim.shutdown().await;
+}
