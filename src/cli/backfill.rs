@@ -110,8 +110,8 @@ impl CrmTask for BackfillJob {
                     }
                     ResumeChoice::Fresh => {
                         let note = format!(
-                            "superseded by a fresh backfill; {} changes were not sent (resume \
-                             them with `leadroute apply --resume {id}`)",
+                            "superseded by a fresh backfill; its {} unfinished changes stay \
+                             resumable with `leadroute apply --resume {id}`",
                             counts.pending
                         );
                         env.store
