@@ -2,20 +2,26 @@
 //! progress bar. Resumable: an unfinished backfill run in the journal is continued
 //! (finished batches are never redone) instead of planning afresh.
 
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use chrono::Utc;
 use leadroute_crm::{Crm, ObjectKind};
 
 use super::GlobalArgs;
 use super::apply::{AppEnv, load_env};
 use super::apply::{
-    cancel_on_ctrl_c, confirm, crm_kind, finish, load_policy, plan_from_mirror, save_ledger,
+    cancel_on_ctrl_c, confirm, crm_kind, finish, finish_commit, load_policy, plan_from_mirror,
     writer_settings,
 };
 use crate::app::{self, CrmTask};
 use crate::reconcile::{Ledger, Plan};
-use crate::writer::{ApplyReport, BarProgress, Progress, RunId, RunSpec, Writer, summarize};
+use crate::service::commit::commit_plan;
+use crate::store::RunStatus;
+use crate::writer::{
+    ApplyReport, BarProgress, NoProgress, Progress, RunId, RunSpec, Writer, summarize,
+};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -28,8 +34,9 @@ pub struct Args {
     /// Apply without asking. Required when stdin is not a terminal.
     #[arg(long)]
     pub yes: bool,
-    /// Plan afresh even if an unfinished backfill run exists (that run stays resumable
-    /// with `leadroute apply --resume RUN`).
+    /// Plan afresh even if an unfinished backfill run exists (that run is closed as
+    /// superseded; its unsent changes stay resumable with `leadroute apply --resume RUN`).
+    /// Without it, an unfinished run is resumed (on a terminal: asked, `[Y/n/fresh]`).
     #[arg(long)]
     pub restart: bool,
     /// Salesforce: conditional writes (If-Unmodified-Since).
@@ -55,23 +62,70 @@ impl CrmTask for BackfillJob {
         let writer = Writer::new(crm, env.store.clone(), writer_settings(&env, args.strict))
             .with_cancel(cancel_on_ctrl_c());
         let kind = crm_kind(&writer);
-        if !args.dry_run && !args.restart {
-            if let Some(run) = env.store.journal_unfinished_run(kind, "backfill").await? {
-                let counts = env.store.journal_counts(&run.run_id).await?;
+        if !args.dry_run
+            && let Some(run) = env.store.journal_unfinished_run(kind, "backfill").await?
+        {
+            let id = RunId::new(run.run_id.clone());
+            let counts = env.store.journal_counts(&run.run_id).await?;
+            let age = age_text(Utc::now().signed_duration_since(run.created_at));
+            let stopped = run
+                .message
+                .as_deref()
+                .map(|m| format!("; it stopped: {m}"))
+                .unwrap_or_default();
+            if counts.pending == 0 {
+                // Stopped after its last change (a Ctrl-C at the very end): close it and
+                // go on with a fresh backfill in this same command.
+                writer.resume(&id, &NoProgress).await?;
                 eprintln!(
-                    "resuming backfill run {} ({} of {} changes done{})",
-                    run.run_id,
-                    counts.done(),
+                    "closed backfill run {id} started {age} ago: all {} changes were done \
+                     ({}); planning a fresh backfill",
                     counts.total,
-                    run.message
-                        .as_deref()
-                        .map(|m| format!("; it stopped: {m}"))
-                        .unwrap_or_default()
+                    run.status.as_str()
                 );
-                let report = writer
-                    .resume(&RunId::new(run.run_id.clone()), &BarProgress::new())
-                    .await?;
-                return finish(&report, "leadroute backfill");
+            } else {
+                let what = format!(
+                    "backfill run {id} started {age} ago ({} of {} done{stopped}); its plan is \
+                     {age} old",
+                    counts.done(),
+                    counts.total
+                );
+                let choice = if args.restart {
+                    ResumeChoice::Fresh
+                } else {
+                    ask_resume(args.yes, &what)?
+                };
+                match choice {
+                    ResumeChoice::Resume => {
+                        eprintln!("resuming {what}");
+                        let report = writer.resume(&id, &BarProgress::new()).await?;
+                        return finish(&report, "leadroute backfill");
+                    }
+                    ResumeChoice::Stop => {
+                        println!(
+                            "nothing done; the run stays resumable (`leadroute backfill`, or \
+                             `leadroute backfill --restart` to plan afresh)"
+                        );
+                        return Ok(());
+                    }
+                    ResumeChoice::Fresh => {
+                        let note = format!(
+                            "superseded by a fresh backfill; its {} unfinished changes stay \
+                             resumable with `leadroute apply --resume {id}`",
+                            counts.pending
+                        );
+                        env.store
+                            .journal_set_run_status(
+                                id.as_str(),
+                                RunStatus::Completed,
+                                Some(&note),
+                                None,
+                                Utc::now(),
+                            )
+                            .await?;
+                        eprintln!("not resuming {what}; planning a fresh backfill");
+                    }
+                }
             }
         }
         let policy = load_policy(&env)?;
@@ -83,6 +137,18 @@ impl CrmTask for BackfillJob {
             return Ok(());
         }
         if plan.changes.is_empty() {
+            // Nothing to write to the CRM, but the plan's exceptions still belong in
+            // the queue (queueing them asks for no confirmation: the CRM is untouched).
+            let spec = backfill_spec();
+            let committed = commit_plan(
+                &writer,
+                &plan,
+                Some(&mut ledger),
+                &spec,
+                &BarProgress::new(),
+            )
+            .await?;
+            finish_commit(&committed, "leadroute backfill")?;
             println!("every record already has its desired owner");
             return Ok(());
         }
@@ -93,27 +159,101 @@ impl CrmTask for BackfillJob {
             println!("not applied");
             return Ok(());
         }
-        let report = start_backfill(&writer, &env, &plan, &mut ledger, &BarProgress::new()).await?;
-        finish(&report, "leadroute backfill")
+        let spec = backfill_spec();
+        let committed = commit_plan(
+            &writer,
+            &plan,
+            Some(&mut ledger),
+            &spec,
+            &BarProgress::new(),
+        )
+        .await?;
+        finish_commit(&committed, "leadroute backfill")
     }
 }
 
-/// Commits the plan's ledger, queues its exceptions and applies its changes as a new
-/// `backfill` run. `leadroute backfill` and the demo share this path.
+/// What to do with an unfinished backfill run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ResumeChoice {
+    Resume,
+    Stop,
+    Fresh,
+}
+
+/// On a terminal asks `resume? [Y/n/fresh]` about the run `what` describes; otherwise
+/// (or with `--yes`) resumes.
+fn ask_resume(yes: bool, what: &str) -> anyhow::Result<ResumeChoice> {
+    if yes || !std::io::stdin().is_terminal() {
+        return Ok(ResumeChoice::Resume);
+    }
+    println!("unfinished {what}");
+    print!("resume? [Y/n/fresh] ");
+    std::io::stdout().flush().context("writing the prompt")?;
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .context("reading the answer")?;
+    Ok(parse_resume_answer(&answer))
+}
+
+fn parse_resume_answer(answer: &str) -> ResumeChoice {
+    match answer.trim().to_ascii_lowercase().as_str() {
+        "" | "y" | "yes" => ResumeChoice::Resume,
+        "f" | "fresh" => ResumeChoice::Fresh,
+        _ => ResumeChoice::Stop,
+    }
+}
+
+/// "4 minutes", "3 hours", "2 days".
+fn age_text(age: chrono::Duration) -> String {
+    let minutes = age.num_minutes().max(0);
+    match minutes {
+        0..=1 => "1 minute".to_owned(),
+        2..=119 => format!("{minutes} minutes"),
+        120..=2879 => format!("{} hours", minutes / 60),
+        _ => format!("{} days", minutes / 1440),
+    }
+}
+
+/// A new `backfill` run.
+fn backfill_spec() -> RunSpec {
+    RunSpec {
+        id: RunId::generate(Utc::now()),
+        kind: "backfill".to_owned(),
+        parent: None,
+    }
+}
+
+/// Commits to the plan as a new `backfill` run through the shared commit path
+/// ([`commit_plan`]: ledger, exceptions, changes). The demo uses this.
 pub(crate) async fn start_backfill<C: Crm>(
     writer: &Writer<C>,
-    env: &AppEnv,
+    _env: &AppEnv,
     plan: &Plan,
     ledger: &mut Ledger,
     progress: &dyn Progress,
 ) -> anyhow::Result<ApplyReport> {
-    let run = RunId::generate(Utc::now());
-    save_ledger(env, crm_kind(writer), Some(ledger)).await?;
-    writer.queue_plan_exceptions(plan, &run).await?;
-    let spec = RunSpec {
-        id: run,
-        kind: "backfill".to_owned(),
-        parent: None,
-    };
-    Ok(writer.apply_run(plan, &spec, progress).await?)
+    let spec = backfill_spec();
+    let committed = commit_plan(writer, plan, Some(ledger), &spec, progress).await?;
+    match committed.report {
+        Some(report) => Ok(report),
+        // No owner changes: an empty run, so the caller still gets a report.
+        None => Ok(writer.apply_run(plan, &spec, progress).await?),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_resume_prompt_defaults_to_resume_and_understands_fresh() {
+        assert_eq!(parse_resume_answer("\n"), ResumeChoice::Resume);
+        assert_eq!(parse_resume_answer("Y\n"), ResumeChoice::Resume);
+        assert_eq!(parse_resume_answer("fresh\n"), ResumeChoice::Fresh);
+        assert_eq!(parse_resume_answer("n\n"), ResumeChoice::Stop);
+        assert_eq!(age_text(chrono::Duration::minutes(90)), "90 minutes");
+        assert_eq!(age_text(chrono::Duration::hours(50)), "2 days");
+    }
 }

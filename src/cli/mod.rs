@@ -16,6 +16,7 @@ pub mod plan;
 pub mod policy;
 pub mod rollback;
 pub mod run;
+pub mod runs;
 pub mod sim;
 pub mod sync;
 
@@ -66,6 +67,8 @@ pub enum Command {
     Rollback(rollback::Args),
     /// The exceptions queue.
     Exceptions(exceptions::Args),
+    /// List writer runs (apply, backfill, rollback): id, kind, started, status, counts.
+    Runs(runs::Args),
     /// Run a CRM API simulator.
     Sim(sim::Args),
 }
@@ -85,6 +88,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Match(args) => match_cmd::run(args, &global).await,
         Command::Rollback(args) => rollback::run(args, &global).await,
         Command::Exceptions(args) => exceptions::run(args, &global).await,
+        Command::Runs(args) => runs::run(args, &global).await,
         Command::Sim(args) => sim::run(args, &global).await,
     }
 }

@@ -779,16 +779,16 @@ impl<'a> Fixed<'a> {
     fn try_action(&self, rule: &Rule, person: &PersonRecord, subject: &Subject<'_>) -> Tried {
         let current = person.owner_id.as_ref();
         let policy = self.policy;
+        // The availability check comes first, whoever holds the record now: an inactive
+        // owner who already holds it must not keep it (the rule falls through).
         let direct = |target: &OwnerId, via: Via, what: &str| -> Tried {
-            if Some(target) == current {
-                return Tried::Owner(
+            match self.can_receive(target) {
+                Ok(()) if Some(target) == current => Tried::Owner(
                     target.clone(),
                     None,
                     via,
                     format!("{what} {} already owns it", policy.owner_label(target)),
-                );
-            }
-            match self.can_receive(target) {
+                ),
                 Ok(()) => Tried::Owner(
                     target.clone(),
                     None,

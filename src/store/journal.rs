@@ -449,6 +449,19 @@ impl Store {
         rows.iter().map(run_from_row).collect()
     }
 
+    /// The rollback runs of `parent`, oldest first (a run is rolled back at most once).
+    pub async fn journal_rollbacks_of(&self, parent: &str) -> Result<Vec<RunRow>, JournalError> {
+        let rows = sqlx::query(
+            "SELECT * FROM writer_runs WHERE parent_run = $1 AND kind = 'rollback' \
+             ORDER BY created_at",
+        )
+        .bind(parent.to_owned())
+        .fetch_all(self.pool())
+        .await
+        .map_err(sql_err("finding a run's rollbacks"))?;
+        rows.iter().map(run_from_row).collect()
+    }
+
     /// The newest run of `kind` on `crm` that still has work (for `backfill` resume).
     pub async fn journal_unfinished_run(
         &self,
@@ -730,6 +743,13 @@ impl Store {
         }
         for (name, seqs) in &plain {
             for chunk in seqs.chunks(MAX_PARAMS - 4) {
+                // leadroute's own writes reach the mirror in this same transaction, so
+                // a plan made right after an apply does not plan them again.
+                if *name == JournalOutcome::Applied.as_str() {
+                    super::mirror_rows::mirror_owners_written(&mut tx, run_id, chunk, now)
+                        .await
+                        .map_err(sql_err("updating the mirror with applied owners"))?;
+                }
                 let sql = format!(
                     "UPDATE writer_journal SET state = 'done', outcome = $2, outcome_at = $3 \
                      WHERE run_id = $1 AND outcome IS NULL AND seq IN ({})",
@@ -841,30 +861,22 @@ impl Store {
     }
 
     /// Queues an exception unless the same record already has an open one of the same
-    /// kind. Returns the exception's id.
+    /// kind. Returns the exception's id (the existing one's when it was already open).
+    ///
+    /// Idempotent under concurrency: the insert is `ON CONFLICT DO NOTHING` against the
+    /// unique index of open exceptions (migration 0203), so two processes queueing the
+    /// same exception at once leave one row, not two.
     pub async fn exception_add(
         &self,
         exception: &NewException,
         now: DateTime<Utc>,
     ) -> Result<i64, JournalError> {
-        let existing = sqlx::query(
-            "SELECT id FROM writer_exceptions WHERE crm = $1 AND object = $2 AND record_id = $3 \
-             AND kind = $4 AND status = 'open'",
-        )
-        .bind(exception.crm.as_str())
-        .bind(exception.object.as_str())
-        .bind(exception.id.0.clone())
-        .bind(exception.kind.clone())
-        .fetch_optional(self.pool())
-        .await
-        .map_err(sql_err("looking for an open exception"))?;
-        if let Some(row) = existing {
-            return col(&row, "id");
-        }
-        let row = sqlx::query(
+        let inserted = sqlx::query(
             "INSERT INTO writer_exceptions (crm, object, record_id, kind, rule, reason, code, \
              message, run_id, seq, before_owner, desired_owner, status, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'open', $13) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'open', $13) \
+             ON CONFLICT (crm, object, record_id, kind) WHERE status = 'open' DO NOTHING \
+             RETURNING id",
         )
         .bind(exception.crm.as_str())
         .bind(exception.object.as_str())
@@ -879,10 +891,28 @@ impl Store {
         .bind(exception.before.as_ref().map(|o| o.0.clone()))
         .bind(exception.desired.as_ref().map(|o| o.0.clone()))
         .bind(to_ms(now))
-        .fetch_one(self.pool())
+        .fetch_optional(self.pool())
         .await
         .map_err(sql_err("queueing an exception"))?;
-        col(&row, "id")
+        if let Some(row) = inserted {
+            return col(&row, "id");
+        }
+        let existing = sqlx::query(
+            "SELECT id FROM writer_exceptions WHERE crm = $1 AND object = $2 AND record_id = $3 \
+             AND kind = $4 AND status = 'open'",
+        )
+        .bind(exception.crm.as_str())
+        .bind(exception.object.as_str())
+        .bind(exception.id.0.clone())
+        .bind(exception.kind.clone())
+        .fetch_optional(self.pool())
+        .await
+        .map_err(sql_err("looking for an open exception"))?;
+        match existing {
+            Some(row) => col(&row, "id"),
+            // Closed between the conflict and the read: queue it again.
+            None => Box::pin(self.exception_add(exception, now)).await,
+        }
     }
 
     /// Exceptions with `status` (`open`, `resolved`, `retried`), or all; oldest first.

@@ -1097,6 +1097,56 @@ fn person_from_row(row: &AnyRow, raw: serde_json::Value) -> Result<PersonRecord,
     })
 }
 
+/// Tells the mirror about leadroute's own applied writes, inside the journal
+/// transaction that records their outcomes (`Store::journal_step`): each person named
+/// by an open journal row of `run_id` among `seqs` gets the row's new owner, assigned
+/// `now`. Call it before the outcomes are written (it reads rows whose outcome is still
+/// unset), so a change is reflected once. The row's `updated_at` moves one millisecond
+/// past the version the mirror held: a later sync of that same (pre-write) version, as
+/// a lagging search index may return, no longer passes the upsert's age guard and
+/// cannot undo the write, while the CRM's own post-write version is newer still and
+/// wins as usual. A row whose owner is no longer the change's `from` (a sync already
+/// brought a later edit) is left to the sync.
+pub(super) async fn mirror_owners_written(
+    tx: &mut Transaction<'static, Any>,
+    run_id: &str,
+    seqs: &[i64],
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    if seqs.is_empty() {
+        return Ok(());
+    }
+    // `$3…` appear three times: both backends let a placeholder be used more than once.
+    let list = in_list(seqs.len(), 3);
+    let sql = format!(
+        "UPDATE people SET
+             owner_id = (SELECT j.after_owner FROM writer_journal j
+                         WHERE j.run_id = $1 AND j.crm = people.crm
+                           AND j.object = people.object AND j.record_id = people.id
+                           AND j.outcome IS NULL AND j.seq IN ({list})
+                         ORDER BY j.seq DESC LIMIT 1),
+             owner_assigned_at = $2,
+             updated_at = updated_at + 1
+         WHERE (crm, object, id) IN (SELECT crm, object, record_id FROM writer_journal
+                                     WHERE run_id = $1 AND outcome IS NULL
+                                       AND seq IN ({list}))
+           AND EXISTS (SELECT 1 FROM writer_journal j
+                       WHERE j.run_id = $1 AND j.crm = people.crm
+                         AND j.object = people.object AND j.record_id = people.id
+                         AND j.outcome IS NULL AND j.seq IN ({list})
+                         AND (j.before_owner = people.owner_id
+                              OR (j.before_owner IS NULL AND people.owner_id IS NULL)))"
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql))
+        .bind(run_id.to_owned())
+        .bind(to_ms(now));
+    for seq in seqs {
+        query = query.bind(*seq);
+    }
+    query.execute(&mut **tx).await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,7 +25,7 @@ mod summary;
 mod tests;
 
 pub use breaker::{BreakerState, CircuitBreaker};
-pub use ops::{LeftAlone, OpsError, RollbackReport};
+pub use ops::{LeftAlone, LeftReason, OpsError, RollbackReport};
 pub use progress::{BarProgress, NoProgress, Progress, ProgressUpdate};
 pub use report::{ApplyReport, Replan, Stop, StopReason, WindowStats};
 pub use summary::{PlanSummary, rate_from_usage, summarize};

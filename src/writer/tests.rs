@@ -754,7 +754,7 @@ async fn rollback_reverts_only_records_still_holding_our_value_and_says_why_for_
     // After the run a human moves record 1 on.
     crm.with(|s| s.owners.insert("1".into(), Some(OwnerId::new("human"))));
     let rollback = writer
-        .rollback("run", RunId::new("undo"), &NoProgress)
+        .rollback("run", RunId::new("undo"), false, &NoProgress)
         .await
         .unwrap();
     assert_eq!(rollback.reverted, 2);
@@ -847,3 +847,127 @@ async fn the_summary_counts_minimum_calls_per_object_and_time_at_the_crm_rate() 
 }
 
 mod bulk;
+
+/// Mirrors owner `id` as active or inactive (what `store.owners` reports).
+async fn mirror_owner(store: &Store, id: &str, active: bool) {
+    let owner = leadroute_crm::OwnerRecord {
+        id: OwnerId::new(id),
+        kind: leadroute_crm::OwnerKind::User,
+        email: None,
+        name: id.to_owned(),
+        active,
+        teams: Vec::new(),
+        time_zone: None,
+        manager_id: None,
+        user_id: None,
+        updated_at: Some(Utc::now()),
+    };
+    store
+        .apply_changes(
+            CrmKind::Hubspot,
+            ObjectKind::Owner,
+            &[leadroute_crm::Change::Upsert(leadroute_crm::Record::Owner(
+                owner,
+            ))],
+            None,
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn rollback_to_an_owner_now_inactive_queues_exceptions_instead_of_doomed_writes() {
+    let (crm, store) = setup(100, 3).await;
+    let writer = Writer::new(crm.clone(), store.clone(), fast_settings());
+    writer
+        .apply(&plan(3, "a", "b"), RunId::new("run"), &NoProgress)
+        .await
+        .unwrap();
+    mirror_owner(&store, "a", false).await;
+    mirror_owner(&store, "b", true).await;
+    let calls_before = crm.with(|s| s.apply_calls);
+    let rollback = writer
+        .rollback("run", RunId::new("undo"), false, &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(rollback.reverted, 0);
+    assert_eq!(crm.with(|s| s.apply_calls), calls_before, "nothing sent");
+    assert_eq!(rollback.undone(), 3);
+    assert_eq!(rollback.exceptions_queued, 3);
+    assert_eq!(
+        rollback.by_reason().get(&LeftReason::TargetInactive),
+        Some(&3)
+    );
+    let open = store.exceptions(Some("open")).await.unwrap();
+    assert_eq!(open.len(), 3);
+    assert!(open.iter().all(|e| e.kind == "inactive_owner"), "{open:?}");
+}
+
+#[tokio::test]
+async fn a_run_is_rolled_back_once_and_a_dry_run_writes_nothing() {
+    let (crm, store) = setup(100, 4).await;
+    let writer = Writer::new(crm.clone(), store.clone(), fast_settings());
+    writer
+        .apply(&plan(4, "a", "b"), RunId::new("run"), &NoProgress)
+        .await
+        .unwrap();
+    crm.with(|s| s.owners.insert("1".into(), Some(OwnerId::new("human"))));
+    let calls_before = crm.with(|s| s.apply_calls);
+    let preview = writer
+        .rollback("run", RunId::new("undo"), true, &NoProgress)
+        .await
+        .unwrap();
+    assert!(preview.dry_run);
+    assert_eq!(preview.would_revert, 3);
+    assert_eq!(preview.by_reason().get(&LeftReason::ChangedSince), Some(&1));
+    assert_eq!(
+        crm.with(|s| s.apply_calls),
+        calls_before,
+        "a dry run writes nothing"
+    );
+    assert!(store.journal_run("undo").await.unwrap().is_none());
+
+    let done = writer
+        .rollback("run", RunId::new("undo"), false, &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(done.reverted, 3);
+    assert_eq!(
+        done.undone(),
+        0,
+        "a human's later edit is not work left undone"
+    );
+    let again = writer
+        .rollback("run", RunId::new("undo2"), false, &NoProgress)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&again, OpsError::AlreadyRolledBack { by, .. } if by == "undo"),
+        "{again}"
+    );
+    assert_eq!(crm.owner("0"), Some(OwnerId::new("a")));
+}
+
+#[tokio::test]
+async fn owners_restored_by_a_rollback_are_leadroutes_own_in_the_ledger() {
+    let (crm, store) = setup(100, 2).await;
+    let writer = Writer::new(crm.clone(), store.clone(), fast_settings());
+    writer
+        .apply(&plan(2, "a", "b"), RunId::new("run"), &NoProgress)
+        .await
+        .unwrap();
+    writer
+        .rollback("run", RunId::new("undo"), false, &NoProgress)
+        .await
+        .unwrap();
+    // The manual-override window asks the ledger whether leadroute set the current
+    // owner: after the rollback it did, to the restored owner.
+    let ledger = store.load_ledger(CrmKind::Hubspot).await.unwrap();
+    for id in ["0", "1"] {
+        let a = ledger
+            .assignment(ObjectKind::Contact, &RecordId(id.to_owned()))
+            .expect("the restored owner is in the ledger");
+        assert_eq!(a.owner, OwnerId::new("a"));
+        assert_eq!(a.rule, "rollback of run");
+    }
+}

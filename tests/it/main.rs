@@ -5,11 +5,13 @@
 #![allow(clippy::unwrap_used)]
 
 mod cli;
+mod commit;
 mod helpers;
 mod leases;
 mod match_cli;
 mod mirror;
 mod reconcile;
+mod runs_cli;
 mod store;
 mod webhooks;
 mod writer;

@@ -912,13 +912,45 @@ async fn apply_rollback_and_exceptions_work_from_the_command_line() {
         assert_eq!(after[&change.id.0].as_deref(), Some(change.to.as_str()));
     }
 
-    let rolled_back = run(&["rollback", "cli", "--yes"]).await;
-    let stdout = String::from_utf8_lossy(&rolled_back.stdout);
+    let writes = sim.write_log().len();
+    let dry = run(&["rollback", "cli", "--dry-run"]).await;
+    let dry_out = String::from_utf8_lossy(&dry.stdout);
     assert!(
-        rolled_back.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&rolled_back.stderr)
+        dry.status.success(),
+        "{dry_out}{}",
+        String::from_utf8_lossy(&dry.stderr)
     );
+    assert!(dry_out.contains("dry run: would revert"), "{dry_out}");
+    assert_eq!(sim.write_log().len(), writes, "a dry run writes nothing");
+
+    let rolled_back = run(&["rollback", "cli", "--yes", "--verbose"]).await;
+    let stdout = String::from_utf8_lossy(&rolled_back.stdout);
+    let stderr = String::from_utf8_lossy(&rolled_back.stderr);
+    // Reverts the CRM refuses (an old owner deactivated since) are queued as
+    // exceptions, and the command says so with a non-zero exit.
+    let refused = !rolled_back.status.success();
+    if refused {
+        assert!(
+            stderr.contains("need a person") && stdout.contains("exceptions queued"),
+            "{stdout}{stderr}"
+        );
+    }
+    let again = run(&["rollback", "cli", "--yes"]).await;
+    assert!(!again.status.success(), "a run is rolled back once");
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already rolled back"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let runs = run(&["runs", "--format", "json"]).await;
+    assert!(runs.status.success());
+    let runs: serde_json::Value = serde_json::from_slice(&runs.stdout).unwrap();
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert_eq!(runs[0]["kind"], "rollback", "newest first");
+    assert_eq!(runs[0]["parent_run"], "cli");
+    assert_eq!(runs[1]["run_id"], "cli");
+    assert_eq!(runs[1]["applied"], plan.changes.len() as u64);
     let reverted = owner_of(&sim);
     for change in &plan.changes {
         match &change.from {
@@ -937,7 +969,10 @@ async fn apply_rollback_and_exceptions_work_from_the_command_line() {
 
     let listed = run(&["exceptions", "list"]).await;
     assert!(listed.status.success());
-    assert!(String::from_utf8_lossy(&listed.stdout).contains("no open exceptions"));
+    assert_eq!(
+        String::from_utf8_lossy(&listed.stdout).contains("no open exceptions"),
+        !refused
+    );
     sim.shutdown().await;
 }
 
