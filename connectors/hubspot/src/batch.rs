@@ -408,10 +408,9 @@ pub(crate) async fn apply(
                 .cloned()
                 .or_else(|| error.category.clone())
                 .unwrap_or_else(|| "BAD_REQUEST".into());
-            let message = error.message.clone().unwrap_or_default();
             let narrowed = narrow(&error, &group, batch);
             for i in narrowed.rejected {
-                outcomes[i] = Some(rejected(kind, &code, message.clone()));
+                outcomes[i] = Some(rejected(kind, &code, message_for(&error, &batch[i])));
             }
             // Pushed in reverse so groups are sent in input order.
             work.extend(narrowed.resend.into_iter().rev());
@@ -542,6 +541,35 @@ fn offenders(error: &ErrorBody, group: &[usize], batch: &[OwnerChange]) -> BTree
         .collect()
 }
 
+/// The part of a whole-call 400 that concerns `change`: the embedded property error or
+/// error detail quoting its owner value or naming its id, so one record's outcome never
+/// carries another record's error; the whole message only when nothing is specific.
+fn message_for(error: &ErrorBody, change: &OwnerChange) -> String {
+    let id = change.id.as_str();
+    let to = change.to.as_str();
+    let embedded = error
+        .embedded_property_errors()
+        .into_iter()
+        .filter_map(|p| p.message)
+        .find(|m| quoted_value(m).as_deref() == Some(to));
+    let detail = || {
+        error
+            .errors
+            .iter()
+            .find(|d| {
+                d.message.as_deref().and_then(quoted_value).as_deref() == Some(to)
+                    || ["ids", "id", "objectId"]
+                        .iter()
+                        .any(|k| d.context.get(*k).is_some_and(|v| v.iter().any(|x| x == id)))
+            })
+            .and_then(|d| d.message.clone())
+    };
+    embedded
+        .or_else(detail)
+        .or_else(|| error.message.clone())
+        .unwrap_or_default()
+}
+
 /// The value an INVALID_OPTION message rejects: the token before " was not one of".
 fn quoted_value(text: &str) -> Option<String> {
     let head = text.split(" was not one of").next()?;
@@ -620,6 +648,29 @@ mod tests {
                 resend: vec![vec![0, 2]]
             }
         );
+    }
+
+    #[test]
+    fn each_rejected_record_carries_its_own_error_text() {
+        let batch = vec![change("1", "998"), change("2", "41"), change("3", "999")];
+        let error = ErrorBody::parse(
+            br#"{"category":"VALIDATION_ERROR","message":"Property values were not valid: [{\"isValid\":false,\"message\":\"998 was not one of the allowed options\",\"error\":\"INVALID_OPTION\",\"name\":\"hubspot_owner_id\"},{\"isValid\":false,\"message\":\"999 was not one of the allowed options\",\"error\":\"INVALID_OPTION\",\"name\":\"hubspot_owner_id\"}]"}"#,
+        );
+        assert_eq!(
+            message_for(&error, &batch[0]),
+            "998 was not one of the allowed options"
+        );
+        assert_eq!(
+            message_for(&error, &batch[2]),
+            "999 was not one of the allowed options"
+        );
+        // Nothing specific: the whole message.
+        assert!(message_for(&error, &batch[1]).starts_with("Property values were not valid"));
+        let by_id = ErrorBody::parse(
+            br#"{"category":"VALIDATION_ERROR","message":"2 errors","errors":[{"message":"record 1 is locked","context":{"id":["1"]}},{"message":"record 3 is gone","context":{"id":["3"]}}]}"#,
+        );
+        assert_eq!(message_for(&by_id, &batch[2]), "record 3 is gone");
+        assert_eq!(message_for(&by_id, &batch[0]), "record 1 is locked");
     }
 
     #[test]
