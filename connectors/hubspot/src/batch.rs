@@ -652,7 +652,7 @@ mod tests {
 
     #[test]
     fn each_rejected_record_carries_its_own_error_text() {
-        let batch = vec![change("1", "998"), change("2", "41"), change("3", "999")];
+        let batch = [change("1", "998"), change("2", "41"), change("3", "999")];
         let error = ErrorBody::parse(
             br#"{"category":"VALIDATION_ERROR","message":"Property values were not valid: [{\"isValid\":false,\"message\":\"998 was not one of the allowed options\",\"error\":\"INVALID_OPTION\",\"name\":\"hubspot_owner_id\"},{\"isValid\":false,\"message\":\"999 was not one of the allowed options\",\"error\":\"INVALID_OPTION\",\"name\":\"hubspot_owner_id\"}]"}"#,
         );
