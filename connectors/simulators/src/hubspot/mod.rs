@@ -6,7 +6,8 @@
 //! Files by noun: `state` (records and indexes), `generator` (seeded org),
 //! `schema` (property definitions), `objects`/`search`/`owners`/
 //! `associations`/`auth` (HTTP routes per API family), `limits`, `faults`,
-//! `webhooks`, `control` (`/__sim/*`, stats, write log, mutations), `server`
+//! `webhooks`, `control` (`/__sim/*`, stats, write log, mutations), `create`
+//! (record creation, single and batch), `form_fills` (`/__sim/stream`), `server`
 //! (accept loop, middleware, connection resets), `wire` (shared JSON shapes).
 //!
 //! Decisions where HubSpot's behaviour is undocumented (connectors must not
@@ -38,7 +39,9 @@ mod associations;
 mod auth;
 mod clock;
 mod control;
+mod create;
 mod faults;
+mod form_fills;
 mod generator;
 mod limits;
 mod objects;
@@ -112,6 +115,9 @@ pub struct HubSpotSimConfig {
     pub association_page_size: usize,
     /// Serve HTTPS with a certificate generated at start-up (trust [`HubSpotSim::ca_pem`]).
     pub tls: bool,
+    /// Also send a `propertyChange` event for each subscribed property set by a
+    /// create (whether HubSpot does is unconfirmed; off by default).
+    pub creation_property_events: bool,
 }
 
 impl Default for HubSpotSimConfig {
@@ -138,6 +144,7 @@ impl Default for HubSpotSimConfig {
             portal_time_zone: "America/New_York".into(),
             association_page_size: 500,
             tls: false,
+            creation_property_events: false,
         }
     }
 }
@@ -178,6 +185,8 @@ pub(crate) struct Inner {
     pub(crate) cancel: CancellationToken,
     /// Set when `config.tls`: the acceptor and the CA clients must trust.
     pub(crate) tls: Option<crate::tls::SimTls>,
+    /// Form-fill streams started with `POST /__sim/stream`.
+    pub(crate) streams: Mutex<crate::stream::Streams>,
 }
 
 impl Inner {
@@ -262,6 +271,7 @@ pub async fn spawn(config: HubSpotSimConfig) -> std::io::Result<HubSpotSim> {
         base_url: crate::tls::base_url(tls.as_ref(), addr),
         cancel: CancellationToken::new(),
         tls,
+        streams: Mutex::new(crate::stream::Streams::default()),
         store: RwLock::new(store),
         config,
     });
