@@ -31,6 +31,7 @@
 mod bulk;
 mod control;
 mod faults;
+mod form_fills;
 mod generator;
 pub mod ids;
 mod limits;
