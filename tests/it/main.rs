@@ -9,6 +9,7 @@ mod helpers;
 mod match_cli;
 mod mirror;
 mod reconcile;
+mod sim_cli;
 mod store;
 mod webhooks;
 mod writer;
