@@ -128,6 +128,10 @@ async fn a_created_contact_is_201_unowned_unassociated_and_found_by_read_list_an
     )
     .await;
     assert_eq!(r.status, 201, "{}", r.body);
+    // A create is an API call like any other: it counts against the 10-second limit.
+    assert_eq!(r.header("x-hubspot-ratelimit-max"), Some("10000"));
+    assert!(r.header("x-hubspot-ratelimit-remaining").is_some());
+    assert_eq!(sim.stats().calls_to("POST /crm/v3/objects/contacts"), 1);
     let id = id_of(&r);
     assert_eq!(r.body["properties"]["email"], email.as_str());
     assert_eq!(
