@@ -152,7 +152,9 @@ impl CreateError {
             "status": "error",
             "category": category,
             "message": message,
-            "context": {"objectWriteTraceId": [trace]},
+            // Which key HubSpot names the failed input under is not documented
+            // (reference §5); both carry the input's objectWriteTraceId.
+            "context": {"objectWriteTraceId": [trace], "ids": [trace]},
             "errors": errors,
             "links": {},
         })

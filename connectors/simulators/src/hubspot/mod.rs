@@ -30,6 +30,11 @@
 //!   HubSpot's owners API has no time-zone field, so none is served.
 //! - OAuth calls share the configured 10-second limit and carry no daily
 //!   limit or daily headers; static tokens count against both.
+//! - Creates (`create.rs`): no company is associated by email domain (a portal
+//!   setting, off here); `propertyChange` events for values set at creation
+//!   only with `creation_property_events`; `contact.creation` events carry
+//!   `changeFlag: "NEW"` as HubSpot's test events do. Form-fill streams
+//!   (`form_fills.rs`) create through the same path with `changeSource: "FORM"`.
 
 // Route helpers bail out early with a ready HTTP response; those Results
 // live for one call frame, so boxing the response buys nothing.

@@ -10,7 +10,12 @@
 //! Behaviour a connector must survive, modelled on purpose:
 //! - REST creates and updates of Leads run the active assignment rule unless the
 //!   request (or the `/composite` subrequest) says `Sforce-Auto-Assign: FALSE`; Bulk
-//!   API 2.0 runs it only when the job names an `assignmentRuleId`.
+//!   API 2.0 runs it only when the job names an `assignmentRuleId`. The org has one
+//!   rule, so an `01Q…` rule id in the header runs that rule. A create without an
+//!   owner and without the rule is owned by the calling (integration) user.
+//! - Form-fill streams (`POST /__sim/stream`, `form_fills.rs`) are Web-to-Lead
+//!   submissions: created through the same `writes::create` as `POST sobjects/Lead`,
+//!   with the assignment rule on, outbound messages sent, no API allocation used.
 //! - `SystemModstamp` has one-second precision, moves on every write (even a no-op
 //!   owner write), and with the `late_commit_ms` fault a write becomes visible to
 //!   queries and getUpdated only after a delay, stamped at its original second.
