@@ -260,6 +260,12 @@ async fn hubspot(args: Args) -> anyhow::Result<()> {
         "  LEADROUTE_CRM_BASE_URL={base} LEADROUTE_CRM_TOKEN={} leadroute sync --once",
         sim.token()
     )?;
+    if webhook_url.is_some() {
+        writeln!(
+            out,
+            "  (the sidecar checks webhook signatures with LEADROUTE_WEBHOOK_SECRET={secret})"
+        )?;
+    }
     writeln!(out)?;
     writeln!(out, "Ctrl-C stops it.")?;
     out.flush()?;
