@@ -604,3 +604,35 @@ async fn a_form_fill_stream_creates_per_second_times_seconds_contacts_through_th
     assert_eq!(get(&sim, "/__sim/stream/999").await.status, 404);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_created_contact_reaches_search_only_after_the_index_lag() {
+    let sim = sim_with(HubSpotSimConfig {
+        search_lag: Duration::from_millis(300),
+        ..config()
+    })
+    .await;
+    let r = post(
+        &sim,
+        "/crm/v3/objects/contacts",
+        &json!({"properties": {"email": "lagging@new-co.example"}}),
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    let search = json!({"filterGroups": [{"filters": [
+        {"propertyName": "email", "operator": "EQ", "value": "lagging@new-co.example"},
+    ]}]});
+    let now = post(&sim, "/crm/v3/objects/contacts/search", &search).await;
+    assert_eq!(now.body["total"], 0, "not indexed yet: {}", now.body);
+    // Read and list see it at once.
+    assert_eq!(
+        get(&sim, &format!("/crm/v3/objects/contacts/{}", id_of(&r)))
+            .await
+            .status,
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let later = post(&sim, "/crm/v3/objects/contacts/search", &search).await;
+    assert_eq!(later.body["total"], 1, "{}", later.body);
+    sim.shutdown().await;
+}

@@ -107,7 +107,13 @@ async fn a_rest_lead_create_runs_the_assignment_rule_unless_the_header_says_fals
     let body = json!({"LastName": "Ng", "Company": "Acme GmbH", "Email": "ng@acme.example", "Country": country, "OwnerId": outsider});
 
     // No header: REST defaults to running the active rule (reference §6, trap 25).
+    let used = org.sim.stats().api_used;
     let id = created_id(&org.post("sobjects/Lead", &body, &[]).await);
+    assert_eq!(
+        org.sim.stats().api_used,
+        used + 1,
+        "a create is one API call"
+    );
     let plain = org
         .post(
             "sobjects/Lead",
