@@ -199,7 +199,9 @@ pub(crate) async fn play<F>(
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     tokio::pin!(stop);
     for k in 0..planned {
+        // Stop wins over a due tick: nothing is created once the simulator stops.
         tokio::select! {
+            biased;
             () = &mut stop => {
                 state.lock().stopped = true;
                 break;

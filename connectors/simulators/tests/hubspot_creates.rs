@@ -642,3 +642,25 @@ async fn a_created_contact_reaches_search_only_after_the_index_lag() {
     assert_eq!(later.body["total"], 1, "{}", later.body);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_stream_stops_when_the_simulator_shuts_down() {
+    let sim = sim().await;
+    let started = post(
+        &sim,
+        "/__sim/stream",
+        &json!({"per_second": 50, "seconds": 60, "object": "companies"}),
+    )
+    .await;
+    assert_eq!(started.status, 202, "{}", started.body);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let handle = sim.clone();
+    sim.shutdown().await;
+    let after_stop = handle.state().companies.len();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        handle.state().companies.len(),
+        after_stop,
+        "no creates after shutdown"
+    );
+}

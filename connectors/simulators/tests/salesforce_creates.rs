@@ -326,3 +326,26 @@ async fn a_web_to_lead_stream_creates_assigned_leads_at_the_rate_and_sends_their
     assert_eq!(org.get("/__sim/stream/999").await.status, 404);
     org.sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_stream_stops_when_the_simulator_shuts_down() {
+    let org = spawn_small().await;
+    let started = org
+        .send(
+            org.http
+                .post(org.url("/__sim/stream"))
+                .json(&json!({"per_second": 50, "seconds": 60, "object": "leads"})),
+        )
+        .await;
+    assert_eq!(started.status, 202, "{}", started.text);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let handle = org.sim.clone();
+    org.sim.shutdown().await;
+    let after_stop = handle.state().leads.len();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        handle.state().leads.len(),
+        after_stop,
+        "no creates after shutdown"
+    );
+}
