@@ -15,7 +15,7 @@ use axum::routing::post as post_route;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use hubspot_support::*;
-use leadroute_sim::hubspot::{HubSpotSim, HubSpotSimConfig};
+use leadroute_sim::hubspot::{HubSpotSim, HubSpotSimConfig, ObjectType};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -663,4 +663,28 @@ async fn a_stream_stops_when_the_simulator_shuts_down() {
         after_stop,
         "no creates after shutdown"
     );
+}
+
+#[tokio::test]
+async fn streams_can_be_started_and_followed_on_the_handle_too() {
+    let sim = sim().await;
+    assert!(sim.start_stream(0, 1, ObjectType::Contacts).is_err());
+    let id = sim
+        .start_stream(20, 1, ObjectType::Contacts)
+        .expect("stream starts");
+    let mut report = serde_json::Value::Null;
+    for _ in 0..100 {
+        report = sim.stream_report(&id).expect("known stream");
+        if report["done"] == true {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(report["created"], 20, "{report}");
+    assert_eq!(
+        get(&sim, &format!("/__sim/stream/{id}")).await.body["created"],
+        20
+    );
+    assert!(sim.stream_report("nope").is_none());
+    sim.shutdown().await;
 }

@@ -349,3 +349,24 @@ async fn a_stream_stops_when_the_simulator_shuts_down() {
         "no creates after shutdown"
     );
 }
+
+#[tokio::test]
+async fn streams_can_be_started_and_followed_on_the_handle_too() {
+    let org = spawn_small().await;
+    assert!(org.sim.start_stream(5, 1, "Opportunity").is_err());
+    let id = org
+        .sim
+        .start_stream(20, 1, "Contact")
+        .expect("stream starts");
+    let mut report = Value::Null;
+    for _ in 0..100 {
+        report = org.sim.stream_report(&id).expect("known stream");
+        if report["done"] == true {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(report["created"], 20, "{report}");
+    assert_eq!(report["object"], "Contact");
+    org.sim.shutdown().await;
+}

@@ -124,16 +124,15 @@ fn bad_request(message: String) -> Response {
     json_response(StatusCode::BAD_REQUEST, json!({ "error": message }))
 }
 
-/// `POST /__sim/stream` `{"per_second": 5, "seconds": 60, "object": "contacts"}`
-/// → 202 with the stream id; the records are created in the background.
-async fn post_stream(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
-    let request = match StreamRequest::parse(&body) {
-        Ok(r) => r,
-        Err(message) => return bad_request(message),
-    };
+/// Starts a stream: registers it, spawns the task creating its records, and
+/// answers what `POST /__sim/stream` returns (`Err`: the message of a 400).
+pub(crate) fn start(
+    inner: &Arc<Inner>,
+    request: StreamRequest,
+) -> Result<serde_json::Value, String> {
     let object_name = request.object.as_deref().unwrap_or("contacts");
     let Some(object) = ObjectType::from_path(object_name) else {
-        return bad_request(format!(
+        return Err(format!(
             "object {object_name:?} cannot be streamed; use \"contacts\" or \"companies\""
         ));
     };
@@ -159,7 +158,17 @@ async fn post_stream(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
         })
         .await;
     });
-    json_response(StatusCode::ACCEPTED, accepted)
+    Ok(accepted)
+}
+
+/// `POST /__sim/stream` `{"per_second": 5, "seconds": 60, "object": "contacts"}`
+/// → 202 with the stream id; the records are created in the background.
+async fn post_stream(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
+    let started = StreamRequest::parse(&body).and_then(|request| start(&inner, request));
+    match started {
+        Ok(accepted) => json_response(StatusCode::ACCEPTED, accepted),
+        Err(message) => bad_request(message),
+    }
 }
 
 /// `GET /__sim/stream/{id}`: created count, and each record's id and creation instant.

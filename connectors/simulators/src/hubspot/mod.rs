@@ -334,6 +334,32 @@ impl HubSpotSim {
         control::mutate(&self.inner, m)
     }
 
+    /// Starts a form-fill stream: `per_second` new `object` records a second for
+    /// `seconds`, created in the background through the public create path (also
+    /// `POST /__sim/stream`). Returns the stream id for [`HubSpotSim::stream_report`].
+    /// Call it inside the tokio runtime the simulator runs on.
+    pub fn start_stream(
+        &self,
+        per_second: u32,
+        seconds: u32,
+        object: ObjectType,
+    ) -> Result<String, String> {
+        let body = serde_json::json!({
+            "per_second": per_second,
+            "seconds": seconds,
+            "object": object.as_str(),
+        });
+        let request = crate::stream::StreamRequest::parse(body.to_string().as_bytes())?;
+        let accepted = form_fills::start(&self.inner, request)?;
+        Ok(accepted["id"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// A stream's progress as `GET /__sim/stream/{id}` reports it: `created`,
+    /// `done`, and `records` with each record's `id` and `created_at_ms`.
+    pub fn stream_report(&self, id: &str) -> Option<serde_json::Value> {
+        self.inner.streams.lock().report(id)
+    }
+
     /// Points webhook deliveries somewhere else (None stops them).
     pub fn set_webhook_url(&self, url: Option<String>) {
         *self.inner.webhook_url.write() = url;

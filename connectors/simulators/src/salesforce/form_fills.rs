@@ -159,30 +159,25 @@ fn create(
     result.map_err(|e| e.to_string())
 }
 
-fn bad_request(message: String) -> Resp {
-    Resp::json(StatusCode::BAD_REQUEST, json!({ "error": message }))
-}
-
-fn start(shared: &Shared, body: &[u8]) -> Resp {
-    let request = match StreamRequest::parse(body) {
-        Ok(r) => r,
-        Err(message) => return bad_request(message),
-    };
+/// Starts a stream: registers it, spawns the task creating its records, and
+/// answers what `POST /__sim/stream` returns (`Err`: status and message).
+pub(crate) fn start(shared: &Shared, request: StreamRequest) -> Result<Json, (StatusCode, String)> {
     let name = request.object.as_deref().unwrap_or("Lead");
     let obj = match name.to_ascii_lowercase().as_str() {
         "lead" | "leads" => ObjType::Lead,
         "contact" | "contacts" => ObjType::Contact,
         _ => {
-            return bad_request(format!(
-                "object {name:?} cannot be streamed; use \"Lead\" or \"Contact\""
+            return Err((
+                StatusCode::BAD_REQUEST,
+                format!("object {name:?} cannot be streamed; use \"Lead\" or \"Contact\""),
             ));
         }
     };
     let Some(owned) = shared.arc() else {
-        return Resp::json(
+        return Err((
             StatusCode::SERVICE_UNAVAILABLE,
-            json!({"error": "the simulator is shutting down"}),
-        );
+            "the simulator is shutting down".to_owned(),
+        ));
     };
     let (id, state) = shared.streams.lock().open(obj.name(), &request);
     let accepted = stream::accepted(id, obj.name(), &request);
@@ -197,7 +192,17 @@ fn start(shared: &Shared, body: &[u8]) -> Resp {
         })
         .await;
     });
-    Resp::json(StatusCode::ACCEPTED, accepted)
+    Ok(accepted)
+}
+
+fn post_stream(shared: &Shared, body: &[u8]) -> Resp {
+    let started = StreamRequest::parse(body)
+        .map_err(|message| (StatusCode::BAD_REQUEST, message))
+        .and_then(|request| start(shared, request));
+    match started {
+        Ok(accepted) => Resp::json(StatusCode::ACCEPTED, accepted),
+        Err((status, message)) => Resp::json(status, json!({ "error": message })),
+    }
 }
 
 /// Answers `stream` control calls; `None` for any other control path.
@@ -205,7 +210,7 @@ pub(crate) fn handle(shared: &Shared, method: &Method, rest: &str, body: &[u8]) 
     let rest = rest.trim_end_matches('/');
     if rest == "stream" {
         return Some(match *method {
-            Method::POST => start(shared, body),
+            Method::POST => post_stream(shared, body),
             _ => Resp::ok(shared.streams.lock().summaries()),
         });
     }

@@ -242,6 +242,32 @@ impl SalesforceSim {
         control::mutate(&self.shared, mutation)
     }
 
+    /// Starts a Web-to-Lead form-fill stream: `per_second` new records (`object`:
+    /// "Lead" or "Contact") a second for `seconds`, created in the background through
+    /// the REST create path (also `POST /__sim/stream`). Returns the stream id for
+    /// [`SalesforceSim::stream_report`]. Call it inside the simulator's tokio runtime.
+    pub fn start_stream(
+        &self,
+        per_second: u32,
+        seconds: u32,
+        object: &str,
+    ) -> Result<String, String> {
+        let body = serde_json::json!({
+            "per_second": per_second,
+            "seconds": seconds,
+            "object": object,
+        });
+        let request = crate::stream::StreamRequest::parse(body.to_string().as_bytes())?;
+        let accepted = form_fills::start(&self.shared, request).map_err(|(_, message)| message)?;
+        Ok(accepted["id"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// A stream's progress as `GET /__sim/stream/{id}` reports it: `created`,
+    /// `done`, and `records` with each record's `id` and `created_at_ms`.
+    pub fn stream_report(&self, id: &str) -> Option<serde_json::Value> {
+        self.shared.streams.lock().report(id)
+    }
+
     pub fn set_outbound_url(&self, url: Option<String>) {
         *self.shared.outbound_url.lock() = url;
     }
