@@ -4,4 +4,5 @@
 
 pub mod hubspot;
 pub mod salesforce;
+mod stream;
 mod tls;

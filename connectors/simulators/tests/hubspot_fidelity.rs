@@ -513,3 +513,110 @@ async fn every_endpoint_the_connector_uses_answers_in_the_shape_of_hubspots_open
     contacts.check("401", "GET", "/crm/v3/objects/contacts", &r);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn create_endpoints_answer_in_the_shape_of_hubspots_openapi_specs() {
+    let Some(dir) = specs_dir() else {
+        println!(
+            "SKIPPED: HubSpot OpenAPI specs not found (looked for ../shared/specs/hubspot from the repo root and its ancestors; set LEADROUTE_HUBSPOT_SPECS to point at them)"
+        );
+        return;
+    };
+    let contacts = Spec::load(&dir, "contacts.json");
+    let companies = Spec::load(&dir, "companies.json");
+    let sim = sim().await;
+    let state = sim.state();
+    let owner = state.owners.iter().find(|o| !o.archived).expect("owner").id;
+    let company = state.companies[0].id;
+    let taken = state
+        .contacts
+        .iter()
+        .find_map(|c| c.properties.get("email").filter(|e| !e.is_empty()).cloned())
+        .expect("a contact with an email");
+
+    // The checker bites on a create answer too: a 201 without `id` fails.
+    let (_, errors) = contacts.violations(
+        "POST",
+        "/crm/v3/objects/contacts",
+        201,
+        &json!({"properties": {}, "createdAt": "2026-01-01T00:00:00.000Z", "updatedAt": "2026-01-01T00:00:00.000Z", "archived": false}),
+    );
+    assert!(!errors.is_empty(), "schema validation is not vacuous");
+
+    // Single create: 201 (with an owner and an association), 409, 400.
+    let r = post(
+        &sim,
+        "/crm/v3/objects/contacts",
+        &json!({"properties": {"email": "spec.one@new-co.example", "firstname": "Spec", "hubspot_owner_id": owner.to_string()},
+                "associations": [{"to": {"id": company.to_string()}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 279}]}]}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    contacts.check("create contact", "POST", "/crm/v3/objects/contacts", &r);
+    let r = post(
+        &sim,
+        "/crm/v3/objects/contacts",
+        &json!({"properties": {"email": taken}}),
+    )
+    .await;
+    assert_eq!(r.status, 409);
+    contacts.check("create conflict", "POST", "/crm/v3/objects/contacts", &r);
+    let r = post(
+        &sim,
+        "/crm/v3/objects/contacts",
+        &json!({"properties": {"email": "spec.two@new-co.example", "hubspot_owner_id": "12"}}),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    contacts.check("create invalid", "POST", "/crm/v3/objects/contacts", &r);
+    let r = post(
+        &sim,
+        "/crm/v3/objects/companies",
+        &json!({"properties": {"name": "Spec Works", "domain": "specworks.example"}, "associations": []}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    companies.check("create company", "POST", "/crm/v3/objects/companies", &r);
+
+    // Batch create: 201, 207 (trace ids), 400 (over 100 inputs).
+    let batch = "/crm/v3/objects/contacts/batch/create";
+    let r = post(
+        &sim,
+        batch,
+        &json!({"inputs": [{"properties": {"email": "spec.b1@new-co.example"}, "associations": []},
+                           {"properties": {"email": "spec.b2@new-co.example"}, "associations": []}]}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    contacts.check("batch create", "POST", batch, &r);
+    let r = post(
+        &sim,
+        batch,
+        &json!({"inputs": [{"properties": {"email": "spec.b3@new-co.example"}, "objectWriteTraceId": "a"},
+                           {"properties": {"email": taken}, "objectWriteTraceId": "b"},
+                           {"properties": {"email": "spec.b4@new-co.example", "hubspot_owner_id": "12"}, "objectWriteTraceId": "c"}]}),
+    )
+    .await;
+    assert_eq!(r.status, 207, "{}", r.body);
+    contacts.check("batch create 207", "POST", batch, &r);
+    let many: Vec<Value> = (0..101)
+        .map(|i| json!({"properties": {"email": format!("spec.m{i}@new-co.example")}}))
+        .collect();
+    let r = post(&sim, batch, &json!({ "inputs": many })).await;
+    assert_eq!(r.status, 400);
+    contacts.check("batch create 400", "POST", batch, &r);
+    let r = post(
+        &sim,
+        "/crm/v3/objects/companies/batch/create",
+        &json!({"inputs": [{"properties": {"name": "Spec Batch", "domain": "specbatch.example"}}]}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    companies.check(
+        "batch create companies",
+        "POST",
+        "/crm/v3/objects/companies/batch/create",
+        &r,
+    );
+    sim.shutdown().await;
+}

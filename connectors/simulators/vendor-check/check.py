@@ -218,6 +218,19 @@ def salesforce_checks(settings):
         expect(status == 204, status)
         return f"created and deleted {created['id']}"
 
+    @check("salesforce Contact.create; Lead.create without Company raises REQUIRED_FIELD_MISSING")
+    def _():
+        from simple_salesforce.exceptions import SalesforceMalformedRequest
+
+        contact = sf.Contact.create({"LastName": "Vendorcheck", "Email": "vc.contact@check.example"})
+        expect(contact["success"] is True and contact["id"].startswith("003"), contact)
+        try:
+            sf.Lead.create({"LastName": "Vendorcheck"})
+        except SalesforceMalformedRequest as error:
+            expect(error.content[0]["errorCode"] == "REQUIRED_FIELD_MISSING", error.content)
+            return f"contact {contact['id']}, 400 {error.content[0]['errorCode']} {error.content[0]['fields']}"
+        raise AssertionError("no error")
+
     @check("salesforce OAuth refresh_token grant names an https instance_url")
     def _():
         response = session.post(
@@ -362,6 +375,60 @@ def hubspot_checks(settings):
         page = api.crm.associations.v4.basic_api.get_page("contacts", contact.id, "companies", limit=10)
         expect(all(r.to_object_id for r in page.results), page)
         return f"{len(page.results)} companies for contact {contact.id}"
+
+    @check("hubspot contacts basic_api.create, 409 on a taken email, batch_api.create")
+    def _():
+        from hubspot.crm.contacts import (
+            BatchInputSimplePublicObjectBatchInputForCreate,
+            SimplePublicObjectBatchInputForCreate,
+            SimplePublicObjectInputForCreate,
+        )
+        from hubspot.crm.contacts.exceptions import ApiException
+
+        stamp = int(time.time() * 1000)
+        email = f"vendorcheck.{stamp}@check.example"
+        created = api.crm.contacts.basic_api.create(
+            SimplePublicObjectInputForCreate(properties={"email": email, "firstname": "Vendor"}, associations=[])
+        )
+        expect(created.id and created.properties["email"] == email, created)
+        try:
+            api.crm.contacts.basic_api.create(SimplePublicObjectInputForCreate(properties={"email": email}, associations=[]))
+            raise AssertionError("no error for a taken email")
+        except ApiException as error:
+            expect(error.status == 409, error.status)
+            expect(f"Existing ID: {created.id}" in error.body, error.body)
+        batch = api.crm.contacts.batch_api.create(
+            BatchInputSimplePublicObjectBatchInputForCreate(
+                inputs=[
+                    SimplePublicObjectBatchInputForCreate(properties={"email": f"vendorcheck.{stamp}.{i}@check.example"}, associations=[])
+                    for i in range(2)
+                ]
+            )
+        )
+        expect(batch.status == "COMPLETE" and len(batch.results) == 2, batch)
+        partial = api.crm.contacts.batch_api.create(
+            BatchInputSimplePublicObjectBatchInputForCreate(
+                inputs=[
+                    SimplePublicObjectBatchInputForCreate(
+                        properties={"email": f"vendorcheck.{stamp}.new@check.example"}, associations=[], object_write_trace_id="a"
+                    ),
+                    SimplePublicObjectBatchInputForCreate(properties={"email": email}, associations=[], object_write_trace_id="b"),
+                ]
+            )
+        )
+        expect(len(partial.results) == 1 and partial.num_errors == 1, partial)
+        expect(partial.errors[0].category == "CONFLICT", partial.errors)
+        return f"contact {created.id}, 409 names it, batch created {sorted(r.id for r in batch.results)}, 207 with trace ids"
+
+    @check("hubspot companies basic_api.create")
+    def _():
+        from hubspot.crm.companies import SimplePublicObjectInputForCreate
+
+        created = api.crm.companies.basic_api.create(
+            SimplePublicObjectInputForCreate(properties={"name": "Vendorcheck Co", "domain": "vendorcheck.example"}, associations=[])
+        )
+        expect(created.id and created.properties["domain"] == "vendorcheck.example", created)
+        return f"company {created.id}"
 
     @check("hubspot unknown contact raises ApiException 404")
     def _():

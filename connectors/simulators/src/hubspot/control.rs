@@ -39,6 +39,9 @@ pub struct SimStats {
     pub rate_limited: u64,
     /// Property writes applied through the API (no-op rewrites included).
     pub writes: u64,
+    /// Records created through the API (single, batch) and form-fill streams.
+    #[serde(default)]
+    pub creates: u64,
     /// Connections dropped by a `ConnectionReset` fault.
     pub connection_resets: u64,
     /// OAuth token refreshes served.

@@ -31,13 +31,13 @@ pub(crate) struct GenSpec {
     pub(crate) now_ms: i64,
 }
 
-const FIRST: &[&str] = &[
+pub(crate) const FIRST: &[&str] = &[
     "Ana", "Ben", "Chloe", "Dario", "Elif", "Farah", "Gustav", "Hana", "Ivan", "Jana", "Kenji",
     "Lena", "Mateo", "Nina", "Omar", "Priya", "Quentin", "Rosa", "Sven", "Tariq", "Uma", "Viktor",
     "Wei", "Ximena", "Yusuf", "Zoe", "Liam", "Olivia", "Noah", "Emma", "Lukas", "Mia", "Aarav",
     "Sofia", "Mehmet", "Ingrid", "Pierre", "Chiara", "Diego", "Aiko",
 ];
-const LAST: &[&str] = &[
+pub(crate) const LAST: &[&str] = &[
     "Müller",
     "Patel",
     "Smith",
@@ -69,12 +69,12 @@ const LAST: &[&str] = &[
     "Kaur",
     "Weber",
 ];
-const WORDS_A: &[&str] = &[
+pub(crate) const WORDS_A: &[&str] = &[
     "Blue", "North", "Bright", "Iron", "Silver", "Green", "Quantum", "Summit", "Harbor", "Atlas",
     "Nova", "Granite", "Cedar", "Vertex", "Pioneer", "Orbit", "Crystal", "Falcon", "Maple",
     "Beacon",
 ];
-const WORDS_B: &[&str] = &[
+pub(crate) const WORDS_B: &[&str] = &[
     "Analytics",
     "Logistics",
     "Systems",
@@ -96,10 +96,10 @@ const WORDS_B: &[&str] = &[
     "Freight",
     "Studios",
 ];
-const SUFFIX: &[&str] = &[
+pub(crate) const SUFFIX: &[&str] = &[
     "", "", " Inc.", " GmbH", " Ltd", " AG", " SA", " LLC", " Group",
 ];
-const FREE_MAIL: &[&str] = &[
+pub(crate) const FREE_MAIL: &[&str] = &[
     "gmail.com",
     "yahoo.com",
     "outlook.com",
@@ -111,7 +111,7 @@ const FREE_MAIL: &[&str] = &[
     "yahoo.co.uk",
     "proton.me",
 ];
-const JOBS: &[&str] = &[
+pub(crate) const JOBS: &[&str] = &[
     "CEO",
     "CTO",
     "VP Sales",
@@ -207,14 +207,14 @@ const TEAMS: &[(&str, &[&str])] = &[
 
 const DAY_MS: i64 = 86_400_000;
 
-fn slug(text: &str) -> String {
+pub(crate) fn slug(text: &str) -> String {
     text.chars()
         .filter(|c| c.is_ascii_alphanumeric())
         .collect::<String>()
         .to_ascii_lowercase()
 }
 
-fn ascii_local(text: &str) -> String {
+pub(crate) fn ascii_local(text: &str) -> String {
     text.chars()
         .map(|c| match c {
             'ü' => 'u',

@@ -6,7 +6,8 @@
 //! Files by noun: `state` (records and indexes), `generator` (seeded org),
 //! `schema` (property definitions), `objects`/`search`/`owners`/
 //! `associations`/`auth` (HTTP routes per API family), `limits`, `faults`,
-//! `webhooks`, `control` (`/__sim/*`, stats, write log, mutations), `server`
+//! `webhooks`, `control` (`/__sim/*`, stats, write log, mutations), `create`
+//! (record creation, single and batch), `form_fills` (`/__sim/stream`), `server`
 //! (accept loop, middleware, connection resets), `wire` (shared JSON shapes).
 //!
 //! Decisions where HubSpot's behaviour is undocumented (connectors must not
@@ -29,6 +30,11 @@
 //!   HubSpot's owners API has no time-zone field, so none is served.
 //! - OAuth calls share the configured 10-second limit and carry no daily
 //!   limit or daily headers; static tokens count against both.
+//! - Creates (`create.rs`): no company is associated by email domain (a portal
+//!   setting, off here); `propertyChange` events for values set at creation
+//!   only with `creation_property_events`; `contact.creation` events carry
+//!   `changeFlag: "NEW"` as HubSpot's test events do. Form-fill streams
+//!   (`form_fills.rs`) create through the same path with `changeSource: "FORM"`.
 
 // Route helpers bail out early with a ready HTTP response; those Results
 // live for one call frame, so boxing the response buys nothing.
@@ -38,7 +44,9 @@ mod associations;
 mod auth;
 mod clock;
 mod control;
+mod create;
 mod faults;
+mod form_fills;
 mod generator;
 mod limits;
 mod objects;
@@ -112,6 +120,9 @@ pub struct HubSpotSimConfig {
     pub association_page_size: usize,
     /// Serve HTTPS with a certificate generated at start-up (trust [`HubSpotSim::ca_pem`]).
     pub tls: bool,
+    /// Also send a `propertyChange` event for each subscribed property set by a
+    /// create (whether HubSpot does is unconfirmed; off by default).
+    pub creation_property_events: bool,
 }
 
 impl Default for HubSpotSimConfig {
@@ -138,6 +149,7 @@ impl Default for HubSpotSimConfig {
             portal_time_zone: "America/New_York".into(),
             association_page_size: 500,
             tls: false,
+            creation_property_events: false,
         }
     }
 }
@@ -178,6 +190,8 @@ pub(crate) struct Inner {
     pub(crate) cancel: CancellationToken,
     /// Set when `config.tls`: the acceptor and the CA clients must trust.
     pub(crate) tls: Option<crate::tls::SimTls>,
+    /// Form-fill streams started with `POST /__sim/stream`.
+    pub(crate) streams: Mutex<crate::stream::Streams>,
 }
 
 impl Inner {
@@ -262,6 +276,7 @@ pub async fn spawn(config: HubSpotSimConfig) -> std::io::Result<HubSpotSim> {
         base_url: crate::tls::base_url(tls.as_ref(), addr),
         cancel: CancellationToken::new(),
         tls,
+        streams: Mutex::new(crate::stream::Streams::default()),
         store: RwLock::new(store),
         config,
     });
@@ -317,6 +332,32 @@ impl HubSpotSim {
     /// Changes records as a person in the UI would (also `POST /__sim/mutate`).
     pub fn mutate(&self, m: Mutation) -> Result<MutationResult, String> {
         control::mutate(&self.inner, m)
+    }
+
+    /// Starts a form-fill stream: `per_second` new `object` records a second for
+    /// `seconds`, created in the background through the public create path (also
+    /// `POST /__sim/stream`). Returns the stream id for [`HubSpotSim::stream_report`].
+    /// Call it inside the tokio runtime the simulator runs on.
+    pub fn start_stream(
+        &self,
+        per_second: u32,
+        seconds: u32,
+        object: ObjectType,
+    ) -> Result<String, String> {
+        let body = serde_json::json!({
+            "per_second": per_second,
+            "seconds": seconds,
+            "object": object.as_str(),
+        });
+        let request = crate::stream::StreamRequest::parse(body.to_string().as_bytes())?;
+        let accepted = form_fills::start(&self.inner, request)?;
+        Ok(accepted["id"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// A stream's progress as `GET /__sim/stream/{id}` reports it: `created`,
+    /// `done`, and `records` with each record's `id` and `created_at_ms`.
+    pub fn stream_report(&self, id: &str) -> Option<serde_json::Value> {
+        self.inner.streams.lock().report(id)
     }
 
     /// Points webhook deliveries somewhere else (None stops them).

@@ -209,7 +209,7 @@ struct BatchReadBody {
     inputs: Vec<IdInput>,
 }
 
-fn id_text(v: &Value) -> String {
+pub(crate) fn id_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),
@@ -276,7 +276,7 @@ pub(crate) async fn batch_read(
     batch_envelope(started, results, errors)
 }
 
-fn too_many(n: usize) -> Response {
+pub(crate) fn too_many(n: usize) -> Response {
     validation(format!(
         "Batch input limit exceeded: {n} inputs; at most {BATCH_LIMIT} inputs are allowed per request"
     ))
@@ -284,7 +284,7 @@ fn too_many(n: usize) -> Response {
 
 /// Validates one property write as HubSpot does; `Err` holds the error
 /// detail (`isValid:false` entry).
-fn validate_property(
+pub(crate) fn validate_property(
     store: &Store,
     object: ObjectType,
     name: &str,
@@ -392,7 +392,7 @@ fn validate_property(
     }
 }
 
-fn invalid_properties(details: Vec<Value>) -> Response {
+pub(crate) fn invalid_properties(details: Vec<Value>) -> Response {
     let text = Value::Array(details.clone()).to_string();
     let errors = details
         .iter()
@@ -427,7 +427,7 @@ struct BatchUpdateBody {
     inputs: Vec<UpdateInput>,
 }
 
-fn value_text(v: &Value) -> String {
+pub(crate) fn value_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),

@@ -27,7 +27,7 @@ use super::auth::{self, AuthKind};
 use super::clock::uuid;
 use super::faults::EndpointFamily;
 use super::limits::{Admission, WINDOW};
-use super::{Inner, associations, control, objects, owners, search, wire};
+use super::{Inner, associations, control, create, form_fills, objects, owners, search, wire};
 
 /// Lets a handler drop its connection without answering.
 #[derive(Clone)]
@@ -159,7 +159,10 @@ pub(crate) async fn serve(listener: TcpListener, inner: Arc<Inner>) {
 
 fn router(inner: Arc<Inner>) -> Router {
     let api = Router::new()
-        .route("/crm/v3/objects/{object}", get(objects::list))
+        .route(
+            "/crm/v3/objects/{object}",
+            get(objects::list).post(create::create_one),
+        )
         .route(
             "/crm/v3/objects/{object}/{id}",
             get(objects::get_one)
@@ -169,6 +172,10 @@ fn router(inner: Arc<Inner>) -> Router {
         .route(
             "/crm/v3/objects/{object}/batch/read",
             post(objects::batch_read),
+        )
+        .route(
+            "/crm/v3/objects/{object}/batch/create",
+            post(create::batch_create),
         )
         .route(
             "/crm/v3/objects/{object}/batch/update",
@@ -205,6 +212,7 @@ fn router(inner: Arc<Inner>) -> Router {
     Router::new()
         .merge(api)
         .merge(control::routes())
+        .merge(form_fills::routes())
         .fallback(unknown_route)
         .with_state(inner)
 }

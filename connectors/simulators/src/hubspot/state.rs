@@ -114,6 +114,8 @@ pub(crate) enum Source {
     Ui { user_id: u64 },
     /// A spreadsheet import.
     Import,
+    /// A visitor submitting a HubSpot form (the form-fill streams).
+    Form,
 }
 
 /// A change, as webhook subscriptions see it.

@@ -83,11 +83,15 @@ fn subscription_id(object: ObjectType, kind: &str, property: Option<&str>) -> u6
     base + offset
 }
 
+/// The simulated portal's lead-capture form (sourceId of form-fill events).
+pub(crate) const FORM_GUID: &str = "form:5f0c3a52-7d4e-4b1a-9c86-2e1f0d9b7a43";
+
 fn source_fields(source: &Source, app_id: u64) -> (&'static str, String) {
     match source {
         Source::Api => ("INTEGRATION", app_id.to_string()),
         Source::Ui { user_id } => ("CRM_UI", format!("userId:{user_id}")),
         Source::Import => ("IMPORT", "import".to_owned()),
+        Source::Form => ("FORM", FORM_GUID.to_owned()),
     }
 }
 
@@ -111,7 +115,12 @@ pub(crate) fn render(inner: &Inner, stamped: &StampedEvent, next_id: &mut u64) -
         })
     };
     match &stamped.event {
-        ChangeEvent::Creation { object, id } => vec![base(*object, "creation", None, *id)],
+        ChangeEvent::Creation { object, id } => {
+            let mut e = base(*object, "creation", None, *id);
+            // Undocumented; HubSpot's test events send "NEW" (reference §13).
+            e["changeFlag"] = json!("NEW");
+            vec![e]
+        }
         ChangeEvent::Deletion { object, id } => vec![base(*object, "deletion", None, *id)],
         ChangeEvent::Restore { object, id } => vec![base(*object, "restore", None, *id)],
         ChangeEvent::PropertyChange {

@@ -485,6 +485,9 @@ fn random_edits(
 
 /// `/__sim/{stats,state,write-log,faults,mutate,reset}`
 pub(crate) fn handle(shared: &Shared, method: &Method, rest: &str, body: &[u8]) -> Resp {
+    if let Some(resp) = super::form_fills::handle(shared, method, rest, body) {
+        return resp;
+    }
     match (method, rest.trim_end_matches('/')) {
         (&Method::GET, "stats") => Resp::ok(json!(shared.stats())),
         (&Method::GET, "state") => Resp::ok(json!(state::snapshot(&shared.org.lock()))),

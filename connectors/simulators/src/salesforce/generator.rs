@@ -13,17 +13,17 @@ use super::SalesforceSimConfig;
 use super::org::{Org, Row};
 use super::schema::{FieldType, ObjType, Val};
 
-const FIRST: &[&str] = &[
+pub(crate) const FIRST: &[&str] = &[
     "Anna", "Ben", "Chloe", "David", "Elena", "Felix", "Grace", "Hugo", "Ines", "Jonas", "Kara",
     "Liam", "Mia", "Noah", "Olivia", "Paul", "Quinn", "Rosa", "Sam", "Tara", "Uma", "Victor",
     "Wendy", "Xavier", "Yuki", "Zoe", "Lukas", "Sofia", "Mateo", "Aiko",
 ];
-const LAST: &[&str] = &[
+pub(crate) const LAST: &[&str] = &[
     "Schmidt", "Martin", "Smith", "Dubois", "Rossi", "Garcia", "Müller", "Tanaka", "Silva",
     "Jansen", "Brown", "Nguyen", "Kowalski", "Novak", "O'Brien", "Larsen", "Fischer", "Moreau",
     "Lopez", "Weber", "Taylor", "Wilson", "Sato", "Costa", "Bakker",
 ];
-const WORD1: &[&str] = &[
+pub(crate) const WORD1: &[&str] = &[
     "Acme",
     "Globex",
     "Initech",
@@ -50,7 +50,7 @@ const WORD1: &[&str] = &[
     "Sirius",
     "Zorg",
 ];
-const WORD2: &[&str] = &[
+pub(crate) const WORD2: &[&str] = &[
     "Systems",
     "Logistics",
     "Analytics",
@@ -64,7 +64,7 @@ const WORD2: &[&str] = &[
     "Software",
     "Industries",
 ];
-const FREE_MAIL: &[&str] = &[
+pub(crate) const FREE_MAIL: &[&str] = &[
     "gmail.com",
     "yahoo.com",
     "outlook.com",
@@ -94,7 +94,7 @@ const LEAD_STATUS: &[&str] = &[
     "Working - Contacted",
     "Closed - Not Converted",
 ];
-const LEAD_SOURCES: &[&str] = &[
+pub(crate) const LEAD_SOURCES: &[&str] = &[
     "Web",
     "Phone Inquiry",
     "Partner Referral",
@@ -103,7 +103,7 @@ const LEAD_SOURCES: &[&str] = &[
 ];
 
 /// Country, time zone, states (empty = none), company suffix, top-level domain.
-const COUNTRIES: &[(&str, &str, &[&str], &str, &str)] = &[
+pub(crate) const COUNTRIES: &[(&str, &str, &[&str], &str, &str)] = &[
     (
         "United States",
         "America/New_York",
@@ -611,7 +611,7 @@ impl Gen<'_> {
 }
 
 /// ASCII, lower-case form of a name for addresses and domains.
-fn ascii(s: &str) -> String {
+pub(crate) fn ascii(s: &str) -> String {
     s.chars()
         .filter_map(|c| match c {
             'ü' => Some('u'),

@@ -10,7 +10,12 @@
 //! Behaviour a connector must survive, modelled on purpose:
 //! - REST creates and updates of Leads run the active assignment rule unless the
 //!   request (or the `/composite` subrequest) says `Sforce-Auto-Assign: FALSE`; Bulk
-//!   API 2.0 runs it only when the job names an `assignmentRuleId`.
+//!   API 2.0 runs it only when the job names an `assignmentRuleId`. The org has one
+//!   rule, so an `01Q…` rule id in the header runs that rule. A create without an
+//!   owner and without the rule is owned by the calling (integration) user.
+//! - Form-fill streams (`POST /__sim/stream`, `form_fills.rs`) are Web-to-Lead
+//!   submissions: created through the same `writes::create` as `POST sobjects/Lead`,
+//!   with the assignment rule on, outbound messages sent, no API allocation used.
 //! - `SystemModstamp` has one-second precision, moves on every write (even a no-op
 //!   owner write), and with the `late_commit_ms` fault a write becomes visible to
 //!   queries and getUpdated only after a delay, stamped at its original second.
@@ -31,6 +36,7 @@
 mod bulk;
 mod control;
 mod faults;
+mod form_fills;
 mod generator;
 pub mod ids;
 mod limits;
@@ -234,6 +240,32 @@ impl SalesforceSim {
     /// Changes the org "as a human" would (also `POST /__sim/mutate`).
     pub fn mutate(&self, mutation: Mutation) -> Result<MutationResult, String> {
         control::mutate(&self.shared, mutation)
+    }
+
+    /// Starts a Web-to-Lead form-fill stream: `per_second` new records (`object`:
+    /// "Lead" or "Contact") a second for `seconds`, created in the background through
+    /// the REST create path (also `POST /__sim/stream`). Returns the stream id for
+    /// [`SalesforceSim::stream_report`]. Call it inside the simulator's tokio runtime.
+    pub fn start_stream(
+        &self,
+        per_second: u32,
+        seconds: u32,
+        object: &str,
+    ) -> Result<String, String> {
+        let body = serde_json::json!({
+            "per_second": per_second,
+            "seconds": seconds,
+            "object": object,
+        });
+        let request = crate::stream::StreamRequest::parse(body.to_string().as_bytes())?;
+        let accepted = form_fills::start(&self.shared, request).map_err(|(_, message)| message)?;
+        Ok(accepted["id"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// A stream's progress as `GET /__sim/stream/{id}` reports it: `created`,
+    /// `done`, and `records` with each record's `id` and `created_at_ms`.
+    pub fn stream_report(&self, id: &str) -> Option<serde_json::Value> {
+        self.shared.streams.lock().report(id)
     }
 
     pub fn set_outbound_url(&self, url: Option<String>) {

@@ -72,6 +72,8 @@ pub(crate) struct Shared {
     /// Serializes request execution, mutations and bulk processing, so `/composite`
     /// with allOrNone can roll back without undoing another request's work.
     pub(crate) exec: Mutex<()>,
+    /// Form-fill streams started with `POST /__sim/stream`.
+    pub(crate) streams: Mutex<crate::stream::Streams>,
     self_ref: std::sync::OnceLock<std::sync::Weak<Shared>>,
     shutdown_tx: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -143,6 +145,7 @@ pub(crate) async fn start(mut config: SalesforceSimConfig) -> std::io::Result<Ar
         jwt_key,
         rng: Mutex::new(StdRng::seed_from_u64(config.seed ^ 0x5f5f)),
         exec: Mutex::new(()),
+        streams: Mutex::new(crate::stream::Streams::default()),
         self_ref: std::sync::OnceLock::new(),
         shutdown_tx,
         tasks: Mutex::new(Vec::new()),
@@ -673,6 +676,14 @@ impl Shared {
             },
         );
         token
+    }
+
+    /// Resolves once the simulator is shutting down (or already has).
+    pub(crate) fn stopping(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.shutdown_tx.subscribe();
+        async move {
+            let _ = rx.wait_for(|stopped| *stopped).await;
+        }
     }
 
     /// A strong handle for background work started by a route.
