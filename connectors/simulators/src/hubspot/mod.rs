@@ -34,6 +34,7 @@
 // live for one call frame, so boxing the response buys nothing.
 #![allow(clippy::result_large_err)]
 
+mod account;
 mod associations;
 mod auth;
 mod clock;
@@ -58,7 +59,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-pub use control::{Mutation, MutationResult, SimStats, WriteLogEntry};
+pub use control::{Mutation, MutationResult, Regenerate, SimStats, WriteLogEntry};
 pub use faults::{EndpointFamily, Fault, FaultRule, FaultScript, Trigger};
 pub use schema::ObjectType;
 pub use state::{HubSpotState, SimAssociation, SimOwner, SimRecord, SimTeam};
@@ -317,6 +318,12 @@ impl HubSpotSim {
     /// Changes records as a person in the UI would (also `POST /__sim/mutate`).
     pub fn mutate(&self, m: Mutation) -> Result<MutationResult, String> {
         control::mutate(&self.inner, m)
+    }
+
+    /// Regenerates the portal's records from another seed, with older stamps (also
+    /// `POST /__sim/regenerate`): a refreshed sandbox or a restored backup.
+    pub fn regenerate(&self, spec: Regenerate) {
+        control::regenerate(&self.inner, spec);
     }
 
     /// Points webhook deliveries somewhere else (None stops them).
