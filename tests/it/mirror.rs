@@ -792,3 +792,62 @@ async fn sync_says_where_it_stored_the_data_and_refuses_another_portal_naming_bo
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_of_one_salesforce_org_refuses_another_naming_both_org_ids() {
+    use leadroute_sim::salesforce::SalesforceSimConfig;
+
+    let store = crate::helpers::sqlite_store().await;
+    let mut sims = Vec::new();
+    let mut mirrors = Vec::new();
+    for org_id in [None, Some("00D8d000000OthrEAA")] {
+        let mut sim_config = SalesforceSimConfig {
+            leads: 40,
+            contacts: 30,
+            accounts: 10,
+            ..Default::default()
+        };
+        if let Some(org_id) = org_id {
+            sim_config.org_id = org_id.to_owned();
+        }
+        let (client_id, client_secret, refresh_token) = (
+            sim_config.client_id.clone(),
+            sim_config.client_secret.clone(),
+            sim_config.refresh_token.clone(),
+        );
+        let sim = leadroute_sim::salesforce::spawn(sim_config).await.unwrap();
+        let text = format!(
+            "[crm]\nkind = \"salesforce\"\nbase_url = \"{}\"\n[crm.oauth]\nclient_id = \"{client_id}\"\n",
+            sim.base_url()
+        );
+        let config = leadroute::config::Config::from_toml(&text, "sf.toml", &|name| match name {
+            "LEADROUTE_CRM_CLIENT_SECRET" => Some(client_secret.clone()),
+            "LEADROUTE_CRM_REFRESH_TOKEN" => Some(refresh_token.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|err| panic!("{err}"));
+        let crm = std::sync::Arc::new(leadroute::app::salesforce(&config).unwrap());
+        mirrors.push(leadroute::mirror::Mirror::new(crm, store.store.clone()));
+        sims.push(sim);
+    }
+    mirrors[0].sync_once(false).await.expect("sync org A");
+    let recorded = store.store.org_identity(CrmKind::Salesforce).await.unwrap();
+    assert_eq!(recorded.map(|r| r.id), Some(sims[0].org_id()));
+
+    let err = mirrors[1]
+        .sync_once(false)
+        .await
+        .expect_err("org B is refused");
+    let message = err.to_string();
+    for part in [
+        format!("salesforce org {}", sims[0].org_id()),
+        format!("is org {}", sims[1].org_id()),
+        "--adopt-org".to_owned(),
+    ] {
+        assert!(message.contains(&part), "{part:?} in {message}");
+    }
+    for sim in sims {
+        sim.shutdown().await;
+    }
+    store.cleanup().await;
+}
