@@ -12,10 +12,9 @@
 //!   interpolate placeholders and table names chosen in code, never values.
 //!
 //! Areas add their own `impl Store` blocks in their own files here (`mirror_rows.rs`,
-//! `org.rs`, `inbox.rs`, `ledger.rs`, `journal.rs`, `lease.rs`, `history.rs`) and their own
-//! migrations under
-//! `migrations/<backend>/NNNN_name.sql` (core 0001–0099, ledger 0100–0199, journal
-//! 0200–0299). `build.rs` embeds every migration file; `Store::open` applies the ones a
+//! `org.rs`, `inbox.rs`, `ledger.rs`, `journal.rs`, `lease.rs`, `history.rs`) and their
+//! own migrations under `migrations/<backend>/NNNN_name.sql` (core 0001–0099, ledger
+//! 0100–0199, journal 0200–0299). `build.rs` embeds every migration file; `Store::open` applies the ones a
 //! database lacks.
 
 mod history;
