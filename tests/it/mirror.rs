@@ -851,3 +851,34 @@ async fn a_store_of_one_salesforce_org_refuses_another_naming_both_org_ids() {
     }
     store.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_that_may_not_read_the_portal_id_still_syncs_and_records_no_portal() {
+    let app = spawn_app(sim_config(50, 5), "").await;
+    // Only the account-details call is a single-record read during a sync.
+    app.sim.set_faults(FaultScript {
+        seed: 1,
+        rules: vec![FaultRule {
+            families: vec![EndpointFamily::Read],
+            fault: Fault::ServerError { status: 403 },
+            trigger: Trigger::Always,
+        }],
+        expire_tokens: false,
+    });
+    let report = app.mirror().sync_once(false).await.expect("sync");
+    assert!(report.complete());
+    assert_eq!(
+        app.sim.stats().calls_to("GET /account-info/v3/details"),
+        1,
+        "asked once, not retried"
+    );
+    let recorded = app
+        .store
+        .store
+        .org_identity(CrmKind::Hubspot)
+        .await
+        .unwrap();
+    assert_eq!(recorded, None);
+    app.assert_mirror_matches().await;
+    app.shutdown().await;
+}

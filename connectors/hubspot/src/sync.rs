@@ -573,7 +573,20 @@ pub(crate) async fn portal_identity(client: &Client) -> Result<Option<OrgIdentit
             &calls,
         )
         .await?
-        .success("account details")?;
+        .success("account details");
+    let response = match response {
+        Ok(response) => response,
+        // A token not allowed to read the account's details still syncs; the store
+        // just cannot tell this portal from another.
+        Err(err) if err.kind == ErrorKind::Forbidden => {
+            tracing::warn!(
+                error = %err,
+                "hubspot: the token may not read account details, so the portal id is unknown and the store's portal is not checked"
+            );
+            return Ok(None);
+        }
+        Err(err) => return Err(err),
+    };
     let details: AccountDetails = response.json("account details")?;
     match details.portal_id.filter(|id| !id.trim().is_empty()) {
         Some(id) => Ok(Some(OrgIdentity { id })),
