@@ -263,9 +263,10 @@ impl<C: Crm> Mirror<C> {
         let kind = self.crm.kind();
         // A full pass starts when asked, or when there is no cursor to go on from; one
         // in progress (interrupted) is resumed from its cursor, keeping its number.
-        let mut pass = match full {
-            true => Some(self.store.begin_full_pass(kind, object).await?),
-            false => self.store.full_pass(kind, object).await?,
+        let mut pass = if full {
+            Some(self.store.begin_full_pass(kind, object).await?)
+        } else {
+            self.store.full_pass(kind, object).await?
         };
         let cursor = self.store.cursor(kind, object).await?;
         if pass.is_none() && cursor.is_none() {
