@@ -21,10 +21,12 @@ mod history;
 mod inbox;
 mod journal;
 mod lease;
+mod leases;
 mod ledger;
 mod migrate;
 mod mirror_rows;
 mod org;
+mod schedule;
 
 pub use inbox::{DONE_RETENTION, InboxCounts, InboxItem, MAX_ATTEMPTS};
 pub(crate) use journal::reject_kind_str as journal_reject_kind;
@@ -33,6 +35,7 @@ pub use journal::{
     NewException, NewRun, RunCounts, RunRow, RunStatus,
 };
 pub use lease::{LeaseAttempt, RunLease};
+pub use leases::{Lease, LeaseGrab};
 pub use mirror_rows::{ApplyStats, FullPass, MirrorCounts, PageMode, Tombstone, TombstoneReason};
 pub use org::RecordedOrg;
 

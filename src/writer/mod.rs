@@ -15,7 +15,7 @@
 
 mod breaker;
 mod bulk;
-mod lease;
+pub(crate) mod lease;
 mod ops;
 mod progress;
 mod report;

@@ -6,6 +6,7 @@
 
 mod cli;
 mod helpers;
+mod leases;
 mod match_cli;
 mod mirror;
 mod reconcile;

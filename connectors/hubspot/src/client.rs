@@ -427,13 +427,17 @@ fn transport_error(path: &str, e: reqwest::Error) -> CrmError {
     CrmError::new(kind, format!("hubspot: {path}: {kind} talking to HubSpot")).with_source(e)
 }
 
+/// The longest `Retry-After` honoured: a larger (or absurd) value is clamped to it.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     headers
         .get(RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
+        // `from_secs_f64` panics above u64::MAX seconds: an outside number.
+        .map(|s| Duration::try_from_secs_f64(s).map_or(MAX_RETRY_AFTER, |d| d.min(MAX_RETRY_AFTER)))
 }
 
 /// Maps a status to retry/stop/return.
@@ -545,6 +549,19 @@ mod tests {
             "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
         );
         assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn an_absurd_retry_after_is_clamped_not_a_panic() {
+        let mut h = HeaderMap::new();
+        for huge in ["1e300", "18446744073709551616", "99999999999999999999.5"] {
+            h.insert(RETRY_AFTER, huge.parse().unwrap());
+            assert_eq!(retry_after(&h), Some(MAX_RETRY_AFTER), "{huge}");
+        }
+        for bad in ["-1", "NaN", "inf"] {
+            h.insert(RETRY_AFTER, bad.parse().unwrap());
+            assert_eq!(retry_after(&h), None, "{bad}");
+        }
     }
 
     #[test]

@@ -105,14 +105,23 @@ pub(crate) fn verify(
     let sent_ms: i64 = timestamp.trim().parse().map_err(|_| {
         IntakeError::Unauthorized("X-HubSpot-Request-Timestamp is not epoch milliseconds".into())
     })?;
-    let age = request.received_at.timestamp_millis() - sent_ms;
+    // An outside number: a timestamp near i64::MIN or MAX must be refused, not wrapped.
+    let age = request
+        .received_at
+        .timestamp_millis()
+        .checked_sub(sent_ms)
+        .ok_or_else(|| {
+            IntakeError::Unauthorized(
+                "X-HubSpot-Request-Timestamp is outside any plausible time".into(),
+            )
+        })?;
     if age > MAX_SKEW_MS {
         return Err(IntakeError::Unauthorized(format!(
             "stale request: signed {} s before receipt (limit 300 s)",
             age / 1000
         )));
     }
-    if -age > MAX_SKEW_MS {
+    if age < -MAX_SKEW_MS {
         return Err(IntakeError::Unauthorized(
             "request timestamp is more than 5 minutes in the future".into(),
         ));
@@ -361,6 +370,33 @@ mod tests {
         assert_eq!(intake.hints.len(), 1);
         assert_eq!(intake.hints[0].object, ObjectKind::Contact);
         assert_eq!(intake.hints[0].id.as_str(), "512");
+    }
+
+    #[test]
+    fn extreme_timestamps_are_refused_without_wrapping() {
+        let url = "https://hooks.example.com/h";
+        for ts in [i64::MIN, i64::MIN + 1, i64::MAX, -1, 0] {
+            let sig = reference_signature("POST", url, BODY, &ts.to_string());
+            let err = verify(
+                &request(url, BODY, ts, Some(sig), NOW),
+                Some(&secret()),
+                None,
+            )
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+            assert!(!err.is_empty(), "timestamp {ts} must be refused");
+        }
+        // Received at the far end of time too: still refused, no overflow.
+        let sig = reference_signature("POST", url, BODY, &i64::MIN.to_string());
+        assert!(
+            verify(
+                &request(url, BODY, i64::MIN, Some(sig), i64::MAX / 1_000_000),
+                Some(&secret()),
+                None
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -187,7 +187,10 @@ pub fn resume_estimate(
     reserve: u64,
     now: DateTime<Utc>,
 ) -> DateTime<Utc> {
-    let excess = (used + reserve + 1).saturating_sub(total);
+    let excess = used
+        .saturating_add(reserve)
+        .saturating_add(1)
+        .saturating_sub(total);
     samples
         .iter()
         .find(|(_, u)| *u >= excess)
@@ -294,6 +297,21 @@ mod tests {
             resume_estimate(&VecDeque::new(), 100, 100, 0, t(9, 0)),
             t(9, 0) + WINDOW
         );
+    }
+
+    #[test]
+    fn a_limit_header_at_u64_max_does_not_overflow() {
+        let info = parse_limit_info("api-usage=18446744073709551615/18446744073709551615")
+            .unwrap_or_else(|| panic!("parses"));
+        assert_eq!(info.used, u64::MAX);
+        let mut samples = VecDeque::new();
+        samples.push_back((t(1, 0), 40));
+        // Nothing frees enough: a full window from now, no panic.
+        assert_eq!(
+            resume_estimate(&samples, u64::MAX, 100, u64::MAX, t(9, 0)),
+            t(9, 0) + WINDOW
+        );
+        assert!(parse_limit_info("api-usage=18446744073709551616/1").is_none());
     }
 
     #[test]
