@@ -7,15 +7,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use leadroute_crm::{ApiUsage, Crm, ObjectKind};
+use leadroute_crm::{ApiUsage, Crm, CrmKind, ObjectKind};
+use secrecy::ExposeSecret as _;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::GlobalArgs;
 use crate::app::{self, CrmTask};
 use crate::config::Config;
-use crate::mirror::{Mirror, SyncReport};
-use crate::store::Store;
+use crate::mirror::{Mirror, MirrorError, SyncReport};
+use crate::store::{self, Store};
 use crate::web;
 
 #[derive(Debug, clap::Args)]
@@ -23,9 +24,15 @@ pub struct Args {
     /// Sync once and exit (default: keep syncing until Ctrl-C).
     #[arg(long)]
     pub once: bool,
-    /// Forget the stored cursors and re-read everything.
+    /// Re-read everything and repair the mirror: the CRM's records overwrite the
+    /// stored ones, and records the CRM no longer has are removed once the pass ends.
     #[arg(long)]
     pub full: bool,
+    /// Let this store follow another HubSpot portal / Salesforce org than the one it
+    /// mirrors (a refreshed sandbox, a restored backup); needs --full, which replaces
+    /// the mirror with the new org's records.
+    #[arg(long, requires = "full", conflicts_with = "objects")]
+    pub adopt_org: bool,
     /// Only sync this object (owner, account, contact, lead); repeatable.
     #[arg(long = "object", value_name = "OBJECT")]
     pub objects: Vec<ObjectKind>,
@@ -67,7 +74,9 @@ impl CrmTask for SyncTask<'_> {
         let cancel = CancellationToken::new();
         let mirror = Mirror::new(crm, store.clone())
             .with_progress(true)
-            .with_cancel(cancel.clone());
+            .with_cancel(cancel.clone())
+            .with_adopt_org(args.adopt_org);
+        let location = store::describe_url(config.store.url.expose_secret());
         let mut out = std::io::stdout().lock();
         if args.once {
             // Ctrl-C during a one-shot sync still stops between pages, cursor stored.
@@ -80,9 +89,16 @@ impl CrmTask for SyncTask<'_> {
             });
             let report = mirror.sync_objects(&objects, args.full).await;
             signal.abort();
-            let report =
-                report.context("sync failed; the next run resumes from the last stored page")?;
+            let report = match report {
+                Err(err @ MirrorError::OtherOrg { .. }) => {
+                    return Err(err).context(format!("refusing to sync into {location}"));
+                }
+                report => {
+                    report.context("sync failed; the next run resumes from the last stored page")?
+                }
+            };
             print_report(&mut out, &report)?;
+            print_stored(&mut out, &store, mirror.crm().kind(), &objects, &location).await?;
             if !report.complete() {
                 writeln!(
                     out,
@@ -116,8 +132,9 @@ impl CrmTask for SyncTask<'_> {
         let report = mirror
             .sync_objects(&objects, args.full)
             .await
-            .context("initial sync failed")?;
+            .with_context(|| format!("initial sync into {location} failed"))?;
         print_report(&mut out, &report)?;
+        print_stored(&mut out, &store, mirror.crm().kind(), &objects, &location).await?;
         writeln!(
             out,
             "syncing every {} s until Ctrl-C",
@@ -196,10 +213,41 @@ pub(crate) async fn shutdown_signal() {
     }
 }
 
+/// Says where the mirror lives and how many records of each synced object it holds.
+async fn print_stored(
+    out: &mut impl Write,
+    store: &Store,
+    crm: CrmKind,
+    objects: &[ObjectKind],
+    location: &str,
+) -> anyhow::Result<()> {
+    let counts = store
+        .counts(crm)
+        .await
+        .context("counting the mirror's records")?;
+    let held: Vec<String> = objects
+        .iter()
+        .map(|object| {
+            let (n, noun) = match object {
+                ObjectKind::Owner => (counts.owners, "owners"),
+                ObjectKind::Account => (counts.accounts, "accounts"),
+                ObjectKind::Contact => (counts.contacts, "contacts"),
+                ObjectKind::Lead => (counts.leads, "leads"),
+            };
+            format!("{n} {noun}")
+        })
+        .collect();
+    writeln!(out, "  stored in {location}: {}", held.join(", "))?;
+    Ok(())
+}
+
 /// Prints what a sync did, one line per object and a total.
 pub(crate) fn print_report(out: &mut impl Write, report: &SyncReport) -> std::io::Result<()> {
     for object in &report.objects {
-        let removed = object.stored.deleted + object.stored.merged + object.stored.purged;
+        let removed = object.stored.deleted
+            + object.stored.merged
+            + object.stored.purged
+            + object.stored.pruned;
         writeln!(
             out,
             "  {:<8} {:<11} {:>9} records {:>6} pages {:>6} calls  ({} stored, {} removed, {} unchanged)",

@@ -6,6 +6,14 @@
 //! on the store's guarantees (see `store::mirror_rows`): each page and its cursor are
 //! stored in one transaction, and an older version never overwrites a newer one, so a
 //! crash, a repeated page, a duplicate webhook or out-of-order delivery is harmless.
+//!
+//! A sync without a cursor (the first, or `full`) is a full pass and a repair: its pages
+//! overwrite what the store holds, and once the CRM says the pass is complete the
+//! object's rows it did not list are removed. An interrupted pass removes nothing and
+//! is resumed, with its number, by the next sync.
+//!
+//! Before its first sync a mirror asks the CRM which org it is (`Crm::org_identity`)
+//! and refuses a store that mirrors another one ([`MirrorError::OtherOrg`]).
 
 mod hints;
 mod progress;
@@ -13,14 +21,15 @@ mod progress;
 pub use hints::HintReport;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use leadroute_crm::{ApiUsage, Crm, CrmError, Cursor, ObjectKind};
+use leadroute_crm::{ApiUsage, Crm, CrmError, CrmKind, Cursor, ObjectKind};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::store::{ApplyStats, Store, StoreError};
+use crate::store::{ApplyStats, PageMode, Store, StoreError};
 use progress::SyncProgress;
 
 /// Why a sync stopped early. The stored cursor still marks the last stored page, so the
@@ -39,15 +48,43 @@ pub enum MirrorError {
         #[source]
         source: CrmError,
     },
+    #[error("asking the CRM which org it is failed")]
+    Identity {
+        #[source]
+        source: CrmError,
+    },
+    #[error(
+        "this store mirrors {crm} {unit} {stored}, but the configured CRM is {unit} {found}; \
+         refusing to mix two orgs in one store. Point store.url at a fresh store for \
+         {unit} {found}, or, if this store should follow {unit} {found} from now on (a \
+         refreshed sandbox, a restored backup), run `leadroute sync --once --full \
+         --adopt-org` to replace its mirror with {unit} {found}'s records"
+    )]
+    OtherOrg {
+        crm: CrmKind,
+        /// "portal" (HubSpot) or "org" (Salesforce).
+        unit: &'static str,
+        stored: String,
+        found: String,
+    },
     #[error("the store failed")]
     Store(#[from] StoreError),
+}
+
+/// What HubSpot and Salesforce call the account a store mirrors.
+fn org_unit(crm: CrmKind) -> &'static str {
+    match crm {
+        CrmKind::Hubspot => "portal",
+        CrmKind::Salesforce => "org",
+    }
 }
 
 /// What syncing one object did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ObjectReport {
     pub object: ObjectKind,
-    /// True when it started without a cursor (a full sync).
+    /// True for a full pass (started without a cursor, or resuming an interrupted full
+    /// pass): a repair that overwrites, and prunes once complete.
     pub full: bool,
     /// Changes received (including repeats from overlap windows).
     pub received: usize,
@@ -90,6 +127,9 @@ pub struct Mirror<C: Crm> {
     progress: bool,
     cancel: CancellationToken,
     hint_wake: Arc<Notify>,
+    adopt_org: bool,
+    /// Set once the CRM's org was checked against the store's (one call per mirror).
+    org_checked: Arc<AtomicBool>,
 }
 
 impl<C: Crm> Clone for Mirror<C> {
@@ -100,6 +140,8 @@ impl<C: Crm> Clone for Mirror<C> {
             progress: self.progress,
             cancel: self.cancel.clone(),
             hint_wake: Arc::clone(&self.hint_wake),
+            adopt_org: self.adopt_org,
+            org_checked: Arc::clone(&self.org_checked),
         }
     }
 }
@@ -112,7 +154,47 @@ impl<C: Crm> Mirror<C> {
             progress: false,
             cancel: CancellationToken::new(),
             hint_wake: Arc::new(Notify::new()),
+            adopt_org: false,
+            org_checked: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Lets the first sync replace the store's recorded org with the CRM's instead of
+    /// refusing (`sync --full --adopt-org`); pair it with a full sync, which replaces
+    /// the mirror's rows.
+    pub fn with_adopt_org(mut self, adopt: bool) -> Self {
+        self.adopt_org = adopt;
+        self
+    }
+
+    /// Checks that the store mirrors the CRM's org, recording it on first use.
+    pub async fn check_org(&self) -> Result<(), MirrorError> {
+        if self.org_checked.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let kind = self.crm.kind();
+        let found = self
+            .crm
+            .org_identity()
+            .await
+            .map_err(|source| MirrorError::Identity { source })?;
+        if let Some(found) = found {
+            let stored = self.store.record_org_identity(kind, &found).await?;
+            if stored.id != found.id {
+                if !self.adopt_org {
+                    return Err(MirrorError::OtherOrg {
+                        crm: kind,
+                        unit: org_unit(kind),
+                        stored: stored.id,
+                        found: found.id,
+                    });
+                }
+                warn!(crm = %kind, stored = %stored.id, found = %found.id, "store adopts another org");
+                self.store.adopt_org_identity(kind, &found).await?;
+            }
+        }
+        self.org_checked.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// Shows progress bars on stderr (only drawn when stderr is a terminal).
@@ -155,6 +237,7 @@ impl<C: Crm> Mirror<C> {
         full: bool,
     ) -> Result<SyncReport, MirrorError> {
         let started = Instant::now();
+        self.check_org().await?;
         let progress = SyncProgress::new(self.progress);
         let mut reports = Vec::with_capacity(objects.len());
         for &object in objects {
@@ -178,13 +261,20 @@ impl<C: Crm> Mirror<C> {
         progress: &SyncProgress,
     ) -> Result<ObjectReport, MirrorError> {
         let kind = self.crm.kind();
-        if full {
-            self.store.reset_cursors(kind, Some(object)).await?;
-        }
+        // A full pass starts when asked, or when there is no cursor to go on from; one
+        // in progress (interrupted) is resumed from its cursor, keeping its number.
+        let mut pass = if full {
+            Some(self.store.begin_full_pass(kind, object).await?)
+        } else {
+            self.store.full_pass(kind, object).await?
+        };
         let cursor = self.store.cursor(kind, object).await?;
+        if pass.is_none() && cursor.is_none() {
+            pass = Some(self.store.begin_full_pass(kind, object).await?);
+        }
         let mut report = ObjectReport {
             object,
-            full: cursor.is_none(),
+            full: pass.is_some(),
             received: 0,
             pages: 0,
             calls: 0,
@@ -204,9 +294,16 @@ impl<C: Crm> Mirror<C> {
             // the next call needs, and nothing of the next page is stored (nor its
             // cursor) until this page has committed, so a crash still resumes right.
             let more = !page.done && !self.cancel.is_cancelled();
-            let store = self
-                .store
-                .apply_changes(kind, object, &page.changes, Some(&page.cursor));
+            let mode = match pass {
+                Some(pass) => PageMode::Full {
+                    pass,
+                    last: page.done,
+                },
+                None => PageMode::Incremental,
+            };
+            let store =
+                self.store
+                    .apply_page(kind, object, &page.changes, Some(&page.cursor), mode);
             let (stats, next) = if more {
                 let (stats, next) = tokio::join!(store, fetch(Some(page.cursor.clone())));
                 (stats?, Some(next))
@@ -234,6 +331,7 @@ impl<C: Crm> Mirror<C> {
             received = report.received,
             upserted = report.stored.upserted,
             deleted = report.stored.deleted + report.stored.merged + report.stored.purged,
+            pruned = report.stored.pruned,
             pages = report.pages,
             calls = report.calls,
             "object synced"

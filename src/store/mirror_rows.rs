@@ -6,6 +6,10 @@
 //!   loses records nor advances a cursor past records that were not stored.
 //! - A row is never overwritten by an older version (`updated_at` guard in the upsert),
 //!   so overlapping pages, webhook refetches and out-of-order delivery are harmless.
+//!   The exception is a full pass ([`PageMode::Full`]), a repair: the CRM's listing is
+//!   its current state, so it overwrites whatever the store holds, clears tombstones
+//!   of ids it lists live, and at the end of a completed pass removes the object's rows
+//!   the pass did not see (mark and sweep: `seen_pass` against `full_passes.pass`).
 //! - A deleted record is not resurrected by a stale read (tombstone guard); a record
 //!   updated after its deletion (a HubSpot restore) comes back. Merged-away and purged
 //!   ids never come back.
@@ -27,9 +31,9 @@ use super::{
 };
 use crate::domain::Snapshot;
 
-/// Rows per multi-row statement: people rows bind 19 values, the widest here (see
+/// Rows per multi-row statement: people rows bind 20 values, the widest here (see
 /// [`super::MAX_PARAMS`] for why statements stay small).
-const CHUNK: usize = rows_per_statement(19);
+const CHUNK: usize = rows_per_statement(20);
 
 /// What one [`Store::apply_changes`] call did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -45,6 +49,8 @@ pub struct ApplyStats {
     pub merged: usize,
     /// Records whose personal data was purged.
     pub purged: usize,
+    /// Records removed because a completed full pass did not list them.
+    pub pruned: usize,
 }
 
 impl std::ops::AddAssign for ApplyStats {
@@ -54,7 +60,27 @@ impl std::ops::AddAssign for ApplyStats {
         self.deleted += other.deleted;
         self.merged += other.merged;
         self.purged += other.purged;
+        self.pruned += other.pruned;
     }
+}
+
+/// One object's full pass: a numbered read of everything the CRM lists, which may span
+/// several runs (an interrupted pass resumes from the stored cursor with its number).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FullPass {
+    pub pass: i64,
+    pub started_at: DateTime<Utc>,
+}
+
+/// How [`Store::apply_page`] stores a page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageMode {
+    /// Newer wins: an older version never overwrites a newer one, tombstones hold.
+    Incremental,
+    /// A page of a full pass: the CRM's state wins (see the module docs). `last` marks
+    /// the page that completes the pass: the object's rows the pass did not see are
+    /// removed in the same transaction, and the pass is marked complete.
+    Full { pass: FullPass, last: bool },
 }
 
 /// How many live rows the mirror holds for one CRM.
@@ -197,10 +223,32 @@ impl Store {
         changes: &[Change],
         cursor: Option<&Cursor>,
     ) -> Result<ApplyStats, StoreError> {
+        self.apply_page(crm, object, changes, cursor, PageMode::Incremental)
+            .await
+    }
+
+    /// [`Store::apply_changes`] with the page's mode: a page of a full pass overwrites
+    /// regardless of stored `updated_at`, and its last page sweeps (see [`PageMode`]).
+    pub async fn apply_page(
+        &self,
+        crm: CrmKind,
+        object: ObjectKind,
+        changes: &[Change],
+        cursor: Option<&Cursor>,
+        mode: PageMode,
+    ) -> Result<ApplyStats, StoreError> {
         let now = Utc::now();
         let mut stats = ApplyStats::default();
         let reduced = reduce(changes);
+        let full = matches!(mode, PageMode::Full { .. });
         let mut tx = self.begin_write().await?;
+        // Every row stored while a full pass of its object is in progress counts as
+        // seen by it (a webhook refetch shows the record is live just as well).
+        let passes = passes_in_progress(&mut tx, crm).await?;
+        let seen = |kind: ObjectKind| match mode {
+            PageMode::Full { pass, .. } if kind == object => Some(pass.pass),
+            _ => passes.get(&kind).copied(),
+        };
 
         let mut owners = Vec::new();
         let mut accounts = Vec::new();
@@ -259,22 +307,32 @@ impl Store {
         accounts.sort_by(|a, b| a.id.cmp(&b.id));
         people.sort_by(|a, b| (a.object, &a.id).cmp(&(b.object, &b.id)));
         for chunk in owners.chunks(CHUNK) {
-            let live = drop_tombstoned(&mut tx, crm, ObjectKind::Owner, chunk, |o| {
+            let live = drop_tombstoned(&mut tx, crm, ObjectKind::Owner, chunk, full, |o| {
                 (o.id.as_str(), o.updated_at)
             })
             .await?;
             stats.stale += chunk.len() - live.len();
-            let stored = upsert_owners(&mut tx, crm, &live, now).await?;
+            let write = Write {
+                now,
+                seen: seen(ObjectKind::Owner),
+                overwrite: full,
+            };
+            let stored = upsert_owners(&mut tx, crm, &live, write).await?;
             stats.upserted += stored.len();
             stats.stale += live.len() - stored.len();
         }
         for chunk in accounts.chunks(CHUNK) {
-            let live = drop_tombstoned(&mut tx, crm, ObjectKind::Account, chunk, |a| {
+            let live = drop_tombstoned(&mut tx, crm, ObjectKind::Account, chunk, full, |a| {
                 (a.id.as_str(), Some(a.updated_at))
             })
             .await?;
             stats.stale += chunk.len() - live.len();
-            let stored = upsert_accounts(&mut tx, crm, &live, now).await?;
+            let write = Write {
+                now,
+                seen: seen(ObjectKind::Account),
+                overwrite: full,
+            };
+            let stored = upsert_accounts(&mut tx, crm, &live, write).await?;
             stats.upserted += stored.len();
             stats.stale += live.len() - stored.len();
         }
@@ -287,12 +345,18 @@ impl Store {
                 .filter(|p| p.object == kind)
                 .collect();
             for chunk in of_kind.chunks(CHUNK) {
-                let live = drop_tombstoned(&mut tx, crm, kind, chunk, |p| {
+                let repair = full && kind == object;
+                let live = drop_tombstoned(&mut tx, crm, kind, chunk, repair, |p| {
                     (p.id.as_str(), Some(p.updated_at))
                 })
                 .await?;
                 stats.stale += chunk.len() - live.len();
-                let stored = upsert_people(&mut tx, crm, kind, &live, now).await?;
+                let write = Write {
+                    now,
+                    seen: seen(kind),
+                    overwrite: repair,
+                };
+                let stored = upsert_people(&mut tx, crm, kind, &live, write).await?;
                 stats.upserted += stored.len();
                 stats.stale += live.len() - stored.len();
                 let relink: Vec<&PersonRecord> = live
@@ -316,6 +380,9 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(StoreError::query("storing a sync cursor"))?;
+        }
+        if let PageMode::Full { pass, last: true } = mode {
+            stats.pruned = sweep(&mut tx, crm, object, pass, now).await?;
         }
         tx.commit()
             .await
@@ -358,6 +425,60 @@ impl Store {
             .await
             .map_err(StoreError::query("resetting sync cursors"))?;
         Ok(())
+    }
+
+    /// The full pass of `(crm, object)` in progress (started, not completed), if any: a
+    /// sync that finds one resumes it from the stored cursor.
+    pub async fn full_pass(
+        &self,
+        crm: CrmKind,
+        object: ObjectKind,
+    ) -> Result<Option<FullPass>, StoreError> {
+        let row = sqlx::query(
+            "SELECT pass, started_at FROM full_passes
+             WHERE crm = $1 AND object = $2 AND completed_at IS NULL",
+        )
+        .bind(crm.as_str())
+        .bind(object.as_str())
+        .fetch_optional(self.pool())
+        .await
+        .map_err(StoreError::query("reading the full pass in progress"))?;
+        row.map(|row| full_pass_from_row(&row)).transpose()
+    }
+
+    /// Starts a new full pass of `(crm, object)`: forgets its cursor (the next page is
+    /// the CRM's first) and numbers the pass one above the last, in one transaction. A
+    /// pass in progress is abandoned; rows it saw count as unseen by the new one.
+    pub async fn begin_full_pass(
+        &self,
+        crm: CrmKind,
+        object: ObjectKind,
+    ) -> Result<FullPass, StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM sync_cursors WHERE crm = $1 AND object = $2")
+            .bind(crm.as_str())
+            .bind(object.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::query("starting a full pass"))?;
+        let row = sqlx::query(
+            "INSERT INTO full_passes (crm, object, pass, started_at, completed_at)
+             VALUES ($1, $2, 1, $3, NULL)
+             ON CONFLICT (crm, object) DO UPDATE SET pass = full_passes.pass + 1,
+                 started_at = excluded.started_at, completed_at = NULL
+             RETURNING pass, started_at",
+        )
+        .bind(crm.as_str())
+        .bind(object.as_str())
+        .bind(to_ms(Utc::now()))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(StoreError::query("starting a full pass"))?;
+        let pass = full_pass_from_row(&row)?;
+        tx.commit()
+            .await
+            .map_err(StoreError::query("starting a full pass"))?;
+        Ok(pass)
     }
 
     /// Everything the reconciler reads, in one go: all owners (active and inactive),
@@ -538,6 +659,122 @@ impl Store {
     }
 }
 
+fn full_pass_from_row(row: &AnyRow) -> Result<FullPass, StoreError> {
+    let pass: i64 = column(row, "pass", "reading a full pass")?;
+    let started_at: i64 = column(row, "started_at", "reading a full pass")?;
+    Ok(FullPass {
+        pass,
+        started_at: from_ms(started_at),
+    })
+}
+
+/// The pass number of each object of `crm` with a full pass in progress.
+async fn passes_in_progress(
+    tx: &mut Transaction<'static, Any>,
+    crm: CrmKind,
+) -> Result<HashMap<ObjectKind, i64>, StoreError> {
+    let rows =
+        sqlx::query("SELECT object, pass FROM full_passes WHERE crm = $1 AND completed_at IS NULL")
+            .bind(crm.as_str())
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(StoreError::query("reading full passes in progress"))?;
+    let mut passes = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let object: String = column(&row, "object", "reading full passes in progress")?;
+        let pass: i64 = column(&row, "pass", "reading full passes in progress")?;
+        passes.insert(parse_object(&object)?, pass);
+    }
+    Ok(passes)
+}
+
+/// Ends a completed full pass: removes the rows of `object` it did not see (with their
+/// account links), leaves a `deleted` tombstone for each, dated when the pass started
+/// (a record changed since is not held back by it), and marks the pass complete.
+/// Set-based statements over the object's rows: no id lists, whatever the size.
+async fn sweep(
+    tx: &mut Transaction<'static, Any>,
+    crm: CrmKind,
+    object: ObjectKind,
+    pass: FullPass,
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    let table = table(object);
+    let unseen = "crm = $1 AND object = $2 AND (seen_pass IS NULL OR seen_pass <> $3)";
+    // Each statement binds exactly the parameters it uses (PostgreSQL refuses extras).
+    let bind = |sql: String| {
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(crm.as_str())
+            .bind(object.as_str())
+            .bind(pass.pass)
+    };
+    bind(format!(
+        "INSERT INTO tombstones (crm, object, id, reason, merged_into, deleted_at, recorded_at)
+         SELECT crm, object, id, 'deleted', NULL, $4, $5 FROM {table} WHERE {unseen}
+         ON CONFLICT (crm, object, id) DO NOTHING"
+    ))
+    .bind(to_ms(pass.started_at))
+    .bind(to_ms(now))
+    .execute(&mut **tx)
+    .await
+    .map_err(StoreError::query(
+        "writing tombstones of records a full pass did not list",
+    ))?;
+    let links = if object.is_person() {
+        Some(format!(
+            "DELETE FROM person_accounts WHERE crm = $1 AND object = $2 AND person_id IN
+                 (SELECT id FROM {table} WHERE {unseen})"
+        ))
+    } else if object == ObjectKind::Account {
+        Some(format!(
+            "DELETE FROM person_accounts WHERE crm = $1 AND account_id IN
+                 (SELECT id FROM {table} WHERE {unseen})"
+        ))
+    } else {
+        None
+    };
+    if let Some(sql) = links {
+        bind(sql)
+            .execute(&mut **tx)
+            .await
+            .map_err(StoreError::query(
+                "removing links of records a full pass did not list",
+            ))?;
+    }
+    let removed = bind(format!("DELETE FROM {table} WHERE {unseen}"))
+        .execute(&mut **tx)
+        .await
+        .map_err(StoreError::query(
+            "removing records a full pass did not list",
+        ))?
+        .rows_affected();
+    bind(
+        "UPDATE full_passes SET completed_at = $4 WHERE crm = $1 AND object = $2 AND pass = $3"
+            .to_owned(),
+    )
+    .bind(to_ms(now))
+    .execute(&mut **tx)
+    .await
+    .map_err(StoreError::query("completing a full pass"))?;
+    Ok(usize::try_from(removed).unwrap_or(usize::MAX))
+}
+
+/// How one upsert statement writes: when, which full pass the rows count as seen by,
+/// and whether it overwrites regardless of the stored `updated_at` (a full pass).
+#[derive(Clone, Copy)]
+struct Write {
+    now: DateTime<Utc>,
+    seen: Option<i64>,
+    overwrite: bool,
+}
+
+impl Write {
+    /// The upsert's `WHERE`: the newer-wins guard, or none for a full pass.
+    fn guard(self, newer_wins: &str) -> &str {
+        if self.overwrite { "1 = 1" } else { newer_wins }
+    }
+}
+
 /// Removes one record (and its links) and writes its tombstone. Returns false when the
 /// deletion is older than the stored row (the record was restored and updated since),
 /// in which case nothing changes. Merges and purges are final and always apply.
@@ -622,12 +859,14 @@ async fn remove(
 }
 
 /// Filters out records that a tombstone says must stay gone, and clears tombstones of
-/// records restored after their deletion.
+/// records restored after their deletion. In a full pass (`full`) the CRM's listing is
+/// its current state: every listed record is live and its tombstone is cleared.
 async fn drop_tombstoned<'a, T>(
     tx: &mut Transaction<'static, Any>,
     crm: CrmKind,
     object: ObjectKind,
     chunk: &[&'a T],
+    full: bool,
     key: impl Fn(&T) -> (&str, Option<DateTime<Utc>>),
 ) -> Result<Vec<&'a T>, StoreError> {
     if chunk.is_empty() {
@@ -665,8 +904,9 @@ async fn drop_tombstoned<'a, T>(
             Some((reason, deleted_at)) => {
                 // Owners carry no modification stamp; one listed again after its
                 // deletion is back.
-                let restored = reason == "deleted"
-                    && updated_at.is_none_or(|updated| to_ms(updated) > *deleted_at);
+                let restored = full
+                    || reason == "deleted"
+                        && updated_at.is_none_or(|updated| to_ms(updated) > *deleted_at);
                 if restored {
                     sqlx::query(
                         "DELETE FROM tombstones WHERE crm = $1 AND object = $2 AND id = $3",
@@ -705,24 +945,28 @@ async fn upsert_owners(
     tx: &mut Transaction<'static, Any>,
     crm: CrmKind,
     owners: &[&OwnerRecord],
-    now: DateTime<Utc>,
+    write: Write,
 ) -> Result<HashSet<String>, StoreError> {
     if owners.is_empty() {
         return Ok(HashSet::new());
     }
     let sql = format!(
         "INSERT INTO owners (crm, object, id, kind, email, name, active, teams, time_zone,
-                             manager_id, user_id, updated_at, raw, synced_at)
+                             manager_id, user_id, updated_at, raw, synced_at, seen_pass)
          VALUES {}
          ON CONFLICT (crm, object, id) DO UPDATE SET
              kind = excluded.kind, email = excluded.email, name = excluded.name,
              active = excluded.active, teams = excluded.teams, time_zone = excluded.time_zone,
              manager_id = excluded.manager_id, user_id = excluded.user_id,
-             updated_at = excluded.updated_at, raw = excluded.raw, synced_at = excluded.synced_at
-         WHERE excluded.updated_at IS NULL OR owners.updated_at IS NULL
-            OR excluded.updated_at >= owners.updated_at
+             updated_at = excluded.updated_at, raw = excluded.raw, synced_at = excluded.synced_at,
+             seen_pass = COALESCE(excluded.seen_pass, owners.seen_pass)
+         WHERE {}
          RETURNING id",
-        placeholders(owners.len(), 14, 1)
+        placeholders(owners.len(), 15, 1),
+        write.guard(
+            "excluded.updated_at IS NULL OR owners.updated_at IS NULL
+            OR excluded.updated_at >= owners.updated_at"
+        )
     );
     let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(owners.len() == CHUNK);
     for owner in owners {
@@ -743,7 +987,8 @@ async fn upsert_owners(
             .bind(owner.user_id.clone())
             .bind(owner.updated_at.map(to_ms))
             .bind(json(owner))
-            .bind(to_ms(now));
+            .bind(to_ms(write.now))
+            .bind(write.seen);
     }
     run_returning_ids(tx, query, "storing owners").await
 }
@@ -752,7 +997,7 @@ async fn upsert_accounts(
     tx: &mut Transaction<'static, Any>,
     crm: CrmKind,
     accounts: &[&AccountRecord],
-    now: DateTime<Utc>,
+    write: Write,
 ) -> Result<HashSet<String>, StoreError> {
     if accounts.is_empty() {
         return Ok(HashSet::new());
@@ -760,7 +1005,7 @@ async fn upsert_accounts(
     let sql = format!(
         "INSERT INTO accounts (crm, object, id, name, domain, website, extra_domains, country,
                                state, parent_id, owner_id, employees, industry, created_at,
-                               updated_at, fields, raw, synced_at)
+                               updated_at, fields, raw, synced_at, seen_pass)
          VALUES {}
          ON CONFLICT (crm, object, id) DO UPDATE SET
              name = excluded.name, domain = excluded.domain, website = excluded.website,
@@ -769,10 +1014,12 @@ async fn upsert_accounts(
              owner_id = excluded.owner_id, employees = excluded.employees,
              industry = excluded.industry, created_at = excluded.created_at,
              updated_at = excluded.updated_at, fields = excluded.fields, raw = excluded.raw,
-             synced_at = excluded.synced_at
-         WHERE excluded.updated_at >= accounts.updated_at
+             synced_at = excluded.synced_at,
+             seen_pass = COALESCE(excluded.seen_pass, accounts.seen_pass)
+         WHERE {}
          RETURNING id",
-        placeholders(accounts.len(), 18, 1)
+        placeholders(accounts.len(), 19, 1),
+        write.guard("excluded.updated_at >= accounts.updated_at")
     );
     let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(accounts.len() == CHUNK);
     for account in accounts {
@@ -794,7 +1041,8 @@ async fn upsert_accounts(
             .bind(to_ms(account.updated_at))
             .bind(json(&account.fields))
             .bind(json(&account.raw))
-            .bind(to_ms(now));
+            .bind(to_ms(write.now))
+            .bind(write.seen);
     }
     run_returning_ids(tx, query, "storing accounts").await
 }
@@ -813,7 +1061,7 @@ async fn upsert_people(
     crm: CrmKind,
     object: ObjectKind,
     people: &[&PersonRecord],
-    now: DateTime<Utc>,
+    write: Write,
 ) -> Result<HashSet<String>, StoreError> {
     if people.is_empty() {
         return Ok(HashSet::new());
@@ -821,7 +1069,7 @@ async fn upsert_people(
     let sql = format!(
         "INSERT INTO people (crm, object, id, email, first_name, last_name, company, website,
                              country, state, owner_id, owner_assigned_at, converted, created_at,
-                             updated_at, fields, raw, synced_at, first_seen_at)
+                             updated_at, fields, raw, synced_at, first_seen_at, seen_pass)
          VALUES {}
          ON CONFLICT (crm, object, id) DO UPDATE SET
              email = excluded.email, first_name = excluded.first_name,
@@ -836,10 +1084,12 @@ async fn upsert_people(
              END,
              converted = excluded.converted, created_at = excluded.created_at,
              updated_at = excluded.updated_at, fields = excluded.fields, raw = excluded.raw,
-             synced_at = excluded.synced_at
-         WHERE excluded.updated_at >= people.updated_at
+             synced_at = excluded.synced_at,
+             seen_pass = COALESCE(excluded.seen_pass, people.seen_pass)
+         WHERE {}
          RETURNING id",
-        placeholders(people.len(), 19, 1)
+        placeholders(people.len(), 20, 1),
+        write.guard("excluded.updated_at >= people.updated_at")
     );
     let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(people.len() == CHUNK);
     for person in people {
@@ -861,8 +1111,9 @@ async fn upsert_people(
             .bind(to_ms(person.updated_at))
             .bind(json(&person.fields))
             .bind(json(&person.raw))
-            .bind(to_ms(now))
-            .bind(to_ms(now));
+            .bind(to_ms(write.now))
+            .bind(to_ms(write.now))
+            .bind(write.seen);
     }
     run_returning_ids(tx, query, "storing people").await
 }

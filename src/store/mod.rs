@@ -12,9 +12,9 @@
 //!   interpolate placeholders and table names chosen in code, never values.
 //!
 //! Areas add their own `impl Store` blocks in their own files here (`mirror_rows.rs`,
-//! `inbox.rs`, `ledger.rs`, `journal.rs`, `lease.rs`, `history.rs`) and their own migrations under
-//! `migrations/<backend>/NNNN_name.sql` (core 0001–0099, ledger 0100–0199, journal
-//! 0200–0299). `build.rs` embeds every migration file; `Store::open` applies the ones a
+//! `org.rs`, `inbox.rs`, `ledger.rs`, `journal.rs`, `lease.rs`, `history.rs`) and their
+//! own migrations under `migrations/<backend>/NNNN_name.sql` (core 0001–0099, ledger
+//! 0100–0199, journal 0200–0299). `build.rs` embeds every migration file; `Store::open` applies the ones a
 //! database lacks.
 
 mod history;
@@ -25,6 +25,7 @@ mod leases;
 mod ledger;
 mod migrate;
 mod mirror_rows;
+mod org;
 mod schedule;
 
 pub use inbox::{DONE_RETENTION, InboxCounts, InboxItem, MAX_ATTEMPTS};
@@ -35,7 +36,8 @@ pub use journal::{
 };
 pub use lease::{LeaseAttempt, RunLease};
 pub use leases::{Lease, LeaseGrab};
-pub use mirror_rows::{ApplyStats, MirrorCounts, Tombstone, TombstoneReason};
+pub use mirror_rows::{ApplyStats, FullPass, MirrorCounts, PageMode, Tombstone, TombstoneReason};
+pub use org::RecordedOrg;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -176,6 +178,30 @@ impl FromStr for Location {
 /// Checks that `url` names a store this build can open, without opening it.
 pub fn check_url(url: &str) -> Result<(), StoreError> {
     url.parse::<Location>().map(|_| ())
+}
+
+/// Where a store URL keeps the data, for people and without secrets: `SQLite file
+/// /abs/path/leadroute.db`, `SQLite in memory`, or `PostgreSQL postgres://user@host/db`
+/// (no password, no query parameters, which may carry one).
+pub fn describe_url(url: &str) -> String {
+    match url.parse::<Location>() {
+        Ok(Location::SqliteMemory) => "SQLite in memory".to_owned(),
+        Ok(Location::SqliteFile(path)) => {
+            let path = std::path::absolute(&path).unwrap_or(path);
+            format!("SQLite file {}", path.display())
+        }
+        Ok(Location::Postgres(url)) => match url::Url::parse(&url) {
+            Ok(mut parsed) => {
+                // Clearing these only fails for URLs that cannot have them.
+                let _ = parsed.set_password(None);
+                parsed.set_query(None);
+                parsed.set_fragment(None);
+                format!("PostgreSQL {parsed}")
+            }
+            Err(_) => "PostgreSQL (unparsable URL)".to_owned(),
+        },
+        Err(_) => redact_url(url),
+    }
 }
 
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`, for messages.
@@ -455,6 +481,18 @@ mod tests {
         ));
         let err = "mysql://root:hunter2@db/x".parse::<Location>().unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn a_store_is_described_by_where_it_keeps_data_without_secrets() {
+        assert_eq!(describe_url("sqlite::memory:"), "SQLite in memory");
+        let file = describe_url("sqlite://data/x.db");
+        assert!(file.starts_with("SQLite file /"), "{file}");
+        assert!(file.ends_with("data/x.db"), "{file}");
+        let pg = describe_url(
+            "postgres://lr:hunter2@db:5432/leadroute?password=hunter3&sslmode=require",
+        );
+        assert_eq!(pg, "PostgreSQL postgres://lr@db:5432/leadroute");
     }
 
     #[test]

@@ -396,3 +396,489 @@ async fn a_salesforce_org_mirrors_through_the_same_engine_and_store() {
     sim.shutdown().await;
     store.cleanup().await;
 }
+
+/// The HubSpot simulator and leadroute's config around an existing store (for tests
+/// that run on every backend).
+async fn app_on(
+    store: crate::helpers::TestStore,
+    sim: leadroute_sim::hubspot::HubSpotSimConfig,
+) -> TestApp {
+    let sim = leadroute_sim::hubspot::spawn(sim)
+        .await
+        .expect("simulator starts");
+    let config = config_for(&sim);
+    TestApp { sim, store, config }
+}
+
+fn config_for(sim: &leadroute_sim::hubspot::HubSpotSim) -> leadroute::config::Config {
+    let text = format!(
+        "[crm]\nbase_url = \"{}\"\noverlap_secs = 2\n",
+        sim.base_url()
+    );
+    let token = sim.token();
+    leadroute::config::Config::from_toml(&text, "test.toml", &|name| {
+        (name == "LEADROUTE_CRM_TOKEN").then(|| token.clone())
+    })
+    .unwrap_or_else(|err| panic!("{err}"))
+}
+
+/// What [`regenerate_under_the_mirror`] did.
+struct Regenerated {
+    /// Tombstoned in the mirror, live again (with an older stamp) in the portal.
+    revived: String,
+    /// In the mirror, archived in the regenerated portal.
+    archived: String,
+    /// Contacts the mirror holds that the regenerated portal does not list.
+    gone: usize,
+}
+
+/// Mirrors the portal, tombstones one contact the way a webhook refetch does, then
+/// regenerates the portal (another seed, stamps a month older: owners, values, links
+/// and most ids differ, the tombstoned contact is live again with an older stamp) and
+/// archives a contact the mirror holds.
+async fn regenerate_under_the_mirror(app: &TestApp) -> Regenerated {
+    const SEED: u64 = 4_242;
+    let full = app.mirror().sync_once(false).await.expect("first sync");
+    assert!(full.complete());
+    app.assert_mirror_matches().await;
+    // The regenerated portal's ids, from a throwaway simulator with the same seed.
+    let preview = leadroute_sim::hubspot::spawn(leadroute_sim::hubspot::HubSpotSimConfig {
+        seed: SEED,
+        ..app.sim.config().clone()
+    })
+    .await
+    .unwrap();
+    let new_ids = live_contact_ids_of(&preview);
+    preview.shutdown().await;
+    let old_ids = live_contact_ids(app);
+    let common: Vec<u64> = old_ids
+        .iter()
+        .copied()
+        .filter(|id| new_ids.contains(id))
+        .collect();
+    assert!(common.len() >= 2, "the two portals share ids");
+    let revived = common[0].to_string();
+    let archived = common[1].to_string();
+    let gone = old_ids
+        .iter()
+        .filter(|id| id.to_string() != revived)
+        .filter(|id| !new_ids.contains(id) || id.to_string() == archived)
+        .count();
+    app.sim
+        .mutate(Mutation::Archive {
+            object: ObjectType::Contacts,
+            id: revived.clone(),
+        })
+        .expect("archive");
+    let mirror = app.mirror();
+    let changes = leadroute_crm::Crm::fetch(
+        &**mirror.crm(),
+        ObjectKind::Contact,
+        &[revived.as_str().into()],
+    )
+    .await
+    .expect("refetch");
+    app.store
+        .store
+        .apply_changes(CrmKind::Hubspot, ObjectKind::Contact, &changes, None)
+        .await
+        .expect("store the deletion");
+    assert!(
+        app.store
+            .store
+            .tombstone(
+                CrmKind::Hubspot,
+                ObjectKind::Contact,
+                &revived.as_str().into()
+            )
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    app.sim.regenerate(leadroute_sim::hubspot::Regenerate {
+        seed: SEED,
+        age_secs: 30 * 86_400,
+    });
+    app.sim
+        .mutate(Mutation::Archive {
+            object: ObjectType::Contacts,
+            id: archived.clone(),
+        })
+        .expect("archive after regeneration");
+    assert!(
+        live_contact_ids(app).contains(&revived.parse().unwrap()),
+        "the regenerated portal has the tombstoned contact live again"
+    );
+    assert!(!app.mirror_diff().await.is_empty());
+    Regenerated {
+        revived,
+        archived,
+        gone,
+    }
+}
+
+fn live_contact_ids_of(sim: &leadroute_sim::hubspot::HubSpotSim) -> Vec<u64> {
+    sim.state()
+        .contacts
+        .iter()
+        .filter(|c| !c.archived)
+        .map(|c| c.id)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_sync_repairs_a_mirror_of_a_regenerated_portal_on_every_backend() {
+    for store in crate::helpers::all_stores().await {
+        let label = store.label;
+        let app = app_on(store, sim_config(300, 30)).await;
+        let Regenerated {
+            revived,
+            archived,
+            gone,
+        } = regenerate_under_the_mirror(&app).await;
+
+        let report = app.mirror().sync_once(true).await.expect("full sync");
+        assert!(report.complete(), "{label}");
+        assert!(report.objects.iter().all(|o| o.full), "{label}");
+        app.assert_mirror_matches().await;
+        let store = &app.store.store;
+        let stone = |id: &str| {
+            let id = leadroute_crm::RecordId::from(id);
+            async move {
+                store
+                    .tombstone(CrmKind::Hubspot, ObjectKind::Contact, &id)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert!(stone(&revived).await.is_none(), "{label}: revived contact");
+        assert!(
+            stone(&archived).await.is_some(),
+            "{label}: archived contact"
+        );
+        let contacts = report
+            .objects
+            .iter()
+            .find(|o| o.object == ObjectKind::Contact)
+            .unwrap();
+        assert_eq!(contacts.stored.pruned, gone, "{label}: {contacts:?}");
+
+        // The repair leaves incremental syncs with their usual rule, and nothing to do.
+        let next = app
+            .mirror()
+            .sync_once(false)
+            .await
+            .expect("incremental sync");
+        assert!(next.objects.iter().any(|o| !o.full), "{label}");
+        app.assert_mirror_matches().await;
+        app.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_full_sync_prunes_nothing_and_the_next_sync_completes_the_repair() {
+    for store in crate::helpers::all_stores().await {
+        let label = store.label;
+        let app = app_on(store, sim_config(1_500, 20)).await;
+        let archived = regenerate_under_the_mirror(&app).await.archived;
+        app.sim.set_faults(FaultScript {
+            seed: 1,
+            rules: vec![FaultRule {
+                families: vec![EndpointFamily::List],
+                fault: Fault::Slow { delay_ms: 40 },
+                trigger: Trigger::Always,
+            }],
+            expire_tokens: false,
+        });
+        let cancel = CancellationToken::new();
+        let mirror = app.mirror().with_cancel(cancel.clone());
+        let store = app.store.store.clone();
+        let watcher = tokio::spawn({
+            let store = store.clone();
+            let cancel = cancel.clone();
+            async move {
+                wait_for("a contact page of the full pass", 60, || {
+                    let store = store.clone();
+                    async move {
+                        let pass = store
+                            .full_pass(CrmKind::Hubspot, ObjectKind::Contact)
+                            .await
+                            .unwrap();
+                        let paged = store
+                            .cursor(CrmKind::Hubspot, ObjectKind::Contact)
+                            .await
+                            .unwrap();
+                        (pass.is_some() && paged.is_some()).then_some(())
+                    }
+                })
+                .await;
+                cancel.cancel();
+            }
+        });
+        let first = mirror.sync_once(true).await.expect("interrupted full sync");
+        watcher.await.unwrap();
+        assert!(!first.complete(), "{label}: {first:?}");
+        let archived_id = leadroute_crm::RecordId::from(archived.as_str());
+        assert!(
+            store
+                .person(CrmKind::Hubspot, ObjectKind::Contact, &archived_id)
+                .await
+                .unwrap()
+                .is_some(),
+            "{label}: an interrupted pass removes nothing"
+        );
+        assert!(
+            store
+                .full_pass(CrmKind::Hubspot, ObjectKind::Contact)
+                .await
+                .unwrap()
+                .is_some(),
+            "{label}"
+        );
+
+        app.sim.set_faults(FaultScript::default());
+        let second = app.mirror().sync_once(false).await.expect("resumed sync");
+        assert!(second.complete(), "{label}");
+        let contacts = second
+            .objects
+            .iter()
+            .find(|o| o.object == ObjectKind::Contact)
+            .unwrap();
+        assert!(
+            contacts.full,
+            "{label}: the resumed pass is still a full one"
+        );
+        assert!(contacts.received < 1_500, "{label}: resumed, not restarted");
+        app.assert_mirror_matches().await;
+        assert!(
+            store
+                .full_pass(CrmKind::Hubspot, ObjectKind::Contact)
+                .await
+                .unwrap()
+                .is_none(),
+            "{label}: the pass completed"
+        );
+        app.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_of_one_portal_refuses_another_and_adopts_it_only_when_asked_on_every_backend() {
+    for store in crate::helpers::all_stores().await {
+        let label = store.label;
+        let app = app_on(store, sim_config(120, 10)).await;
+        app.mirror().sync_once(false).await.expect("sync portal A");
+        let before = app.store.store.counts(CrmKind::Hubspot).await.unwrap();
+
+        let other = leadroute_sim::hubspot::spawn(leadroute_sim::hubspot::HubSpotSimConfig {
+            portal_id: 777_001,
+            seed: 9,
+            ..sim_config(80, 5)
+        })
+        .await
+        .unwrap();
+        let config = config_for(&other);
+        let crm = std::sync::Arc::new(leadroute::app::hubspot(&config).unwrap());
+        let mirror = leadroute::mirror::Mirror::new(crm.clone(), app.store.store.clone());
+        let err = mirror.sync_once(false).await.expect_err("another portal");
+        let message = err.to_string();
+        assert!(
+            matches!(err, leadroute::mirror::MirrorError::OtherOrg { .. }),
+            "{label}: {message}"
+        );
+        for part in [
+            "portal 62515",
+            "portal 777001",
+            "fresh store",
+            "--adopt-org",
+        ] {
+            assert!(message.contains(part), "{label}: {part:?} in {message}");
+        }
+        assert_eq!(
+            app.store.store.counts(CrmKind::Hubspot).await.unwrap(),
+            before,
+            "{label}: nothing of portal B was stored"
+        );
+        assert_eq!(
+            other.stats().calls_to("GET /crm/v3/objects/contacts"),
+            0,
+            "{label}: refused before reading records"
+        );
+
+        let adopted = leadroute::mirror::Mirror::new(crm, app.store.store.clone())
+            .with_adopt_org(true)
+            .sync_once(true)
+            .await
+            .expect("adopting portal B");
+        assert!(adopted.complete());
+        let snapshot = app.store.store.snapshot(CrmKind::Hubspot).await.unwrap();
+        let diff = crate::helpers::diff(&snapshot, &other.state());
+        assert!(diff.is_empty(), "{label}: {diff:#?}");
+        let recorded = app
+            .store
+            .store
+            .org_identity(CrmKind::Hubspot)
+            .await
+            .unwrap();
+        assert_eq!(recorded.map(|r| r.id).as_deref(), Some("777001"));
+        other.shutdown().await;
+        app.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_says_where_it_stored_the_data_and_refuses_another_portal_naming_both() {
+    let a = leadroute_sim::hubspot::spawn(sim_config(60, 6))
+        .await
+        .unwrap();
+    let b = leadroute_sim::hubspot::spawn(leadroute_sim::hubspot::HubSpotSimConfig {
+        portal_id: 99_123,
+        ..sim_config(30, 3)
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mirror.db");
+    let run = |sim: &leadroute_sim::hubspot::HubSpotSim, args: &[&str]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_leadroute"));
+        command
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("LEADROUTE_CONFIG")
+            .env("LEADROUTE_CRM_BASE_URL", sim.base_url())
+            .env("LEADROUTE_CRM_TOKEN", sim.token())
+            .env("LEADROUTE_STORE_URL", format!("sqlite://{}", db.display()));
+        async move {
+            tokio::task::spawn_blocking(move || command.output().expect("run leadroute"))
+                .await
+                .unwrap()
+        }
+    };
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let out = run(&a, &["sync", "--once"]).await;
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    let place = format!("stored in SQLite file {}: ", db.display());
+    let line = stdout
+        .lines()
+        .find(|l| l.contains(&place))
+        .unwrap_or_else(|| panic!("no {place:?} in:\n{stdout}"));
+    assert!(
+        line.ends_with(": 10 owners, 6 accounts, 60 contacts"),
+        "{line}"
+    );
+
+    let out = run(&b, &["sync", "--once", "--full"]).await;
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    for part in [
+        "portal 62515",
+        "portal 99123",
+        "fresh store",
+        "leadroute sync --once --full --adopt-org",
+    ] {
+        assert!(stderr.contains(part), "{part:?} in:\n{stderr}");
+    }
+    let out = run(&b, &["sync", "--once", "--adopt-org"]).await;
+    assert!(!out.status.success(), "--adopt-org needs --full");
+    let out = run(&b, &["sync", "--once", "--full", "--adopt-org"]).await;
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(
+        stdout.contains(": 10 owners, 3 accounts, 30 contacts"),
+        "{stdout}"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_of_one_salesforce_org_refuses_another_naming_both_org_ids() {
+    use leadroute_sim::salesforce::SalesforceSimConfig;
+
+    let store = crate::helpers::sqlite_store().await;
+    let mut sims = Vec::new();
+    let mut mirrors = Vec::new();
+    for org_id in [None, Some("00D8d000000OthrEAA")] {
+        let mut sim_config = SalesforceSimConfig {
+            leads: 40,
+            contacts: 30,
+            accounts: 10,
+            ..Default::default()
+        };
+        if let Some(org_id) = org_id {
+            sim_config.org_id = org_id.to_owned();
+        }
+        let (client_id, client_secret, refresh_token) = (
+            sim_config.client_id.clone(),
+            sim_config.client_secret.clone(),
+            sim_config.refresh_token.clone(),
+        );
+        let sim = leadroute_sim::salesforce::spawn(sim_config).await.unwrap();
+        let text = format!(
+            "[crm]\nkind = \"salesforce\"\nbase_url = \"{}\"\n[crm.oauth]\nclient_id = \"{client_id}\"\n",
+            sim.base_url()
+        );
+        let config = leadroute::config::Config::from_toml(&text, "sf.toml", &|name| match name {
+            "LEADROUTE_CRM_CLIENT_SECRET" => Some(client_secret.clone()),
+            "LEADROUTE_CRM_REFRESH_TOKEN" => Some(refresh_token.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|err| panic!("{err}"));
+        let crm = std::sync::Arc::new(leadroute::app::salesforce(&config).unwrap());
+        mirrors.push(leadroute::mirror::Mirror::new(crm, store.store.clone()));
+        sims.push(sim);
+    }
+    mirrors[0].sync_once(false).await.expect("sync org A");
+    let recorded = store.store.org_identity(CrmKind::Salesforce).await.unwrap();
+    assert_eq!(recorded.map(|r| r.id), Some(sims[0].org_id()));
+
+    let err = mirrors[1]
+        .sync_once(false)
+        .await
+        .expect_err("org B is refused");
+    let message = err.to_string();
+    for part in [
+        format!("salesforce org {}", sims[0].org_id()),
+        format!("is org {}", sims[1].org_id()),
+        "--adopt-org".to_owned(),
+    ] {
+        assert!(message.contains(&part), "{part:?} in {message}");
+    }
+    for sim in sims {
+        sim.shutdown().await;
+    }
+    store.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_that_may_not_read_the_portal_id_still_syncs_and_records_no_portal() {
+    let app = spawn_app(sim_config(50, 5), "").await;
+    // Only the account-details call is a single-record read during a sync.
+    app.sim.set_faults(FaultScript {
+        seed: 1,
+        rules: vec![FaultRule {
+            families: vec![EndpointFamily::Read],
+            fault: Fault::ServerError { status: 403 },
+            trigger: Trigger::Always,
+        }],
+        expire_tokens: false,
+    });
+    let report = app.mirror().sync_once(false).await.expect("sync");
+    assert!(report.complete());
+    assert_eq!(
+        app.sim.stats().calls_to("GET /account-info/v3/details"),
+        1,
+        "asked once, not retried"
+    );
+    let recorded = app
+        .store
+        .store
+        .org_identity(CrmKind::Hubspot)
+        .await
+        .unwrap();
+    assert_eq!(recorded, None);
+    app.assert_mirror_matches().await;
+    app.shutdown().await;
+}

@@ -457,3 +457,133 @@ async fn story(store: &Store) -> anyhow::Result<()> {
     assert_eq!(store.cursor(HS, ObjectKind::Contact).await?, None);
     Ok(())
 }
+
+/// A full pass on every backend, at more rows than one statement holds: pages overwrite
+/// newer rows and revive tombstoned ids, nothing is removed until the last page, a
+/// record stored by a webhook refetch during the pass counts as seen, and the last
+/// page removes (and tombstones) exactly the rows nobody saw.
+#[tokio::test]
+async fn a_full_pass_overwrites_revives_and_prunes_only_when_complete() {
+    use leadroute::store::PageMode;
+
+    for ts in all_stores().await {
+        let (store, label) = (&ts.store, ts.label);
+        let id = |n: usize| format!("c{n:04}");
+        let old: Vec<Change> = (0..700)
+            .map(|n| contact(&id(n), 1_000, "1", None))
+            .collect();
+        store
+            .apply_changes(HS, ObjectKind::Contact, &old, None)
+            .await
+            .unwrap();
+        store
+            .apply_changes(
+                HS,
+                ObjectKind::Contact,
+                &[deleted(&id(699), 2_000, false)],
+                None,
+            )
+            .await
+            .unwrap();
+
+        let pass = store
+            .begin_full_pass(HS, ObjectKind::Contact)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.cursor(HS, ObjectKind::Contact).await.unwrap(),
+            None,
+            "{label}: a full pass starts from the CRM's first page"
+        );
+        // The CRM now lists c0000..c0399 (older stamps, another owner) and c0699 (live
+        // again, stamped before its tombstone); the rest is gone.
+        let listed: Vec<Change> = (0..400)
+            .chain([699])
+            .map(|n| contact(&id(n), 500, "2", None))
+            .collect();
+        let (first, rest) = listed.split_at(300);
+        let mode = |last| PageMode::Full { pass, last };
+        let stats = store
+            .apply_page(
+                HS,
+                ObjectKind::Contact,
+                first,
+                Some(&Cursor("p1".into())),
+                mode(false),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (stats.upserted, stats.stale, stats.pruned),
+            (300, 0, 0),
+            "{label}"
+        );
+        assert_eq!(
+            store.counts(HS).await.unwrap().contacts,
+            699,
+            "{label}: nothing removed before the pass completes"
+        );
+        // A webhook refetch during the pass: that record is live.
+        store
+            .apply_changes(
+                HS,
+                ObjectKind::Contact,
+                &[contact(&id(650), 3_000, "3", None)],
+                None,
+            )
+            .await
+            .unwrap();
+        let stats = store
+            .apply_page(
+                HS,
+                ObjectKind::Contact,
+                rest,
+                Some(&Cursor("p2".into())),
+                mode(true),
+            )
+            .await
+            .unwrap();
+        assert_eq!((stats.upserted, stats.pruned), (101, 698 - 400), "{label}");
+
+        let counts = store.counts(HS).await.unwrap();
+        assert_eq!(counts.contacts, 402, "{label}");
+        let c0 = person(store, &id(0)).await.unwrap();
+        assert_eq!(c0.owner_id, Some(OwnerId::new("2")), "{label}: overwritten");
+        assert_eq!(
+            c0.updated_at,
+            at(500),
+            "{label}: with the CRM's older stamp"
+        );
+        assert!(person(store, &id(699)).await.is_some(), "{label}: revived");
+        assert!(
+            person(store, &id(650)).await.is_some(),
+            "{label}: seen by a refetch"
+        );
+        assert!(person(store, &id(500)).await.is_none(), "{label}: pruned");
+        assert!(
+            store
+                .tombstone(HS, ObjectKind::Contact, &RecordId::new(id(500)))
+                .await
+                .unwrap()
+                .is_some(),
+            "{label}: a pruned record leaves a tombstone"
+        );
+        assert_eq!(
+            store.full_pass(HS, ObjectKind::Contact).await.unwrap(),
+            None,
+            "{label}: the pass is complete"
+        );
+        // After the pass, the incremental rule is back: older never overwrites newer.
+        let stats = store
+            .apply_changes(
+                HS,
+                ObjectKind::Contact,
+                &[contact(&id(0), 100, "4", None)],
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(stats.stale, 1, "{label}");
+        ts.cleanup().await;
+    }
+}

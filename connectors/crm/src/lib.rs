@@ -19,6 +19,14 @@ pub use records::*;
 
 use std::future::Future;
 
+/// The org a connector talks to: one HubSpot portal or one Salesforce org.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgIdentity {
+    /// The CRM's own id for it: the HubSpot portal (hub) id, the Salesforce org id
+    /// (`00D…`, 18 characters).
+    pub id: String,
+}
+
 /// A CRM leadroute mirrors and writes owners to.
 ///
 /// # Reading
@@ -156,6 +164,13 @@ pub trait Crm: Send + Sync + 'static {
             self.kind()
         );
         async move { Err(CrmError::new(ErrorKind::Unsupported, message)) }
+    }
+
+    /// Which org this connector talks to (HubSpot portal id, Salesforce org id), so a
+    /// store that mirrors one org is never filled with another's records. `None` when
+    /// the connector cannot tell; the default answers that without a call.
+    fn org_identity(&self) -> impl Future<Output = Result<Option<OrgIdentity>, CrmError>> + Send {
+        async { Ok(None) }
     }
 
     /// Batch sizes and other write facts the writer plans with.

@@ -28,7 +28,8 @@ use std::time::Duration;
 use chrono::FixedOffset;
 use leadroute_crm::{
     ApiUsage, Change, Crm, CrmError, CrmKind, CurrentOwner, Cursor, ErrorKind, InboundRequest,
-    Intake, IntakeError, ObjectKind, OwnerChange, Page, RecordId, WriteLimits, WriteOutcome,
+    Intake, IntakeError, ObjectKind, OrgIdentity, OwnerChange, Page, RecordId, WriteLimits,
+    WriteOutcome,
 };
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
@@ -323,6 +324,11 @@ impl Crm for HubSpot {
     ) -> Result<Vec<WriteOutcome>, CrmError> {
         let calls = AtomicU32::new(0);
         batch::apply(&self.inner.client, object_type(object)?, batch, &calls).await
+    }
+
+    /// The portal id, from `GET /account-info/v3/details` (one call).
+    async fn org_identity(&self) -> Result<Option<OrgIdentity>, CrmError> {
+        sync::portal_identity(&self.inner.client).await
     }
 
     fn write_limits(&self) -> WriteLimits {

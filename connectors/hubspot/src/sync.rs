@@ -34,14 +34,16 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
-use leadroute_crm::{Change, CrmError, Cursor, ErrorKind, ObjectKind, Page, Record, RecordId};
+use leadroute_crm::{
+    Change, CrmError, Cursor, ErrorKind, ObjectKind, OrgIdentity, Page, Record, RecordId,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::batch::{self, protocol};
 use crate::client::{Client, Request};
 use crate::map::{self, CONTACTS, ObjectType, Parsed};
-use crate::wire::{CollectionPage, Paging};
+use crate::wire::{AccountDetails, CollectionPage, Paging};
 
 /// Page sizes (HubSpot maxima).
 pub(crate) const LIST_LIMIT: usize = 100;
@@ -560,6 +562,39 @@ pub(crate) async fn owner_changes(
         done,
         calls: calls.load(Ordering::Relaxed),
     })
+}
+
+/// `Crm::org_identity`: the portal (hub) id from `GET /account-info/v3/details`.
+pub(crate) async fn portal_identity(client: &Client) -> Result<Option<OrgIdentity>, CrmError> {
+    let calls = AtomicU32::new(0);
+    let response = client
+        .call(
+            &Request::get("/account-info/v3/details", Vec::new()),
+            &calls,
+        )
+        .await?
+        .success("account details");
+    let response = match response {
+        Ok(response) => response,
+        // A token not allowed to read the account's details still syncs; the store
+        // just cannot tell this portal from another.
+        Err(err) if err.kind == ErrorKind::Forbidden => {
+            tracing::warn!(
+                error = %err,
+                "hubspot: the token may not read account details, so the portal id is unknown and the store's portal is not checked"
+            );
+            return Ok(None);
+        }
+        Err(err) => return Err(err),
+    };
+    let details: AccountDetails = response.json("account details")?;
+    match details.portal_id.filter(|id| !id.trim().is_empty()) {
+        Some(id) => Ok(Some(OrgIdentity { id })),
+        None => Err(CrmError::new(
+            ErrorKind::Protocol,
+            "hubspot: account details carry no portalId, so the portal cannot be identified",
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -404,6 +404,14 @@ pub(crate) struct WebhookEvent {
     pub to_object_id: Option<String>,
 }
 
+/// `GET /account-info/v3/details`: the portal's settings; only the id is read.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct AccountDetails {
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub(crate) portal_id: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

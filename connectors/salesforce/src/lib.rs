@@ -30,8 +30,8 @@ use std::time::Duration;
 
 use leadroute_crm::{
     ApiUsage, BulkJob, BulkJobEnd, BulkWrite, Change, Crm, CrmError, CrmKind, CurrentOwner, Cursor,
-    ErrorKind, InboundRequest, Intake, IntakeError, ObjectKind, OwnerChange, Page, RecordId,
-    WriteLimits, WriteOutcome,
+    ErrorKind, InboundRequest, Intake, IntakeError, ObjectKind, OrgIdentity, OwnerChange, Page,
+    RecordId, WriteLimits, WriteOutcome,
 };
 use secrecy::SecretString;
 
@@ -329,6 +329,15 @@ impl Crm for Salesforce {
     /// it is.
     async fn bulk_abort(&self, _object: ObjectKind, job_id: &str) -> Result<BulkJobEnd, CrmError> {
         write::bulk_abort(&self.inner.client, job_id, self.bulk_config()).await
+    }
+
+    /// The org id (`00D…`) from the session's identity URL.
+    async fn org_identity(&self) -> Result<Option<OrgIdentity>, CrmError> {
+        sync::org_identity(
+            &self.inner.client,
+            self.inner.settings.organization_id.as_deref(),
+        )
+        .await
     }
 
     fn write_limits(&self) -> WriteLimits {

@@ -17,7 +17,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use leadroute_crm::{Change, CrmError, Cursor, ErrorKind, ObjectKind, Page, RecordId};
+use leadroute_crm::{Change, CrmError, Cursor, ErrorKind, ObjectKind, OrgIdentity, Page, RecordId};
 use serde::{Deserialize, Serialize};
 
 use crate::client::{Client, Request, Response, SfError, Target};
@@ -467,6 +467,28 @@ pub(crate) async fn get_deleted(
         earliest_date_available: earliest,
         full_resync_required: earliest.is_some_and(|e| e > start),
     })
+}
+
+/// `Crm::org_identity`: the org id from the identity URL of the token response
+/// (`…/id/{orgId}/{userId}`). A session not yet opened is opened by one cheap call
+/// (`GET /limits`); a pre-issued session token carries no identity URL, so the
+/// configured `organization_id` answers, or nothing.
+pub(crate) async fn org_identity(
+    client: &Client,
+    configured: Option<&str>,
+) -> Result<Option<OrgIdentity>, CrmError> {
+    if client.session_organization_id().is_none() {
+        let request = Request::get(Target::Api("/limits".to_owned()));
+        client.send(&request).await?;
+    }
+    let id = client
+        .session_organization_id()
+        .or_else(|| configured.map(str::to_owned))
+        .filter(|id| !id.trim().is_empty());
+    // 18 characters, whichever form the configuration used.
+    Ok(id.map(|id| OrgIdentity {
+        id: ids::canonical_or_raw(&id),
+    }))
 }
 
 #[cfg(test)]

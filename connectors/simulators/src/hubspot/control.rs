@@ -640,6 +640,44 @@ async fn post_reset(State(inner): State<Arc<Inner>>) -> Response {
     json_response(StatusCode::OK, json!({ "ok": true }))
 }
 
+/// A regenerated portal (also `POST /__sim/regenerate`, e.g. `{"seed":7,"age_secs":86400}`):
+/// what a refreshed sandbox or a restored backup looks like to a connector. The same
+/// portal id and record ids, but records, owners and associations generated afresh
+/// from `seed`, with stamps as if generated `age_secs` ago (so older than what a
+/// mirror may hold). Counters, faults and tokens are kept; no webhook is sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Regenerate {
+    /// Generator seed (the configured one gives the same portal again).
+    pub seed: u64,
+    /// How far back the generator's clock is set.
+    #[serde(default)]
+    pub age_secs: u64,
+}
+
+pub(crate) fn regenerate(inner: &Inner, spec: Regenerate) {
+    let age_ms = i64::try_from(spec.age_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let config = &inner.config;
+    let store = super::generator::generate(&super::generator::GenSpec {
+        seed: spec.seed,
+        contacts: config.contacts,
+        companies: config.companies,
+        owners: config.owners,
+        portal_id: config.portal_id,
+        now_ms: now_ms().saturating_sub(age_ms),
+    });
+    *inner.store.write() = store;
+}
+
+async fn post_regenerate(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
+    match serde_json::from_slice::<Regenerate>(&body) {
+        Ok(spec) => {
+            regenerate(&inner, spec);
+            json_response(StatusCode::OK, json!({ "ok": true }))
+        }
+        Err(e) => bad_request(format!("expected {{\"seed\": N, \"age_secs\": N}}: {e}")),
+    }
+}
+
 pub(crate) fn routes() -> Router<Arc<Inner>> {
     Router::new()
         .route("/__sim/stats", get(get_stats))
@@ -649,4 +687,5 @@ pub(crate) fn routes() -> Router<Arc<Inner>> {
         .route("/__sim/mutate", post(post_mutate))
         .route("/__sim/webhook", post(post_webhook))
         .route("/__sim/reset", post(post_reset))
+        .route("/__sim/regenerate", post(post_regenerate))
 }

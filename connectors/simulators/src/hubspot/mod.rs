@@ -40,6 +40,7 @@
 // live for one call frame, so boxing the response buys nothing.
 #![allow(clippy::result_large_err)]
 
+mod account;
 mod associations;
 mod auth;
 mod clock;
@@ -66,7 +67,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-pub use control::{Mutation, MutationResult, SimStats, WriteLogEntry};
+pub use control::{Mutation, MutationResult, Regenerate, SimStats, WriteLogEntry};
 pub use faults::{EndpointFamily, Fault, FaultRule, FaultScript, Trigger};
 pub use schema::ObjectType;
 pub use state::{HubSpotState, SimAssociation, SimOwner, SimRecord, SimTeam};
@@ -358,6 +359,12 @@ impl HubSpotSim {
     /// `done`, and `records` with each record's `id` and `created_at_ms`.
     pub fn stream_report(&self, id: &str) -> Option<serde_json::Value> {
         self.inner.streams.lock().report(id)
+    }
+
+    /// Regenerates the portal's records from another seed, with older stamps (also
+    /// `POST /__sim/regenerate`): a refreshed sandbox or a restored backup.
+    pub fn regenerate(&self, spec: Regenerate) {
+        control::regenerate(&self.inner, spec);
     }
 
     /// Points webhook deliveries somewhere else (None stops them).

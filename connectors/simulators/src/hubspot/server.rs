@@ -27,7 +27,9 @@ use super::auth::{self, AuthKind};
 use super::clock::uuid;
 use super::faults::EndpointFamily;
 use super::limits::{Admission, WINDOW};
-use super::{Inner, associations, control, create, form_fills, objects, owners, search, wire};
+use super::{
+    Inner, account, associations, control, create, form_fills, objects, owners, search, wire,
+};
 
 /// Lets a handler drop its connection without answering.
 #[derive(Clone)]
@@ -208,6 +210,7 @@ fn router(inner: Arc<Inner>) -> Router {
         )
         .route("/oauth/v1/token", post(auth::token))
         .route("/oauth/v3/token", post(auth::token))
+        .route("/account-info/v3/details", get(account::details))
         .layer(middleware::from_fn_with_state(inner.clone(), gate));
     Router::new()
         .merge(api)
@@ -231,6 +234,7 @@ fn classify(method: &Method, path: &str) -> (EndpointFamily, String) {
     let get = *method == Method::GET;
     let (family, shape): (EndpointFamily, Vec<&str>) = match segments.as_slice() {
         ["oauth", ..] => (EndpointFamily::Oauth, segments.clone()),
+        ["account-info", ..] => (EndpointFamily::Read, segments.clone()),
         ["crm", "v3", "owners"] => (EndpointFamily::Owners, segments.clone()),
         ["crm", "v3", "owners", _] => (EndpointFamily::Owners, vec!["crm", "v3", "owners", "{id}"]),
         ["crm", "v3", "objects", t] => (
