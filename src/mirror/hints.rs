@@ -58,6 +58,7 @@ impl<C: Crm> Mirror<C> {
                         .apply_changes(kind, object, &changes, None)
                         .await?;
                     self.store.finish_hints(&seqs, Utc::now()).await?;
+                    self.report_touched(&changes).await;
                     debug!(%object, records = ids.len(), upserted = stats.upserted, "hints refetched");
                     report.processed += seqs.len();
                     report.refetched += ids.len();

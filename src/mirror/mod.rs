@@ -9,14 +9,16 @@
 
 mod hints;
 mod progress;
+mod touched;
 
 pub use hints::HintReport;
+pub use touched::Touched;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use leadroute_crm::{ApiUsage, Crm, CrmError, Cursor, ObjectKind};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -90,6 +92,8 @@ pub struct Mirror<C: Crm> {
     progress: bool,
     cancel: CancellationToken,
     hint_wake: Arc<Notify>,
+    /// Where the keys of every stored page and refetch go (the sidecar's re-plan).
+    touched: Option<mpsc::Sender<Touched>>,
 }
 
 impl<C: Crm> Clone for Mirror<C> {
@@ -100,6 +104,7 @@ impl<C: Crm> Clone for Mirror<C> {
             progress: self.progress,
             cancel: self.cancel.clone(),
             hint_wake: Arc::clone(&self.hint_wake),
+            touched: self.touched.clone(),
         }
     }
 }
@@ -112,6 +117,25 @@ impl<C: Crm> Mirror<C> {
             progress: false,
             cancel: CancellationToken::new(),
             hint_wake: Arc::new(Notify::new()),
+            touched: None,
+        }
+    }
+
+    /// Sends the keys of every stored page and refetch to `tx` once stored (waiting
+    /// when the receiver is behind, so a slow consumer slows the mirror).
+    pub fn with_touched(mut self, tx: mpsc::Sender<Touched>) -> Self {
+        self.touched = Some(tx);
+        self
+    }
+
+    /// Reports `changes` (just stored) to the `with_touched` receiver, if any.
+    pub(crate) async fn report_touched(&self, changes: &[leadroute_crm::Change]) {
+        if let Some(tx) = &self.touched
+            && !changes.is_empty()
+        {
+            // A receiver that is gone (shutting down) loses nothing: the next full
+            // re-plan reads the store.
+            let _ = tx.send(Touched::from_changes(changes)).await;
         }
     }
 
@@ -213,6 +237,7 @@ impl<C: Crm> Mirror<C> {
             } else {
                 (store.await?, None)
             };
+            self.report_touched(&page.changes).await;
             report.received += page.changes.len();
             report.pages += 1;
             report.calls += u64::from(page.calls);
