@@ -118,6 +118,29 @@ impl Metrics {
             "Policy reloads refused because the edited file has errors",
             m.policy_reload_failures.clone(),
         );
+        // A family shows only once a label set exists: start the known ones at 0 so a
+        // dashboard sees every outcome from the first scrape.
+        for result in [
+            "accepted",
+            "duplicate",
+            "unauthorized",
+            "malformed",
+            "wrong_crm",
+            "unavailable",
+        ] {
+            m.webhooks
+                .get_or_create(&vec![("result", result.to_owned())]);
+        }
+        for outcome in [
+            "applied",
+            "unchanged",
+            "skipped_changed",
+            "rejected",
+            "failed",
+        ] {
+            m.writes
+                .get_or_create(&vec![("outcome", outcome.to_owned())]);
+        }
         Metrics { registry, ..m }
     }
 
@@ -158,16 +181,23 @@ mod tests {
         let metrics = Metrics::new();
         Metrics::inc(&metrics.webhooks, "result", "accepted");
         metrics.speed_to_lead.observe(0.3);
+        Metrics::add(&metrics.crm_calls, &[("kind", "sync"), ("status", "ok")], 2);
+        Metrics::inc(&metrics.decisions, "rule", "account-based");
+        metrics
+            .cursor_age
+            .get_or_create(&vec![("object", "contact".to_owned())])
+            .set(1.5);
         let text = metrics.render();
         for name in [
             "leadroute_speed_to_lead_seconds_bucket",
             "leadroute_webhooks_total{result=\"accepted\"} 1",
-            "# TYPE leadroute_writes counter",
-            "# TYPE leadroute_crm_calls counter",
+            "leadroute_writes_total{outcome=\"rejected\"} 0",
+            "leadroute_webhooks_total{result=\"unauthorized\"} 0",
+            "leadroute_crm_calls_total{kind=\"sync\",status=\"ok\"} 2",
             "leadroute_crm_rate_limit_remaining",
-            "# TYPE leadroute_decisions counter",
+            "leadroute_decisions_total{rule=\"account-based\"} 1",
             "leadroute_exceptions_open",
-            "# TYPE leadroute_cursor_age_seconds gauge",
+            "leadroute_cursor_age_seconds{object=\"contact\"} 1.5",
             "leadroute_inbox_depth",
             "leadroute_leader",
             "leadroute_policy_reload_failures_total",
