@@ -128,7 +128,8 @@ impl Metrics {
             "wrong_crm",
             "unavailable",
         ] {
-            m.webhooks
+            let _ = m
+                .webhooks
                 .get_or_create(&vec![("result", result.to_owned())]);
         }
         for outcome in [
@@ -138,7 +139,8 @@ impl Metrics {
             "rejected",
             "failed",
         ] {
-            m.writes
+            let _ = m
+                .writes
                 .get_or_create(&vec![("outcome", outcome.to_owned())]);
         }
         Metrics { registry, ..m }
