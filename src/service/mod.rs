@@ -208,7 +208,8 @@ impl<C: Crm> Service<C> {
         };
         tracker.spawn(
             write::Write {
-                writer: Writer::new(Arc::clone(&crm), store.clone(), settings),
+                writer: Writer::new(Arc::clone(&crm), store.clone(), settings)
+                    .with_cancel(cancel.clone()),
                 store: store.clone(),
                 kind: crm.kind(),
                 rx: decided_rx,
@@ -216,6 +217,7 @@ impl<C: Crm> Service<C> {
                 clock: Arc::clone(&clock),
                 metrics: Arc::clone(&metrics),
                 status: Arc::clone(&status),
+                cancel: cancel.clone(),
             }
             .run(),
         );

@@ -14,6 +14,7 @@ use std::time::Duration;
 use leadroute_crm::{Crm, CrmKind};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::clock::Clock;
@@ -36,6 +37,8 @@ pub(crate) struct Write<C: Crm> {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) status: Arc<Status>,
+    /// The service's token: the writer stops after its in-flight batch when it fires.
+    pub(crate) cancel: CancellationToken,
 }
 
 /// One micro-batch being collected.
@@ -65,60 +68,93 @@ impl Batch {
     }
 }
 
+/// Waits for the first decided micro-batch, then collects more until the batch holds
+/// `max` changes or `linger` has passed since the first arrived. Returns `None` when the
+/// input is closed and empty, and whether it closed while collecting.
+async fn collect(
+    rx: &mut mpsc::Receiver<Decided>,
+    linger: Duration,
+    max: usize,
+) -> Option<(Batch, bool)> {
+    let first = rx.recv().await?;
+    let mut batch = Batch::default();
+    batch.add(first);
+    let deadline = Instant::now() + linger;
+    while batch.changes.len() < max {
+        tokio::select! {
+            msg = rx.recv() => match msg {
+                Some(decided) => batch.add(decided),
+                None => return Some((batch, true)),
+            },
+            () = tokio::time::sleep_until(deadline) => break,
+        }
+    }
+    Some((batch, false))
+}
+
 impl<C: Crm> Write<C> {
     pub(crate) async fn run(mut self) {
         self.resume_unfinished().await;
         let max = self.writer.crm().write_limits().max_batch.max(1);
         let mut runs = 0u64;
-        loop {
-            let Some(first) = self.rx.recv().await else {
-                return;
-            };
-            let mut batch = Batch::default();
-            batch.add(first);
-            let deadline = Instant::now() + self.linger;
-            let mut closed = false;
-            while batch.changes.len() < max {
-                tokio::select! {
-                    msg = self.rx.recv() => match msg {
-                        Some(decided) => batch.add(decided),
-                        None => {
-                            closed = true;
-                            break;
-                        }
-                    },
-                    () = tokio::time::sleep_until(deadline) => break,
-                }
+        while let Some((batch, closed)) = collect(&mut self.rx, self.linger, max).await {
+            if self.cancel.is_cancelled() {
+                // Shutting down: no new run is started. The mirror holds these records;
+                // the next start's full pass decides them again.
+                info!(
+                    changes = batch.changes.len(),
+                    "shutting down: leaving undispatched decisions to the next start"
+                );
+            } else {
+                runs += 1;
+                self.flush(batch, runs).await;
             }
-            runs += 1;
-            self.flush(batch, runs).await;
             if closed {
                 return;
             }
         }
     }
 
-    /// Finishes sidecar runs a previous process left unfinished (killed mid-batch).
+    /// Finishes sidecar runs a previous process left unfinished (stopped after its
+    /// in-flight batch at shutdown, or killed), newest first, until one cannot finish.
     async fn resume_unfinished(&self) {
-        match self.store.journal_unfinished_run(self.kind, RUN_KIND).await {
-            Ok(Some(run)) => {
-                info!(run_id = %run.run_id, "resuming an unfinished sidecar run");
-                match self
-                    .writer
-                    .resume(&RunId::new(run.run_id.clone()), &NoProgress)
-                    .await
-                {
-                    Ok(report) => self.count(&report),
-                    Err(err) => {
-                        let error = crate::mirror::error_chain(&err);
-                        warn!(run_id = %run.run_id, error = %error, "resuming a sidecar run failed");
-                        self.status
-                            .error(self.clock.now(), format!("resume: {error}"));
+        let mut seen = std::collections::HashSet::new();
+        loop {
+            if self.cancel.is_cancelled() {
+                return;
+            }
+            let run = match self.store.journal_unfinished_run(self.kind, RUN_KIND).await {
+                Ok(Some(run)) => run,
+                Ok(None) => return,
+                Err(err) => {
+                    warn!(error = %err, "looking for unfinished sidecar runs failed");
+                    return;
+                }
+            };
+            if !seen.insert(run.run_id.clone()) {
+                // It did not finish on the last attempt; the writer said why.
+                return;
+            }
+            info!(run_id = %run.run_id, "resuming an unfinished sidecar run");
+            match self
+                .writer
+                .resume(&RunId::new(run.run_id.clone()), &NoProgress)
+                .await
+            {
+                Ok(report) => {
+                    self.count(&report);
+                    if !report.is_complete() {
+                        return;
                     }
                 }
+                Err(err) => {
+                    let error = crate::mirror::error_chain(&err);
+                    warn!(run_id = %run.run_id, error = %error, "resuming a sidecar run failed");
+                    self.status
+                        .error(self.clock.now(), format!("resume: {error}"));
+                    return;
+                }
             }
-            Ok(None) => {}
-            Err(err) => warn!(error = %err, "looking for unfinished sidecar runs failed"),
         }
     }
 
@@ -252,5 +288,75 @@ impl<C: Crm> Write<C> {
                 .exceptions_open
                 .set(i64::try_from(open.len()).unwrap_or(i64::MAX));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{ObjectKind, OwnerId, RecordId};
+
+    fn decided(ids: std::ops::Range<u32>) -> Decided {
+        Decided {
+            changes: ids
+                .map(|i| {
+                    let change = PlannedChange {
+                        object: ObjectKind::Contact,
+                        id: RecordId::new(i.to_string()),
+                        field: "owner".into(),
+                        from: None,
+                        to: OwnerId::new("7"),
+                        rule: "r".into(),
+                        reason: "why".into(),
+                        policy_version: "v".into(),
+                        record_updated_at: None,
+                    };
+                    (change, Some(Instant::now()))
+                })
+                .collect(),
+            exceptions: Vec::new(),
+            ledger: Ledger::default(),
+            policy_version: "v".into(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_trickle_is_flushed_after_the_linger() {
+        let (tx, mut rx) = mpsc::channel(4);
+        tx.send(decided(0..1)).await.unwrap();
+        let started = Instant::now();
+        let (batch, closed) = collect(&mut rx, Duration::from_millis(200), 100)
+            .await
+            .unwrap();
+        assert_eq!(batch.changes.len(), 1);
+        assert!(!closed);
+        assert_eq!(started.elapsed(), Duration::from_millis(200));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_batch_is_flushed_without_waiting() {
+        let (tx, mut rx) = mpsc::channel(4);
+        tx.send(decided(0..60)).await.unwrap();
+        tx.send(decided(60..130)).await.unwrap();
+        let started = Instant::now();
+        let (batch, _) = collect(&mut rx, Duration::from_secs(5), 100).await.unwrap();
+        assert_eq!(batch.changes.len(), 130);
+        assert_eq!(started.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_closed_input_flushes_what_it_holds_at_once() {
+        let (tx, mut rx) = mpsc::channel(4);
+        tx.send(decided(0..3)).await.unwrap();
+        drop(tx);
+        let started = Instant::now();
+        let (batch, closed) = collect(&mut rx, Duration::from_secs(5), 100).await.unwrap();
+        assert_eq!((batch.changes.len(), closed), (3, true));
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        assert!(
+            collect(&mut rx, Duration::from_secs(5), 100)
+                .await
+                .is_none()
+        );
     }
 }
