@@ -9,6 +9,7 @@ mod helpers;
 mod match_cli;
 mod mirror;
 mod reconcile;
+mod sidecar;
 mod store;
 mod webhooks;
 mod writer;
