@@ -45,6 +45,11 @@ fn policy_text(owner: &str) -> String {
 /// A sidecar whose HTTP listener is bound on 127.0.0.1:0; `service` adds `[service]`
 /// keys, `interval` is the polling period.
 async fn sidecar(interval_secs: u64, service: &str) -> Sidecar {
+    sidecar_with(interval_secs, "", service).await
+}
+
+/// [`sidecar`] with extra `[crm]` keys.
+async fn sidecar_with(interval_secs: u64, crm: &str, service: &str) -> Sidecar {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let dir = tempfile::tempdir().unwrap();
@@ -54,7 +59,7 @@ async fn sidecar(interval_secs: u64, service: &str) -> Sidecar {
     let app = spawn_app(
         sim,
         &format!(
-            "[webhook]\npublic_url = \"{base}\"\nsecret = \"{secret}\"\n\
+            "{crm}\n[webhook]\npublic_url = \"{base}\"\nsecret = \"{secret}\"\n\
              [policy]\npath = \"{}\"\n\
              [sync]\ninterval_secs = {interval_secs}\nhint_poll_ms = 50\n\
              [service]\nlinger_ms = 50\nshutdown_grace_secs = 20\n{service}\n",
@@ -524,4 +529,150 @@ async fn a_stop_mid_batch_exits_within_the_grace_and_a_restart_finishes_the_work
     let inbox = store.inbox_counts(CrmKind::Hubspot).await.unwrap();
     eprintln!("inbox after the restart: {inbox:?}");
     sidecar.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_crm_makes_readyz_say_so_until_it_answers_again() {
+    // No client retries: each poll fails fast.
+    let sidecar = sidecar_with(1, "max_retries = 0", "").await;
+    sidecar.app.sim.set_faults(FaultScript {
+        rules: vec![FaultRule {
+            families: Vec::new(),
+            fault: Fault::ServerError { status: 503 },
+            trigger: Trigger::Always,
+        }],
+        ..FaultScript::default()
+    });
+    let ready = wait_for("/readyz reporting the CRM down", 30, || async {
+        let (status, ready) = sidecar.readyz().await;
+        (status == 503).then_some(ready)
+    })
+    .await;
+    assert_eq!(ready["crm"]["ok"], false, "{ready:#}");
+    assert!(
+        ready["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("sync")),
+        "{ready:#}"
+    );
+    sidecar.app.sim.set_faults(FaultScript::default());
+    wait_for("/readyz ready again", 30, || async {
+        (sidecar.readyz().await.0 == 200).then_some(())
+    })
+    .await;
+    sidecar.shutdown().await;
+}
+
+/// `leadroute policy init`, then `leadroute run` as a process: it serves, and SIGTERM
+/// stops it with exit 0. Configured only through LEADROUTE_* variables, including
+/// LEADROUTE_LISTEN and LEADROUTE_POLICY.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_starts_from_policy_init_and_exits_zero_on_sigterm() {
+    use std::process::{Command, Stdio};
+
+    let sim = leadroute_sim::hubspot::spawn(sim_config(120, 12))
+        .await
+        .unwrap();
+    let secret = sim.config().client_secret.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sidecar.db");
+    let policy = dir.path().join("policy.toml");
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let env = [
+        ("LEADROUTE_CRM_BASE_URL", sim.base_url()),
+        ("LEADROUTE_CRM_TOKEN", sim.token()),
+        ("LEADROUTE_STORE_URL", format!("sqlite://{}", db.display())),
+        ("LEADROUTE_LISTEN", format!("127.0.0.1:{port}")),
+        ("LEADROUTE_POLICY", policy.display().to_string()),
+        (
+            "LEADROUTE_WEBHOOK_PUBLIC_URL",
+            format!("http://127.0.0.1:{port}"),
+        ),
+        ("LEADROUTE_WEBHOOK_SECRET", secret),
+    ];
+    let command = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_leadroute"));
+        command.args(args).current_dir(dir.path());
+        for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("LEADROUTE_")) {
+            command.env_remove(name);
+        }
+        for (name, value) in &env {
+            command.env(name, value);
+        }
+        command
+    };
+    let run = |args: &[&str]| {
+        let mut command = command(args);
+        async move {
+            tokio::task::spawn_blocking(move || command.output().unwrap())
+                .await
+                .unwrap()
+        }
+    };
+    let out = run(&["sync", "--once"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let policy_arg = policy.display().to_string();
+    let init = ["policy", "init", "--out", policy_arg.as_str()];
+    let out = run(&init).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        std::fs::read_to_string(&policy)
+            .unwrap()
+            .contains("[[rules]]")
+    );
+    let again = run(&init).await;
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("exists; pass --force"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+
+    let mut child = command(&["run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_for("the sidecar process ready", 60, || async {
+        let response = reqwest::get(format!("{base}/readyz")).await.ok()?;
+        (response.status().as_u16() == 200).then_some(())
+    })
+    .await;
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(parse_prometheus(&metrics)["leadroute_leader"], 1.0);
+
+    let started = std::time::Instant::now();
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    sim.shutdown().await;
 }
