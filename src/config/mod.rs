@@ -1275,6 +1275,8 @@ mod tests {
             config.writer.settings,
             crate::writer::WriterSettings::default()
         );
+        // And its [service] too.
+        assert_eq!(config.service, ServiceConfig::default());
         // Without the token it says exactly what to set.
         let err = Config::from_toml(&text, &file, &env(&[])).unwrap_err();
         assert!(err.to_string().contains("LEADROUTE_CRM_TOKEN"), "{err}");
