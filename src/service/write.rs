@@ -51,6 +51,22 @@ struct Batch {
 }
 
 impl Batch {
+    /// Adds a later batch (a retried batch meets newer decisions).
+    fn merge(&mut self, later: Batch) {
+        for (key, (change, seen)) in later.changes {
+            let seen = match self.changes.get(&key) {
+                Some((_, Some(earlier))) => Some(*earlier),
+                _ => seen,
+            };
+            self.changes.insert(key, (change, seen));
+        }
+        self.exceptions.extend(later.exceptions);
+        if later.ledger.is_some() {
+            self.ledger = later.ledger;
+            self.policy_version = later.policy_version;
+        }
+    }
+
     fn add(&mut self, decided: Decided) {
         for (change, seen) in decided.changes {
             let key = (change.object, change.id.clone());
@@ -68,15 +84,14 @@ impl Batch {
     }
 }
 
-/// Waits for the first decided micro-batch, then collects more until the batch holds
-/// `max` changes or `linger` has passed since the first arrived. Returns `None` when the
-/// input is closed and empty, and whether it closed while collecting.
-async fn collect(
+/// With `first` in hand, collects more until the batch holds `max` changes or `linger`
+/// has passed. Also says whether the input closed while collecting.
+async fn fill(
     rx: &mut mpsc::Receiver<Decided>,
+    first: Decided,
     linger: Duration,
     max: usize,
-) -> Option<(Batch, bool)> {
-    let first = rx.recv().await?;
+) -> (Batch, bool) {
     let mut batch = Batch::default();
     batch.add(first);
     let deadline = Instant::now() + linger;
@@ -84,20 +99,76 @@ async fn collect(
         tokio::select! {
             msg = rx.recv() => match msg {
                 Some(decided) => batch.add(decided),
-                None => return Some((batch, true)),
+                None => return (batch, true),
             },
             () = tokio::time::sleep_until(deadline) => break,
         }
     }
-    Some((batch, false))
+    (batch, false)
+}
+
+/// The first retry of work that could not be written, and the longest pause.
+const RETRY_MIN: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(60);
+
+/// Work waiting for the CRM or the store to come back.
+#[derive(Default)]
+struct Retry {
+    /// A batch whose run could not be started (the store failed before journaling).
+    held: Option<Batch>,
+    /// Some run of ours stopped unfinished (breaker, retries exhausted, quota).
+    unfinished: bool,
+    at: Option<Instant>,
+    pause: Duration,
+}
+
+impl Retry {
+    fn schedule(&mut self) {
+        self.pause = (self.pause * 2).clamp(RETRY_MIN, RETRY_MAX);
+        self.at = Some(Instant::now() + self.pause);
+    }
+
+    fn succeeded(&mut self) {
+        if self.held.is_none() && !self.unfinished {
+            self.pause = Duration::ZERO;
+            self.at = None;
+        }
+    }
+}
+
+/// How one flush ended.
+enum Flushed {
+    Done,
+    /// The run stopped with changes pending (journaled; resumable).
+    Unfinished,
+    /// Nothing was journaled: the batch comes back for a retry.
+    NotStarted(Batch),
 }
 
 impl<C: Crm> Write<C> {
     pub(crate) async fn run(mut self) {
-        self.resume_unfinished().await;
+        let mut retry = Retry {
+            unfinished: true,
+            ..Retry::default()
+        };
+        self.retry(&mut retry).await;
         let max = self.writer.crm().write_limits().max_batch.max(1);
         let mut runs = 0u64;
-        while let Some((batch, closed)) = collect(&mut self.rx, self.linger, max).await {
+        loop {
+            let first = match retry.at {
+                Some(at) => tokio::select! {
+                    msg = self.rx.recv() => msg,
+                    () = tokio::time::sleep_until(at) => {
+                        self.retry(&mut retry).await;
+                        continue;
+                    }
+                },
+                None => self.rx.recv().await,
+            };
+            let Some(first) = first else {
+                return;
+            };
+            let (batch, closed) = fill(&mut self.rx, first, self.linger, max).await;
             if self.cancel.is_cancelled() {
                 // Shutting down: no new run is started. The mirror holds these records;
                 // the next start's full pass decides them again.
@@ -107,7 +178,20 @@ impl<C: Crm> Write<C> {
                 );
             } else {
                 runs += 1;
-                self.flush(batch, runs).await;
+                match self.flush(batch, runs).await {
+                    Flushed::Done => retry.succeeded(),
+                    Flushed::Unfinished => {
+                        retry.unfinished = true;
+                        retry.schedule();
+                    }
+                    Flushed::NotStarted(batch) => {
+                        match &mut retry.held {
+                            Some(held) => held.merge(batch),
+                            None => retry.held = Some(batch),
+                        }
+                        retry.schedule();
+                    }
+                }
             }
             if closed {
                 return;
@@ -115,25 +199,53 @@ impl<C: Crm> Write<C> {
         }
     }
 
-    /// Finishes sidecar runs a previous process left unfinished (stopped after its
-    /// in-flight batch at shutdown, or killed), newest first, until one cannot finish.
-    async fn resume_unfinished(&self) {
+    /// Retries a held batch and resumes unfinished runs; schedules the next attempt if
+    /// anything is still left.
+    async fn retry(&self, retry: &mut Retry) {
+        retry.at = None;
+        if self.cancel.is_cancelled() {
+            return;
+        }
+        if let Some(batch) = retry.held.take() {
+            info!(
+                changes = batch.changes.len(),
+                "retrying a batch that could not be written"
+            );
+            match self.flush(batch, 0).await {
+                Flushed::Done => {}
+                Flushed::Unfinished => retry.unfinished = true,
+                Flushed::NotStarted(batch) => retry.held = Some(batch),
+            }
+        }
+        if retry.unfinished {
+            retry.unfinished = !self.resume_unfinished().await;
+        }
+        if retry.held.is_some() || retry.unfinished {
+            retry.schedule();
+        } else {
+            retry.succeeded();
+        }
+    }
+
+    /// Finishes sidecar runs left unfinished (by a stop after the in-flight batch, a
+    /// kill, or a CRM outage), newest first; true when none is left.
+    async fn resume_unfinished(&self) -> bool {
         let mut seen = std::collections::HashSet::new();
         loop {
             if self.cancel.is_cancelled() {
-                return;
+                return false;
             }
             let run = match self.store.journal_unfinished_run(self.kind, RUN_KIND).await {
                 Ok(Some(run)) => run,
-                Ok(None) => return,
+                Ok(None) => return true,
                 Err(err) => {
                     warn!(error = %err, "looking for unfinished sidecar runs failed");
-                    return;
+                    return false;
                 }
             };
             if !seen.insert(run.run_id.clone()) {
-                // It did not finish on the last attempt; the writer said why.
-                return;
+                // It did not finish on this attempt; the writer said why.
+                return false;
             }
             info!(run_id = %run.run_id, "resuming an unfinished sidecar run");
             match self
@@ -144,7 +256,7 @@ impl<C: Crm> Write<C> {
                 Ok(report) => {
                     self.count(&report);
                     if !report.is_complete() {
-                        return;
+                        return false;
                     }
                 }
                 Err(err) => {
@@ -152,38 +264,49 @@ impl<C: Crm> Write<C> {
                     warn!(run_id = %run.run_id, error = %error, "resuming a sidecar run failed");
                     self.status
                         .error(self.clock.now(), format!("resume: {error}"));
-                    return;
+                    return false;
                 }
             }
         }
     }
 
-    async fn flush(&self, batch: Batch, n: u64) {
+    async fn flush(&self, batch: Batch, n: u64) -> Flushed {
         let now = self.clock.now();
-        let mut seen: HashMap<Key, Instant> = HashMap::new();
-        let mut changes = Vec::with_capacity(batch.changes.len());
-        for (key, (change, first)) in batch.changes {
-            if let Some(first) = first {
-                seen.insert(key, first);
-            }
-            changes.push(change);
-        }
+        let seen: HashMap<Key, Instant> = batch
+            .changes
+            .iter()
+            .filter_map(|(key, (_, first))| first.map(|first| (key.clone(), first)))
+            .collect();
         let plan = Plan {
-            policy_version: batch.policy_version,
+            policy_version: batch.policy_version.clone(),
             created_at: now,
             crm: self.kind,
-            changes,
-            exceptions: batch.exceptions,
+            changes: batch.changes.values().map(|(c, _)| c.clone()).collect(),
+            exceptions: batch.exceptions.clone(),
         };
         let run = RunId::new(format!("{}-s{n}", RunId::generate(now)));
-        if let Err(err) = self.commit(&plan, batch.ledger, &run).await {
-            let error = format!("{err:#}");
-            warn!(run_id = %run, error = %error, "a sidecar batch was not written");
-            self.status.error(now, format!("write: {error}"));
-            return;
+        match self.commit(&plan, batch.ledger.clone(), &run).await {
+            Ok(report) => {
+                self.observe(&run, &seen).await;
+                self.refresh_gauges().await;
+                match report {
+                    Some(report) if !report.is_complete() => Flushed::Unfinished,
+                    _ => Flushed::Done,
+                }
+            }
+            Err(err) => {
+                let error = format!("{err:#}");
+                warn!(run_id = %run, error = %error, "a sidecar batch was not written; retrying");
+                self.status.error(now, format!("write: {error}"));
+                // Journaled runs are resumed; anything else is tried again as it is.
+                let journaled = matches!(self.store.journal_run(run.as_str()).await, Ok(Some(_)));
+                if journaled {
+                    Flushed::Unfinished
+                } else {
+                    Flushed::NotStarted(batch)
+                }
+            }
         }
-        self.observe(&run, &seen).await;
-        self.refresh_gauges().await;
     }
 
     /// Saves the ledger, queues the exceptions and applies the changes as one run.
@@ -322,12 +445,9 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_trickle_is_flushed_after_the_linger() {
-        let (tx, mut rx) = mpsc::channel(4);
-        tx.send(decided(0..1)).await.unwrap();
+        let (_tx, mut rx) = mpsc::channel(4);
         let started = Instant::now();
-        let (batch, closed) = collect(&mut rx, Duration::from_millis(200), 100)
-            .await
-            .unwrap();
+        let (batch, closed) = fill(&mut rx, decided(0..1), Duration::from_millis(200), 100).await;
         assert_eq!(batch.changes.len(), 1);
         assert!(!closed);
         assert_eq!(started.elapsed(), Duration::from_millis(200));
@@ -336,10 +456,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_full_batch_is_flushed_without_waiting() {
         let (tx, mut rx) = mpsc::channel(4);
-        tx.send(decided(0..60)).await.unwrap();
         tx.send(decided(60..130)).await.unwrap();
         let started = Instant::now();
-        let (batch, _) = collect(&mut rx, Duration::from_secs(5), 100).await.unwrap();
+        let (batch, _) = fill(&mut rx, decided(0..60), Duration::from_secs(5), 100).await;
         assert_eq!(batch.changes.len(), 130);
         assert_eq!(started.elapsed(), Duration::ZERO);
     }
@@ -347,16 +466,24 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_closed_input_flushes_what_it_holds_at_once() {
         let (tx, mut rx) = mpsc::channel(4);
-        tx.send(decided(0..3)).await.unwrap();
         drop(tx);
         let started = Instant::now();
-        let (batch, closed) = collect(&mut rx, Duration::from_secs(5), 100).await.unwrap();
+        let (batch, closed) = fill(&mut rx, decided(0..3), Duration::from_secs(5), 100).await;
         assert_eq!((batch.changes.len(), closed), (3, true));
         assert_eq!(started.elapsed(), Duration::ZERO);
-        assert!(
-            collect(&mut rx, Duration::from_secs(5), 100)
-                .await
-                .is_none()
-        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_back_off_from_a_second_to_a_minute_and_reset_on_success() {
+        let mut retry = Retry::default();
+        let start = Instant::now();
+        retry.schedule();
+        assert_eq!(retry.at, Some(start + Duration::from_secs(1)));
+        for _ in 0..10 {
+            retry.schedule();
+        }
+        assert_eq!(retry.pause, Duration::from_secs(60));
+        retry.succeeded();
+        assert_eq!((retry.at, retry.pause), (None, Duration::ZERO));
     }
 }

@@ -588,6 +588,48 @@ async fn an_unreachable_crm_makes_readyz_say_so_until_it_answers_again() {
     sidecar.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lead_whose_write_failed_is_written_once_the_crm_recovers_without_a_restart() {
+    let sidecar = sidecar_with(
+        3_600,
+        "max_retries = 0",
+        "[writer]\ncall_retries = 1\nretry_min_ms = 10\nretry_max_ms = 50\n",
+    )
+    .await;
+    sidecar.app.sim.set_faults(FaultScript {
+        rules: vec![FaultRule {
+            families: vec![EndpointFamily::BatchUpdate],
+            fault: Fault::ServerError { status: 503 },
+            trigger: Trigger::Always,
+        }],
+        ..FaultScript::default()
+    });
+    sidecar.webhooks_on();
+    let id = sidecar.create_lead(6);
+    let store = sidecar.app.store.store.clone();
+    wait_for("a sidecar run stopped by the failing CRM", 30, || async {
+        store
+            .journal_runs(20)
+            .await
+            .unwrap()
+            .iter()
+            .any(|r| {
+                r.kind == "sidecar"
+                    && r.status.as_str() != "completed"
+                    && r.status.as_str() != "running"
+            })
+            .then_some(())
+    })
+    .await;
+    assert_eq!(sidecar.owner_in_crm(id), None);
+    sidecar.app.sim.set_faults(FaultScript::default());
+    let owner = sidecar.owners[0].clone();
+    sidecar
+        .wait_owner(id, &owner, "the owner written once the CRM answers again")
+        .await;
+    sidecar.shutdown().await;
+}
+
 /// `leadroute policy init`, then `leadroute run` as a process: it serves, and SIGTERM
 /// stops it with exit 0. Configured only through LEADROUTE_* variables, including
 /// LEADROUTE_LISTEN and LEADROUTE_POLICY.
