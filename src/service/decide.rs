@@ -267,3 +267,80 @@ fn select_new(
         policy_version: plan.policy_version,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{ObjectKind, RecordId};
+
+    fn change(id: &str, to: &str, updated_secs: i64) -> PlannedChange {
+        PlannedChange {
+            object: ObjectKind::Contact,
+            id: RecordId::new(id),
+            field: "owner".into(),
+            from: None,
+            to: OwnerId::new(to),
+            rule: "r".into(),
+            reason: "why".into(),
+            policy_version: "v".into(),
+            record_updated_at: DateTime::<Utc>::from_timestamp(updated_secs, 0),
+        }
+    }
+
+    fn plan(changes: Vec<PlannedChange>, exceptions: Vec<PlannedException>) -> Plan {
+        Plan {
+            policy_version: "v".into(),
+            created_at: Utc::now(),
+            crm: CrmKind::Hubspot,
+            changes,
+            exceptions,
+        }
+    }
+
+    fn exception(id: &str) -> PlannedException {
+        PlannedException {
+            object: ObjectKind::Contact,
+            id: RecordId::new(id),
+            kind: "ambiguous_match".into(),
+            rule: "r".into(),
+            reason: "why".into(),
+        }
+    }
+
+    fn sent(memory: &mut Memory, p: Plan) -> (Vec<String>, usize) {
+        let metrics = Metrics::new();
+        match select_new(memory, p, &Ledger::default(), &metrics) {
+            Some(d) => (
+                d.changes
+                    .iter()
+                    .map(|(c, _)| format!("{}>{}", c.id, c.to))
+                    .collect(),
+                d.exceptions.len(),
+            ),
+            None => (Vec::new(), 0),
+        }
+    }
+
+    #[test]
+    fn a_pending_change_is_handed_on_once_until_the_record_or_the_decision_changes() {
+        let mut memory = Memory::default();
+        let first = plan(vec![change("1", "a", 10)], vec![exception("2")]);
+        assert_eq!(sent(&mut memory, first), (vec!["1>a".to_owned()], 1));
+        // Re-planned, nothing new: nothing is sent again.
+        let same = plan(vec![change("1", "a", 10)], vec![exception("2")]);
+        assert_eq!(sent(&mut memory, same), (Vec::new(), 0));
+        // The record changed in the CRM (a human edit after a skipped write).
+        let edited = plan(vec![change("1", "a", 20)], vec![exception("2")]);
+        assert_eq!(sent(&mut memory, edited).0, vec!["1>a".to_owned()]);
+        // The decision changed (a policy reload).
+        let moved = plan(vec![change("1", "b", 20)], vec![exception("2")]);
+        assert_eq!(sent(&mut memory, moved).0, vec!["1>b".to_owned()]);
+        // Settled (the write landed), then wrong again: handed on again.
+        assert_eq!(
+            sent(&mut memory, plan(Vec::new(), Vec::new())),
+            (Vec::new(), 0)
+        );
+        let again = plan(vec![change("1", "b", 20)], vec![exception("2")]);
+        assert_eq!(sent(&mut memory, again), (vec!["1>b".to_owned()], 1));
+    }
+}

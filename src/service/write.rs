@@ -152,6 +152,7 @@ impl<C: Crm> Write<C> {
             ..Retry::default()
         };
         self.retry(&mut retry).await;
+        self.refresh_gauges().await;
         let max = self.writer.crm().write_limits().max_batch.max(1);
         let mut runs = 0u64;
         loop {
