@@ -346,18 +346,18 @@ impl<C: Crm> Clone for Intake<C> {
 }
 
 impl<C: Crm> Intake<C> {
-    /// Polls every `interval` until cancelled; a failed poll is retried at the next
-    /// tick (the stored cursors keep progress) and shows in `/readyz` and in the cursor
-    /// age.
+    /// Polls every `interval` until cancelled; a failed poll is retried sooner, with
+    /// backoff from a second up to the interval (the stored cursors keep progress), and
+    /// shows in `/readyz` and in the cursor age.
     async fn poll(self, interval: Duration) {
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut failures = 0u32;
+        let mut pause = Duration::ZERO;
         loop {
             tokio::select! {
                 () = self.cancel.cancelled() => return,
-                _ = ticker.tick() => {}
+                () = tokio::time::sleep(pause) => {}
             }
+            let started = tokio::time::Instant::now();
             match self.mirror.sync_once(false).await {
                 Ok(report) => {
                     failures = 0;
@@ -387,6 +387,13 @@ impl<C: Crm> Intake<C> {
             if let Err(err) = self.mirror.store().prune_inbox(self.clock.now()).await {
                 warn!(error = %error_chain(&err), "pruning the webhook inbox failed");
             }
+            pause = if failures == 0 {
+                // Every `interval` from start to start, like a ticker that skips
+                // missed ticks.
+                interval.saturating_sub(started.elapsed())
+            } else {
+                backoff(Duration::from_millis(500), failures).min(interval)
+            };
         }
     }
 
@@ -402,6 +409,9 @@ impl<C: Crm> Intake<C> {
             let pause = match self.mirror.process_hints(batch).await {
                 Ok(report) if report.processed > 0 => {
                     failures = 0;
+                    if report.refetched > 0 {
+                        self.status.update(|s| s.crm_ok = Some(true));
+                    }
                     Metrics::add(
                         &self.metrics.crm_calls,
                         &[("kind", "refetch"), ("status", "ok")],

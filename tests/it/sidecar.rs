@@ -562,8 +562,9 @@ async fn a_stop_mid_batch_exits_within_the_grace_and_a_restart_finishes_the_work
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_crm_makes_readyz_say_so_until_it_answers_again() {
-    // No client retries: each poll fails fast.
-    let sidecar = sidecar_with(1, "max_retries = 0", "").await;
+    // No client retries: each call fails fast. Polling is hourly: the outage is met by
+    // the webhook's refetch, retried with backoff, and recovery needs no poll.
+    let sidecar = sidecar_with(3_600, "max_retries = 0", "").await;
     sidecar.app.sim.set_faults(FaultScript {
         rules: vec![FaultRule {
             families: Vec::new(),
@@ -572,6 +573,9 @@ async fn an_unreachable_crm_makes_readyz_say_so_until_it_answers_again() {
         }],
         ..FaultScript::default()
     });
+    // The webhook route's refetch meets the outage first.
+    sidecar.webhooks_on();
+    let id = sidecar.create_lead(7);
     let ready = wait_for("/readyz reporting the CRM down", 30, || async {
         let (status, ready) = sidecar.readyz().await;
         (status == 503).then_some(ready)
@@ -581,7 +585,7 @@ async fn an_unreachable_crm_makes_readyz_say_so_until_it_answers_again() {
     assert!(
         ready["last_error"]
             .as_str()
-            .is_some_and(|e| e.contains("sync")),
+            .is_some_and(|e| e.contains("refetch")),
         "{ready:#}"
     );
     sidecar.app.sim.set_faults(FaultScript::default());
@@ -589,6 +593,10 @@ async fn an_unreachable_crm_makes_readyz_say_so_until_it_answers_again() {
         (sidecar.readyz().await.0 == 200).then_some(())
     })
     .await;
+    let owner = sidecar.owners[0].clone();
+    sidecar
+        .wait_owner(id, &owner, "the lead routed once the CRM is back")
+        .await;
     sidecar.shutdown().await;
 }
 
