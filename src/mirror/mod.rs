@@ -130,12 +130,27 @@ impl<C: Crm> Mirror<C> {
 
     /// Reports `changes` (just stored) to the `with_touched` receiver, if any.
     pub(crate) async fn report_touched(&self, changes: &[leadroute_crm::Change]) {
+        self.report_touched_since(changes, None).await;
+    }
+
+    /// [`Mirror::report_touched`] for changes leadroute first heard of at `since` (a
+    /// webhook's arrival).
+    pub(crate) async fn report_touched_since(
+        &self,
+        changes: &[leadroute_crm::Change],
+        since: Option<chrono::DateTime<chrono::Utc>>,
+    ) {
         if let Some(tx) = &self.touched
             && !changes.is_empty()
         {
+            let mut touched = Touched::from_changes(changes);
+            if let Some(since) = since {
+                let ago = (chrono::Utc::now() - since).to_std().unwrap_or_default();
+                touched.seen = touched.seen.checked_sub(ago).unwrap_or(touched.seen);
+            }
             // A receiver that is gone (shutting down) loses nothing: the next full
             // re-plan reads the store.
-            let _ = tx.send(Touched::from_changes(changes)).await;
+            let _ = tx.send(touched).await;
         }
     }
 
