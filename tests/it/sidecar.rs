@@ -271,6 +271,15 @@ fn parse_prometheus(text: &str) -> HashMap<String, f64> {
 async fn a_new_contact_gets_the_policys_owner_through_a_webhook_with_no_command_run() {
     // Polling only at start: what arrives later comes by webhook.
     let sidecar = sidecar(3_600, "").await;
+    // Every delivery comes twice, as HubSpot's retries sometimes do.
+    sidecar.app.sim.set_faults(FaultScript {
+        rules: vec![FaultRule {
+            families: vec![EndpointFamily::Webhooks],
+            fault: Fault::DuplicateDelivery,
+            trigger: Trigger::Always,
+        }],
+        ..FaultScript::default()
+    });
     sidecar.webhooks_on();
     let id = sidecar.create_lead(1);
     let owner = sidecar.owners[0].clone();
@@ -292,9 +301,11 @@ async fn a_new_contact_gets_the_policys_owner_through_a_webhook_with_no_command_
     );
     assert!(ready["inbox"]["depth"].is_number(), "{ready:#}");
 
-    let metrics = wait_for("the write in the metrics", 10, || async {
+    let metrics = wait_for("the write and a duplicate in the metrics", 10, || async {
         let m = sidecar.metrics().await;
-        (m.get("leadroute_speed_to_lead_seconds_count").copied() >= Some(1.0)).then_some(m)
+        (m.get("leadroute_speed_to_lead_seconds_count").copied() >= Some(1.0)
+            && m["leadroute_webhooks_total{result=\"duplicate\"}"] >= 1.0)
+            .then_some(m)
     })
     .await;
     assert!(metrics["leadroute_webhooks_total{result=\"accepted\"}"] >= 1.0);
