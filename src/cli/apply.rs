@@ -185,16 +185,15 @@ pub(crate) fn writer_settings(env: &AppEnv, strict: bool) -> WriterSettings {
     }
 }
 
-/// A token cancelled by the first Ctrl-C: the writer finishes the in-flight batch,
-/// journals it, and stops with a resumable run.
+/// A token cancelled by the first Ctrl-C or SIGTERM: the writer finishes the in-flight
+/// batch, journals it, and stops with a resumable run.
 pub(crate) fn cancel_on_ctrl_c() -> CancellationToken {
     let cancel = CancellationToken::new();
     let token = cancel.clone();
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("stopping after the in-flight batch (the journal stays consistent)…");
-            token.cancel();
-        }
+        crate::service::shutdown_signal().await;
+        eprintln!("stopping after the in-flight batch (the journal stays consistent)…");
+        token.cancel();
     });
     cancel
 }

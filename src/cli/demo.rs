@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use chrono::Utc;
-use leadroute_crm::{ApiUsage, Crm, CrmKind, OwnerKind};
+use leadroute_crm::{ApiUsage, Crm, CrmKind};
 
 use super::GlobalArgs;
 use super::apply::{AppEnv, cancel_on_ctrl_c, plan_from_mirror, writer_settings};
@@ -25,6 +25,7 @@ use crate::config::Config;
 use crate::domain::Snapshot;
 use crate::mirror::Mirror;
 use crate::reconcile::drift;
+use crate::service::starter::toml_str;
 use crate::store::Store;
 use crate::writer::{BarProgress, Writer, summarize};
 
@@ -106,22 +107,6 @@ impl DemoFiles {
             .with_context(|| format!("writing {}", self.config.display()))?;
         Config::load(Some(&self.config), &|_| None).map_err(|err| anyhow::anyhow!("{err}"))
     }
-}
-
-/// A TOML basic string: quoted, with backslashes, quotes and control characters escaped.
-fn toml_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            c if c.is_control() => out.push_str(&format!("\\u{:04X}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// What the simulator itself counted, for the closing summary.
@@ -425,7 +410,7 @@ async fn converge<C: Crm>(
     let policy = super::plan::load_policy(&files.policy)?;
     writeln!(
         out,
-        "\n5. A routing policy fitted to the org's owners: {} ({reps} reps; territories EMEA / North America; account owner for matched accounts; an exception for unmatched records without a country)",
+        "\n5. A routing policy fitted to the org's owners: {} ({reps} reps; territories EMEA / North America; account owner for matched accounts; exceptions for ambiguous matches and for unmatched records without a country)",
         files.policy.display()
     )?;
 
@@ -502,59 +487,12 @@ async fn converge<C: Crm>(
     })
 }
 
-/// A policy over the org's active users: two country territories with a round-robin
-/// pool each, account-based routing for matched accounts, an exception for unmatched
-/// records without a country, and an overflow pool. Returns the text and the rep count.
+/// The starter policy (`leadroute policy init`) for the org's active users.
 fn demo_policy(snapshot: &Snapshot) -> anyhow::Result<(String, usize)> {
-    let mut users: Vec<_> = snapshot
-        .owners
-        .iter()
-        .filter(|o| o.active && o.kind == OwnerKind::User)
-        .collect();
-    users.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
-    users.truncate(8);
-    if users.len() < 3 {
-        anyhow::bail!(
-            "the generated org has {} active users; the demo policy needs at least 3",
-            users.len()
-        );
-    }
-    let mut s = String::from(
-        "# Written by `leadroute demo` for the simulated org's owners.\n\
-         # Check it with `leadroute policy check THIS_FILE`.\n\n\
-         [settings]\nname = \"demo\"\nsticky = true\nmanual_override_days = 7\n\n",
-    );
-    for (i, owner) in users.iter().enumerate() {
-        s.push_str(&format!(
-            "[reps.rep{i}]\nowner = {}\nname = {}\n\n",
-            toml_str(owner.id.as_str()),
-            toml_str(&owner.name)
-        ));
-    }
-    let list = |range: std::ops::Range<usize>| -> String {
-        range
-            .map(|i| format!("\"rep{i}\""))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let n = users.len();
-    let half = n / 2;
-    s.push_str(&format!(
-        "[territories.emea]\ncountries = [\"DE\", \"AT\", \"CH\", \"FR\", \"GB\", \"IE\", \"NL\", \"ES\", \"IT\", \"SE\"]\nreps = [{emea}]\n\n\
-         [territories.north_america]\ncountries = [\"US\", \"CA\"]\nreps = [{na}]\n\n\
-         [pools.emea]\nstrategy = \"round_robin\"\nmembers = [{emea}]\n\n\
-         [pools.north_america]\nstrategy = \"round_robin\"\nmembers = [{na}]\n\n\
-         [pools.overflow]\nstrategy = \"round_robin\"\nmembers = [{all}]\n\n\
-         [[rules]]\nname = \"account-based\"\nwhen = [{{ match = \"matched\" }}, {{ field = \"account.owner\", exists = true }}]\naction = \"account_owner\"\n\n\
-         [[rules]]\nname = \"no-country\"\nwhen = [{{ match = \"unmatched\" }}, {{ field = \"country\", exists = false }}]\naction = \"exception\"\nkind = \"needs_country\"\nreason = \"no account and no country: route by hand\"\n\n\
-         [[rules]]\nname = \"emea\"\nwhen = [{{ territory = \"emea\" }}]\naction = \"pool\"\npool = \"emea\"\n\n\
-         [[rules]]\nname = \"north-america\"\nwhen = [{{ territory = \"north_america\" }}]\naction = \"pool\"\npool = \"north_america\"\n\n\
-         [default]\naction = \"pool\"\npool = \"overflow\"\n",
-        emea = list(0..half),
-        na = list(half..n),
-        all = list(0..n),
-    ));
-    Ok((s, n))
+    Ok(crate::service::starter::starter_policy(
+        &snapshot.owners,
+        "leadroute demo",
+    )?)
 }
 
 fn headroom(usage: &ApiUsage) -> String {

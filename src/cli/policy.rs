@@ -1,4 +1,4 @@
-//! `leadroute policy check|test|graph|diff`.
+//! `leadroute policy init|check|test|graph|diff`.
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +18,16 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum PolicyCommand {
+    /// Write a starter policy fitted to the mirrored owners (run `leadroute sync` first):
+    /// a pool of active users, account-based routing, exceptions for ambiguous matches.
+    Init {
+        /// Where to write it.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Overwrite FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
     /// Check a policy file: every error with file, line, column and fix (exit 1 on errors).
     Check {
         /// Policy file (default: `[policy] path` from the config).
@@ -69,6 +79,7 @@ fn resolve(file: Option<&Path>, global: &GlobalArgs) -> anyhow::Result<PathBuf> 
 
 pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
     match args.command {
+        PolicyCommand::Init { out, force } => init(&out, force, global).await,
         PolicyCommand::Check { file } => {
             let path = resolve(file.as_deref(), global)?;
             let issues = match policy::load(&path) {
@@ -200,4 +211,49 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `policy init`: the starter policy for the mirrored owners.
+async fn init(out: &Path, force: bool, global: &GlobalArgs) -> anyhow::Result<()> {
+    if out.exists() && !force {
+        anyhow::bail!(
+            "{} exists; pass --force to overwrite it, or choose another --out",
+            out.display()
+        );
+    }
+    let config = load_config(global)?;
+    let store = crate::app::open_store(&config).await?;
+    let owners = store
+        .owners(config.crm.kind)
+        .await
+        .context("reading the mirrored owners")?;
+    let (text, reps) = crate::service::starter::starter_policy(&owners, "leadroute policy init")?;
+    // The starter must check clean; a failure here is a bug, not the user's.
+    if let Err(issues) = policy::parse(&out.display().to_string(), &text) {
+        let lines: Vec<String> = issues.iter().map(ToString::to_string).collect();
+        anyhow::bail!("the starter policy does not check:\n{}", lines.join("\n"));
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true);
+    if force {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    let mut file = options
+        .open(out)
+        .with_context(|| format!("creating {}", out.display()))?;
+    std::io::Write::write_all(&mut file, text.as_bytes())
+        .with_context(|| format!("writing {}", out.display()))?;
+    println!(
+        "wrote {}: {reps} reps from the mirrored owners; account owner for matched accounts, \
+         exceptions for ambiguous matches and for records with no account and no country, \
+         EMEA / North America round-robin pools",
+        out.display()
+    );
+    println!(
+        "next: `leadroute policy check {0}`, then set [policy] path = \"{0}\" (or LEADROUTE_POLICY)",
+        out.display()
+    );
+    Ok(())
 }

@@ -10,8 +10,8 @@
 mod raw;
 
 pub use raw::{
-    RawConfig, RawCrm, RawDrift, RawOAuth, RawPolicy, RawSalesforce, RawStore, RawSync, RawWebhook,
-    RawWriter,
+    RawConfig, RawCrm, RawDrift, RawOAuth, RawPolicy, RawSalesforce, RawService, RawStore, RawSync,
+    RawWebhook, RawWriter,
 };
 
 use std::collections::BTreeMap;
@@ -228,6 +228,30 @@ pub struct DriftConfig {
     pub out_dir: PathBuf,
 }
 
+/// `[service]`: the sidecar's timing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceConfig {
+    /// How long a decided change waits for others to fill its write batch.
+    pub linger: Duration,
+    /// How long shutdown waits for the in-flight batch.
+    pub shutdown_grace: Duration,
+    /// The periodic full re-plan (the safety net behind incremental decisions).
+    pub full_replan: Duration,
+    /// How often the policy file is checked for changes.
+    pub policy_poll: Duration,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            linger: Duration::from_millis(200),
+            shutdown_grace: Duration::from_secs(30),
+            full_replan: Duration::from_secs(3_600),
+            policy_poll: Duration::from_secs(1),
+        }
+    }
+}
+
 /// `[writer]`: tuning for every command that writes owners.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WriterConfig {
@@ -250,6 +274,7 @@ pub struct Config {
     pub policy: PolicyConfig,
     pub drift: DriftConfig,
     pub writer: WriterConfig,
+    pub service: ServiceConfig,
 }
 
 pub const DEFAULT_OVERLAP_SECS: u64 = 300;
@@ -329,6 +354,7 @@ impl Config {
         let webhook = v.webhook(&raw.webhook, &raw.crm);
         let drift = v.drift(&raw.drift);
         let writer = v.writer(&raw.writer);
+        let service = v.service(&raw.service);
         let policy = PolicyConfig {
             path: raw.policy.path.clone(),
         };
@@ -343,6 +369,7 @@ impl Config {
                 policy,
                 drift,
                 writer,
+                service,
             }),
             _ => Err(ConfigError { issues }),
         }
@@ -698,6 +725,45 @@ impl Validator<'_> {
         }
     }
 
+    fn service(&mut self, raw: &RawService) -> ServiceConfig {
+        let d = ServiceConfig::default();
+        let ms = |v: Duration| u64::try_from(v.as_millis()).unwrap_or(u64::MAX);
+        let linger = self.ranged(
+            "service.linger_ms",
+            raw.linger_ms,
+            ms(d.linger),
+            (0, 60_000),
+            "a trickle is written within it; 200 ms fills batches in a burst",
+        );
+        let grace = self.ranged(
+            "service.shutdown_grace_secs",
+            raw.shutdown_grace_secs,
+            d.shutdown_grace.as_secs(),
+            (1, 3_600),
+            "long enough for one write batch with its retries",
+        );
+        let full = self.ranged(
+            "service.full_replan_secs",
+            raw.full_replan_secs,
+            d.full_replan.as_secs(),
+            (60, 7 * 86_400),
+            "the safety net behind incremental decisions",
+        );
+        let poll = self.ranged(
+            "service.policy_poll_ms",
+            raw.policy_poll_ms,
+            ms(d.policy_poll),
+            (50, 600_000),
+            "how soon an edited policy file is noticed",
+        );
+        ServiceConfig {
+            linger: Duration::from_millis(linger),
+            shutdown_grace: Duration::from_secs(grace),
+            full_replan: Duration::from_secs(full),
+            policy_poll: Duration::from_millis(poll),
+        }
+    }
+
     fn webhook(&mut self, raw: &RawWebhook, crm: &RawCrm) -> WebhookConfig {
         let listen = raw
             .listen
@@ -948,6 +1014,29 @@ mod tests {
     }
 
     #[test]
+    fn the_sidecar_listen_address_and_policy_come_from_the_environment() {
+        let config = Config::from_toml(
+            "[crm]\nbase_url = \"http://127.0.0.1:1\"\ntoken = \"t\"\n[webhook]\npublic_url = \"https://lr.example.com\"\nsecret = \"s\"\n[service]\nlinger_ms = 50\n",
+            "x.toml",
+            &env(&[
+                ("LEADROUTE_LISTEN", "127.0.0.1:9191"),
+                ("LEADROUTE_POLICY", "/etc/leadroute/policy.toml"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            config.webhook.listen,
+            Some("127.0.0.1:9191".parse().unwrap())
+        );
+        assert_eq!(
+            config.policy.path.as_deref(),
+            Some(Path::new("/etc/leadroute/policy.toml"))
+        );
+        assert_eq!(config.service.linger, Duration::from_millis(50));
+        assert_eq!(config.service.shutdown_grace, Duration::from_secs(30));
+    }
+
+    #[test]
     fn a_missing_base_url_names_the_variable_to_set() {
         let err = Config::from_raw(
             {
@@ -1186,6 +1275,8 @@ mod tests {
             config.writer.settings,
             crate::writer::WriterSettings::default()
         );
+        // And its [service] too.
+        assert_eq!(config.service, ServiceConfig::default());
         // Without the token it says exactly what to set.
         let err = Config::from_toml(&text, &file, &env(&[])).unwrap_err();
         assert!(err.to_string().contains("LEADROUTE_CRM_TOKEN"), "{err}");

@@ -31,6 +31,8 @@ pub struct RawConfig {
     pub drift: RawDrift,
     #[serde(default)]
     pub writer: RawWriter,
+    #[serde(default)]
+    pub service: RawService,
     /// Where values came from when not from the file: `"crm.token"` →
     /// `"LEADROUTE_CRM_TOKEN"`, so problems point at the place the user must edit.
     #[serde(skip)]
@@ -163,6 +165,20 @@ pub struct RawWriter {
     pub pipeline: Option<bool>,
 }
 
+/// `[service]`: the always-on sidecar (`leadroute run`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    /// How long a decided change may wait for others to fill its write batch.
+    pub linger_ms: Option<u64>,
+    /// How long SIGTERM / Ctrl-C waits for the in-flight batch before exiting.
+    pub shutdown_grace_secs: Option<u64>,
+    /// The safety-net full re-plan's period.
+    pub full_replan_secs: Option<u64>,
+    /// How often the policy file is checked for changes.
+    pub policy_poll_ms: Option<u64>,
+}
+
 impl RawConfig {
     /// Parses TOML; a syntax error or unknown key is reported at its line.
     pub fn from_toml(text: &str, file: &str) -> Result<RawConfig, ConfigIssue> {
@@ -243,6 +259,13 @@ impl RawConfig {
         }
         if let Some(v) = take("LEADROUTE_WEBHOOK_LISTEN", "webhook.listen") {
             self.webhook.listen = Some(v);
+        }
+        // The sidecar's one HTTP listener (webhooks, health, metrics).
+        if let Some(v) = take("LEADROUTE_LISTEN", "webhook.listen") {
+            self.webhook.listen = Some(v);
+        }
+        if let Some(v) = take("LEADROUTE_POLICY", "policy.path") {
+            self.policy.path = Some(v.into());
         }
         if let Some(v) = take("LEADROUTE_WEBHOOK_PUBLIC_URL", "webhook.public_url") {
             self.webhook.public_url = Some(v);

@@ -58,6 +58,13 @@ impl<C: Crm> Mirror<C> {
                         .apply_changes(kind, object, &changes, None)
                         .await?;
                     self.store.finish_hints(&seqs, Utc::now()).await?;
+                    // Seen when the webhook arrived, not when the refetch landed.
+                    let received = items
+                        .iter()
+                        .filter(|i| i.object == object)
+                        .map(|i| i.received_at)
+                        .min();
+                    self.report_touched_since(&changes, received).await;
                     debug!(%object, records = ids.len(), upserted = stats.upserted, "hints refetched");
                     report.processed += seqs.len();
                     report.refetched += ids.len();

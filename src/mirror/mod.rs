@@ -17,15 +17,17 @@
 
 mod hints;
 mod progress;
+mod touched;
 
 pub use hints::HintReport;
+pub use touched::Touched;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use leadroute_crm::{ApiUsage, Crm, CrmError, CrmKind, Cursor, ObjectKind};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -130,6 +132,8 @@ pub struct Mirror<C: Crm> {
     adopt_org: bool,
     /// Set once the CRM's org was checked against the store's (one call per mirror).
     org_checked: Arc<AtomicBool>,
+    /// Where the keys of every stored page and refetch go (the sidecar's re-plan).
+    touched: Option<mpsc::Sender<Touched>>,
 }
 
 impl<C: Crm> Clone for Mirror<C> {
@@ -142,6 +146,7 @@ impl<C: Crm> Clone for Mirror<C> {
             hint_wake: Arc::clone(&self.hint_wake),
             adopt_org: self.adopt_org,
             org_checked: Arc::clone(&self.org_checked),
+            touched: self.touched.clone(),
         }
     }
 }
@@ -156,6 +161,40 @@ impl<C: Crm> Mirror<C> {
             hint_wake: Arc::new(Notify::new()),
             adopt_org: false,
             org_checked: Arc::new(AtomicBool::new(false)),
+            touched: None,
+        }
+    }
+
+    /// Sends the keys of every stored page and refetch to `tx` once stored (waiting
+    /// when the receiver is behind, so a slow consumer slows the mirror).
+    pub fn with_touched(mut self, tx: mpsc::Sender<Touched>) -> Self {
+        self.touched = Some(tx);
+        self
+    }
+
+    /// Reports `changes` (just stored) to the `with_touched` receiver, if any.
+    pub(crate) async fn report_touched(&self, changes: &[leadroute_crm::Change]) {
+        self.report_touched_since(changes, None).await;
+    }
+
+    /// [`Mirror::report_touched`] for changes leadroute first heard of at `since` (a
+    /// webhook's arrival).
+    pub(crate) async fn report_touched_since(
+        &self,
+        changes: &[leadroute_crm::Change],
+        since: Option<chrono::DateTime<chrono::Utc>>,
+    ) {
+        if let Some(tx) = &self.touched
+            && !changes.is_empty()
+        {
+            let mut touched = Touched::from_changes(changes);
+            if let Some(since) = since {
+                let ago = (chrono::Utc::now() - since).to_std().unwrap_or_default();
+                touched.seen = touched.seen.checked_sub(ago).unwrap_or(touched.seen);
+            }
+            // A receiver that is gone (shutting down) loses nothing: the next full
+            // re-plan reads the store.
+            let _ = tx.send(touched).await;
         }
     }
 
@@ -310,6 +349,7 @@ impl<C: Crm> Mirror<C> {
             } else {
                 (store.await?, None)
             };
+            self.report_touched(&page.changes).await;
             report.received += page.changes.len();
             report.pages += 1;
             report.calls += u64::from(page.calls);

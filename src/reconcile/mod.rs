@@ -385,6 +385,7 @@ enum Pending {
 /// and its pending change, so the plan equals a full pass from the same state.
 /// Limitation: fuzzy company-name matches to a renamed account that share no domain
 /// are only picked up by the next full pass (the sidecar runs one on a schedule).
+/// The matcher is kept between passes and rebuilt only when accounts or owners change.
 #[derive(Debug, Default)]
 pub struct Reconciler {
     cache: HashMap<Key, Cached>,
@@ -405,7 +406,7 @@ impl Reconciler {
         self.cache.clear();
         self.policy_version = policy.version.clone();
         self.matcher = None;
-        self.run(snapshot, policy, ledger, now, None)
+        self.run(snapshot, policy, ledger, now, None, false)
     }
 
     /// Re-plan what `dirty` can affect. Falls back to a full pass after a policy change.
@@ -427,13 +428,17 @@ impl Reconciler {
             .iter()
             .filter(|a| dirty.accounts.contains(&a.id))
         {
+            // The matcher compares registrable domains (public suffix list), so the
+            // affected people are found the same way.
             for d in a
                 .domain
                 .iter()
                 .chain(a.website.iter())
                 .chain(a.extra_domains.iter())
             {
-                domains.insert(normalize_domain(d));
+                if let Some(host) = crate::matcher::domain::website_host(d) {
+                    domains.insert(host.registrable);
+                }
             }
         }
         for (key, c) in &self.cache {
@@ -458,8 +463,8 @@ impl Reconciler {
                 let same_domain = p
                     .email
                     .as_deref()
-                    .and_then(|e| e.rsplit_once('@'))
-                    .is_some_and(|(_, d)| domains.contains(&normalize_domain(d)));
+                    .and_then(crate::matcher::domain::email_host)
+                    .is_some_and(|h| domains.contains(&h.registrable));
                 if linked || same_domain {
                     affected.insert((p.object, p.id.clone()));
                 }
@@ -472,7 +477,9 @@ impl Reconciler {
             .map(|p| (p.object, p.id.clone()))
             .collect();
         self.cache.retain(|k, _| live.contains(k));
-        self.run(snapshot, policy, ledger, now, Some(&affected))
+        // The matcher indexes accounts and owners only: changed people keep it warm.
+        let reuse = dirty.accounts.is_empty() && dirty.owners.is_empty();
+        self.run(snapshot, policy, ledger, now, Some(&affected), reuse)
     }
 
     fn run(
@@ -482,12 +489,16 @@ impl Reconciler {
         ledger: &mut Ledger,
         now: DateTime<Utc>,
         only: Option<&HashSet<Key>>,
+        reuse_matcher: bool,
     ) -> Plan {
-        let matcher = Matcher::new(
-            &snapshot.accounts,
-            &snapshot.owners,
-            &MatcherConfig::default(),
-        );
+        let matcher = match self.matcher.take().filter(|_| reuse_matcher) {
+            Some(matcher) => matcher,
+            None => Matcher::new(
+                &snapshot.accounts,
+                &snapshot.owners,
+                &MatcherConfig::default(),
+            ),
+        };
         let mut fresh: Vec<(Key, Cached)> = Vec::new();
         ledger.prune(now.date_naive());
         let mut engine = Engine::new(policy, snapshot, now);
@@ -565,13 +576,6 @@ fn pending(d: Decision, person: &PersonRecord, policy: &Policy) -> Option<Box<Pe
         }))),
         Outcome::Owner { .. } | Outcome::NotRouted => None,
     }
-}
-
-fn normalize_domain(d: &str) -> String {
-    let d = d.trim().to_ascii_lowercase();
-    let d = d.split_once("://").map_or(d.as_str(), |(_, r)| r);
-    let d = d.split(['/', '?', '#', ':']).next().unwrap_or("");
-    d.strip_prefix("www.").unwrap_or(d).to_owned()
 }
 
 #[cfg(test)]

@@ -288,6 +288,67 @@ fn incremental_replanning_matches_a_full_plan_after_edits() {
     assert_eq!(ledger.pools, full_ledger.pools);
 }
 
+#[test]
+fn a_changed_account_domain_re_decides_people_on_its_subdomains() {
+    let (mut snapshot, policy) = synthetic(23, 1200);
+    let now = synth::base_time();
+    let mut ledger = Ledger::default();
+    let mut reconciler = Reconciler::default();
+    let first = reconciler.full(&snapshot, &policy, &mut ledger, now);
+    synth::apply(&mut snapshot, &first);
+    reconciler.full(&snapshot, &policy, &mut ledger, now);
+    // A person on a mail subdomain of a domain no account has yet: unmatched by domain.
+    let person = &mut snapshot.people[11];
+    person.email = Some("jane@mail.newco-example.co.uk".into());
+    person.company = None;
+    person.website = None;
+    person.accounts = Some(Vec::new());
+    let key = (person.object, person.id.clone());
+    let mut dirty = Dirty::default();
+    dirty.people.insert(key.clone());
+    let later = now + Duration::minutes(5);
+    reconciler.replan(&snapshot, &policy, &mut ledger, later, &dirty);
+    // Now an account takes that registrable domain (written as a bare host): only the
+    // account is dirty, and the matcher links the person by registrable domain.
+    let owner = snapshot.owners[0].id.clone();
+    let acct = &mut snapshot.accounts[7];
+    acct.domain = Some("WWW.newco-example.co.uk".into());
+    acct.website = None;
+    acct.extra_domains.clear();
+    acct.owner_id = Some(owner);
+    let mut dirty = Dirty::default();
+    dirty.accounts.insert(acct.id.clone());
+    let mut full_ledger = ledger.clone();
+    let incremental = reconciler.replan(&snapshot, &policy, &mut ledger, later, &dirty);
+    let full = plan(&snapshot, &policy, &mut full_ledger, later);
+    assert_eq!(incremental, full);
+}
+
+#[test]
+fn replanning_changed_people_only_keeps_the_matcher_and_equals_a_full_plan() {
+    let (mut snapshot, policy) = synthetic(29, 1500);
+    let now = synth::base_time();
+    let mut ledger = Ledger::default();
+    let mut reconciler = Reconciler::default();
+    let first = reconciler.full(&snapshot, &policy, &mut ledger, now);
+    synth::apply(&mut snapshot, &first);
+    let mut dirty = Dirty::default();
+    for c in &first.changes {
+        dirty.people.insert((c.object, c.id.clone()));
+    }
+    for p in snapshot.people.iter_mut().step_by(53) {
+        p.country = Some("US".into());
+        p.owner_id = None;
+        dirty.people.insert((p.object, p.id.clone()));
+    }
+    let mut full_ledger = ledger.clone();
+    let later = now + Duration::minutes(3);
+    let incremental = reconciler.replan(&snapshot, &policy, &mut ledger, later, &dirty);
+    assert!(reconciler.matcher.is_some());
+    let full = plan(&snapshot, &policy, &mut full_ledger, later);
+    assert_eq!(incremental, full);
+}
+
 /// The plan as if every record were matched first and then decided one by one, with
 /// no worker threads: the reference the pipelined pass must reproduce.
 fn sequential_reference(snapshot: &Snapshot, policy: &Policy, now: DateTime<Utc>) -> Plan {

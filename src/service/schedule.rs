@@ -21,6 +21,7 @@ use chrono_tz::Tz;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use super::clock::Clock;
 use crate::store::Store;
 
 /// What a schedule runs.
@@ -83,46 +84,6 @@ impl Scheduled {
     /// Whether a scheduled instant lies in `(last, now]`: the job is due.
     pub fn is_due(&self, last: DateTime<Utc>, now: DateTime<Utc>) -> bool {
         self.next_after(last).is_some_and(|at| at <= now)
-    }
-}
-
-/// Where time comes from: the wall clock in production; tests map tokio's (paused)
-/// clock onto a fixed start.
-pub trait Clock: Send + Sync {
-    fn now(&self) -> DateTime<Utc>;
-}
-
-/// The system's wall clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
-
-/// A clock that starts at a given instant and advances with tokio's clock, so
-/// `tokio::time::pause` and `advance` move it.
-#[derive(Debug, Clone, Copy)]
-pub struct TokioClock {
-    start: DateTime<Utc>,
-    origin: tokio::time::Instant,
-}
-
-impl TokioClock {
-    pub fn starting_at(start: DateTime<Utc>) -> Self {
-        TokioClock {
-            start,
-            origin: tokio::time::Instant::now(),
-        }
-    }
-}
-
-impl Clock for TokioClock {
-    fn now(&self) -> DateTime<Utc> {
-        let elapsed = chrono::Duration::from_std(self.origin.elapsed()).unwrap_or_default();
-        self.start + elapsed
     }
 }
 
@@ -273,6 +234,7 @@ mod tests {
     use chrono::TimeZone as _;
 
     use super::*;
+    use crate::service::clock::TokioClock;
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s)

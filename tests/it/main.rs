@@ -12,6 +12,7 @@ mod match_cli;
 mod mirror;
 mod reconcile;
 mod runs_cli;
+mod sidecar;
 mod sim_cli;
 mod store;
 mod webhooks;

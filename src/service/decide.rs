@@ -1,0 +1,346 @@
+//! The decide task: a warm [`Reconciler`] re-decides the records each micro-batch of
+//! mirror changes can affect and passes new owner changes and exceptions to the write
+//! task. A policy change and the periodic full re-plan (the safety net) re-decide
+//! everything.
+//!
+//! First increment: each micro-batch reads a fresh `Store::snapshot` (O(org) reads; the
+//! decisions themselves are O(affected)). A warm in-memory snapshot fed by the mirror's
+//! changes replaces it later.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use leadroute_crm::{CrmKind, OwnerId};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::clock::Clock;
+use super::metrics::Metrics;
+use super::status::Status;
+use crate::mirror::Touched;
+use crate::policy::Policy;
+use crate::reconcile::{Dirty, Key, Ledger, Plan, PlannedChange, PlannedException, Reconciler};
+use crate::store::Store;
+
+/// New work for the write task.
+#[derive(Debug)]
+pub(crate) struct Decided {
+    /// Each change with when leadroute first saw the record change (`None` for
+    /// changes found by a full pass).
+    pub(crate) changes: Vec<(PlannedChange, Option<Instant>)>,
+    pub(crate) exceptions: Vec<PlannedException>,
+    /// The assignment ledger after these decisions (saved before they are written).
+    pub(crate) ledger: Ledger,
+    pub(crate) policy_version: String,
+}
+
+pub(crate) struct Decide {
+    pub(crate) kind: CrmKind,
+    pub(crate) store: Store,
+    pub(crate) rx: mpsc::Receiver<Touched>,
+    pub(crate) policy: watch::Receiver<Arc<Policy>>,
+    pub(crate) tx: mpsc::Sender<Decided>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) status: Arc<Status>,
+    pub(crate) full_replan: Duration,
+}
+
+/// What the task remembers between passes.
+#[derive(Default)]
+struct Memory {
+    reconciler: Option<Reconciler>,
+    ledger: Option<Ledger>,
+    /// Changes handed to the writer: not sent again until the record changes (its
+    /// `record_updated_at`) or the desired owner does.
+    sent: HashMap<Key, (OwnerId, Option<DateTime<Utc>>)>,
+    queued: HashSet<(Key, String)>,
+    first_seen: HashMap<Key, Instant>,
+    /// Changes not yet re-decided (a failed pass keeps them).
+    dirty: Dirty,
+}
+
+enum Pass {
+    /// Re-decide what `Memory::dirty` can affect.
+    Dirty,
+    /// Re-decide everything (start, policy change).
+    Full,
+    /// The periodic safety net: everything, and resend what is still pending.
+    Scheduled,
+}
+
+impl Decide {
+    pub(crate) async fn run(mut self) {
+        let mut memory = Memory::default();
+        let mut policy_open = true;
+        let mut pending = Some(Pass::Full);
+        let mut full_tick = tokio::time::interval_at(
+            Instant::now() + self.full_replan,
+            self.full_replan.max(Duration::from_secs(1)),
+        );
+        full_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut retry_in = Duration::from_millis(250);
+        loop {
+            if let Some(pass) = pending.take() {
+                if self.pass(&mut memory, &pass).await {
+                    retry_in = Duration::from_millis(250);
+                } else {
+                    // The store is unavailable: try again after a growing pause, keeping
+                    // the dirty keys (a later pass covers them).
+                    pending = Some(pass);
+                    tokio::select! {
+                        () = tokio::time::sleep(retry_in) => {}
+                        msg = self.rx.recv() => match msg {
+                            Some(t) => add(&mut memory, t),
+                            None => return,
+                        },
+                    }
+                    retry_in = (retry_in * 2).min(Duration::from_secs(30));
+                    continue;
+                }
+            }
+            tokio::select! {
+                biased;
+                msg = self.rx.recv() => match msg {
+                    Some(touched) => {
+                        add(&mut memory, touched);
+                        // Everything already waiting joins this micro-batch.
+                        while let Ok(more) = self.rx.try_recv() {
+                            add(&mut memory, more);
+                        }
+                        pending = Some(Pass::Dirty);
+                    }
+                    // Intake stopped (shutdown): everything it stored was decided.
+                    None => return,
+                },
+                changed = self.policy.changed(), if policy_open => match changed {
+                    Ok(()) => pending = Some(Pass::Full),
+                    Err(_) => policy_open = false,
+                },
+                _ = full_tick.tick() => pending = Some(Pass::Scheduled),
+            }
+        }
+    }
+
+    /// One pass; false when the store could not be read.
+    async fn pass(&mut self, memory: &mut Memory, pass: &Pass) -> bool {
+        let snapshot = match self.store.snapshot(self.kind).await {
+            Ok(snapshot) => snapshot,
+            Err(err) => {
+                let error = crate::mirror::error_chain(&err);
+                warn!(error = %error, "reading the mirror for a re-plan failed; retrying");
+                self.status
+                    .error(self.clock.now(), format!("re-plan: {error}"));
+                return false;
+            }
+        };
+        let ledger = match memory.ledger.take() {
+            Some(ledger) => ledger,
+            None => match self.store.load_ledger(self.kind).await {
+                Ok(ledger) => ledger,
+                Err(err) => {
+                    let error = crate::mirror::error_chain(&err);
+                    warn!(error = %error, "reading the assignment ledger failed; retrying");
+                    self.status
+                        .error(self.clock.now(), format!("ledger: {error}"));
+                    return false;
+                }
+            },
+        };
+        let policy = Arc::clone(&self.policy.borrow_and_update());
+        let now = self.clock.now();
+        let mut reconciler = memory.reconciler.take().unwrap_or_default();
+        let dirty = std::mem::take(&mut memory.dirty);
+        let full = !matches!(pass, Pass::Dirty);
+        let started = std::time::Instant::now();
+        let joined = tokio::task::spawn_blocking(move || {
+            let mut ledger = ledger;
+            let plan = if full {
+                reconciler.full(&snapshot, &policy, &mut ledger, now)
+            } else {
+                reconciler.replan(&snapshot, &policy, &mut ledger, now, &dirty)
+            };
+            (reconciler, ledger, plan)
+        })
+        .await;
+        let (reconciler, ledger, plan) = match joined {
+            Ok(done) => done,
+            Err(err) => {
+                // A panic in planning is a bug; start over with a full pass.
+                warn!(error = %err, "a re-plan failed; the next pass re-plans everything");
+                return true;
+            }
+        };
+        memory.reconciler = Some(reconciler);
+        debug!(
+            full,
+            elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            pending = plan.changes.len(),
+            "re-planned"
+        );
+        if matches!(pass, Pass::Scheduled) {
+            memory.sent.clear();
+            memory.queued.clear();
+        }
+        let decided = select_new(memory, plan, &ledger, &self.metrics);
+        memory.ledger = Some(ledger);
+        if let Some(decided) = decided {
+            if full {
+                info!(
+                    changes = decided.changes.len(),
+                    exceptions = decided.exceptions.len(),
+                    "full re-plan found work"
+                );
+            }
+            // Waits while the writer is behind: the mirror then slows too.
+            if self.tx.send(decided).await.is_err() {
+                warn!("the write task is gone; decisions are no longer written");
+            }
+        }
+        true
+    }
+}
+
+fn add(memory: &mut Memory, touched: Touched) {
+    for key in touched.people {
+        memory.first_seen.entry(key.clone()).or_insert(touched.seen);
+        memory.dirty.people.insert(key);
+    }
+    memory.dirty.accounts.extend(touched.accounts);
+    memory.dirty.owners.extend(touched.owners);
+}
+
+/// The plan's changes and exceptions not already handed to the writer.
+fn select_new(
+    memory: &mut Memory,
+    plan: Plan,
+    ledger: &Ledger,
+    metrics: &Metrics,
+) -> Option<Decided> {
+    let in_plan: HashSet<Key> = plan
+        .changes
+        .iter()
+        .map(|c| (c.object, c.id.clone()))
+        .collect();
+    memory.sent.retain(|k, _| in_plan.contains(k));
+    let exceptions_in_plan: HashSet<(Key, String)> = plan
+        .exceptions
+        .iter()
+        .map(|e| ((e.object, e.id.clone()), e.kind.clone()))
+        .collect();
+    memory.queued.retain(|k| exceptions_in_plan.contains(k));
+    let mut changes = Vec::new();
+    for change in plan.changes {
+        let key = (change.object, change.id.clone());
+        let stamp = (change.to.clone(), change.record_updated_at);
+        if memory.sent.get(&key) == Some(&stamp) {
+            continue;
+        }
+        Metrics::inc(&metrics.decisions, "rule", &change.rule);
+        memory.sent.insert(key.clone(), stamp);
+        let seen = memory.first_seen.remove(&key);
+        changes.push((change, seen));
+    }
+    let mut exceptions = Vec::new();
+    for exception in plan.exceptions {
+        let key = (
+            (exception.object, exception.id.clone()),
+            exception.kind.clone(),
+        );
+        if memory.queued.insert(key) {
+            Metrics::inc(&metrics.decisions, "rule", &exception.rule);
+            exceptions.push(exception);
+        }
+    }
+    // Records whose decision is settled no longer need a start time.
+    memory.first_seen.retain(|k, _| in_plan.contains(k));
+    if changes.is_empty() && exceptions.is_empty() {
+        return None;
+    }
+    Some(Decided {
+        changes,
+        exceptions,
+        ledger: ledger.clone(),
+        policy_version: plan.policy_version,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{ObjectKind, RecordId};
+
+    fn change(id: &str, to: &str, updated_secs: i64) -> PlannedChange {
+        PlannedChange {
+            object: ObjectKind::Contact,
+            id: RecordId::new(id),
+            field: "owner".into(),
+            from: None,
+            to: OwnerId::new(to),
+            rule: "r".into(),
+            reason: "why".into(),
+            policy_version: "v".into(),
+            record_updated_at: DateTime::<Utc>::from_timestamp(updated_secs, 0),
+        }
+    }
+
+    fn plan(changes: Vec<PlannedChange>, exceptions: Vec<PlannedException>) -> Plan {
+        Plan {
+            policy_version: "v".into(),
+            created_at: Utc::now(),
+            crm: CrmKind::Hubspot,
+            changes,
+            exceptions,
+        }
+    }
+
+    fn exception(id: &str) -> PlannedException {
+        PlannedException {
+            object: ObjectKind::Contact,
+            id: RecordId::new(id),
+            kind: "ambiguous_match".into(),
+            rule: "r".into(),
+            reason: "why".into(),
+        }
+    }
+
+    fn sent(memory: &mut Memory, p: Plan) -> (Vec<String>, usize) {
+        let metrics = Metrics::new();
+        match select_new(memory, p, &Ledger::default(), &metrics) {
+            Some(d) => (
+                d.changes
+                    .iter()
+                    .map(|(c, _)| format!("{}>{}", c.id, c.to))
+                    .collect(),
+                d.exceptions.len(),
+            ),
+            None => (Vec::new(), 0),
+        }
+    }
+
+    #[test]
+    fn a_pending_change_is_handed_on_once_until_the_record_or_the_decision_changes() {
+        let mut memory = Memory::default();
+        let first = plan(vec![change("1", "a", 10)], vec![exception("2")]);
+        assert_eq!(sent(&mut memory, first), (vec!["1>a".to_owned()], 1));
+        // Re-planned, nothing new: nothing is sent again.
+        let same = plan(vec![change("1", "a", 10)], vec![exception("2")]);
+        assert_eq!(sent(&mut memory, same), (Vec::new(), 0));
+        // The record changed in the CRM (a human edit after a skipped write).
+        let edited = plan(vec![change("1", "a", 20)], vec![exception("2")]);
+        assert_eq!(sent(&mut memory, edited).0, vec!["1>a".to_owned()]);
+        // The decision changed (a policy reload).
+        let moved = plan(vec![change("1", "b", 20)], vec![exception("2")]);
+        assert_eq!(sent(&mut memory, moved).0, vec!["1>b".to_owned()]);
+        // Settled (the write landed), then wrong again: handed on again.
+        assert_eq!(
+            sent(&mut memory, plan(Vec::new(), Vec::new())),
+            (Vec::new(), 0)
+        );
+        let again = plan(vec![change("1", "b", 20)], vec![exception("2")]);
+        assert_eq!(sent(&mut memory, again), (vec!["1>b".to_owned()], 1));
+    }
+}

@@ -1,0 +1,67 @@
+//! What `/readyz` reports: the service's tasks record their latest state here (short
+//! critical sections, never held across an await).
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, PoisonError};
+
+use chrono::{DateTime, Utc};
+use leadroute_crm::ObjectKind;
+use serde::Serialize;
+
+/// The latest known state of the running service.
+#[derive(Debug, Default)]
+pub struct Status {
+    inner: Mutex<StatusInner>,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct StatusInner {
+    /// The policy decisions are made with.
+    pub policy_version: Option<String>,
+    pub policy_path: Option<String>,
+    /// The last reload's problems (`file:line:column: …; fix: …`); empty when the file
+    /// on disk is the running policy.
+    pub policy_errors: Vec<String>,
+    /// Whether the last CRM call of the poller succeeded (`None`: none made yet).
+    pub crm_ok: Option<bool>,
+    pub last_successful_poll: Option<DateTime<Utc>>,
+    /// Per object: the last successful poll of it.
+    pub cursors: BTreeMap<String, DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
+    pub started_at: Option<DateTime<Utc>>,
+    /// Changes written by the sidecar since it started.
+    pub written: u64,
+    pub last_write_at: Option<DateTime<Utc>>,
+}
+
+impl Status {
+    pub fn update(&self, f: impl FnOnce(&mut StatusInner)) {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&mut inner);
+    }
+
+    pub fn get(&self) -> StatusInner {
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn error(&self, now: DateTime<Utc>, what: String) {
+        self.update(|s| {
+            s.last_error = Some(what);
+            s.last_error_at = Some(now);
+        });
+    }
+
+    pub fn polled(&self, now: DateTime<Utc>, objects: &[ObjectKind]) {
+        self.update(|s| {
+            s.crm_ok = Some(true);
+            s.last_successful_poll = Some(now);
+            for object in objects {
+                s.cursors.insert(object.to_string(), now);
+            }
+        });
+    }
+}
