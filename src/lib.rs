@@ -11,6 +11,7 @@ pub mod matcher;
 pub mod mirror;
 pub mod policy;
 pub mod reconcile;
+pub mod service;
 pub mod store;
 pub mod web;
 pub mod writer;

@@ -57,9 +57,11 @@ pub(crate) struct AppEnv {
     pub(crate) store: Store,
 }
 
+/// Config and store for a command that calls the CRM (the one loader:
+/// `service::load`).
 pub(crate) async fn load_env(global: &GlobalArgs) -> anyhow::Result<AppEnv> {
-    let config = Config::from_process(global.config.as_deref())?;
-    let store = app::open_store(&config).await?;
+    let crate::service::load::Loaded { config, store } =
+        crate::service::load::env(global.config.as_deref(), crate::config::Needs::Crm).await?;
     Ok(AppEnv { config, store })
 }
 

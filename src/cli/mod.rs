@@ -12,6 +12,7 @@ pub mod drift;
 pub mod exceptions;
 pub mod explain;
 pub mod match_cmd;
+pub mod out;
 pub mod plan;
 pub mod policy;
 pub mod rollback;

@@ -165,21 +165,19 @@ pub struct RawWriter {
 
 impl RawConfig {
     /// Parses TOML; a syntax error or unknown key is reported at its line.
-    pub fn from_toml(text: &str, file: &str) -> Result<RawConfig, ConfigIssue> {
-        toml::from_str(text).map_err(|err| {
-            let place = match err.span() {
-                Some(span) => {
-                    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-                    format!("line {line}")
-                }
-                None => "file".to_owned(),
-            };
-            ConfigIssue::new(
-                file,
-                place,
-                err.message().trim(),
-                "fix the TOML; config/leadroute.example.toml lists every key",
-            )
+    pub fn from_toml(text: &str, file: &str) -> Result<RawConfig, Vec<ConfigIssue>> {
+        super::shape::parse_all(text).map_err(|errors| {
+            errors
+                .into_iter()
+                .map(|e| {
+                    ConfigIssue::new(
+                        file,
+                        format!("line {}, column {}", e.line, e.column),
+                        e.message,
+                        format!("{}; config/leadroute.example.toml lists every key", e.fix),
+                    )
+                })
+                .collect()
         })
     }
 
