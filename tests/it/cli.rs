@@ -357,3 +357,190 @@ async fn sync_keeps_mirroring_polls_and_webhooks_until_sigterm() {
     );
     sim.shutdown().await;
 }
+
+/// A converged demo org in `dir` (`.leadroute/demo/hubspot.*`) and `ro.toml`: a config
+/// naming only its store and policy, with no CRM URL or credentials.
+async fn mirrored_org(dir: &std::path::Path) -> std::path::PathBuf {
+    let out = leadroute(
+        &["demo", "--crm", "hubspot", "--contacts", "200"],
+        &[],
+        dir,
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let demo = dir.join(".leadroute/demo");
+    let config = dir.join("ro.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\nurl = \"sqlite://{}\"\n[policy]\npath = \"{}\"\n",
+            demo.join("hubspot.db").display(),
+            demo.join("hubspot-policy.toml").display()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// The first contact id in the org's mirror.
+async fn some_contact(dir: &std::path::Path) -> String {
+    let db = dir.join(".leadroute/demo/hubspot.db");
+    let store = Store::open(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let snapshot = store.snapshot(CrmKind::Hubspot).await.unwrap();
+    store.close().await;
+    let person = snapshot
+        .people
+        .iter()
+        .find(|p| p.object == leadroute_crm::ObjectKind::Contact)
+        .expect("a contact in the mirror");
+    format!("hubspot:contact:{}", person.id)
+}
+
+/// Runs the binary with its stdout (or stderr) closed before it writes anything.
+async fn with_closed(stream: &str, args: &[&str], dir: &std::path::Path) -> Output {
+    use std::process::Stdio;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_leadroute"));
+    command.args(args).current_dir(dir);
+    for var in VARS {
+        command.env_remove(var);
+    }
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let closed_stdout = stream == "stdout";
+    tokio::task::spawn_blocking(move || {
+        let mut child = command.spawn().expect("run leadroute");
+        // Dropping the read end closes the pipe: every write gets EPIPE.
+        if closed_stdout {
+            drop(child.stdout.take());
+        } else {
+            drop(child.stderr.take());
+        }
+        child.wait_with_output().expect("wait for leadroute")
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_stdout_or_stderr_is_a_quiet_exit_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = mirrored_org(dir.path()).await;
+    let config = config.to_str().unwrap();
+    let record = some_contact(dir.path()).await;
+    for args in [
+        vec!["plan", "--format", "csv"],
+        vec!["plan"],
+        vec!["drift", "--format", "csv"],
+        vec!["explain", record.as_str()],
+        vec!["exceptions", "list", "--all"],
+        vec!["policy", "graph"],
+    ] {
+        let mut all = vec!["--config", config];
+        all.extend(&args);
+        let out = with_closed("stdout", &all, dir.path()).await;
+        let stderr = text(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}:\n{stderr}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}:\n{stderr}");
+    }
+    // A closed stderr: the error cannot be shown, but the exit code still says so.
+    let out = with_closed(
+        "stderr",
+        &["--config", config, "explain", "hubspot:contact:no-such-id"],
+        dir.path(),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_that_read_the_mirror_need_no_crm_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = mirrored_org(dir.path()).await;
+    let config = config.to_str().unwrap();
+    let record = some_contact(dir.path()).await;
+    let policy = dir.path().join(".leadroute/demo/hubspot-policy.toml");
+    let policy = policy.to_str().unwrap();
+    for args in [
+        vec!["plan"],
+        vec!["drift"],
+        vec!["explain", record.as_str()],
+        vec!["policy", "diff", policy, policy],
+        vec!["exceptions", "list"],
+    ] {
+        let mut all = vec!["--config", config];
+        all.extend(&args);
+        let out = leadroute(&all, &[], dir.path()).await;
+        let stderr = text(&out.stderr);
+        assert!(out.status.success(), "{args:?}:\n{stderr}");
+        assert!(!stderr.contains("crm.token"), "{args:?}:\n{stderr}");
+    }
+    // A command that calls the CRM still says what it lacks.
+    let out = leadroute(&["--config", config, "sync", "--once"], &[], dir.path()).await;
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("crm.base_url: missing"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_output_csv_to_a_file_exception_pages_and_help_on_every_argument() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = mirrored_org(dir.path()).await;
+    let config = config.to_str().unwrap();
+
+    // `plan --format csv --out F`: CSV in F, the summary on stdout.
+    let out = leadroute(
+        &["--config", config, "plan", "--format", "csv", "--out", "plan.csv"],
+        &[],
+        dir.path(),
+    )
+    .await;
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(stdout.starts_with("plan for hubspot"), "{stdout}");
+    assert!(!stdout.contains("type,object,id"), "the CSV went to stdout:\n{stdout}");
+    let csv = std::fs::read_to_string(dir.path().join("plan.csv")).unwrap();
+    assert!(csv.starts_with("type,object,id,from,to"), "not CSV:\n{csv}");
+
+    // `exceptions list` takes filters and pages.
+    let out = leadroute(
+        &["--config", config, "exceptions", "list", "--all", "--kind", "no-such-kind"],
+        &[],
+        dir.path(),
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("matching the filters"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // Help text on every argument, e.g. `policy graph FILE`, `policy diff --json --now`,
+    // `exceptions resolve ID`, `drift --policy`.
+    for (args, needles) in [
+        (vec!["policy", "graph", "--help"], vec!["[FILE]", "Policy file"]),
+        (
+            vec!["policy", "diff", "--help"],
+            vec!["<OLD>  The policy in force", "--json  Print", "--now <NOW>  Evaluate"],
+        ),
+        (
+            vec!["exceptions", "resolve", "--help"],
+            vec!["<ID>  The exception id", "--yes"],
+        ),
+        (vec!["drift", "--help"], vec!["--policy <FILE>  Policy file"]),
+        (
+            vec!["exceptions", "list", "--help"],
+            vec!["--offset <N>", "--limit <N>"],
+        ),
+    ] {
+        let out = leadroute(&args, &[], dir.path()).await;
+        let help = text(&out.stdout);
+        for needle in needles {
+            assert!(help.contains(needle), "{args:?}: no {needle:?} in\n{help}");
+        }
+    }
+}
