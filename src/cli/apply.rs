@@ -60,8 +60,9 @@ pub(crate) struct AppEnv {
 /// Config and store for a command that calls the CRM (the one loader:
 /// `service::load`).
 pub(crate) async fn load_env(global: &GlobalArgs) -> anyhow::Result<AppEnv> {
-    let crate::service::load::Loaded { config, store } =
+    let crate::service::load::Loaded { mut config, store } =
         crate::service::load::env(global.config.as_deref(), crate::config::Needs::Crm).await?;
+    crate::service::load::one_retry_layer(&mut config);
     Ok(AppEnv { config, store })
 }
 

@@ -69,6 +69,16 @@ pub async fn mirror(config_path: Option<&Path>, policy: Option<&Path>) -> anyhow
     })
 }
 
+/// One retry layer for commands that write through the writer (`apply`, `backfill`,
+/// `rollback`, `exceptions resolve|retry`): the writer retries failed calls itself,
+/// bounded by `[writer] call_retries` and `retry_max_ms`, so the connector must not
+/// retry under it (8 connector retries under 2 writer retries made 27 attempts and
+/// minutes of silence). Rate limits are still honoured: the writer waits out
+/// `Retry-After`.
+pub fn one_retry_layer(config: &mut Config) {
+    config.crm.max_retries = 0;
+}
+
 /// `--policy FILE`, else `[policy] path` from the config.
 pub fn policy_path(arg: Option<&Path>, config: Option<&Config>) -> anyhow::Result<PathBuf> {
     if let Some(p) = arg {

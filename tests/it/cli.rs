@@ -361,12 +361,7 @@ async fn sync_keeps_mirroring_polls_and_webhooks_until_sigterm() {
 /// A converged demo org in `dir` (`.leadroute/demo/hubspot.*`) and `ro.toml`: a config
 /// naming only its store and policy, with no CRM URL or credentials.
 async fn mirrored_org(dir: &std::path::Path) -> std::path::PathBuf {
-    let out = leadroute(
-        &["demo", "--crm", "hubspot", "--contacts", "200"],
-        &[],
-        dir,
-    )
-    .await;
+    let out = leadroute(&["demo", "--crm", "hubspot", "--contacts", "200"], &[], dir).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let demo = dir.join(".leadroute/demo");
     let config = dir.join("ro.toml");
@@ -493,7 +488,9 @@ async fn plain_output_csv_to_a_file_exception_pages_and_help_on_every_argument()
 
     // `plan --format csv --out F`: CSV in F, the summary on stdout.
     let out = leadroute(
-        &["--config", config, "plan", "--format", "csv", "--out", "plan.csv"],
+        &[
+            "--config", config, "plan", "--format", "csv", "--out", "plan.csv",
+        ],
         &[],
         dir.path(),
     )
@@ -501,13 +498,24 @@ async fn plain_output_csv_to_a_file_exception_pages_and_help_on_every_argument()
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(stdout.starts_with("plan for hubspot"), "{stdout}");
-    assert!(!stdout.contains("type,object,id"), "the CSV went to stdout:\n{stdout}");
+    assert!(
+        !stdout.contains("type,object,id"),
+        "the CSV went to stdout:\n{stdout}"
+    );
     let csv = std::fs::read_to_string(dir.path().join("plan.csv")).unwrap();
     assert!(csv.starts_with("type,object,id,from,to"), "not CSV:\n{csv}");
 
     // `exceptions list` takes filters and pages.
     let out = leadroute(
-        &["--config", config, "exceptions", "list", "--all", "--kind", "no-such-kind"],
+        &[
+            "--config",
+            config,
+            "exceptions",
+            "list",
+            "--all",
+            "--kind",
+            "no-such-kind",
+        ],
         &[],
         dir.path(),
     )
@@ -522,16 +530,26 @@ async fn plain_output_csv_to_a_file_exception_pages_and_help_on_every_argument()
     // Help text on every argument, e.g. `policy graph FILE`, `policy diff --json --now`,
     // `exceptions resolve ID`, `drift --policy`.
     for (args, needles) in [
-        (vec!["policy", "graph", "--help"], vec!["[FILE]", "Policy file"]),
+        (
+            vec!["policy", "graph", "--help"],
+            vec!["[FILE]", "Policy file"],
+        ),
         (
             vec!["policy", "diff", "--help"],
-            vec!["<OLD>  The policy in force", "--json  Print", "--now <NOW>  Evaluate"],
+            vec![
+                "<OLD>  The policy in force",
+                "--json  Print",
+                "--now <NOW>  Evaluate",
+            ],
         ),
         (
             vec!["exceptions", "resolve", "--help"],
             vec!["<ID>  The exception id", "--yes"],
         ),
-        (vec!["drift", "--help"], vec!["--policy <FILE>  Policy file"]),
+        (
+            vec!["drift", "--help"],
+            vec!["--policy <FILE>  Policy file"],
+        ),
         (
             vec!["exceptions", "list", "--help"],
             vec!["--offset <N>", "--limit <N>"],
@@ -543,4 +561,231 @@ async fn plain_output_csv_to_a_file_exception_pages_and_help_on_every_argument()
             assert!(help.contains(needle), "{args:?}: no {needle:?} in\n{help}");
         }
     }
+}
+
+/// A loopback port with nothing listening.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_against_a_closed_port_fails_at_once_naming_the_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{}", closed_port());
+    let env = [
+        ("LEADROUTE_CRM_BASE_URL", url.clone()),
+        ("LEADROUTE_CRM_TOKEN", "t".to_owned()),
+        (
+            "LEADROUTE_STORE_URL",
+            format!("sqlite://{}", dir.path().join("m.db").display()),
+        ),
+    ];
+    let started = std::time::Instant::now();
+    let out = leadroute(&["sync", "--once"], &env, dir.path()).await;
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "took {:?}:\n{stderr}",
+        started.elapsed()
+    );
+    assert!(
+        stderr.contains(&format!("cannot connect to {url}/")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("check crm.base_url"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_html_502_page_is_named_and_each_retry_announced() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                let body = "<html><body><h1>502 Bad Gateway</h1></body></html>";
+                let response = format!(
+                    "HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("LEADROUTE_CRM_BASE_URL", url.clone()),
+        ("LEADROUTE_CRM_TOKEN", "t".to_owned()),
+        (
+            "LEADROUTE_STORE_URL",
+            format!("sqlite://{}", dir.path().join("m.db").display()),
+        ),
+    ];
+    let started = std::time::Instant::now();
+    let out = leadroute(&["sync", "--once"], &env, dir.path()).await;
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "took {:?}:\n{stderr}",
+        started.elapsed()
+    );
+    assert!(
+        stderr.contains("502: the CRM answered an HTML page, not JSON"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("retrying GET /crm/"), "{stderr}");
+    assert!(stderr.contains("(502, attempt 2 of"), "{stderr}");
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_is_the_one_retry_layer_for_apply() {
+    use leadroute::domain::{ObjectKind, OwnerId, RecordId};
+    use leadroute::reconcile::{Plan, PlannedChange};
+    use leadroute_sim::hubspot::{EndpointFamily, Fault, FaultRule, FaultScript, Trigger};
+
+    let sim = leadroute_sim::hubspot::spawn(sim_config(20, 5))
+        .await
+        .unwrap();
+    let state = sim.state();
+    let owner = state
+        .owners
+        .iter()
+        .find(|o| !o.archived && o.owner_type == "PERSON")
+        .map(|o| o.id.to_string())
+        .unwrap();
+    let changes = state
+        .contacts
+        .iter()
+        .filter(|c| !c.archived)
+        .take(3)
+        .map(|c| PlannedChange {
+            object: ObjectKind::Contact,
+            id: RecordId(c.id.to_string()),
+            field: "owner".to_owned(),
+            from: None,
+            to: OwnerId(owner.clone()),
+            rule: "it".to_owned(),
+            reason: "it".to_owned(),
+            policy_version: "it".to_owned(),
+            record_updated_at: None,
+        })
+        .collect();
+    let plan = Plan {
+        policy_version: "it".to_owned(),
+        created_at: chrono::Utc::now(),
+        crm: CrmKind::Hubspot,
+        changes,
+        exceptions: Vec::new(),
+    };
+    sim.set_faults(FaultScript {
+        seed: 1,
+        rules: vec![FaultRule {
+            families: vec![EndpointFamily::BatchRead, EndpointFamily::BatchUpdate],
+            fault: Fault::ServerError { status: 503 },
+            trigger: Trigger::Always,
+        }],
+        expire_tokens: false,
+    });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("plan.json"),
+        serde_json::to_string(&plan).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("lr.toml"),
+        format!(
+            "[crm]\nbase_url = \"{}\"\ntoken = \"{}\"\n[store]\nurl = \"sqlite://{}\"\n\
+             [writer]\ncall_retries = 2\nretry_max_ms = 500\nbreaker_cooldown_secs = 1\n",
+            sim.base_url(),
+            sim.token(),
+            dir.path().join("m.db").display()
+        ),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let out = leadroute(
+        &[
+            "--config",
+            "lr.toml",
+            "apply",
+            "--plan",
+            "plan.json",
+            "--yes",
+        ],
+        &[],
+        dir.path(),
+    )
+    .await;
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    // 2 writer retries of at most 0.5 s each, not 8 connector retries of up to 30 s
+    // under each of them.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "took {:?}:\n{stderr}",
+        started.elapsed()
+    );
+    let stats = sim.stats();
+    assert!(
+        stats.total_calls() <= 12,
+        "{} calls: more than one retry layer: {:?}\n{stderr}",
+        stats.total_calls(),
+        stats.calls
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_store_in_a_missing_directory_or_read_only_fails_at_once_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no/such/dir/m.db");
+    let out = leadroute(
+        &["exceptions", "list"],
+        &[(
+            "LEADROUTE_STORE_URL",
+            format!("sqlite://{}", missing.display()),
+        )],
+        dir.path(),
+    )
+    .await;
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("does not exist"), "{stderr}");
+    assert!(stderr.contains("mkdir -p"), "{stderr}");
+    assert!(
+        !dir.path().join("no").exists(),
+        "a directory tree was created"
+    );
+
+    // A read-only file: said at once, not a pool timeout.
+    let db = dir.path().join("ro.db");
+    let store = Store::open(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    store.close().await;
+    let mut perms = std::fs::metadata(&db).unwrap().permissions();
+    perms.set_readonly(true);
+    std::fs::set_permissions(&db, perms).unwrap();
+    let started = std::time::Instant::now();
+    let out = leadroute(
+        &["exceptions", "list"],
+        &[("LEADROUTE_STORE_URL", format!("sqlite://{}", db.display()))],
+        dir.path(),
+    )
+    .await;
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert!(stderr.contains("is read-only"), "{stderr}");
+    assert!(!stderr.contains("ERROR"), "{stderr}");
 }
