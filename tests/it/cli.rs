@@ -789,3 +789,76 @@ async fn a_store_in_a_missing_directory_or_read_only_fails_at_once_with_the_fix(
     assert!(stderr.contains("is read-only"), "{stderr}");
     assert!(!stderr.contains("ERROR"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_and_config_problems_are_all_reported_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = mirrored_org(dir.path()).await;
+    let config = config.to_str().unwrap();
+
+    // Three unknown keys in one run, each with its place and a suggestion.
+    std::fs::write(
+        dir.path().join("typos.toml"),
+        "[crm]\nbase_ulr = \"http://127.0.0.1:1\"\ntokn = \"t\"\n[sync]\nintervall_secs = 5\n",
+    )
+    .unwrap();
+    let out = leadroute(
+        &["--config", "typos.toml", "sync", "--once"],
+        &[],
+        dir.path(),
+    )
+    .await;
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    for line in [
+        "typos.toml: line 2, column 1: unknown field `base_ulr` (did you mean `base_url`?)",
+        "typos.toml: line 3, column 1: unknown field `tokn` (did you mean `token`?)",
+        "typos.toml: line 5, column 1: unknown field `intervall_secs` (did you mean `interval_secs`?)",
+    ] {
+        assert!(stderr.contains(line), "missing {line:?} in:\n{stderr}");
+    }
+
+    // A policy that is not UTF-8: the place of the bad byte, not 0:0.
+    std::fs::write(
+        dir.path().join("latin1.toml"),
+        b"[reps.jose]\nname = \"Jos\xe9\"\n",
+    )
+    .unwrap();
+    let out = leadroute(&["policy", "check", "latin1.toml"], &[], dir.path()).await;
+    let stdout = text(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        stdout.contains("latin1.toml:2:12: error: the policy file: not UTF-8"),
+        "{stdout}"
+    );
+
+    // Reps who are not active owners in the mirror are warned about.
+    let demo_policy =
+        std::fs::read_to_string(dir.path().join(".leadroute/demo/hubspot-policy.toml")).unwrap();
+    std::fs::write(
+        dir.path().join("ghost.toml"),
+        format!("{demo_policy}\n[reps.ghost]\nowner = \"999999999\"\n"),
+    )
+    .unwrap();
+    let out = leadroute(
+        &["--config", config, "policy", "check", "ghost.toml"],
+        &[],
+        dir.path(),
+    )
+    .await;
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(
+        stdout.contains(
+            "warning: ghost.toml: reps.ghost.owner \"999999999\" is not an owner in the mirror"
+        ),
+        "{stdout}"
+    );
+    // Without a config the check is skipped, and says so.
+    let out = leadroute(&["policy", "check", "ghost.toml"], &[], dir.path()).await;
+    assert!(
+        text(&out.stdout).contains("reps were not checked against the mirror's owners"),
+        "{}",
+        text(&out.stdout)
+    );
+}
