@@ -46,6 +46,7 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
     let now = args.now.unwrap_or_else(Utc::now);
     let (snapshot, mut ledger) = ctx.mirror().await?;
     let plan = reconcile::plan(&snapshot, &ctx.policy, &mut ledger, now);
+    let names = reconcile::OwnerNames::new(Some(&ctx.policy), &snapshot.owners);
     if let Some(path) = &args.out {
         if args.format == PlanFormat::Csv {
             // A CSV plan is a report (nothing applies it): the ledger stays as it is.
@@ -73,10 +74,10 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
             ));
         }
         // The file holds the plan; the terminal gets the summary.
-        return out::print(plan.to_table(Some(&ctx.policy), 0));
+        return out::print(plan.to_table_named(&names, 0));
     }
     match args.format {
-        PlanFormat::Table => out::print(plan.to_table(Some(&ctx.policy), args.limit)),
+        PlanFormat::Table => out::print(plan.to_table_named(&names, args.limit)),
         PlanFormat::Json => out::println(plan.to_json()),
         PlanFormat::Csv => out::print(plan.to_csv()),
     }
