@@ -527,6 +527,30 @@ async fn plain_output_csv_to_a_file_exception_pages_and_help_on_every_argument()
         text(&out.stdout)
     );
 
+    // Logs that do not go to a terminal carry no colour codes.
+    let out = leadroute(
+        &["--config", config, "--log", "debug", "exceptions", "list"],
+        &[],
+        dir.path(),
+    )
+    .await;
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("DEBUG"), "no log lines to check:\n{stderr}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "ANSI escapes in a log file:\n{stderr:?}"
+    );
+
+    // After the demo converged the org, drift reads as compliance, owners by name.
+    let out = leadroute(&["--config", config, "drift"], &[], dir.path()).await;
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains("In policy: no record would change owner"),
+        "{stdout}"
+    );
+
     // Help text on every argument, e.g. `policy graph FILE`, `policy diff --json --now`,
     // `exceptions resolve ID`, `drift --policy`.
     for (args, needles) in [
@@ -538,8 +562,8 @@ async fn plain_output_csv_to_a_file_exception_pages_and_help_on_every_argument()
             vec!["policy", "diff", "--help"],
             vec![
                 "<OLD>  The policy in force",
-                "--json  Print",
-                "--now <NOW>  Evaluate",
+                "Print the differences as JSON",
+                "Evaluate as of this instant",
             ],
         ),
         (
@@ -548,7 +572,7 @@ async fn plain_output_csv_to_a_file_exception_pages_and_help_on_every_argument()
         ),
         (
             vec!["drift", "--help"],
-            vec!["--policy <FILE>  Policy file"],
+            vec!["--policy <FILE>", "Policy file to judge the owners by"],
         ),
         (
             vec!["exceptions", "list", "--help"],
