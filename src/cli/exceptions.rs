@@ -212,27 +212,27 @@ impl CrmTask for ExceptionJob {
             out::println(format_args!("exception {id} closed"))?;
             Ok(())
         } else {
-            // The CRM's own words, from the exception the refusal queued.
-            let why = refusal(&env, id).await.unwrap_or_default();
+            // The CRM's own words, from the journal of the run that tried.
+            let why = refusal(&env, &report.run_id).await.unwrap_or_default();
             anyhow::bail!("exception {id} stays open: the change was not applied{why}")
         }
     }
 }
 
-/// "; the CRM said: …" from the newest exception queued for the same record after `id`.
-async fn refusal(env: &AppEnv, id: i64) -> Option<String> {
-    let row = env.store.exception(id).await.ok()??;
-    let newer = env.store.exceptions(None).await.ok()?;
-    let last = newer
+/// "; the CRM said: CODE: message" from the journaled outcome of `run_id`.
+async fn refusal(env: &AppEnv, run_id: &str) -> Option<String> {
+    let entries = env.store.journal_entries(run_id).await.ok()?;
+    let entry = entries
         .iter()
-        .rev()
-        .find(|r| r.record_id == row.record_id && r.object == row.object && r.id > id)
-        .or(Some(&row))?;
-    let said = match (&last.code, &last.message) {
-        (Some(code), Some(message)) => format!("{code}: {message}"),
-        (None, Some(message)) => message.clone(),
-        (Some(code), None) => format!("{code}: {}", last.reason),
-        (None, None) => last.reason.clone(),
-    };
+        .find(|e| e.code.is_some() || e.message.is_some() || e.reject_kind.is_some())?;
+    let said = [
+        entry.reject_kind.as_deref(),
+        entry.code.as_deref(),
+        entry.message.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(": ");
     Some(format!("; the CRM said: {said}"))
 }

@@ -886,3 +886,95 @@ async fn policy_and_config_problems_are_all_reported_at_once() {
         text(&out.stdout)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exceptions_resolve_asks_first_and_shows_why_the_crm_refused() {
+    use leadroute::store::NewException;
+    use leadroute_crm::{ObjectKind, RecordId};
+
+    let sim = leadroute_sim::hubspot::spawn(sim_config(20, 5))
+        .await
+        .unwrap();
+    let state = sim.state();
+    let contact = state.contacts.iter().find(|c| !c.archived).unwrap();
+    let owner = state
+        .owners
+        .iter()
+        .find(|o| !o.archived && o.owner_type == "PERSON")
+        .map(|o| o.id.to_string())
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("m.db").display());
+    let store = Store::open(&db).await.unwrap();
+    let id = store
+        .exception_add(
+            &NewException {
+                crm: CrmKind::Hubspot,
+                object: ObjectKind::Contact,
+                id: RecordId(contact.id.to_string()),
+                kind: "rejected".into(),
+                rule: "it".into(),
+                reason: "validation rule".into(),
+                code: None,
+                message: None,
+                run_id: None,
+                seq: None,
+                before: None,
+                desired: None,
+            },
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    store.close().await;
+    let env = [
+        ("LEADROUTE_CRM_BASE_URL", sim.base_url()),
+        ("LEADROUTE_CRM_TOKEN", sim.token()),
+        ("LEADROUTE_STORE_URL", db.clone()),
+    ];
+    let id = id.to_string();
+
+    // Not a terminal and no --yes: nothing is written.
+    let out = leadroute(
+        &["exceptions", "resolve", &id, "--owner", &owner],
+        &env,
+        dir.path(),
+    )
+    .await;
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("pass --yes"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(sim.write_log().is_empty(), "written without confirmation");
+
+    // An owner the CRM refuses: its reason is shown.
+    let out = leadroute(
+        &["exceptions", "resolve", &id, "--owner", "424242", "--yes"],
+        &env,
+        dir.path(),
+    )
+    .await;
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("the CRM said: inactive_owner: INVALID_OPTION"),
+        "{stderr}"
+    );
+
+    // A good owner with --yes closes it.
+    let out = leadroute(
+        &["exceptions", "resolve", &id, "--owner", &owner, "--yes"],
+        &env,
+        dir.path(),
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(&format!("exception {id} closed")),
+        "{}",
+        text(&out.stdout)
+    );
+    sim.shutdown().await;
+}
