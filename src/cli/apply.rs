@@ -113,7 +113,16 @@ impl CrmTask for ApplyJob {
             );
             plan.changes.truncate(max);
         }
-        let summary = summarize(&writer, &plan, policy.as_ref());
+        let mut summary = summarize(&writer, &plan, policy.as_ref());
+        let owners = env
+            .store
+            .owners(crm_kind(&writer))
+            .await
+            .unwrap_or_default();
+        summary.name_owners(
+            &plan,
+            &crate::reconcile::OwnerNames::new(policy.as_ref(), &owners),
+        );
         println!("{summary}");
         if plan.changes.is_empty() && plan.exceptions.is_empty() {
             println!("nothing to apply");

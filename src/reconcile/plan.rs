@@ -282,3 +282,58 @@ impl Plan {
         s
     }
 }
+
+#[cfg(test)]
+mod owner_name_tests {
+    use super::*;
+    use crate::domain::OwnerKind;
+
+    fn owner(id: &str, name: &str, active: bool) -> OwnerRecord {
+        OwnerRecord {
+            id: OwnerId(id.to_owned()),
+            kind: OwnerKind::User,
+            email: None,
+            name: name.to_owned(),
+            active,
+            teams: Vec::new(),
+            time_zone: None,
+            manager_id: None,
+            user_id: None,
+            updated_at: None,
+        }
+    }
+
+    #[test]
+    fn deltas_name_owners_from_the_mirror_and_mark_inactive_ones() {
+        let owners = [owner("7", "Ann Lee", true), owner("8", "Bo Ek", false)];
+        let names = OwnerNames::new(None, &owners);
+        let change = |from: &str, to: &str| PlannedChange {
+            object: ObjectKind::Contact,
+            id: RecordId("1".into()),
+            field: "owner".into(),
+            from: Some(OwnerId(from.into())),
+            to: OwnerId(to.into()),
+            rule: "r".into(),
+            reason: "x".into(),
+            policy_version: "v".into(),
+            record_updated_at: None,
+        };
+        let plan = Plan {
+            policy_version: "v".into(),
+            created_at: Utc::now(),
+            crm: CrmKind::Hubspot,
+            changes: vec![change("8", "7"), change("9", "7")],
+            exceptions: Vec::new(),
+        };
+        let labels: Vec<String> = plan
+            .rep_deltas_named(&names)
+            .into_iter()
+            .map(|d| d.owner)
+            .collect();
+        assert_eq!(labels, ["9", "Ann Lee (7)", "Bo Ek (8) [inactive]"]);
+        assert!(
+            plan.to_table_named(&names, 5)
+                .contains("Bo Ek (8) [inactive]")
+        );
+    }
+}

@@ -35,6 +35,12 @@ pub struct PlanSummary {
 }
 
 impl PlanSummary {
+    /// Labels the per-rep deltas with `names` (the CRM's owner names, inactive owners
+    /// marked) instead of bare ids for owners the policy does not name.
+    pub fn name_owners(&mut self, plan: &Plan, names: &crate::reconcile::OwnerNames) {
+        self.deltas = plan.rep_deltas_named(names);
+    }
+
     pub fn calls(&self) -> u64 {
         self.write_calls + self.read_calls
     }
