@@ -114,7 +114,7 @@ async fn sync_once_mirrors_a_simulator_named_only_by_environment_variables() {
 
 /// Runs the demo for `crm` in a fresh directory, then `plan` against the config it
 /// printed: the demo must have converged the org, so the plan is empty.
-async fn demo_converges(crm: &str) {
+async fn demo_converges(crm: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let out = leadroute(
         &["demo", "--crm", crm, "--contacts", "300"],
@@ -223,6 +223,7 @@ async fn demo_converges(crm: &str) {
             "no record routed by rule {r}: {by_rule:?}"
         );
     }
+    stdout
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -232,7 +233,46 @@ async fn the_hubspot_demo_runs_the_whole_job_with_no_setup_and_converges() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_salesforce_demo_runs_the_whole_job_with_no_setup_and_converges() {
-    demo_converges("salesforce").await;
+    let stdout = demo_converges("salesforce").await;
+    // The figures agree with each other: leadroute's and the org's call counts, the
+    // write calls and their minimum in one unit (a bulk job is several calls), and
+    // the header's record counts with what the mirror holds.
+    let line = |prefix: &str| {
+        stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} line in:\n{stdout}"))
+            .to_owned()
+    };
+    let number_after = |text: &str, word: &str| -> u64 {
+        text.split(word)
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| {
+                n.trim_end_matches(|c: char| !c.is_ascii_digit())
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no number after {word:?} in {text:?}"))
+    };
+    let calls = line("API calls");
+    assert_eq!(
+        number_after(&calls, "API calls"),
+        number_after(&calls, "the simulator counted"),
+        "{calls}"
+    );
+    let writes = line("write calls");
+    assert_eq!(
+        number_after(&writes, "write calls"),
+        number_after(&writes, "minimum"),
+        "{writes}"
+    );
+    let header = line("leadroute demo:");
+    let leads = number_after(&header, "seed 42,");
+    assert!(
+        stdout.contains(&format!("{leads} leads (org {leads})")),
+        "{header}\n{stdout}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
