@@ -1018,3 +1018,65 @@ async fn exceptions_resolve_asks_first_and_shows_why_the_crm_refused() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn exceptions_list_filters_and_pages_without_crm_credentials() {
+    use leadroute::store::NewException;
+    use leadroute_crm::{ObjectKind, RecordId};
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("m.db").display());
+    let store = Store::open(&db).await.unwrap();
+    for n in 0..5 {
+        store
+            .exception_add(
+                &NewException {
+                    crm: CrmKind::Hubspot,
+                    object: ObjectKind::Contact,
+                    id: RecordId(format!("10{n}")),
+                    kind: if n % 2 == 0 {
+                        "rejected"
+                    } else {
+                        "no_eligible_rep"
+                    }
+                    .into(),
+                    rule: "it".into(),
+                    reason: format!("reason {n}"),
+                    code: None,
+                    message: None,
+                    run_id: None,
+                    seq: None,
+                    before: None,
+                    desired: None,
+                },
+                chrono::Utc::now(),
+            )
+            .await
+            .unwrap();
+    }
+    store.close().await;
+    let env = [("LEADROUTE_STORE_URL", db)];
+    let list = |args: &'static [&'static str]| {
+        let env = env.clone();
+        let dir = dir.path().to_owned();
+        async move {
+            let mut all = vec!["exceptions", "list"];
+            all.extend(args);
+            let out = leadroute(&all, &env, &dir).await;
+            assert!(out.status.success(), "{}", text(&out.stderr));
+            text(&out.stdout)
+        }
+    };
+    let page = list(&["--limit", "2"]).await;
+    assert!(page.contains("hubspot:contact:100"), "{page}");
+    assert!(!page.contains("hubspot:contact:102"), "{page}");
+    assert!(
+        page.contains("rows 1-2 of 5; next page: --offset 2"),
+        "{page}"
+    );
+    let last = list(&["--limit", "2", "--offset", "4"]).await;
+    assert!(last.contains("hubspot:contact:104"), "{last}");
+    assert!(last.contains("rows 5-5 of 5"), "{last}");
+    let kind = list(&["--kind", "no_eligible_rep"]).await;
+    assert_eq!(kind.matches("no_eligible_rep").count(), 2, "{kind}");
+}
