@@ -15,6 +15,9 @@ async fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         // Colour only for a person at a terminal: logs to files, cron and CI stay plain.
         .with_ansi(std::io::stderr().is_terminal())
+        // A log line that cannot be written (stderr closed) is dropped, not reported
+        // with `eprintln!`, which would panic.
+        .log_internal_errors(false)
         .init();
     match leadroute::cli::dispatch(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -478,6 +478,14 @@ async fn a_closed_stdout_or_stderr_is_a_quiet_exit_not_a_panic() {
         assert!(!stderr.contains("panicked"), "{args:?}:\n{stderr}");
         assert_eq!(out.status.code(), Some(0), "{args:?}:\n{stderr}");
     }
+    // A closed stderr with log lines to write: no panic.
+    let out = with_closed(
+        "stderr",
+        &["--config", config, "--log", "debug", "exceptions", "list"],
+        dir.path(),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0));
     // A closed stderr: the error cannot be shown, but the exit code still says so.
     let out = with_closed(
         "stderr",
