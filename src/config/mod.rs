@@ -291,7 +291,7 @@ impl Config {
         env: &dyn Fn(&str) -> Option<String>,
         needs: Needs,
     ) -> Result<Config, ConfigError> {
-        let (mut raw, file, base) = match path {
+        let (mut raw, file, base, shape) = match path {
             Some(path) => {
                 let file = path.display().to_string();
                 let text = text::read(path).map_err(|err| {
@@ -308,15 +308,25 @@ impl Config {
                         issues: vec![ConfigIssue::new(&file, place, err.to_string(), fix)],
                     }
                 })?;
-                let raw =
-                    RawConfig::from_toml(&text, &file).map_err(|issues| ConfigError { issues })?;
+                // Shape problems (unknown keys, wrong types) and value problems are
+                // reported together: the values are checked without the bad lines.
+                let (raw, shape) = RawConfig::from_toml_lenient(&text, &file);
+                let Some(raw) = raw else {
+                    return Err(ConfigError { issues: shape });
+                };
                 let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-                (raw, file, base)
+                (raw, file, base, shape)
             }
-            None => (RawConfig::default(), NO_FILE.to_owned(), PathBuf::new()),
+            None => (
+                RawConfig::default(),
+                NO_FILE.to_owned(),
+                PathBuf::new(),
+                Vec::new(),
+            ),
         };
         raw.apply_env(env);
-        let mut issues = raw.read_secret_files(&base, &file);
+        let mut issues = shape;
+        issues.extend(raw.read_secret_files(&base, &file));
         match Config::from_raw_for(raw, &file, needs) {
             Ok(config) if issues.is_empty() => Ok(config),
             Ok(_) => Err(ConfigError { issues }),

@@ -166,19 +166,28 @@ pub struct RawWriter {
 impl RawConfig {
     /// Parses TOML; a syntax error or unknown key is reported at its line.
     pub fn from_toml(text: &str, file: &str) -> Result<RawConfig, Vec<ConfigIssue>> {
-        super::shape::parse_all(text).map_err(|errors| {
-            errors
-                .into_iter()
-                .map(|e| {
-                    ConfigIssue::new(
-                        file,
-                        format!("line {}, column {}", e.line, e.column),
-                        e.message,
-                        format!("{}; config/leadroute.example.toml lists every key", e.fix),
-                    )
-                })
-                .collect()
-        })
+        match RawConfig::from_toml_lenient(text, file) {
+            (Some(raw), issues) if issues.is_empty() => Ok(raw),
+            (_, issues) => Err(issues),
+        }
+    }
+
+    /// Every shape problem, and the config read from the rest of the file when there
+    /// is one (so its values can be checked in the same run).
+    pub fn from_toml_lenient(text: &str, file: &str) -> (Option<RawConfig>, Vec<ConfigIssue>) {
+        let (raw, errors) = super::shape::parse_lenient(text);
+        let issues = errors
+            .into_iter()
+            .map(|e| {
+                ConfigIssue::new(
+                    file,
+                    format!("line {}, column {}", e.line, e.column),
+                    e.message,
+                    format!("{}; config/leadroute.example.toml lists every key", e.fix),
+                )
+            })
+            .collect();
+        (raw, issues)
     }
 
     /// Applies `LEADROUTE_*` environment overrides. `env` is injected so tests need not

@@ -24,12 +24,21 @@ const MAX_ERRORS: usize = 50;
 
 /// Parses `text` as `T`, or returns every shape error found.
 pub fn parse_all<T: DeserializeOwned>(text: &str) -> Result<T, Vec<ShapeError>> {
+    match parse_lenient(text) {
+        (Some(value), errors) if errors.is_empty() => Ok(value),
+        (_, errors) => Err(errors),
+    }
+}
+
+/// Every shape error, and the value parsed from the rest of the text (the offending
+/// lines left out) when there is one, so later checks can report their problems in
+/// the same run. Errors are empty only when the value is the whole text's.
+pub fn parse_lenient<T: DeserializeOwned>(text: &str) -> (Option<T>, Vec<ShapeError>) {
     let mut work = text.to_owned();
     let mut errors = Vec::new();
     loop {
         let err = match toml::from_str::<T>(&work) {
-            Ok(value) if errors.is_empty() => return Ok(value),
-            Ok(_) => return Err(sorted(errors)),
+            Ok(value) => return (Some(value), sorted(errors)),
             Err(err) => err,
         };
         let syntax = toml::from_str::<toml::Table>(&work).is_err();
@@ -37,11 +46,11 @@ pub fn parse_all<T: DeserializeOwned>(text: &str) -> Result<T, Vec<ShapeError>> 
         errors.push(describe(err.message().trim(), line, column, syntax));
         // A syntax error stops here: what follows cannot be trusted.
         let Some(span) = err.span().filter(|_| !syntax && errors.len() < MAX_ERRORS) else {
-            return Err(sorted(errors));
+            return (None, sorted(errors));
         };
         let next = blank_at(&work, span.start);
         if next == work || toml::from_str::<toml::Table>(&next).is_err() {
-            return Err(sorted(errors));
+            return (None, sorted(errors));
         }
         work = next;
     }

@@ -871,7 +871,7 @@ async fn policy_and_config_problems_are_all_reported_at_once() {
     // Three unknown keys in one run, each with its place and a suggestion.
     std::fs::write(
         dir.path().join("typos.toml"),
-        "[crm]\nbase_ulr = \"http://127.0.0.1:1\"\ntokn = \"t\"\n[sync]\nintervall_secs = 5\n",
+        "[crm]\nbase_ulr = \"http://127.0.0.1:1\"\ntokn = \"t\"\ntier = \"gold\"\n[sync]\nintervall_secs = 5\n",
     )
     .unwrap();
     let out = leadroute(
@@ -885,7 +885,10 @@ async fn policy_and_config_problems_are_all_reported_at_once() {
     for line in [
         "typos.toml: line 2, column 1: unknown field `base_ulr` (did you mean `base_url`?)",
         "typos.toml: line 3, column 1: unknown field `tokn` (did you mean `token`?)",
-        "typos.toml: line 5, column 1: unknown field `intervall_secs` (did you mean `interval_secs`?)",
+        "typos.toml: line 6, column 1: unknown field `intervall_secs` (did you mean `interval_secs`?)",
+        // Value problems in the same run.
+        "typos.toml: crm.tier: unknown tier \"gold\"",
+        "typos.toml: crm.base_url: missing",
     ] {
         assert!(stderr.contains(line), "missing {line:?} in:\n{stderr}");
     }
