@@ -807,6 +807,8 @@ async fn the_writer_is_the_one_retry_layer_for_apply() {
         "took {:?}:\n{stderr}",
         started.elapsed()
     );
+    // Each retry is announced, with its wait.
+    assert!(stderr.contains("retrying in"), "{stderr}");
     let stats = sim.stats();
     assert!(
         stats.total_calls() <= 12,
