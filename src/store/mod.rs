@@ -95,6 +95,10 @@ pub enum StoreError {
         source: Option<std::io::Error>,
     },
     #[error(
+        "cannot reach the PostgreSQL store at {url}: {reason}; check store.url and that the database is running"
+    )]
+    Unreachable { url: String, reason: String },
+    #[error(
         "cannot open the {backend} store at {url}; check store.url and that the database is running"
     )]
     Connect {
@@ -231,6 +235,37 @@ fn check_sqlite_path(path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// A PostgreSQL server that refuses connections (or has no address) fails at once,
+/// instead of after the pool's 30 s of silent retries. Unix-socket URLs are left to
+/// the driver.
+async fn reachable(url: &str) -> Result<(), StoreError> {
+    let Ok(parsed) = url::Url::parse(url) else {
+        return Ok(());
+    };
+    let Some(host) = parsed.host_str().filter(|h| !h.is_empty()) else {
+        return Ok(());
+    };
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = parsed.port().unwrap_or(5432);
+    let unreachable = |reason: String| StoreError::Unreachable {
+        url: redact_url(url),
+        reason,
+    };
+    match tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::TcpStream::connect((host.as_str(), port)),
+    )
+    .await
+    {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(err)) => Err(unreachable(err.to_string())),
+        Err(_) => Err(unreachable("no answer within 5 s".to_owned())),
+    }
+}
+
 /// Checks that `url` names a store this build can open, without opening it.
 pub fn check_url(url: &str) -> Result<(), StoreError> {
     url.parse::<Location>().map(|_| ())
@@ -306,6 +341,9 @@ impl Store {
             url: redact_url(url),
             source,
         };
+        if let Location::Postgres(pg) = &location {
+            reachable(pg).await?;
+        }
         let pool = options.connect(&connect_url).await.map_err(connect_error)?;
         if matches!(location, Location::SqliteFile(_)) {
             // WAL lets readers (plan, explain) run while the mirror writes. The mode is

@@ -1093,3 +1093,27 @@ async fn exceptions_list_filters_and_pages_without_crm_credentials() {
     let kind = list(&["--kind", "no_eligible_rep"]).await;
     assert_eq!(kind.matches("no_eligible_rep").count(), 2, "{kind}");
 }
+
+#[tokio::test]
+async fn a_postgres_store_that_is_down_fails_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("postgres://lr@127.0.0.1:{}/lr", closed_port());
+    let started = std::time::Instant::now();
+    let out = leadroute(
+        &["exceptions", "list"],
+        &[("LEADROUTE_STORE_URL", url.clone())],
+        dir.path(),
+    )
+    .await;
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(8),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        stderr.contains(&format!("cannot reach the PostgreSQL store at {url}")),
+        "{stderr}"
+    );
+}
