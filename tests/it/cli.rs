@@ -714,7 +714,7 @@ async fn an_html_502_page_is_named_and_each_retry_announced() {
         "{stderr}"
     );
     assert!(stderr.contains("retrying GET /crm/"), "{stderr}");
-    assert!(stderr.contains("(502, attempt 2 of"), "{stderr}");
+    assert!(stderr.contains("(502, attempt 2 of 3)"), "{stderr}");
     server.abort();
 }
 

@@ -248,6 +248,12 @@ impl Client {
             .notify(|e: &CrmError, after: Duration| {
                 self.limits.record_retry();
                 let attempt = retries.fetch_add(1, Ordering::Relaxed).saturating_add(2);
+                // HTML error pages get fewer tries than other server errors.
+                let tries = if e.message.contains(HTML_PAGE) {
+                    tries.min(HTML_RETRIES as usize + 1)
+                } else {
+                    tries
+                };
                 let reason = e
                     .status
                     .map_or_else(|| e.kind.to_string(), |s| s.to_string());

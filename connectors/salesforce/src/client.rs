@@ -322,6 +322,12 @@ impl Client {
                 let attempt = retries
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
                     .saturating_add(2);
+                // HTML error pages get fewer tries than other server errors.
+                let tries = if e.error.message.contains(HTML_PAGE) {
+                    tries.min(HTML_RETRIES as usize + 1)
+                } else {
+                    tries
+                };
                 let reason = e
                     .error
                     .status
