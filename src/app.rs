@@ -53,6 +53,7 @@ pub fn hubspot_settings(config: &Config) -> anyhow::Result<HubSpotSettings> {
             client_secret: client_secret.clone(),
             refresh_token: refresh_token.clone(),
         },
+        CrmAuth::Unset => return Err(no_credentials(config)),
         CrmAuth::JwtBearer { .. } | CrmAuth::ClientCredentials { .. } => anyhow::bail!(
             "{}: crm.salesforce.auth applies to Salesforce only; HubSpot takes crm.token or crm.oauth",
             config.source
@@ -81,9 +82,10 @@ pub fn hubspot_settings(config: &Config) -> anyhow::Result<HubSpotSettings> {
 }
 
 /// The Salesforce connector settings for `config`.
-pub fn salesforce_settings(config: &Config) -> SalesforceSettings {
+pub fn salesforce_settings(config: &Config) -> anyhow::Result<SalesforceSettings> {
     let crm = &config.crm;
     let auth = match &crm.auth {
+        CrmAuth::Unset => return Err(no_credentials(config)),
         CrmAuth::Token(token) => SalesforceAuth::Session {
             token: token.clone(),
         },
@@ -131,7 +133,17 @@ pub fn salesforce_settings(config: &Config) -> SalesforceSettings {
     settings.strict_writes = sf.strict_writes;
     settings.request_timeout = crm.request_timeout;
     settings.max_retries = crm.max_retries;
-    settings
+    Ok(settings)
+}
+
+/// A config loaded for a mirror-only command reached a connector: a bug in the
+/// command, reported as the missing setting it amounts to.
+fn no_credentials(config: &Config) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{}: crm.token: missing: this command calls the CRM and needs its URL and credentials; \
+         set crm.base_url and crm.token (or LEADROUTE_CRM_BASE_URL and LEADROUTE_CRM_TOKEN)",
+        config.source
+    )
 }
 
 pub fn hubspot(config: &Config) -> anyhow::Result<HubSpot> {
@@ -140,6 +152,6 @@ pub fn hubspot(config: &Config) -> anyhow::Result<HubSpot> {
 }
 
 pub fn salesforce(config: &Config) -> anyhow::Result<Salesforce> {
-    Salesforce::new(salesforce_settings(config))
+    Salesforce::new(salesforce_settings(config)?)
         .with_context(|| format!("setting up the Salesforce connector from {}", config.source))
 }

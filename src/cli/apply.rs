@@ -63,9 +63,12 @@ pub(crate) struct AppEnv {
     pub(crate) store: Store,
 }
 
+/// Config and store for a command that calls the CRM (the one loader:
+/// `service::load`).
 pub(crate) async fn load_env(global: &GlobalArgs) -> anyhow::Result<AppEnv> {
-    let config = Config::from_process(global.config.as_deref())?;
-    let store = app::open_store(&config).await?;
+    let crate::service::load::Loaded { mut config, store } =
+        crate::service::load::env(global.config.as_deref(), crate::config::Needs::Crm).await?;
+    crate::service::load::one_retry_layer(&mut config);
     Ok(AppEnv { config, store })
 }
 
@@ -131,7 +134,16 @@ impl CrmTask for ApplyJob {
             );
             plan.changes.truncate(max);
         }
-        let summary = summarize(&writer, &plan, policy.as_ref());
+        let mut summary = summarize(&writer, &plan, policy.as_ref());
+        let owners = env
+            .store
+            .owners(crm_kind(&writer))
+            .await
+            .unwrap_or_default();
+        summary.name_owners(
+            &plan,
+            &crate::reconcile::OwnerNames::new(policy.as_ref(), &owners),
+        );
         println!("{summary}");
         if plan.changes.is_empty() && plan.exceptions.is_empty() {
             println!("nothing to apply");

@@ -137,14 +137,19 @@ async fn salesforce(args: Args, started: Instant) -> anyhow::Result<()> {
     let sim = leadroute_sim::salesforce::spawn(sim_config)
         .await
         .context("starting the Salesforce simulator")?;
+    // The org's live records (the generator merges and deletes some of what it makes),
+    // so every total below adds up to what the org holds.
+    let generated = sim.state();
     writeln!(
         out,
-        "leadroute demo: a simulated Salesforce org at {} (seed {}, {} leads, {} contacts)",
+        "leadroute demo: a simulated Salesforce org at {} (seed {}, {} leads and {} contacts live of {} each generated)",
         sim.base_url(),
         args.seed,
-        args.contacts,
+        generated.leads.iter().filter(|l| !l.is_deleted).count(),
+        generated.contacts.iter().filter(|c| !c.is_deleted).count(),
         args.contacts
     )?;
+    drop(generated);
     let files = DemoFiles::fresh(&args.dir, "salesforce")?;
     let crm_table = format!(
         "[crm]\nkind = \"salesforce\"\nbase_url = {}\n\n[crm.oauth]\nclient_id = {}\nclient_secret_file = {}\nrefresh_token_file = {}\n\n[crm.salesforce]\nauth = \"refresh_token\"\n",
@@ -214,8 +219,15 @@ async fn salesforce(args: Args, started: Instant) -> anyhow::Result<()> {
     };
     let done = converge(&mut out, &mirror, crm, &env, &files).await;
     let stats = sim.stats();
+    // Salesforce does not count OAuth token calls against the API allocation, and
+    // neither does leadroute: leave them out so the two figures compare.
     let sim_counts = SimCounts {
-        calls: stats.calls.values().sum(),
+        calls: stats
+            .calls
+            .iter()
+            .filter(|(endpoint, _)| !endpoint.contains("oauth2/token"))
+            .map(|(_, n)| *n)
+            .sum(),
         refused: stats.limit_rejections,
         refused_what: "refused for limits",
     };
@@ -422,8 +434,10 @@ async fn converge<C: Crm>(
     let report = drift::build(&snapshot, &policy, &ledger, Utc::now());
     writeln!(
         out,
-        "\n6. Drift: {} of {} records already where the policy wants them",
-        report.in_policy, report.records
+        "\n6. Drift: {} of the {} records the policy routes already where it wants them ({} mirrored; categories overlap)",
+        report.in_policy,
+        report.records,
+        snapshot.people.len()
     )?;
     for (category, count) in report.categories.iter().filter(|(_, n)| **n > 0) {
         writeln!(out, "   {category:<24} {count}")?;
@@ -432,7 +446,11 @@ async fn converge<C: Crm>(
     let writer = Writer::new(crm.clone(), env.store.clone(), writer_settings(env, false))
         .with_cancel(cancel_on_ctrl_c());
     writeln!(out, "\n   The plan:")?;
-    let summary = summarize(&writer, &plan, Some(&policy));
+    let mut summary = summarize(&writer, &plan, Some(&policy));
+    summary.name_owners(
+        &plan,
+        &crate::reconcile::OwnerNames::new(Some(&policy), &snapshot.owners),
+    );
     for line in summary.to_string().lines() {
         writeln!(out, "   {line}")?;
     }
@@ -559,11 +577,29 @@ fn closing(
         done.planned, r.applied, r.unchanged, r.skipped_changed, r.rejected, r.failed
     )?;
     writeln!(out, "  exceptions queued    {}", r.exceptions)?;
-    writeln!(
-        out,
-        "  write calls          {} (minimum {}, {}) + {} compare reads",
-        r.write_calls, done.min_writes, done.batch_label, r.read_calls
-    )?;
+    // The minimum counts a bulk job's HTTP calls; count the run's the same way.
+    let batch_calls = r.write_calls.saturating_sub(r.bulk_jobs);
+    if r.bulk_jobs > 0 {
+        let job_calls = r
+            .bulk_jobs
+            .saturating_mul(crate::writer::PlanSummary::BULK_JOB_CALLS);
+        writeln!(
+            out,
+            "  write calls          {} ({} bulk jobs of {} calls each + {batch_calls} batch calls; minimum {}, {}) + {} compare reads",
+            job_calls.saturating_add(batch_calls),
+            r.bulk_jobs,
+            crate::writer::PlanSummary::BULK_JOB_CALLS,
+            done.min_writes,
+            done.batch_label,
+            r.read_calls
+        )?;
+    } else {
+        writeln!(
+            out,
+            "  write calls          {} (minimum {}, {}) + {} compare reads",
+            r.write_calls, done.min_writes, done.batch_label, r.read_calls
+        )?;
+    }
     writeln!(
         out,
         "  backfill time        {:.1} s",

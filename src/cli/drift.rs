@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 
-use super::GlobalArgs;
 use super::plan::Context;
+use super::{GlobalArgs, out};
 use crate::reconcile::drift;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -21,12 +21,14 @@ pub enum DriftFormat {
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    #[arg(long)]
+    /// Policy file to judge the owners by (default: `[policy] path` from the config).
+    #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
+    /// Report format.
     #[arg(long, value_enum, default_value = "md")]
     pub format: DriftFormat,
     /// Write drift.<ext> into this directory instead of printing.
-    #[arg(long)]
+    #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Evaluate as of this instant (RFC 3339) instead of now.
     #[arg(long)]
@@ -56,7 +58,7 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
     };
     match &args.out {
         None if formats.len() > 1 => anyhow::bail!("--format all needs --out DIR"),
-        None => print!("{}", render(args.format).1),
+        None => out::print(render(args.format).1)?,
         Some(dir) => {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             for f in formats {
@@ -64,7 +66,7 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
                 let path = dir.join(format!("drift.{ext}"));
                 std::fs::write(&path, text)
                     .with_context(|| format!("writing {}", path.display()))?;
-                eprintln!("wrote {}", path.display());
+                out::note(format_args!("wrote {}", path.display()));
             }
         }
     }

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 
-use super::GlobalArgs;
 use super::plan::Context;
+use super::{GlobalArgs, out};
 use crate::domain::RecordRef;
 use crate::reconcile;
 
@@ -16,7 +16,8 @@ use crate::reconcile;
 pub struct Args {
     /// The record, e.g. hubspot:contact:123 or salesforce:lead:00Q…
     pub record: RecordRef,
-    #[arg(long)]
+    /// Policy file (default: `[policy] path` from the config).
+    #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
     /// Print the decision (with a `history` field) as JSON instead of text.
     #[arg(long)]
@@ -54,11 +55,11 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
     ) else {
         if !history.writes.is_empty() || !history.exceptions.is_empty() {
             // Gone from the mirror, but what leadroute did to it is still journaled.
-            print!(
+            out::print(format_args!(
                 "{}{}",
                 args.record,
                 reconcile::explain::render_history(&history, &ctx.policy)
-            );
+            ))?;
         }
         anyhow::bail!(
             "{} is not in the mirror (deleted, merged, or not synced yet); run `leadroute sync`",
@@ -70,13 +71,13 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
         if let Some(object) = value.as_object_mut() {
             object.insert("history".to_owned(), serde_json::to_value(&history)?);
         }
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        out::println(serde_json::to_string_pretty(&value)?)?;
     } else {
-        print!(
+        out::print(format_args!(
             "{}{}",
             reconcile::explain::render(&args.record.to_string(), &decision, &ctx.policy),
             reconcile::explain::render_history(&history, &ctx.policy)
-        );
+        ))?;
     }
     Ok(())
 }

@@ -12,6 +12,7 @@ pub mod drift;
 pub mod exceptions;
 pub mod explain;
 pub mod match_cmd;
+pub mod out;
 pub mod plan;
 pub mod policy;
 pub mod rollback;
@@ -90,5 +91,33 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Exceptions(args) => exceptions::run(args, &global).await,
         Command::Runs(args) => runs::run(args, &global).await,
         Command::Sim(args) => sim::run(args, &global).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    /// Every argument of every command, as `command sub --arg`, that has no help text.
+    fn undocumented(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if matches!(id, "help" | "version") || arg.is_hide_set() {
+                continue;
+            }
+            if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                out.push(format!("{path} {id}"));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            undocumented(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_argument_has_help_text() {
+        let mut missing = Vec::new();
+        undocumented(&super::Cli::command(), "leadroute", &mut missing);
+        assert!(missing.is_empty(), "arguments without help: {missing:#?}");
     }
 }

@@ -3,16 +3,15 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
-use chrono::{DateTime, Utc};
-use secrecy::ExposeSecret;
-
-use super::GlobalArgs;
+use super::{GlobalArgs, out};
 use crate::config::Config;
 use crate::domain::{CrmKind, Snapshot};
-use crate::policy::{Policy, Severity};
+use crate::policy::Policy;
 use crate::reconcile::{self, Ledger};
+use crate::service::load::{self, Needs};
 use crate::store::Store;
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum PlanFormat {
@@ -24,13 +23,15 @@ pub enum PlanFormat {
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Policy file (default: `[policy] path` from the config).
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
+    /// Output format: a table for reading, JSON (what `apply --plan` reads) or CSV.
     #[arg(long, value_enum, default_value = "table")]
     pub format: PlanFormat,
-    /// Write the plan as JSON here (what `leadroute apply --plan FILE` reads) and commit
-    /// the ledger: the rotation advances for the records this plan assigns.
-    #[arg(long)]
+    /// Write the plan to FILE and print only its summary. With `--format csv` the file
+    /// is CSV (a report); otherwise it is JSON (what `leadroute apply --plan FILE` reads)
+    /// and the ledger is committed: the rotation advances for the records it assigns.
+    #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Rows shown in the table.
     #[arg(long, default_value_t = 50)]
@@ -45,30 +46,45 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
     let now = args.now.unwrap_or_else(Utc::now);
     let (snapshot, mut ledger) = ctx.mirror().await?;
     let plan = reconcile::plan(&snapshot, &ctx.policy, &mut ledger, now);
-    if let Some(out) = &args.out {
-        std::fs::write(out, plan.to_json())
-            .with_context(|| format!("writing the plan to {}", out.display()))?;
-        ctx.store
-            .save_ledger(ctx.crm, &mut ledger)
-            .await
-            .context("saving the assignment ledger")?;
-        eprintln!(
-            "wrote {} changes and {} exceptions to {}; apply with `leadroute apply --plan {}`",
-            plan.changes.len(),
-            plan.exceptions.len(),
-            out.display(),
-            out.display()
-        );
+    let names = reconcile::OwnerNames::new(Some(&ctx.policy), &snapshot.owners);
+    if let Some(path) = &args.out {
+        if args.format == PlanFormat::Csv {
+            // A CSV plan is a report (nothing applies it): the ledger stays as it is.
+            std::fs::write(path, plan.to_csv())
+                .with_context(|| format!("writing the plan to {}", path.display()))?;
+            out::note(format_args!(
+                "wrote {} changes and {} exceptions as CSV to {}",
+                plan.changes.len(),
+                plan.exceptions.len(),
+                path.display()
+            ));
+        } else {
+            std::fs::write(path, plan.to_json())
+                .with_context(|| format!("writing the plan to {}", path.display()))?;
+            ctx.store
+                .save_ledger(ctx.crm, &mut ledger)
+                .await
+                .context("saving the assignment ledger")?;
+            out::note(format_args!(
+                "wrote {} changes and {} exceptions to {}; apply with `leadroute apply --plan {}`",
+                plan.changes.len(),
+                plan.exceptions.len(),
+                path.display(),
+                path.display()
+            ));
+        }
+        // The file holds the plan; the terminal gets the summary.
+        return out::print(plan.to_table_named(&names, 0));
     }
     match args.format {
-        PlanFormat::Table => print!("{}", plan.to_table(Some(&ctx.policy), args.limit)),
-        PlanFormat::Json => println!("{}", plan.to_json()),
-        PlanFormat::Csv => print!("{}", plan.to_csv()),
+        PlanFormat::Table => out::print(plan.to_table_named(&names, args.limit)),
+        PlanFormat::Json => out::println(plan.to_json()),
+        PlanFormat::Csv => out::print(plan.to_csv()),
     }
-    Ok(())
 }
 
-/// Config, store and policy for a command that reads the mirror.
+/// Config, store and policy for a command that reads the mirror (no CRM credentials
+/// needed).
 pub(crate) struct Context {
     pub store: Store,
     pub crm: CrmKind,
@@ -80,16 +96,14 @@ impl Context {
         global: &GlobalArgs,
         policy: Option<&Path>,
     ) -> anyhow::Result<Context> {
-        let config = load_config(global)?;
-        let path = policy_path(policy, Some(&config))?;
-        let policy = load_policy(&path)?;
-        let store = Store::open(config.store.url.expose_secret())
-            .await
-            .context("opening the store")?;
+        let loaded = load::mirror(global.config.as_deref(), policy).await?;
+        for w in &loaded.warnings {
+            out::note(w);
+        }
         Ok(Context {
-            crm: config.crm.kind,
-            store,
-            policy,
+            store: loaded.store,
+            crm: loaded.crm,
+            policy: loaded.policy,
         })
     }
 
@@ -101,10 +115,10 @@ impl Context {
             .await
             .context("reading the mirror")?;
         if snapshot.people.is_empty() && snapshot.owners.is_empty() {
-            eprintln!(
+            out::note(format_args!(
                 "note: the {} mirror is empty; run `leadroute sync` first",
                 self.crm
-            );
+            ));
         }
         let ledger = self
             .store
@@ -115,43 +129,21 @@ impl Context {
     }
 }
 
+/// The config for a command that only reads (no CRM credentials needed).
 pub(crate) fn load_config(global: &GlobalArgs) -> anyhow::Result<Config> {
-    Config::load(global.config.as_deref(), &|k| std::env::var(k).ok())
-        .map_err(|e| anyhow::anyhow!("{e}"))
+    load::config(global.config.as_deref(), Needs::Mirror)
 }
 
 /// `--policy FILE`, else `[policy] path` from the config.
 pub(crate) fn policy_path(arg: Option<&Path>, config: Option<&Config>) -> anyhow::Result<PathBuf> {
-    if let Some(p) = arg {
-        return Ok(p.to_owned());
-    }
-    config.and_then(|c| c.policy.path.clone()).ok_or_else(|| {
-        anyhow::anyhow!("no policy file: pass --policy FILE or set `[policy] path` in the config")
-    })
+    load::policy_path(arg, config)
 }
 
 /// Load a policy, printing warnings; errors become one message listing every issue.
 pub(crate) fn load_policy(path: &Path) -> anyhow::Result<Policy> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading policy {}", path.display()))?;
-    match crate::policy::parse(&path.display().to_string(), &text) {
-        Ok((policy, warnings)) => {
-            for w in warnings {
-                eprintln!("{w}");
-            }
-            Ok(policy)
-        }
-        Err(issues) => {
-            let errors = issues
-                .iter()
-                .filter(|i| i.severity == Severity::Error)
-                .count();
-            let list: Vec<String> = issues.iter().map(ToString::to_string).collect();
-            anyhow::bail!(
-                "policy {} has {errors} error(s); run `leadroute policy check`:\n{}",
-                path.display(),
-                list.join("\n")
-            )
-        }
+    let (policy, warnings) = load::policy(path)?;
+    for w in warnings {
+        out::note(w);
     }
+    Ok(policy)
 }

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 
-use super::GlobalArgs;
 use super::plan::{Context, load_config, load_policy, policy_path};
+use super::{GlobalArgs, out};
 use crate::policy::{self, Severity};
 use crate::reconcile::{diff, fixtures};
 
@@ -44,19 +44,25 @@ pub enum PolicyCommand {
     },
     /// Draw the routing graph.
     Graph {
+        /// Policy file (default: `[policy] path` from the config).
         file: Option<PathBuf>,
+        /// Drawing format: SVG, Graphviz DOT or Mermaid.
         #[arg(long, value_enum, default_value = "svg")]
         format: GraphFormat,
         /// Write to this file instead of standard output.
-        #[arg(long)]
+        #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
     /// Shadow-evaluate two policies over the mirror: who would change owner.
     Diff {
+        /// The policy in force (the baseline).
         old: PathBuf,
+        /// The candidate policy.
         new: PathBuf,
+        /// Print the differences as JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Evaluate as of this instant (RFC 3339) instead of now.
         #[arg(long)]
         now: Option<DateTime<Utc>>,
     },
@@ -67,6 +73,33 @@ pub enum GraphFormat {
     Svg,
     Dot,
     Mermaid,
+}
+
+/// Warnings about reps who are not active owners in the mirror, when a config names a
+/// store; otherwise a note that the check was skipped.
+async fn roster_warnings(p: &policy::Policy, global: &GlobalArgs) -> anyhow::Result<Vec<String>> {
+    if global.config.is_none() && std::env::var_os("LEADROUTE_STORE_URL").is_none() {
+        return Ok(vec![
+            "note: no config (--config), so reps were not checked against the mirror's owners"
+                .to_owned(),
+        ]);
+    }
+    let config = load_config(global)?;
+    let store = crate::service::load::store(&config).await?;
+    let owners = store
+        .owners(config.crm.kind)
+        .await
+        .context("reading owners")?;
+    if owners.is_empty() {
+        return Ok(vec![format!(
+            "note: the {} mirror has no owners yet, so reps were not checked; run `leadroute sync`",
+            config.crm.kind
+        )]);
+    }
+    Ok(p.check_roster(&owners)
+        .into_iter()
+        .map(|w| format!("warning: {w}"))
+        .collect())
 }
 
 /// The policy path without requiring a loadable config when a file is given.
@@ -82,57 +115,44 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
         PolicyCommand::Init { out, force } => init(&out, force, global).await,
         PolicyCommand::Check { file } => {
             let path = resolve(file.as_deref(), global)?;
-            let issues = match policy::load(&path) {
-                Ok(p) => {
-                    let text = std::fs::read_to_string(&path).unwrap_or_default();
-                    let warnings = policy::parse(&path.display().to_string(), &text)
-                        .map(|(_, w)| w)
-                        .unwrap_or_default();
+            let issues = match policy::load_with_warnings(&path) {
+                Ok((p, warnings)) => {
+                    let mut text = String::new();
                     for w in &warnings {
-                        println!("{w}");
+                        text.push_str(&format!("{w}\n"));
                     }
-                    println!(
-                        "{}: ok — version {}, {} reps, {} territories, {} pools, {} rules (+ default), {} warning(s)",
+                    let roster = roster_warnings(&p, global).await?;
+                    for w in &roster {
+                        text.push_str(&format!("{w}\n"));
+                    }
+                    text.push_str(&format!(
+                        "{}: ok — version {}, {} reps, {} territories, {} pools, {} rules (+ default), {} warning(s)\n",
                         path.display(),
                         p.version,
                         p.reps.len(),
                         p.territories.len(),
                         p.pools.len(),
                         p.rules.len() - 1,
-                        warnings.len()
-                    );
-                    // With a config, also check the reps against the mirror's owners.
-                    if global.config.is_some() {
-                        let config = load_config(global)?;
-                        let store = crate::store::Store::open(
-                            secrecy::ExposeSecret::expose_secret(&config.store.url),
-                        )
-                        .await
-                        .context("opening the store")?;
-                        let owners = store
-                            .owners(config.crm.kind)
-                            .await
-                            .context("reading owners")?;
-                        for w in p.check_roster(&owners) {
-                            println!("warning: {w}");
-                        }
-                    }
-                    return Ok(());
+                        warnings.len() + roster.iter().filter(|w| w.starts_with("warning")).count()
+                    ));
+                    return out::print(text);
                 }
                 Err(issues) => issues,
             };
+            let mut text = String::new();
             for i in &issues {
-                println!("{i}");
+                text.push_str(&format!("{i}\n"));
             }
             let errors = issues
                 .iter()
                 .filter(|i| i.severity == Severity::Error)
                 .count();
-            println!(
-                "{}: {errors} error(s), {} warning(s)",
+            text.push_str(&format!(
+                "{}: {errors} error(s), {} warning(s)\n",
                 path.display(),
                 issues.len() - errors
-            );
+            ));
+            out::print(text)?;
             std::process::exit(1);
         }
         PolicyCommand::Test {
@@ -152,20 +172,25 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
                 for r in fixtures::run(&fx, &pol) {
                     total += 1;
                     if r.passed() {
-                        println!("ok     {} — {}", file.display(), r.name);
+                        out::println(format_args!("ok     {} — {}", file.display(), r.name))?;
                     } else {
                         failed += 1;
-                        println!("FAILED {} — {} ({})", file.display(), r.name, r.record);
+                        out::println(format_args!(
+                            "FAILED {} — {} ({})",
+                            file.display(),
+                            r.name,
+                            r.record
+                        ))?;
                         for f in &r.failures {
-                            println!("    {f}");
+                            out::println(format_args!("    {f}"))?;
                         }
                         for line in r.trace.lines() {
-                            println!("    | {line}");
+                            out::println(format_args!("    | {line}"))?;
                         }
                     }
                 }
             }
-            println!("{} passed, {failed} failed", total - failed);
+            out::println(format_args!("{} passed, {failed} failed", total - failed))?;
             if failed > 0 {
                 std::process::exit(1);
             }
@@ -183,7 +208,7 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
                 Some(o) => {
                     std::fs::write(&o, text).with_context(|| format!("writing {}", o.display()))?
                 }
-                None => print!("{text}"),
+                None => out::print(text)?,
             }
             Ok(())
         }
@@ -204,11 +229,10 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
                 now.unwrap_or_else(Utc::now),
             );
             if json {
-                println!("{}", serde_json::to_string_pretty(&d)?);
+                out::println(serde_json::to_string_pretty(&d)?)
             } else {
-                print!("{}", d.to_table());
+                out::print(d.to_table())
             }
-            Ok(())
         }
     }
 }

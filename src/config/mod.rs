@@ -8,6 +8,8 @@
 //! logged whole.
 
 mod raw;
+pub mod shape;
+pub mod text;
 
 pub use raw::{
     RawConfig, RawCrm, RawDrift, RawOAuth, RawPolicy, RawSalesforce, RawService, RawStore, RawSync,
@@ -149,6 +151,9 @@ impl HubSpotTier {
 /// How leadroute authenticates to the CRM.
 #[derive(Debug, Clone)]
 pub enum CrmAuth {
+    /// No credentials: the config was loaded for a command that only reads the mirror
+    /// ([`Needs::Mirror`]). The connectors refuse it.
+    Unset,
     /// HubSpot private-app token, or a Salesforce session token.
     Token(SecretString),
     /// OAuth refresh-token flow (HubSpot apps, Salesforce connected apps).
@@ -285,34 +290,69 @@ pub const DEFAULT_SALESFORCE_LOGIN_URL: &str = "https://login.salesforce.com";
 /// The label used in messages when no config file was given.
 pub const NO_FILE: &str = "(no config file)";
 
+/// What a command needs from the configuration. Commands that only read the mirror
+/// (`plan`, `drift`, `explain`, `policy diff`, `exceptions list`) need the store and the
+/// policy, not CRM credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// Calls the CRM: `crm.base_url` and credentials are required.
+    Crm,
+    /// Reads the mirror only: missing CRM credentials are not a problem.
+    Mirror,
+}
+
 impl Config {
     /// Reads `path` (if any), applies the environment and secret files, and validates.
     pub fn load(
         path: Option<&Path>,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let (mut raw, file, base) = match path {
+        Config::load_for(path, env, Needs::Crm)
+    }
+
+    /// [`Config::load`] for a command that needs only what `needs` says.
+    pub fn load_for(
+        path: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+        needs: Needs,
+    ) -> Result<Config, ConfigError> {
+        let (mut raw, file, base, shape) = match path {
             Some(path) => {
                 let file = path.display().to_string();
-                let text = std::fs::read_to_string(path).map_err(|err| ConfigError {
-                    issues: vec![ConfigIssue::new(
-                        &file,
-                        "file",
-                        format!("cannot read it: {err}"),
-                        "check the --config path (or LEADROUTE_CONFIG)",
-                    )],
+                let text = text::read(path).map_err(|err| {
+                    let (place, fix) = match &err {
+                        text::TextError::Read(_) => (
+                            "file".to_owned(),
+                            "check the --config path (or LEADROUTE_CONFIG)",
+                        ),
+                        text::TextError::NotUtf8 { line, .. } => {
+                            (format!("line {line}"), err.fix())
+                        }
+                    };
+                    ConfigError {
+                        issues: vec![ConfigIssue::new(&file, place, err.to_string(), fix)],
+                    }
                 })?;
-                let raw = RawConfig::from_toml(&text, &file).map_err(|issue| ConfigError {
-                    issues: vec![issue],
-                })?;
+                // Shape problems (unknown keys, wrong types) and value problems are
+                // reported together: the values are checked without the bad lines.
+                let (raw, shape) = RawConfig::from_toml_lenient(&text, &file);
+                let Some(raw) = raw else {
+                    return Err(ConfigError { issues: shape });
+                };
                 let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-                (raw, file, base)
+                (raw, file, base, shape)
             }
-            None => (RawConfig::default(), NO_FILE.to_owned(), PathBuf::new()),
+            None => (
+                RawConfig::default(),
+                NO_FILE.to_owned(),
+                PathBuf::new(),
+                Vec::new(),
+            ),
         };
         raw.apply_env(env);
-        let mut issues = raw.read_secret_files(&base, &file);
-        match Config::from_raw(raw, &file) {
+        let mut issues = shape;
+        issues.extend(raw.read_secret_files(&base, &file));
+        match Config::from_raw_for(raw, &file, needs) {
             Ok(config) if issues.is_empty() => Ok(config),
             Ok(_) => Err(ConfigError { issues }),
             Err(more) => {
@@ -334,19 +374,23 @@ impl Config {
         file: &str,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let mut raw = RawConfig::from_toml(text, file).map_err(|issue| ConfigError {
-            issues: vec![issue],
-        })?;
+        let mut raw = RawConfig::from_toml(text, file).map_err(|issues| ConfigError { issues })?;
         raw.apply_env(env);
         Config::from_raw(raw, file)
     }
 
     /// Validates a raw config: pure, and reports every problem at once.
     pub fn from_raw(raw: RawConfig, file: &str) -> Result<Config, ConfigError> {
+        Config::from_raw_for(raw, file, Needs::Crm)
+    }
+
+    /// [`Config::from_raw`] for a command that needs only what `needs` says.
+    pub fn from_raw_for(raw: RawConfig, file: &str, needs: Needs) -> Result<Config, ConfigError> {
         let mut v = Validator {
             file,
             origins: &raw.origins,
             issues: Vec::new(),
+            needs,
         };
         let crm = v.crm(&raw.crm);
         let store = v.store(&raw.store);
@@ -380,12 +424,20 @@ struct Validator<'a> {
     file: &'a str,
     origins: &'a BTreeMap<&'static str, String>,
     issues: Vec<ConfigIssue>,
+    needs: Needs,
 }
 
 impl Validator<'_> {
     fn issue(&mut self, key: &str, problem: impl Into<String>, fix: impl Into<String>) {
         self.issues
             .push(ConfigIssue::at(self.file, self.origins, key, problem, fix));
+    }
+
+    /// A missing CRM setting: a problem only for commands that call the CRM.
+    fn missing(&mut self, key: &str, problem: impl Into<String>, fix: impl Into<String>) {
+        if self.needs == Needs::Crm {
+            self.issue(key, problem, fix);
+        }
     }
 
     /// An http(s) URL without a trailing slash.
@@ -442,7 +494,7 @@ impl Validator<'_> {
             (Some(url), _) => self.url("crm.base_url", url),
             (None, Some(CrmKind::Salesforce)) => Some(DEFAULT_SALESFORCE_LOGIN_URL.to_owned()),
             (None, _) => {
-                self.issue(
+                self.missing(
                     "crm.base_url",
                     "missing",
                     "set crm.base_url in a config file (--config) or LEADROUTE_CRM_BASE_URL: \
@@ -488,6 +540,10 @@ impl Validator<'_> {
             Some(CrmKind::Salesforce) => self.salesforce_auth(raw, base_url.as_deref()),
             None => None,
         };
+        // A command that only reads the mirror runs without CRM credentials.
+        let read_only = self.needs == Needs::Mirror;
+        let base_url = base_url.or_else(|| read_only.then(String::new));
+        let auth = auth.or_else(|| read_only.then_some(CrmAuth::Unset));
         Some(CrmConfig {
             kind: kind?,
             base_url: base_url?,
@@ -519,7 +575,7 @@ impl Validator<'_> {
                 })
             }
             (None, None, None) => {
-                self.issue(
+                self.missing(
                     "crm.token",
                     "missing: HubSpot needs a private-app token or OAuth credentials",
                     "set LEADROUTE_CRM_TOKEN (or crm.token / crm.token_file), or crm.oauth.client_id, \
@@ -534,7 +590,7 @@ impl Validator<'_> {
                     ("crm.oauth.refresh_token", refresh_token.is_none()),
                 ] {
                     if missing {
-                        self.issue(
+                        self.missing(
                             key,
                             "missing while other crm.oauth keys are set",
                             "set all of client_id, client_secret and refresh_token, or use crm.token",
@@ -560,7 +616,7 @@ impl Validator<'_> {
         });
         let need = |v: &mut Self, key: &str, present: bool| {
             if !present {
-                v.issue(
+                v.missing(
                     key,
                     format!("missing, and crm.salesforce.auth = {mode:?} needs it"),
                     "set it, or pick another crm.salesforce.auth",
@@ -1122,9 +1178,74 @@ mod tests {
         .unwrap_err();
         let messages = messages(err);
         assert!(
-            messages[0].starts_with("lr.toml: line 3: unknown field `tokn`"),
+            messages[0].starts_with(
+                "lr.toml: line 3, column 1: unknown field `tokn` (did you mean `token`?); rename it to `token`"
+            ),
             "{messages:?}"
         );
+    }
+
+    #[test]
+    fn every_unknown_key_is_reported_in_one_run() {
+        let err = Config::from_toml(
+            "[crm]\nbase_url = \"http://x\"\ntokn = \"t\"\ntier = \"free\"\noverlap = 5\n[sync]\nintervall_secs = 5\n",
+            "lr.toml",
+            &env(&[]),
+        )
+        .unwrap_err();
+        let messages = messages(err);
+        assert_eq!(messages.len(), 3, "{messages:#?}");
+        assert!(
+            messages[0].contains("line 3, column 1: unknown field `tokn`"),
+            "{messages:#?}"
+        );
+        assert!(
+            messages[1].contains(
+                "line 5, column 1: unknown field `overlap` (did you mean `overlap_secs`?)"
+            ),
+            "{messages:#?}"
+        );
+        assert!(
+            messages[2].contains(
+                "line 7, column 1: unknown field `intervall_secs` (did you mean `interval_secs`?)"
+            ),
+            "{messages:#?}"
+        );
+    }
+
+    #[test]
+    fn a_config_file_that_is_not_utf8_is_located() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lr.toml");
+        std::fs::write(&path, b"[crm]\nbase_url = \"http://x\"\n# caf\xe9\n").unwrap();
+        let messages = messages(Config::load(Some(&path), &env(&[])).unwrap_err());
+        assert_eq!(messages.len(), 1, "{messages:?}");
+        assert!(
+            messages[0].ends_with(
+                "line 3: not UTF-8: invalid byte at line 3, column 6 (byte offset 33); save the file as UTF-8 (it looks like another encoding, e.g. Latin-1 or UTF-16)"
+            ),
+            "{messages:?}"
+        );
+    }
+
+    #[test]
+    fn mirror_only_commands_need_no_crm_credentials() {
+        let config = Config::load_for(None, &env(&[]), Needs::Mirror).unwrap();
+        assert!(matches!(config.crm.auth, CrmAuth::Unset));
+        // A command that calls the CRM still needs them.
+        let lines = messages(Config::load_for(None, &env(&[]), Needs::Crm).unwrap_err());
+        assert!(
+            lines.iter().any(|m| m.contains("crm.base_url: missing")),
+            "{lines:?}"
+        );
+        // A malformed value is still a problem for every command.
+        let err = Config::load_for(
+            None,
+            &env(&[("LEADROUTE_CRM_BASE_URL", "nope")]),
+            Needs::Mirror,
+        )
+        .unwrap_err();
+        assert!(messages(err)[0].contains("crm.base_url"));
     }
 
     #[test]

@@ -181,22 +181,29 @@ pub struct RawService {
 
 impl RawConfig {
     /// Parses TOML; a syntax error or unknown key is reported at its line.
-    pub fn from_toml(text: &str, file: &str) -> Result<RawConfig, ConfigIssue> {
-        toml::from_str(text).map_err(|err| {
-            let place = match err.span() {
-                Some(span) => {
-                    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-                    format!("line {line}")
-                }
-                None => "file".to_owned(),
-            };
-            ConfigIssue::new(
-                file,
-                place,
-                err.message().trim(),
-                "fix the TOML; config/leadroute.example.toml lists every key",
-            )
-        })
+    pub fn from_toml(text: &str, file: &str) -> Result<RawConfig, Vec<ConfigIssue>> {
+        match RawConfig::from_toml_lenient(text, file) {
+            (Some(raw), issues) if issues.is_empty() => Ok(raw),
+            (_, issues) => Err(issues),
+        }
+    }
+
+    /// Every shape problem, and the config read from the rest of the file when there
+    /// is one (so its values can be checked in the same run).
+    pub fn from_toml_lenient(text: &str, file: &str) -> (Option<RawConfig>, Vec<ConfigIssue>) {
+        let (raw, errors) = super::shape::parse_lenient(text);
+        let issues = errors
+            .into_iter()
+            .map(|e| {
+                ConfigIssue::new(
+                    file,
+                    format!("line {}, column {}", e.line, e.column),
+                    e.message,
+                    format!("{}; config/leadroute.example.toml lists every key", e.fix),
+                )
+            })
+            .collect();
+        (raw, issues)
     }
 
     /// Applies `LEADROUTE_*` environment overrides. `env` is injected so tests need not

@@ -151,6 +151,7 @@ impl<'a> Checker<'a> {
             }
         }
         self.reachability(&rules, &rule_spans);
+        self.contradictions(&rules, &rule_spans);
         self.unused(&rules, &pools, &territories);
         if self.has_errors() {
             return None;
@@ -1205,6 +1206,21 @@ impl<'a> Checker<'a> {
                     );
                     break;
                 }
+                if covers && earlier_key.is_empty() {
+                    // A catch-all above: this rule only sees what it could not place.
+                    self.warn(
+                        spans[j].clone(),
+                        format!(
+                            "rule {:?} comes after the catch-all rule {:?} (line {}, no conditions): it only sees records that rule finds nobody for",
+                            later.name, earlier.name, earlier.line
+                        ),
+                        format!(
+                            "move {:?} above {:?}, or give {:?} conditions",
+                            later.name, earlier.name, earlier.name
+                        ),
+                    );
+                    break;
+                }
                 if earlier_key == later_key && !later_key.is_empty() {
                     self.warn(
                         spans[j].clone(),
@@ -1239,6 +1255,21 @@ impl<'a> Checker<'a> {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    /// Rules whose conditions cannot all hold at once (`country = "DE"` and
+    /// `country = "US"`; `in = [..]` lists with nothing in common; a value both required
+    /// and excluded; `exists = false` beside a value test): they can never match.
+    fn contradictions(&mut self, rules: &[Rule], spans: &[Range<usize>]) {
+        for (rule, span) in rules.iter().zip(spans) {
+            if let Some(why) = contradiction(&rule.conditions) {
+                self.warn(
+                    span.clone(),
+                    format!("rule {:?} can never match: {why}", rule.name),
+                    "fix the conditions (all of `when` must hold at once), or delete the rule",
+                );
             }
         }
     }
@@ -1292,6 +1323,89 @@ impl<'a> Checker<'a> {
     }
 }
 
+/// Why `conditions` cannot all hold, if they cannot.
+fn contradiction(conditions: &[Condition]) -> Option<String> {
+    // Values compare as ISO country codes where known, else case-insensitively.
+    fn values(vs: &[String], codes: &[Option<CountryCode>]) -> BTreeSet<String> {
+        vs.iter()
+            .enumerate()
+            .map(|(i, v)| match codes.get(i).copied().flatten() {
+                Some(code) => format!("{code:?}"),
+                None => v.to_ascii_lowercase(),
+            })
+            .collect()
+    }
+    let mut fields: Vec<&FieldRef> = Vec::new();
+    for c in conditions {
+        if let Condition::Field { field, .. } = c
+            && !fields.contains(&field)
+        {
+            fields.push(field);
+        }
+    }
+    for field in fields {
+        let mut allowed: Option<BTreeSet<String>> = None;
+        let mut excluded = BTreeSet::new();
+        let mut must_be_empty = false;
+        let mut must_have_value = false;
+        for c in conditions {
+            let Condition::Field {
+                field: f,
+                op,
+                negate,
+                country_codes,
+            } = c
+            else {
+                continue;
+            };
+            if f != field {
+                continue;
+            }
+            let set = match op {
+                Op::Equals(v) => Some(values(std::slice::from_ref(v), country_codes)),
+                Op::In(vs) => Some(values(vs, country_codes)),
+                Op::Exists(e) => {
+                    if *e != *negate {
+                        must_have_value = true;
+                    } else {
+                        must_be_empty = true;
+                    }
+                    None
+                }
+                Op::Prefix(_) | Op::Range(_) => {
+                    if !negate {
+                        must_have_value = true;
+                    }
+                    None
+                }
+            };
+            match (set, negate) {
+                (Some(set), false) => {
+                    must_have_value = true;
+                    allowed = Some(match allowed {
+                        Some(prev) => prev.intersection(&set).cloned().collect(),
+                        None => set,
+                    });
+                }
+                (Some(set), true) => excluded.extend(set),
+                (None, _) => {}
+            }
+        }
+        let name = field.describe();
+        if must_be_empty && must_have_value {
+            return Some(format!("{name} must be empty and have a value at once"));
+        }
+        if let Some(allowed) = allowed
+            && allowed.iter().all(|v| excluded.contains(v))
+        {
+            return Some(format!(
+                "no value of {name} satisfies all of its conditions"
+            ));
+        }
+    }
+    None
+}
+
 /// A rule with exactly one positive equals/in condition: its field and values.
 fn single_values(r: &Rule) -> Option<(&FieldRef, Vec<String>)> {
     match r.conditions.as_slice() {
@@ -1323,4 +1437,80 @@ pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     let column = before[line_start..].chars().count() + 1;
     (line, column)
+}
+
+#[cfg(test)]
+mod warning_tests {
+    fn warnings(text: &str) -> Vec<String> {
+        match crate::policy::parse("p.toml", text) {
+            Ok((_, warnings)) => warnings.iter().map(ToString::to_string).collect(),
+            Err(issues) => panic!("{issues:#?}"),
+        }
+    }
+
+    const REPS: &str = "[reps.al]\nowner = \"1\"\n[reps.bo]\nowner = \"2\"\n[pools.all]\nstrategy = \"round_robin\"\nmembers = [\"al\", \"bo\"]\n";
+
+    #[test]
+    fn a_rule_after_a_catch_all_is_a_warning() {
+        let text = format!(
+            "{REPS}[[rules]]\nname = \"everyone\"\naction = \"pool\"\npool = \"all\"\n\
+             [[rules]]\nname = \"germany\"\nwhen = [{{ field = \"country\", equals = \"DE\" }}]\naction = \"owner\"\nrep = \"al\"\n\
+             [default]\naction = \"exception\"\n"
+        );
+        let got = warnings(&text);
+        assert!(
+            got.iter().any(|w| w.contains(
+                "rule \"germany\" comes after the catch-all rule \"everyone\""
+            )),
+            "{got:#?}"
+        );
+    }
+
+    #[test]
+    fn contradictory_conditions_are_a_warning() {
+        let text = format!(
+            "{REPS}[[rules]]\nname = \"nowhere\"\n\
+             when = [{{ field = \"country\", equals = \"Germany\" }}, {{ field = \"country\", in = [\"US\", \"FR\"] }}]\n\
+             action = \"owner\"\nrep = \"al\"\n\
+             [[rules]]\nname = \"both\"\n\
+             when = [{{ field = \"state\", equals = \"CA\" }}, {{ field = \"state\", equals = \"ca\", not = true }}]\n\
+             action = \"owner\"\nrep = \"bo\"\n\
+             [[rules]]\nname = \"fine\"\n\
+             when = [{{ field = \"country\", in = [\"DE\", \"US\"] }}, {{ field = \"country\", equals = \"Deutschland\" }}]\n\
+             action = \"owner\"\nrep = \"bo\"\n\
+             [default]\naction = \"pool\"\npool = \"all\"\n"
+        );
+        let got = warnings(&text);
+        assert!(
+            got.iter()
+                .any(|w| w.contains("rule \"nowhere\" can never match: no value of country")),
+            "{got:#?}"
+        );
+        assert!(
+            got.iter()
+                .any(|w| w.contains("rule \"both\" can never match")),
+            "{got:#?}"
+        );
+        assert!(
+            !got.iter().any(|w| w.contains("\"fine\" can never")),
+            "{got:#?}"
+        );
+    }
+
+    #[test]
+    fn every_shape_error_in_a_policy_is_reported_at_once() {
+        let text =
+            "[reps.al]\nowner = \"1\"\nhour = \"9-5\"\n[default]\naction = \"keep\"\nflavour = 1\n";
+        let issues = crate::policy::parse("p.toml", text).unwrap_err();
+        let got: Vec<String> = issues.iter().map(ToString::to_string).collect();
+        assert_eq!(got.len(), 2, "{got:#?}");
+        assert!(
+            got[0].starts_with("p.toml:3:1: error: unknown field `hour` (did you mean `hours`?)"),
+            "{got:#?}"
+        );
+        assert!(
+            got[1].starts_with("p.toml:6:1: error: unknown field `flavour`"),
+            "{got:#?}"
+        );
+    }
 }

@@ -56,45 +56,53 @@ impl fmt::Display for PolicyIssue {
 
 /// Load and check a policy file. On failure, every issue found (errors and warnings).
 pub fn load(path: &Path) -> Result<Policy, Vec<PolicyIssue>> {
+    load_with_warnings(path).map(|(p, _)| p)
+}
+
+/// [`load`], keeping the warnings. A file that is not UTF-8 is reported at its first
+/// bad byte.
+pub fn load_with_warnings(path: &Path) -> Result<(Policy, Vec<PolicyIssue>), Vec<PolicyIssue>> {
     let label = path.display().to_string();
-    match std::fs::read_to_string(path) {
-        Ok(text) => parse(&label, &text).map(|(p, _)| p),
-        Err(err) => Err(vec![PolicyIssue {
-            file: label,
-            line: 0,
-            column: 0,
-            severity: Severity::Error,
-            message: format!("cannot read the policy file: {err}"),
-            fix: "check the path ([policy] path in the config, or --policy FILE)".into(),
-        }]),
+    match crate::config::text::read(path) {
+        Ok(text) => parse(&label, &text),
+        Err(err) => {
+            let (line, column) = err.line_col();
+            let fix = match err {
+                crate::config::text::TextError::Read(_) => {
+                    "check the path ([policy] path in the config, or --policy FILE)"
+                }
+                crate::config::text::TextError::NotUtf8 { .. } => err.fix(),
+            };
+            Err(vec![PolicyIssue {
+                file: label,
+                line,
+                column,
+                severity: Severity::Error,
+                message: format!("the policy file: {err}"),
+                fix: fix.into(),
+            }])
+        }
     }
 }
 
 /// Parse and check policy text. `Ok` carries the policy and its warnings; `Err` carries
 /// every issue (at least one of them an error).
 pub fn parse(file: &str, text: &str) -> Result<(Policy, Vec<PolicyIssue>), Vec<PolicyIssue>> {
-    let raw: raw::RawPolicy = match toml::from_str(text) {
+    // Every shape error (unknown keys, wrong types) at once, not one per run.
+    let raw: raw::RawPolicy = match crate::config::shape::parse_all(text) {
         Ok(raw) => raw,
-        Err(err) => {
-            let (line, column) = err
-                .span()
-                .map_or((1, 1), |s| check::line_col(text, s.start));
-            let message = err.message().trim().to_owned();
-            let fix = if message.contains("unknown field") {
-                "remove or rename the key; the expected keys are listed in the message"
-            } else if message.contains("missing field") {
-                "add the missing key"
-            } else {
-                "fix the TOML syntax or value type at this place"
-            };
-            return Err(vec![PolicyIssue {
-                file: file.to_owned(),
-                line,
-                column,
-                severity: Severity::Error,
-                message,
-                fix: fix.into(),
-            }]);
+        Err(errors) => {
+            return Err(errors
+                .into_iter()
+                .map(|e| PolicyIssue {
+                    file: file.to_owned(),
+                    line: e.line,
+                    column: e.column,
+                    severity: Severity::Error,
+                    message: e.message,
+                    fix: e.fix,
+                })
+                .collect());
         }
     };
     let mut checker = check::Checker::new(file, text);

@@ -41,6 +41,9 @@ pub struct DriftReport {
     pub records: u64,
     /// Records whose owner is what the policy wants and that are in no category.
     pub in_policy: u64,
+    /// Records a plan would give another owner. Zero is compliance, even when some
+    /// records are listed for other reasons (unmatched, exceptions).
+    pub would_change: u64,
     pub categories: BTreeMap<String, u64>,
     pub by_rule: BTreeMap<String, Tally>,
     pub by_territory: BTreeMap<String, Tally>,
@@ -81,6 +84,7 @@ pub struct DriftRow {
 
 struct Builder<'a> {
     policy: &'a Policy,
+    names: super::OwnerNames,
     owners: HashMap<&'a OwnerId, &'a OwnerRecord>,
     accounts: HashMap<&'a RecordId, &'a AccountRecord>,
     report: DriftReport,
@@ -88,7 +92,7 @@ struct Builder<'a> {
 
 impl<'a> Builder<'a> {
     fn label(&self, o: Option<&OwnerId>) -> String {
-        o.map_or_else(|| "(none)".to_owned(), |o| self.policy.owner_label(o))
+        o.map_or_else(|| "(none)".to_owned(), |o| self.names.label(o))
     }
 
     fn add(&mut self, person: &PersonRecord, d: &Decision) {
@@ -120,8 +124,11 @@ impl<'a> Builder<'a> {
             .iter()
             .filter(|t| !t.reps.is_empty() && t.contains(&subject))
             .collect();
+        // An owner the policy wants is in policy, whatever the territory's rep list.
+        let wanted = matches!(&d.outcome, Outcome::Owner { owner, .. } if Some(owner) == current);
         if let Some(c) = current
             && active
+            && !wanted
             && !with_reps.is_empty()
         {
             let covered = with_reps
@@ -151,6 +158,7 @@ impl<'a> Builder<'a> {
         // "Drifted" means the owner is not what the policy wants (or nobody can say).
         let drifted =
             d.change().is_some() || matches!(d.outcome, Outcome::Exception { .. }) || !active;
+        self.report.would_change += u64::from(d.change().is_some());
         let territory = d.territory.clone().unwrap_or_else(|| "(none)".into());
         let rule = self.report.by_rule.entry(d.rule.clone()).or_default();
         rule.records += 1;
@@ -187,7 +195,7 @@ impl<'a> Builder<'a> {
             id: d.id.to_string(),
             current: self.label(current),
             desired: match &d.outcome {
-                Outcome::Owner { owner, .. } => self.policy.owner_label(owner),
+                Outcome::Owner { owner, .. } => self.names.label(owner),
                 Outcome::Exception { exception } => format!("exception: {exception}"),
                 Outcome::NotRouted => "(not routed)".into(),
             },
@@ -221,6 +229,7 @@ pub fn build(
     let mut scratch = ledger.clone();
     let mut b = Builder {
         policy,
+        names: super::OwnerNames::new(Some(policy), &snapshot.owners),
         owners: snapshot.owners.iter().map(|o| (&o.id, o)).collect(),
         accounts: snapshot.accounts.iter().map(|a| (&a.id, a)).collect(),
         report: DriftReport {
@@ -229,6 +238,7 @@ pub fn build(
             crm: snapshot.crm.unwrap_or(CrmKind::Hubspot),
             records: 0,
             in_policy: 0,
+            would_change: 0,
             categories: CATEGORIES.iter().map(|c| ((*c).to_owned(), 0)).collect(),
             by_rule: BTreeMap::new(),
             by_territory: BTreeMap::new(),
@@ -254,6 +264,47 @@ fn count(r: &DriftReport, c: &str) -> u64 {
 }
 
 impl DriftReport {
+    /// One sentence a person reads first: compliance when no owner would change.
+    pub fn summary(&self) -> String {
+        let listed = self.records.saturating_sub(self.in_policy);
+        let exceptions = count(self, "exception");
+        if self.would_change == 0 {
+            let mut text = format!(
+                "In policy: no record would change owner; all {} have the owner the policy gives them.",
+                self.records
+            );
+            if exceptions > 0 {
+                text.push_str(&format!(" {exceptions} need a person (see exception)."));
+            }
+            if listed > exceptions {
+                text.push_str(&format!(
+                    " {listed} are listed below, also for reasons that need no change (unmatched, manual override)."
+                ));
+            }
+            return text;
+        }
+        let pct = if self.records == 0 {
+            0.0
+        } else {
+            self.would_change as f64 * 100.0 / self.records as f64
+        };
+        format!(
+            "{} records: {} ({pct:.1} %) would change owner, {} are in policy.",
+            self.records, self.would_change, self.in_policy
+        )
+    }
+
+    /// Said when category counts add up to more than the records in them.
+    pub fn overlap_note(&self) -> Option<String> {
+        let sum: u64 = self.categories.values().sum();
+        let records = self.records.saturating_sub(self.in_policy);
+        (sum > records).then(|| {
+            format!(
+                "A record can be in several categories: these counts add up to {sum} for {records} records."
+            )
+        })
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("a drift report always serializes")
     }
@@ -290,15 +341,17 @@ impl DriftReport {
         let _ = writeln!(s, "# Drift report — {}\n", self.crm);
         let _ = writeln!(
             s,
-            "Generated {} with policy `{}`. {} records, {} in policy.\n",
+            "Generated {} with policy `{}`.\n\n{}\n",
             self.generated_at.to_rfc3339(),
             self.policy_version,
-            self.records,
-            self.in_policy
+            self.summary()
         );
         let _ = writeln!(s, "## Categories\n\n| category | records |\n|---|---:|");
         for c in CATEGORIES {
             let _ = writeln!(s, "| {} | {} |", c.replace('_', " "), count(self, c));
+        }
+        if let Some(note) = self.overlap_note() {
+            let _ = writeln!(s, "\n{note}");
         }
         let _ = writeln!(
             s,
@@ -397,12 +450,11 @@ impl DriftReport {
         );
         let _ = writeln!(
             s,
-            "<h1>Drift report — {}</h1>\n<p>Generated {} with policy <code>{}</code>. {} records, {} in policy.</p>",
+            "<h1>Drift report — {}</h1>\n<p>Generated {} with policy <code>{}</code>.</p>\n<p>{}</p>",
             self.crm,
             self.generated_at.to_rfc3339(),
             esc(&self.policy_version),
-            self.records,
-            self.in_policy
+            esc(&self.summary())
         );
         let _ = writeln!(s, "<h2>Categories</h2>\n{}", self.chart_svg());
         let table = |s: &mut String, title: &str, head: &[&str], rows: Vec<Vec<String>>| {
@@ -485,5 +537,66 @@ impl DriftReport {
         }
         let _ = writeln!(s, "</body></html>");
         s
+    }
+}
+
+#[cfg(test)]
+mod plain_tests {
+    use super::*;
+    use crate::reconcile::synth;
+
+    #[test]
+    fn after_convergence_the_report_reads_as_compliance_and_names_owners() {
+        let size = synth::OrgSize {
+            owners: 8,
+            accounts: 100,
+            people: 80,
+        };
+        let mut org = synth::org(2026, size);
+        let (policy, _) =
+            crate::policy::parse("synthetic.toml", &synth::policy_text(size.owners)).unwrap();
+        let mut ledger = Ledger::default();
+        let before = build(&org, &policy, &ledger, synth::base_time());
+        assert!(
+            before.summary().contains("would change owner,"),
+            "{}",
+            before.summary()
+        );
+        assert!(
+            before
+                .to_markdown()
+                .contains("A record can be in several categories"),
+            "overlapping counts are said to overlap"
+        );
+        let plan = crate::reconcile::plan(&org, &policy, &mut ledger, synth::base_time());
+        synth::apply(&mut org, &plan);
+        let after = build(&org, &policy, &ledger, synth::base_time());
+        assert!(
+            after
+                .summary()
+                .starts_with("In policy: no record would change owner; all 80"),
+            "{}",
+            after.summary()
+        );
+        assert_eq!(count(&after, "wrong_owner"), 0);
+        assert_eq!(
+            count(&after, "outside_territory"),
+            0,
+            "an owner the policy wants is not outside its territory"
+        );
+        // Owners outside the policy are named from the mirror; inactive ones marked.
+        let inactive = org.owners.iter().find(|o| !o.active);
+        if let Some(o) = inactive {
+            let label = crate::reconcile::OwnerNames::new(Some(&policy), &org.owners).label(&o.id);
+            assert!(label.ends_with("[inactive]"), "{label}");
+        }
+        assert!(
+            before
+                .by_rep
+                .keys()
+                .all(|k| k.contains('(') || k == "(none)"),
+            "{:?}",
+            before.by_rep.keys()
+        );
     }
 }

@@ -23,7 +23,7 @@ use crate::domain::{CrmKind, ObjectKind, OwnerId, PersonRecord, RecordId, Snapsh
 use crate::policy::Policy;
 pub use ledger::Ledger;
 use matching::{MatchResult, Matcher, MatcherConfig};
-pub use plan::{Plan, PlannedChange, PlannedException, RepDelta};
+pub use plan::{OwnerNames, Plan, PlannedChange, PlannedException, RepDelta};
 pub use route::{Decision, Engine, Outcome, Trace, Via};
 
 /// A record key: object kind and id.

@@ -1,14 +1,57 @@
 //! The plan: desired vs actual owners as a list of changes and exceptions, and its
 //! renderings (table, JSON, CSV, per-rep deltas). Plan JSON is what `apply --plan` reads.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{CrmKind, ObjectKind, OwnerId, RecordId};
+use crate::domain::{CrmKind, ObjectKind, OwnerId, OwnerRecord, RecordId};
 use crate::policy::Policy;
+
+/// How owners are shown to people: the policy's rep name, else the CRM's name for the
+/// owner, with the id; owners inactive in the CRM are marked.
+#[derive(Debug, Clone, Default)]
+pub struct OwnerNames {
+    /// Owner id → (CRM name, active).
+    mirror: HashMap<OwnerId, (String, bool)>,
+    /// Owner id → policy label ("alice (123)").
+    policy: HashMap<OwnerId, String>,
+}
+
+impl OwnerNames {
+    pub fn new(policy: Option<&Policy>, owners: &[OwnerRecord]) -> Self {
+        OwnerNames {
+            mirror: owners
+                .iter()
+                .map(|o| (o.id.clone(), (o.name.clone(), o.active)))
+                .collect(),
+            policy: policy
+                .map(|p| {
+                    p.reps
+                        .values()
+                        .map(|r| (r.owner.clone(), p.owner_label(&r.owner)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    /// "alice (123)", "Ann Lee (123)", "Ann Lee (123) [inactive]" or "123".
+    pub fn label(&self, owner: &OwnerId) -> String {
+        let mirror = self.mirror.get(owner);
+        let mut label = match (self.policy.get(owner), mirror) {
+            (Some(label), _) => label.clone(),
+            (None, Some((name, _))) if !name.trim().is_empty() => format!("{name} ({owner})"),
+            _ => owner.to_string(),
+        };
+        if mirror.is_some_and(|(_, active)| !active) {
+            label.push_str(" [inactive]");
+        }
+        label
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
@@ -65,7 +108,12 @@ impl Plan {
 
     /// Per-owner gains and losses, labelled with policy rep names where known.
     pub fn rep_deltas(&self, policy: Option<&Policy>) -> Vec<RepDelta> {
-        let label = |o: &OwnerId| policy.map_or_else(|| o.to_string(), |p| p.owner_label(o));
+        self.rep_deltas_named(&OwnerNames::new(policy, &[]))
+    }
+
+    /// Per-owner gains and losses, labelled by `names` (mirror names, inactive marked).
+    pub fn rep_deltas_named(&self, names: &OwnerNames) -> Vec<RepDelta> {
+        let label = |o: &OwnerId| names.label(o);
         let mut by: BTreeMap<String, RepDelta> = BTreeMap::new();
         for c in &self.changes {
             let to = label(&c.to);
@@ -147,7 +195,12 @@ impl Plan {
 
     /// A human table: summary, per-rep deltas, changes (up to `limit`), exceptions.
     pub fn to_table(&self, policy: Option<&Policy>, limit: usize) -> String {
-        let label = |o: &OwnerId| policy.map_or_else(|| o.to_string(), |p| p.owner_label(o));
+        self.to_table_named(&OwnerNames::new(policy, &[]), limit)
+    }
+
+    /// [`Plan::to_table`] with owners labelled by `names`.
+    pub fn to_table_named(&self, names: &OwnerNames, limit: usize) -> String {
+        let label = |o: &OwnerId| names.label(o);
         let mut s = String::new();
         let _ = writeln!(
             s,
@@ -165,7 +218,7 @@ impl Plan {
                 "  {:<28} {:>7} {:>7} {:>7}",
                 "owner", "gains", "losses", "net"
             );
-            for d in self.rep_deltas(policy) {
+            for d in self.rep_deltas_named(names) {
                 let _ = writeln!(
                     s,
                     "  {:<28} {:>7} {:>7} {:>+7}",
@@ -227,5 +280,60 @@ impl Plan {
             }
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod owner_name_tests {
+    use super::*;
+    use crate::domain::OwnerKind;
+
+    fn owner(id: &str, name: &str, active: bool) -> OwnerRecord {
+        OwnerRecord {
+            id: OwnerId(id.to_owned()),
+            kind: OwnerKind::User,
+            email: None,
+            name: name.to_owned(),
+            active,
+            teams: Vec::new(),
+            time_zone: None,
+            manager_id: None,
+            user_id: None,
+            updated_at: None,
+        }
+    }
+
+    #[test]
+    fn deltas_name_owners_from_the_mirror_and_mark_inactive_ones() {
+        let owners = [owner("7", "Ann Lee", true), owner("8", "Bo Ek", false)];
+        let names = OwnerNames::new(None, &owners);
+        let change = |from: &str, to: &str| PlannedChange {
+            object: ObjectKind::Contact,
+            id: RecordId("1".into()),
+            field: "owner".into(),
+            from: Some(OwnerId(from.into())),
+            to: OwnerId(to.into()),
+            rule: "r".into(),
+            reason: "x".into(),
+            policy_version: "v".into(),
+            record_updated_at: None,
+        };
+        let plan = Plan {
+            policy_version: "v".into(),
+            created_at: Utc::now(),
+            crm: CrmKind::Hubspot,
+            changes: vec![change("8", "7"), change("9", "7")],
+            exceptions: Vec::new(),
+        };
+        let labels: Vec<String> = plan
+            .rep_deltas_named(&names)
+            .into_iter()
+            .map(|d| d.owner)
+            .collect();
+        assert_eq!(labels, ["9", "Ann Lee (7)", "Bo Ek (8) [inactive]"]);
+        assert!(
+            plan.to_table_named(&names, 5)
+                .contains("Bo Ek (8) [inactive]")
+        );
     }
 }

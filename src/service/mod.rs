@@ -12,7 +12,7 @@
 //! - **HTTP** on the webhook listener: webhooks, `/healthz`, `/readyz`, `/metrics`
 //!   (`web::ops`).
 //!
-//! Shared with the CLI: `commit` (the one "commit a plan" path: ledger, exceptions,
+//! Shared with the CLI: `load` (the one config/store/policy loader), `commit` (the one "commit a plan" path: ledger, exceptions,
 //! run), `leader` (a named lease kept by a task), `schedule` (cron jobs in a time zone
 //! with missed-run catch-up) and `reports` (scheduled drift reports on disk).
 //!
@@ -25,6 +25,7 @@ pub mod clock;
 pub mod commit;
 mod decide;
 pub mod leader;
+pub mod load;
 pub mod metrics;
 mod policy_watch;
 pub mod reports;

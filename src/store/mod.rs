@@ -84,6 +84,26 @@ pub enum StoreError {
         source: std::io::Error,
     },
     #[error(
+        "the SQLite store {} is in a directory that does not exist ({}); create it (mkdir -p {}) or fix store.url",
+        path.display(), dir.display(), dir.display()
+    )]
+    MissingDir { path: PathBuf, dir: PathBuf },
+    #[error(
+        "the SQLite store {} is read-only{}; make it writable (chmod u+w) or point store.url at a writable file",
+        path.display(), if *dir { " (its directory cannot be written, and SQLite needs to write its journal there)" } else { "" }
+    )]
+    ReadOnly {
+        path: PathBuf,
+        /// The directory, not the file, is what cannot be written.
+        dir: bool,
+        #[source]
+        source: Option<std::io::Error>,
+    },
+    #[error(
+        "cannot reach the PostgreSQL store at {url}: {reason}; check store.url and that the database is running"
+    )]
+    Unreachable { url: String, reason: String },
+    #[error(
         "cannot open the {backend} store at {url}; check store.url and that the database is running"
     )]
     Connect {
@@ -175,6 +195,82 @@ impl FromStr for Location {
     }
 }
 
+/// Before opening a SQLite file: its directory must exist (only the default
+/// `.leadroute/` is created) and the file and directory must be writable, so a bad
+/// path fails at once with the fix instead of a pool timeout.
+fn check_sqlite_path(path: &Path) -> Result<(), StoreError> {
+    let dir = match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(dir) => dir,
+        None => Path::new("."),
+    };
+    if !dir.is_dir() {
+        if path == default_sqlite_path() {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                path: dir.to_owned(),
+                source,
+            })?;
+        } else {
+            return Err(StoreError::MissingDir {
+                path: path.to_owned(),
+                dir: dir.to_owned(),
+            });
+        }
+    }
+    let read_only = |dir: bool, source: Option<std::io::Error>| StoreError::ReadOnly {
+        path: path.to_owned(),
+        dir,
+        source,
+    };
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.permissions().readonly() {
+            return Err(read_only(false, None));
+        }
+        if let Err(err) = std::fs::OpenOptions::new().append(true).open(path)
+            && matches!(
+                err.kind(),
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+            )
+        {
+            return Err(read_only(false, Some(err)));
+        }
+    }
+    if std::fs::metadata(dir).is_ok_and(|m| m.permissions().readonly()) {
+        return Err(read_only(true, None));
+    }
+    Ok(())
+}
+
+/// A PostgreSQL server that refuses connections (or has no address) fails at once,
+/// instead of after the pool's 30 s of silent retries. Unix-socket URLs are left to
+/// the driver.
+async fn reachable(url: &str) -> Result<(), StoreError> {
+    let Ok(parsed) = url::Url::parse(url) else {
+        return Ok(());
+    };
+    let Some(host) = parsed.host_str().filter(|h| !h.is_empty()) else {
+        return Ok(());
+    };
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = parsed.port().unwrap_or(5432);
+    let unreachable = |reason: String| StoreError::Unreachable {
+        url: redact_url(url),
+        reason,
+    };
+    match tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::TcpStream::connect((host.as_str(), port)),
+    )
+    .await
+    {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(err)) => Err(unreachable(err.to_string())),
+        Err(_) => Err(unreachable("no answer within 5 s".to_owned())),
+    }
+}
+
 /// Checks that `url` names a store this build can open, without opening it.
 pub fn check_url(url: &str) -> Result<(), StoreError> {
     url.parse::<Location>().map(|_| ())
@@ -245,12 +341,7 @@ impl Store {
                     .max_lifetime(None),
             ),
             Location::SqliteFile(path) => {
-                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(parent).map_err(|source| StoreError::CreateDir {
-                        path: parent.to_owned(),
-                        source,
-                    })?;
-                }
+                check_sqlite_path(path)?;
                 (
                     Backend::Sqlite,
                     format!("sqlite://{}?mode=rwc", path.display()),
@@ -279,6 +370,9 @@ impl Store {
             url: redact_url(url),
             source,
         };
+        if let Location::Postgres(pg) = &location {
+            reachable(pg).await?;
+        }
         let pool = options.connect(&connect_url).await.map_err(connect_error)?;
         if matches!(location, Location::SqliteFile(_)) {
             // WAL lets readers (plan, explain) run while the mirror writes. The mode is

@@ -733,6 +733,7 @@ impl<C: Crm> Session<'_, C> {
             self.tally.call_failures.fetch_add(1, Ordering::Relaxed);
             self.tally.retries.fetch_add(1, Ordering::Relaxed);
             debug!(error = %err, wait_ms = wait.as_millis() as u64, "compare read failed; retrying");
+            warn!("compare read failed ({err}); retrying in {:.1} s", wait.as_secs_f64());
         })
         .await?;
         Ok(owners.into_iter().map(|o| (o.id.clone(), o)).collect())
@@ -938,6 +939,12 @@ impl<C: Crm> Session<'_, C> {
             .unwrap_or_default()
             .max(writer.backoff(consecutive.saturating_sub(1)));
         debug!(error = %err, wait_ms = wait.as_millis() as u64, "write call failed; re-reading before retry");
+        warn!(
+            "write call failed ({err}); retrying in {:.1} s (attempt {} of {})",
+            wait.as_secs_f64(),
+            consecutive.saturating_add(1),
+            writer.settings.call_retries.saturating_add(1)
+        );
         self.tally.retries.fetch_add(1, Ordering::Relaxed);
         if !writer.pause(wait).await {
             return Flow::Stop(cancelled());

@@ -35,6 +35,16 @@ pub struct PlanSummary {
 }
 
 impl PlanSummary {
+    /// The fewest HTTP calls one Salesforce bulk job takes (create, upload, close,
+    /// poll, results): how a job counts in `write_calls`.
+    pub const BULK_JOB_CALLS: u64 = super::bulk::BULK_JOB_CALLS;
+
+    /// Labels the per-rep deltas with `names` (the CRM's owner names, inactive owners
+    /// marked) instead of bare ids for owners the policy does not name.
+    pub fn name_owners(&mut self, plan: &Plan, names: &crate::reconcile::OwnerNames) {
+        self.deltas = plan.rep_deltas_named(names);
+    }
+
     pub fn calls(&self) -> u64 {
         self.write_calls + self.read_calls
     }

@@ -273,10 +273,11 @@ async fn the_plan_drift_explain_and_policy_commands_run_against_a_configured_sto
     };
     let plan_file = dir.path().join("plan.json");
     let now = "--now=2026-11-23T14:00:00Z".to_owned();
+    // `--format csv --out` writes a CSV report; the appliable plan is JSON.
     run(vec![
         "plan".into(),
         "--format".into(),
-        "csv".into(),
+        "json".into(),
         "--out".into(),
         plan_file.display().to_string(),
         now.clone(),

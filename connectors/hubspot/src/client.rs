@@ -230,16 +230,40 @@ impl Client {
             .with_max_delay(Duration::from_secs(30))
             .with_max_times(self.max_retries)
             .with_jitter();
+        let retries = AtomicU32::new(0);
+        let tries = self.max_retries.saturating_add(1);
         (|| self.attempt(req, calls, &refreshed))
             .retry(backoff)
-            .when(|e: &CrmError| e.is_retryable())
+            .when(|e: &CrmError| {
+                // Nothing listens at the URL: retrying only makes the user wait.
+                e.is_retryable()
+                    && !connect_failed(e)
+                    && !(e.message.contains(HTML_PAGE)
+                        && retries.load(Ordering::Relaxed) >= HTML_RETRIES)
+            })
             .adjust(|e: &CrmError, planned: Option<Duration>| {
                 // `None` means the retry budget is spent: keep it that way.
                 planned.map(|d| e.retry_after.unwrap_or(d))
             })
             .notify(|e: &CrmError, after: Duration| {
                 self.limits.record_retry();
-                tracing::debug!(path = %req.path, error = %e.kind, wait_ms = after.as_millis() as u64, "hubspot call retried");
+                let attempt = retries.fetch_add(1, Ordering::Relaxed).saturating_add(2);
+                // HTML error pages get fewer tries than other server errors.
+                let tries = if e.message.contains(HTML_PAGE) {
+                    tries.min(HTML_RETRIES as usize + 1)
+                } else {
+                    tries
+                };
+                let reason = e
+                    .status
+                    .map_or_else(|| e.kind.to_string(), |s| s.to_string());
+                // Announced at the default log level: a wait is never silent.
+                tracing::warn!(
+                    "retrying {} {} in {:.1} s ({reason}, attempt {attempt} of {tries})",
+                    req.method,
+                    req.path,
+                    after.as_secs_f64()
+                );
             })
             .await
     }
@@ -264,10 +288,13 @@ impl Client {
                 builder = builder.json(body);
             }
             calls.fetch_add(1, Ordering::Relaxed);
-            let response = builder
-                .send()
-                .await
-                .map_err(|e| transport_error(&req.path, e))?;
+            let response = builder.send().await.map_err(|e| {
+                if e.is_connect() {
+                    connect_error(&format!("{}{}", self.base, req.path), e)
+                } else {
+                    transport_error(&req.path, e)
+                }
+            })?;
             let status = response.status();
             let headers = response.headers().clone();
             let body = response
@@ -413,6 +440,36 @@ impl Client {
     }
 }
 
+/// Marks a 5xx answered with an HTML page (a proxy or gateway error page).
+const HTML_PAGE: &str = "the CRM answered an HTML page, not JSON";
+/// HTML error pages are retried at most this many times: a gateway that serves them is
+/// rarely back within seconds.
+const HTML_RETRIES: u32 = 2;
+
+/// Whether `e` is a failure to connect (refused, DNS, TLS): nothing was sent.
+fn connect_failed(e: &CrmError) -> bool {
+    e.source
+        .as_deref()
+        .and_then(|s| s.downcast_ref::<reqwest::Error>())
+        .is_some_and(reqwest::Error::is_connect)
+}
+
+/// Connection refused, unknown host, TLS failure: names the URL and what to check.
+fn connect_error(url: &str, e: reqwest::Error) -> CrmError {
+    let mut cause: &dyn std::error::Error = &e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    let why = cause.to_string();
+    CrmError::new(
+        ErrorKind::Network,
+        format!(
+            "hubspot: cannot connect to {url}: {why}; check crm.base_url and that HubSpot (or `leadroute sim hubspot`) is running and reachable"
+        ),
+    )
+    .with_source(e)
+}
+
 fn transport_error(path: &str, e: reqwest::Error) -> CrmError {
     let kind = if e.is_timeout() {
         ErrorKind::Timeout
@@ -504,11 +561,20 @@ fn classify(
         .with_status(423)
         .with_retry_after(retry_after(headers).unwrap_or(Duration::from_secs(2)))),
         477 | 500..=599 => {
-            let mut err = CrmError::new(
-                ErrorKind::Unavailable,
-                format!("hubspot: {} answered HTTP {code}", req.path),
-            )
-            .with_status(code);
+            let html = headers
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.contains("html"))
+                || body.trim_ascii_start().starts_with(b"<");
+            let message = if html {
+                format!(
+                    "hubspot: {} answered HTTP {code}: {HTML_PAGE} (a proxy or gateway error page?); check crm.base_url and HubSpot's status",
+                    req.path
+                )
+            } else {
+                format!("hubspot: {} answered HTTP {code}", req.path)
+            };
+            let mut err = CrmError::new(ErrorKind::Unavailable, message).with_status(code);
             if let Some(wait) = retry_after(headers) {
                 err = err.with_retry_after(wait);
             }

@@ -305,14 +305,39 @@ impl Client {
             .with_max_delay(Duration::from_secs(30))
             .with_max_times(self.config.max_retries)
             .with_jitter();
+        let retries = std::sync::atomic::AtomicU32::new(0);
+        let tries = self.config.max_retries.saturating_add(1);
         (|| self.send_authenticated(request))
             .retry(backoff)
             .when(|e: &SfError| {
-                e.retryable() && (request.idempotent || !e.error.kind.is_outcome_unknown())
+                e.retryable()
+                    && (request.idempotent || !e.error.kind.is_outcome_unknown())
+                    // Nothing listens at the URL: retrying only makes the user wait.
+                    && !connect_failed(&e.error)
+                    && !(e.error.message.contains(HTML_PAGE)
+                        && retries.load(std::sync::atomic::Ordering::Relaxed) >= HTML_RETRIES)
             })
             .notify(|e: &SfError, after: Duration| {
                 self.allocation.count_retry();
-                tracing::warn!(call = %request.describe(), kind = %e.error.kind, after_ms = after.as_millis() as u64, "salesforce call retried");
+                let attempt = retries
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                    .saturating_add(2);
+                // HTML error pages get fewer tries than other server errors.
+                let tries = if e.error.message.contains(HTML_PAGE) {
+                    tries.min(HTML_RETRIES as usize + 1)
+                } else {
+                    tries
+                };
+                let reason = e
+                    .error
+                    .status
+                    .map_or_else(|| e.error.kind.to_string(), |s| s.to_string());
+                // Announced at the default log level: a wait is never silent.
+                tracing::warn!(
+                    "retrying {} in {:.1} s ({reason}, attempt {attempt} of {tries})",
+                    request.describe(),
+                    after.as_secs_f64()
+                );
             })
             .await
     }
@@ -371,10 +396,13 @@ impl Client {
                 .body(bytes.clone()),
         };
         let what = request.describe();
-        let response = builder
-            .send()
-            .await
-            .map_err(|e| transport_error(&what, e))?;
+        let response = builder.send().await.map_err(|e| {
+            if e.is_connect() {
+                connect_error(&url, e)
+            } else {
+                transport_error(&what, e)
+            }
+        })?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         if let Some(info) = headers
@@ -446,6 +474,12 @@ impl Client {
             (_, Some("UNABLE_TO_LOCK_ROW")) => CrmError::new(ErrorKind::Unavailable, text),
             (429, _) => CrmError::new(ErrorKind::RateLimited, text),
             (408, _) => CrmError::new(ErrorKind::Timeout, text),
+            (s, _) if s >= 500 && body.trim_ascii_start().starts_with(b"<") => CrmError::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "salesforce {what} answered HTTP {s}: {HTML_PAGE} (a proxy or gateway error page?); check crm.base_url and Salesforce's status"
+                ),
+            ),
             (s, _) if s >= 500 => CrmError::new(ErrorKind::Unavailable, text),
             _ => CrmError::new(ErrorKind::BadRequest, text),
         };
@@ -466,6 +500,38 @@ impl Client {
         let value = response.json(what)?;
         Ok((value, response))
     }
+}
+
+/// Marks a 5xx answered with an HTML page (a proxy or gateway error page).
+const HTML_PAGE: &str = "the CRM answered an HTML page, not JSON";
+/// HTML error pages are retried at most this many times.
+const HTML_RETRIES: u32 = 2;
+
+/// Whether `e` is a failure to connect (refused, DNS, TLS): nothing was sent.
+fn connect_failed(e: &CrmError) -> bool {
+    e.source
+        .as_deref()
+        .and_then(|s| s.downcast_ref::<reqwest::Error>())
+        .is_some_and(reqwest::Error::is_connect)
+}
+
+/// Connection refused, unknown host, TLS failure: names the URL and what to check.
+fn connect_error(url: &str, e: reqwest::Error) -> SfError {
+    let mut cause: &dyn std::error::Error = &e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    let why = cause.to_string();
+    let url = url.split('?').next().unwrap_or(url).to_owned();
+    SfError::new(
+        CrmError::new(
+            ErrorKind::Network,
+            format!(
+                "salesforce: cannot connect to {url}: {why}; check crm.base_url (or crm.salesforce.instance_url) and that Salesforce (or `leadroute sim salesforce`) is running and reachable"
+            ),
+        )
+        .with_source(e),
+    )
 }
 
 fn transport_error(what: &str, e: reqwest::Error) -> SfError {
