@@ -107,7 +107,7 @@ impl CrmTask for ApplyJob {
                 let configured = configured_policy_version(&env)?;
                 let expected = PlanOrigin {
                     crm: crm_kind(&writer),
-                    org: org_identity(&env.config),
+                    org: org_label(&env.config, &env.store).await,
                     policy_version: configured,
                 };
                 for warning in check_plan_file(&file, &expected, Utc::now(), args.force)
@@ -274,6 +274,16 @@ pub fn plan_file_json(plan: &Plan, org: &str) -> String {
         map.insert("org".to_owned(), serde_json::Value::String(org.to_owned()));
     }
     serde_json::to_string_pretty(&value).expect("a JSON value always serializes")
+}
+
+/// Which CRM org a plan is for: the org the store mirrors (the HubSpot portal id or
+/// Salesforce org id its first sync recorded: every HubSpot portal shares one base URL,
+/// so the URL alone cannot tell two portals apart), else what the config points at.
+pub async fn org_label(config: &Config, store: &crate::store::Store) -> String {
+    match store.org_identity(config.crm.kind).await {
+        Ok(Some(recorded)) => format!("{} {}", config.crm.kind, recorded.id),
+        _ => org_identity(config),
+    }
 }
 
 /// Which CRM org the config points at: the Salesforce organization id or instance URL

@@ -59,7 +59,7 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
                 path.display()
             ));
         } else {
-            std::fs::write(path, plan.to_json())
+            std::fs::write(path, super::apply::plan_file_json(&plan, &ctx.org))
                 .with_context(|| format!("writing the plan to {}", path.display()))?;
             ctx.store
                 .save_ledger(ctx.crm, &mut ledger)
@@ -89,6 +89,8 @@ pub(crate) struct Context {
     pub store: Store,
     pub crm: CrmKind,
     pub policy: Policy,
+    /// The org a plan made here is for (written into plan files).
+    pub org: String,
 }
 
 impl Context {
@@ -100,10 +102,12 @@ impl Context {
         for w in &loaded.warnings {
             out::note(w);
         }
+        let org = super::apply::org_label(&loaded.config, &loaded.store).await;
         Ok(Context {
             store: loaded.store,
             crm: loaded.crm,
             policy: loaded.policy,
+            org,
         })
     }
 

@@ -17,6 +17,7 @@ pub enum RunsFormat {
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// Output: a table for people, or JSON (one object per run) for scripts.
     #[arg(long, value_enum, default_value = "table")]
     pub format: RunsFormat,
     /// Show at most N runs (newest first).
@@ -82,13 +83,11 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
         lines.push(RunLine::new(row, &counts));
     }
     match args.format {
-        RunsFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&lines).context("writing runs as JSON")?
+        RunsFormat::Json => super::out::println(
+            serde_json::to_string_pretty(&lines).context("writing runs as JSON")?,
         ),
-        RunsFormat::Table => print!("{}", table(&lines)),
+        RunsFormat::Table => super::out::print(table(&lines)),
     }
-    Ok(())
 }
 
 fn table(lines: &[RunLine]) -> String {

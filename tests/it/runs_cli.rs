@@ -424,3 +424,43 @@ async fn rolling_back_to_a_deactivated_owner_queues_exceptions_and_fails() {
     store.close().await;
     cli.sim.shutdown().await;
 }
+
+/// Issue 9 item 6: every HubSpot portal shares one base URL, so a plan file names the
+/// org by the portal id its mirror recorded, and a plan for another portal is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_file_names_the_mirrored_portal_and_another_portals_plan_is_refused() {
+    let cli = Cli::start(30).await;
+    let (ok, out, err) = cli.run(&["sync", "--once"]).await;
+    assert!(ok, "{out}{err}");
+    let recorded = {
+        let store = cli.store().await;
+        let org = store.org_identity(CrmKind::Hubspot).await.unwrap();
+        store.close().await;
+        org.expect("the first sync records the portal").id
+    };
+    let path = cli.dir.path().join("plan.json");
+    let path_str = path.display().to_string();
+    let (ok, out, err) = cli
+        .run(&["plan", "--format", "json", "--out", &path_str])
+        .await;
+    assert!(ok, "{out}{err}");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(json["org"], format!("hubspot {recorded}"), "{text}");
+
+    let mut foreign = json.clone();
+    foreign["org"] = serde_json::Value::String("hubspot 1".into());
+    let foreign_path = cli.dir.path().join("foreign.json");
+    std::fs::write(&foreign_path, foreign.to_string()).unwrap();
+    let foreign_str = foreign_path.display().to_string();
+    let (ok, out, err) = cli
+        .run(&["apply", "--plan", &foreign_str, "--yes", "--force"])
+        .await;
+    assert!(!ok, "{out}{err}");
+    assert!(
+        err.contains("hubspot 1") && err.contains(&recorded),
+        "{err}"
+    );
+    assert!(cli.sim.write_log().is_empty(), "nothing written");
+    cli.sim.shutdown().await;
+}
