@@ -131,7 +131,13 @@ impl CrmTask for BackfillJob {
         let policy = load_policy(&env)?;
         let objects = (!args.object.is_empty()).then_some(args.object.as_slice());
         let (plan, mut ledger) = plan_from_mirror(&env, kind, &policy, objects).await?;
-        println!("{}", summarize(&writer, &plan, Some(&policy)));
+        let mut summary = summarize(&writer, &plan, Some(&policy));
+        let owners = env.store.owners(kind).await.unwrap_or_default();
+        summary.name_owners(
+            &plan,
+            &crate::reconcile::OwnerNames::new(Some(&policy), &owners),
+        );
+        println!("{summary}");
         if args.dry_run {
             println!("dry run: nothing written");
             return Ok(());

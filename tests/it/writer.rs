@@ -1039,6 +1039,11 @@ async fn backfill_plans_from_the_mirror_applies_and_then_finds_nothing_left() {
     let (ok, out) = run(&["backfill", "--dry-run"]).await;
     assert!(ok, "{out}");
     assert!(out.contains("dry run"), "{out}");
+    // Per-rep deltas name the reps (issue 9 item 12), not bare owner ids.
+    assert!(
+        out.contains(&format!("r0 ({})", owners[0])),
+        "per-rep deltas name owners: {out}"
+    );
     assert!(sim.write_log().is_empty(), "a dry run writes nothing");
     let (ok, out) = run(&["backfill", "--yes"]).await;
     assert!(ok, "{out}");
