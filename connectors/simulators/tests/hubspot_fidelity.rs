@@ -620,3 +620,109 @@ async fn create_endpoints_answer_in_the_shape_of_hubspots_openapi_specs() {
     );
     sim.shutdown().await;
 }
+
+/// What portal extractors read besides records: property definitions, custom object
+/// schemas, and same-type associations (contact↔contact), which the simulator refused
+/// with 400 before (issue 15 item 5).
+#[tokio::test]
+async fn property_definitions_schemas_and_same_type_associations_answer_as_hubspot_does() {
+    let Some(dir) = specs_dir() else {
+        println!(
+            "SKIPPED: HubSpot OpenAPI specs not found (looked for ../shared/specs/hubspot from the repo root and its ancestors; set LEADROUTE_HUBSPOT_SPECS to point at them)"
+        );
+        return;
+    };
+    let properties = Spec::load(&dir, "properties.json");
+    let assoc = Spec::load(&dir, "associations-v4.json");
+    let sim = sim().await;
+    let state = sim.state();
+
+    // The checker bites: a property without `fieldType` and `options` fails.
+    let (_, errors) = properties.violations(
+        "GET",
+        "/crm/v3/properties/{objectType}",
+        200,
+        &json!({"results": [{"name": "email", "label": "Email", "type": "string", "groupName": "g", "description": ""}]}),
+    );
+    assert!(!errors.is_empty(), "schema validation is not vacuous");
+
+    for object in ["contacts", "companies"] {
+        let r = get(&sim, &format!("/crm/v3/properties/{object}")).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        properties.check(
+            "list properties",
+            "GET",
+            "/crm/v3/properties/{objectType}",
+            &r,
+        );
+        let names: Vec<&str> = r.body["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        assert!(names.contains(&"hubspot_owner_id"), "{names:?}");
+        assert!(names.contains(&"createdate"), "{names:?}");
+    }
+    // The owner property lists the portal's active owners as its options.
+    let r = get(&sim, "/crm/v3/properties/contacts/hubspot_owner_id").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    properties.check(
+        "read a property",
+        "GET",
+        "/crm/v3/properties/{objectType}/{propertyName}",
+        &r,
+    );
+    let active = state.owners.iter().filter(|o| !o.archived).count();
+    assert_eq!(
+        r.body["options"].as_array().map(Vec::len),
+        Some(active),
+        "{}",
+        r.body
+    );
+    let email = get(&sim, "/crm/v3/properties/contacts/email").await;
+    assert_eq!(email.body["type"], "string");
+    assert_eq!(email.body["modificationMetadata"]["readOnlyValue"], false);
+    let id = get(&sim, "/crm/v3/properties/contacts/hs_object_id").await;
+    assert_eq!(id.body["modificationMetadata"]["readOnlyValue"], true);
+    let missing = get(&sim, "/crm/v3/properties/contacts/no_such_property").await;
+    assert_eq!(missing.status, 404, "{}", missing.body);
+    assert_eq!(missing.body["category"], "OBJECT_NOT_FOUND");
+    let archived = get(&sim, "/crm/v3/properties/contacts?archived=true").await;
+    assert_eq!(archived.body, json!({"results": []}));
+    let bad = get(&sim, "/crm/v3/properties/widgets").await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+
+    let schemas = get(&sim, "/crm/v3/schemas").await;
+    assert_eq!(schemas.status, 200);
+    assert_eq!(schemas.body, json!({"results": []}));
+
+    // contact↔contact: a valid request; this portal has no such links.
+    let contact = state.contacts[0].id;
+    let r = post(
+        &sim,
+        "/crm/v4/associations/contacts/contacts/batch/read",
+        &json!({"inputs": [{"id": contact.to_string()}]}),
+    )
+    .await;
+    assert!(
+        r.status == 200 || r.status == 207,
+        "{}: {}",
+        r.status,
+        r.body
+    );
+    assoc.check(
+        "contact-contact batch read",
+        "POST",
+        "/crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read",
+        &r,
+    );
+    assert_eq!(r.body["results"], json!([]), "{}", r.body);
+    let r = get(
+        &sim,
+        &format!("/crm/v4/objects/contacts/{contact}/associations/contacts"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["results"], json!([]));
+}

@@ -54,6 +54,13 @@ fn parse_cursor(text: &str) -> Option<usize> {
     raw.rsplit_once('-')?.1.parse().ok()
 }
 
+/// The object types of a read: any pair HubSpot serves, same-type included (tools that
+/// extract a portal read contact↔contact associations too).
+fn read_pair(from: &str, to: &str) -> Result<(ObjectType, ObjectType), Response> {
+    Ok((object_type(from)?, object_type(to)?))
+}
+
+/// The object types of a write: only contact↔company links can be made here.
 fn pair(from: &str, to: &str) -> Result<(ObjectType, ObjectType), Response> {
     let from = object_type(from)?;
     let to = object_type(to)?;
@@ -79,8 +86,11 @@ struct ReadBody {
     inputs: Vec<ReadInput>,
 }
 
-fn live_links(store: &Store, from: ObjectType, id: u64) -> Vec<(u64, bool)> {
-    if store.table(from).is_live(id) {
+/// Live links of `from` record `id` to objects of type `to`. The simulated portal has
+/// only contact↔company links, so a same-type read (contact↔contact, company↔company:
+/// valid on HubSpot, e.g. parent/child companies are read elsewhere) finds none.
+fn live_links(store: &Store, from: ObjectType, to: ObjectType, id: u64) -> Vec<(u64, bool)> {
+    if from != to && store.table(from).is_live(id) {
         store.associated(from, id)
     } else {
         Vec::new()
@@ -94,7 +104,7 @@ pub(crate) async fn batch_read(
     body: Bytes,
 ) -> Response {
     let started = now_ms();
-    let (from, to) = match pair(&from, &to) {
+    let (from, to) = match read_pair(&from, &to) {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -119,7 +129,7 @@ pub(crate) async fn batch_read(
         };
         let links = id_text
             .parse::<u64>()
-            .map(|id| live_links(&store, from, id))
+            .map(|id| live_links(&store, from, to, id))
             .unwrap_or_default();
         if links.is_empty() {
             errors.push(standard_error(
@@ -174,7 +184,7 @@ pub(crate) async fn list_for(
     Path((from, id, to)): Path<(String, String, String)>,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let (from, _to) = match pair(&from, &to) {
+    let (from, to) = match read_pair(&from, &to) {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -189,7 +199,7 @@ pub(crate) async fn list_for(
     let id_num = id.parse::<u64>().ok();
     let links = id_num
         .and_then(|n| store.table(from).resolve(n))
-        .map(|n| live_links(&store, from, n))
+        .map(|n| live_links(&store, from, to, n))
         .unwrap_or_default();
     let end = (offset + limit).min(links.len());
     let results: Vec<Value> = links[offset.min(end)..end]

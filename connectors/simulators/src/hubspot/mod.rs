@@ -52,6 +52,7 @@ mod generator;
 mod limits;
 mod objects;
 mod owners;
+mod properties;
 mod schema;
 mod search;
 mod server;

@@ -213,6 +213,15 @@ const COMPANY: &[PropertyDef] = &[
     rw("description", PropertyType::Text),
 ];
 
+/// Every definition of `object`: its own, then the common ones.
+pub(crate) fn properties(object: ObjectType) -> impl Iterator<Item = PropertyDef> {
+    let own = match object {
+        ObjectType::Contacts => CONTACT,
+        ObjectType::Companies => COMPANY,
+    };
+    own.iter().chain(COMMON.iter()).copied()
+}
+
 /// Looks a property up; `None` means HubSpot would answer `PROPERTY_DOESNT_EXIST`.
 pub(crate) fn property(object: ObjectType, name: &str) -> Option<PropertyDef> {
     let own = match object {

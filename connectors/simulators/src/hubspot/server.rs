@@ -28,7 +28,8 @@ use super::clock::uuid;
 use super::faults::EndpointFamily;
 use super::limits::{Admission, WINDOW};
 use super::{
-    Inner, account, associations, control, create, form_fills, objects, owners, search, wire,
+    Inner, account, associations, control, create, form_fills, objects, owners, properties, search,
+    wire,
 };
 
 /// Lets a handler drop its connection without answering.
@@ -189,6 +190,12 @@ fn router(inner: Arc<Inner>) -> Router {
         )
         .route("/crm/v3/objects/{object}/search", post(search::search))
         .route("/crm/v3/objects/{object}/merge", post(objects::merge))
+        .route("/crm/v3/properties/{object}", get(properties::list))
+        .route(
+            "/crm/v3/properties/{object}/{name}",
+            get(properties::get_one),
+        )
+        .route("/crm/v3/schemas", get(properties::schemas))
         .route("/crm/v3/owners", get(owners::list))
         .route("/crm/v3/owners/", get(owners::list))
         .route("/crm/v3/owners/{id}", get(owners::get_one))
@@ -263,6 +270,14 @@ fn classify(method: &Method, path: &str) -> (EndpointFamily, String) {
             },
             vec!["crm", "v3", "objects", t, "{id}"],
         ),
+        ["crm", "v3", "properties", t] => {
+            (EndpointFamily::Read, vec!["crm", "v3", "properties", t])
+        }
+        ["crm", "v3", "properties", t, _] => (
+            EndpointFamily::Read,
+            vec!["crm", "v3", "properties", t, "{name}"],
+        ),
+        ["crm", "v3", "schemas"] => (EndpointFamily::Read, segments.clone()),
         ["crm", "v4", "associations", .., "batch", "read"] => {
             (EndpointFamily::Associations, segments.clone())
         }
