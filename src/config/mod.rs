@@ -1243,7 +1243,10 @@ mod tests {
         );
         let config = Config::from_toml(&good, "x.toml", &env(&[])).unwrap();
         assert_eq!(config.drift.keep, 7);
-        assert_eq!(config.service.full_replan_cron.as_deref(), Some("0 0 3 * * *"));
+        assert_eq!(
+            config.service.full_replan_cron.as_deref(),
+            Some("0 0 3 * * *")
+        );
         assert_eq!(config.service.full_sync.as_deref(), Some("0 30 * * * *"));
         assert_eq!(config.service.time_zone, chrono_tz::Europe::Berlin);
         assert_eq!(config.service.lease_ttl, Duration::from_secs(3));
@@ -1265,12 +1268,16 @@ mod tests {
             "service.lease_ttl_secs",
         ] {
             assert!(
-                messages.iter().any(|m| m.starts_with(&format!("x.toml: {place}: "))),
+                messages
+                    .iter()
+                    .any(|m| m.starts_with(&format!("x.toml: {place}: "))),
                 "{place} not reported in {messages:#?}"
             );
         }
         assert!(
-            messages.iter().any(|m| m.contains("\"Mars/Olympus\" is not an IANA time zone")),
+            messages
+                .iter()
+                .any(|m| m.contains("\"Mars/Olympus\" is not an IANA time zone")),
             "{messages:#?}"
         );
     }
