@@ -16,6 +16,13 @@
 //! run), `leader` (a named lease kept by a task), `schedule` (cron jobs in a time zone
 //! with missed-run catch-up) and `reports` (scheduled drift reports on disk).
 //!
+//! Hot standby: every process serves HTTP and stores webhooks in the shared inbox, and
+//! keeps the org's lease ([`org_lease_name`]) with [`leader::keep`]. Intake, decide,
+//! write and the cron schedules run only while this process leads: one "term" per
+//! lease epoch, under a child token cancelled when the lease is lost. The term's writer
+//! is fenced with the epoch ([`crate::writer::Fence`]), so a deposed leader's late batch
+//! never reaches the CRM.
+//!
 //! Bounded channels join intake → decide → write, so a slow writer slows the mirror
 //! instead of growing memory. Shutdown has one path: only intake and the HTTP server
 //! watch the token; decide and write stop when their input closes, so the batch in hand
