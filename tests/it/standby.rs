@@ -239,6 +239,97 @@ async fn two_services_on_one_store_one_leads_each_lead_is_written_once_and_the_s
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_lease_is_taken_stands_by_writing_nothing_and_leads_again_when_it_is_free() {
+    let sim = leadroute_sim::hubspot::spawn(sim_config(40, 4))
+        .await
+        .unwrap();
+    let store = sqlite_store().await;
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    let owners = active_owners(&sim);
+    std::fs::write(&policy, policy_text(&owners[0])).unwrap();
+    let (listener, base) = bind().await;
+    let secret = sim.config().client_secret.clone();
+    let config = config(
+        &sim,
+        &format!(
+            "[webhook]\npublic_url = \"{base}\"\nsecret = \"{secret}\"\n\
+             [policy]\npath = \"{}\"\n\
+             [sync]\ninterval_secs = 3600\nhint_poll_ms = 50\n\
+             [service]\nlinger_ms = 50\nlease_ttl_secs = 3\n",
+            policy.display()
+        ),
+    );
+    let running = start(&config, &store.store, listener).await;
+    wait_for("the first poll as leader", 30, || async {
+        running
+            .status()
+            .last_successful_poll
+            .is_some()
+            .then_some(())
+    })
+    .await;
+    let lease = running.status().lease;
+    assert_eq!((lease.state.as_str(), lease.epoch), ("leader", Some(1)));
+
+    // The process stalls past its TTL (as if frozen) and another takes the org.
+    let leases = &store.store;
+    assert!(
+        leases
+            .lease_renew("org:hubspot", &lease.this, 1, Duration::ZERO)
+            .await
+            .unwrap()
+    );
+    let grab = leases
+        .lease_acquire("org:hubspot", "intruder", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(
+        matches!(grab, leadroute::store::LeaseGrab::Held { epoch: 2, .. }),
+        "{grab:?}"
+    );
+    wait_for("the deposed leader stands by", 10, || async {
+        let lease = running.status().lease;
+        (lease.is_standby() && lease.holder.as_deref() == Some("intruder")).then_some(())
+    })
+    .await;
+    let (code, body) = readyz(&base).await;
+    assert_eq!(code, 200, "{body:#}");
+    assert_eq!(body["lease"]["state"], "standby", "{body:#}");
+    assert_eq!(leader_gauge(&base).await, Some(0.0));
+
+    // A lead's webhook is accepted into the inbox but nobody here acts on it.
+    sim.set_webhook_url(Some(format!("{base}/webhooks/hubspot")));
+    let lead = create_lead(&sim, 1);
+    wait_for("the webhook in the shared inbox", 10, || async {
+        let (_, body) = readyz(&base).await;
+        (body["inbox"]["depth"].as_u64() >= Some(1)).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(owner_in_crm(&sim, &lead), None, "a standby writes nothing");
+    assert_eq!(running.status().written, 0);
+
+    // The other process lets go: this one leads again and routes the waiting lead.
+    assert!(
+        leases
+            .lease_release("org:hubspot", "intruder", 2)
+            .await
+            .unwrap()
+    );
+    wait_for("the lead routed after leading again", 20, || async {
+        (owner_in_crm(&sim, &lead).as_deref() == Some(owners[0].as_str())).then_some(())
+    })
+    .await;
+    assert_eq!(running.status().lease.epoch, Some(3));
+    assert_eq!(owner_writes(&sim).get(&lead), Some(&1));
+    let stopped = running.stop().await;
+    assert!(stopped.clean, "{stopped:?}");
+    sim.shutdown().await;
+    store.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_leader_writes_drift_reports_and_runs_full_syncs_on_their_schedules() {
     let sim = leadroute_sim::hubspot::spawn(sim_config(40, 4))
         .await
