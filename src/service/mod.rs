@@ -234,6 +234,13 @@ impl<C: Crm> Service<C> {
             cancel.clone(),
         ));
         info!(lease = %lease_name, holder = %holder, ttl_secs = ttl.as_secs(), "standing by until this process holds the org's lease");
+        tracker.spawn(check_crm(
+            mirror.clone(),
+            leadership.clone(),
+            Arc::clone(&status),
+            Arc::clone(&clock),
+            cancel.clone(),
+        ));
         tracker.spawn(
             Conductor {
                 crm,
@@ -330,6 +337,47 @@ fn schedules(config: &Config) -> anyhow::Result<Vec<Scheduled>> {
         }
     }
     Ok(jobs)
+}
+
+/// Checks once (retrying with backoff) that the CRM answers with these credentials and
+/// is the org the store mirrors (`Mirror::check_org`, one call), so a standby that
+/// could not take over says so in `/readyz` before it is needed. A leader's polls
+/// report the CRM's state themselves.
+async fn check_crm<C: Crm>(
+    mirror: Mirror<C>,
+    leadership: watch::Receiver<Leadership>,
+    status: Arc<Status>,
+    clock: Arc<dyn Clock>,
+    cancel: CancellationToken,
+) {
+    let mut failures = 0u32;
+    loop {
+        match mirror.check_org().await {
+            Ok(()) => {
+                status.update(|s| {
+                    if s.crm_ok.is_none() || !leadership.borrow().is_leader() {
+                        s.crm_ok = Some(true);
+                    }
+                });
+                return;
+            }
+            Err(err) => {
+                failures = failures.saturating_add(1);
+                let error = error_chain(&err);
+                if !leadership.borrow().is_leader() {
+                    status.update(|s| s.crm_ok = Some(false));
+                    status.error(clock.now(), format!("crm check: {error}"));
+                }
+                if failures == 1 || failures % 10 == 0 {
+                    warn!(error = %error, streak = failures, "the CRM check failed; retrying with backoff");
+                }
+            }
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(backoff(Duration::from_millis(500), failures)) => {}
+        }
+    }
 }
 
 /// Mirrors the lease state into `/readyz` and the `leadroute_leader` gauge.

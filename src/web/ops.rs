@@ -107,15 +107,11 @@ async fn readyz<C: Crm>(State(state): State<OpsState<C>>) -> Response {
     let store_ok = inbox.is_ok();
     let crm_ok = status.crm_ok == Some(true);
     let policy_ok = status.policy_version.is_some();
-    // The leader must have reached the CRM; a clean standby (it makes no CRM calls
-    // until it leads) is ready unless its last call as leader failed.
+    // Leader or clean standby: either has reached the CRM with its credentials (the
+    // leader's polls, the standby's check at start).
     let lease = &status.lease;
-    let lease_ok = if lease.is_leader() {
-        crm_ok
-    } else {
-        lease.is_standby() && status.crm_ok != Some(false)
-    };
-    let ready = store_ok && policy_ok && lease_ok;
+    let lease_ok = lease.is_leader() || lease.is_standby();
+    let ready = store_ok && crm_ok && policy_ok && lease_ok;
     let cursors: serde_json::Map<String, serde_json::Value> = state
         .web
         .crm

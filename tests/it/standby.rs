@@ -97,7 +97,10 @@ async fn leader_gauge(base: &str) -> Option<f64> {
 }
 
 fn config(sim: &HubSpotSim, text: &str) -> Config {
-    let token = sim.token();
+    config_with_token(sim, text, sim.token())
+}
+
+fn config_with_token(sim: &HubSpotSim, text: &str, token: String) -> Config {
     let text = format!(
         "[crm]\nbase_url = \"{}\"\noverlap_secs = 2\n{text}\n",
         sim.base_url()
@@ -173,8 +176,13 @@ async fn two_services_on_one_store_one_leads_each_lead_is_written_once_and_the_s
     assert_eq!(body_a["lease"]["state"], "leader", "{body_a:#}");
     assert_eq!(body_a["lease"]["epoch"], 1, "{body_a:#}");
     assert_eq!(body_a["lease"]["name"], "org:hubspot", "{body_a:#}");
-    let (code_b, body_b) = readyz(&base_b).await;
-    assert_eq!(code_b, 200, "a clean standby is ready: {body_b:#}");
+    // A clean standby is ready once its CRM check (one call) has passed.
+    let (code_b, body_b) = wait_for("B ready", 10, || async {
+        let (code, body) = readyz(&base_b).await;
+        (code == 200).then_some((code, body))
+    })
+    .await;
+    assert_eq!(code_b, 200, "{body_b:#}");
     assert_eq!(body_b["lease"]["state"], "standby", "{body_b:#}");
     assert_eq!(body_b["lease"]["holder"], a_holder.as_str(), "{body_b:#}");
     assert_eq!(leader_gauge(&base_a).await, Some(1.0));
@@ -325,6 +333,47 @@ async fn a_leader_whose_lease_is_taken_stands_by_writing_nothing_and_leads_again
     assert_eq!(owner_writes(&sim).get(&lead), Some(&1));
     let stopped = running.stop().await;
     assert!(stopped.clean, "{stopped:?}");
+    sim.shutdown().await;
+    store.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_whose_crm_credentials_fail_says_so_in_readyz() {
+    let sim = leadroute_sim::hubspot::spawn(sim_config(20, 2))
+        .await
+        .unwrap();
+    let store = sqlite_store().await;
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    let owners = active_owners(&sim);
+    std::fs::write(&policy, policy_text(&owners[0])).unwrap();
+    let text = format!(
+        "[policy]\npath = \"{}\"\n[sync]\ninterval_secs = 3600\n[service]\nlinger_ms = 50\n",
+        policy.display()
+    );
+    let (listener_a, _) = bind().await;
+    let a = start(&config(&sim, &text), &store.store, listener_a).await;
+    wait_for("A leads", 10, || async {
+        a.status().lease.is_leader().then_some(())
+    })
+    .await;
+    let (listener_b, base_b) = bind().await;
+    let bad = config_with_token(&sim, &text, "pat-na1-revoked".to_owned());
+    let b = start(&bad, &store.store, listener_b).await;
+    let body = wait_for("B's failed CRM check", 10, || async {
+        let (code, body) = readyz(&base_b).await;
+        (code == 503 && body["crm"]["ok"] == false && body["lease"]["state"] == "standby")
+            .then_some(body)
+    })
+    .await;
+    assert!(
+        body["last_error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("crm check: ")),
+        "{body:#}"
+    );
+    assert!(b.stop().await.clean);
+    assert!(a.stop().await.clean);
     sim.shutdown().await;
     store.cleanup().await;
 }
