@@ -14,17 +14,20 @@ use std::time::{Duration, Instant};
 
 use leadroute::config::Config;
 use leadroute::service::{Running, Service};
-use leadroute_sim::hubspot::{HubSpotSim, Mutation, ObjectType};
+use leadroute_crm::CrmKind;
+use leadroute_sim::hubspot::{
+    EndpointFamily, Fault, FaultRule, FaultScript, HubSpotSim, Mutation, ObjectType, Trigger,
+};
 
 use crate::helpers::{postgres_store, sim_config, sqlite_store, wait_for};
 
-/// New leads (by email domain) go to rep `a`; everyone else keeps their owner, so the
+/// New leads (by email domain, the test's and the simulator's imports) go to rep `a`; everyone else keeps their owner, so the
 /// generated org needs no writes.
 fn policy_text(owner: &str) -> String {
     format!(
         "[settings]\nname = \"standby-test\"\nsticky = false\nmanual_override_days = 0\n\n\
          [reps.a]\nowner = \"{owner}\"\n\n\
-         [[rules]]\nname = \"standby-leads\"\nwhen = [{{ field = \"email_domain\", in = [\"standby-test.example\"] }}]\naction = \"owner\"\nrep = \"a\"\n\n\
+         [[rules]]\nname = \"standby-leads\"\nwhen = [{{ field = \"email_domain\", in = [\"standby-test.example\", \"imported-leads.example\"] }}]\naction = \"owner\"\nrep = \"a\"\n\n\
          [default]\naction = \"keep\"\n"
     )
 }
@@ -581,6 +584,110 @@ async fn two_processes_on_postgres_the_standby_writes_within_the_ttl_after_kill_
     assert_eq!(writes.get(&first), Some(&1), "{writes:?}");
     assert_eq!(writes.get(&second), Some(&1), "{writes:?}");
     assert_eq!(writes.len(), 2, "nothing else written: {writes:?}");
+
+    b.kill().unwrap();
+    let _ = tokio::task::spawn_blocking(move || b.wait()).await;
+    sim.shutdown().await;
+    store.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_killed_mid_batch_on_postgres_loses_and_doubles_nothing() {
+    let Some(store) = postgres_store().await else {
+        return;
+    };
+    let sim = leadroute_sim::hubspot::spawn(sim_config(60, 6))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    let owners = active_owners(&sim);
+    std::fs::write(&policy, policy_text(&owners[0])).unwrap();
+    let (port_a, port_b) = (free_port(), free_port());
+    let (base_a, base_b) = (
+        format!("http://127.0.0.1:{port_a}"),
+        format!("http://127.0.0.1:{port_b}"),
+    );
+    let mut a = run_process(dir.path(), "a", &sim, &store.url, port_a, &policy);
+    wait_for("process A leads", 60, || async {
+        let lease = lease_state(&base_a).await?;
+        (lease["state"] == "leader").then_some(())
+    })
+    .await;
+    let mut b = run_process(dir.path(), "b", &sim, &store.url, port_b, &policy);
+    wait_for("process B stands by", 60, || async {
+        let lease = lease_state(&base_b).await?;
+        (lease["state"] == "standby").then_some(())
+    })
+    .await;
+
+    // Slow writes, so the kill lands while a batch is at the CRM.
+    sim.set_faults(FaultScript {
+        rules: vec![FaultRule {
+            families: vec![EndpointFamily::BatchUpdate],
+            fault: Fault::Slow { delay_ms: 1_500 },
+            trigger: Trigger::Always,
+        }],
+        ..FaultScript::default()
+    });
+    let created = sim
+        .mutate(Mutation::BulkImport {
+            object: ObjectType::Contacts,
+            update: 0,
+            create: 150,
+            properties: BTreeMap::new(),
+            seed: 11,
+        })
+        .unwrap();
+    let journal = &store.store;
+    wait_for("a batch of A at the CRM", 60, || async {
+        for run in journal.journal_runs(50).await.ok()? {
+            let entries = journal.journal_entries(&run.run_id).await.ok()?;
+            if entries.iter().any(|e| e.state == "intent") {
+                return Some(());
+            }
+        }
+        None
+    })
+    .await;
+    a.kill().unwrap();
+    let _ = tokio::task::spawn_blocking(move || a.wait()).await;
+    sim.set_faults(FaultScript::default());
+
+    let routed = || {
+        created
+            .ids
+            .iter()
+            .filter(|id| owner_in_crm(&sim, id).as_deref() == Some(owners[0].as_str()))
+            .count()
+    };
+    wait_for("every import routed by B", 60, || async {
+        (routed() == created.ids.len()).then_some(())
+    })
+    .await;
+    wait_for("A's run resumed and finished by B", 60, || async {
+        journal
+            .journal_unfinished_run(CrmKind::Hubspot, "sidecar")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    let mut writes: HashMap<String, usize> = HashMap::new();
+    for w in sim.write_log() {
+        if w.changed && w.property == "hubspot_owner_id" {
+            *writes.entry(w.id).or_default() += 1;
+        }
+    }
+    assert!(
+        writes.values().all(|n| *n == 1),
+        "a record was written twice: {:?}",
+        writes.iter().filter(|(_, n)| **n > 1).collect::<Vec<_>>()
+    );
+    assert_eq!(writes.len(), created.ids.len(), "nothing else written");
+    let lease = lease_state(&base_b).await.unwrap();
+    assert_eq!(lease["state"], "leader", "{lease:#}");
 
     b.kill().unwrap();
     let _ = tokio::task::spawn_blocking(move || b.wait()).await;
