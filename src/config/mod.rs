@@ -231,7 +231,12 @@ pub struct PolicyConfig {
 pub struct DriftConfig {
     pub schedule: Option<String>,
     pub out_dir: PathBuf,
+    /// How many scheduled report directories are kept.
+    pub keep: usize,
 }
+
+/// Default for `drift.keep`.
+pub const DEFAULT_DRIFT_KEEP: usize = 30;
 
 /// `[service]`: the sidecar's timing.
 #[derive(Debug, Clone, PartialEq)]
@@ -244,6 +249,16 @@ pub struct ServiceConfig {
     pub full_replan: Duration,
     /// How often the policy file is checked for changes.
     pub policy_poll: Duration,
+    /// `service.full_replan`: a cron schedule for the full re-plan; when set it
+    /// replaces the `full_replan` period.
+    pub full_replan_cron: Option<String>,
+    /// `service.full_sync`: a cron schedule for a full sync (repair pass).
+    pub full_sync: Option<String>,
+    /// `service.time_zone`: the zone every cron schedule is read in.
+    pub time_zone: chrono_tz::Tz,
+    /// `service.lease_ttl_secs`: how long the org's lease binds without renewal; it is
+    /// renewed (and a standby tries to take it) every third of it.
+    pub lease_ttl: Duration,
 }
 
 impl Default for ServiceConfig {
@@ -253,6 +268,10 @@ impl Default for ServiceConfig {
             shutdown_grace: Duration::from_secs(30),
             full_replan: Duration::from_secs(3_600),
             policy_poll: Duration::from_secs(1),
+            full_replan_cron: None,
+            full_sync: None,
+            time_zone: chrono_tz::UTC,
+            lease_ttl: Duration::from_secs(15),
         }
     }
 }
@@ -812,11 +831,64 @@ impl Validator<'_> {
             (50, 600_000),
             "how soon an edited policy file is noticed",
         );
+        let lease_ttl = self.ranged(
+            "service.lease_ttl_secs",
+            raw.lease_ttl_secs,
+            d.lease_ttl.as_secs(),
+            (1, 3_600),
+            "the longest a dead leader's org waits for a standby",
+        );
+        let full_replan_cron = self.cron("service.full_replan", raw.full_replan.as_deref());
+        let full_sync = self.cron("service.full_sync", raw.full_sync.as_deref());
+        let time_zone = match raw.time_zone.as_deref() {
+            None => d.time_zone,
+            Some(zone) => match zone.parse::<chrono_tz::Tz>() {
+                Ok(tz) => tz,
+                Err(_) => {
+                    self.issue(
+                        "service.time_zone",
+                        format!("{zone:?} is not an IANA time zone"),
+                        "write a zone name such as \"UTC\", \"Europe/Berlin\" or \"America/New_York\"",
+                    );
+                    d.time_zone
+                }
+            },
+        };
         ServiceConfig {
             linger: Duration::from_millis(linger),
             shutdown_grace: Duration::from_secs(grace),
             full_replan: Duration::from_secs(full),
             policy_poll: Duration::from_millis(poll),
+            full_replan_cron,
+            full_sync,
+            time_zone,
+            lease_ttl: Duration::from_secs(lease_ttl),
+        }
+    }
+
+    /// A cron expression with seconds, as the `cron` crate reads it.
+    fn cron(&mut self, key: &str, value: Option<&str>) -> Option<String> {
+        let value = value?;
+        match value.parse::<cron::Schedule>() {
+            Ok(schedule) => {
+                if schedule.upcoming(chrono::Utc).next().is_none() {
+                    self.issue(
+                        key,
+                        format!("{value:?} never fires again"),
+                        "remove the year field or use a year to come",
+                    );
+                    return None;
+                }
+                Some(value.to_owned())
+            }
+            Err(err) => {
+                self.issue(
+                    key,
+                    format!("{value:?} is not a cron expression ({err})"),
+                    "write sec min hour day-of-month month day-of-week, e.g. \"0 0 3 * * *\" for 03:00 daily",
+                );
+                None
+            }
         }
     }
 
@@ -1016,7 +1088,15 @@ impl Validator<'_> {
                 "write sec min hour day-of-month month day-of-week, e.g. \"0 0 6 * * *\" for 06:00 daily",
             );
         }
+        let keep = self.ranged(
+            "drift.keep",
+            raw.keep,
+            DEFAULT_DRIFT_KEEP,
+            (1, 100_000),
+            "how many report directories stay on disk",
+        );
         DriftConfig {
+            keep,
             schedule: raw.schedule.clone(),
             out_dir: raw
                 .out_dir
@@ -1153,6 +1233,53 @@ mod tests {
             assert!(message.starts_with("config/leadroute.toml: "), "{message}");
             assert!(message.contains("; "), "every issue has a fix: {message}");
         }
+    }
+
+    #[test]
+    fn the_sidecar_schedules_zone_and_lease_are_read_and_checked_together() {
+        let base = "[crm]\nbase_url = \"http://127.0.0.1:1\"\ntoken = \"t\"\n";
+        let good = format!(
+            "{base}[drift]\nschedule = \"0 0 6 * * *\"\nkeep = 7\n[service]\nfull_replan = \"0 0 3 * * *\"\nfull_sync = \"0 30 * * * *\"\ntime_zone = \"Europe/Berlin\"\nlease_ttl_secs = 3\n"
+        );
+        let config = Config::from_toml(&good, "x.toml", &env(&[])).unwrap();
+        assert_eq!(config.drift.keep, 7);
+        assert_eq!(
+            config.service.full_replan_cron.as_deref(),
+            Some("0 0 3 * * *")
+        );
+        assert_eq!(config.service.full_sync.as_deref(), Some("0 30 * * * *"));
+        assert_eq!(config.service.time_zone, chrono_tz::Europe::Berlin);
+        assert_eq!(config.service.lease_ttl, Duration::from_secs(3));
+        let defaults = Config::from_toml(base, "x.toml", &env(&[])).unwrap();
+        assert_eq!(defaults.drift.keep, DEFAULT_DRIFT_KEEP);
+        assert_eq!(defaults.service.time_zone, chrono_tz::UTC);
+        assert_eq!(defaults.service.lease_ttl, Duration::from_secs(15));
+        assert_eq!(defaults.service.full_sync, None);
+
+        let bad = format!(
+            "{base}[drift]\nkeep = 0\n[service]\nfull_replan = \"nightly\"\nfull_sync = \"0 0 25 * * *\"\ntime_zone = \"Mars/Olympus\"\nlease_ttl_secs = 0\n"
+        );
+        let messages = messages(Config::from_toml(&bad, "x.toml", &env(&[])).unwrap_err());
+        for place in [
+            "drift.keep",
+            "service.full_replan",
+            "service.full_sync",
+            "service.time_zone",
+            "service.lease_ttl_secs",
+        ] {
+            assert!(
+                messages
+                    .iter()
+                    .any(|m| m.starts_with(&format!("x.toml: {place}: "))),
+                "{place} not reported in {messages:#?}"
+            );
+        }
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.contains("\"Mars/Olympus\" is not an IANA time zone")),
+            "{messages:#?}"
+        );
     }
 
     #[test]

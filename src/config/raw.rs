@@ -135,6 +135,8 @@ pub struct RawDrift {
     /// Cron expression (with seconds) for the scheduled drift report.
     pub schedule: Option<String>,
     pub out_dir: Option<PathBuf>,
+    /// How many scheduled report directories are kept (newest first).
+    pub keep: Option<usize>,
 }
 
 /// `[writer]`: how `apply`, `backfill`, `rollback` and `exceptions retry` write.
@@ -177,6 +179,15 @@ pub struct RawService {
     pub full_replan_secs: Option<u64>,
     /// How often the policy file is checked for changes.
     pub policy_poll_ms: Option<u64>,
+    /// Cron expression (with seconds) for the full re-plan; replaces
+    /// `full_replan_secs` when set.
+    pub full_replan: Option<String>,
+    /// Cron expression (with seconds) for a full sync (repair pass); none by default.
+    pub full_sync: Option<String>,
+    /// IANA time zone the cron schedules are read in (default UTC).
+    pub time_zone: Option<String>,
+    /// How long the org's lease binds without renewal (hot standby).
+    pub lease_ttl_secs: Option<u64>,
 }
 
 impl RawConfig {

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use leadroute_crm::{CrmKind, OwnerId};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -46,7 +46,10 @@ pub(crate) struct Decide {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) status: Arc<Status>,
-    pub(crate) full_replan: Duration,
+    /// The periodic full re-plan; `None` when a cron schedule drives it instead.
+    pub(crate) full_replan: Option<Duration>,
+    /// Woken by the `service.full_replan` schedule: a full re-plan now.
+    pub(crate) full_now: Arc<Notify>,
 }
 
 /// What the task remembers between passes.
@@ -77,11 +80,13 @@ impl Decide {
         let mut memory = Memory::default();
         let mut policy_open = true;
         let mut pending = Some(Pass::Full);
-        let mut full_tick = tokio::time::interval_at(
-            Instant::now() + self.full_replan,
-            self.full_replan.max(Duration::from_secs(1)),
-        );
-        full_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut full_tick = self.full_replan.map(|every| {
+            let mut tick =
+                tokio::time::interval_at(Instant::now() + every, every.max(Duration::from_secs(1)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick
+        });
+        let full_now = Arc::clone(&self.full_now);
         let mut retry_in = Duration::from_millis(250);
         loop {
             if let Some(pass) = pending.take() {
@@ -120,7 +125,8 @@ impl Decide {
                     Ok(()) => pending = Some(Pass::Full),
                     Err(_) => policy_open = false,
                 },
-                _ = full_tick.tick() => pending = Some(Pass::Scheduled),
+                () = tick(&mut full_tick) => pending = Some(Pass::Scheduled),
+                () = full_now.notified() => pending = Some(Pass::Scheduled),
             }
         }
     }
@@ -201,6 +207,16 @@ impl Decide {
             }
         }
         true
+    }
+}
+
+/// The next tick of the periodic full re-plan; never without one.
+async fn tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
 

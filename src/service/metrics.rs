@@ -110,7 +110,7 @@ impl Metrics {
         );
         registry.register(
             "leadroute_leader",
-            "1 while this process drives the org (polls, plans and writes), else 0",
+            "1 while this process holds the org's lease and drives the org (polls, plans and writes), else 0 (standby)",
             m.leader.clone(),
         );
         registry.register(

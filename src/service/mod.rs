@@ -16,6 +16,13 @@
 //! run), `leader` (a named lease kept by a task), `schedule` (cron jobs in a time zone
 //! with missed-run catch-up) and `reports` (scheduled drift reports on disk).
 //!
+//! Hot standby: every process serves HTTP and stores webhooks in the shared inbox, and
+//! keeps the org's lease ([`org_lease_name`]) with [`leader::keep`]. Intake, decide,
+//! write and the cron schedules run only while this process leads: one "term" per
+//! lease epoch, under a child token cancelled when the lease is lost. The term's writer
+//! is fenced with the epoch ([`crate::writer::Fence`]), so a deposed leader's late batch
+//! never reaches the CRM.
+//!
 //! Bounded channels join intake → decide → write, so a slow writer slows the mirror
 //! instead of growing memory. Shutdown has one path: only intake and the HTTP server
 //! watch the token; decide and write stop when their input closes, so the batch in hand
@@ -37,13 +44,14 @@ mod write;
 pub use write::RUN_KIND;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use leadroute_crm::Crm;
+use leadroute_crm::{Crm, CrmKind};
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -51,12 +59,15 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::mirror::{Mirror, MirrorError, error_chain};
+use crate::policy::Policy;
 use crate::store::Store;
 use crate::web::{self, WebState};
-use crate::writer::{Writer, WriterSettings};
+use crate::writer::{Fence, Writer, WriterSettings};
 use clock::{Clock, SystemClock};
+use leader::{Leadership, LeaseTiming};
 use metrics::Metrics;
-use status::{Status, StatusInner};
+use schedule::{Job, Scheduled};
+use status::{LeaseStatus, Status, StatusInner};
 
 /// Touched-key messages queued between intake and decide (each is one page or one
 /// refetch).
@@ -122,6 +133,8 @@ impl<C: Crm> Service<C> {
                 lines.join("\n")
             )
         })?;
+        let jobs = schedules(&config)?;
+        let config_grace = config.service.shutdown_grace;
         let metrics = Arc::new(Metrics::new());
         let status = Arc::new(Status::default());
         status.update(|s| {
@@ -134,11 +147,9 @@ impl<C: Crm> Service<C> {
         let tracker = TaskTracker::new();
         let reload = Arc::new(Notify::new());
         let (policy_tx, policy_rx) = watch::channel(Arc::new(policy));
-        let (touched_tx, touched_rx) = mpsc::channel(TOUCHED_QUEUE);
-        let (decided_tx, decided_rx) = mpsc::channel(DECIDED_QUEUE);
-        let mirror = Mirror::new(Arc::clone(&crm), store.clone())
-            .with_cancel(cancel.clone())
-            .with_touched(touched_tx);
+        // The HTTP routes wake this mirror's hint processor; each term as leader clones
+        // it (sharing the wake-up) with its own token and decide channel.
+        let mirror = Mirror::new(Arc::clone(&crm), store.clone());
 
         let listener = match (listener, config.webhook.listen) {
             (Some(listener), _) => Some(listener),
@@ -175,16 +186,6 @@ impl<C: Crm> Service<C> {
             info!(addr = ?addr, "serving webhooks, /healthz, /readyz and /metrics");
         }
 
-        let intake = Intake {
-            mirror: mirror.clone(),
-            metrics: Arc::clone(&metrics),
-            status: Arc::clone(&status),
-            clock: Arc::clone(&clock),
-            cancel: cancel.clone(),
-        };
-        tracker.spawn(intake.clone().poll(config.sync.interval));
-        tracker.spawn(intake.hints(config.sync.hint_poll, config.sync.hint_batch));
-        drop(mirror);
         tracker.spawn(
             policy_watch::PolicyWatch {
                 path,
@@ -197,44 +198,69 @@ impl<C: Crm> Service<C> {
             }
             .run(),
         );
-        tracker.spawn(
-            decide::Decide {
-                kind: crm.kind(),
-                store: store.clone(),
-                rx: touched_rx,
-                policy: policy_rx,
-                tx: decided_tx,
-                clock: Arc::clone(&clock),
-                metrics: Arc::clone(&metrics),
-                status: Arc::clone(&status),
-                full_replan: config.service.full_replan,
-            }
-            .run(),
-        );
-        let settings = WriterSettings {
-            strict: config.crm.salesforce.strict_writes,
-            ..config.writer.settings.clone()
+
+        // The org's lease: kept (renewed, or tried for) every third of its TTL. It is
+        // released only after the pipeline has stopped, so no standby writes while this
+        // process finishes its in-flight batch.
+        let holder = crate::writer::lease::new_holder();
+        let lease_name = org_lease_name(crm.kind());
+        let ttl = config.service.lease_ttl;
+        let timing = LeaseTiming {
+            ttl,
+            every: (ttl / 3).max(Duration::from_millis(100)),
         };
+        let lease_cancel = CancellationToken::new();
+        let (leadership, keep) = leader::keep(
+            store.clone(),
+            lease_name.clone(),
+            holder.clone(),
+            timing,
+            lease_cancel.clone(),
+        );
+        let keep = tokio::spawn(keep);
+        status.update(|s| {
+            s.lease = LeaseStatus {
+                name: lease_name.clone(),
+                state: "unknown".to_owned(),
+                this: holder.clone(),
+                ..LeaseStatus::default()
+            };
+        });
+        tracker.spawn(publish_leadership(
+            leadership.clone(),
+            holder.clone(),
+            Arc::clone(&metrics),
+            Arc::clone(&status),
+            cancel.clone(),
+        ));
+        info!(lease = %lease_name, holder = %holder, ttl_secs = ttl.as_secs(), "standing by until this process holds the org's lease");
+        tracker.spawn(check_crm(
+            mirror.clone(),
+            leadership.clone(),
+            Arc::clone(&status),
+            Arc::clone(&clock),
+            cancel.clone(),
+        ));
         tracker.spawn(
-            write::Write {
-                writer: Writer::new(Arc::clone(&crm), store.clone(), settings)
-                    .with_cancel(cancel.clone()),
-                store: store.clone(),
-                kind: crm.kind(),
-                rx: decided_rx,
-                linger: config.service.linger,
-                clock: Arc::clone(&clock),
+            Conductor {
+                crm,
+                store,
+                config,
+                clock,
                 metrics: Arc::clone(&metrics),
                 status: Arc::clone(&status),
+                policy: policy_rx,
+                mirror,
+                jobs,
+                lease_name,
+                holder,
                 cancel: cancel.clone(),
             }
-            .run(),
+            .run(leadership),
         );
         tracker.close();
-        // One process per org until named leases land: it always leads.
-        metrics.leader.set(1);
 
-        let grace = config.service.shutdown_grace;
+        let grace = config_grace;
         let supervisor = {
             let cancel = cancel.clone();
             let metrics = Arc::clone(&metrics);
@@ -246,12 +272,24 @@ impl<C: Crm> Service<C> {
                 );
                 let started = tokio::time::Instant::now();
                 let clean = tokio::time::timeout(grace, tracker.wait()).await.is_ok();
-                metrics.leader.set(0);
-                if !clean {
+                if clean {
+                    // Nothing is in flight: hand the org to a standby at once.
+                    lease_cancel.cancel();
+                    if tokio::time::timeout(Duration::from_secs(5), keep)
+                        .await
+                        .is_err()
+                    {
+                        warn!("releasing the org's lease timed out; it lapses after its TTL");
+                    }
+                } else {
+                    // A batch may still be in flight: the lease lapses after its TTL
+                    // instead of being handed over now.
+                    keep.abort();
                     warn!(
                         "shutdown grace elapsed with work in flight; the journal stays consistent and a restart resumes it"
                     );
                 }
+                metrics.leader.set(0);
                 Stopped {
                     clean,
                     elapsed: started.elapsed(),
@@ -266,6 +304,338 @@ impl<C: Crm> Service<C> {
             status,
             supervisor,
         })
+    }
+}
+
+/// The name of the org's lease (one leader per CRM org). Keyed by the CRM kind while a
+/// store holds one org per kind; many orgs (issue 11) switch it to `org:<name>`.
+pub fn org_lease_name(kind: CrmKind) -> String {
+    format!("org:{}", kind.as_str())
+}
+
+/// The cron schedules the config asks for, in its time zone.
+fn schedules(config: &Config) -> anyhow::Result<Vec<Scheduled>> {
+    let tz = config.service.time_zone;
+    let mut jobs = Vec::new();
+    for (job, key, expr) in [
+        (Job::DriftReport, "drift.schedule", &config.drift.schedule),
+        (
+            Job::FullReplan,
+            "service.full_replan",
+            &config.service.full_replan_cron,
+        ),
+        (
+            Job::FullSync,
+            "service.full_sync",
+            &config.service.full_sync,
+        ),
+    ] {
+        if let Some(expr) = expr {
+            let scheduled = Scheduled::new(job, expr, tz)
+                .map_err(|why| anyhow::anyhow!("{}: {key}: {why}", config.source))?;
+            jobs.push(scheduled);
+        }
+    }
+    Ok(jobs)
+}
+
+/// Checks once (retrying with backoff) that the CRM answers with these credentials and
+/// is the org the store mirrors (`Mirror::check_org`, one call), so a standby that
+/// could not take over says so in `/readyz` before it is needed. A leader's polls
+/// report the CRM's state themselves.
+async fn check_crm<C: Crm>(
+    mirror: Mirror<C>,
+    leadership: watch::Receiver<Leadership>,
+    status: Arc<Status>,
+    clock: Arc<dyn Clock>,
+    cancel: CancellationToken,
+) {
+    let mut failures = 0u32;
+    loop {
+        match mirror.check_org().await {
+            Ok(()) => {
+                status.update(|s| {
+                    if s.crm_ok.is_none() || !leadership.borrow().is_leader() {
+                        s.crm_ok = Some(true);
+                    }
+                });
+                return;
+            }
+            Err(err) => {
+                failures = failures.saturating_add(1);
+                let error = error_chain(&err);
+                if !leadership.borrow().is_leader() {
+                    status.update(|s| s.crm_ok = Some(false));
+                    status.error(clock.now(), format!("crm check: {error}"));
+                }
+                if failures == 1 || failures % 10 == 0 {
+                    warn!(error = %error, streak = failures, "the CRM check failed; retrying with backoff");
+                }
+            }
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(backoff(Duration::from_millis(500), failures)) => {}
+        }
+    }
+}
+
+/// Mirrors the lease state into `/readyz` and the `leadroute_leader` gauge.
+async fn publish_leadership(
+    mut rx: watch::Receiver<Leadership>,
+    holder: String,
+    metrics: Arc<Metrics>,
+    status: Arc<Status>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let state = rx.borrow_and_update().clone();
+        metrics.leader.set(i64::from(state.is_leader()));
+        status.update(|s| {
+            let lease = &mut s.lease;
+            lease.error = None;
+            match &state {
+                Leadership::Unknown { error } => {
+                    lease.state = "unknown".to_owned();
+                    lease.epoch = None;
+                    lease.holder = None;
+                    lease.error.clone_from(error);
+                }
+                Leadership::Standby { holder: other } => {
+                    lease.state = "standby".to_owned();
+                    lease.epoch = None;
+                    lease.holder.clone_from(other);
+                }
+                Leadership::Leader { epoch } => {
+                    lease.state = "leader".to_owned();
+                    lease.epoch = Some(*epoch);
+                    lease.holder = Some(holder.clone());
+                }
+            }
+        });
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            changed = rx.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+/// Runs the pipeline (polling, hints, decisions, writes, schedules) only while this
+/// process holds the org's lease: one "term" per epoch, stopped when the lease is lost.
+struct Conductor<C: Crm> {
+    crm: Arc<C>,
+    store: Store,
+    config: Config,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+    status: Arc<Status>,
+    policy: watch::Receiver<Arc<Policy>>,
+    mirror: Mirror<C>,
+    jobs: Vec<Scheduled>,
+    lease_name: String,
+    holder: String,
+    cancel: CancellationToken,
+}
+
+impl<C: Crm> Conductor<C> {
+    async fn run(self, mut leadership: watch::Receiver<Leadership>) {
+        loop {
+            let epoch = tokio::select! {
+                () = self.cancel.cancelled() => return,
+                got = leadership.wait_for(Leadership::is_leader) => match got {
+                    Ok(state) => state.epoch(),
+                    Err(_) => return,
+                },
+            };
+            let Some(epoch) = epoch else { continue };
+            info!(lease = %self.lease_name, epoch, "leading: resuming unfinished runs, then a full pass, polling, decisions, writes and schedules");
+            let term = self.cancel.child_token();
+            let tasks = TaskTracker::new();
+            self.start_term(&tasks, &term, epoch);
+            tasks.close();
+            tokio::select! {
+                () = self.cancel.cancelled() => {}
+                _ = leadership.wait_for(|s| s.epoch() != Some(epoch)) => {
+                    warn!(lease = %self.lease_name, epoch, "no longer leading: stopping polling, decisions and writes after the batch in hand; standing by");
+                    term.cancel();
+                }
+            }
+            tasks.wait().await;
+            if self.cancel.is_cancelled() {
+                return;
+            }
+        }
+    }
+
+    /// Starts one term's tasks on `tasks`; they stop when `term` fires (intake first,
+    /// then decide and write as their input closes).
+    fn start_term(&self, tasks: &TaskTracker, term: &CancellationToken, epoch: i64) {
+        let config = &self.config;
+        let (touched_tx, touched_rx) = mpsc::channel(TOUCHED_QUEUE);
+        let (decided_tx, decided_rx) = mpsc::channel(DECIDED_QUEUE);
+        let (sync_tx, sync_rx) = mpsc::channel(1);
+        let full_now = Arc::new(Notify::new());
+        let mirror = self
+            .mirror
+            .clone()
+            .with_cancel(term.clone())
+            .with_touched(touched_tx);
+        let intake = Intake {
+            mirror,
+            metrics: Arc::clone(&self.metrics),
+            status: Arc::clone(&self.status),
+            clock: Arc::clone(&self.clock),
+            cancel: term.clone(),
+        };
+        tasks.spawn(intake.clone().poll(config.sync.interval, sync_rx));
+        tasks.spawn(intake.hints(config.sync.hint_poll, config.sync.hint_batch));
+        if !self.jobs.is_empty() {
+            tasks.spawn(
+                Schedules {
+                    jobs: self.jobs.clone(),
+                    store: self.store.clone(),
+                    kind: self.crm.kind(),
+                    policy: self.policy.clone(),
+                    drift_dir: config.drift.out_dir.clone(),
+                    keep: config.drift.keep,
+                    clock: Arc::clone(&self.clock),
+                    status: Arc::clone(&self.status),
+                    full_now: Arc::clone(&full_now),
+                    sync: sync_tx,
+                    cancel: term.clone(),
+                }
+                .run(),
+            );
+        }
+        tasks.spawn(
+            decide::Decide {
+                kind: self.crm.kind(),
+                store: self.store.clone(),
+                rx: touched_rx,
+                policy: self.policy.clone(),
+                tx: decided_tx,
+                clock: Arc::clone(&self.clock),
+                metrics: Arc::clone(&self.metrics),
+                status: Arc::clone(&self.status),
+                // A cron schedule replaces the period (`Job::FullReplan` wakes it).
+                full_replan: config
+                    .service
+                    .full_replan_cron
+                    .is_none()
+                    .then_some(config.service.full_replan),
+                full_now,
+            }
+            .run(),
+        );
+        let settings = WriterSettings {
+            strict: config.crm.salesforce.strict_writes,
+            ..config.writer.settings.clone()
+        };
+        let fence = Fence {
+            name: self.lease_name.clone(),
+            holder: self.holder.clone(),
+            epoch,
+        };
+        tasks.spawn(
+            write::Write {
+                writer: Writer::new(Arc::clone(&self.crm), self.store.clone(), settings)
+                    .with_cancel(term.clone())
+                    .with_fence(fence),
+                store: self.store.clone(),
+                kind: self.crm.kind(),
+                rx: decided_rx,
+                linger: config.service.linger,
+                clock: Arc::clone(&self.clock),
+                metrics: Arc::clone(&self.metrics),
+                status: Arc::clone(&self.status),
+                cancel: term.clone(),
+            }
+            .run(),
+        );
+    }
+}
+
+/// A full sync requested by the schedule, answered when it has run.
+type SyncRequest = oneshot::Sender<anyhow::Result<()>>;
+
+/// The leader's scheduled jobs.
+struct Schedules {
+    jobs: Vec<Scheduled>,
+    store: Store,
+    kind: CrmKind,
+    policy: watch::Receiver<Arc<Policy>>,
+    drift_dir: PathBuf,
+    keep: usize,
+    clock: Arc<dyn Clock>,
+    status: Arc<Status>,
+    full_now: Arc<Notify>,
+    sync: mpsc::Sender<SyncRequest>,
+    cancel: CancellationToken,
+}
+
+impl Schedules {
+    async fn run(self) {
+        let log = schedule::StoreLog {
+            store: self.store.clone(),
+            scope: self.kind.as_str().to_owned(),
+        };
+        schedule::run(&self.jobs, &log, &*self.clock, &self.cancel, |job| {
+            self.job(job)
+        })
+        .await;
+    }
+
+    async fn job(&self, job: Job) -> anyhow::Result<()> {
+        match job {
+            Job::DriftReport => self.drift_report().await,
+            Job::FullReplan => {
+                self.full_now.notify_one();
+                Ok(())
+            }
+            Job::FullSync => {
+                let (tx, rx) = oneshot::channel();
+                self.sync.send(tx).await.map_err(|_| {
+                    anyhow::anyhow!("intake has stopped; the full sync runs at the next start")
+                })?;
+                rx.await
+                    .map_err(|_| anyhow::anyhow!("intake stopped before the full sync ran"))?
+            }
+        }
+    }
+
+    /// The drift report as `leadroute drift` builds it, in every format, into
+    /// `drift.out_dir` keeping the newest `drift.keep`.
+    async fn drift_report(&self) -> anyhow::Result<()> {
+        let snapshot = self
+            .store
+            .snapshot(self.kind)
+            .await
+            .context("reading the mirror for the drift report")?;
+        let ledger = self
+            .store
+            .load_ledger(self.kind)
+            .await
+            .context("reading the assignment ledger for the drift report")?;
+        let policy = Arc::clone(&self.policy.borrow());
+        let now = self.clock.now();
+        let dir = self.drift_dir.clone();
+        let keep = self.keep;
+        let written = tokio::task::spawn_blocking(move || {
+            let report = crate::reconcile::drift::build(&snapshot, &policy, &ledger, now);
+            reports::write_drift_reports(&dir, &report, now, keep)
+        })
+        .await
+        .context("the drift report task failed")?
+        .with_context(|| {
+            format!(
+                "writing the drift report under {}",
+                self.drift_dir.display()
+            )
+        })?;
+        info!(dir = %written.display(), keep, "scheduled drift report written");
+        self.status
+            .update(|s| s.last_drift_report = Some(written.display().to_string()));
+        Ok(())
     }
 }
 
@@ -358,16 +728,29 @@ impl<C: Crm> Intake<C> {
     /// Polls every `interval` until cancelled; a failed poll is retried sooner, with
     /// backoff from a second up to the interval (the stored cursors keep progress), and
     /// shows in `/readyz` and in the cursor age.
-    async fn poll(self, interval: Duration) {
+    ///
+    /// A scheduled full sync (`service.full_sync`) arrives on `full` and runs in place
+    /// of the next poll, so two syncs never race on the cursors.
+    async fn poll(self, interval: Duration, mut full: mpsc::Receiver<SyncRequest>) {
         let mut failures = 0u32;
         let mut pause = Duration::ZERO;
         loop {
+            let mut reply = None;
             tokio::select! {
                 () = self.cancel.cancelled() => return,
                 () = tokio::time::sleep(pause) => {}
+                Some(tx) = full.recv() => reply = Some(tx),
             }
             let started = tokio::time::Instant::now();
-            match self.mirror.sync_once(false).await {
+            let result = self.mirror.sync_once(reply.is_some()).await;
+            if let Some(reply) = reply {
+                let answer = match &result {
+                    Ok(_) => Ok(()),
+                    Err(err) => Err(anyhow::anyhow!("full sync: {}", error_chain(err))),
+                };
+                let _ = reply.send(answer);
+            }
+            match result {
                 Ok(report) => {
                     failures = 0;
                     let complete: Vec<_> = report

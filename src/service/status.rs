@@ -33,6 +33,37 @@ pub struct StatusInner {
     /// Changes written by the sidecar since it started.
     pub written: u64,
     pub last_write_at: Option<DateTime<Utc>>,
+    /// Where this process stands for the org's lease (hot standby).
+    pub lease: LeaseStatus,
+    /// The last scheduled drift report directory written.
+    pub last_drift_report: Option<String>,
+}
+
+/// The org lease as `/readyz` shows it.
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+pub struct LeaseStatus {
+    /// The lease's name (`org:<crm kind>`).
+    pub name: String,
+    /// `unknown` (starting, or the store did not answer), `standby` or `leader`.
+    pub state: String,
+    /// The epoch this process leads with (its fencing token).
+    pub epoch: Option<i64>,
+    /// Who holds the lease: this process when leading, another when standing by.
+    pub holder: Option<String>,
+    /// This process's holder string.
+    pub this: String,
+    /// Why the state is unknown, if the store said.
+    pub error: Option<String>,
+}
+
+impl LeaseStatus {
+    pub fn is_leader(&self) -> bool {
+        self.state == "leader"
+    }
+
+    pub fn is_standby(&self) -> bool {
+        self.state == "standby"
+    }
 }
 
 impl Status {

@@ -285,6 +285,26 @@ impl<C: Crm> Write<C> {
             changes: batch.changes.values().map(|(c, _)| c.clone()).collect(),
             exceptions: batch.exceptions.clone(),
         };
+        // A deposed leader saves no ledger and queues no exceptions either (the writer's
+        // fence refuses its CRM calls): the batch waits until the term ends.
+        if let Some(fence) = self.writer.fence() {
+            match self
+                .store
+                .lease_is_current(&fence.name, &fence.holder, fence.epoch)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    warn!(lease = %fence.name, epoch = fence.epoch, "no longer leading: this batch is left to the new leader");
+                    return Flushed::NotStarted(batch);
+                }
+                Err(err) => {
+                    warn!(lease = %fence.name, error = %err, "cannot confirm the lease; the batch waits");
+                    self.status.error(now, format!("lease: {err}"));
+                    return Flushed::NotStarted(batch);
+                }
+            }
+        }
         let run = RunId::new(format!("{}-s{n}", RunId::generate(now)));
         match self.commit(&plan, batch.ledger.clone(), &run).await {
             Ok(report) => {

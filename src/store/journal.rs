@@ -40,6 +40,8 @@ pub struct BatchIntent<'a> {
     pub batch_id: i64,
     pub object: ObjectKind,
     pub seqs: &'a [i64],
+    /// The org lease epoch the writer was fenced with (migration 0222), if any.
+    pub lease_epoch: Option<i64>,
 }
 
 /// What one writer step journals in one transaction (see [`Store::journal_step`]).
@@ -585,6 +587,7 @@ impl Store {
                     batch_id,
                     object,
                     seqs,
+                    lease_epoch: None,
                 }),
                 ..JournalStep::default()
             },
@@ -797,14 +800,15 @@ impl Store {
         }
         if let Some(intent) = step.intent {
             sqlx::query(
-                "INSERT INTO writer_batches (run_id, batch_id, object, size, intent_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO writer_batches (run_id, batch_id, object, size, intent_at, lease_epoch) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(run_id.to_owned())
             .bind(intent.batch_id)
             .bind(intent.object.as_str())
             .bind(intent.seqs.len() as i64)
             .bind(now_ms)
+            .bind(intent.lease_epoch)
             .execute(&mut *tx)
             .await
             .map_err(sql_err("journaling a batch intent"))?;
@@ -990,6 +994,24 @@ impl Store {
             .await
             .map_err(sql_err("recording a bulk job id"))?;
         Ok(())
+    }
+
+    /// Each batch of the run with the lease epoch it was fenced with (migration 0222):
+    /// `(batch_id, lease_epoch)`, oldest first.
+    pub async fn journal_batch_epochs(
+        &self,
+        run_id: &str,
+    ) -> Result<Vec<(i64, Option<i64>)>, JournalError> {
+        let rows = sqlx::query(
+            "SELECT batch_id, lease_epoch FROM writer_batches WHERE run_id = $1 ORDER BY batch_id",
+        )
+        .bind(run_id.to_owned())
+        .fetch_all(self.pool())
+        .await
+        .map_err(sql_err("reading batch lease epochs"))?;
+        rows.iter()
+            .map(|row| Ok((col(row, "batch_id")?, col(row, "lease_epoch")?)))
+            .collect()
     }
 
     /// Bulk jobs of `object` in this run whose batch has no result yet (a crash, or a

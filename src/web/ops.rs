@@ -1,7 +1,7 @@
 //! The sidecar's HTTP surface on the webhook listener: the webhook routes (counted in
 //! `leadroute_webhooks_total`), `GET /healthz` (alive), `GET /readyz` (200 only when
-//! the store answers, the CRM's last call succeeded and a policy is loaded; a JSON body
-//! either way) and `GET /metrics` (Prometheus text).
+//! the store answers, a policy is loaded and this process leads (its CRM calls
+//! succeeding) or stands by cleanly; a JSON body with the org lease either way) and `GET /metrics` (Prometheus text).
 
 use std::sync::Arc;
 
@@ -107,7 +107,11 @@ async fn readyz<C: Crm>(State(state): State<OpsState<C>>) -> Response {
     let store_ok = inbox.is_ok();
     let crm_ok = status.crm_ok == Some(true);
     let policy_ok = status.policy_version.is_some();
-    let ready = store_ok && crm_ok && policy_ok;
+    // Leader or clean standby: either has reached the CRM with its credentials (the
+    // leader's polls, the standby's check at start).
+    let lease = &status.lease;
+    let lease_ok = lease.is_leader() || lease.is_standby();
+    let ready = store_ok && crm_ok && policy_ok && lease_ok;
     let cursors: serde_json::Map<String, serde_json::Value> = state
         .web
         .crm
@@ -136,8 +140,14 @@ async fn readyz<C: Crm>(State(state): State<OpsState<C>>) -> Response {
             "ok": crm_ok,
             "checked": status.crm_ok.is_some(),
         },
-        // One process per org until named leases land: it always leads.
-        "lease": { "state": "leader", "mode": "single process" },
+        "lease": {
+            "name": lease.name,
+            "state": lease.state,
+            "epoch": lease.epoch,
+            "holder": lease.holder,
+            "this": lease.this,
+            "error": lease.error,
+        },
         "policy": {
             "version": status.policy_version,
             "path": status.policy_path,
@@ -148,6 +158,7 @@ async fn readyz<C: Crm>(State(state): State<OpsState<C>>) -> Response {
         "inbox": { "depth": depth, "lag_seconds": lag },
         "written": status.written,
         "last_write_at": status.last_write_at,
+        "last_drift_report": status.last_drift_report,
         "last_error": status.last_error,
         "last_error_at": status.last_error_at,
     });

@@ -234,6 +234,10 @@ impl<C: Crm> Session<'_, C> {
         delayed: &mut Vec<Item>,
     ) -> Result<JobEnd, WriterError> {
         let writer = self.writer;
+        // The fence, as for batched writes: no job is started without the lease.
+        if let Some(stop) = writer.fenced().await {
+            return Ok(JobEnd::Stop(stop));
+        }
         let batch_id = self.next_batch_id().await?;
         let seqs: Vec<i64> = ready.iter().map(|(i, _)| i.seq).collect();
         self.journal(
@@ -242,6 +246,7 @@ impl<C: Crm> Session<'_, C> {
                 batch_id,
                 object,
                 seqs: &seqs,
+                lease_epoch: writer.fence.as_ref().map(|f| f.epoch),
             }),
         )
         .await?;

@@ -260,6 +260,20 @@ pub struct Writer<C: Crm> {
     cancel: CancellationToken,
     /// Set when a run's lease is lost: no further CRM call is made (see `guarded`).
     lease_lost: Arc<AtomicBool>,
+    /// The org lease this writer writes under (the sidecar's hot standby), if any.
+    fence: Option<Fence>,
+}
+
+/// A fencing token: the named lease (holder and epoch) a writer's process held when it
+/// was made. Before each batch's write call the writer checks that it is still
+/// current (`Store::lease_is_current`); when not, the batch is refused (no CRM call, its
+/// changes stay pending and resumable) and the run stops with [`StopReason::Fenced`].
+/// The epoch is journaled with each batch (`writer_batches.lease_epoch`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub name: String,
+    pub holder: String,
+    pub epoch: i64,
 }
 
 impl<C: Crm> Writer<C> {
@@ -272,7 +286,46 @@ impl<C: Crm> Writer<C> {
             breaker,
             cancel: CancellationToken::new(),
             lease_lost: Arc::new(AtomicBool::new(false)),
+            fence: None,
         }
+    }
+
+    /// Writes only while `fence` is current (see [`Fence`]).
+    pub fn with_fence(mut self, fence: Fence) -> Self {
+        self.fence = Some(fence);
+        self
+    }
+
+    pub fn fence(&self) -> Option<&Fence> {
+        self.fence.as_ref()
+    }
+
+    /// A stop when the fence is no longer current (or cannot be confirmed), before a
+    /// write call; `None` without a fence.
+    async fn fenced(&self) -> Option<Stop> {
+        let fence = self.fence.as_ref()?;
+        let why = match self
+            .store
+            .lease_is_current(&fence.name, &fence.holder, fence.epoch)
+            .await
+        {
+            Ok(true) => return None,
+            Ok(false) => format!(
+                "lease {} epoch {} is no longer held by this process; another process leads \
+                 and resumes this run",
+                fence.name, fence.epoch
+            ),
+            Err(err) => format!(
+                "lease {} could not be confirmed ({err}); no write is made without it",
+                fence.name
+            ),
+        };
+        warn!(lease = %fence.name, epoch = fence.epoch, why = %why, "write refused by the fence");
+        Some(Stop {
+            reason: StopReason::Fenced,
+            message: why,
+            resume_at: None,
+        })
     }
 
     /// Stop between batches when `cancel` fires (the in-flight batch completes and is
@@ -1061,6 +1114,12 @@ impl<C: Crm> Session<'_, C> {
                 continue;
             }
 
+            // The fence: a deposed leader's batch is refused here, before its intent;
+            // its changes stay pending for the new leader.
+            if let Some(stop) = writer.fenced().await {
+                self.journal(judged, None).await?;
+                return Ok(Some(stop));
+            }
             // Write-ahead: the intent is committed before the call, in one transaction
             // with the previous call's outcomes and this batch's compare verdicts.
             let batch_id = self.next_batch_id().await?;
@@ -1071,6 +1130,7 @@ impl<C: Crm> Session<'_, C> {
                     batch_id,
                     object,
                     seqs: &seqs,
+                    lease_epoch: writer.fence.as_ref().map(|f| f.epoch),
                 }),
             )
             .await?;

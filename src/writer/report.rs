@@ -22,6 +22,9 @@ pub enum StopReason {
     Operator,
     /// Whole calls kept failing past the retry budget.
     RetriesExhausted,
+    /// The writer's fence (an org lease) is no longer current: another process leads
+    /// the org now, and this one makes no further CRM write.
+    Fenced,
 }
 
 impl StopReason {
@@ -32,6 +35,7 @@ impl StopReason {
             StopReason::Cancelled => "cancelled",
             StopReason::Operator => "operator",
             StopReason::RetriesExhausted => "retries_exhausted",
+            StopReason::Fenced => "fenced",
         }
     }
 }

@@ -971,3 +971,69 @@ async fn owners_restored_by_a_rollback_are_leadroutes_own_in_the_ledger() {
         assert_eq!(a.rule, "rollback of run");
     }
 }
+
+#[tokio::test]
+async fn a_writer_whose_org_lease_was_taken_makes_no_write_call_and_the_new_leader_resumes() {
+    use crate::store::LeaseGrab;
+    let (crm, store) = setup(10, 30).await;
+    let ttl = Duration::from_secs(30);
+    let grab = store.lease_acquire("org:hubspot", "a", ttl).await.unwrap();
+    assert!(matches!(grab, LeaseGrab::Held { epoch: 1, .. }), "{grab:?}");
+    // A freezes, its lease lapses and B leads with epoch 2.
+    assert!(
+        store
+            .lease_renew("org:hubspot", "a", 1, Duration::ZERO)
+            .await
+            .unwrap()
+    );
+    let grab = store.lease_acquire("org:hubspot", "b", ttl).await.unwrap();
+    assert!(matches!(grab, LeaseGrab::Held { epoch: 2, .. }), "{grab:?}");
+
+    // A's late batch is refused before any write call.
+    let fence = |holder: &str, epoch| Fence {
+        name: "org:hubspot".to_owned(),
+        holder: holder.to_owned(),
+        epoch,
+    };
+    let deposed =
+        Writer::new(crm.clone(), store.clone(), fast_settings()).with_fence(fence("a", 1));
+    let report = deposed
+        .apply(&plan(30, "a", "b"), RunId::new("late"), &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(
+        report.stopped.as_ref().map(|s| s.reason.clone()),
+        Some(StopReason::Fenced),
+        "{report}"
+    );
+    assert_eq!(crm.with(|s| s.apply_calls), 0, "no CRM write call");
+    assert_eq!(report.applied, 0);
+    assert_eq!(report.pending, 30);
+    assert!(
+        outcomes(&store, "late")
+            .await
+            .values()
+            .all(|o| o == "pending"),
+        "every change stays pending"
+    );
+    assert!(store.journal_batch_epochs("late").await.unwrap().is_empty());
+    let run = store.journal_run("late").await.unwrap().unwrap();
+    assert_ne!(run.status, crate::store::RunStatus::Completed);
+
+    // The new leader resumes the run; each batch carries its epoch.
+    let leader = Writer::new(crm.clone(), store.clone(), fast_settings()).with_fence(fence("b", 2));
+    let report = leader
+        .resume(&RunId::new("late"), &NoProgress)
+        .await
+        .unwrap();
+    assert!(report.is_complete(), "{report}");
+    assert_eq!(report.applied, 30);
+    assert_eq!(crm.with(|s| s.apply_calls), 3);
+    assert_eq!(crm.with(|s| s.writes.len()), 30, "each change written once");
+    let epochs = store.journal_batch_epochs("late").await.unwrap();
+    assert_eq!(epochs.len(), 3);
+    assert!(
+        epochs.iter().all(|(_, epoch)| *epoch == Some(2)),
+        "{epochs:?}"
+    );
+}

@@ -782,6 +782,7 @@ async fn the_journal_keeps_one_outcome_per_change_on_every_backend() {
                         batch_id: 1,
                         object: ObjectKind::Contact,
                         seqs: &big,
+                        lease_epoch: Some(3),
                     }),
                 },
                 now,
@@ -814,6 +815,11 @@ async fn the_journal_keeps_one_outcome_per_change_on_every_backend() {
         );
         assert_eq!(entries[1_100].state, "planned", "{label}");
         assert_eq!(store.journal_next_batch_id("story").await.unwrap(), 2);
+        assert_eq!(
+            store.journal_batch_epochs("story").await.unwrap(),
+            vec![(0, None), (1, Some(3))],
+            "{label}: the fencing epoch is journaled with its batch"
+        );
         store
             .journal_set_run_status("story", RunStatus::Paused, Some("quota"), Some(now), now)
             .await
