@@ -31,6 +31,8 @@
 mod bulk;
 mod control;
 mod faults;
+#[doc(hidden)]
+pub mod fuzzing;
 mod generator;
 pub mod ids;
 mod limits;
