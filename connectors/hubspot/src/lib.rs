@@ -14,6 +14,8 @@
 
 mod batch;
 mod client;
+#[doc(hidden)]
+pub mod fuzzing;
 mod limits;
 mod map;
 mod sync;

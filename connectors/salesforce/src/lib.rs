@@ -16,6 +16,8 @@
 
 mod auth;
 mod client;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ids;
 pub mod limits;
 mod map;

@@ -37,6 +37,8 @@ mod bulk;
 mod control;
 mod faults;
 mod form_fills;
+#[doc(hidden)]
+pub mod fuzzing;
 mod generator;
 pub mod ids;
 mod limits;

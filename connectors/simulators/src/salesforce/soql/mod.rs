@@ -935,24 +935,34 @@ impl Parser<'_> {
             .timestamp();
         let day = 86_400;
         let upper = word.to_ascii_uppercase();
+        // `n` comes from the query text: refused when the range leaves i64, never wrapped.
+        let out_of_range = || malformed(format!("{upper}: the number of days is out of range"));
         let mut n_days = || -> Result<i64, SoqlError> {
             if !self.eat(&Tok::Colon) {
                 return Err(self.unexpected());
             }
-            let n = self.count_value()? as i64;
-            Ok(n)
+            let n = self.count_value()?;
+            i64::try_from(n)
+                .ok()
+                .and_then(|n| n.checked_mul(day))
+                .ok_or_else(out_of_range)
         };
         Ok(match upper.as_str() {
             "TODAY" => (today, today + day),
             "YESTERDAY" => (today - day, today),
             "TOMORROW" => (today + day, today + 2 * day),
             "LAST_N_DAYS" => {
-                let n = n_days()?;
-                (today - n * day, today + day)
+                let span = n_days()?;
+                let start = today.checked_sub(span).ok_or_else(out_of_range)?;
+                (start, today + day)
             }
             "NEXT_N_DAYS" => {
-                let n = n_days()?;
-                (today + day, today + (n + 1) * day)
+                let span = n_days()?;
+                let end = span
+                    .checked_add(day)
+                    .and_then(|s| today.checked_add(s))
+                    .ok_or_else(out_of_range)?;
+                (today + day, end)
             }
             _ => {
                 return Err(located(
@@ -983,6 +993,23 @@ mod tests {
             panic!("columns expected");
         };
         assert_eq!(columns[2].name, "Type");
+    }
+
+    #[test]
+    fn relative_date_literals_out_of_range_are_refused_not_wrapped() {
+        // Found by the `sim_soql` fuzz target: `n * 86_400` overflowed (a panic in debug
+        // builds, a wrapped range in release) and a `usize` above i64::MAX turned negative.
+        for query in [
+            "SELECT Id FROM Lead WHERE CreatedDate = LAST_N_DAYS:9999999999999999",
+            "SELECT Id FROM Lead WHERE CreatedDate > NEXT_N_DAYS:18446744073709551615",
+            "SELECT Id FROM Lead WHERE CreatedDate < NEXT_N_DAYS:106751991167300",
+        ] {
+            let err = parse(query).expect_err(query);
+            assert_eq!(err.code, "MALFORMED_QUERY", "{query}");
+            assert!(err.message.contains("out of range"), "{query}: {err}");
+        }
+        parse("SELECT Id FROM Lead WHERE CreatedDate = LAST_N_DAYS:7").expect("a week parses");
+        parse("SELECT Id FROM Lead WHERE CreatedDate < NEXT_N_DAYS:30").expect("a month parses");
     }
 
     #[test]
