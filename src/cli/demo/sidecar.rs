@@ -36,6 +36,9 @@ const FIRST_POLL: Duration = Duration::from_secs(60);
 /// After the stream ends, this long without a new decision ends the phase.
 const QUIET: Duration = Duration::from_secs(3);
 
+/// A stream's report by id, as the simulator gives it.
+type StreamReport<'a> = Box<dyn Fn(&str) -> Option<serde_json::Value> + 'a>;
+
 /// What the phase needs from the in-process simulator.
 pub(super) struct Feed<'a> {
     /// Points the simulator's webhooks (or outbound messages) at a URL, or stops them.
@@ -45,7 +48,7 @@ pub(super) struct Feed<'a> {
     /// Starts a form-fill stream of `(per_second, seconds)`; answers its id.
     pub(super) start_stream: Box<dyn Fn(u32, u32) -> Result<String, String> + 'a>,
     /// The stream's report (`records` with `id` and `created_at_ms`, `done`).
-    pub(super) stream_report: Box<dyn Fn(&str) -> Option<serde_json::Value> + 'a>,
+    pub(super) stream_report: StreamReport<'a>,
     /// What the stream creates ("leads", "contacts"), for the headline.
     pub(super) noun: &'static str,
     /// The HubSpot webhook signing secret (the app's client secret); `None` for
