@@ -39,6 +39,8 @@ struct Log {
     crm: HashMap<RecordId, Duration>,
     /// The write call that carried the record returned.
     written: HashMap<RecordId, Instant>,
+    /// Per stage, when the first call of that kind carrying the record started and ended.
+    stages: HashMap<(&'static str, RecordId), (Instant, Instant)>,
     /// Calls by kind (fetch, current_owners, apply, changes).
     calls: BTreeMap<&'static str, u64>,
 }
@@ -60,11 +62,16 @@ struct Timed<C> {
 }
 
 impl<C: Crm> Timed<C> {
-    fn carried(&self, kind: &'static str, ids: &[RecordId], took: Duration) {
+    fn carried(&self, kind: &'static str, ids: &[RecordId], started: Instant) {
+        let ended = Instant::now();
+        let took = ended - started;
         let mut log = self.log.guard();
         *log.calls.entry(kind).or_default() += 1;
         for id in ids {
             *log.crm.entry(id.clone()).or_default() += took;
+            log.stages
+                .entry((kind, id.clone()))
+                .or_insert((started, ended));
         }
     }
 }
@@ -98,7 +105,7 @@ impl<C: Crm> Crm for Timed<C> {
         async move {
             let started = Instant::now();
             let result = self.inner.fetch(object, ids).await;
-            self.carried("fetch", ids, started.elapsed());
+            self.carried("fetch", ids, started);
             result
         }
     }
@@ -111,7 +118,7 @@ impl<C: Crm> Crm for Timed<C> {
         async move {
             let started = Instant::now();
             let result = self.inner.current_owners(object, ids).await;
-            self.carried("current_owners", ids, started.elapsed());
+            self.carried("current_owners", ids, started);
             result
         }
     }
@@ -125,7 +132,7 @@ impl<C: Crm> Crm for Timed<C> {
             let started = Instant::now();
             let result = self.inner.apply(object, batch).await;
             let ids: Vec<RecordId> = batch.iter().map(|c| c.id.clone()).collect();
-            self.carried("apply", &ids, started.elapsed());
+            self.carried("apply", &ids, started);
             let done = Instant::now();
             if let Ok(outcomes) = &result {
                 let mut log = self.log.guard();
@@ -412,6 +419,25 @@ async fn speed(bench: &Bench, per_second: u32, secs: u32) {
     let mut own = Vec::new();
     let mut crm = Vec::new();
     let mut clamped = 0;
+    // Where the time goes: webhook → refetch starts (inbox pickup); refetch ends →
+    // compare read starts (decide, linger, journaling the run); compare read ends →
+    // write starts (journaled intent).
+    let mut pickup = Vec::new();
+    let mut decide = Vec::new();
+    let mut intent = Vec::new();
+    for id in &ids {
+        let stage = |k: &'static str| log.stages.get(&(k, id.clone())).copied();
+        if let (Some(seen), Some(f), Some(r), Some(w)) = (
+            log.seen.get(id),
+            stage("fetch"),
+            stage("current_owners"),
+            stage("apply"),
+        ) {
+            pickup.push(f.0.saturating_duration_since(*seen));
+            decide.push(r.0.saturating_duration_since(f.1));
+            intent.push(w.0.saturating_duration_since(r.1));
+        }
+    }
     for id in &ids {
         let (Some(seen), Some(written)) = (log.seen.get(id), log.written.get(id)) else {
             continue;
@@ -454,6 +480,17 @@ async fn speed(bench: &Bench, per_second: u32, secs: u32) {
         clamped,
         q(&own, 0.99) / 20.0
     );
+    for (what, v) in [
+        ("webhook → refetch starts", &pickup),
+        ("refetch → compare read (incl. linger)", &decide),
+        ("compare read → write starts", &intent),
+    ] {
+        println!(
+            "    {what:<38} p50 {:>8.1} ms  p99 {:>8.1} ms",
+            q(v, 0.5),
+            q(v, 0.99)
+        );
+    }
 }
 
 async fn import(bench: &Bench, n: u32, secs: u32) {
