@@ -17,7 +17,6 @@
 //! [--companies 10000] [--import 20000]` (no scenario named: both).
 
 use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -85,65 +84,49 @@ impl<C: Crm> Crm for Timed<C> {
         self.inner.objects()
     }
 
-    fn changes(
-        &self,
-        object: ObjectKind,
-        cursor: Option<&Cursor>,
-    ) -> impl Future<Output = Result<Page, CrmError>> + Send {
-        async move {
-            let page = self.inner.changes(object, cursor).await;
-            *self.log.guard().calls.entry("changes").or_default() += 1;
-            page
-        }
+    async fn changes(&self, object: ObjectKind, cursor: Option<&Cursor>) -> Result<Page, CrmError> {
+        let page = self.inner.changes(object, cursor).await;
+        *self.log.guard().calls.entry("changes").or_default() += 1;
+        page
     }
 
-    fn fetch(
-        &self,
-        object: ObjectKind,
-        ids: &[RecordId],
-    ) -> impl Future<Output = Result<Vec<Change>, CrmError>> + Send {
-        async move {
-            let started = Instant::now();
-            let result = self.inner.fetch(object, ids).await;
-            self.carried("fetch", ids, started);
-            result
-        }
+    async fn fetch(&self, object: ObjectKind, ids: &[RecordId]) -> Result<Vec<Change>, CrmError> {
+        let started = Instant::now();
+        let result = self.inner.fetch(object, ids).await;
+        self.carried("fetch", ids, started);
+        result
     }
 
-    fn current_owners(
+    async fn current_owners(
         &self,
         object: ObjectKind,
         ids: &[RecordId],
-    ) -> impl Future<Output = Result<Vec<CurrentOwner>, CrmError>> + Send {
-        async move {
-            let started = Instant::now();
-            let result = self.inner.current_owners(object, ids).await;
-            self.carried("current_owners", ids, started);
-            result
-        }
+    ) -> Result<Vec<CurrentOwner>, CrmError> {
+        let started = Instant::now();
+        let result = self.inner.current_owners(object, ids).await;
+        self.carried("current_owners", ids, started);
+        result
     }
 
-    fn apply(
+    async fn apply(
         &self,
         object: ObjectKind,
         batch: &[OwnerChange],
-    ) -> impl Future<Output = Result<Vec<WriteOutcome>, CrmError>> + Send {
-        async move {
-            let started = Instant::now();
-            let result = self.inner.apply(object, batch).await;
-            let ids: Vec<RecordId> = batch.iter().map(|c| c.id.clone()).collect();
-            self.carried("apply", &ids, started);
-            let done = Instant::now();
-            if let Ok(outcomes) = &result {
-                let mut log = self.log.guard();
-                for (change, outcome) in batch.iter().zip(outcomes) {
-                    if matches!(outcome, WriteOutcome::Applied) {
-                        log.written.entry(change.id.clone()).or_insert(done);
-                    }
+    ) -> Result<Vec<WriteOutcome>, CrmError> {
+        let started = Instant::now();
+        let result = self.inner.apply(object, batch).await;
+        let ids: Vec<RecordId> = batch.iter().map(|c| c.id.clone()).collect();
+        self.carried("apply", &ids, started);
+        let done = Instant::now();
+        if let Ok(outcomes) = &result {
+            let mut log = self.log.guard();
+            for (change, outcome) in batch.iter().zip(outcomes) {
+                if matches!(outcome, WriteOutcome::Applied) {
+                    log.written.entry(change.id.clone()).or_insert(done);
                 }
             }
-            result
         }
+        result
     }
 
     fn write_limits(&self) -> WriteLimits {
