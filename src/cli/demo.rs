@@ -5,7 +5,12 @@
 //! org's owners, prints the drift summary and the plan, backfills it at the
 //! simulator's rate limit through the same path as `leadroute backfill`, re-syncs to
 //! show the org converged, and prints a closing summary with the commands to try next.
-//! The config, policy and secrets it used are written next to the demo database.
+//! Last, unless `--sidecar-secs 0`, it runs the sidecar (`leadroute run`) in-process
+//! while the simulator's web form creates leads, printing each routing as it happens
+//! (`demo/sidecar.rs`). The config, policy and secrets it used are written next to the
+//! demo database.
+
+mod sidecar;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -43,6 +48,9 @@ pub struct Args {
     /// Where the demo's SQLite file, config and policy go (recreated on each run).
     #[arg(long, default_value = ".leadroute/demo")]
     pub dir: PathBuf,
+    /// Seconds of new leads for the sidecar phase (0 skips it).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=3_600))]
+    pub sidecar_secs: u32,
 }
 
 pub async fn run(args: Args, _global: &GlobalArgs) -> anyhow::Result<()> {
@@ -231,6 +239,32 @@ async fn salesforce(args: Args, started: Instant) -> anyhow::Result<()> {
         refused: stats.limit_rejections,
         refused_what: "refused for limits",
     };
+    // The sidecar phase after the counts: its calls are its own (shown in /metrics).
+    let done = match done {
+        Ok(done) if args.sidecar_secs > 0 => {
+            let feed = sidecar::Feed {
+                set_webhook_url: Box::new(|url| sim.set_outbound_url(url)),
+                route: "/webhooks/salesforce",
+                start_stream: Box::new(|per_second, secs| {
+                    sim.start_stream(per_second, secs, "Lead")
+                }),
+                stream_report: Box::new(|id| sim.stream_report(id)),
+                noun: "leads",
+                webhook_secret: None,
+            };
+            sidecar::run(
+                &mut out,
+                &env.config,
+                crate::app::salesforce,
+                &store,
+                feed,
+                args.sidecar_secs,
+            )
+            .await
+            .map(|_| done)
+        }
+        other => other,
+    };
     let standalone = format!(
         "sim salesforce --port 4020 --seed {} --contacts {} --leads {} --accounts {accounts}",
         args.seed, args.contacts, args.contacts
@@ -268,6 +302,8 @@ async fn hubspot(args: Args, started: Instant) -> anyhow::Result<()> {
         ..Default::default()
     };
     let companies = sim_config.companies;
+    // The app's client secret signs the simulator's webhooks.
+    let webhook_secret = sim_config.client_secret.clone();
     let sim = leadroute_sim::hubspot::spawn(sim_config)
         .await
         .context("starting the HubSpot simulator")?;
@@ -365,6 +401,32 @@ async fn hubspot(args: Args, started: Instant) -> anyhow::Result<()> {
         calls: stats.total_calls(),
         refused: stats.rate_limited,
         refused_what: "answered 429",
+    };
+    // The sidecar phase after the counts: its calls are its own (shown in /metrics).
+    let done = match done {
+        Ok(done) if args.sidecar_secs > 0 => {
+            let feed = sidecar::Feed {
+                set_webhook_url: Box::new(|url| sim.set_webhook_url(url)),
+                route: "/webhooks/hubspot",
+                start_stream: Box::new(|per_second, secs| {
+                    sim.start_stream(per_second, secs, ObjectType::Contacts)
+                }),
+                stream_report: Box::new(|id| sim.stream_report(id)),
+                noun: "leads",
+                webhook_secret: Some(webhook_secret),
+            };
+            sidecar::run(
+                &mut out,
+                &env.config,
+                crate::app::hubspot,
+                &store,
+                feed,
+                args.sidecar_secs,
+            )
+            .await
+            .map(|_| done)
+        }
+        other => other,
     };
     let standalone = format!(
         "sim hubspot --port 4010 --seed {} --contacts {} --accounts {companies} --owners 25",

@@ -112,18 +112,70 @@ async fn sync_once_mirrors_a_simulator_named_only_by_environment_variables() {
     sim.shutdown().await;
 }
 
+/// The demo's sidecar phase: leads created by the simulator's web form are routed as
+/// they arrive, one line each (lead, owner, rule, milliseconds), and the phase ends with
+/// speed-to-lead p50/p99 and the metrics URL it served.
+fn assert_sidecar_phase(crm: &str, stdout: &str) {
+    let phase = stdout
+        .split_once("The sidecar (`leadroute run`")
+        .unwrap_or_else(|| panic!("no sidecar phase:\n{stdout}"))
+        .1;
+    let routed: Vec<&str> = phase
+        .lines()
+        .filter(|l| l.trim_start().starts_with(&format!("{crm}:")) && l.contains(" rule "))
+        .filter(|l| l.trim_end().ends_with(" ms") && !l.contains("exception"))
+        .collect();
+    assert!(!routed.is_empty(), "no lead was routed:\n{phase}");
+    for line in &routed {
+        let ms: i64 = line
+            .trim_end()
+            .trim_end_matches(" ms")
+            .rsplit(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no milliseconds in {line:?}"));
+        assert!((0..30_000).contains(&ms), "{line}");
+    }
+    let p = phase
+        .lines()
+        .find(|l| l.contains("speed-to-lead"))
+        .unwrap_or_else(|| panic!("no speed-to-lead line:\n{phase}"));
+    assert!(
+        p.contains("p50 ") && p.contains("p99 ") && p.contains(" ms"),
+        "{p}"
+    );
+    assert!(
+        p.contains(&format!("over {} leads", routed.len())),
+        "{p}\n{phase}"
+    );
+    let metrics = phase
+        .lines()
+        .find(|l| l.contains("metrics served at http://127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no metrics URL:\n{phase}"));
+    assert!(metrics.contains("/metrics"), "{metrics}");
+}
+
 /// Runs the demo for `crm` in a fresh directory, then `plan` against the config it
 /// printed: the demo must have converged the org, so the plan is empty.
 async fn demo_converges(crm: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let out = leadroute(
-        &["demo", "--crm", crm, "--contacts", "300"],
+        &[
+            "demo",
+            "--crm",
+            crm,
+            "--contacts",
+            "300",
+            "--sidecar-secs",
+            "4",
+        ],
         &[],
         dir.path(),
     )
     .await;
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert_sidecar_phase(crm, &stdout);
     assert!(stdout.contains("The mirror matches"), "{stdout}");
     assert!(stdout.contains("org is converged"), "{stdout}");
     let applied: u64 = stdout
@@ -401,7 +453,20 @@ async fn sync_keeps_mirroring_polls_and_webhooks_until_sigterm() {
 /// A converged demo org in `dir` (`.leadroute/demo/hubspot.*`) and `ro.toml`: a config
 /// naming only its store and policy, with no CRM URL or credentials.
 async fn mirrored_org(dir: &std::path::Path) -> std::path::PathBuf {
-    let out = leadroute(&["demo", "--crm", "hubspot", "--contacts", "200"], &[], dir).await;
+    let out = leadroute(
+        &[
+            "demo",
+            "--crm",
+            "hubspot",
+            "--contacts",
+            "200",
+            "--sidecar-secs",
+            "0",
+        ],
+        &[],
+        dir,
+    )
+    .await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let demo = dir.join(".leadroute/demo");
     let config = dir.join("ro.toml");
