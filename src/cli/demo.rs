@@ -694,14 +694,14 @@ fn closing(
     writeln!(out, "  {lr} policy check {}", files.policy.display())?;
     writeln!(
         out,
-        "Against a standalone simulator with the same org (it starts unconverged, so sync first):"
+        "Against a standalone simulator with the same org (it starts unconverged: a full sync repairs the mirror to it):"
     )?;
     writeln!(out, "  {lr} {standalone}      # in another terminal")?;
     // The standalone simulator accepts the same default credentials the demo's
     // config files hold, so only the base URL changes.
     writeln!(
         out,
-        "  LEADROUTE_CRM_BASE_URL={standalone_url} {lr} sync --once --config {cfg}"
+        "  LEADROUTE_CRM_BASE_URL={standalone_url} {lr} sync --once --full --config {cfg}"
     )?;
     writeln!(
         out,
