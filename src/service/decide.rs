@@ -3,12 +3,9 @@
 //! task. A policy change and the periodic full re-plan (the safety net) re-decide
 //! everything.
 //!
-//! The mirror's snapshot is kept warm too: a full pass reads it from the store, and a
-//! micro-batch patches it with the records it touched (one read per changed person or
-//! account, the owner list when owners changed), so the store reads per micro-batch
-//! follow the change, not the org. Owners written by leadroute itself reach the warm
-//! copy when the mirror next stores the record (the writer's compare read and the
-//! `sent` memory keep that window harmless), and every full pass starts fresh.
+//! First increment: each micro-batch reads a fresh `Store::snapshot` (O(org) reads; the
+//! decisions themselves are O(affected)). A warm in-memory snapshot fed by the mirror's
+//! changes replaces it later.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -25,9 +22,8 @@ use super::metrics::Metrics;
 use super::status::Status;
 use crate::mirror::Touched;
 use crate::policy::Policy;
-use crate::domain::Snapshot;
 use crate::reconcile::{Dirty, Key, Ledger, Plan, PlannedChange, PlannedException, Reconciler};
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 
 /// New work for the write task.
 #[derive(Debug)]
@@ -68,8 +64,6 @@ struct Memory {
     first_seen: HashMap<Key, Instant>,
     /// Changes not yet re-decided (a failed pass keeps them).
     dirty: Dirty,
-    /// The mirror as of the last pass, patched by later micro-batches.
-    snapshot: Option<Snapshot>,
 }
 
 enum Pass {
@@ -139,21 +133,7 @@ impl Decide {
 
     /// One pass; false when the store could not be read.
     async fn pass(&mut self, memory: &mut Memory, pass: &Pass) -> bool {
-        let warm = match (pass, memory.snapshot.take()) {
-            (Pass::Dirty, Some(mut snapshot)) => {
-                match patch(&self.store, self.kind, &mut snapshot, &memory.dirty).await {
-                    Ok(()) => Some(snapshot),
-                    // Read it whole below.
-                    Err(_) => None,
-                }
-            }
-            _ => None,
-        };
-        let read = match warm {
-            Some(snapshot) => Ok(snapshot),
-            None => self.store.snapshot(self.kind).await,
-        };
-        let snapshot = match read {
+        let snapshot = match self.store.snapshot(self.kind).await {
             Ok(snapshot) => snapshot,
             Err(err) => {
                 let error = crate::mirror::error_chain(&err);
@@ -189,10 +169,10 @@ impl Decide {
             } else {
                 reconciler.replan(&snapshot, &policy, &mut ledger, now, &dirty)
             };
-            (reconciler, ledger, plan, snapshot)
+            (reconciler, ledger, plan)
         })
         .await;
-        let (reconciler, ledger, plan, snapshot) = match joined {
+        let (reconciler, ledger, plan) = match joined {
             Ok(done) => done,
             Err(err) => {
                 // A panic in planning is a bug; start over with a full pass.
@@ -201,7 +181,6 @@ impl Decide {
             }
         };
         memory.reconciler = Some(reconciler);
-        memory.snapshot = Some(snapshot);
         debug!(
             full,
             elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -229,54 +208,6 @@ impl Decide {
         }
         true
     }
-}
-
-/// Brings `snapshot` up to date with the records `dirty` names: each changed person
-/// and account is read again (or dropped when it left the mirror), and the owner list
-/// when an owner changed. Raw payloads are left out, as `Store::snapshot` leaves them.
-async fn patch(
-    store: &Store,
-    crm: CrmKind,
-    snapshot: &mut Snapshot,
-    dirty: &Dirty,
-) -> Result<(), StoreError> {
-    for (object, id) in &dirty.people {
-        let fresh = store.person(crm, *object, id).await?.map(|mut p| {
-            p.raw = serde_json::Value::Null;
-            p
-        });
-        let at = snapshot
-            .people
-            .iter()
-            .position(|p| p.object == *object && p.id == *id);
-        match (at, fresh) {
-            (Some(i), Some(person)) => snapshot.people[i] = person,
-            (Some(i), None) => {
-                snapshot.people.remove(i);
-            }
-            (None, Some(person)) => snapshot.people.push(person),
-            (None, None) => {}
-        }
-    }
-    for id in &dirty.accounts {
-        let fresh = store.account(crm, id).await?.map(|mut a| {
-            a.raw = serde_json::Value::Null;
-            a
-        });
-        let at = snapshot.accounts.iter().position(|a| a.id == *id);
-        match (at, fresh) {
-            (Some(i), Some(account)) => snapshot.accounts[i] = account,
-            (Some(i), None) => {
-                snapshot.accounts.remove(i);
-            }
-            (None, Some(account)) => snapshot.accounts.push(account),
-            (None, None) => {}
-        }
-    }
-    if !dirty.owners.is_empty() {
-        snapshot.owners = store.owners(crm).await?;
-    }
-    Ok(())
 }
 
 /// The next tick of the periodic full re-plan; never without one.
