@@ -4,6 +4,7 @@
 // the helpers and scenarios they call in this test-only crate.
 #![allow(clippy::unwrap_used)]
 
+mod canary;
 mod cli;
 mod commit;
 mod helpers;
@@ -16,6 +17,7 @@ mod sidecar;
 mod sim_cli;
 mod standby;
 mod store;
+mod tidy;
 mod webhooks;
 mod writer;
 mod writer_salesforce;
