@@ -40,7 +40,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::store::{LeaseGrab, LiveLease, Store, StoreError};
+use crate::store::{Lease, LeaseGrab, Store, StoreError};
 
 /// Lease names of orgs start with this.
 pub const ORG_PREFIX: &str = "org:";
@@ -48,6 +48,8 @@ pub const ORG_PREFIX: &str = "org:";
 pub const MEMBER_PREFIX: &str = "member:";
 /// Membership rows released or lapsed this long ago are deleted at start.
 const FORGET_MEMBERS_AFTER: Duration = Duration::from_secs(3_600);
+/// How long a process that just joined waits before taking orgs (at most a tick).
+const JOIN_PAUSE: Duration = Duration::from_millis(500);
 /// Wake this long after a lease is due to lapse, so the database agrees it has.
 const LAPSE_MARGIN: Duration = Duration::from_millis(25);
 
@@ -225,7 +227,7 @@ pub(crate) struct Moves {
 pub(crate) fn plan(
     config: &FleetConfig,
     me: &str,
-    leases: &[LiveLease],
+    leases: &[Lease],
     mine: &BTreeSet<String>,
     busy: &BTreeSet<String>,
 ) -> Moves {
@@ -235,9 +237,9 @@ pub(crate) fn plan(
         let Some(holder) = lease.live_holder() else {
             continue;
         };
-        if let Some(org) = lease.lease.name.strip_prefix(ORG_PREFIX) {
+        if let Some(org) = lease.name.strip_prefix(ORG_PREFIX) {
             holders.insert(org, holder);
-        } else if let Some((capacity, of)) = parse_member(&lease.lease.name) {
+        } else if let Some((capacity, of)) = parse_member(&lease.name) {
             if of == holder {
                 members.insert(holder, capacity);
             }
@@ -288,10 +290,10 @@ pub(crate) fn plan(
 
 /// When to look again: at the next tick, or just after the soonest lapse of a lease
 /// someone else holds (a process that stopped renewing), whichever comes first.
-fn next_wake(every: Duration, me: &str, leases: &[LiveLease]) -> Duration {
+fn next_wake(every: Duration, me: &str, leases: &[Lease]) -> Duration {
     leases
         .iter()
-        .filter(|l| l.lease.holder.as_deref().is_some_and(|h| h != me))
+        .filter(|l| l.holder.as_deref().is_some_and(|h| h != me))
         .filter_map(|l| l.left_ms)
         .filter_map(|left| u64::try_from(left).ok())
         .map(|left| Duration::from_millis(left) + LAPSE_MARGIN)
@@ -531,13 +533,16 @@ impl<R: OrgRunner> Fleet<R> {
         if stopping_all {
             return Ok((self.config.every, None));
         }
-        // 2. Be a member.
+        // 2. Be a member. A process that just joined takes no org in the same tick:
+        //    processes started together then see each other before taking any, instead
+        //    of the first taking everything and handing most of it back.
         if member_epoch.is_none() {
             self.stats.add(2);
             if let LeaseGrab::Held { epoch, .. } = self.store.lease_acquire(member, me, ttl).await?
             {
                 *member_epoch = Some(epoch);
             }
+            return Ok((JOIN_PAUSE.min(self.config.every), None));
         }
         // 3. Look, decide, move.
         self.stats.add(1);
@@ -636,7 +641,6 @@ fn publish(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Lease;
     use std::sync::Mutex;
 
     fn member(holder: &str, capacity: usize, count: usize) -> Member {
@@ -689,15 +693,13 @@ mod tests {
         assert!(quotas(3, &[]).is_empty());
     }
 
-    fn live(name: &str, holder: Option<&str>, left_ms: Option<i64>) -> LiveLease {
-        LiveLease {
-            lease: Lease {
-                name: name.to_owned(),
-                holder: holder.map(str::to_owned),
-                epoch: 1,
-                expires_at: None,
-                acquired_at: None,
-            },
+    fn live(name: &str, holder: Option<&str>, left_ms: Option<i64>) -> Lease {
+        Lease {
+            name: name.to_owned(),
+            holder: holder.map(str::to_owned),
+            epoch: 1,
+            expires_at: None,
+            acquired_at: None,
             left_ms,
         }
     }

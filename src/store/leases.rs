@@ -33,6 +33,19 @@ pub struct Lease {
     pub epoch: i64,
     pub expires_at: Option<DateTime<Utc>>,
     pub acquired_at: Option<DateTime<Utc>>,
+    /// Milliseconds it had left when read, by the database's clock (negative: lapsed);
+    /// `None` when released or never taken.
+    pub left_ms: Option<i64>,
+}
+
+impl Lease {
+    /// Its holder, if the lease still bound when read.
+    pub fn live_holder(&self) -> Option<&str> {
+        match self.left_ms {
+            Some(left) if left > 0 => self.holder.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 /// What an attempt to take a lease found.
@@ -45,25 +58,6 @@ pub enum LeaseGrab {
     },
     /// Someone else holds a live lease.
     Taken(Lease),
-}
-
-/// A lease with the database's verdict on it, read in one statement.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LiveLease {
-    pub lease: Lease,
-    /// Milliseconds until it lapses by the database's clock (negative: lapsed);
-    /// `None` when released or never taken.
-    pub left_ms: Option<i64>,
-}
-
-impl LiveLease {
-    /// Its holder, while the lease binds.
-    pub fn live_holder(&self) -> Option<&str> {
-        match self.left_ms {
-            Some(left) if left > 0 => self.lease.holder.as_deref(),
-            _ => None,
-        }
-    }
 }
 
 /// The database's clock in epoch milliseconds, as an SQL expression.
@@ -211,14 +205,14 @@ impl Store {
 
     /// Lease `name` as stored (possibly lapsed or released), if it was ever taken.
     pub async fn lease(&self, name: &str) -> Result<Option<Lease>, StoreError> {
-        let rows = self.leases_where("name = $1", name).await?;
+        let rows = self.leases_where("name = $1", &[name]).await?;
         Ok(rows.into_iter().next())
     }
 
     /// Every lease whose name starts with `prefix` (e.g. `org:`), by name.
     pub async fn leases(&self, prefix: &str) -> Result<Vec<Lease>, StoreError> {
         // LIKE would need escaping of `_` and `%`; compare the prefix instead.
-        self.leases_where("substr(name, 1, length($1)) = $1", prefix)
+        self.leases_where("substr(name, 1, length($1)) = $1", &[prefix])
             .await
     }
 
@@ -252,54 +246,26 @@ impl Store {
 
     /// Every lease whose name starts with one of `prefixes`, by name, each with the
     /// time it has left by the database's clock: one statement, one clock reading.
-    pub async fn leases_live(&self, prefixes: &[&str]) -> Result<Vec<LiveLease>, StoreError> {
+    pub async fn leases_live(&self, prefixes: &[&str]) -> Result<Vec<Lease>, StoreError> {
         if prefixes.is_empty() {
             return Ok(Vec::new());
         }
-        let now = now_ms(self.backend());
         let filter = (1..=prefixes.len())
             .map(|i| format!("substr(name, 1, length(${i})) = ${i}"))
             .collect::<Vec<_>>()
             .join(" OR ");
-        let sql = format!(
-            "SELECT name, holder, epoch, expires_at, acquired_at, \
-             expires_at - {now} AS left_ms FROM leases WHERE {filter} ORDER BY name"
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for prefix in prefixes {
-            query = query.bind((*prefix).to_owned());
-        }
-        let rows = query
-            .fetch_all(self.pool())
-            .await
-            .map_err(StoreError::query("reading leases"))?;
-        rows.iter()
-            .map(|row| {
-                let lease = Lease {
-                    name: row.try_get("name")?,
-                    holder: row.try_get("holder")?,
-                    epoch: row.try_get("epoch")?,
-                    expires_at: opt_time(row, "expires_at")?,
-                    acquired_at: opt_time(row, "acquired_at")?,
-                };
-                let left_ms = match lease.holder {
-                    Some(_) => row.try_get::<Option<i64>, _>("left_ms")?,
-                    None => None,
-                };
-                Ok(LiveLease { lease, left_ms })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::query("reading leases"))
+        self.leases_where(&filter, prefixes).await
     }
 
-    /// Deletes the rows of leases named with `prefix` that are released or lapsed for
-    /// longer than `after` (database clock): a fleet's membership rows of processes
-    /// long gone. Returns how many went.
+    /// Deletes the rows of leases named with `prefix` that were released or lapsed
+    /// longer than `after` ago (database clock): a fleet's membership rows of processes
+    /// long gone. A row being created (never held yet) stays. Returns how many went.
     pub async fn leases_forget(&self, prefix: &str, after: Duration) -> Result<u64, StoreError> {
         let now = now_ms(self.backend());
         let sql = format!(
             "DELETE FROM leases WHERE substr(name, 1, length($1)) = $1 \
-             AND (holder IS NULL OR expires_at IS NULL OR expires_at + $2 <= {now})"
+             AND ((holder IS NULL AND renewed_at + $2 <= {now}) \
+               OR (holder IS NOT NULL AND expires_at + $2 <= {now}))"
         );
         let done = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(prefix.to_owned())
@@ -310,24 +276,34 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    async fn leases_where(&self, filter: &str, arg: &str) -> Result<Vec<Lease>, StoreError> {
+    async fn leases_where(&self, filter: &str, args: &[&str]) -> Result<Vec<Lease>, StoreError> {
+        let now = now_ms(self.backend());
         let sql = format!(
-            "SELECT name, holder, epoch, expires_at, acquired_at FROM leases \
-             WHERE {filter} ORDER BY name"
+            "SELECT name, holder, epoch, expires_at, acquired_at, expires_at - {now} AS left_ms \
+             FROM leases WHERE {filter} ORDER BY name"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(arg.to_owned())
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for arg in args {
+            query = query.bind((*arg).to_owned());
+        }
+        let rows = query
             .fetch_all(self.pool())
             .await
             .map_err(StoreError::query("reading leases"))?;
         rows.iter()
             .map(|row| {
+                let holder: Option<String> = row.try_get("holder")?;
+                let left_ms = match holder {
+                    Some(_) => row.try_get::<Option<i64>, _>("left_ms")?,
+                    None => None,
+                };
                 Ok(Lease {
                     name: row.try_get("name")?,
-                    holder: row.try_get("holder")?,
+                    holder,
                     epoch: row.try_get("epoch")?,
                     expires_at: opt_time(row, "expires_at")?,
                     acquired_at: opt_time(row, "acquired_at")?,
+                    left_ms,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
@@ -367,7 +343,7 @@ mod tests {
             let live = store.leases_live(&["org:", "member:"]).await.unwrap();
             let seen: Vec<(&str, Option<&str>)> = live
                 .iter()
-                .map(|l| (l.lease.name.as_str(), l.live_holder()))
+                .map(|l| (l.name.as_str(), l.live_holder()))
                 .collect();
             assert_eq!(
                 seen,

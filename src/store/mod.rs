@@ -35,7 +35,7 @@ pub use journal::{
     NewException, NewRun, RunCounts, RunRow, RunStatus,
 };
 pub use lease::{LeaseAttempt, RunLease};
-pub use leases::{Lease, LeaseGrab, LiveLease};
+pub use leases::{Lease, LeaseGrab};
 pub use mirror_rows::{ApplyStats, FullPass, MirrorCounts, PageMode, Tombstone, TombstoneReason};
 pub use org::RecordedOrg;
 
