@@ -61,14 +61,14 @@ pub enum LeaseGrab {
 }
 
 /// The database's clock in epoch milliseconds, as an SQL expression.
-fn now_ms(backend: Backend) -> &'static str {
+pub(super) fn now_ms(backend: Backend) -> &'static str {
     match backend {
         Backend::Sqlite => "CAST(ROUND((julianday('now') - 2440587.5) * 86400000.0) AS BIGINT)",
         Backend::Postgres => "CAST(FLOOR(EXTRACT(EPOCH FROM clock_timestamp()) * 1000) AS BIGINT)",
     }
 }
 
-fn ttl_ms(ttl: Duration) -> i64 {
+pub(super) fn ttl_ms(ttl: Duration) -> i64 {
     i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2)
 }
 
