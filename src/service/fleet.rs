@@ -135,6 +135,7 @@ pub struct FleetStats {
     ticks: AtomicU64,
     taken: AtomicU64,
     handed_back: AtomicU64,
+    unled: AtomicU64,
 }
 
 impl FleetStats {
@@ -153,6 +154,10 @@ impl FleetStats {
     /// Org leases handed back (released after a graceful stop) so far.
     pub fn handed_back(&self) -> u64 {
         self.handed_back.load(Ordering::Relaxed)
+    }
+    /// Orgs the live members have no capacity for, at the last tick.
+    pub fn unled(&self) -> u64 {
+        self.unled.load(Ordering::Relaxed)
     }
     fn add(&self, statements: u64) {
         self.statements.fetch_add(statements, Ordering::Relaxed);
@@ -220,6 +225,8 @@ pub(crate) struct Moves {
     pub(crate) want: usize,
     pub(crate) quota: usize,
     pub(crate) members: usize,
+    /// Orgs no live member has room for (the capacities sum to less than the orgs).
+    pub(crate) unled: usize,
 }
 
 /// The pure decision of one tick, from the view: `leases` (org and member leases as
@@ -261,13 +268,12 @@ pub(crate) fn plan(
             count: counts.get(holder).copied().unwrap_or(0),
         })
         .collect();
-    let quota = quotas(config.orgs.len(), &list)
-        .get(me)
-        .copied()
-        .unwrap_or(0);
+    let all = quotas(config.orgs.len(), &list);
+    let quota = all.get(me).copied().unwrap_or(0);
     let mut moves = Moves {
         quota,
         members: list.len(),
+        unled: config.orgs.len().saturating_sub(all.values().sum()),
         ..Moves::default()
     };
     if mine.len() > quota {
@@ -484,7 +490,18 @@ impl<R: OrgRunner> Fleet<R> {
         // 1. Renew everything we hold in one statement; learn what we lost.
         let sent = Instant::now();
         self.stats.add(1);
-        let renewed = match self.store.leases_renew_held(me, ttl).await {
+        // A store that hangs counts as a failed renewal, so the stop below still comes
+        // before the leases could lapse.
+        let renewal =
+            tokio::time::timeout(self.config.every, self.store.leases_renew_held(me, ttl))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(StoreError::Query {
+                        context: "renewing leases (no answer within a tick)",
+                        source: sqlx::Error::PoolTimedOut,
+                    })
+                });
+        let renewed = match renewal {
             Ok(renewed) => renewed,
             Err(err) => {
                 if confirmed.is_some_and(|at| Instant::now() + self.config.every >= at + ttl) {
@@ -558,6 +575,15 @@ impl<R: OrgRunner> Fleet<R> {
             .map(|(org, _)| org.clone())
             .collect();
         let moves = plan(&self.config, me, &leases, &mine, &busy);
+        let unled = u64::try_from(moves.unled).unwrap_or(u64::MAX);
+        if self.stats.unled.swap(unled, Ordering::Relaxed) != unled && unled > 0 {
+            warn!(
+                unled,
+                orgs = self.config.orgs.len(),
+                members = moves.members,
+                "the running processes have room for fewer orgs than are configured: raise service.max_orgs or start another process"
+            );
+        }
         for org in &moves.release {
             if let Some(slot) = slots.get_mut(org) {
                 if let Slot::Leading { epoch } = *slot {
@@ -726,6 +752,7 @@ mod tests {
         ];
         let moves = plan(&config, "me", &view, &BTreeSet::new(), &BTreeSet::new());
         assert_eq!((moves.quota, moves.members, moves.want), (2, 2, 2));
+        assert_eq!(moves.unled, 0);
         let mut candidates = moves.candidates.clone();
         candidates.sort();
         assert_eq!(
@@ -749,6 +776,7 @@ mod tests {
         };
         let moves = plan(&solo, "me", &[], &BTreeSet::new(), &BTreeSet::new());
         assert_eq!((moves.quota, moves.members, moves.want), (1, 1, 1));
+        assert_eq!(moves.unled, 3, "four orgs, room for one: said, not hidden");
         // A process wakes just after the soonest lapse of someone else's lease.
         let wake = next_wake(
             config.every,
@@ -880,5 +908,34 @@ mod tests {
             );
             ts.drop().await;
         }
+    }
+
+    #[tokio::test]
+    async fn a_fleet_that_cannot_renew_stops_its_orgs_before_its_leases_could_lapse() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("s.db").display());
+        let store = Store::open(&url).await.unwrap();
+        let board = Arc::new(Board::default());
+        let ttl = Duration::from_millis(1_500);
+        let config = FleetConfig::new(vec!["o1".into(), "o2".into()], 10, ttl);
+        let runner = Arc::new(Recorder {
+            id: "a".into(),
+            board: Arc::clone(&board),
+        });
+        let fleet = Fleet::with_holder(store.clone(), runner, config, "a".into());
+        let cancel = CancellationToken::new();
+        let (state, task) = fleet.run(cancel.clone());
+        let task = tokio::spawn(task);
+        until("a leads both", || per_runner(&board).get("a") == Some(&2)).await;
+        // The store goes away: both pipelines are stopped within the TTL of the last
+        // renewal, so no other process can have taken an org while they still ran.
+        let cut = Instant::now();
+        store.close().await;
+        until("both stopped", || board.running.lock().unwrap().is_empty()).await;
+        assert!(cut.elapsed() < ttl, "stopped after {:?}", cut.elapsed());
+        assert!(state.borrow().leading.is_empty());
+        assert!(state.borrow().error.is_some(), "the store error is shown");
+        cancel.cancel();
+        task.await.unwrap();
     }
 }
