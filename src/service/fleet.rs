@@ -938,4 +938,54 @@ mod tests {
         cancel.cancel();
         task.await.unwrap();
     }
+
+    #[tokio::test]
+    async fn a_fleet_whose_org_lease_was_taken_stops_that_org_without_releasing_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("s.db").display());
+        let store = Store::open(&url).await.unwrap();
+        let board = Arc::new(Board::default());
+        let config = FleetConfig::new(vec!["o1".into()], 10, Duration::from_millis(900));
+        let runner = Arc::new(Recorder {
+            id: "a".into(),
+            board: Arc::clone(&board),
+        });
+        let fleet = Fleet::with_holder(store.clone(), runner, config, "a".into());
+        let cancel = CancellationToken::new();
+        let (state, task) = fleet.run(cancel.clone());
+        let task = tokio::spawn(task);
+        until("a leads o1", || per_runner(&board).get("a") == Some(&1)).await;
+        // As if A had been frozen past the TTL: its lease lapses and C takes it (again
+        // if A's renewal slipped in between).
+        let epoch = state.borrow().leading.get("o1").copied().unwrap();
+        let mut taken = false;
+        for _ in 0..10 {
+            assert!(
+                store
+                    .lease_renew("org:o1", "a", epoch, Duration::ZERO)
+                    .await
+                    .unwrap()
+            );
+            let grab = store
+                .lease_acquire("org:o1", "c", Duration::from_secs(60))
+                .await
+                .unwrap();
+            if matches!(grab, LeaseGrab::Held { .. }) {
+                taken = true;
+                break;
+            }
+        }
+        assert!(taken);
+        // A learns it at its next renewal and stops the org's pipeline.
+        until("a stopped o1", || board.running.lock().unwrap().is_empty()).await;
+        assert!(state.borrow().leading.is_empty());
+        cancel.cancel();
+        task.await.unwrap();
+        let lease = store.lease("org:o1").await.unwrap().unwrap();
+        assert_eq!(
+            (lease.holder.as_deref(), lease.epoch),
+            (Some("c"), epoch + 1),
+            "A's shutdown left C's lease alone"
+        );
+    }
 }
