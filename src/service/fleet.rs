@@ -8,7 +8,7 @@
 //! its writes carry), and to stop it gracefully before the lease is handed back.
 //!
 //! Quotas are computed by every process from the same view, so they agree without
-//! talking to each other ([`quotas`]): `n` orgs are spread over the live members as
+//! talking to each other (`quotas`): `n` orgs are spread over the live members as
 //! evenly as their capacities (`service.max_orgs`) allow, each getting
 //! `floor(n / members)` or one more (never more than `ceil(n / members)`), the extra ones
 //! going to those that already hold more so a join or a leave moves as few orgs as
