@@ -7,6 +7,7 @@
 mod canary;
 mod cli;
 mod commit;
+mod fleet;
 mod helpers;
 mod leases;
 mod match_cli;
