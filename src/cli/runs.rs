@@ -51,7 +51,7 @@ impl RunLine {
         RunLine {
             run_id: row.run_id,
             kind: row.kind,
-            crm: row.crm.to_string(),
+            crm: row.org.to_string(),
             parent_run: row.parent_run,
             started: row.created_at,
             finished: row.finished_at,

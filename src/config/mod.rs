@@ -12,8 +12,8 @@ pub mod shape;
 pub mod text;
 
 pub use raw::{
-    RawConfig, RawCrm, RawDrift, RawOAuth, RawPolicy, RawSalesforce, RawService, RawStore, RawSync,
-    RawWebhook, RawWriter,
+    OrgPlace, RawConfig, RawCrm, RawDrift, RawOAuth, RawOrg, RawPolicy, RawSalesforce, RawService,
+    RawStore, RawSync, RawWebhook, RawWriter,
 };
 
 use std::collections::BTreeMap;
@@ -24,6 +24,8 @@ use std::time::Duration;
 
 use leadroute_crm::CrmKind;
 use secrecy::{ExposeSecret, SecretString};
+
+use crate::domain::{OrgId, OrgRef};
 
 /// One problem with the configuration, with where it is and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -286,11 +288,43 @@ pub struct WriterConfig {
     pub settings: crate::writer::WriterSettings,
 }
 
+/// One configured org: an `[[org]]` section, or the single `[crm]` form.
+#[derive(Debug, Clone)]
+pub struct OrgConfig {
+    pub name: OrgId,
+    pub crm: CrmConfig,
+    /// This org's webhook secret (else `[webhook] secret`).
+    pub webhook_secret: Option<SecretString>,
+    /// This org's policy (else `[policy] path`).
+    pub policy: Option<PathBuf>,
+    pub full_sync: Option<String>,
+    pub full_replan: Option<String>,
+    pub drift_schedule: Option<String>,
+}
+
+impl OrgConfig {
+    pub fn org_ref(&self) -> OrgRef {
+        OrgRef {
+            name: self.name.clone(),
+            kind: self.crm.kind,
+        }
+    }
+}
+
 /// The validated configuration.
+///
+/// A config holds every org (`orgs`, at least one) and is scoped to one of them
+/// (`org`): `crm`, `policy`, `webhook.secret` and the schedules are that org's. Commands
+/// scope it with [`Config::for_org`] (`--org NAME`); the sidecar makes one scoped
+/// config per org.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Where it came from (a path, or `(no config file)`), for messages.
     pub source: String,
+    /// The org this config is scoped to.
+    pub org: OrgId,
+    /// Every configured org, in file order.
+    pub orgs: Vec<OrgConfig>,
     pub crm: CrmConfig,
     pub store: StoreConfig,
     pub sync: SyncConfig,
@@ -410,11 +444,12 @@ impl Config {
             origins: &raw.origins,
             issues: Vec::new(),
             needs,
+            section: "crm".to_owned(),
         };
-        let crm = v.crm(&raw.crm);
+        let orgs = v.orgs(&raw);
         let store = v.store(&raw.store);
         let sync = v.sync(&raw.sync);
-        let webhook = v.webhook(&raw.webhook, &raw.crm);
+        let webhook = v.webhook(&raw.webhook, &raw.crm, &raw.org);
         let drift = v.drift(&raw.drift);
         let writer = v.writer(&raw.writer);
         let service = v.service(&raw.service);
@@ -422,10 +457,12 @@ impl Config {
             path: raw.policy.path.clone(),
         };
         let issues = v.issues;
-        match crm {
-            Some(crm) if issues.is_empty() => Ok(Config {
+        match orgs.first() {
+            Some(first) if issues.is_empty() => Ok(Config {
                 source: file.to_owned(),
-                crm,
+                org: first.name.clone(),
+                crm: first.crm.clone(),
+                orgs: orgs.clone(),
                 store,
                 sync,
                 webhook,
@@ -436,6 +473,103 @@ impl Config {
             }),
             _ => Err(ConfigError { issues }),
         }
+        .map(|config| config.scoped_to_first())
+    }
+
+    /// The configured orgs' names and kinds.
+    pub fn org_refs(&self) -> Vec<OrgRef> {
+        self.orgs.iter().map(OrgConfig::org_ref).collect()
+    }
+
+    /// This config's org.
+    pub fn org_ref(&self) -> OrgRef {
+        OrgRef {
+            name: self.org.clone(),
+            kind: self.crm.kind,
+        }
+    }
+
+    /// "north (hubspot), south (salesforce)", for messages.
+    pub fn org_list(&self) -> String {
+        self.orgs
+            .iter()
+            .map(|o| format!("{} ({})", o.name, o.crm.kind))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn scoped_to_first(self) -> Config {
+        let first = self.orgs[0].name.clone();
+        let mut config = self;
+        config.scope(&first);
+        config
+    }
+
+    /// Scopes the config to the org named `name` (`--org`): with one org configured
+    /// the name may be left out; with several it must be given, and the error lists
+    /// them.
+    pub fn for_org(&self, name: Option<&str>) -> Result<Config, String> {
+        let org = match name {
+            Some(name) => self
+                .orgs
+                .iter()
+                .find(|o| o.name.as_str() == name)
+                .ok_or_else(|| {
+                    format!(
+                        "no org named {name:?} in {}; the orgs are: {}",
+                        self.source,
+                        self.org_list()
+                    )
+                })?,
+            None if self.orgs.len() == 1 => &self.orgs[0],
+            None => {
+                return Err(format!(
+                    "{} configures {} orgs; pass --org NAME (or LEADROUTE_ORG) with one of: {}",
+                    self.source,
+                    self.orgs.len(),
+                    self.org_list()
+                ));
+            }
+        };
+        let name = org.name.clone();
+        let mut config = self.clone();
+        config.scope(&name);
+        Ok(config)
+    }
+
+    /// Every org's scoped config, in file order (the sidecar runs one pipeline each).
+    pub fn each_org(&self) -> Vec<Config> {
+        self.orgs
+            .iter()
+            .map(|o| {
+                let mut config = self.clone();
+                config.scope(&o.name);
+                config
+            })
+            .collect()
+    }
+
+    fn scope(&mut self, name: &OrgId) {
+        let Some(org) = self.orgs.iter().find(|o| &o.name == name).cloned() else {
+            return;
+        };
+        self.org = org.name.clone();
+        self.crm = org.crm.clone();
+        if let Some(secret) = org.webhook_secret {
+            self.webhook.secret = Some(secret);
+        }
+        if let Some(policy) = org.policy {
+            self.policy.path = Some(policy);
+        }
+        if let Some(cron) = org.full_sync {
+            self.service.full_sync = Some(cron);
+        }
+        if let Some(cron) = org.full_replan {
+            self.service.full_replan_cron = Some(cron);
+        }
+        if let Some(cron) = org.drift_schedule {
+            self.drift.schedule = Some(cron);
+        }
     }
 }
 
@@ -444,6 +578,8 @@ struct Validator<'a> {
     origins: &'a BTreeMap<&'static str, String>,
     issues: Vec<ConfigIssue>,
     needs: Needs,
+    /// Where the CRM keys being checked live: `crm`, or an `[[org]]` section's place.
+    section: String,
 }
 
 impl Validator<'_> {
@@ -496,13 +632,124 @@ impl Validator<'_> {
         Duration::from_secs(secs)
     }
 
+    /// The orgs: each `[[org]]` section, else `[crm]` as the one org.
+    fn orgs(&mut self, raw: &RawConfig) -> Vec<OrgConfig> {
+        if raw.org.is_empty() {
+            let crm = self.crm(&raw.crm);
+            let name = match raw.crm.name.as_deref() {
+                None => crm.as_ref().map(|c| OrgId::default_for(c.kind)),
+                Some(name) => match OrgId::new(name) {
+                    Ok(id) => Some(id),
+                    Err(err) => {
+                        self.issue("crm.name", err.to_string(), "rename it");
+                        None
+                    }
+                },
+            };
+            return match (name, crm) {
+                (Some(name), Some(crm)) => vec![OrgConfig {
+                    name,
+                    crm,
+                    webhook_secret: None,
+                    policy: None,
+                    full_sync: None,
+                    full_replan: None,
+                    drift_schedule: None,
+                }],
+                _ => Vec::new(),
+            };
+        }
+        let crm = &raw.crm;
+        if crm.name.is_some()
+            || crm.kind.is_some()
+            || crm.base_url.is_some()
+            || crm.token.is_some()
+            || crm.oauth.client_id.is_some()
+        {
+            self.issue(
+                "crm",
+                "[crm] is set as well as [[org]] sections",
+                "move its keys into an [[org]] section (a config has either one [crm] or [[org]]s)",
+            );
+        }
+        let mut orgs: Vec<OrgConfig> = Vec::new();
+        let mut seen: Vec<(OrgId, String)> = Vec::new();
+        for (i, org) in raw.org.iter().enumerate() {
+            let place = raw.org_places.get(i).copied().unwrap_or_default();
+            let at = if place.line == 0 {
+                format!("org[{}]", i + 1)
+            } else {
+                format!("line {}, column {}: org", place.line, place.column)
+            };
+            let name_at = match place.name {
+                Some((line, column)) => format!("line {line}, column {column}: org.name"),
+                None => format!("{at}.name"),
+            };
+            let name = match org.name.as_deref() {
+                None => {
+                    self.issue(
+                        &name_at,
+                        "missing: every [[org]] needs a name",
+                        "add name = \"…\" (e.g. \"acme-hubspot\"): it keys the org's rows, \
+                         lease, webhook path and --org",
+                    );
+                    None
+                }
+                Some(name) => match OrgId::new(name) {
+                    Ok(id) => Some(id),
+                    Err(err) => {
+                        self.issue(&name_at, err.to_string(), "rename it");
+                        None
+                    }
+                },
+            };
+            if let Some(name) = &name {
+                if let Some((_, first)) = seen.iter().find(|(n, _)| n == name) {
+                    self.issue(
+                        &name_at,
+                        format!(
+                            "a second org named {:?} (the first is at {first})",
+                            name.as_str()
+                        ),
+                        "give each [[org]] its own name",
+                    );
+                } else {
+                    seen.push((name.clone(), name_at.clone()));
+                }
+            }
+            self.section = at.clone();
+            let crm = self.crm(&org.crm());
+            self.section = "crm".to_owned();
+            let full_sync = self.cron(&format!("{at}.full_sync"), org.full_sync.as_deref());
+            let full_replan = self.cron(&format!("{at}.full_replan"), org.full_replan.as_deref());
+            let drift_schedule = self.cron(
+                &format!("{at}.drift_schedule"),
+                org.drift_schedule.as_deref(),
+            );
+            if let (Some(name), Some(crm)) = (name, crm) {
+                orgs.push(OrgConfig {
+                    name,
+                    crm,
+                    webhook_secret: org.webhook_secret.clone(),
+                    policy: org.policy.clone(),
+                    full_sync,
+                    full_replan,
+                    drift_schedule,
+                });
+            }
+        }
+        orgs
+    }
+
     fn crm(&mut self, raw: &RawCrm) -> Option<CrmConfig> {
+        let section = self.section.clone();
+        let k = |key: &str| format!("{section}.{key}");
         let kind = match raw.kind.as_deref().unwrap_or("hubspot") {
             "hubspot" => Some(CrmKind::Hubspot),
             "salesforce" => Some(CrmKind::Salesforce),
             other => {
                 self.issue(
-                    "crm.kind",
+                    &k("kind"),
                     format!("unknown CRM {other:?}"),
                     "use \"hubspot\" or \"salesforce\"",
                 );
@@ -510,11 +757,11 @@ impl Validator<'_> {
             }
         };
         let base_url = match (raw.base_url.as_deref(), kind) {
-            (Some(url), _) => self.url("crm.base_url", url),
+            (Some(url), _) => self.url(&k("base_url"), url),
             (None, Some(CrmKind::Salesforce)) => Some(DEFAULT_SALESFORCE_LOGIN_URL.to_owned()),
             (None, _) => {
                 self.missing(
-                    "crm.base_url",
+                    &k("base_url"),
                     "missing",
                     "set crm.base_url in a config file (--config) or LEADROUTE_CRM_BASE_URL: \
                      https://api.hubapi.com for HubSpot, or the URL `leadroute sim hubspot` prints",
@@ -526,7 +773,7 @@ impl Validator<'_> {
             None => HubSpotTier::Professional,
             Some(name) => HubSpotTier::parse(name).unwrap_or_else(|| {
                 self.issue(
-                    "crm.tier",
+                    &k("tier"),
                     format!("unknown tier {name:?}"),
                     "use free, starter, professional, enterprise, api_add_on or oauth_app",
                 );
@@ -534,13 +781,13 @@ impl Validator<'_> {
             }),
         };
         let overlap = self.secs(
-            "crm.overlap_secs",
+            &k("overlap_secs"),
             raw.overlap_secs,
             DEFAULT_OVERLAP_SECS,
             (0, 86_400),
         );
         let request_timeout = self.secs(
-            "crm.request_timeout_secs",
+            &k("request_timeout_secs"),
             raw.request_timeout_secs,
             30,
             (1, 600),
@@ -548,7 +795,7 @@ impl Validator<'_> {
         let max_retries = raw.max_retries.unwrap_or(8);
         if max_retries > 100 {
             self.issue(
-                "crm.max_retries",
+                &k("max_retries"),
                 format!("{max_retries} is too many"),
                 "use at most 100",
             );
@@ -577,9 +824,11 @@ impl Validator<'_> {
     }
 
     fn hubspot_auth(&mut self, raw: &RawCrm) -> Option<CrmAuth> {
+        let section = self.section.clone();
+        let k = |key: &str| format!("{section}.{key}");
         if let Some(token) = &raw.token {
             if token.expose_secret().trim().is_empty() {
-                self.issue("crm.token", "empty", "paste the private app's access token");
+                self.issue(&k("token"), "empty", "paste the private app's access token");
                 return None;
             }
             return Some(CrmAuth::Token(token.clone()));
@@ -595,7 +844,7 @@ impl Validator<'_> {
             }
             (None, None, None) => {
                 self.missing(
-                    "crm.token",
+                    &k("token"),
                     "missing: HubSpot needs a private-app token or OAuth credentials",
                     "set LEADROUTE_CRM_TOKEN (or crm.token / crm.token_file), or crm.oauth.client_id, \
                      client_secret and refresh_token",
@@ -604,9 +853,9 @@ impl Validator<'_> {
             }
             (client_id, client_secret, refresh_token) => {
                 for (key, missing) in [
-                    ("crm.oauth.client_id", client_id.is_none()),
-                    ("crm.oauth.client_secret", client_secret.is_none()),
-                    ("crm.oauth.refresh_token", refresh_token.is_none()),
+                    (&k("oauth.client_id"), client_id.is_none()),
+                    (&k("oauth.client_secret"), client_secret.is_none()),
+                    (&k("oauth.refresh_token"), refresh_token.is_none()),
                 ] {
                     if missing {
                         self.missing(
@@ -622,6 +871,8 @@ impl Validator<'_> {
     }
 
     fn salesforce_auth(&mut self, raw: &RawCrm, login_url: Option<&str>) -> Option<CrmAuth> {
+        let section = self.section.clone();
+        let k = |key: &str| format!("{section}.{key}");
         let sf = &raw.salesforce;
         let oauth = &raw.oauth;
         let mode = sf.auth.as_deref().unwrap_or(if raw.token.is_some() {
@@ -645,15 +896,15 @@ impl Validator<'_> {
         };
         match mode {
             "session" => {
-                let ok = need(self, "crm.token", raw.token.is_some());
+                let ok = need(self, &k("token"), raw.token.is_some());
                 ok.then(|| raw.token.clone().map(CrmAuth::Token)).flatten()
             }
             "jwt" => {
-                let a = need(self, "crm.oauth.client_id", oauth.client_id.is_some());
-                let b = need(self, "crm.salesforce.username", sf.username.is_some());
+                let a = need(self, &k("oauth.client_id"), oauth.client_id.is_some());
+                let b = need(self, &k("salesforce.username"), sf.username.is_some());
                 let c = need(
                     self,
-                    "crm.salesforce.private_key_file",
+                    &k("salesforce.private_key_file"),
                     sf.private_key_file.is_some(),
                 );
                 if !(a && b && c) {
@@ -676,15 +927,15 @@ impl Validator<'_> {
                 })
             }
             "refresh_token" => {
-                let a = need(self, "crm.oauth.client_id", oauth.client_id.is_some());
+                let a = need(self, &k("oauth.client_id"), oauth.client_id.is_some());
                 let b = need(
                     self,
-                    "crm.oauth.client_secret",
+                    &k("oauth.client_secret"),
                     oauth.client_secret.is_some(),
                 );
                 let c = need(
                     self,
-                    "crm.oauth.refresh_token",
+                    &k("oauth.refresh_token"),
                     oauth.refresh_token.is_some(),
                 );
                 if !(a && b && c) {
@@ -697,10 +948,10 @@ impl Validator<'_> {
                 })
             }
             "client_credentials" => {
-                let a = need(self, "crm.oauth.client_id", oauth.client_id.is_some());
+                let a = need(self, &k("oauth.client_id"), oauth.client_id.is_some());
                 let b = need(
                     self,
-                    "crm.oauth.client_secret",
+                    &k("oauth.client_secret"),
                     oauth.client_secret.is_some(),
                 );
                 if !(a && b) {
@@ -713,7 +964,7 @@ impl Validator<'_> {
             }
             other => {
                 self.issue(
-                    "crm.salesforce.auth",
+                    &k("salesforce.auth"),
                     format!("unknown auth {other:?}"),
                     "use jwt, refresh_token, client_credentials or session",
                 );
@@ -723,10 +974,12 @@ impl Validator<'_> {
     }
 
     fn salesforce(&mut self, raw: &RawSalesforce) -> SalesforceConfig {
+        let section = self.section.clone();
+        let k = |key: &str| format!("{section}.{key}");
         let instance_url = raw
             .instance_url
             .as_deref()
-            .and_then(|url| self.url("crm.salesforce.instance_url", url));
+            .and_then(|url| self.url(&k("salesforce.instance_url"), url));
         let api_version = raw
             .api_version
             .clone()
@@ -739,7 +992,7 @@ impl Validator<'_> {
             });
         if !well_formed {
             self.issue(
-                "crm.salesforce.api_version",
+                &k("salesforce.api_version"),
                 format!("{api_version:?} is not a supported API version"),
                 "write it as v62.0 or later",
             );
@@ -892,7 +1145,7 @@ impl Validator<'_> {
         }
     }
 
-    fn webhook(&mut self, raw: &RawWebhook, crm: &RawCrm) -> WebhookConfig {
+    fn webhook(&mut self, raw: &RawWebhook, crm: &RawCrm, orgs: &[RawOrg]) -> WebhookConfig {
         let listen = raw
             .listen
             .as_deref()
@@ -924,7 +1177,20 @@ impl Validator<'_> {
                     "set the public base URL the CRM calls (HubSpot signs that URL), e.g. https://leadroute.example.com",
                 );
             }
-            if is_hubspot && secret.is_none() {
+            for org in orgs {
+                let hubspot = org.kind.as_deref().unwrap_or("hubspot") == "hubspot";
+                let signed = org.webhook_secret.is_some()
+                    || secret.is_some()
+                    || org.oauth.client_secret.is_some();
+                if hubspot && !signed {
+                    self.issue(
+                        &format!("org {:?}.webhook_secret", org.name.as_deref().unwrap_or("?")),
+                        "missing while webhook.listen is set: this HubSpot org's webhooks cannot be verified",
+                        "set webhook_secret or webhook_secret_file in its [[org]] section (or LEADROUTE_ORG_<NAME>_WEBHOOK_SECRET)",
+                    );
+                }
+            }
+            if orgs.is_empty() && is_hubspot && secret.is_none() {
                 self.issue(
                     "webhook.secret",
                     "missing while webhook.listen is set: HubSpot webhooks cannot be verified",

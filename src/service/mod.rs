@@ -49,7 +49,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use leadroute_crm::{Crm, CrmKind};
+use leadroute_crm::Crm;
+
+use crate::domain::{OrgId, OrgRef};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -149,7 +151,7 @@ impl<C: Crm> Service<C> {
         let (policy_tx, policy_rx) = watch::channel(Arc::new(policy));
         // The HTTP routes wake this mirror's hint processor; each term as leader clones
         // it (sharing the wake-up) with its own token and decide channel.
-        let mirror = Mirror::new(Arc::clone(&crm), store.clone());
+        let mirror = Mirror::new(Arc::clone(&crm), store.clone()).with_org(config.org.clone());
 
         let listener = match (listener, config.webhook.listen) {
             (Some(listener), _) => Some(listener),
@@ -169,6 +171,7 @@ impl<C: Crm> Service<C> {
                 web: WebState {
                     crm: Arc::clone(&crm),
                     store: store.clone(),
+                    org: config.org.clone(),
                     public_url: config.webhook.public_url.clone(),
                     hints: mirror.hint_notify(),
                 },
@@ -203,7 +206,7 @@ impl<C: Crm> Service<C> {
         // released only after the pipeline has stopped, so no standby writes while this
         // process finishes its in-flight batch.
         let holder = crate::writer::lease::new_holder();
-        let lease_name = org_lease_name(crm.kind());
+        let lease_name = org_lease_name(&config.org);
         let ttl = config.service.lease_ttl;
         let timing = LeaseTiming {
             ttl,
@@ -307,10 +310,11 @@ impl<C: Crm> Service<C> {
     }
 }
 
-/// The name of the org's lease (one leader per CRM org). Keyed by the CRM kind while a
-/// store holds one org per kind; many orgs (issue 11) switch it to `org:<name>`.
-pub fn org_lease_name(kind: CrmKind) -> String {
-    format!("org:{}", kind.as_str())
+/// The name of the org's lease (one leader per org): `org:<name>`. The single `[crm]`
+/// form's org is named after its kind, so its lease keeps the name it always had
+/// (`org:hubspot`).
+pub fn org_lease_name(org: &OrgId) -> String {
+    format!("org:{org}")
 }
 
 /// The cron schedules the config asks for, in its time zone.
@@ -494,7 +498,7 @@ impl<C: Crm> Conductor<C> {
                 Schedules {
                     jobs: self.jobs.clone(),
                     store: self.store.clone(),
-                    kind: self.crm.kind(),
+                    org: self.config.org_ref(),
                     policy: self.policy.clone(),
                     drift_dir: config.drift.out_dir.clone(),
                     keep: config.drift.keep,
@@ -509,7 +513,7 @@ impl<C: Crm> Conductor<C> {
         }
         tasks.spawn(
             decide::Decide {
-                kind: self.crm.kind(),
+                org: self.config.org_ref(),
                 store: self.store.clone(),
                 rx: touched_rx,
                 policy: self.policy.clone(),
@@ -539,10 +543,11 @@ impl<C: Crm> Conductor<C> {
         tasks.spawn(
             write::Write {
                 writer: Writer::new(Arc::clone(&self.crm), self.store.clone(), settings)
+                    .with_org(self.config.org.clone())
                     .with_cancel(term.clone())
                     .with_fence(fence),
                 store: self.store.clone(),
-                kind: self.crm.kind(),
+                org: self.config.org_ref(),
                 rx: decided_rx,
                 linger: config.service.linger,
                 clock: Arc::clone(&self.clock),
@@ -562,7 +567,7 @@ type SyncRequest = oneshot::Sender<anyhow::Result<()>>;
 struct Schedules {
     jobs: Vec<Scheduled>,
     store: Store,
-    kind: CrmKind,
+    org: OrgRef,
     policy: watch::Receiver<Arc<Policy>>,
     drift_dir: PathBuf,
     keep: usize,
@@ -577,7 +582,7 @@ impl Schedules {
     async fn run(self) {
         let log = schedule::StoreLog {
             store: self.store.clone(),
-            scope: self.kind.as_str().to_owned(),
+            org: self.org.name.clone(),
         };
         schedule::run(&self.jobs, &log, &*self.clock, &self.cancel, |job| {
             self.job(job)
@@ -608,12 +613,12 @@ impl Schedules {
     async fn drift_report(&self) -> anyhow::Result<()> {
         let snapshot = self
             .store
-            .snapshot(self.kind)
+            .snapshot(&self.org)
             .await
             .context("reading the mirror for the drift report")?;
         let ledger = self
             .store
-            .load_ledger(self.kind)
+            .load_ledger(&self.org.name)
             .await
             .context("reading the assignment ledger for the drift report")?;
         let policy = Arc::clone(&self.policy.borrow());

@@ -26,12 +26,15 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use crate::domain::OrgId;
 use crate::store::Store;
 
 /// What the webhook handler needs.
 pub struct WebState<C: Crm> {
     pub crm: Arc<C>,
     pub store: Store,
+    /// The org whose inbox the hints go into.
+    pub org: OrgId,
     /// The public base URL the CRM calls (`https://leadroute.example.com`), without a
     /// trailing slash. HubSpot signs the URL it called, which a proxy may have
     /// rewritten, so it comes from config; without one, the `Host` header is used.
@@ -45,6 +48,7 @@ impl<C: Crm> Clone for WebState<C> {
         WebState {
             crm: Arc::clone(&self.crm),
             store: self.store.clone(),
+            org: self.org.clone(),
             public_url: self.public_url.clone(),
             hints: Arc::clone(&self.hints),
         }
@@ -228,7 +232,7 @@ pub(crate) async fn handle_webhook<C: Crm>(
     };
     let result = match state
         .store
-        .enqueue_hints(path_crm, &intake.hints, request.received_at)
+        .enqueue_hints(&state.org, &intake.hints, request.received_at)
         .await
     {
         Ok(fresh) => {

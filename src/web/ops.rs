@@ -64,7 +64,7 @@ async fn webhook<C: Crm>(
 /// Refreshes the gauges read from the store and the status; returns the inbox facts
 /// (`None` when the store did not answer, with its error).
 async fn refresh<C: Crm>(state: &OpsState<C>) -> Result<(u64, Option<f64>), String> {
-    let kind = state.web.crm.kind();
+    let org = &state.web.org;
     let now = state.clock.now();
     let status = state.status.get();
     for object in state.web.crm.objects() {
@@ -84,7 +84,7 @@ async fn refresh<C: Crm>(state: &OpsState<C>) -> Result<(u64, Option<f64>), Stri
     }
     let store = &state.web.store;
     let counts = store
-        .inbox_counts(kind)
+        .inbox_counts(org)
         .await
         .map_err(|err| crate::mirror::error_chain(&err))?;
     state
@@ -92,7 +92,7 @@ async fn refresh<C: Crm>(state: &OpsState<C>) -> Result<(u64, Option<f64>), Stri
         .inbox_depth
         .set(i64::try_from(counts.pending).unwrap_or(i64::MAX));
     let lag = store
-        .pending_hints(kind, 1)
+        .pending_hints(org, 1)
         .await
         .map_err(|err| crate::mirror::error_chain(&err))?
         .first()

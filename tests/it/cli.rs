@@ -1,6 +1,7 @@
 //! The `leadroute` binary as a user runs it: config errors, `sync --once` against a
 //! simulator, and the demo.
 
+use leadroute::domain::{OrgId, OrgRef};
 use std::process::{Command, Output};
 
 use leadroute::store::Store;
@@ -97,7 +98,14 @@ async fn sync_once_mirrors_a_simulator_named_only_by_environment_variables() {
     let store = Store::open(&format!("sqlite://{}", db.display()))
         .await
         .unwrap();
-    assert_eq!(store.counts(CrmKind::Hubspot).await.unwrap().contacts, 250);
+    assert_eq!(
+        store
+            .counts(&OrgId::default_for(CrmKind::Hubspot))
+            .await
+            .unwrap()
+            .contacts,
+        250
+    );
     store.close().await;
 
     // The second run is incremental, and --object narrows it.
@@ -232,7 +240,7 @@ async fn demo_converges(crm: &str) -> String {
     let store = Store::open(&format!("sqlite://{}", db.display()))
         .await
         .unwrap();
-    let snapshot = store.snapshot(kind).await.unwrap();
+    let snapshot = store.snapshot(&OrgRef::default_for(kind)).await.unwrap();
     assert!(
         snapshot
             .people
@@ -241,7 +249,7 @@ async fn demo_converges(crm: &str) -> String {
         "the simulator no longer writes country names; this check needs another org"
     );
     let policy = leadroute::policy::load(&demo.join(format!("{crm}-policy.toml"))).unwrap();
-    let mut ledger = store.load_ledger(kind).await.unwrap();
+    let mut ledger = store.load_ledger(&OrgId::default_for(kind)).await.unwrap();
     let matcher = leadroute::reconcile::matching::Matcher::new(
         &snapshot.accounts,
         &snapshot.owners,
@@ -421,7 +429,7 @@ async fn sync_keeps_mirroring_polls_and_webhooks_until_sigterm() {
         async move {
             let person = store
                 .person(
-                    CrmKind::Hubspot,
+                    &OrgId::default_for(CrmKind::Hubspot),
                     ObjectKind::Contact,
                     &RecordId::new(contact.to_string()),
                 )
@@ -488,7 +496,10 @@ async fn some_contact(dir: &std::path::Path) -> String {
     let store = Store::open(&format!("sqlite://{}", db.display()))
         .await
         .unwrap();
-    let snapshot = store.snapshot(CrmKind::Hubspot).await.unwrap();
+    let snapshot = store
+        .snapshot(&OrgRef::default_for(CrmKind::Hubspot))
+        .await
+        .unwrap();
     store.close().await;
     let person = snapshot
         .people
@@ -1028,7 +1039,7 @@ async fn exceptions_resolve_asks_first_and_shows_why_the_crm_refused() {
     let id = store
         .exception_add(
             &NewException {
-                crm: CrmKind::Hubspot,
+                org: OrgId::default_for(CrmKind::Hubspot),
                 object: ObjectKind::Contact,
                 id: RecordId(contact.id.to_string()),
                 kind: "rejected".into(),
@@ -1110,7 +1121,7 @@ async fn exceptions_list_filters_and_pages_without_crm_credentials() {
         store
             .exception_add(
                 &NewException {
-                    crm: CrmKind::Hubspot,
+                    org: OrgId::default_for(CrmKind::Hubspot),
                     object: ObjectKind::Contact,
                     id: RecordId(format!("10{n}")),
                     kind: if n % 2 == 0 {

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use leadroute::domain::OrgRef;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -178,7 +179,7 @@ impl TestApp {
         let snapshot = self
             .store
             .store
-            .snapshot(CrmKind::Hubspot)
+            .snapshot(&OrgRef::default_for(CrmKind::Hubspot))
             .await
             .expect("snapshot");
         diff(&snapshot, &self.sim.state())

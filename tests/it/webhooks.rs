@@ -1,6 +1,7 @@
 //! Webhook intake end to end: the simulator (or a test posing as HubSpot) posts signed
 //! batches to leadroute's route; valid ones become refetches, bad ones get 401.
 
+use leadroute::domain::OrgId;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -39,6 +40,7 @@ async fn hooked() -> Hooked {
     let state = WebState {
         crm: Arc::clone(mirror.crm()),
         store: app.store.store.clone(),
+        org: app.config.org.clone(),
         public_url: app.config.webhook.public_url.clone(),
         hints: mirror.hint_notify(),
     };
@@ -59,7 +61,7 @@ impl Hooked {
             .store
             .store
             .person(
-                CrmKind::Hubspot,
+                &OrgId::default_for(CrmKind::Hubspot),
                 ObjectKind::Contact,
                 &RecordId::new(id.to_string()),
             )
@@ -164,7 +166,7 @@ async fn a_change_in_the_crm_reaches_the_mirror_through_a_signed_webhook() {
     let inbox = app
         .store
         .store
-        .inbox_counts(CrmKind::Hubspot)
+        .inbox_counts(&OrgId::default_for(CrmKind::Hubspot))
         .await
         .unwrap();
     assert!(inbox.done >= 1 && inbox.pending == 0, "{inbox:?}");
@@ -201,7 +203,7 @@ async fn forged_tampered_and_stale_webhooks_get_401_and_store_nothing() {
         .app
         .store
         .store
-        .inbox_counts(CrmKind::Hubspot)
+        .inbox_counts(&OrgId::default_for(CrmKind::Hubspot))
         .await
         .unwrap();
     assert_eq!(inbox.pending + inbox.done, 0, "nothing stored");
@@ -248,7 +250,7 @@ async fn duplicate_and_out_of_order_webhooks_leave_the_crms_current_state() {
     let inbox = app
         .store
         .store
-        .inbox_counts(CrmKind::Hubspot)
+        .inbox_counts(&OrgId::default_for(CrmKind::Hubspot))
         .await
         .unwrap();
     assert_eq!(inbox.pending, 1, "the redelivery is de-duplicated");
