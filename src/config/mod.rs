@@ -311,6 +311,16 @@ impl OrgConfig {
     }
 }
 
+/// The top-level values an `[[org]]` may override.
+#[derive(Debug, Clone)]
+struct Shared {
+    webhook_secret: Option<SecretString>,
+    policy: Option<PathBuf>,
+    full_sync: Option<String>,
+    full_replan: Option<String>,
+    drift_schedule: Option<String>,
+}
+
 /// The validated configuration.
 ///
 /// A config holds every org (`orgs`, at least one) and is scoped to one of them
@@ -325,6 +335,8 @@ pub struct Config {
     pub org: OrgId,
     /// Every configured org, in file order.
     pub orgs: Vec<OrgConfig>,
+    /// What an org without its own webhook secret, policy or schedules gets.
+    shared: Shared,
     pub crm: CrmConfig,
     pub store: StoreConfig,
     pub sync: SyncConfig,
@@ -463,6 +475,13 @@ impl Config {
                 org: first.name.clone(),
                 crm: first.crm.clone(),
                 orgs: orgs.clone(),
+                shared: Shared {
+                    webhook_secret: webhook.secret.clone(),
+                    policy: policy.path.clone(),
+                    full_sync: service.full_sync.clone(),
+                    full_replan: service.full_replan_cron.clone(),
+                    drift_schedule: drift.schedule.clone(),
+                },
                 store,
                 sync,
                 webhook,
@@ -553,23 +572,14 @@ impl Config {
         let Some(org) = self.orgs.iter().find(|o| &o.name == name).cloned() else {
             return;
         };
+        let shared = self.shared.clone();
         self.org = org.name.clone();
         self.crm = org.crm.clone();
-        if let Some(secret) = org.webhook_secret {
-            self.webhook.secret = Some(secret);
-        }
-        if let Some(policy) = org.policy {
-            self.policy.path = Some(policy);
-        }
-        if let Some(cron) = org.full_sync {
-            self.service.full_sync = Some(cron);
-        }
-        if let Some(cron) = org.full_replan {
-            self.service.full_replan_cron = Some(cron);
-        }
-        if let Some(cron) = org.drift_schedule {
-            self.drift.schedule = Some(cron);
-        }
+        self.webhook.secret = org.webhook_secret.or(shared.webhook_secret);
+        self.policy.path = org.policy.or(shared.policy);
+        self.service.full_sync = org.full_sync.or(shared.full_sync);
+        self.service.full_replan_cron = org.full_replan.or(shared.full_replan);
+        self.drift.schedule = org.drift_schedule.or(shared.drift_schedule);
     }
 }
 
@@ -727,10 +737,16 @@ impl Validator<'_> {
                 org.drift_schedule.as_deref(),
             );
             if let (Some(name), Some(crm)) = (name, crm) {
+                // A HubSpot app signs webhooks with its client secret.
+                let webhook_secret = org.webhook_secret.clone().or_else(|| {
+                    (crm.kind == CrmKind::Hubspot)
+                        .then(|| org.oauth.client_secret.clone())
+                        .flatten()
+                });
                 orgs.push(OrgConfig {
                     name,
                     crm,
-                    webhook_secret: org.webhook_secret.clone(),
+                    webhook_secret,
                     policy: org.policy.clone(),
                     full_sync,
                     full_replan,
@@ -1811,5 +1827,154 @@ mod tests {
         assert_eq!(audience, "https://login.salesforce.com");
         assert_eq!(config.crm.salesforce.api_version, "v62.0");
         assert_eq!(config.writer.settings.bulk_job_size, 10_000);
+    }
+
+    /// The issue's example: two orgs, secrets from files, one of them Salesforce.
+    const TWO_ORGS: &str = r#"
+[store]
+url = "sqlite://leadroute.db"
+[webhook]
+listen = "127.0.0.1:8080"
+public_url = "https://leadroute.example.com"
+[[org]]
+name = "north"
+kind = "hubspot"
+base_url = "https://api.hubapi.com"
+token_file = "north-token"
+webhook_secret_file = "north-webhook"
+tier = "professional"
+policy = "policies/north.toml"
+full_sync = "0 0 3 * * *"
+[[org]]
+name = "south"
+kind = "salesforce"
+base_url = "https://login.salesforce.com"
+policy = "policies/south.toml"
+[org.oauth]
+client_id = "cid"
+client_secret_file = "south-secret"
+[org.salesforce]
+auth = "client_credentials"
+instance_url = "https://south.my.salesforce.com"
+"#;
+
+    #[test]
+    fn org_sections_load_each_with_its_own_secrets_policy_and_schedules() {
+        let dir = tempfile::tempdir().unwrap();
+        for (file, text) in [
+            ("north-token", "pat-north\n"),
+            ("north-webhook", "hook-north\n"),
+            ("south-secret", "sf-secret\n"),
+        ] {
+            std::fs::write(dir.path().join(file), text).unwrap();
+        }
+        let path = dir.path().join("leadroute.toml");
+        std::fs::write(&path, TWO_ORGS).unwrap();
+        let config = Config::load(Some(&path), &env(&[])).unwrap();
+        let names: Vec<&str> = config.orgs.iter().map(|o| o.name.as_str()).collect();
+        assert_eq!(names, ["north", "south"]);
+        let err = config.for_org(None).unwrap_err();
+        assert!(
+            err.contains("pass --org NAME") && err.contains("north (hubspot), south (salesforce)"),
+            "{err}"
+        );
+        let err = config.for_org(Some("west")).unwrap_err();
+        assert!(
+            err.contains("no org named \"west\"") && err.contains("north (hubspot)"),
+            "{err}"
+        );
+
+        let north = config.for_org(Some("north")).unwrap();
+        assert_eq!(north.org.as_str(), "north");
+        assert_eq!(north.crm.kind, CrmKind::Hubspot);
+        let CrmAuth::Token(token) = &north.crm.auth else {
+            panic!("{:?}", north.crm.auth)
+        };
+        assert_eq!(token.expose_secret(), "pat-north");
+        assert_eq!(
+            north
+                .webhook
+                .secret
+                .as_ref()
+                .map(|s| s.expose_secret().to_owned()),
+            Some("hook-north".to_owned())
+        );
+        assert_eq!(
+            north.policy.path,
+            Some(PathBuf::from("policies/north.toml"))
+        );
+        assert_eq!(north.service.full_sync.as_deref(), Some("0 0 3 * * *"));
+
+        let south = config.for_org(Some("south")).unwrap();
+        assert_eq!(south.crm.kind, CrmKind::Salesforce);
+        assert!(matches!(south.crm.auth, CrmAuth::ClientCredentials { .. }));
+        assert_eq!(
+            south.policy.path,
+            Some(PathBuf::from("policies/south.toml"))
+        );
+        assert_eq!(south.service.full_sync, None);
+        assert_eq!(config.each_org().len(), 2);
+    }
+
+    #[test]
+    fn an_org_token_can_come_from_the_environment() {
+        let text = "[[org]]\nname = \"north-eu\"\nbase_url = \"https://api.hubapi.com\"\n";
+        let config = Config::from_toml(
+            text,
+            "leadroute.toml",
+            &env(&[("LEADROUTE_ORG_NORTH_EU_TOKEN", "pat")]),
+        )
+        .unwrap();
+        assert!(matches!(config.crm.auth, CrmAuth::Token(_)));
+        assert_eq!(config.org.as_str(), "north-eu");
+        // One org: --org may be left out.
+        assert_eq!(config.for_org(None).unwrap().org.as_str(), "north-eu");
+    }
+
+    #[test]
+    fn the_single_crm_form_is_one_org_named_after_its_kind_unless_named() {
+        let vars = [("LEADROUTE_CRM_TOKEN", "pat")];
+        let text = "[crm]\nbase_url = \"https://api.hubapi.com\"\n";
+        let config = Config::from_toml(text, "f.toml", &env(&vars)).unwrap();
+        assert_eq!(config.org.as_str(), "hubspot");
+        assert_eq!(config.orgs.len(), 1);
+        let text = "[crm]\nname = \"acme\"\nbase_url = \"https://api.hubapi.com\"\n";
+        let config = Config::from_toml(text, "f.toml", &env(&vars)).unwrap();
+        assert_eq!(config.org.as_str(), "acme");
+    }
+
+    #[test]
+    fn two_orgs_with_one_name_and_an_org_without_credentials_are_located_with_a_fix() {
+        let text = "[[org]]\nname = \"north\"\nbase_url = \"https://api.hubapi.com\"\ntoken = \"a\"\n\
+                    \n[[org]]\nname = \"north\"\nbase_url = \"https://api.hubapi.com\"\n";
+        let lines = messages(Config::from_toml(text, "leadroute.toml", &env(&[])).unwrap_err());
+        assert!(
+            lines.iter().any(|l| l.starts_with("leadroute.toml: line 7, column 8: org.name: a second org named \"north\" (the first is at line 2, column 8")
+                && l.ends_with("give each [[org]] its own name")),
+            "{lines:#?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("leadroute.toml: line 6, column 1: org.token: missing")),
+            "{lines:#?}"
+        );
+        let text =
+            "[[org]]\nname = \"North\"\nbase_url = \"https://api.hubapi.com\"\ntoken = \"a\"\n";
+        let lines = messages(Config::from_toml(text, "leadroute.toml", &env(&[])).unwrap_err());
+        assert!(
+            lines[0].starts_with(
+                "leadroute.toml: line 2, column 8: org.name: \"North\" is not an org name"
+            ),
+            "{lines:#?}"
+        );
+        let text = "[crm]\nbase_url = \"https://api.hubapi.com\"\ntoken = \"a\"\n[[org]]\nname = \"n\"\nbase_url = \"https://api.hubapi.com\"\ntoken = \"b\"\n";
+        let lines = messages(Config::from_toml(text, "leadroute.toml", &env(&[])).unwrap_err());
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("move its keys into an [[org]] section")),
+            "{lines:#?}"
+        );
     }
 }
