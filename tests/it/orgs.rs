@@ -1,11 +1,20 @@
 //! Several orgs in one store (issue 11): a store written before orgs moves forward in
 //! place, and orgs' rows stay apart.
 
-use leadroute::domain::{OrgId, OrgRef, RecordId};
-use leadroute::store::Store;
-use leadroute_crm::{CrmKind, ObjectKind};
+use std::sync::Arc;
 
-use crate::helpers::all_stores_at;
+use leadroute::config::Config;
+use leadroute::domain::{OrgId, OrgRef, RecordId};
+use leadroute::mirror::Mirror;
+use leadroute::service::commit::commit_plan;
+use leadroute::service::starter::starter_policy;
+use leadroute::store::Store;
+use leadroute::writer::{ApplyReport, NoProgress, RunId, RunSpec, Writer, WriterSettings};
+use leadroute_crm::{Crm, CrmKind, ObjectKind};
+use leadroute_sim::hubspot::HubSpotSimConfig;
+use leadroute_sim::salesforce::SalesforceSimConfig;
+
+use crate::helpers::{all_stores_at, sim_config};
 
 /// The last migration of the release before orgs (rows keyed by CRM kind).
 const BEFORE_ORGS: u32 = 222;
@@ -118,6 +127,206 @@ async fn a_store_written_before_orgs_is_read_back_as_its_default_org_on_every_ba
             "{label}"
         );
         store.close().await;
+        test.cleanup().await;
+    }
+}
+
+/// Three orgs in one store: two HubSpot portals and a Salesforce org, from one config.
+fn three_orgs_toml(north: &str, south: &str, emea: &str, sf: &SalesforceSimConfig) -> String {
+    format!(
+        r#"
+[[org]]
+name = "north"
+kind = "hubspot"
+base_url = "{north}"
+overlap_secs = 2
+[[org]]
+name = "south"
+kind = "hubspot"
+base_url = "{south}"
+overlap_secs = 2
+[[org]]
+name = "emea"
+kind = "salesforce"
+base_url = "{emea}"
+overlap_secs = 2
+[org.oauth]
+client_id = "{}"
+client_secret = "{}"
+refresh_token = "{}"
+[org.salesforce]
+auth = "refresh_token"
+"#,
+        sf.client_id, sf.client_secret, sf.refresh_token
+    )
+}
+
+/// Sync, plan with a starter policy fitted to the org's owners, commit: what `sync`,
+/// `plan` and `apply --org NAME` do for one org.
+async fn converge_one<C: Crm>(crm: Arc<C>, store: &Store, config: &Config) -> ApplyReport {
+    let org = config.org_ref();
+    Mirror::new(Arc::clone(&crm), store.clone())
+        .with_org(org.name.clone())
+        .sync_once(false)
+        .await
+        .unwrap();
+    let owners = store.owners(&org.name).await.unwrap();
+    let (text, _) = starter_policy(&owners, "test").unwrap();
+    let policy = leadroute::policy::parse("starter.toml", &text).unwrap().0;
+    let snapshot = store.snapshot(&org).await.unwrap();
+    let mut ledger = store.load_ledger(&org.name).await.unwrap();
+    let plan = leadroute::reconcile::plan(&snapshot, &policy, &mut ledger, chrono::Utc::now());
+    assert_eq!(plan.crm, org.kind);
+    let writer = Writer::new(crm, store.clone(), WriterSettings::default()).with_org(org.name);
+    let spec = RunSpec {
+        id: RunId::generate(chrono::Utc::now()),
+        kind: "apply".to_owned(),
+        parent: None,
+    };
+    let committed = commit_plan(&writer, &plan, Some(&mut ledger), &spec, &NoProgress)
+        .await
+        .unwrap();
+    committed
+        .report
+        .expect("the starter policy moves some records")
+}
+
+#[tokio::test]
+async fn two_hubspot_portals_and_a_salesforce_org_share_a_store_with_their_rows_apart() {
+    for test in crate::helpers::all_stores().await {
+        let label = test.label;
+        let north = leadroute_sim::hubspot::spawn(sim_config(60, 12))
+            .await
+            .unwrap();
+        let south = leadroute_sim::hubspot::spawn(HubSpotSimConfig {
+            seed: 99,
+            ..sim_config(40, 8)
+        })
+        .await
+        .unwrap();
+        let sf_config = SalesforceSimConfig {
+            leads: 50,
+            contacts: 20,
+            accounts: 10,
+            users: 6,
+            ..SalesforceSimConfig::default()
+        };
+        let emea = leadroute_sim::salesforce::spawn(sf_config.clone())
+            .await
+            .unwrap();
+        let text = three_orgs_toml(
+            &north.base_url(),
+            &south.base_url(),
+            &emea.base_url(),
+            &sf_config,
+        );
+        let (north_token, south_token) = (north.token(), south.token());
+        let config = Config::from_toml(&text, "three.toml", &|name| match name {
+            "LEADROUTE_ORG_NORTH_TOKEN" => Some(north_token.clone()),
+            "LEADROUTE_ORG_SOUTH_TOKEN" => Some(south_token.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let err = config.for_org(None).unwrap_err();
+        assert!(
+            err.contains("north (hubspot), south (hubspot), emea (salesforce)"),
+            "{err}"
+        );
+        let store = &test.store;
+
+        let mut reports = Vec::new();
+        for name in ["north", "south", "emea"] {
+            let scoped = config.for_org(Some(name)).unwrap();
+            let report = match scoped.crm.kind {
+                CrmKind::Hubspot => {
+                    let crm = Arc::new(leadroute::app::hubspot(&scoped).unwrap());
+                    converge_one(crm, store, &scoped).await
+                }
+                CrmKind::Salesforce => {
+                    let crm = Arc::new(leadroute::app::salesforce(&scoped).unwrap());
+                    converge_one(crm, store, &scoped).await
+                }
+            };
+            assert!(report.applied > 0, "{label} {name}: {report:?}");
+            reports.push((name, report));
+        }
+
+        // Each org's mirror holds exactly its CRM's records.
+        let org = |name: &str| OrgId::new(name).unwrap();
+        let live = |state: &leadroute_sim::hubspot::HubSpotState| {
+            state.contacts.iter().filter(|c| !c.archived).count() as u64
+        };
+        assert_eq!(
+            store.counts(&org("north")).await.unwrap().contacts,
+            live(&north.state()),
+            "{label}"
+        );
+        assert_eq!(
+            store.counts(&org("south")).await.unwrap().contacts,
+            live(&south.state()),
+            "{label}"
+        );
+        let emea_counts = store.counts(&org("emea")).await.unwrap();
+        let emea_leads = emea.state().leads.iter().filter(|l| !l.is_deleted).count() as u64;
+        assert_eq!(emea_counts.leads, emea_leads, "{label}");
+        assert_eq!(emea_counts.contacts, 20, "{label}");
+        // Two HubSpot portals hold ids that collide (both number from the same base):
+        // the same contact id is two different records, one per org.
+        let north_ids: std::collections::BTreeSet<String> = north
+            .state()
+            .contacts
+            .iter()
+            .map(|c| c.id.to_string())
+            .collect();
+        let shared = south
+            .state()
+            .contacts
+            .iter()
+            .filter(|c| north_ids.contains(&c.id.to_string()))
+            .count();
+        assert!(
+            shared > 0,
+            "{label}: the portals' ids overlap, which is the point"
+        );
+
+        // Each org's runs are journaled under its name, and each CRM got only its own
+        // org's writes.
+        let runs = store.journal_runs(50).await.unwrap();
+        for (name, report) in &reports {
+            let run = runs.iter().find(|r| r.run_id == report.run_id).unwrap();
+            assert_eq!(run.org.as_str(), *name, "{label}");
+        }
+        let writes = |log_len: usize, name: &str| {
+            let report = &reports.iter().find(|(n, _)| *n == name).unwrap().1;
+            assert_eq!(
+                log_len as u64, report.applied,
+                "{label} {name}: one write per applied change"
+            );
+        };
+        writes(north.write_log().len(), "north");
+        writes(south.write_log().len(), "south");
+        writes(emea.write_log().len(), "emea");
+
+        // A second pass for every org plans nothing: the ledgers and mirrors are apart.
+        for name in ["north", "south", "emea"] {
+            let scoped = config.for_org(Some(name)).unwrap();
+            let org = scoped.org_ref();
+            let snapshot = store.snapshot(&org).await.unwrap();
+            let owners = store.owners(&org.name).await.unwrap();
+            let (text, _) = starter_policy(&owners, "test").unwrap();
+            let policy = leadroute::policy::parse("starter.toml", &text).unwrap().0;
+            let mut ledger = store.load_ledger(&org.name).await.unwrap();
+            let plan =
+                leadroute::reconcile::plan(&snapshot, &policy, &mut ledger, chrono::Utc::now());
+            assert!(
+                plan.changes.is_empty(),
+                "{label} {name}: {:?}",
+                plan.changes.first()
+            );
+        }
+        north.shutdown().await;
+        south.shutdown().await;
+        emea.shutdown().await;
         test.cleanup().await;
     }
 }
