@@ -34,6 +34,7 @@ mod decide;
 pub mod leader;
 pub mod load;
 pub mod metrics;
+pub mod orgs;
 mod policy_watch;
 pub mod reports;
 pub mod schedule;
@@ -84,6 +85,9 @@ pub struct Service<C: Crm> {
     config: Config,
     clock: Arc<dyn Clock>,
     listener: Option<TcpListener>,
+    /// One of several orgs in this process: no listener of its own; its routes and
+    /// probe go to the shared router ([`Running::endpoint`]).
+    shared_http: bool,
 }
 
 impl<C: Crm> Service<C> {
@@ -94,7 +98,16 @@ impl<C: Crm> Service<C> {
             config,
             clock: Arc::new(SystemClock),
             listener: None,
+            shared_http: false,
         }
+    }
+
+    /// Serves no HTTP itself: the org's webhook route and probe are handed out by
+    /// [`Running::endpoint`] for a router shared by several orgs (`orgs::start_org`),
+    /// and its metrics carry an `org` label.
+    pub fn with_shared_http(mut self) -> Self {
+        self.shared_http = true;
+        self
     }
 
     /// Reads wall-clock time from `clock` (tests).
@@ -120,6 +133,7 @@ impl<C: Crm> Service<C> {
             config,
             clock,
             listener,
+            shared_http,
         } = self;
         let path = config.policy.path.clone().ok_or_else(|| {
             anyhow::anyhow!(
@@ -137,7 +151,11 @@ impl<C: Crm> Service<C> {
         })?;
         let jobs = schedules(&config)?;
         let config_grace = config.service.shutdown_grace;
-        let metrics = Arc::new(Metrics::new());
+        let metrics = Arc::new(if shared_http {
+            Metrics::for_org(&config.org)
+        } else {
+            Metrics::new()
+        });
         let status = Arc::new(Status::default());
         status.update(|s| {
             s.policy_version = Some(policy.version.clone());
@@ -154,6 +172,7 @@ impl<C: Crm> Service<C> {
         let mirror = Mirror::new(Arc::clone(&crm), store.clone()).with_org(config.org.clone());
 
         let listener = match (listener, config.webhook.listen) {
+            _ if shared_http => None,
             (Some(listener), _) => Some(listener),
             (None, Some(addr)) => Some(
                 TcpListener::bind(addr)
@@ -166,6 +185,21 @@ impl<C: Crm> Service<C> {
             Some(listener) => Some(listener.local_addr().context("the listener's address")?),
             None => None,
         };
+        let endpoint = shared_http.then(|| {
+            web::ops::OpsState {
+                web: WebState {
+                    crm: Arc::clone(&crm),
+                    store: store.clone(),
+                    org: config.org.clone(),
+                    public_url: config.webhook.public_url.clone(),
+                    hints: mirror.hint_notify(),
+                },
+                metrics: Arc::clone(&metrics),
+                status: Arc::clone(&status),
+                clock: Arc::clone(&clock),
+            }
+            .endpoint()
+        });
         if let Some(listener) = listener {
             let state = web::ops::OpsState {
                 web: WebState {
@@ -301,6 +335,7 @@ impl<C: Crm> Service<C> {
         };
         Ok(Running {
             addr,
+            endpoint,
             cancel,
             reload,
             metrics,
@@ -647,6 +682,7 @@ impl Schedules {
 /// A started service.
 pub struct Running {
     addr: Option<SocketAddr>,
+    endpoint: Option<web::ops::OrgEndpoint>,
     cancel: CancellationToken,
     reload: Arc<Notify>,
     metrics: Arc<Metrics>,
@@ -667,6 +703,11 @@ impl Running {
     /// The HTTP listener's address, if one is served.
     pub fn addr(&self) -> Option<SocketAddr> {
         self.addr
+    }
+
+    /// The org's webhook route and probe, when started [`Service::with_shared_http`].
+    pub fn endpoint(&self) -> Option<web::ops::OrgEndpoint> {
+        self.endpoint.clone()
     }
 
     /// Cancelling it starts the shutdown (as SIGTERM does).

@@ -1,5 +1,6 @@
 //! HTTP surface (axum): the webhook intake routes `POST /webhooks/hubspot` and
-//! `POST /webhooks/salesforce`, plus `GET /healthz`; `ops.rs` adds the sidecar's
+//! `POST /webhooks/salesforce` (the single-org form; `POST /webhooks/{org}` with
+//! several orgs, see `ops::orgs_router`), plus `GET /healthz`; `ops.rs` adds the sidecar's
 //! `GET /readyz` and `GET /metrics` on the same listener.
 //!
 //! A webhook is verified by the connector (`Crm::intake`), its hints go into the store's
@@ -180,12 +181,10 @@ pub(crate) async fn handle_webhook<C: Crm>(
     headers: HeaderMap,
     body: Bytes,
 ) -> (Response, WebhookResult) {
-    let path_crm = if uri.path().ends_with("/hubspot") {
-        CrmKind::Hubspot
-    } else {
-        CrmKind::Salesforce
-    };
-    if path_crm != state.crm.kind() {
+    // `/webhooks/{org}`, or the single-org form's `/webhooks/{crm kind}`.
+    let segment = uri.path().rsplit('/').next().unwrap_or_default();
+    let path_crm = state.crm.kind();
+    if segment != state.org.as_str() && segment != path_crm.as_str() {
         return (
             plain(StatusCode::NOT_FOUND, "not found\n"),
             WebhookResult::WrongCrm,

@@ -330,3 +330,184 @@ async fn two_hubspot_portals_and_a_salesforce_org_share_a_store_with_their_rows_
         test.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn one_process_serves_three_orgs_and_a_broken_org_stops_only_itself() {
+    let test = crate::helpers::sqlite_store().await;
+    let store = &test.store;
+    let north = leadroute_sim::hubspot::spawn(sim_config(30, 6))
+        .await
+        .unwrap();
+    let south = leadroute_sim::hubspot::spawn(HubSpotSimConfig {
+        seed: 7,
+        ..sim_config(20, 5)
+    })
+    .await
+    .unwrap();
+    let sf_config = SalesforceSimConfig {
+        leads: 20,
+        contacts: 10,
+        accounts: 5,
+        users: 5,
+        ..SalesforceSimConfig::default()
+    };
+    let emea = leadroute_sim::salesforce::spawn(sf_config.clone())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = three_orgs_toml(
+        &north.base_url(),
+        &south.base_url(),
+        &emea.base_url(),
+        &sf_config,
+    );
+    // Each org's own policy; emea's file does not exist (a broken org).
+    for (name, policy) in [
+        ("north", "north.toml"),
+        ("south", "south.toml"),
+        ("emea", "missing.toml"),
+    ] {
+        let path = dir.path().join(policy);
+        text = text.replacen(
+            &format!("name = \"{name}\"\n"),
+            &format!("name = \"{name}\"\npolicy = \"{}\"\n", path.display()),
+            1,
+        );
+    }
+    text.push_str("[sync]\ninterval_secs = 1\n[service]\nlease_ttl_secs = 3\n");
+    let (north_token, south_token) = (north.token(), south.token());
+    let config = Config::from_toml(&text, "three.toml", &|name| match name {
+        "LEADROUTE_ORG_NORTH_TOKEN" => Some(north_token.clone()),
+        "LEADROUTE_ORG_SOUTH_TOKEN" => Some(south_token.clone()),
+        _ => None,
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    // Starter policies for the HubSpot orgs, from their owners.
+    for name in ["north", "south"] {
+        let scoped = config.for_org(Some(name)).unwrap();
+        let crm = Arc::new(leadroute::app::hubspot(&scoped).unwrap());
+        Mirror::new(crm, store.clone())
+            .with_org(scoped.org.clone())
+            .sync_once(false)
+            .await
+            .unwrap();
+        let owners = store.owners(&scoped.org).await.unwrap();
+        let (policy, _) = starter_policy(&owners, "test").unwrap();
+        std::fs::write(scoped.policy.path.clone().unwrap(), policy).unwrap();
+    }
+
+    let (handles, endpoints) = leadroute::app::start_orgs(&config, store).await;
+    let started: Vec<&str> = handles.iter().map(|h| h.org().as_str()).collect();
+    assert_eq!(
+        started,
+        ["north", "south"],
+        "emea's missing policy stops only emea"
+    );
+    assert_eq!(endpoints.len(), 3);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let server = leadroute::service::orgs::serve(listener, endpoints, cancel.clone());
+
+    // /readyz: north and south become ready; emea is not, and says why.
+    let body: serde_json::Value = crate::helpers::wait_for("north and south ready", 30, || {
+        let base = base.clone();
+        async move {
+            let body: serde_json::Value = reqwest::get(format!("{base}/readyz"))
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let ready = |org: &str| body["orgs"][org]["ready"] == serde_json::json!(true);
+            (ready("north") && ready("south")).then_some(body)
+        }
+    })
+    .await;
+    assert_eq!(body["ready"], serde_json::json!(false), "{body}");
+    assert_eq!(
+        body["orgs"]["emea"]["ready"],
+        serde_json::json!(false),
+        "{body}"
+    );
+    assert!(
+        body["orgs"]["emea"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("missing.toml"),
+        "{body}"
+    );
+    assert_eq!(
+        body["orgs"]["north"]["lease"]["name"],
+        serde_json::json!("org:north")
+    );
+    assert_eq!(
+        body["orgs"]["south"]["lease"]["name"],
+        serde_json::json!("org:south")
+    );
+
+    // Webhooks: an unknown org is a 404 with the reason and stores nothing; a known
+    // org's route reaches that org's connector (an unsigned delivery is refused).
+    let client = reqwest::Client::new();
+    let response = client
+        .post(format!("{base}/webhooks/west"))
+        .body("[]")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let reason: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(reason["error"], serde_json::json!("unknown org"));
+    assert_eq!(
+        reason["orgs"],
+        serde_json::json!(["north", "south", "emea"])
+    );
+    let response = client
+        .post(format!("{base}/webhooks/north"))
+        .body("[]")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        401,
+        "north's connector checked the signature"
+    );
+    for name in ["north", "south", "emea", "west"] {
+        let org = OrgId::new(name).unwrap();
+        assert_eq!(store.inbox_counts(&org).await.unwrap().pending, 0, "{name}");
+    }
+
+    // Metrics carry the org label, one exposition for all orgs.
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("org=\"north\""), "{metrics}");
+    assert!(metrics.contains("org=\"south\""), "{metrics}");
+    assert!(
+        metrics.contains("leadroute_webhooks_total{org=\"north\",result=\"unauthorized\"} 1"),
+        "{metrics}"
+    );
+    assert_eq!(metrics.matches("# EOF").count(), 1);
+
+    // Each org's pipeline stops on its own and hands its lease back.
+    for handle in handles {
+        let org = handle.org().clone();
+        let stopped = handle.stop().await;
+        assert!(stopped.clean, "{org}: {stopped:?}");
+        let lease = store.lease(&format!("org:{org}")).await.unwrap().unwrap();
+        assert_eq!(
+            lease.holder, None,
+            "{org}: the lease is released at a clean stop"
+        );
+    }
+    cancel.cancel();
+    let _ = server.await;
+    north.shutdown().await;
+    south.shutdown().await;
+    emea.shutdown().await;
+    test.cleanup().await;
+}
