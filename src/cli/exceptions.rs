@@ -84,7 +84,7 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
             Needs::Mirror,
         )
         .await?;
-        return print_list(&env.store, &list).await;
+        return print_list(&env.store, &env.config.org, &list).await;
     }
     let env = load_env(global).await?;
     let job = ExceptionJob {
@@ -104,7 +104,11 @@ fn keep(row: &ExceptionRow, args: &ListArgs) -> bool {
         && args.rule.as_deref().is_none_or(|r| row.rule == r)
 }
 
-async fn print_list(store: &crate::store::Store, args: &ListArgs) -> anyhow::Result<()> {
+async fn print_list(
+    store: &crate::store::Store,
+    org: &crate::domain::OrgId,
+    args: &ListArgs,
+) -> anyhow::Result<()> {
     let status = match (args.all, args.status) {
         (true, _) | (_, Status::All) => None,
         (false, Status::Open) => Some("open"),
@@ -116,7 +120,7 @@ async fn print_list(store: &crate::store::Store, args: &ListArgs) -> anyhow::Res
         .await
         .context("listing exceptions")?
         .into_iter()
-        .filter(|row| keep(row, args))
+        .filter(|row| &row.org == org && keep(row, args))
         .collect();
     if rows.is_empty() {
         return out::println(format_args!(

@@ -74,7 +74,8 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
         .await
         .context("listing runs")?;
     let mut lines = Vec::with_capacity(rows.len());
-    for row in rows {
+    // The org's runs (`--org`; the only org's when one is configured).
+    for row in rows.into_iter().filter(|row| row.org == env.config.org) {
         let counts = env
             .store
             .journal_counts(&row.run_id)

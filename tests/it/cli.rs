@@ -17,6 +17,7 @@ const VARS: &[&str] = &[
     "LEADROUTE_CRM_TOKEN_FILE",
     "LEADROUTE_STORE_URL",
     "LEADROUTE_WEBHOOK_SECRET",
+    "LEADROUTE_ORG",
 ];
 
 /// The binary with a clean LEADROUTE_* environment, run off the async runtime.
@@ -1193,4 +1194,101 @@ async fn a_postgres_store_that_is_down_fails_at_once() {
         stderr.contains(&format!("cannot reach the PostgreSQL store at {url}")),
         "{stderr}"
     );
+}
+
+#[tokio::test]
+async fn with_two_orgs_every_command_takes_org_and_without_it_lists_them() {
+    let north = leadroute_sim::hubspot::spawn(crate::helpers::sim_config(25, 5))
+        .await
+        .unwrap();
+    let south = leadroute_sim::hubspot::spawn(leadroute_sim::hubspot::HubSpotSimConfig {
+        seed: 5,
+        ..crate::helpers::sim_config(15, 4)
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("north-token"), north.token()).unwrap();
+    let config = format!(
+        "[store]\nurl = \"sqlite://{}\"\n\
+         [[org]]\nname = \"north\"\nbase_url = \"{}\"\ntoken_file = \"north-token\"\n\
+         [[org]]\nname = \"south\"\nbase_url = \"{}\"\n",
+        dir.path().join("lr.db").display(),
+        north.base_url(),
+        south.base_url()
+    );
+    std::fs::write(dir.path().join("orgs.toml"), config).unwrap();
+    let env = [("LEADROUTE_ORG_SOUTH_TOKEN", south.token())];
+    let run = |args: Vec<&'static str>| {
+        let mut all = vec!["--config", "orgs.toml"];
+        all.extend(args);
+        let dir = dir.path().to_owned();
+        let env = env.clone();
+        async move {
+            let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (*k, v.clone())).collect();
+            leadroute(&all, &env, &dir).await
+        }
+    };
+    for args in [
+        vec!["sync", "--once"],
+        vec!["plan"],
+        vec!["runs"],
+        vec!["exceptions", "list"],
+        vec!["policy", "init", "--out", "p.toml"],
+    ] {
+        let output = run(args.clone()).await;
+        assert!(!output.status.success(), "{args:?}");
+        let err = text(&output.stderr);
+        assert!(
+            err.contains("pass --org NAME") && err.contains("north (hubspot), south (hubspot)"),
+            "{args:?}: {err}"
+        );
+    }
+    for name in ["north", "south"] {
+        let output = run(vec!["sync", "--once", "--org", name]).await;
+        assert!(output.status.success(), "{name}: {}", text(&output.stderr));
+    }
+    let output = run(vec![
+        "policy",
+        "init",
+        "--org",
+        "north",
+        "--out",
+        "north.toml",
+    ])
+    .await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let output = run(vec!["plan", "--org", "north", "--policy", "north.toml"]).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let output = run(vec!["plan", "--org", "west"]).await;
+    assert!(
+        text(&output.stderr).contains("no org named \"west\""),
+        "{}",
+        text(&output.stderr)
+    );
+
+    // Rows are apart: each org's mirror holds its own portal's contacts.
+    let store =
+        leadroute::store::Store::open(&format!("sqlite://{}", dir.path().join("lr.db").display()))
+            .await
+            .unwrap();
+    for (name, contacts) in [("north", 25), ("south", 15)] {
+        let counts = store.counts(&OrgId::new(name).unwrap()).await.unwrap();
+        assert_eq!(counts.contacts, contacts, "{name}");
+    }
+    // `explain` takes the org from the record reference.
+    let id = north.state().contacts[0].id.to_string();
+    let record: &'static str = Box::leak(format!("north:contact:{id}").into_boxed_str());
+    let output = run(vec!["explain", record, "--policy", "north.toml"]).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let record: &'static str = Box::leak(format!("hubspot:contact:{id}").into_boxed_str());
+    let output = run(vec!["explain", record, "--policy", "north.toml"]).await;
+    assert!(
+        text(&output.stderr).contains("ambiguous"),
+        "{}",
+        text(&output.stderr)
+    );
+    store.close().await;
+    north.shutdown().await;
+    south.shutdown().await;
 }
