@@ -374,6 +374,13 @@ async fn one_process_serves_three_orgs_and_a_broken_org_stops_only_itself() {
             1,
         );
     }
+    for name in ["north", "south"] {
+        text = text.replacen(
+            &format!("name = \"{name}\"\n"),
+            &format!("name = \"{name}\"\nwebhook_secret = \"{name}-secret\"\n"),
+            1,
+        );
+    }
     text.push_str("[sync]\ninterval_secs = 1\n[service]\nlease_ttl_secs = 3\n");
     let (north_token, south_token) = (north.token(), south.token());
     let config = Config::from_toml(&text, "three.toml", &|name| match name {
@@ -476,6 +483,42 @@ async fn one_process_serves_three_orgs_and_a_broken_org_stops_only_itself() {
     for name in ["north", "south", "emea", "west"] {
         let org = OrgId::new(name).unwrap();
         assert_eq!(store.inbox_counts(&org).await.unwrap().pending, 0, "{name}");
+    }
+    // A delivery signed with north's secret lands in north's inbox only.
+    let url = format!("{base}/webhooks/north");
+    let contact = north.state().contacts[0].id;
+    let body = serde_json::json!([crate::webhooks::owner_event(
+        1,
+        contact,
+        "1",
+        crate::webhooks::now_ms()
+    )])
+    .to_string();
+    let timestamp = crate::webhooks::now_ms().to_string();
+    let response = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .header(
+            "x-hubspot-signature-v3",
+            crate::webhooks::sign("north-secret", &url, &body, &timestamp),
+        )
+        .header("x-hubspot-request-timestamp", timestamp)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    let inbox = store
+        .inbox_counts(&OrgId::new("north").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(inbox.pending + inbox.done, 1, "{inbox:?}");
+    for name in ["south", "emea"] {
+        let inbox = store
+            .inbox_counts(&OrgId::new(name).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(inbox.pending + inbox.done, 0, "{name}: {inbox:?}");
     }
 
     // Metrics carry the org label, one exposition for all orgs.

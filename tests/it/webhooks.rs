@@ -77,18 +77,23 @@ impl Hooked {
     }
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
 /// HubSpot's v3 signature: base64(HMAC-SHA256(secret, METHOD + URL + body + timestamp)).
-fn sign(secret: &str, url: &str, body: &str, timestamp: &str) -> String {
+pub(crate) fn sign(secret: &str, url: &str, body: &str, timestamp: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(format!("POST{url}{body}{timestamp}").as_bytes());
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
-fn owner_event(event_id: u64, contact: u64, owner: &str, occurred_at: i64) -> serde_json::Value {
+pub(crate) fn owner_event(
+    event_id: u64,
+    contact: u64,
+    owner: &str,
+    occurred_at: i64,
+) -> serde_json::Value {
     serde_json::json!({
         "eventId": event_id, "subscriptionId": 25, "portalId": 62515, "appId": 54321,
         "occurredAt": occurred_at, "subscriptionType": "contact.propertyChange",
