@@ -332,7 +332,7 @@ async fn two_hubspot_portals_and_a_salesforce_org_share_a_store_with_their_rows_
 }
 
 #[tokio::test]
-async fn one_process_serves_three_orgs_and_a_broken_org_stops_only_itself() {
+async fn one_process_serves_three_orgs_and_a_broken_policy_or_revoked_token_stops_only_that_org() {
     let test = crate::helpers::sqlite_store().await;
     let store = &test.store;
     let north = leadroute_sim::hubspot::spawn(sim_config(30, 6))
@@ -520,6 +520,41 @@ async fn one_process_serves_three_orgs_and_a_broken_org_stops_only_itself() {
             .unwrap();
         assert_eq!(inbox.pending + inbox.done, 0, "{name}: {inbox:?}");
     }
+
+    // South's token is revoked: south stops being ready, north keeps routing.
+    south.set_faults(leadroute_sim::hubspot::FaultScript {
+        rules: vec![leadroute_sim::hubspot::FaultRule {
+            families: Vec::new(),
+            fault: leadroute_sim::hubspot::Fault::ServerError { status: 401 },
+            trigger: leadroute_sim::hubspot::Trigger::Always,
+        }],
+        ..Default::default()
+    });
+    let body: serde_json::Value = crate::helpers::wait_for("south not ready", 30, || {
+        let base = base.clone();
+        async move {
+            let body: serde_json::Value = reqwest::get(format!("{base}/readyz"))
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (body["orgs"]["south"]["ready"] == serde_json::json!(false)).then_some(body)
+        }
+    })
+    .await;
+    assert_eq!(
+        body["orgs"]["south"]["crm"]["ok"],
+        serde_json::json!(false),
+        "{body}"
+    );
+    assert_eq!(
+        body["orgs"]["north"]["ready"],
+        serde_json::json!(true),
+        "{body}"
+    );
+    assert_eq!(body["ready_orgs"], serde_json::json!(["north"]), "{body}");
+    south.set_faults(leadroute_sim::hubspot::FaultScript::default());
 
     // Metrics carry the org label, one exposition for all orgs.
     let metrics = reqwest::get(format!("{base}/metrics"))
