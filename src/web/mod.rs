@@ -61,6 +61,8 @@ pub fn router<C: Crm>(state: WebState<C>) -> Router {
     Router::new()
         .route("/webhooks/hubspot", post(webhook::<C>))
         .route("/webhooks/salesforce", post(webhook::<C>))
+        // The org's own name (`[crm] name`, or `run --org NAME`); another name is a 404.
+        .route("/webhooks/{org}", post(webhook::<C>))
         .route("/healthz", get(|| async { "ok\n" }))
         .with_state(state)
 }

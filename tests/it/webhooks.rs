@@ -279,3 +279,24 @@ async fn duplicate_and_out_of_order_webhooks_leave_the_crms_current_state() {
     app.assert_mirror_matches().await;
     hooked.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_webhook_for_another_org_name_is_a_404_and_stores_nothing() {
+    let mut hooked = hooked().await;
+    let contact = contacts(&hooked.app)[0];
+    let body = serde_json::json!([owner_event(1, contact, "1", now_ms())]).to_string();
+    // Signed for the URL it is posted to: only the org's name decides.
+    hooked.url = hooked.url.replace("/webhooks/hubspot", "/webhooks/west");
+    let (status, _) = post(&hooked, &body, now_ms(), None).await;
+    assert_eq!(status, 404);
+    let org = OrgId::default_for(CrmKind::Hubspot);
+    let inbox = hooked.app.store.store.inbox_counts(&org).await.unwrap();
+    assert_eq!(inbox.pending + inbox.done, 0, "{inbox:?}");
+    // The org's own name (the single [crm] form's org is named after its kind).
+    hooked.url = hooked.url.replace("/webhooks/west", "/webhooks/hubspot");
+    let (status, _) = post(&hooked, &body, now_ms(), None).await;
+    assert!((200..300).contains(&status), "{status}");
+    let inbox = hooked.app.store.store.inbox_counts(&org).await.unwrap();
+    assert_eq!(inbox.pending + inbox.done, 1, "{inbox:?}");
+    hooked.shutdown().await;
+}
