@@ -127,7 +127,7 @@ impl CrmTask for SyncTask<'_> {
                 writeln!(
                     out,
                     "webhooks: listening on http://{bound}/webhooks/{}",
-                    mirror.crm().kind()
+                    mirror.org()
                 )?;
                 Some(task)
             }
