@@ -333,7 +333,12 @@ async fn two_hubspot_portals_and_a_salesforce_org_share_a_store_with_their_rows_
 
 #[tokio::test]
 async fn one_process_serves_three_orgs_and_a_broken_policy_or_revoked_token_stops_only_that_org() {
-    let test = crate::helpers::sqlite_store().await;
+    for test in crate::helpers::all_stores().await {
+        one_process_serves_three_orgs(test).await;
+    }
+}
+
+async fn one_process_serves_three_orgs(test: crate::helpers::TestStore) {
     let store = &test.store;
     let north = leadroute_sim::hubspot::spawn(sim_config(30, 6))
         .await
