@@ -319,6 +319,7 @@ struct Shared {
     full_sync: Option<String>,
     full_replan: Option<String>,
     drift_schedule: Option<String>,
+    drift_out_dir: PathBuf,
 }
 
 /// The validated configuration.
@@ -481,6 +482,7 @@ impl Config {
                     full_sync: service.full_sync.clone(),
                     full_replan: service.full_replan_cron.clone(),
                     drift_schedule: drift.schedule.clone(),
+                    drift_out_dir: drift.out_dir.clone(),
                 },
                 store,
                 sync,
@@ -580,6 +582,12 @@ impl Config {
         self.service.full_sync = org.full_sync.or(shared.full_sync);
         self.service.full_replan_cron = org.full_replan.or(shared.full_replan);
         self.drift.schedule = org.drift_schedule.or(shared.drift_schedule);
+        // Several orgs keep their scheduled reports (and their pruning) apart.
+        self.drift.out_dir = if self.orgs.len() > 1 {
+            shared.drift_out_dir.join(org.name.as_str())
+        } else {
+            shared.drift_out_dir
+        };
     }
 }
 
@@ -1913,6 +1921,11 @@ instance_url = "https://south.my.salesforce.com"
             Some(PathBuf::from("policies/south.toml"))
         );
         assert_eq!(south.service.full_sync, None);
+        assert_eq!(
+            south.drift.out_dir.file_name().and_then(|n| n.to_str()),
+            Some("south"),
+            "each org's drift reports in its own directory"
+        );
         assert_eq!(config.each_org().len(), 2);
     }
 
