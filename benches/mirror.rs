@@ -10,6 +10,7 @@
 //! Run: `cargo bench --bench mirror` (override sizes with LEADROUTE_BENCH_CONTACTS and
 //! LEADROUTE_BENCH_COMPANIES).
 
+use leadroute::domain::OrgRef;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -95,7 +96,9 @@ async fn main() -> anyhow::Result<()> {
     let bound_secs = total_calls as f64 / rate;
 
     let snapshot_started = Instant::now();
-    let snapshot = store.snapshot(CrmKind::Hubspot).await?;
+    let snapshot = store
+        .snapshot(&OrgRef::default_for(CrmKind::Hubspot))
+        .await?;
     let snapshot_elapsed = snapshot_started.elapsed();
     let rss_after_snapshot = peak_rss_mib();
 

@@ -30,6 +30,45 @@ pub async fn with_crm<T: CrmTask>(config: &Config, task: T) -> anyhow::Result<T:
     }
 }
 
+/// Starts one pipeline per configured org ([`crate::service::orgs::start_org`]), each
+/// with its own connector; an org that cannot start is reported as failed (its
+/// endpoint says why in `/readyz`) and the others run.
+pub async fn start_orgs(
+    config: &Config,
+    store: &Store,
+) -> (
+    Vec<crate::service::orgs::OrgHandle>,
+    Vec<crate::web::ops::OrgEndpoint>,
+) {
+    struct StartOrg {
+        store: Store,
+        config: Config,
+    }
+    impl CrmTask for StartOrg {
+        type Output = crate::service::orgs::OrgHandle;
+        async fn run<C: Crm>(self, crm: Arc<C>) -> anyhow::Result<Self::Output> {
+            crate::service::orgs::start_org(crm, self.store, self.config).await
+        }
+    }
+    let mut handles = Vec::new();
+    let mut endpoints = Vec::new();
+    for scoped in config.each_org() {
+        let org = scoped.org.clone();
+        let task = StartOrg {
+            store: store.clone(),
+            config: scoped.clone(),
+        };
+        match with_crm(&scoped, task).await {
+            Ok(handle) => {
+                endpoints.extend(handle.endpoint());
+                handles.push(handle);
+            }
+            Err(err) => endpoints.push(crate::service::orgs::failed(org, &err)),
+        }
+    }
+    (handles, endpoints)
+}
+
 /// Opens the configured store (creating and migrating it if needed).
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     Store::open(config.store.url.expose_secret())

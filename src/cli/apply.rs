@@ -66,8 +66,12 @@ pub(crate) struct AppEnv {
 /// Config and store for a command that calls the CRM (the one loader:
 /// `service::load`).
 pub(crate) async fn load_env(global: &GlobalArgs) -> anyhow::Result<AppEnv> {
-    let crate::service::load::Loaded { mut config, store } =
-        crate::service::load::env(global.config.as_deref(), crate::config::Needs::Crm).await?;
+    let crate::service::load::Loaded { mut config, store } = crate::service::load::env(
+        global.config.as_deref(),
+        global.org.as_deref(),
+        crate::config::Needs::Crm,
+    )
+    .await?;
     crate::service::load::one_retry_layer(&mut config);
     Ok(AppEnv { config, store })
 }
@@ -84,7 +88,9 @@ impl CrmTask for ApplyJob {
         let ApplyJob { args, env } = self;
         let settings = writer_settings(&env, args.strict);
         let cancel = cancel_on_ctrl_c();
-        let writer = Writer::new(crm, env.store.clone(), settings).with_cancel(cancel);
+        let writer = Writer::new(crm, env.store.clone(), settings)
+            .with_org(env.config.org.clone())
+            .with_cancel(cancel);
         if let Some(run) = &args.run_id
             && env.store.journal_run(run).await?.is_some()
         {
@@ -119,8 +125,7 @@ impl CrmTask for ApplyJob {
             }
             None => {
                 let policy = load_policy(&env)?;
-                let (plan, ledger) =
-                    plan_from_mirror(&env, crm_kind(&writer), &policy, None).await?;
+                let (plan, ledger) = plan_from_mirror(&env, &policy, None).await?;
                 (plan, Some(policy), Some(ledger))
             }
         };
@@ -135,11 +140,7 @@ impl CrmTask for ApplyJob {
             plan.changes.truncate(max);
         }
         let mut summary = summarize(&writer, &plan, policy.as_ref());
-        let owners = env
-            .store
-            .owners(crm_kind(&writer))
-            .await
-            .unwrap_or_default();
+        let owners = env.store.owners(writer.org()).await.unwrap_or_default();
         summary.name_owners(
             &plan,
             &crate::reconcile::OwnerNames::new(policy.as_ref(), &owners),
@@ -280,7 +281,7 @@ pub fn plan_file_json(plan: &Plan, org: &str) -> String {
 /// Salesforce org id its first sync recorded: every HubSpot portal shares one base URL,
 /// so the URL alone cannot tell two portals apart), else what the config points at.
 pub async fn org_label(config: &Config, store: &crate::store::Store) -> String {
-    match store.org_identity(config.crm.kind).await {
+    match store.org_identity(&config.org).await {
         Ok(Some(recorded)) => format!("{} {}", config.crm.kind, recorded.id),
         _ => org_identity(config),
     }
@@ -407,18 +408,17 @@ pub(crate) fn load_policy(env: &AppEnv) -> anyhow::Result<Policy> {
 /// the plan (so a dry run does not advance the rotation).
 pub(crate) async fn plan_from_mirror(
     env: &AppEnv,
-    crm: leadroute_crm::CrmKind,
     policy: &Policy,
     objects: Option<&[ObjectKind]>,
 ) -> anyhow::Result<(Plan, Ledger)> {
     let snapshot = env
         .store
-        .snapshot(crm)
+        .snapshot(&env.config.org_ref())
         .await
         .context("reading the mirror (run `leadroute sync` first)")?;
     let mut ledger = env
         .store
-        .load_ledger(crm)
+        .load_ledger(&env.config.org)
         .await
         .context("reading the assignment ledger")?;
     let mut plan = crate::reconcile::plan(&snapshot, policy, &mut ledger, Utc::now());

@@ -12,7 +12,7 @@ use leadroute_crm::{Crm, ObjectKind};
 use super::GlobalArgs;
 use super::apply::{AppEnv, load_env};
 use super::apply::{
-    cancel_on_ctrl_c, confirm, crm_kind, finish, finish_commit, load_policy, plan_from_mirror,
+    cancel_on_ctrl_c, confirm, finish, finish_commit, load_policy, plan_from_mirror,
     writer_settings,
 };
 use crate::app::{self, CrmTask};
@@ -60,10 +60,13 @@ impl CrmTask for BackfillJob {
     async fn run<C: Crm>(self, crm: Arc<C>) -> anyhow::Result<()> {
         let BackfillJob { args, env } = self;
         let writer = Writer::new(crm, env.store.clone(), writer_settings(&env, args.strict))
+            .with_org(env.config.org.clone())
             .with_cancel(cancel_on_ctrl_c());
-        let kind = crm_kind(&writer);
         if !args.dry_run
-            && let Some(run) = env.store.journal_unfinished_run(kind, "backfill").await?
+            && let Some(run) = env
+                .store
+                .journal_unfinished_run(writer.org(), "backfill")
+                .await?
         {
             let id = RunId::new(run.run_id.clone());
             let counts = env.store.journal_counts(&run.run_id).await?;
@@ -130,9 +133,9 @@ impl CrmTask for BackfillJob {
         }
         let policy = load_policy(&env)?;
         let objects = (!args.object.is_empty()).then_some(args.object.as_slice());
-        let (plan, mut ledger) = plan_from_mirror(&env, kind, &policy, objects).await?;
+        let (plan, mut ledger) = plan_from_mirror(&env, &policy, objects).await?;
         let mut summary = summarize(&writer, &plan, Some(&policy));
-        let owners = env.store.owners(kind).await.unwrap_or_default();
+        let owners = env.store.owners(writer.org()).await.unwrap_or_default();
         summary.name_owners(
             &plan,
             &crate::reconcile::OwnerNames::new(Some(&policy), &owners),

@@ -27,7 +27,7 @@ use super::backfill::start_backfill;
 use super::sim::SimKind;
 use super::sync::print_report;
 use crate::config::Config;
-use crate::domain::Snapshot;
+use crate::domain::{OrgId, OrgRef, Snapshot};
 use crate::mirror::Mirror;
 use crate::reconcile::drift;
 use crate::service::starter::toml_str;
@@ -203,7 +203,9 @@ async fn salesforce(args: Args, started: Instant) -> anyhow::Result<()> {
     print_report(&mut out, &incremental)?;
 
     let state = sim.state();
-    let counts = store.counts(CrmKind::Salesforce).await?;
+    let counts = store
+        .counts(&OrgId::default_for(CrmKind::Salesforce))
+        .await?;
     let leads = state.leads.iter().filter(|l| !l.is_deleted).count() as u64;
     let contacts = state.contacts.iter().filter(|c| !c.is_deleted).count() as u64;
     let live_accounts = state.accounts.iter().filter(|a| !a.is_deleted).count() as u64;
@@ -374,7 +376,7 @@ async fn hubspot(args: Args, started: Instant) -> anyhow::Result<()> {
     print_report(&mut out, &incremental)?;
 
     let state = sim.state();
-    let counts = store.counts(CrmKind::Hubspot).await?;
+    let counts = store.counts(&OrgId::default_for(CrmKind::Hubspot)).await?;
     let live_contacts = state.contacts.iter().filter(|c| !c.archived).count() as u64;
     let live_companies = state.companies.iter().filter(|c| !c.archived).count() as u64;
     let matches = counts.contacts == live_contacts && counts.accounts == live_companies;
@@ -475,7 +477,7 @@ async fn converge<C: Crm>(
     let kind = crm.kind();
     let snapshot = env
         .store
-        .snapshot(kind)
+        .snapshot(&OrgRef::default_for(kind))
         .await
         .context("reading the mirror")?;
     let (text, reps) = demo_policy(&snapshot)?;
@@ -490,7 +492,7 @@ async fn converge<C: Crm>(
 
     let ledger = env
         .store
-        .load_ledger(kind)
+        .load_ledger(&OrgId::default_for(kind))
         .await
         .context("reading the assignment ledger")?;
     let report = drift::build(&snapshot, &policy, &ledger, Utc::now());
@@ -504,7 +506,7 @@ async fn converge<C: Crm>(
     for (category, count) in report.categories.iter().filter(|(_, n)| **n > 0) {
         writeln!(out, "   {category:<24} {count}")?;
     }
-    let (plan, mut ledger) = plan_from_mirror(env, kind, &policy, None).await?;
+    let (plan, mut ledger) = plan_from_mirror(env, &policy, None).await?;
     let writer = Writer::new(crm.clone(), env.store.clone(), writer_settings(env, false))
         .with_cancel(cancel_on_ctrl_c());
     writeln!(out, "\n   The plan:")?;
@@ -545,7 +547,7 @@ async fn converge<C: Crm>(
     writeln!(out, "\n8. Re-sync and re-plan: is the org converged?")?;
     let resync = mirror.sync_once(false).await.context("re-sync")?;
     print_report(out, &resync)?;
-    let (after, _) = plan_from_mirror(env, kind, &policy, None).await?;
+    let (after, _) = plan_from_mirror(env, &policy, None).await?;
     writeln!(
         out,
         "   {} owner changes left ({} rejected by the CRM and queued as exceptions); {} planned exceptions",
@@ -553,7 +555,12 @@ async fn converge<C: Crm>(
         applied.rejected + applied.failed,
         after.exceptions.len()
     )?;
-    let records = env.store.snapshot(kind).await?.people.len() as u64;
+    let records = env
+        .store
+        .snapshot(&OrgRef::default_for(kind))
+        .await?
+        .people
+        .len() as u64;
     Ok(Converged {
         kind,
         records,

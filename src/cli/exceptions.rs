@@ -78,8 +78,13 @@ pub enum Command {
 pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
     if let Command::List(list) = args.command {
         // Listing needs only the store, not CRM credentials.
-        let env = load::env(global.config.as_deref(), Needs::Mirror).await?;
-        return print_list(&env.store, &list).await;
+        let env = load::env(
+            global.config.as_deref(),
+            global.org.as_deref(),
+            Needs::Mirror,
+        )
+        .await?;
+        return print_list(&env.store, &env.config.org, &list).await;
     }
     let env = load_env(global).await?;
     let job = ExceptionJob {
@@ -99,7 +104,11 @@ fn keep(row: &ExceptionRow, args: &ListArgs) -> bool {
         && args.rule.as_deref().is_none_or(|r| row.rule == r)
 }
 
-async fn print_list(store: &crate::store::Store, args: &ListArgs) -> anyhow::Result<()> {
+async fn print_list(
+    store: &crate::store::Store,
+    org: &crate::domain::OrgId,
+    args: &ListArgs,
+) -> anyhow::Result<()> {
     let status = match (args.all, args.status) {
         (true, _) | (_, Status::All) => None,
         (false, Status::Open) => Some("open"),
@@ -111,7 +120,7 @@ async fn print_list(store: &crate::store::Store, args: &ListArgs) -> anyhow::Res
         .await
         .context("listing exceptions")?
         .into_iter()
-        .filter(|row| keep(row, args))
+        .filter(|row| &row.org == org && keep(row, args))
         .collect();
     if rows.is_empty() {
         return out::println(format_args!(
@@ -139,7 +148,7 @@ async fn print_list(store: &crate::store::Store, args: &ListArgs) -> anyhow::Res
             "{:>6}  {:<8} {:<40} {:<18} {:<14} {}{}\n",
             row.id,
             row.status,
-            format!("{}:{}:{}", row.crm, row.object, row.record_id),
+            format!("{}:{}:{}", row.org, row.object, row.record_id),
             row.kind,
             row.desired.as_ref().map(|o| o.as_str()).unwrap_or("-"),
             row.reason,
@@ -178,7 +187,8 @@ impl CrmTask for ExceptionJob {
 
     async fn run<C: Crm>(self, crm: Arc<C>) -> anyhow::Result<()> {
         let env = self.env;
-        let writer = Writer::new(crm, env.store.clone(), writer_settings(&env, false));
+        let writer = Writer::new(crm, env.store.clone(), writer_settings(&env, false))
+            .with_org(env.config.org.clone());
         let (id, report) = match self.command {
             Command::Resolve { id, owner, yes } => {
                 let row = env
@@ -191,7 +201,7 @@ impl CrmTask for ExceptionJob {
                     })?;
                 let question = format!(
                     "assign {}:{}:{} to owner {owner} in the CRM and close exception {id} ({})?",
-                    row.crm, row.object, row.record_id, row.reason
+                    row.org, row.object, row.record_id, row.reason
                 );
                 if !confirm(yes, &question)? {
                     out::note("nothing written");

@@ -28,21 +28,29 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
-    let ctx = Context::load(global, args.policy.as_deref()).await?;
-    if ctx.crm != args.record.crm {
+    // The record's first segment names its org (or, where unambiguous, its CRM kind).
+    let all =
+        crate::service::load::config_all(global.config.as_deref(), crate::config::Needs::Mirror)?;
+    let org = crate::domain::resolve_org(args.record.org.as_str(), &all.org_refs())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.record))?;
+    if let Some(flag) = global.org.as_deref()
+        && flag != org.as_str()
+    {
         anyhow::bail!(
-            "{} is a {} record but the config's CRM is {}; use --config for the {} org",
+            "{} is a record of org {org}, but --org {flag} was given; drop --org or name the record as {flag}:{}:{}",
             args.record,
-            args.record.crm,
-            ctx.crm,
-            args.record.crm
+            args.record.object,
+            args.record.id
         );
     }
+    let mut global = global.clone();
+    global.org = Some(org.to_string());
+    let ctx = Context::load(&global, args.policy.as_deref()).await?;
     let now = args.now.unwrap_or_else(Utc::now);
     let (snapshot, ledger) = ctx.mirror().await?;
     let history = ctx
         .store
-        .record_history(ctx.crm, args.record.object, &args.record.id)
+        .record_history(&ctx.org_ref.name, args.record.object, &args.record.id)
         .await
         .with_context(|| format!("reading the history of {}", args.record))?;
     let Some(decision) = reconcile::explain(

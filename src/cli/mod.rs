@@ -37,6 +37,10 @@ pub struct GlobalArgs {
     /// Config file (TOML). Environment variables LEADROUTE_* override it.
     #[arg(long, global = true, env = "LEADROUTE_CONFIG")]
     pub config: Option<PathBuf>,
+    /// The org to act on, by its configured name; needed when the config has several
+    /// `[[org]]` sections (with one it may be left out).
+    #[arg(long, global = true, env = "LEADROUTE_ORG", value_name = "NAME")]
+    pub org: Option<String>,
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `leadroute=debug`.
     #[arg(long, global = true, env = "LEADROUTE_LOG", default_value = "warn")]
     pub log: String,
@@ -72,6 +76,13 @@ pub enum Command {
     Runs(runs::Args),
     /// Run a CRM API simulator.
     Sim(sim::Args),
+}
+
+impl GlobalArgs {
+    /// The config, validated for what the command `needs` and scoped to `--org`.
+    pub fn config(&self, needs: crate::config::Needs) -> anyhow::Result<crate::config::Config> {
+        crate::service::load::config(self.config.as_deref(), self.org.as_deref(), needs)
+    }
 }
 
 pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::{GlobalArgs, out};
 use crate::config::Config;
-use crate::domain::{CrmKind, Snapshot};
+use crate::domain::{OrgRef, Snapshot};
 use crate::policy::Policy;
 use crate::reconcile::{self, Ledger};
 use crate::service::load::{self, Needs};
@@ -62,7 +62,7 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
             std::fs::write(path, super::apply::plan_file_json(&plan, &ctx.org))
                 .with_context(|| format!("writing the plan to {}", path.display()))?;
             ctx.store
-                .save_ledger(ctx.crm, &mut ledger)
+                .save_ledger(&ctx.org_ref.name, &mut ledger)
                 .await
                 .context("saving the assignment ledger")?;
             out::note(format_args!(
@@ -87,7 +87,8 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
 /// needed).
 pub(crate) struct Context {
     pub store: Store,
-    pub crm: CrmKind,
+    /// The org the command acts on (`--org`).
+    pub org_ref: OrgRef,
     pub policy: Policy,
     /// The org a plan made here is for (written into plan files).
     pub org: String,
@@ -98,14 +99,14 @@ impl Context {
         global: &GlobalArgs,
         policy: Option<&Path>,
     ) -> anyhow::Result<Context> {
-        let loaded = load::mirror(global.config.as_deref(), policy).await?;
+        let loaded = load::mirror(global.config.as_deref(), global.org.as_deref(), policy).await?;
         for w in &loaded.warnings {
             out::note(w);
         }
         let org = super::apply::org_label(&loaded.config, &loaded.store).await;
         Ok(Context {
             store: loaded.store,
-            crm: loaded.crm,
+            org_ref: loaded.org.clone(),
             policy: loaded.policy,
             org,
         })
@@ -115,18 +116,18 @@ impl Context {
     pub(crate) async fn mirror(&self) -> anyhow::Result<(Snapshot, Ledger)> {
         let snapshot = self
             .store
-            .snapshot(self.crm)
+            .snapshot(&self.org_ref)
             .await
             .context("reading the mirror")?;
         if snapshot.people.is_empty() && snapshot.owners.is_empty() {
             out::note(format_args!(
                 "note: the {} mirror is empty; run `leadroute sync` first",
-                self.crm
+                self.org_ref.name
             ));
         }
         let ledger = self
             .store
-            .load_ledger(self.crm)
+            .load_ledger(&self.org_ref.name)
             .await
             .context("reading the assignment ledger")?;
         Ok((snapshot, ledger))
@@ -135,7 +136,11 @@ impl Context {
 
 /// The config for a command that only reads (no CRM credentials needed).
 pub(crate) fn load_config(global: &GlobalArgs) -> anyhow::Result<Config> {
-    load::config(global.config.as_deref(), Needs::Mirror)
+    load::config(
+        global.config.as_deref(),
+        global.org.as_deref(),
+        Needs::Mirror,
+    )
 }
 
 /// `--policy FILE`, else `[policy] path` from the config.

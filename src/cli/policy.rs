@@ -86,10 +86,7 @@ async fn roster_warnings(p: &policy::Policy, global: &GlobalArgs) -> anyhow::Res
     }
     let config = load_config(global)?;
     let store = crate::service::load::store(&config).await?;
-    let owners = store
-        .owners(config.crm.kind)
-        .await
-        .context("reading owners")?;
+    let owners = store.owners(&config.org).await.context("reading owners")?;
     if owners.is_empty() {
         return Ok(vec![format!(
             "note: the {} mirror has no owners yet, so reps were not checked; run `leadroute sync`",
@@ -248,7 +245,7 @@ async fn init(out: &Path, force: bool, global: &GlobalArgs) -> anyhow::Result<()
     let config = load_config(global)?;
     let store = crate::app::open_store(&config).await?;
     let owners = store
-        .owners(config.crm.kind)
+        .owners(&config.org)
         .await
         .context("reading the mirrored owners")?;
     let (text, reps) = crate::service::starter::starter_policy(&owners, "leadroute policy init")?;

@@ -46,6 +46,7 @@ impl CrmTask for RollbackJob {
     async fn run<C: Crm>(self, crm: Arc<C>) -> anyhow::Result<()> {
         let RollbackJob { args, env } = self;
         let writer = Writer::new(crm, env.store.clone(), writer_settings(&env, false))
+            .with_org(env.config.org.clone())
             .with_cancel(cancel_on_ctrl_c());
         // Refused before asking: unknown run, another CRM, already rolled back.
         let row = writer.rollback_check(&args.run).await?;

@@ -51,7 +51,7 @@ impl RunLine {
         RunLine {
             run_id: row.run_id,
             kind: row.kind,
-            crm: row.crm.to_string(),
+            crm: row.org.to_string(),
             parent_run: row.parent_run,
             started: row.created_at,
             finished: row.finished_at,
@@ -74,7 +74,8 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
         .await
         .context("listing runs")?;
     let mut lines = Vec::with_capacity(rows.len());
-    for row in rows {
+    // The org's runs (`--org`; the only org's when one is configured).
+    for row in rows.into_iter().filter(|row| row.org == env.config.org) {
         let counts = env
             .store
             .journal_counts(&row.run_id)

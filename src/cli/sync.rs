@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use leadroute_crm::{ApiUsage, Crm, CrmKind, ObjectKind};
+use leadroute_crm::{ApiUsage, Crm, ObjectKind};
+
+use crate::domain::OrgId;
 use secrecy::ExposeSecret as _;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -42,7 +44,7 @@ pub struct Args {
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
-    let config = Config::from_process(global.config.as_deref())?;
+    let config = global.config(crate::config::Needs::Crm)?;
     let store = app::open_store(&config).await?;
     app::with_crm(
         &config,
@@ -73,6 +75,7 @@ impl CrmTask for SyncTask<'_> {
         let objects = chosen_objects(&*crm, &args.objects)?;
         let cancel = CancellationToken::new();
         let mirror = Mirror::new(crm, store.clone())
+            .with_org(config.org.clone())
             .with_progress(true)
             .with_cancel(cancel.clone())
             .with_adopt_org(args.adopt_org);
@@ -98,7 +101,7 @@ impl CrmTask for SyncTask<'_> {
                 }
             };
             print_report(&mut out, &report)?;
-            print_stored(&mut out, &store, mirror.crm().kind(), &objects, &location).await?;
+            print_stored(&mut out, &store, mirror.org(), &objects, &location).await?;
             if !report.complete() {
                 writeln!(
                     out,
@@ -114,6 +117,7 @@ impl CrmTask for SyncTask<'_> {
                 let state = web::WebState {
                     crm: Arc::clone(mirror.crm()),
                     store: store.clone(),
+                    org: config.org.clone(),
                     public_url: config.webhook.public_url.clone(),
                     hints: mirror.hint_notify(),
                 };
@@ -123,7 +127,7 @@ impl CrmTask for SyncTask<'_> {
                 writeln!(
                     out,
                     "webhooks: listening on http://{bound}/webhooks/{}",
-                    mirror.crm().kind()
+                    mirror.org()
                 )?;
                 Some(task)
             }
@@ -134,7 +138,7 @@ impl CrmTask for SyncTask<'_> {
             .await
             .with_context(|| format!("initial sync into {location} failed"))?;
         print_report(&mut out, &report)?;
-        print_stored(&mut out, &store, mirror.crm().kind(), &objects, &location).await?;
+        print_stored(&mut out, &store, mirror.org(), &objects, &location).await?;
         writeln!(
             out,
             "syncing every {} s until Ctrl-C",
@@ -217,12 +221,12 @@ pub(crate) async fn shutdown_signal() {
 async fn print_stored(
     out: &mut impl Write,
     store: &Store,
-    crm: CrmKind,
+    org: &OrgId,
     objects: &[ObjectKind],
     location: &str,
 ) -> anyhow::Result<()> {
     let counts = store
-        .counts(crm)
+        .counts(org)
         .await
         .context("counting the mirror's records")?;
     let held: Vec<String> = objects

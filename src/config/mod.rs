@@ -12,8 +12,8 @@ pub mod shape;
 pub mod text;
 
 pub use raw::{
-    RawConfig, RawCrm, RawDrift, RawOAuth, RawPolicy, RawSalesforce, RawService, RawStore, RawSync,
-    RawWebhook, RawWriter,
+    OrgPlace, RawConfig, RawCrm, RawDrift, RawOAuth, RawOrg, RawPolicy, RawSalesforce, RawService,
+    RawStore, RawSync, RawWebhook, RawWriter,
 };
 
 use std::collections::BTreeMap;
@@ -24,6 +24,8 @@ use std::time::Duration;
 
 use leadroute_crm::CrmKind;
 use secrecy::{ExposeSecret, SecretString};
+
+use crate::domain::{OrgId, OrgRef};
 
 /// One problem with the configuration, with where it is and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -290,11 +292,56 @@ pub struct WriterConfig {
     pub settings: crate::writer::WriterSettings,
 }
 
+/// One configured org: an `[[org]]` section, or the single `[crm]` form.
+#[derive(Debug, Clone)]
+pub struct OrgConfig {
+    pub name: OrgId,
+    pub crm: CrmConfig,
+    /// This org's webhook secret (else `[webhook] secret`).
+    pub webhook_secret: Option<SecretString>,
+    /// This org's policy (else `[policy] path`).
+    pub policy: Option<PathBuf>,
+    pub full_sync: Option<String>,
+    pub full_replan: Option<String>,
+    pub drift_schedule: Option<String>,
+}
+
+impl OrgConfig {
+    pub fn org_ref(&self) -> OrgRef {
+        OrgRef {
+            name: self.name.clone(),
+            kind: self.crm.kind,
+        }
+    }
+}
+
+/// The top-level values an `[[org]]` may override.
+#[derive(Debug, Clone)]
+struct Shared {
+    webhook_secret: Option<SecretString>,
+    policy: Option<PathBuf>,
+    full_sync: Option<String>,
+    full_replan: Option<String>,
+    drift_schedule: Option<String>,
+    drift_out_dir: PathBuf,
+}
+
 /// The validated configuration.
+///
+/// A config holds every org (`orgs`, at least one) and is scoped to one of them
+/// (`org`): `crm`, `policy`, `webhook.secret` and the schedules are that org's. Commands
+/// scope it with [`Config::for_org`] (`--org NAME`); the sidecar makes one scoped
+/// config per org.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Where it came from (a path, or `(no config file)`), for messages.
     pub source: String,
+    /// The org this config is scoped to.
+    pub org: OrgId,
+    /// Every configured org, in file order.
+    pub orgs: Vec<OrgConfig>,
+    /// What an org without its own webhook secret, policy or schedules gets.
+    shared: Shared,
     pub crm: CrmConfig,
     pub store: StoreConfig,
     pub sync: SyncConfig,
@@ -414,11 +461,12 @@ impl Config {
             origins: &raw.origins,
             issues: Vec::new(),
             needs,
+            section: "crm".to_owned(),
         };
-        let crm = v.crm(&raw.crm);
+        let orgs = v.orgs(&raw);
         let store = v.store(&raw.store);
         let sync = v.sync(&raw.sync);
-        let webhook = v.webhook(&raw.webhook, &raw.crm);
+        let webhook = v.webhook(&raw.webhook, &raw.crm, &raw.org);
         let drift = v.drift(&raw.drift);
         let writer = v.writer(&raw.writer);
         let service = v.service(&raw.service);
@@ -426,10 +474,20 @@ impl Config {
             path: raw.policy.path.clone(),
         };
         let issues = v.issues;
-        match crm {
-            Some(crm) if issues.is_empty() => Ok(Config {
+        match orgs.first() {
+            Some(first) if issues.is_empty() => Ok(Config {
                 source: file.to_owned(),
-                crm,
+                org: first.name.clone(),
+                crm: first.crm.clone(),
+                orgs: orgs.clone(),
+                shared: Shared {
+                    webhook_secret: webhook.secret.clone(),
+                    policy: policy.path.clone(),
+                    full_sync: service.full_sync.clone(),
+                    full_replan: service.full_replan_cron.clone(),
+                    drift_schedule: drift.schedule.clone(),
+                    drift_out_dir: drift.out_dir.clone(),
+                },
                 store,
                 sync,
                 webhook,
@@ -440,6 +498,100 @@ impl Config {
             }),
             _ => Err(ConfigError { issues }),
         }
+        .map(|config| config.scoped_to_first())
+    }
+
+    /// The configured orgs' names and kinds.
+    pub fn org_refs(&self) -> Vec<OrgRef> {
+        self.orgs.iter().map(OrgConfig::org_ref).collect()
+    }
+
+    /// This config's org.
+    pub fn org_ref(&self) -> OrgRef {
+        OrgRef {
+            name: self.org.clone(),
+            kind: self.crm.kind,
+        }
+    }
+
+    /// "north (hubspot), south (salesforce)", for messages.
+    pub fn org_list(&self) -> String {
+        self.orgs
+            .iter()
+            .map(|o| format!("{} ({})", o.name, o.crm.kind))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn scoped_to_first(self) -> Config {
+        let first = self.orgs[0].name.clone();
+        let mut config = self;
+        config.scope(&first);
+        config
+    }
+
+    /// Scopes the config to the org named `name` (`--org`): with one org configured
+    /// the name may be left out; with several it must be given, and the error lists
+    /// them.
+    pub fn for_org(&self, name: Option<&str>) -> Result<Config, String> {
+        let org = match name {
+            Some(name) => self
+                .orgs
+                .iter()
+                .find(|o| o.name.as_str() == name)
+                .ok_or_else(|| {
+                    format!(
+                        "no org named {name:?} in {}; the orgs are: {}",
+                        self.source,
+                        self.org_list()
+                    )
+                })?,
+            None if self.orgs.len() == 1 => &self.orgs[0],
+            None => {
+                return Err(format!(
+                    "{} configures {} orgs; pass --org NAME (or LEADROUTE_ORG) with one of: {}",
+                    self.source,
+                    self.orgs.len(),
+                    self.org_list()
+                ));
+            }
+        };
+        let name = org.name.clone();
+        let mut config = self.clone();
+        config.scope(&name);
+        Ok(config)
+    }
+
+    /// Every org's scoped config, in file order (the sidecar runs one pipeline each).
+    pub fn each_org(&self) -> Vec<Config> {
+        self.orgs
+            .iter()
+            .map(|o| {
+                let mut config = self.clone();
+                config.scope(&o.name);
+                config
+            })
+            .collect()
+    }
+
+    fn scope(&mut self, name: &OrgId) {
+        let Some(org) = self.orgs.iter().find(|o| &o.name == name).cloned() else {
+            return;
+        };
+        let shared = self.shared.clone();
+        self.org = org.name.clone();
+        self.crm = org.crm.clone();
+        self.webhook.secret = org.webhook_secret.or(shared.webhook_secret);
+        self.policy.path = org.policy.or(shared.policy);
+        self.service.full_sync = org.full_sync.or(shared.full_sync);
+        self.service.full_replan_cron = org.full_replan.or(shared.full_replan);
+        self.drift.schedule = org.drift_schedule.or(shared.drift_schedule);
+        // Several orgs keep their scheduled reports (and their pruning) apart.
+        self.drift.out_dir = if self.orgs.len() > 1 {
+            shared.drift_out_dir.join(org.name.as_str())
+        } else {
+            shared.drift_out_dir
+        };
     }
 }
 
@@ -448,6 +600,8 @@ struct Validator<'a> {
     origins: &'a BTreeMap<&'static str, String>,
     issues: Vec<ConfigIssue>,
     needs: Needs,
+    /// Where the CRM keys being checked live: `crm`, or an `[[org]]` section's place.
+    section: String,
 }
 
 impl Validator<'_> {
@@ -500,13 +654,130 @@ impl Validator<'_> {
         Duration::from_secs(secs)
     }
 
+    /// The orgs: each `[[org]]` section, else `[crm]` as the one org.
+    fn orgs(&mut self, raw: &RawConfig) -> Vec<OrgConfig> {
+        if raw.org.is_empty() {
+            let crm = self.crm(&raw.crm);
+            let name = match raw.crm.name.as_deref() {
+                None => crm.as_ref().map(|c| OrgId::default_for(c.kind)),
+                Some(name) => match OrgId::new(name) {
+                    Ok(id) => Some(id),
+                    Err(err) => {
+                        self.issue("crm.name", err.to_string(), "rename it");
+                        None
+                    }
+                },
+            };
+            return match (name, crm) {
+                (Some(name), Some(crm)) => vec![OrgConfig {
+                    name,
+                    crm,
+                    webhook_secret: None,
+                    policy: None,
+                    full_sync: None,
+                    full_replan: None,
+                    drift_schedule: None,
+                }],
+                _ => Vec::new(),
+            };
+        }
+        let crm = &raw.crm;
+        if crm.name.is_some()
+            || crm.kind.is_some()
+            || crm.base_url.is_some()
+            || crm.token.is_some()
+            || crm.oauth.client_id.is_some()
+        {
+            self.issue(
+                "crm",
+                "[crm] is set as well as [[org]] sections",
+                "move its keys into an [[org]] section (a config has either one [crm] or [[org]]s)",
+            );
+        }
+        let mut orgs: Vec<OrgConfig> = Vec::new();
+        let mut seen: Vec<(OrgId, String)> = Vec::new();
+        for (i, org) in raw.org.iter().enumerate() {
+            let place = raw.org_places.get(i).copied().unwrap_or_default();
+            let at = if place.line == 0 {
+                format!("org[{}]", i + 1)
+            } else {
+                format!("line {}, column {}: org", place.line, place.column)
+            };
+            let name_at = match place.name {
+                Some((line, column)) => format!("line {line}, column {column}: org.name"),
+                None => format!("{at}.name"),
+            };
+            let name = match org.name.as_deref() {
+                None => {
+                    self.issue(
+                        &name_at,
+                        "missing: every [[org]] needs a name",
+                        "add name = \"…\" (e.g. \"acme-hubspot\"): it keys the org's rows, \
+                         lease, webhook path and --org",
+                    );
+                    None
+                }
+                Some(name) => match OrgId::new(name) {
+                    Ok(id) => Some(id),
+                    Err(err) => {
+                        self.issue(&name_at, err.to_string(), "rename it");
+                        None
+                    }
+                },
+            };
+            if let Some(name) = &name {
+                if let Some((_, first)) = seen.iter().find(|(n, _)| n == name) {
+                    self.issue(
+                        &name_at,
+                        format!(
+                            "a second org named {:?} (the first is at {first})",
+                            name.as_str()
+                        ),
+                        "give each [[org]] its own name",
+                    );
+                } else {
+                    seen.push((name.clone(), name_at.clone()));
+                }
+            }
+            self.section = at.clone();
+            let crm = self.crm(&org.crm());
+            self.section = "crm".to_owned();
+            let full_sync = self.cron(&format!("{at}.full_sync"), org.full_sync.as_deref());
+            let full_replan = self.cron(&format!("{at}.full_replan"), org.full_replan.as_deref());
+            let drift_schedule = self.cron(
+                &format!("{at}.drift_schedule"),
+                org.drift_schedule.as_deref(),
+            );
+            if let (Some(name), Some(crm)) = (name, crm) {
+                // A HubSpot app signs webhooks with its client secret.
+                let webhook_secret = org.webhook_secret.clone().or_else(|| {
+                    (crm.kind == CrmKind::Hubspot)
+                        .then(|| org.oauth.client_secret.clone())
+                        .flatten()
+                });
+                orgs.push(OrgConfig {
+                    name,
+                    crm,
+                    webhook_secret,
+                    policy: org.policy.clone(),
+                    full_sync,
+                    full_replan,
+                    drift_schedule,
+                });
+            }
+        }
+        orgs
+    }
+
     fn crm(&mut self, raw: &RawCrm) -> Option<CrmConfig> {
+        let section = self.section.clone();
+        let k = |key: &str| format!("{section}.{key}");
         let kind = match raw.kind.as_deref().unwrap_or("hubspot") {
             "hubspot" => Some(CrmKind::Hubspot),
             "salesforce" => Some(CrmKind::Salesforce),
             other => {
                 self.issue(
-                    "crm.kind",
+                    &k("kind"),
                     format!("unknown CRM {other:?}"),
                     "use \"hubspot\" or \"salesforce\"",
                 );
@@ -514,11 +785,11 @@ impl Validator<'_> {
             }
         };
         let base_url = match (raw.base_url.as_deref(), kind) {
-            (Some(url), _) => self.url("crm.base_url", url),
+            (Some(url), _) => self.url(&k("base_url"), url),
             (None, Some(CrmKind::Salesforce)) => Some(DEFAULT_SALESFORCE_LOGIN_URL.to_owned()),
             (None, _) => {
                 self.missing(
-                    "crm.base_url",
+                    &k("base_url"),
                     "missing",
                     "set crm.base_url in a config file (--config) or LEADROUTE_CRM_BASE_URL: \
                      https://api.hubapi.com for HubSpot, or the URL `leadroute sim hubspot` prints",
@@ -530,7 +801,7 @@ impl Validator<'_> {
             None => HubSpotTier::Professional,
             Some(name) => HubSpotTier::parse(name).unwrap_or_else(|| {
                 self.issue(
-                    "crm.tier",
+                    &k("tier"),
                     format!("unknown tier {name:?}"),
                     "use free, starter, professional, enterprise, api_add_on or oauth_app",
                 );
@@ -538,13 +809,13 @@ impl Validator<'_> {
             }),
         };
         let overlap = self.secs(
-            "crm.overlap_secs",
+            &k("overlap_secs"),
             raw.overlap_secs,
             DEFAULT_OVERLAP_SECS,
             (0, 86_400),
         );
         let request_timeout = self.secs(
-            "crm.request_timeout_secs",
+            &k("request_timeout_secs"),
             raw.request_timeout_secs,
             30,
             (1, 600),
@@ -552,7 +823,7 @@ impl Validator<'_> {
         let max_retries = raw.max_retries.unwrap_or(8);
         if max_retries > 100 {
             self.issue(
-                "crm.max_retries",
+                &k("max_retries"),
                 format!("{max_retries} is too many"),
                 "use at most 100",
             );
@@ -581,9 +852,11 @@ impl Validator<'_> {
     }
 
     fn hubspot_auth(&mut self, raw: &RawCrm) -> Option<CrmAuth> {
+        let section = self.section.clone();
+        let k = |key: &str| format!("{section}.{key}");
         if let Some(token) = &raw.token {
             if token.expose_secret().trim().is_empty() {
-                self.issue("crm.token", "empty", "paste the private app's access token");
+                self.issue(&k("token"), "empty", "paste the private app's access token");
                 return None;
             }
             return Some(CrmAuth::Token(token.clone()));
@@ -599,7 +872,7 @@ impl Validator<'_> {
             }
             (None, None, None) => {
                 self.missing(
-                    "crm.token",
+                    &k("token"),
                     "missing: HubSpot needs a private-app token or OAuth credentials",
                     "set LEADROUTE_CRM_TOKEN (or crm.token / crm.token_file), or crm.oauth.client_id, \
                      client_secret and refresh_token",
@@ -608,9 +881,9 @@ impl Validator<'_> {
             }
             (client_id, client_secret, refresh_token) => {
                 for (key, missing) in [
-                    ("crm.oauth.client_id", client_id.is_none()),
-                    ("crm.oauth.client_secret", client_secret.is_none()),
-                    ("crm.oauth.refresh_token", refresh_token.is_none()),
+                    (&k("oauth.client_id"), client_id.is_none()),
+                    (&k("oauth.client_secret"), client_secret.is_none()),
+                    (&k("oauth.refresh_token"), refresh_token.is_none()),
                 ] {
                     if missing {
                         self.missing(
@@ -626,6 +899,8 @@ impl Validator<'_> {
     }
 
     fn salesforce_auth(&mut self, raw: &RawCrm, login_url: Option<&str>) -> Option<CrmAuth> {
+        let section = self.section.clone();
+        let k = |key: &str| format!("{section}.{key}");
         let sf = &raw.salesforce;
         let oauth = &raw.oauth;
         let mode = sf.auth.as_deref().unwrap_or(if raw.token.is_some() {
@@ -649,15 +924,15 @@ impl Validator<'_> {
         };
         match mode {
             "session" => {
-                let ok = need(self, "crm.token", raw.token.is_some());
+                let ok = need(self, &k("token"), raw.token.is_some());
                 ok.then(|| raw.token.clone().map(CrmAuth::Token)).flatten()
             }
             "jwt" => {
-                let a = need(self, "crm.oauth.client_id", oauth.client_id.is_some());
-                let b = need(self, "crm.salesforce.username", sf.username.is_some());
+                let a = need(self, &k("oauth.client_id"), oauth.client_id.is_some());
+                let b = need(self, &k("salesforce.username"), sf.username.is_some());
                 let c = need(
                     self,
-                    "crm.salesforce.private_key_file",
+                    &k("salesforce.private_key_file"),
                     sf.private_key_file.is_some(),
                 );
                 if !(a && b && c) {
@@ -680,15 +955,15 @@ impl Validator<'_> {
                 })
             }
             "refresh_token" => {
-                let a = need(self, "crm.oauth.client_id", oauth.client_id.is_some());
+                let a = need(self, &k("oauth.client_id"), oauth.client_id.is_some());
                 let b = need(
                     self,
-                    "crm.oauth.client_secret",
+                    &k("oauth.client_secret"),
                     oauth.client_secret.is_some(),
                 );
                 let c = need(
                     self,
-                    "crm.oauth.refresh_token",
+                    &k("oauth.refresh_token"),
                     oauth.refresh_token.is_some(),
                 );
                 if !(a && b && c) {
@@ -701,10 +976,10 @@ impl Validator<'_> {
                 })
             }
             "client_credentials" => {
-                let a = need(self, "crm.oauth.client_id", oauth.client_id.is_some());
+                let a = need(self, &k("oauth.client_id"), oauth.client_id.is_some());
                 let b = need(
                     self,
-                    "crm.oauth.client_secret",
+                    &k("oauth.client_secret"),
                     oauth.client_secret.is_some(),
                 );
                 if !(a && b) {
@@ -717,7 +992,7 @@ impl Validator<'_> {
             }
             other => {
                 self.issue(
-                    "crm.salesforce.auth",
+                    &k("salesforce.auth"),
                     format!("unknown auth {other:?}"),
                     "use jwt, refresh_token, client_credentials or session",
                 );
@@ -727,10 +1002,12 @@ impl Validator<'_> {
     }
 
     fn salesforce(&mut self, raw: &RawSalesforce) -> SalesforceConfig {
+        let section = self.section.clone();
+        let k = |key: &str| format!("{section}.{key}");
         let instance_url = raw
             .instance_url
             .as_deref()
-            .and_then(|url| self.url("crm.salesforce.instance_url", url));
+            .and_then(|url| self.url(&k("salesforce.instance_url"), url));
         let api_version = raw
             .api_version
             .clone()
@@ -743,7 +1020,7 @@ impl Validator<'_> {
             });
         if !well_formed {
             self.issue(
-                "crm.salesforce.api_version",
+                &k("salesforce.api_version"),
                 format!("{api_version:?} is not a supported API version"),
                 "write it as v62.0 or later",
             );
@@ -906,7 +1183,7 @@ impl Validator<'_> {
         }
     }
 
-    fn webhook(&mut self, raw: &RawWebhook, crm: &RawCrm) -> WebhookConfig {
+    fn webhook(&mut self, raw: &RawWebhook, crm: &RawCrm, orgs: &[RawOrg]) -> WebhookConfig {
         let listen = raw
             .listen
             .as_deref()
@@ -938,7 +1215,20 @@ impl Validator<'_> {
                     "set the public base URL the CRM calls (HubSpot signs that URL), e.g. https://leadroute.example.com",
                 );
             }
-            if is_hubspot && secret.is_none() {
+            for org in orgs {
+                let hubspot = org.kind.as_deref().unwrap_or("hubspot") == "hubspot";
+                let signed = org.webhook_secret.is_some()
+                    || secret.is_some()
+                    || org.oauth.client_secret.is_some();
+                if hubspot && !signed {
+                    self.issue(
+                        &format!("org {:?}.webhook_secret", org.name.as_deref().unwrap_or("?")),
+                        "missing while webhook.listen is set: this HubSpot org's webhooks cannot be verified",
+                        "set webhook_secret or webhook_secret_file in its [[org]] section (or LEADROUTE_ORG_<NAME>_WEBHOOK_SECRET)",
+                    );
+                }
+            }
+            if orgs.is_empty() && is_hubspot && secret.is_none() {
                 self.issue(
                     "webhook.secret",
                     "missing while webhook.listen is set: HubSpot webhooks cannot be verified",
@@ -1562,5 +1852,159 @@ mod tests {
         assert_eq!(audience, "https://login.salesforce.com");
         assert_eq!(config.crm.salesforce.api_version, "v62.0");
         assert_eq!(config.writer.settings.bulk_job_size, 10_000);
+    }
+
+    /// The issue's example: two orgs, secrets from files, one of them Salesforce.
+    const TWO_ORGS: &str = r#"
+[store]
+url = "sqlite://leadroute.db"
+[webhook]
+listen = "127.0.0.1:8080"
+public_url = "https://leadroute.example.com"
+[[org]]
+name = "north"
+kind = "hubspot"
+base_url = "https://api.hubapi.com"
+token_file = "north-token"
+webhook_secret_file = "north-webhook"
+tier = "professional"
+policy = "policies/north.toml"
+full_sync = "0 0 3 * * *"
+[[org]]
+name = "south"
+kind = "salesforce"
+base_url = "https://login.salesforce.com"
+policy = "policies/south.toml"
+[org.oauth]
+client_id = "cid"
+client_secret_file = "south-secret"
+[org.salesforce]
+auth = "client_credentials"
+instance_url = "https://south.my.salesforce.com"
+"#;
+
+    #[test]
+    fn org_sections_load_each_with_its_own_secrets_policy_and_schedules() {
+        let dir = tempfile::tempdir().unwrap();
+        for (file, text) in [
+            ("north-token", "pat-north\n"),
+            ("north-webhook", "hook-north\n"),
+            ("south-secret", "sf-secret\n"),
+        ] {
+            std::fs::write(dir.path().join(file), text).unwrap();
+        }
+        let path = dir.path().join("leadroute.toml");
+        std::fs::write(&path, TWO_ORGS).unwrap();
+        let config = Config::load(Some(&path), &env(&[])).unwrap();
+        let names: Vec<&str> = config.orgs.iter().map(|o| o.name.as_str()).collect();
+        assert_eq!(names, ["north", "south"]);
+        let err = config.for_org(None).unwrap_err();
+        assert!(
+            err.contains("pass --org NAME") && err.contains("north (hubspot), south (salesforce)"),
+            "{err}"
+        );
+        let err = config.for_org(Some("west")).unwrap_err();
+        assert!(
+            err.contains("no org named \"west\"") && err.contains("north (hubspot)"),
+            "{err}"
+        );
+
+        let north = config.for_org(Some("north")).unwrap();
+        assert_eq!(north.org.as_str(), "north");
+        assert_eq!(north.crm.kind, CrmKind::Hubspot);
+        let CrmAuth::Token(token) = &north.crm.auth else {
+            panic!("{:?}", north.crm.auth)
+        };
+        assert_eq!(token.expose_secret(), "pat-north");
+        assert_eq!(
+            north
+                .webhook
+                .secret
+                .as_ref()
+                .map(|s| s.expose_secret().to_owned()),
+            Some("hook-north".to_owned())
+        );
+        assert_eq!(
+            north.policy.path,
+            Some(PathBuf::from("policies/north.toml"))
+        );
+        assert_eq!(north.service.full_sync.as_deref(), Some("0 0 3 * * *"));
+
+        let south = config.for_org(Some("south")).unwrap();
+        assert_eq!(south.crm.kind, CrmKind::Salesforce);
+        assert!(matches!(south.crm.auth, CrmAuth::ClientCredentials { .. }));
+        assert_eq!(
+            south.policy.path,
+            Some(PathBuf::from("policies/south.toml"))
+        );
+        assert_eq!(south.service.full_sync, None);
+        assert_eq!(
+            south.drift.out_dir.file_name().and_then(|n| n.to_str()),
+            Some("south"),
+            "each org's drift reports in its own directory"
+        );
+        assert_eq!(config.each_org().len(), 2);
+    }
+
+    #[test]
+    fn an_org_token_can_come_from_the_environment() {
+        let text = "[[org]]\nname = \"north-eu\"\nbase_url = \"https://api.hubapi.com\"\n";
+        let config = Config::from_toml(
+            text,
+            "leadroute.toml",
+            &env(&[("LEADROUTE_ORG_NORTH_EU_TOKEN", "pat")]),
+        )
+        .unwrap();
+        assert!(matches!(config.crm.auth, CrmAuth::Token(_)));
+        assert_eq!(config.org.as_str(), "north-eu");
+        // One org: --org may be left out.
+        assert_eq!(config.for_org(None).unwrap().org.as_str(), "north-eu");
+    }
+
+    #[test]
+    fn the_single_crm_form_is_one_org_named_after_its_kind_unless_named() {
+        let vars = [("LEADROUTE_CRM_TOKEN", "pat")];
+        let text = "[crm]\nbase_url = \"https://api.hubapi.com\"\n";
+        let config = Config::from_toml(text, "f.toml", &env(&vars)).unwrap();
+        assert_eq!(config.org.as_str(), "hubspot");
+        assert_eq!(config.orgs.len(), 1);
+        let text = "[crm]\nname = \"acme\"\nbase_url = \"https://api.hubapi.com\"\n";
+        let config = Config::from_toml(text, "f.toml", &env(&vars)).unwrap();
+        assert_eq!(config.org.as_str(), "acme");
+    }
+
+    #[test]
+    fn two_orgs_with_one_name_and_an_org_without_credentials_are_located_with_a_fix() {
+        let text = "[[org]]\nname = \"north\"\nbase_url = \"https://api.hubapi.com\"\ntoken = \"a\"\n\
+                    \n[[org]]\nname = \"north\"\nbase_url = \"https://api.hubapi.com\"\n";
+        let lines = messages(Config::from_toml(text, "leadroute.toml", &env(&[])).unwrap_err());
+        assert!(
+            lines.iter().any(|l| l.starts_with("leadroute.toml: line 7, column 8: org.name: a second org named \"north\" (the first is at line 2, column 8")
+                && l.ends_with("give each [[org]] its own name")),
+            "{lines:#?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("leadroute.toml: line 6, column 1: org.token: missing")),
+            "{lines:#?}"
+        );
+        let text =
+            "[[org]]\nname = \"North\"\nbase_url = \"https://api.hubapi.com\"\ntoken = \"a\"\n";
+        let lines = messages(Config::from_toml(text, "leadroute.toml", &env(&[])).unwrap_err());
+        assert!(
+            lines[0].starts_with(
+                "leadroute.toml: line 2, column 8: org.name: \"North\" is not an org name"
+            ),
+            "{lines:#?}"
+        );
+        let text = "[crm]\nbase_url = \"https://api.hubapi.com\"\ntoken = \"a\"\n[[org]]\nname = \"n\"\nbase_url = \"https://api.hubapi.com\"\ntoken = \"b\"\n";
+        let lines = messages(Config::from_toml(text, "leadroute.toml", &env(&[])).unwrap_err());
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("move its keys into an [[org]] section")),
+            "{lines:#?}"
+        );
     }
 }

@@ -33,15 +33,25 @@ pub struct RawConfig {
     pub writer: RawWriter,
     #[serde(default)]
     pub service: RawService,
+    /// `[[org]]` sections: several CRM orgs in one store. Without any, `[crm]` is the
+    /// one org.
+    #[serde(default)]
+    pub org: Vec<RawOrg>,
+    /// Where each `[[org]]` section starts in the file (1-based line and column of its
+    /// header, and of its `name` value when given), for messages.
+    #[serde(skip)]
+    pub org_places: Vec<OrgPlace>,
     /// Where values came from when not from the file: `"crm.token"` →
     /// `"LEADROUTE_CRM_TOKEN"`, so problems point at the place the user must edit.
     #[serde(skip)]
     pub origins: BTreeMap<&'static str, String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCrm {
+    /// The org's name (default: the CRM kind, as stores written before orgs assume).
+    pub name: Option<String>,
     /// `hubspot` (default) or `salesforce`.
     pub kind: Option<String>,
     /// HubSpot API base (`https://api.hubapi.com`) or Salesforce login URL.
@@ -62,7 +72,7 @@ pub struct RawCrm {
     pub salesforce: RawSalesforce,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawOAuth {
     pub client_id: Option<String>,
@@ -72,7 +82,7 @@ pub struct RawOAuth {
     pub refresh_token_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSalesforce {
     /// `jwt` (default when a private key is given), `refresh_token`,
@@ -90,6 +100,100 @@ pub struct RawSalesforce {
     pub organization_id: Option<String>,
     pub bulk_threshold: Option<usize>,
     pub strict_writes: Option<bool>,
+}
+
+/// One `[[org]]` section: a name, the keys `[crm]` takes, and what each org has of its
+/// own (webhook secret, policy, schedules).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOrg {
+    pub name: Option<String>,
+    pub kind: Option<String>,
+    pub base_url: Option<String>,
+    pub token: Option<SecretString>,
+    pub token_file: Option<PathBuf>,
+    pub tier: Option<String>,
+    pub overlap_secs: Option<u64>,
+    pub daily_reserve: Option<u64>,
+    pub request_timeout_secs: Option<u64>,
+    pub max_retries: Option<usize>,
+    #[serde(default)]
+    pub oauth: RawOAuth,
+    #[serde(default)]
+    pub salesforce: RawSalesforce,
+    /// The secret this org's webhooks are signed with (default: `[webhook] secret`).
+    pub webhook_secret: Option<SecretString>,
+    pub webhook_secret_file: Option<PathBuf>,
+    /// This org's routing policy (default: `[policy] path`).
+    pub policy: Option<PathBuf>,
+    /// Cron schedules for this org (default: `[service] full_sync` / `full_replan`).
+    pub full_sync: Option<String>,
+    pub full_replan: Option<String>,
+    /// This org's scheduled drift report (default: `[drift] schedule`).
+    pub drift_schedule: Option<String>,
+}
+
+impl RawOrg {
+    /// The `[crm]`-shaped part, so one validator checks both forms.
+    pub fn crm(&self) -> RawCrm {
+        RawCrm {
+            name: self.name.clone(),
+            kind: self.kind.clone(),
+            base_url: self.base_url.clone(),
+            token: self.token.clone(),
+            token_file: self.token_file.clone(),
+            tier: self.tier.clone(),
+            overlap_secs: self.overlap_secs,
+            daily_reserve: self.daily_reserve,
+            request_timeout_secs: self.request_timeout_secs,
+            max_retries: self.max_retries,
+            oauth: self.oauth.clone(),
+            salesforce: self.salesforce.clone(),
+        }
+    }
+}
+
+/// Where an `[[org]]` section is in the file (1-based).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct OrgPlace {
+    pub line: usize,
+    pub column: usize,
+    /// The `name = "…"` line and the column of its value, when the section has one.
+    pub name: Option<(usize, usize)>,
+}
+
+/// Finds each `[[org]]` header and its `name` key, in file order (serde keeps the
+/// sections in the same order).
+pub(super) fn org_places(text: &str) -> Vec<OrgPlace> {
+    let mut places: Vec<OrgPlace> = Vec::new();
+    let mut in_org = false;
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        let column = line.len() - trimmed.len() + 1;
+        if trimmed.starts_with('[') {
+            let header: String = trimmed.chars().filter(|c| !c.is_whitespace()).collect();
+            in_org = header.starts_with("[[org]]");
+            if in_org {
+                places.push(OrgPlace {
+                    line: i + 1,
+                    column,
+                    name: None,
+                });
+            }
+            continue;
+        }
+        if !in_org {
+            continue;
+        }
+        if let Some(rest) = trimmed.strip_prefix("name")
+            && let Some(value) = rest.trim_start().strip_prefix('=')
+            && let Some(place) = places.last_mut()
+        {
+            let value_col = line.len() - value.trim_start().len() + 1;
+            place.name.get_or_insert((i + 1, value_col));
+        }
+    }
+    places
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -204,7 +308,11 @@ impl RawConfig {
     /// Every shape problem, and the config read from the rest of the file when there
     /// is one (so its values can be checked in the same run).
     pub fn from_toml_lenient(text: &str, file: &str) -> (Option<RawConfig>, Vec<ConfigIssue>) {
-        let (raw, errors) = super::shape::parse_lenient(text);
+        let (raw, errors) = super::shape::parse_lenient::<RawConfig>(text);
+        let raw = raw.map(|mut raw| {
+            raw.org_places = org_places(text);
+            raw
+        });
         let issues = errors
             .into_iter()
             .map(|e| {
@@ -298,6 +406,27 @@ impl RawConfig {
             self.webhook.secret_file = Some(v.into());
             self.webhook.secret = None;
         }
+        // Each `[[org]]`'s secrets: LEADROUTE_ORG_<NAME>_TOKEN and _WEBHOOK_SECRET, the
+        // name upper-cased with `-` as `_` (`north-eu` → LEADROUTE_ORG_NORTH_EU_TOKEN).
+        for org in &mut self.org {
+            let Some(name) = org.name.as_deref() else {
+                continue;
+            };
+            let var = |what: &str| {
+                format!(
+                    "LEADROUTE_ORG_{}_{what}",
+                    name.to_ascii_uppercase().replace('-', "_")
+                )
+            };
+            if let Some(v) = env(&var("TOKEN")).filter(|v| !v.is_empty()) {
+                org.token = Some(v.into());
+                org.token_file = None;
+            }
+            if let Some(v) = env(&var("WEBHOOK_SECRET")).filter(|v| !v.is_empty()) {
+                org.webhook_secret = Some(v.into());
+                org.webhook_secret_file = None;
+            }
+        }
     }
 
     /// Reads every `*_file` secret into its value field, relative to `base` (the config
@@ -347,6 +476,29 @@ impl RawConfig {
             &self.crm.salesforce.private_key_file,
             &mut self.crm.salesforce.private_key_pem,
         );
+        for org in &mut self.org {
+            read("org.token_file", &org.token_file, &mut org.token);
+            read(
+                "org.oauth.client_secret_file",
+                &org.oauth.client_secret_file,
+                &mut org.oauth.client_secret,
+            );
+            read(
+                "org.oauth.refresh_token_file",
+                &org.oauth.refresh_token_file,
+                &mut org.oauth.refresh_token,
+            );
+            read(
+                "org.webhook_secret_file",
+                &org.webhook_secret_file,
+                &mut org.webhook_secret,
+            );
+            read(
+                "org.salesforce.private_key_file",
+                &org.salesforce.private_key_file,
+                &mut org.salesforce.private_key_pem,
+            );
+        }
         issues
     }
 }

@@ -8,20 +8,27 @@ pub use leadroute_crm::{
     RecordId, Team,
 };
 
+mod org;
+
+pub use org::{ORG_NAME_MAX, OrgId, OrgIdError, OrgRef, resolve_org};
+
 use std::fmt;
 use std::str::FromStr;
 
-/// A fully qualified record reference: `hubspot:contact:123`, `salesforce:lead:00Q…`.
+/// A fully qualified record reference: `north:contact:123`, `emea:lead:00Q…`. The first
+/// segment is an org name; a store's default org is named after its CRM kind, so
+/// `hubspot:contact:123` keeps its meaning (see [`resolve_org`] for a kind that names
+/// no org).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RecordRef {
-    pub crm: CrmKind,
+    pub org: OrgId,
     pub object: ObjectKind,
     pub id: RecordId,
 }
 
 impl fmt::Display for RecordRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.crm, self.object, self.id)
+        write!(f, "{}:{}:{}", self.org, self.object, self.id)
     }
 }
 
@@ -29,9 +36,9 @@ impl FromStr for RecordRef {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let mut parts = s.splitn(3, ':');
-        let (Some(crm), Some(object), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
+        let (Some(org), Some(object), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(format!(
-                "{s:?} is not a record reference; write <crm>:<object>:<id>, e.g. hubspot:contact:123"
+                "{s:?} is not a record reference; write <org>:<object>:<id>, e.g. hubspot:contact:123"
             ));
         };
         if id.is_empty() {
@@ -40,7 +47,7 @@ impl FromStr for RecordRef {
             ));
         }
         Ok(RecordRef {
-            crm: crm.parse()?,
+            org: org.parse().map_err(|e: OrgIdError| e.to_string())?,
             object: object.parse()?,
             id: RecordId::new(id),
         })
@@ -66,7 +73,9 @@ mod tests {
         let r: RecordRef = "hubspot:contact:123".parse().unwrap();
         assert_eq!(r.to_string(), "hubspot:contact:123");
         assert!("hubspot:contact".parse::<RecordRef>().is_err());
-        assert!("zoho:contact:1".parse::<RecordRef>().is_err());
+        assert!("Zoho:contact:1".parse::<RecordRef>().is_err());
+        let r: RecordRef = "acme-north:lead:00Q1".parse().unwrap();
+        assert_eq!(r.org.as_str(), "acme-north");
         assert!("hubspot:widget:1".parse::<RecordRef>().is_err());
     }
 }

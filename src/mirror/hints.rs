@@ -28,8 +28,7 @@ impl<C: Crm> Mirror<C> {
     /// object kind), stores the result and marks the hints done. On a CRM error the
     /// hints stay pending with an attempt counted, and the error is returned.
     pub async fn process_hints(&self, batch: usize) -> Result<HintReport, MirrorError> {
-        let kind = self.crm.kind();
-        let items = self.store.pending_hints(kind, batch).await?;
+        let items = self.store.pending_hints(&self.org, batch).await?;
         let mut report = HintReport::default();
         if items.is_empty() {
             return Ok(report);
@@ -55,7 +54,7 @@ impl<C: Crm> Mirror<C> {
                 Ok(changes) => {
                     let stats = self
                         .store
-                        .apply_changes(kind, object, &changes, None)
+                        .apply_changes(&self.org, object, &changes, None)
                         .await?;
                     self.store.finish_hints(&seqs, Utc::now()).await?;
                     // Seen when the webhook arrived, not when the refetch landed.

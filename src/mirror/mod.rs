@@ -31,6 +31,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::domain::OrgId;
 use crate::store::{ApplyStats, PageMode, Store, StoreError};
 use progress::SyncProgress;
 
@@ -126,6 +127,8 @@ impl SyncReport {
 pub struct Mirror<C: Crm> {
     crm: Arc<C>,
     store: Store,
+    /// The org whose rows this mirror keeps (default: named after the CRM kind).
+    org: OrgId,
     progress: bool,
     cancel: CancellationToken,
     hint_wake: Arc<Notify>,
@@ -141,6 +144,7 @@ impl<C: Crm> Clone for Mirror<C> {
         Mirror {
             crm: Arc::clone(&self.crm),
             store: self.store.clone(),
+            org: self.org.clone(),
             progress: self.progress,
             cancel: self.cancel.clone(),
             hint_wake: Arc::clone(&self.hint_wake),
@@ -154,6 +158,7 @@ impl<C: Crm> Clone for Mirror<C> {
 impl<C: Crm> Mirror<C> {
     pub fn new(crm: Arc<C>, store: Store) -> Self {
         Mirror {
+            org: OrgId::default_for(crm.kind()),
             crm,
             store,
             progress: false,
@@ -167,6 +172,16 @@ impl<C: Crm> Mirror<C> {
 
     /// Sends the keys of every stored page and refetch to `tx` once stored (waiting
     /// when the receiver is behind, so a slow consumer slows the mirror).
+    pub fn with_org(mut self, org: OrgId) -> Self {
+        self.org = org;
+        self
+    }
+
+    /// The org this mirror keeps.
+    pub fn org(&self) -> &OrgId {
+        &self.org
+    }
+
     pub fn with_touched(mut self, tx: mpsc::Sender<Touched>) -> Self {
         self.touched = Some(tx);
         self
@@ -218,7 +233,7 @@ impl<C: Crm> Mirror<C> {
             .await
             .map_err(|source| MirrorError::Identity { source })?;
         if let Some(found) = found {
-            let stored = self.store.record_org_identity(kind, &found).await?;
+            let stored = self.store.record_org_identity(&self.org, &found).await?;
             if stored.id != found.id {
                 if !self.adopt_org {
                     return Err(MirrorError::OtherOrg {
@@ -229,7 +244,7 @@ impl<C: Crm> Mirror<C> {
                     });
                 }
                 warn!(crm = %kind, stored = %stored.id, found = %found.id, "store adopts another org");
-                self.store.adopt_org_identity(kind, &found).await?;
+                self.store.adopt_org_identity(&self.org, &found).await?;
             }
         }
         self.org_checked.store(true, Ordering::Release);
@@ -303,13 +318,13 @@ impl<C: Crm> Mirror<C> {
         // A full pass starts when asked, or when there is no cursor to go on from; one
         // in progress (interrupted) is resumed from its cursor, keeping its number.
         let mut pass = if full {
-            Some(self.store.begin_full_pass(kind, object).await?)
+            Some(self.store.begin_full_pass(&self.org, object).await?)
         } else {
-            self.store.full_pass(kind, object).await?
+            self.store.full_pass(&self.org, object).await?
         };
-        let cursor = self.store.cursor(kind, object).await?;
+        let cursor = self.store.cursor(&self.org, object).await?;
         if pass.is_none() && cursor.is_none() {
-            pass = Some(self.store.begin_full_pass(kind, object).await?);
+            pass = Some(self.store.begin_full_pass(&self.org, object).await?);
         }
         let mut report = ObjectReport {
             object,
@@ -342,7 +357,7 @@ impl<C: Crm> Mirror<C> {
             };
             let store =
                 self.store
-                    .apply_page(kind, object, &page.changes, Some(&page.cursor), mode);
+                    .apply_page(&self.org, object, &page.changes, Some(&page.cursor), mode);
             let (stats, next) = if more {
                 let (stats, next) = tokio::join!(store, fetch(Some(page.cursor.clone())));
                 (stats?, Some(next))

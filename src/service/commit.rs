@@ -56,7 +56,7 @@ pub async fn commit_plan<C: Crm>(
     if let Some(ledger) = ledger {
         writer
             .store()
-            .save_ledger(plan.crm, ledger)
+            .save_ledger(writer.org(), ledger)
             .await
             .map_err(CommitError::Ledger)?;
     }

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use leadroute_crm::{CrmKind, OwnerId};
+use leadroute_crm::OwnerId;
+
+use crate::domain::OrgRef;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -38,7 +40,7 @@ pub(crate) struct Decided {
 }
 
 pub(crate) struct Decide {
-    pub(crate) kind: CrmKind,
+    pub(crate) org: OrgRef,
     pub(crate) store: Store,
     pub(crate) rx: mpsc::Receiver<Touched>,
     pub(crate) policy: watch::Receiver<Arc<Policy>>,
@@ -133,7 +135,7 @@ impl Decide {
 
     /// One pass; false when the store could not be read.
     async fn pass(&mut self, memory: &mut Memory, pass: &Pass) -> bool {
-        let snapshot = match self.store.snapshot(self.kind).await {
+        let snapshot = match self.store.snapshot(&self.org).await {
             Ok(snapshot) => snapshot,
             Err(err) => {
                 let error = crate::mirror::error_chain(&err);
@@ -145,7 +147,7 @@ impl Decide {
         };
         let ledger = match memory.ledger.take() {
             Some(ledger) => ledger,
-            None => match self.store.load_ledger(self.kind).await {
+            None => match self.store.load_ledger(&self.org.name).await {
                 Ok(ledger) => ledger,
                 Err(err) => {
                     let error = crate::mirror::error_chain(&err);
@@ -307,7 +309,7 @@ mod tests {
         Plan {
             policy_version: "v".into(),
             created_at: Utc::now(),
-            crm: CrmKind::Hubspot,
+            crm: leadroute_crm::CrmKind::Hubspot,
             changes,
             exceptions,
         }

@@ -9,7 +9,7 @@ use secrecy::ExposeSecret as _;
 
 use crate::config::Config;
 pub use crate::config::Needs;
-use crate::domain::CrmKind;
+use crate::domain::{CrmKind, OrgRef};
 use crate::policy::{Policy, PolicyIssue, Severity};
 use crate::store::Store;
 
@@ -26,14 +26,26 @@ pub struct Mirror {
     pub config: Config,
     pub store: Store,
     pub crm: CrmKind,
+    /// The org the command acts on (`--org`).
+    pub org: OrgRef,
     pub policy: Policy,
     /// The policy's warnings (the caller prints them).
     pub warnings: Vec<PolicyIssue>,
 }
 
 /// Loads the config at `path` (else from the environment alone) with the process
-/// environment, reporting every problem at once.
-pub fn config(path: Option<&Path>, needs: Needs) -> anyhow::Result<Config> {
+/// environment, reporting every problem at once, scoped to the org named `org`
+/// (`--org`; required when several are configured, and the error lists them).
+pub fn config(path: Option<&Path>, org: Option<&str>, needs: Needs) -> anyhow::Result<Config> {
+    let config = Config::load_for(path, &|name| std::env::var(name).ok(), needs)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    config.for_org(org).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// The config with every org, scoped to none in particular (the first): for commands
+/// that pick the org from their input (`explain hubspot:contact:1`) or serve them all
+/// (`run`).
+pub fn config_all(path: Option<&Path>, needs: Needs) -> anyhow::Result<Config> {
     Config::load_for(path, &|name| std::env::var(name).ok(), needs)
         .map_err(|e| anyhow::anyhow!("{e}"))
 }
@@ -45,9 +57,9 @@ pub async fn store(config: &Config) -> anyhow::Result<Store> {
         .with_context(|| format!("opening the store configured in {}", config.source))
 }
 
-/// Config and store.
-pub async fn env(path: Option<&Path>, needs: Needs) -> anyhow::Result<Loaded> {
-    let config = config(path, needs)?;
+/// Config (scoped to `org`) and store.
+pub async fn env(path: Option<&Path>, org: Option<&str>, needs: Needs) -> anyhow::Result<Loaded> {
+    let config = config(path, org, needs)?;
     let store = store(&config).await?;
     Ok(Loaded { config, store })
 }
@@ -55,13 +67,18 @@ pub async fn env(path: Option<&Path>, needs: Needs) -> anyhow::Result<Loaded> {
 /// Config, store and policy for a mirror-only command. `policy` overrides
 /// `[policy] path`. The policy is read before the store is opened, so a bad policy
 /// costs nothing.
-pub async fn mirror(config_path: Option<&Path>, policy: Option<&Path>) -> anyhow::Result<Mirror> {
-    let config = config(config_path, Needs::Mirror)?;
+pub async fn mirror(
+    config_path: Option<&Path>,
+    org: Option<&str>,
+    policy: Option<&Path>,
+) -> anyhow::Result<Mirror> {
+    let config = config(config_path, org, Needs::Mirror)?;
     let path = policy_path(policy, Some(&config))?;
     let (policy, warnings) = self::policy(&path)?;
     let store = store(&config).await?;
     Ok(Mirror {
         crm: config.crm.kind,
+        org: config.org_ref(),
         config,
         store,
         policy,

@@ -45,7 +45,19 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::default();
+        Metrics::in_registry(Registry::default())
+    }
+
+    /// Metrics whose every sample carries `org="<name>"` (several orgs in one process;
+    /// [`merge`] joins their texts into one exposition).
+    pub fn for_org(org: &crate::domain::OrgId) -> Self {
+        Metrics::in_registry(Registry::with_labels(std::iter::once((
+            std::borrow::Cow::Borrowed("org"),
+            std::borrow::Cow::Owned(org.to_string()),
+        ))))
+    }
+
+    fn in_registry(mut registry: Registry) -> Self {
         let speed_to_lead = Histogram::new([
             0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0,
         ]);
@@ -171,6 +183,61 @@ impl Metrics {
     }
 }
 
+/// Joins the expositions of several registries with the same families (one per org)
+/// into one: each family's `# HELP`/`# TYPE`/`# UNIT` lines once, then every
+/// registry's samples of it, and one `# EOF`.
+pub fn merge(texts: &[String]) -> String {
+    let mut order: Vec<String> = Vec::new();
+    let mut families: std::collections::HashMap<String, (Vec<String>, Vec<String>)> =
+        std::collections::HashMap::new();
+    for text in texts {
+        let mut current = String::new();
+        for line in text.lines() {
+            if line == "# EOF" {
+                continue;
+            }
+            if let Some(rest) = line
+                .strip_prefix("# HELP ")
+                .or_else(|| line.strip_prefix("# TYPE "))
+                .or_else(|| line.strip_prefix("# UNIT "))
+            {
+                let name = rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                if name != current {
+                    current = name.clone();
+                }
+                let entry = families.entry(name.clone()).or_insert_with(|| {
+                    order.push(name.clone());
+                    (Vec::new(), Vec::new())
+                });
+                if !entry.0.iter().any(|l| l == line) {
+                    entry.0.push(line.to_owned());
+                }
+                continue;
+            }
+            let entry = families.entry(current.clone()).or_insert_with(|| {
+                order.push(current.clone());
+                (Vec::new(), Vec::new())
+            });
+            entry.1.push(line.to_owned());
+        }
+    }
+    let mut out = String::new();
+    for name in &order {
+        if let Some((headers, samples)) = families.get(name) {
+            for line in headers.iter().chain(samples) {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out.push_str("# EOF\n");
+    out
+}
+
 /// The content type of [`Metrics::render`].
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -206,6 +273,28 @@ mod tests {
         ] {
             assert!(text.contains(name), "{name} missing from:\n{text}");
         }
+        assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn several_orgs_metrics_merge_into_one_exposition_with_an_org_label() {
+        let north = Metrics::for_org(&crate::domain::OrgId::new("north").unwrap());
+        let south = Metrics::for_org(&crate::domain::OrgId::new("south").unwrap());
+        Metrics::inc(&north.webhooks, "result", "accepted");
+        south.leader.set(1);
+        let text = merge(&[north.render(), south.render()]);
+        assert!(
+            text.contains("leadroute_webhooks_total{org=\"north\",result=\"accepted\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("leadroute_leader{org=\"south\"} 1"), "{text}");
+        assert!(text.contains("leadroute_leader{org=\"north\"} 0"), "{text}");
+        assert_eq!(
+            text.matches("# TYPE leadroute_leader gauge").count(),
+            1,
+            "{text}"
+        );
+        assert_eq!(text.matches("# EOF").count(), 1);
         assert!(text.ends_with("# EOF\n"));
     }
 }

@@ -35,6 +35,7 @@ pub mod fleet;
 pub mod leader;
 pub mod load;
 pub mod metrics;
+pub mod orgs;
 mod policy_watch;
 pub mod reports;
 pub mod schedule;
@@ -50,7 +51,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use leadroute_crm::{Crm, CrmKind};
+use leadroute_crm::Crm;
+
+use crate::domain::{OrgId, OrgRef};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -83,6 +86,9 @@ pub struct Service<C: Crm> {
     config: Config,
     clock: Arc<dyn Clock>,
     listener: Option<TcpListener>,
+    /// One of several orgs in this process: no listener of its own; its routes and
+    /// probe go to the shared router ([`Running::endpoint`]).
+    shared_http: bool,
 }
 
 impl<C: Crm> Service<C> {
@@ -93,7 +99,16 @@ impl<C: Crm> Service<C> {
             config,
             clock: Arc::new(SystemClock),
             listener: None,
+            shared_http: false,
         }
+    }
+
+    /// Serves no HTTP itself: the org's webhook route and probe are handed out by
+    /// [`Running::endpoint`] for a router shared by several orgs (`orgs::start_org`),
+    /// and its metrics carry an `org` label.
+    pub fn with_shared_http(mut self) -> Self {
+        self.shared_http = true;
+        self
     }
 
     /// Reads wall-clock time from `clock` (tests).
@@ -119,6 +134,7 @@ impl<C: Crm> Service<C> {
             config,
             clock,
             listener,
+            shared_http,
         } = self;
         let path = config.policy.path.clone().ok_or_else(|| {
             anyhow::anyhow!(
@@ -136,7 +152,11 @@ impl<C: Crm> Service<C> {
         })?;
         let jobs = schedules(&config)?;
         let config_grace = config.service.shutdown_grace;
-        let metrics = Arc::new(Metrics::new());
+        let metrics = Arc::new(if shared_http {
+            Metrics::for_org(&config.org)
+        } else {
+            Metrics::new()
+        });
         let status = Arc::new(Status::default());
         status.update(|s| {
             s.policy_version = Some(policy.version.clone());
@@ -150,9 +170,10 @@ impl<C: Crm> Service<C> {
         let (policy_tx, policy_rx) = watch::channel(Arc::new(policy));
         // The HTTP routes wake this mirror's hint processor; each term as leader clones
         // it (sharing the wake-up) with its own token and decide channel.
-        let mirror = Mirror::new(Arc::clone(&crm), store.clone());
+        let mirror = Mirror::new(Arc::clone(&crm), store.clone()).with_org(config.org.clone());
 
         let listener = match (listener, config.webhook.listen) {
+            _ if shared_http => None,
             (Some(listener), _) => Some(listener),
             (None, Some(addr)) => Some(
                 TcpListener::bind(addr)
@@ -165,11 +186,27 @@ impl<C: Crm> Service<C> {
             Some(listener) => Some(listener.local_addr().context("the listener's address")?),
             None => None,
         };
+        let endpoint = shared_http.then(|| {
+            web::ops::OpsState {
+                web: WebState {
+                    crm: Arc::clone(&crm),
+                    store: store.clone(),
+                    org: config.org.clone(),
+                    public_url: config.webhook.public_url.clone(),
+                    hints: mirror.hint_notify(),
+                },
+                metrics: Arc::clone(&metrics),
+                status: Arc::clone(&status),
+                clock: Arc::clone(&clock),
+            }
+            .endpoint()
+        });
         if let Some(listener) = listener {
             let state = web::ops::OpsState {
                 web: WebState {
                     crm: Arc::clone(&crm),
                     store: store.clone(),
+                    org: config.org.clone(),
                     public_url: config.webhook.public_url.clone(),
                     hints: mirror.hint_notify(),
                 },
@@ -204,7 +241,7 @@ impl<C: Crm> Service<C> {
         // released only after the pipeline has stopped, so no standby writes while this
         // process finishes its in-flight batch.
         let holder = crate::writer::lease::new_holder();
-        let lease_name = org_lease_name(crm.kind());
+        let lease_name = org_lease_name(&config.org);
         let ttl = config.service.lease_ttl;
         let timing = LeaseTiming {
             ttl,
@@ -299,6 +336,7 @@ impl<C: Crm> Service<C> {
         };
         Ok(Running {
             addr,
+            endpoint,
             cancel,
             reload,
             metrics,
@@ -308,10 +346,11 @@ impl<C: Crm> Service<C> {
     }
 }
 
-/// The name of the org's lease (one leader per CRM org). Keyed by the CRM kind while a
-/// store holds one org per kind; many orgs (issue 11) switch it to `org:<name>`.
-pub fn org_lease_name(kind: CrmKind) -> String {
-    format!("org:{}", kind.as_str())
+/// The name of the org's lease (one leader per org): `org:<name>`. The single `[crm]`
+/// form's org is named after its kind, so its lease keeps the name it always had
+/// (`org:hubspot`).
+pub fn org_lease_name(org: &OrgId) -> String {
+    format!("org:{org}")
 }
 
 /// The cron schedules the config asks for, in its time zone.
@@ -495,7 +534,7 @@ impl<C: Crm> Conductor<C> {
                 Schedules {
                     jobs: self.jobs.clone(),
                     store: self.store.clone(),
-                    kind: self.crm.kind(),
+                    org: self.config.org_ref(),
                     policy: self.policy.clone(),
                     drift_dir: config.drift.out_dir.clone(),
                     keep: config.drift.keep,
@@ -510,7 +549,7 @@ impl<C: Crm> Conductor<C> {
         }
         tasks.spawn(
             decide::Decide {
-                kind: self.crm.kind(),
+                org: self.config.org_ref(),
                 store: self.store.clone(),
                 rx: touched_rx,
                 policy: self.policy.clone(),
@@ -540,10 +579,11 @@ impl<C: Crm> Conductor<C> {
         tasks.spawn(
             write::Write {
                 writer: Writer::new(Arc::clone(&self.crm), self.store.clone(), settings)
+                    .with_org(self.config.org.clone())
                     .with_cancel(term.clone())
                     .with_fence(fence),
                 store: self.store.clone(),
-                kind: self.crm.kind(),
+                org: self.config.org_ref(),
                 rx: decided_rx,
                 linger: config.service.linger,
                 clock: Arc::clone(&self.clock),
@@ -563,7 +603,7 @@ type SyncRequest = oneshot::Sender<anyhow::Result<()>>;
 struct Schedules {
     jobs: Vec<Scheduled>,
     store: Store,
-    kind: CrmKind,
+    org: OrgRef,
     policy: watch::Receiver<Arc<Policy>>,
     drift_dir: PathBuf,
     keep: usize,
@@ -578,7 +618,7 @@ impl Schedules {
     async fn run(self) {
         let log = schedule::StoreLog {
             store: self.store.clone(),
-            scope: self.kind.as_str().to_owned(),
+            org: self.org.name.clone(),
         };
         schedule::run(&self.jobs, &log, &*self.clock, &self.cancel, |job| {
             self.job(job)
@@ -609,12 +649,12 @@ impl Schedules {
     async fn drift_report(&self) -> anyhow::Result<()> {
         let snapshot = self
             .store
-            .snapshot(self.kind)
+            .snapshot(&self.org)
             .await
             .context("reading the mirror for the drift report")?;
         let ledger = self
             .store
-            .load_ledger(self.kind)
+            .load_ledger(&self.org.name)
             .await
             .context("reading the assignment ledger for the drift report")?;
         let policy = Arc::clone(&self.policy.borrow());
@@ -643,6 +683,7 @@ impl Schedules {
 /// A started service.
 pub struct Running {
     addr: Option<SocketAddr>,
+    endpoint: Option<web::ops::OrgEndpoint>,
     cancel: CancellationToken,
     reload: Arc<Notify>,
     metrics: Arc<Metrics>,
@@ -663,6 +704,11 @@ impl Running {
     /// The HTTP listener's address, if one is served.
     pub fn addr(&self) -> Option<SocketAddr> {
         self.addr
+    }
+
+    /// The org's webhook route and probe, when started [`Service::with_shared_http`].
+    pub fn endpoint(&self) -> Option<web::ops::OrgEndpoint> {
+        self.endpoint.clone()
     }
 
     /// Cancelling it starts the shutdown (as SIGTERM does).

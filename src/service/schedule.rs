@@ -118,18 +118,18 @@ pub trait RunLog: Send + Sync {
     ) -> impl Future<Output = anyhow::Result<()>> + Send;
 }
 
-/// The store's schedule table, for one scope (today the CRM kind).
+/// The store's schedule table, for one org.
 #[derive(Debug, Clone)]
 pub struct StoreLog {
     pub store: Store,
-    pub scope: String,
+    pub org: crate::domain::OrgId,
 }
 
 impl RunLog for StoreLog {
     async fn last_run(&self, job: Job) -> anyhow::Result<Option<DateTime<Utc>>> {
         Ok(self
             .store
-            .schedule_last_run(&self.scope, job.as_str())
+            .schedule_last_run(&self.org, job.as_str())
             .await?)
     }
 
@@ -141,7 +141,7 @@ impl RunLog for StoreLog {
     ) -> anyhow::Result<()> {
         Ok(self
             .store
-            .schedule_record_run(&self.scope, job.as_str(), at, outcome)
+            .schedule_record_run(&self.org, job.as_str(), at, outcome)
             .await?)
     }
 }
@@ -323,13 +323,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_store_keeps_last_runs_per_scope() {
+    async fn the_store_keeps_last_runs_per_org() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let url = format!("sqlite://{}", dir.path().join("s.db").display());
         let store = Store::open(&url).await.unwrap_or_else(|e| panic!("{e}"));
         let log = StoreLog {
             store: store.clone(),
-            scope: "hubspot".to_owned(),
+            org: crate::domain::OrgId::new("north").unwrap(),
         };
         assert_eq!(log.last_run(Job::FullSync).await.ok().flatten(), None);
         let t1 = at("2026-12-07T06:00:00Z");
@@ -344,7 +344,7 @@ mod tests {
         assert_eq!(log.last_run(Job::DriftReport).await.ok().flatten(), None);
         let other = StoreLog {
             store,
-            scope: "salesforce".to_owned(),
+            org: crate::domain::OrgId::new("south").unwrap(),
         };
         assert_eq!(other.last_run(Job::FullSync).await.ok().flatten(), None);
     }

@@ -11,7 +11,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use leadroute_crm::{Crm, CrmKind};
+use leadroute_crm::Crm;
+
+use crate::domain::OrgRef;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -31,7 +33,7 @@ pub const RUN_KIND: &str = "sidecar";
 pub(crate) struct Write<C: Crm> {
     pub(crate) writer: Writer<C>,
     pub(crate) store: Store,
-    pub(crate) kind: CrmKind,
+    pub(crate) org: OrgRef,
     pub(crate) rx: mpsc::Receiver<Decided>,
     pub(crate) linger: Duration,
     pub(crate) clock: Arc<dyn Clock>,
@@ -236,7 +238,11 @@ impl<C: Crm> Write<C> {
             if self.cancel.is_cancelled() {
                 return false;
             }
-            let run = match self.store.journal_unfinished_run(self.kind, RUN_KIND).await {
+            let run = match self
+                .store
+                .journal_unfinished_run(&self.org.name, RUN_KIND)
+                .await
+            {
                 Ok(Some(run)) => run,
                 Ok(None) => return true,
                 Err(err) => {
@@ -281,7 +287,7 @@ impl<C: Crm> Write<C> {
         let plan = Plan {
             policy_version: batch.policy_version.clone(),
             created_at: now,
-            crm: self.kind,
+            crm: self.org.kind,
             changes: batch.changes.values().map(|(c, _)| c.clone()).collect(),
             exceptions: batch.exceptions.clone(),
         };

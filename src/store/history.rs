@@ -9,7 +9,7 @@ use sqlx::any::AnyRow;
 
 use super::journal::{JournalError, exception_from_row};
 use super::{Store, from_ms};
-use crate::domain::{CrmKind, ObjectKind, RecordId};
+use crate::domain::{ObjectKind, OrgId, RecordId};
 use crate::reconcile::explain::{Arrival, ExceptionFact, History, WriteFact};
 use crate::store::{JournalEntry, RunRow};
 
@@ -44,15 +44,15 @@ impl Store {
     /// Everything the store knows about one person's journey (see the module docs).
     pub async fn record_history(
         &self,
-        crm: CrmKind,
+        org: &OrgId,
         object: ObjectKind,
         id: &RecordId,
     ) -> Result<History, JournalError> {
         let row = sqlx::query(
             "SELECT first_seen_at, synced_at, updated_at, owner_assigned_at FROM people \
-             WHERE crm = $1 AND object = $2 AND id = $3",
+             WHERE org = $1 AND object = $2 AND id = $3",
         )
-        .bind(crm.as_str())
+        .bind(org.as_str())
         .bind(object.as_str())
         .bind(id.as_str().to_owned())
         .fetch_optional(self.pool())
@@ -64,9 +64,9 @@ impl Store {
                 let hints = sqlx::query(
                     "SELECT COUNT(*) AS n, MAX(received_at) AS last, \
                      SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END) AS pending \
-                     FROM webhook_inbox WHERE crm = $1 AND object = $2 AND record_id = $3",
+                     FROM webhook_inbox WHERE org = $1 AND object = $2 AND record_id = $3",
                 )
-                .bind(crm.as_str())
+                .bind(org.as_str())
                 .bind(object.as_str())
                 .bind(id.as_str().to_owned())
                 .fetch_one(self.pool())
@@ -84,7 +84,7 @@ impl Store {
             }
         };
 
-        let entries = self.journal_for_record(crm, object, id).await?;
+        let entries = self.journal_for_record(org, object, id).await?;
         let mut runs: HashMap<String, Option<RunRow>> = HashMap::new();
         for entry in &entries {
             if !runs.contains_key(&entry.run_id) {
@@ -134,10 +134,10 @@ impl Store {
             .collect();
 
         let rows = sqlx::query(
-            "SELECT * FROM writer_exceptions WHERE crm = $1 AND object = $2 AND record_id = $3 \
+            "SELECT * FROM writer_exceptions WHERE org = $1 AND object = $2 AND record_id = $3 \
              ORDER BY id",
         )
-        .bind(crm.as_str())
+        .bind(org.as_str())
         .bind(object.as_str())
         .bind(id.as_str().to_owned())
         .fetch_all(self.pool())

@@ -5,8 +5,9 @@
 //! scrub here. Done rows are kept (for `DONE_RETENTION`) so a redelivery within the CRM's
 //! retry horizon (HubSpot: ~24 h) is recognised as a duplicate.
 
+use crate::domain::OrgId;
 use chrono::{DateTime, Duration, Utc};
-use leadroute_crm::{CrmKind, Hint, ObjectKind, RecordId};
+use leadroute_crm::{Hint, ObjectKind, RecordId};
 use sqlx::{AssertSqlSafe, Row};
 
 use super::{Store, StoreError, from_ms, in_list, placeholders, to_ms};
@@ -38,10 +39,10 @@ pub struct InboxCounts {
 }
 
 impl Store {
-    /// Stores hints not seen before (by `(crm, dedupe_key)`); returns how many were new.
+    /// Stores hints not seen before (by `(org, dedupe_key)`); returns how many were new.
     pub async fn enqueue_hints(
         &self,
-        crm: CrmKind,
+        org: &OrgId,
         hints: &[Hint],
         received_at: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
@@ -53,15 +54,15 @@ impl Store {
         let mut fresh = 0;
         for chunk in hints.chunks(super::rows_per_statement(8)) {
             let sql = format!(
-                "INSERT INTO webhook_inbox (crm, object, record_id, dedupe_key, occurred_at,
+                "INSERT INTO webhook_inbox (org, object, record_id, dedupe_key, occurred_at,
                                             received_at, status, attempts)
-                 VALUES {} ON CONFLICT (crm, dedupe_key) DO NOTHING RETURNING seq",
+                 VALUES {} ON CONFLICT (org, dedupe_key) DO NOTHING RETURNING seq",
                 placeholders(chunk.len(), 8, 1)
             );
             let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(false);
             for hint in chunk {
                 query = query
-                    .bind(crm.as_str())
+                    .bind(org.as_str())
                     .bind(hint.object.as_str())
                     .bind(hint.id.as_str().to_owned())
                     .bind(hint.dedupe_key.clone())
@@ -82,14 +83,14 @@ impl Store {
     /// The oldest pending hints, at most `limit`.
     pub async fn pending_hints(
         &self,
-        crm: CrmKind,
+        org: &OrgId,
         limit: usize,
     ) -> Result<Vec<InboxItem>, StoreError> {
         let rows = sqlx::query(
             "SELECT seq, object, record_id, occurred_at, received_at, attempts FROM webhook_inbox
-             WHERE crm = $1 AND status = 'pending' ORDER BY seq LIMIT $2",
+             WHERE org = $1 AND status = 'pending' ORDER BY seq LIMIT $2",
         )
-        .bind(crm.as_str())
+        .bind(org.as_str())
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(self.pool())
         .await
@@ -172,11 +173,11 @@ impl Store {
         Ok(result.rows_affected())
     }
 
-    pub async fn inbox_counts(&self, crm: CrmKind) -> Result<InboxCounts, StoreError> {
+    pub async fn inbox_counts(&self, org: &OrgId) -> Result<InboxCounts, StoreError> {
         let rows = sqlx::query(
-            "SELECT status, COUNT(*) AS n FROM webhook_inbox WHERE crm = $1 GROUP BY status",
+            "SELECT status, COUNT(*) AS n FROM webhook_inbox WHERE org = $1 GROUP BY status",
         )
-        .bind(crm.as_str())
+        .bind(org.as_str())
         .fetch_all(self.pool())
         .await
         .map_err(StoreError::query("counting webhook hints"))?;

@@ -13,7 +13,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
 use super::{MAX_PARAMS, Store, in_list, placeholders, rows_per_statement};
-use crate::domain::{CrmKind, ObjectKind, OwnerId, RecordId};
+use crate::domain::{ObjectKind, OrgId, OwnerId, RecordId};
 use crate::reconcile::PlannedChange;
 use leadroute_crm::RejectKind;
 
@@ -118,7 +118,7 @@ impl RunStatus {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunRow {
     pub run_id: String,
-    pub crm: CrmKind,
+    pub org: OrgId,
     pub kind: String,
     pub parent_run: Option<String>,
     pub policy_version: String,
@@ -167,7 +167,7 @@ impl JournalOutcome {
 pub struct JournalEntry {
     pub run_id: String,
     pub seq: i64,
-    pub crm: CrmKind,
+    pub org: OrgId,
     pub object: ObjectKind,
     pub id: RecordId,
     pub field: String,
@@ -215,7 +215,7 @@ impl JournalEntry {
 #[derive(Debug, Clone)]
 pub struct NewRun<'a> {
     pub run_id: &'a str,
-    pub crm: CrmKind,
+    pub org: OrgId,
     pub kind: &'a str,
     pub parent_run: Option<&'a str>,
     pub policy_version: &'a str,
@@ -224,7 +224,7 @@ pub struct NewRun<'a> {
 /// An item for the exceptions queue.
 #[derive(Debug, Clone)]
 pub struct NewException {
-    pub crm: CrmKind,
+    pub org: OrgId,
     pub object: ObjectKind,
     pub id: RecordId,
     pub kind: String,
@@ -242,7 +242,7 @@ pub struct NewException {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExceptionRow {
     pub id: i64,
-    pub crm: CrmKind,
+    pub org: OrgId,
     pub object: ObjectKind,
     pub record_id: RecordId,
     pub kind: String,
@@ -280,10 +280,14 @@ impl RunCounts {
     }
 }
 
-const ENTRY_COLUMNS: &str = "run_id, seq, crm, object, record_id, field, before_owner, \
+const ENTRY_COLUMNS: &str = "run_id, seq, org, object, record_id, field, before_owner, \
     after_owner, rule, reason, policy_version, record_updated_at, state, batch_id, attempts, \
     sent, outcome, reject_kind, code, message, observed_owner, replan, planned_at, intent_at, \
     outcome_at";
+
+fn parse_org(s: &str) -> Result<OrgId, JournalError> {
+    OrgId::new(s).map_err(|e| JournalError::Corrupt(e.to_string()))
+}
 
 fn parse_enum<T: std::str::FromStr<Err = String>>(s: &str) -> Result<T, JournalError> {
     s.parse().map_err(JournalError::Corrupt)
@@ -303,7 +307,7 @@ fn entry_from_row(row: &AnyRow) -> Result<JournalEntry, JournalError> {
     Ok(JournalEntry {
         run_id: col(row, "run_id")?,
         seq: col(row, "seq")?,
-        crm: parse_enum(&col::<String>(row, "crm")?)?,
+        org: parse_org(&col::<String>(row, "org")?)?,
         object: parse_enum(&col::<String>(row, "object")?)?,
         id: RecordId(col(row, "record_id")?),
         field: col(row, "field")?,
@@ -332,7 +336,7 @@ fn entry_from_row(row: &AnyRow) -> Result<JournalEntry, JournalError> {
 fn run_from_row(row: &AnyRow) -> Result<RunRow, JournalError> {
     Ok(RunRow {
         run_id: col(row, "run_id")?,
-        crm: parse_enum(&col::<String>(row, "crm")?)?,
+        org: parse_org(&col::<String>(row, "org")?)?,
         kind: col(row, "kind")?,
         parent_run: col(row, "parent_run")?,
         policy_version: col(row, "policy_version")?,
@@ -348,7 +352,7 @@ fn run_from_row(row: &AnyRow) -> Result<RunRow, JournalError> {
 pub(super) fn exception_from_row(row: &AnyRow) -> Result<ExceptionRow, JournalError> {
     Ok(ExceptionRow {
         id: col(row, "id")?,
-        crm: parse_enum(&col::<String>(row, "crm")?)?,
+        org: parse_org(&col::<String>(row, "org")?)?,
         object: parse_enum(&col::<String>(row, "object")?)?,
         record_id: RecordId(col(row, "record_id")?),
         kind: col(row, "kind")?,
@@ -383,11 +387,11 @@ impl Store {
             .await
             .map_err(sql_err("starting a run"))?;
         sqlx::query(
-            "INSERT INTO writer_runs (run_id, crm, kind, parent_run, policy_version, status, \
+            "INSERT INTO writer_runs (run_id, org, kind, parent_run, policy_version, status, \
              total, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'running', $6, $7, $7)",
         )
         .bind(run.run_id.to_owned())
-        .bind(run.crm.as_str())
+        .bind(run.org.as_str())
         .bind(run.kind.to_owned())
         .bind(run.parent_run.map(str::to_owned))
         .bind(run.policy_version.to_owned())
@@ -400,7 +404,7 @@ impl Store {
         const CREATE_CHUNK: usize = rows_per_statement(COLS);
         for (chunk_no, chunk) in changes.chunks(CREATE_CHUNK).enumerate() {
             let sql = format!(
-                "INSERT INTO writer_journal (run_id, seq, crm, object, record_id, field, \
+                "INSERT INTO writer_journal (run_id, seq, org, object, record_id, field, \
                  before_owner, after_owner, rule, reason, policy_version, record_updated_at, \
                  state, planned_at) VALUES {}",
                 placeholders(chunk.len(), COLS, 1)
@@ -411,7 +415,7 @@ impl Store {
                 query = query
                     .bind(run.run_id.to_owned())
                     .bind(seq)
-                    .bind(run.crm.as_str())
+                    .bind(run.org.as_str())
                     .bind(change.object.as_str())
                     .bind(change.id.0.clone())
                     .bind(change.field.clone())
@@ -464,17 +468,17 @@ impl Store {
         rows.iter().map(run_from_row).collect()
     }
 
-    /// The newest run of `kind` on `crm` that still has work (for `backfill` resume).
+    /// The newest run of `kind` on `org` that still has work (for `backfill` resume).
     pub async fn journal_unfinished_run(
         &self,
-        crm: CrmKind,
+        org: &OrgId,
         kind: &str,
     ) -> Result<Option<RunRow>, JournalError> {
         let row = sqlx::query(
-            "SELECT * FROM writer_runs WHERE crm = $1 AND kind = $2 AND status <> 'completed' \
+            "SELECT * FROM writer_runs WHERE org = $1 AND kind = $2 AND status <> 'completed' \
              ORDER BY created_at DESC LIMIT 1",
         )
-        .bind(crm.as_str())
+        .bind(org.as_str())
         .bind(kind.to_owned())
         .fetch_optional(self.pool())
         .await
@@ -539,16 +543,16 @@ impl Store {
     /// Every journal row for one record, newest first (explain, rollback checks).
     pub async fn journal_for_record(
         &self,
-        crm: CrmKind,
+        org: &OrgId,
         object: ObjectKind,
         id: &RecordId,
     ) -> Result<Vec<JournalEntry>, JournalError> {
         let sql = format!(
-            "SELECT {ENTRY_COLUMNS} FROM writer_journal WHERE crm = $1 AND object = $2 AND \
+            "SELECT {ENTRY_COLUMNS} FROM writer_journal WHERE org = $1 AND object = $2 AND \
              record_id = $3 ORDER BY planned_at DESC, seq DESC"
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(crm.as_str())
+            .bind(org.as_str())
             .bind(object.as_str())
             .bind(id.0.clone())
             .fetch_all(self.pool())
@@ -876,13 +880,13 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<i64, JournalError> {
         let inserted = sqlx::query(
-            "INSERT INTO writer_exceptions (crm, object, record_id, kind, rule, reason, code, \
+            "INSERT INTO writer_exceptions (org, object, record_id, kind, rule, reason, code, \
              message, run_id, seq, before_owner, desired_owner, status, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'open', $13) \
-             ON CONFLICT (crm, object, record_id, kind) WHERE status = 'open' DO NOTHING \
+             ON CONFLICT (org, object, record_id, kind) WHERE status = 'open' DO NOTHING \
              RETURNING id",
         )
-        .bind(exception.crm.as_str())
+        .bind(exception.org.as_str())
         .bind(exception.object.as_str())
         .bind(exception.id.0.clone())
         .bind(exception.kind.clone())
@@ -902,10 +906,10 @@ impl Store {
             return col(&row, "id");
         }
         let existing = sqlx::query(
-            "SELECT id FROM writer_exceptions WHERE crm = $1 AND object = $2 AND record_id = $3 \
+            "SELECT id FROM writer_exceptions WHERE org = $1 AND object = $2 AND record_id = $3 \
              AND kind = $4 AND status = 'open'",
         )
-        .bind(exception.crm.as_str())
+        .bind(exception.org.as_str())
         .bind(exception.object.as_str())
         .bind(exception.id.0.clone())
         .bind(exception.kind.clone())
@@ -1062,7 +1066,7 @@ mod bulk_job_tests {
             let (store, label) = (ts.store.clone(), ts.label());
             let run = NewRun {
                 run_id: "r",
-                crm: CrmKind::Salesforce,
+                org: OrgId::default_for(leadroute_crm::CrmKind::Salesforce),
                 kind: "backfill",
                 parent_run: None,
                 policy_version: "v",

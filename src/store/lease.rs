@@ -199,7 +199,7 @@ mod tests {
     async fn run(store: &Store, id: &str) {
         let run = NewRun {
             run_id: id,
-            crm: CrmKind::Hubspot,
+            org: crate::domain::OrgId::default_for(CrmKind::Hubspot),
             kind: "backfill",
             parent_run: None,
             policy_version: "v",

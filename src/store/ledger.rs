@@ -11,7 +11,7 @@ use chrono::NaiveDate;
 use sqlx::{AssertSqlSafe, Row};
 
 use super::{Store, StoreError, from_ms, placeholders, to_ms};
-use crate::domain::{CrmKind, ObjectKind, OwnerId, RecordId};
+use crate::domain::{ObjectKind, OrgId, OwnerId, RecordId};
 use crate::reconcile::ledger::{Assignment, Ledger, MemberLedger, PoolLedger};
 
 /// Rows per multi-row INSERT: member rows bind 6 values, the widest here (see
@@ -19,12 +19,12 @@ use crate::reconcile::ledger::{Assignment, Ledger, MemberLedger, PoolLedger};
 const CHUNK: usize = super::rows_per_statement(6);
 
 impl Store {
-    /// The persisted ledger for `crm` (empty when nothing was saved yet).
-    pub async fn load_ledger(&self, crm: CrmKind) -> Result<Ledger, StoreError> {
+    /// The persisted ledger for `org` (empty when nothing was saved yet).
+    pub async fn load_ledger(&self, org: &OrgId) -> Result<Ledger, StoreError> {
         let mut ledger = Ledger::default();
         let read = || StoreError::query("reading the assignment ledger");
-        for row in sqlx::query("SELECT pool, picks FROM ledger_pools WHERE crm = $1")
-            .bind(crm.as_str())
+        for row in sqlx::query("SELECT pool, picks FROM ledger_pools WHERE org = $1")
+            .bind(org.as_str())
             .fetch_all(self.pool())
             .await
             .map_err(read())?
@@ -34,9 +34,9 @@ impl Store {
             ledger.pools.entry(pool).or_default().picks = u64::try_from(picks).unwrap_or(0);
         }
         for row in sqlx::query(
-            "SELECT pool, owner_id, credit, assigned, last_assigned_at FROM ledger_members WHERE crm = $1",
+            "SELECT pool, owner_id, credit, assigned, last_assigned_at FROM ledger_members WHERE org = $1",
         )
-        .bind(crm.as_str())
+        .bind(org.as_str())
         .fetch_all(self.pool())
         .await
         .map_err(read())?
@@ -50,8 +50,8 @@ impl Store {
             };
             ledger.pools.entry(pool).or_insert_with(PoolLedger::default).members.insert(OwnerId::new(owner), member);
         }
-        for row in sqlx::query("SELECT owner_id, day, count FROM ledger_daily WHERE crm = $1")
-            .bind(crm.as_str())
+        for row in sqlx::query("SELECT owner_id, day, count FROM ledger_daily WHERE org = $1")
+            .bind(org.as_str())
             .fetch_all(self.pool())
             .await
             .map_err(read())?
@@ -71,9 +71,9 @@ impl Store {
                 .insert(day, u32::try_from(count).unwrap_or(u32::MAX));
         }
         for row in sqlx::query(
-            "SELECT object, id, owner_id, pool, rule, assigned_at FROM ledger_assignments WHERE crm = $1",
+            "SELECT object, id, owner_id, pool, rule, assigned_at FROM ledger_assignments WHERE org = $1",
         )
-        .bind(crm.as_str())
+        .bind(org.as_str())
         .fetch_all(self.pool())
         .await
         .map_err(read())?
@@ -95,15 +95,15 @@ impl Store {
     }
 
     /// Persist the ledger in one transaction and clear its `touched` set.
-    pub async fn save_ledger(&self, crm: CrmKind, ledger: &mut Ledger) -> Result<(), StoreError> {
+    pub async fn save_ledger(&self, org: &OrgId, ledger: &mut Ledger) -> Result<(), StoreError> {
         let write = || StoreError::query("saving the assignment ledger");
         let mut tx = self.begin_write().await?;
         for (pool, state) in &ledger.pools {
             sqlx::query(
-                "INSERT INTO ledger_pools (crm, pool, picks) VALUES ($1, $2, $3)
-                 ON CONFLICT (crm, pool) DO UPDATE SET picks = excluded.picks",
+                "INSERT INTO ledger_pools (org, pool, picks) VALUES ($1, $2, $3)
+                 ON CONFLICT (org, pool) DO UPDATE SET picks = excluded.picks",
             )
-            .bind(crm.as_str())
+            .bind(org.as_str())
             .bind(pool.clone())
             .bind(i64::try_from(state.picks).unwrap_or(i64::MAX))
             .execute(&mut *tx)
@@ -112,15 +112,15 @@ impl Store {
             let members: Vec<(&OwnerId, &MemberLedger)> = state.members.iter().collect();
             for chunk in members.chunks(CHUNK) {
                 let sql = format!(
-                    "INSERT INTO ledger_members (crm, pool, owner_id, credit, assigned, last_assigned_at)
-                     VALUES {} ON CONFLICT (crm, pool, owner_id) DO UPDATE SET credit = excluded.credit,
+                    "INSERT INTO ledger_members (org, pool, owner_id, credit, assigned, last_assigned_at)
+                     VALUES {} ON CONFLICT (org, pool, owner_id) DO UPDATE SET credit = excluded.credit,
                      assigned = excluded.assigned, last_assigned_at = excluded.last_assigned_at",
                     placeholders(chunk.len(), 6, 1)
                 );
                 let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false);
                 for (owner, m) in chunk {
                     q = q
-                        .bind(crm.as_str())
+                        .bind(org.as_str())
                         .bind(pool.clone())
                         .bind(owner.0.clone())
                         .bind(m.credit)
@@ -138,8 +138,8 @@ impl Store {
             .min()
             .copied();
         if let Some(oldest) = oldest {
-            sqlx::query("DELETE FROM ledger_daily WHERE crm = $1 AND day < $2")
-                .bind(crm.as_str())
+            sqlx::query("DELETE FROM ledger_daily WHERE org = $1 AND day < $2")
+                .bind(org.as_str())
                 .bind(oldest.format("%Y-%m-%d").to_string())
                 .execute(&mut *tx)
                 .await
@@ -152,14 +152,14 @@ impl Store {
             .collect();
         for chunk in days.chunks(CHUNK) {
             let sql = format!(
-                "INSERT INTO ledger_daily (crm, owner_id, day, count) VALUES {}
-                 ON CONFLICT (crm, owner_id, day) DO UPDATE SET count = excluded.count",
+                "INSERT INTO ledger_daily (org, owner_id, day, count) VALUES {}
+                 ON CONFLICT (org, owner_id, day) DO UPDATE SET count = excluded.count",
                 placeholders(chunk.len(), 4, 1)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false);
             for (owner, day, n) in chunk {
                 q = q
-                    .bind(crm.as_str())
+                    .bind(org.as_str())
                     .bind(owner.0.clone())
                     .bind(day.format("%Y-%m-%d").to_string())
                     .bind(i64::from(**n));
@@ -174,19 +174,19 @@ impl Store {
         for chunk in touched.chunks(CHUNK) {
             for table in ["ledger_assignments", "ledger_history"] {
                 let conflict = if table == "ledger_assignments" {
-                    " ON CONFLICT (crm, object, id) DO UPDATE SET owner_id = excluded.owner_id, pool = excluded.pool,
+                    " ON CONFLICT (org, object, id) DO UPDATE SET owner_id = excluded.owner_id, pool = excluded.pool,
                       rule = excluded.rule, assigned_at = excluded.assigned_at"
                 } else {
                     ""
                 };
                 let sql = format!(
-                    "INSERT INTO {table} (crm, object, id, owner_id, pool, rule, assigned_at) VALUES {}{conflict}",
+                    "INSERT INTO {table} (org, object, id, owner_id, pool, rule, assigned_at) VALUES {}{conflict}",
                     placeholders(chunk.len(), 7, 1)
                 );
                 let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false);
                 for ((object, id), a) in chunk {
                     q = q
-                        .bind(crm.as_str())
+                        .bind(org.as_str())
                         .bind(object.as_str())
                         .bind(id.0.clone())
                         .bind(a.owner.0.clone())
@@ -243,11 +243,17 @@ mod tests {
             },
         );
         store
-            .save_ledger(CrmKind::Hubspot, &mut ledger)
+            .save_ledger(
+                &OrgId::default_for(leadroute_crm::CrmKind::Hubspot),
+                &mut ledger,
+            )
             .await
             .unwrap();
         assert!(ledger.touched.is_empty());
-        let loaded = store.load_ledger(CrmKind::Hubspot).await.unwrap();
+        let loaded = store
+            .load_ledger(&OrgId::default_for(leadroute_crm::CrmKind::Hubspot))
+            .await
+            .unwrap();
         assert_eq!(loaded, ledger);
 
         // A member removed from the in-memory ledger keeps its stored row.
@@ -259,10 +265,16 @@ mod tests {
             .members
             .remove(&OwnerId::new("102"));
         store
-            .save_ledger(CrmKind::Hubspot, &mut edited)
+            .save_ledger(
+                &OrgId::default_for(leadroute_crm::CrmKind::Hubspot),
+                &mut edited,
+            )
             .await
             .unwrap();
-        let again = store.load_ledger(CrmKind::Hubspot).await.unwrap();
+        let again = store
+            .load_ledger(&OrgId::default_for(leadroute_crm::CrmKind::Hubspot))
+            .await
+            .unwrap();
         assert!(
             again.pools["emea"]
                 .members
@@ -270,7 +282,10 @@ mod tests {
         );
         // Other CRMs are separate.
         assert_eq!(
-            store.load_ledger(CrmKind::Salesforce).await.unwrap(),
+            store
+                .load_ledger(&OrgId::default_for(leadroute_crm::CrmKind::Salesforce))
+                .await
+                .unwrap(),
             Ledger::default()
         );
     }

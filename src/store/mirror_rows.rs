@@ -20,8 +20,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use leadroute_crm::{
-    AccountLink, AccountRecord, Change, CrmKind, Cursor, ObjectKind, OwnerId, OwnerKind,
-    OwnerRecord, PersonRecord, Record, RecordId, Team,
+    AccountLink, AccountRecord, Change, Cursor, ObjectKind, OwnerId, OwnerKind, OwnerRecord,
+    PersonRecord, Record, RecordId, Team,
 };
 use sqlx::any::AnyRow;
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
@@ -29,7 +29,7 @@ use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 use super::{
     Store, StoreError, from_ms, get_bool, in_list, placeholders, rows_per_statement, to_ms,
 };
-use crate::domain::Snapshot;
+use crate::domain::{OrgId, OrgRef, Snapshot};
 
 /// Rows per multi-row statement: people rows bind 20 values, the widest here (see
 /// [`super::MAX_PARAMS`] for why statements stay small).
@@ -218,12 +218,12 @@ impl Store {
     /// changes carry their own kinds.
     pub async fn apply_changes(
         &self,
-        crm: CrmKind,
+        org: &OrgId,
         object: ObjectKind,
         changes: &[Change],
         cursor: Option<&Cursor>,
     ) -> Result<ApplyStats, StoreError> {
-        self.apply_page(crm, object, changes, cursor, PageMode::Incremental)
+        self.apply_page(org, object, changes, cursor, PageMode::Incremental)
             .await
     }
 
@@ -231,7 +231,7 @@ impl Store {
     /// regardless of stored `updated_at`, and its last page sweeps (see [`PageMode`]).
     pub async fn apply_page(
         &self,
-        crm: CrmKind,
+        org: &OrgId,
         object: ObjectKind,
         changes: &[Change],
         cursor: Option<&Cursor>,
@@ -244,7 +244,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         // Every row stored while a full pass of its object is in progress counts as
         // seen by it (a webhook refetch shows the record is live just as well).
-        let passes = passes_in_progress(&mut tx, crm).await?;
+        let passes = passes_in_progress(&mut tx, org).await?;
         let seen = |kind: ObjectKind| match mode {
             PageMode::Full { pass, .. } if kind == object => Some(pass.pass),
             _ => passes.get(&kind).copied(),
@@ -269,7 +269,7 @@ impl Store {
                     } else {
                         TombstoneReason::Deleted
                     };
-                    if remove(&mut tx, crm, *object, id, reason, None, *at, now).await? {
+                    if remove(&mut tx, org, *object, id, reason, None, *at, now).await? {
                         if *purge {
                             stats.purged += 1;
                         } else {
@@ -285,7 +285,7 @@ impl Store {
                 } => {
                     if remove(
                         &mut tx,
-                        crm,
+                        org,
                         *object,
                         loser,
                         TombstoneReason::Merged,
@@ -307,7 +307,7 @@ impl Store {
         accounts.sort_by(|a, b| a.id.cmp(&b.id));
         people.sort_by(|a, b| (a.object, &a.id).cmp(&(b.object, &b.id)));
         for chunk in owners.chunks(CHUNK) {
-            let live = drop_tombstoned(&mut tx, crm, ObjectKind::Owner, chunk, full, |o| {
+            let live = drop_tombstoned(&mut tx, org, ObjectKind::Owner, chunk, full, |o| {
                 (o.id.as_str(), o.updated_at)
             })
             .await?;
@@ -317,12 +317,12 @@ impl Store {
                 seen: seen(ObjectKind::Owner),
                 overwrite: full,
             };
-            let stored = upsert_owners(&mut tx, crm, &live, write).await?;
+            let stored = upsert_owners(&mut tx, org, &live, write).await?;
             stats.upserted += stored.len();
             stats.stale += live.len() - stored.len();
         }
         for chunk in accounts.chunks(CHUNK) {
-            let live = drop_tombstoned(&mut tx, crm, ObjectKind::Account, chunk, full, |a| {
+            let live = drop_tombstoned(&mut tx, org, ObjectKind::Account, chunk, full, |a| {
                 (a.id.as_str(), Some(a.updated_at))
             })
             .await?;
@@ -332,7 +332,7 @@ impl Store {
                 seen: seen(ObjectKind::Account),
                 overwrite: full,
             };
-            let stored = upsert_accounts(&mut tx, crm, &live, write).await?;
+            let stored = upsert_accounts(&mut tx, org, &live, write).await?;
             stats.upserted += stored.len();
             stats.stale += live.len() - stored.len();
         }
@@ -346,7 +346,7 @@ impl Store {
                 .collect();
             for chunk in of_kind.chunks(CHUNK) {
                 let repair = full && kind == object;
-                let live = drop_tombstoned(&mut tx, crm, kind, chunk, repair, |p| {
+                let live = drop_tombstoned(&mut tx, org, kind, chunk, repair, |p| {
                     (p.id.as_str(), Some(p.updated_at))
                 })
                 .await?;
@@ -356,7 +356,7 @@ impl Store {
                     seen: seen(kind),
                     overwrite: repair,
                 };
-                let stored = upsert_people(&mut tx, crm, kind, &live, write).await?;
+                let stored = upsert_people(&mut tx, org, kind, &live, write).await?;
                 stats.upserted += stored.len();
                 stats.stale += live.len() - stored.len();
                 let relink: Vec<&PersonRecord> = live
@@ -364,16 +364,16 @@ impl Store {
                     .copied()
                     .filter(|p| p.accounts.is_some() && stored.contains(p.id.as_str()))
                     .collect();
-                replace_links(&mut tx, crm, kind, &relink).await?;
+                replace_links(&mut tx, org, kind, &relink).await?;
             }
         }
 
         if let Some(cursor) = cursor {
             sqlx::query(
-                "INSERT INTO sync_cursors (crm, object, cursor, updated_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (crm, object) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+                "INSERT INTO sync_cursors (org, object, cursor, updated_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (org, object) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
             )
-            .bind(crm.as_str())
+            .bind(org.as_str())
             .bind(object.as_str())
             .bind(cursor.0.as_str())
             .bind(to_ms(now))
@@ -382,7 +382,7 @@ impl Store {
             .map_err(StoreError::query("storing a sync cursor"))?;
         }
         if let PageMode::Full { pass, last: true } = mode {
-            stats.pruned = sweep(&mut tx, crm, object, pass, now).await?;
+            stats.pruned = sweep(&mut tx, org, object, pass, now).await?;
         }
         tx.commit()
             .await
@@ -390,14 +390,14 @@ impl Store {
         Ok(stats)
     }
 
-    /// The stored cursor for `(crm, object)`, if a sync has stored one.
+    /// The stored cursor for `(org, object)`, if a sync has stored one.
     pub async fn cursor(
         &self,
-        crm: CrmKind,
+        org: &OrgId,
         object: ObjectKind,
     ) -> Result<Option<Cursor>, StoreError> {
-        let row = sqlx::query("SELECT cursor FROM sync_cursors WHERE crm = $1 AND object = $2")
-            .bind(crm.as_str())
+        let row = sqlx::query("SELECT cursor FROM sync_cursors WHERE org = $1 AND object = $2")
+            .bind(org.as_str())
             .bind(object.as_str())
             .fetch_optional(self.pool())
             .await
@@ -407,18 +407,18 @@ impl Store {
             .map_err(StoreError::query("reading a sync cursor"))
     }
 
-    /// Forgets the cursors of `crm` (all objects, or one), so the next sync is a full one.
+    /// Forgets the cursors of `org` (all objects, or one), so the next sync is a full one.
     /// Mirror rows stay: a full sync overwrites them in place.
     pub async fn reset_cursors(
         &self,
-        crm: CrmKind,
+        org: &OrgId,
         object: Option<ObjectKind>,
     ) -> Result<(), StoreError> {
         let query = match object {
-            Some(object) => sqlx::query("DELETE FROM sync_cursors WHERE crm = $1 AND object = $2")
-                .bind(crm.as_str())
+            Some(object) => sqlx::query("DELETE FROM sync_cursors WHERE org = $1 AND object = $2")
+                .bind(org.as_str())
                 .bind(object.as_str()),
-            None => sqlx::query("DELETE FROM sync_cursors WHERE crm = $1").bind(crm.as_str()),
+            None => sqlx::query("DELETE FROM sync_cursors WHERE org = $1").bind(org.as_str()),
         };
         query
             .execute(self.pool())
@@ -427,18 +427,18 @@ impl Store {
         Ok(())
     }
 
-    /// The full pass of `(crm, object)` in progress (started, not completed), if any: a
+    /// The full pass of `(org, object)` in progress (started, not completed), if any: a
     /// sync that finds one resumes it from the stored cursor.
     pub async fn full_pass(
         &self,
-        crm: CrmKind,
+        org: &OrgId,
         object: ObjectKind,
     ) -> Result<Option<FullPass>, StoreError> {
         let row = sqlx::query(
             "SELECT pass, started_at FROM full_passes
-             WHERE crm = $1 AND object = $2 AND completed_at IS NULL",
+             WHERE org = $1 AND object = $2 AND completed_at IS NULL",
         )
-        .bind(crm.as_str())
+        .bind(org.as_str())
         .bind(object.as_str())
         .fetch_optional(self.pool())
         .await
@@ -446,29 +446,29 @@ impl Store {
         row.map(|row| full_pass_from_row(&row)).transpose()
     }
 
-    /// Starts a new full pass of `(crm, object)`: forgets its cursor (the next page is
+    /// Starts a new full pass of `(org, object)`: forgets its cursor (the next page is
     /// the CRM's first) and numbers the pass one above the last, in one transaction. A
     /// pass in progress is abandoned; rows it saw count as unseen by the new one.
     pub async fn begin_full_pass(
         &self,
-        crm: CrmKind,
+        org: &OrgId,
         object: ObjectKind,
     ) -> Result<FullPass, StoreError> {
         let mut tx = self.begin_write().await?;
-        sqlx::query("DELETE FROM sync_cursors WHERE crm = $1 AND object = $2")
-            .bind(crm.as_str())
+        sqlx::query("DELETE FROM sync_cursors WHERE org = $1 AND object = $2")
+            .bind(org.as_str())
             .bind(object.as_str())
             .execute(&mut *tx)
             .await
             .map_err(StoreError::query("starting a full pass"))?;
         let row = sqlx::query(
-            "INSERT INTO full_passes (crm, object, pass, started_at, completed_at)
+            "INSERT INTO full_passes (org, object, pass, started_at, completed_at)
              VALUES ($1, $2, 1, $3, NULL)
-             ON CONFLICT (crm, object) DO UPDATE SET pass = full_passes.pass + 1,
+             ON CONFLICT (org, object) DO UPDATE SET pass = full_passes.pass + 1,
                  started_at = excluded.started_at, completed_at = NULL
              RETURNING pass, started_at",
         )
-        .bind(crm.as_str())
+        .bind(org.as_str())
         .bind(object.as_str())
         .bind(to_ms(Utc::now()))
         .fetch_one(&mut *tx)
@@ -486,14 +486,15 @@ impl Store {
     ///
     /// To keep a large org's snapshot small, `raw` is `Value::Null` on accounts and
     /// people here; [`Store::person`] returns the full record.
-    pub async fn snapshot(&self, crm: CrmKind) -> Result<Snapshot, StoreError> {
-        let owners = self.owners(crm).await?;
+    pub async fn snapshot(&self, org_ref: &OrgRef) -> Result<Snapshot, StoreError> {
+        let org = &org_ref.name;
+        let owners = self.owners(org).await?;
         let account_rows = sqlx::query(
             "SELECT id, name, domain, website, extra_domains, country, state, parent_id, owner_id,
                     employees, industry, created_at, updated_at, fields
-             FROM accounts WHERE crm = $1 ORDER BY id",
+             FROM accounts WHERE org = $1 ORDER BY id",
         )
-        .bind(crm.as_str())
+        .bind(org.as_str())
         .fetch_all(self.pool())
         .await
         .map_err(StoreError::query("loading accounts"))?;
@@ -503,13 +504,13 @@ impl Store {
         }
         drop(account_rows);
 
-        let mut links = load_links(self, crm, None).await?;
+        let mut links = load_links(self, org, None).await?;
         let person_rows = sqlx::query(
             "SELECT object, id, email, first_name, last_name, company, website, country, state,
                     owner_id, owner_assigned_at, converted, created_at, updated_at, fields
-             FROM people WHERE crm = $1 ORDER BY object, id",
+             FROM people WHERE org = $1 ORDER BY object, id",
         )
-        .bind(crm.as_str())
+        .bind(org.as_str())
         .fetch_all(self.pool())
         .await
         .map_err(StoreError::query("loading people"))?;
@@ -524,20 +525,20 @@ impl Store {
             people.push(person);
         }
         Ok(Snapshot {
-            crm: Some(crm),
+            crm: Some(org_ref.kind),
             owners,
             accounts,
             people,
         })
     }
 
-    /// Every owner of `crm`, active and inactive.
-    pub async fn owners(&self, crm: CrmKind) -> Result<Vec<OwnerRecord>, StoreError> {
+    /// Every owner of `org`, active and inactive.
+    pub async fn owners(&self, org: &OrgId) -> Result<Vec<OwnerRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, kind, email, name, active, teams, time_zone, manager_id, user_id, updated_at
-             FROM owners WHERE crm = $1 ORDER BY id",
+             FROM owners WHERE org = $1 ORDER BY id",
         )
-        .bind(crm.as_str())
+        .bind(org.as_str())
         .fetch_all(self.pool())
         .await
         .map_err(StoreError::query("loading owners"))?;
@@ -547,16 +548,16 @@ impl Store {
     /// One live person, with its raw payload and account links.
     pub async fn person(
         &self,
-        crm: CrmKind,
+        org: &OrgId,
         object: ObjectKind,
         id: &RecordId,
     ) -> Result<Option<PersonRecord>, StoreError> {
         let row = sqlx::query(
             "SELECT object, id, email, first_name, last_name, company, website, country, state,
                     owner_id, owner_assigned_at, converted, created_at, updated_at, fields, raw
-             FROM people WHERE crm = $1 AND object = $2 AND id = $3",
+             FROM people WHERE org = $1 AND object = $2 AND id = $3",
         )
-        .bind(crm.as_str())
+        .bind(org.as_str())
         .bind(object.as_str())
         .bind(id.as_str())
         .fetch_optional(self.pool())
@@ -567,7 +568,7 @@ impl Store {
             .try_get("raw")
             .map_err(StoreError::query("loading a person"))?;
         let mut person = person_from_row(&row, from_json("raw payload", &raw)?)?;
-        let mut links = load_links(self, crm, Some((object, id))).await?;
+        let mut links = load_links(self, org, Some((object, id))).await?;
         person.accounts = Some(links.remove(&(object, id.0.clone())).unwrap_or_default());
         Ok(Some(person))
     }
@@ -575,15 +576,15 @@ impl Store {
     /// One live account, with its raw payload.
     pub async fn account(
         &self,
-        crm: CrmKind,
+        org: &OrgId,
         id: &RecordId,
     ) -> Result<Option<AccountRecord>, StoreError> {
         let row = sqlx::query(
             "SELECT id, name, domain, website, extra_domains, country, state, parent_id, owner_id,
                     employees, industry, created_at, updated_at, fields, raw
-             FROM accounts WHERE crm = $1 AND object = 'account' AND id = $2",
+             FROM accounts WHERE org = $1 AND object = 'account' AND id = $2",
         )
-        .bind(crm.as_str())
+        .bind(org.as_str())
         .bind(id.as_str())
         .fetch_optional(self.pool())
         .await
@@ -598,15 +599,15 @@ impl Store {
     /// Why a record left the mirror, if it did.
     pub async fn tombstone(
         &self,
-        crm: CrmKind,
+        org: &OrgId,
         object: ObjectKind,
         id: &RecordId,
     ) -> Result<Option<Tombstone>, StoreError> {
         let row = sqlx::query(
             "SELECT object, id, reason, merged_into, deleted_at FROM tombstones
-             WHERE crm = $1 AND object = $2 AND id = $3",
+             WHERE org = $1 AND object = $2 AND id = $3",
         )
-        .bind(crm.as_str())
+        .bind(org.as_str())
         .bind(object.as_str())
         .bind(id.as_str())
         .fetch_optional(self.pool())
@@ -627,18 +628,18 @@ impl Store {
         }))
     }
 
-    /// Live row counts for `crm`.
-    pub async fn counts(&self, crm: CrmKind) -> Result<MirrorCounts, StoreError> {
+    /// Live row counts for `org`.
+    pub async fn counts(&self, org: &OrgId) -> Result<MirrorCounts, StoreError> {
         let row = sqlx::query(
             "SELECT
-                (SELECT COUNT(*) FROM owners WHERE crm = $1) AS owners,
-                (SELECT COUNT(*) FROM accounts WHERE crm = $1) AS accounts,
-                (SELECT COUNT(*) FROM people WHERE crm = $1 AND object = 'contact') AS contacts,
-                (SELECT COUNT(*) FROM people WHERE crm = $1 AND object = 'lead') AS leads,
-                (SELECT COUNT(*) FROM person_accounts WHERE crm = $1) AS links,
-                (SELECT COUNT(*) FROM tombstones WHERE crm = $1) AS tombstones",
+                (SELECT COUNT(*) FROM owners WHERE org = $1) AS owners,
+                (SELECT COUNT(*) FROM accounts WHERE org = $1) AS accounts,
+                (SELECT COUNT(*) FROM people WHERE org = $1 AND object = 'contact') AS contacts,
+                (SELECT COUNT(*) FROM people WHERE org = $1 AND object = 'lead') AS leads,
+                (SELECT COUNT(*) FROM person_accounts WHERE org = $1) AS links,
+                (SELECT COUNT(*) FROM tombstones WHERE org = $1) AS tombstones",
         )
-        .bind(crm.as_str())
+        .bind(org.as_str())
         .fetch_one(self.pool())
         .await
         .map_err(StoreError::query("counting mirror rows"))?;
@@ -668,14 +669,14 @@ fn full_pass_from_row(row: &AnyRow) -> Result<FullPass, StoreError> {
     })
 }
 
-/// The pass number of each object of `crm` with a full pass in progress.
+/// The pass number of each object of `org` with a full pass in progress.
 async fn passes_in_progress(
     tx: &mut Transaction<'static, Any>,
-    crm: CrmKind,
+    org: &OrgId,
 ) -> Result<HashMap<ObjectKind, i64>, StoreError> {
     let rows =
-        sqlx::query("SELECT object, pass FROM full_passes WHERE crm = $1 AND completed_at IS NULL")
-            .bind(crm.as_str())
+        sqlx::query("SELECT object, pass FROM full_passes WHERE org = $1 AND completed_at IS NULL")
+            .bind(org.as_str())
             .fetch_all(&mut **tx)
             .await
             .map_err(StoreError::query("reading full passes in progress"))?;
@@ -694,24 +695,24 @@ async fn passes_in_progress(
 /// Set-based statements over the object's rows: no id lists, whatever the size.
 async fn sweep(
     tx: &mut Transaction<'static, Any>,
-    crm: CrmKind,
+    org: &OrgId,
     object: ObjectKind,
     pass: FullPass,
     now: DateTime<Utc>,
 ) -> Result<usize, StoreError> {
     let table = table(object);
-    let unseen = "crm = $1 AND object = $2 AND (seen_pass IS NULL OR seen_pass <> $3)";
+    let unseen = "org = $1 AND object = $2 AND (seen_pass IS NULL OR seen_pass <> $3)";
     // Each statement binds exactly the parameters it uses (PostgreSQL refuses extras).
     let bind = |sql: String| {
         sqlx::query(AssertSqlSafe(sql))
-            .bind(crm.as_str())
+            .bind(org.as_str())
             .bind(object.as_str())
             .bind(pass.pass)
     };
     bind(format!(
-        "INSERT INTO tombstones (crm, object, id, reason, merged_into, deleted_at, recorded_at)
-         SELECT crm, object, id, 'deleted', NULL, $4, $5 FROM {table} WHERE {unseen}
-         ON CONFLICT (crm, object, id) DO NOTHING"
+        "INSERT INTO tombstones (org, object, id, reason, merged_into, deleted_at, recorded_at)
+         SELECT org, object, id, 'deleted', NULL, $4, $5 FROM {table} WHERE {unseen}
+         ON CONFLICT (org, object, id) DO NOTHING"
     ))
     .bind(to_ms(pass.started_at))
     .bind(to_ms(now))
@@ -722,12 +723,12 @@ async fn sweep(
     ))?;
     let links = if object.is_person() {
         Some(format!(
-            "DELETE FROM person_accounts WHERE crm = $1 AND object = $2 AND person_id IN
+            "DELETE FROM person_accounts WHERE org = $1 AND object = $2 AND person_id IN
                  (SELECT id FROM {table} WHERE {unseen})"
         ))
     } else if object == ObjectKind::Account {
         Some(format!(
-            "DELETE FROM person_accounts WHERE crm = $1 AND account_id IN
+            "DELETE FROM person_accounts WHERE org = $1 AND account_id IN
                  (SELECT id FROM {table} WHERE {unseen})"
         ))
     } else {
@@ -749,7 +750,7 @@ async fn sweep(
         ))?
         .rows_affected();
     bind(
-        "UPDATE full_passes SET completed_at = $4 WHERE crm = $1 AND object = $2 AND pass = $3"
+        "UPDATE full_passes SET completed_at = $4 WHERE org = $1 AND object = $2 AND pass = $3"
             .to_owned(),
     )
     .bind(to_ms(now))
@@ -781,7 +782,7 @@ impl Write {
 #[allow(clippy::too_many_arguments)]
 async fn remove(
     tx: &mut Transaction<'static, Any>,
-    crm: CrmKind,
+    org: &OrgId,
     object: ObjectKind,
     id: &RecordId,
     reason: TombstoneReason,
@@ -795,9 +796,9 @@ async fn remove(
         && let Some(at_ms) = at_ms
     {
         let newer = sqlx::query(AssertSqlSafe(format!(
-            "SELECT 1 AS newer FROM {table} WHERE crm = $1 AND object = $2 AND id = $3 AND updated_at > $4"
+            "SELECT 1 AS newer FROM {table} WHERE org = $1 AND object = $2 AND id = $3 AND updated_at > $4"
         )))
-        .bind(crm.as_str())
+        .bind(org.as_str())
         .bind(object.as_str())
         .bind(id.as_str())
         .bind(at_ms)
@@ -809,9 +810,9 @@ async fn remove(
         }
     }
     sqlx::query(AssertSqlSafe(format!(
-        "DELETE FROM {table} WHERE crm = $1 AND object = $2 AND id = $3"
+        "DELETE FROM {table} WHERE org = $1 AND object = $2 AND id = $3"
     )))
-    .bind(crm.as_str())
+    .bind(org.as_str())
     .bind(object.as_str())
     .bind(id.as_str())
     .execute(&mut **tx)
@@ -819,17 +820,17 @@ async fn remove(
     .map_err(StoreError::query("deleting a mirror row"))?;
     if object.is_person() {
         sqlx::query(
-            "DELETE FROM person_accounts WHERE crm = $1 AND object = $2 AND person_id = $3",
+            "DELETE FROM person_accounts WHERE org = $1 AND object = $2 AND person_id = $3",
         )
-        .bind(crm.as_str())
+        .bind(org.as_str())
         .bind(object.as_str())
         .bind(id.as_str())
         .execute(&mut **tx)
         .await
         .map_err(StoreError::query("deleting a person's account links"))?;
     } else if object == ObjectKind::Account {
-        sqlx::query("DELETE FROM person_accounts WHERE crm = $1 AND account_id = $2")
-            .bind(crm.as_str())
+        sqlx::query("DELETE FROM person_accounts WHERE org = $1 AND account_id = $2")
+            .bind(org.as_str())
             .bind(id.as_str())
             .execute(&mut **tx)
             .await
@@ -838,14 +839,14 @@ async fn remove(
     // A merge or purge outranks a plain deletion of the same id whatever the times;
     // otherwise the later deletion is kept.
     sqlx::query(
-        "INSERT INTO tombstones (crm, object, id, reason, merged_into, deleted_at, recorded_at)
+        "INSERT INTO tombstones (org, object, id, reason, merged_into, deleted_at, recorded_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7)
-         ON CONFLICT (crm, object, id) DO UPDATE SET
+         ON CONFLICT (org, object, id) DO UPDATE SET
              reason = excluded.reason, merged_into = excluded.merged_into,
              deleted_at = excluded.deleted_at, recorded_at = excluded.recorded_at
          WHERE excluded.reason <> 'deleted' OR tombstones.reason = 'deleted'",
     )
-    .bind(crm.as_str())
+    .bind(org.as_str())
     .bind(object.as_str())
     .bind(id.as_str())
     .bind(reason.as_str())
@@ -863,7 +864,7 @@ async fn remove(
 /// its current state: every listed record is live and its tombstone is cleared.
 async fn drop_tombstoned<'a, T>(
     tx: &mut Transaction<'static, Any>,
-    crm: CrmKind,
+    org: &OrgId,
     object: ObjectKind,
     chunk: &[&'a T],
     full: bool,
@@ -873,11 +874,11 @@ async fn drop_tombstoned<'a, T>(
         return Ok(Vec::new());
     }
     let sql = format!(
-        "SELECT id, reason, deleted_at FROM tombstones WHERE crm = $1 AND object = $2 AND id IN ({})",
+        "SELECT id, reason, deleted_at FROM tombstones WHERE org = $1 AND object = $2 AND id IN ({})",
         in_list(chunk.len(), 3)
     );
     let mut query = sqlx::query(AssertSqlSafe(sql))
-        .bind(crm.as_str())
+        .bind(org.as_str())
         .bind(object.as_str());
     for record in chunk {
         query = query.bind(key(record).0.to_owned());
@@ -909,9 +910,9 @@ async fn drop_tombstoned<'a, T>(
                         && updated_at.is_none_or(|updated| to_ms(updated) > *deleted_at);
                 if restored {
                     sqlx::query(
-                        "DELETE FROM tombstones WHERE crm = $1 AND object = $2 AND id = $3",
+                        "DELETE FROM tombstones WHERE org = $1 AND object = $2 AND id = $3",
                     )
-                    .bind(crm.as_str())
+                    .bind(org.as_str())
                     .bind(object.as_str())
                     .bind(id)
                     .execute(&mut **tx)
@@ -943,7 +944,7 @@ async fn run_returning_ids(
 
 async fn upsert_owners(
     tx: &mut Transaction<'static, Any>,
-    crm: CrmKind,
+    org: &OrgId,
     owners: &[&OwnerRecord],
     write: Write,
 ) -> Result<HashSet<String>, StoreError> {
@@ -951,10 +952,10 @@ async fn upsert_owners(
         return Ok(HashSet::new());
     }
     let sql = format!(
-        "INSERT INTO owners (crm, object, id, kind, email, name, active, teams, time_zone,
+        "INSERT INTO owners (org, object, id, kind, email, name, active, teams, time_zone,
                              manager_id, user_id, updated_at, raw, synced_at, seen_pass)
          VALUES {}
-         ON CONFLICT (crm, object, id) DO UPDATE SET
+         ON CONFLICT (org, object, id) DO UPDATE SET
              kind = excluded.kind, email = excluded.email, name = excluded.name,
              active = excluded.active, teams = excluded.teams, time_zone = excluded.time_zone,
              manager_id = excluded.manager_id, user_id = excluded.user_id,
@@ -971,7 +972,7 @@ async fn upsert_owners(
     let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(owners.len() == CHUNK);
     for owner in owners {
         query = query
-            .bind(crm.as_str())
+            .bind(org.as_str())
             .bind(ObjectKind::Owner.as_str())
             .bind(owner.id.as_str().to_owned())
             .bind(match owner.kind {
@@ -995,7 +996,7 @@ async fn upsert_owners(
 
 async fn upsert_accounts(
     tx: &mut Transaction<'static, Any>,
-    crm: CrmKind,
+    org: &OrgId,
     accounts: &[&AccountRecord],
     write: Write,
 ) -> Result<HashSet<String>, StoreError> {
@@ -1003,11 +1004,11 @@ async fn upsert_accounts(
         return Ok(HashSet::new());
     }
     let sql = format!(
-        "INSERT INTO accounts (crm, object, id, name, domain, website, extra_domains, country,
+        "INSERT INTO accounts (org, object, id, name, domain, website, extra_domains, country,
                                state, parent_id, owner_id, employees, industry, created_at,
                                updated_at, fields, raw, synced_at, seen_pass)
          VALUES {}
-         ON CONFLICT (crm, object, id) DO UPDATE SET
+         ON CONFLICT (org, object, id) DO UPDATE SET
              name = excluded.name, domain = excluded.domain, website = excluded.website,
              extra_domains = excluded.extra_domains, country = excluded.country,
              state = excluded.state, parent_id = excluded.parent_id,
@@ -1024,7 +1025,7 @@ async fn upsert_accounts(
     let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(accounts.len() == CHUNK);
     for account in accounts {
         query = query
-            .bind(crm.as_str())
+            .bind(org.as_str())
             .bind(ObjectKind::Account.as_str())
             .bind(account.id.as_str().to_owned())
             .bind(account.name.clone())
@@ -1058,7 +1059,7 @@ async fn upsert_accounts(
 /// leaves it unknown (`NULL`): the mirror did not see when that owner was set.
 async fn upsert_people(
     tx: &mut Transaction<'static, Any>,
-    crm: CrmKind,
+    org: &OrgId,
     object: ObjectKind,
     people: &[&PersonRecord],
     write: Write,
@@ -1067,11 +1068,11 @@ async fn upsert_people(
         return Ok(HashSet::new());
     }
     let sql = format!(
-        "INSERT INTO people (crm, object, id, email, first_name, last_name, company, website,
+        "INSERT INTO people (org, object, id, email, first_name, last_name, company, website,
                              country, state, owner_id, owner_assigned_at, converted, created_at,
                              updated_at, fields, raw, synced_at, first_seen_at, seen_pass)
          VALUES {}
-         ON CONFLICT (crm, object, id) DO UPDATE SET
+         ON CONFLICT (org, object, id) DO UPDATE SET
              email = excluded.email, first_name = excluded.first_name,
              last_name = excluded.last_name, company = excluded.company,
              website = excluded.website, country = excluded.country, state = excluded.state,
@@ -1094,7 +1095,7 @@ async fn upsert_people(
     let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(people.len() == CHUNK);
     for person in people {
         query = query
-            .bind(crm.as_str())
+            .bind(org.as_str())
             .bind(object.as_str())
             .bind(person.id.as_str().to_owned())
             .bind(person.email.clone())
@@ -1121,7 +1122,7 @@ async fn upsert_people(
 /// Replaces the account links of people whose record says what they are.
 async fn replace_links(
     tx: &mut Transaction<'static, Any>,
-    crm: CrmKind,
+    org: &OrgId,
     object: ObjectKind,
     people: &[&PersonRecord],
 ) -> Result<(), StoreError> {
@@ -1129,11 +1130,11 @@ async fn replace_links(
         return Ok(());
     }
     let sql = format!(
-        "DELETE FROM person_accounts WHERE crm = $1 AND object = $2 AND person_id IN ({})",
+        "DELETE FROM person_accounts WHERE org = $1 AND object = $2 AND person_id IN ({})",
         in_list(people.len(), 3)
     );
     let mut query = sqlx::query(AssertSqlSafe(sql))
-        .bind(crm.as_str())
+        .bind(org.as_str())
         .bind(object.as_str());
     for person in people {
         query = query.bind(person.id.as_str().to_owned());
@@ -1156,13 +1157,13 @@ async fn replace_links(
     let links: Vec<_> = links.into_iter().collect();
     for chunk in links.chunks(CHUNK) {
         let sql = format!(
-            "INSERT INTO person_accounts (crm, object, person_id, account_id, is_primary) VALUES {}",
+            "INSERT INTO person_accounts (org, object, person_id, account_id, is_primary) VALUES {}",
             placeholders(chunk.len(), 5, 1)
         );
         let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(chunk.len() == CHUNK);
         for ((person_id, account_id), primary) in chunk {
             query = query
-                .bind(crm.as_str())
+                .bind(org.as_str())
                 .bind(object.as_str())
                 .bind((*person_id).to_owned())
                 .bind((*account_id).to_owned())
@@ -1178,19 +1179,19 @@ async fn replace_links(
 
 type LinkMap = HashMap<(ObjectKind, String), Vec<AccountLink>>;
 
-/// Account links of all people of `crm` (or one person), grouped by person.
+/// Account links of all people of `org` (or one person), grouped by person.
 async fn load_links(
     store: &Store,
-    crm: CrmKind,
+    org: &OrgId,
     one: Option<(ObjectKind, &RecordId)>,
 ) -> Result<LinkMap, StoreError> {
     let rows = match one {
         Some((object, id)) => {
             sqlx::query(
                 "SELECT object, person_id, account_id, is_primary FROM person_accounts
-             WHERE crm = $1 AND object = $2 AND person_id = $3 ORDER BY account_id",
+             WHERE org = $1 AND object = $2 AND person_id = $3 ORDER BY account_id",
             )
-            .bind(crm.as_str())
+            .bind(org.as_str())
             .bind(object.as_str())
             .bind(id.as_str())
             .fetch_all(store.pool())
@@ -1199,9 +1200,9 @@ async fn load_links(
         None => {
             sqlx::query(
                 "SELECT object, person_id, account_id, is_primary FROM person_accounts
-             WHERE crm = $1 ORDER BY object, person_id, account_id",
+             WHERE org = $1 ORDER BY object, person_id, account_id",
             )
-            .bind(crm.as_str())
+            .bind(org.as_str())
             .fetch_all(store.pool())
             .await
         }
@@ -1372,17 +1373,17 @@ pub(super) async fn mirror_owners_written(
     let sql = format!(
         "UPDATE people SET
              owner_id = (SELECT j.after_owner FROM writer_journal j
-                         WHERE j.run_id = $1 AND j.crm = people.crm
+                         WHERE j.run_id = $1 AND j.org = people.org
                            AND j.object = people.object AND j.record_id = people.id
                            AND j.outcome IS NULL AND j.seq IN ({list})
                          ORDER BY j.seq DESC LIMIT 1),
              owner_assigned_at = $2,
              updated_at = updated_at + 1
-         WHERE (crm, object, id) IN (SELECT crm, object, record_id FROM writer_journal
+         WHERE (org, object, id) IN (SELECT org, object, record_id FROM writer_journal
                                      WHERE run_id = $1 AND outcome IS NULL
                                        AND seq IN ({list}))
            AND EXISTS (SELECT 1 FROM writer_journal j
-                       WHERE j.run_id = $1 AND j.crm = people.crm
+                       WHERE j.run_id = $1 AND j.org = people.org
                          AND j.object = people.object AND j.record_id = people.id
                          AND j.outcome IS NULL AND j.seq IN ({list})
                          AND (j.before_owner = people.owner_id
@@ -1470,14 +1471,14 @@ mod tests {
     async fn an_owner_change_is_stamped_when_the_crm_gives_no_assigned_time_on_every_backend() {
         for ts in crate::store::test_stores::all().await {
             let (store, label) = (&ts.store, ts.label());
-            let crm = CrmKind::Salesforce;
+            let org = &OrgId::default_for(leadroute_crm::CrmKind::Salesforce);
             let id = &RecordId::new("L1");
             let step = |change: Change| async move {
                 store
-                    .apply_changes(crm, ObjectKind::Lead, &[change], None)
+                    .apply_changes(org, ObjectKind::Lead, &[change], None)
                     .await
                     .unwrap();
-                let person = store.person(crm, ObjectKind::Lead, id).await.unwrap();
+                let person = store.person(org, ObjectKind::Lead, id).await.unwrap();
                 person
                     .unwrap()
                     .owner_assigned_at

@@ -319,6 +319,27 @@ impl Store {
     /// `postgres://…`. SQLite files get WAL journaling and a 30 s busy timeout so a
     /// second process (a `sync` beside a `plan`) waits instead of failing.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
+        Store::open_migrated(url, u32::MAX).await
+    }
+
+    /// Opens the store at `url` with the migrations up to `version` only: the schema an
+    /// older release left, for tests that move such a store forward.
+    #[doc(hidden)]
+    pub async fn open_up_to(url: &str, version: u32) -> Result<Store, StoreError> {
+        Store::open_migrated(url, version).await
+    }
+
+    /// Runs one SQL script as it stands (tests writing rows the way an older release did).
+    #[doc(hidden)]
+    pub async fn execute_script(&self, sql: &'static str) -> Result<(), StoreError> {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::query("running a script"))?;
+        Ok(())
+    }
+
+    async fn open_migrated(url: &str, up_to: u32) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let location: Location = url.parse()?;
         let (backend, connect_url, options) = match &location {
@@ -383,7 +404,7 @@ impl Store {
                 .map_err(connect_error)?;
         }
         let store = Store { pool, backend };
-        migrate::run(&store).await?;
+        migrate::run(&store, up_to).await?;
         Ok(store)
     }
 

@@ -1,15 +1,17 @@
 //! Which CRM org the store mirrors: the HubSpot portal id or Salesforce org id recorded
-//! at the first sync, per CRM kind. The mirror refuses to sync another org into it
+//! at the first sync, per configured org. The mirror refuses to sync another org into it
 //! (`mirror::MirrorError::OtherOrg`); other commands may read it with
 //! [`Store::org_identity`].
 
 use chrono::{DateTime, Utc};
-use leadroute_crm::{CrmKind, OrgIdentity};
+use leadroute_crm::OrgIdentity;
+
+use crate::domain::OrgId;
 use sqlx::Row;
 
 use super::{Store, StoreError, from_ms, to_ms};
 
-/// The org recorded for one CRM kind.
+/// The CRM org recorded for one configured org.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordedOrg {
     pub id: String,
@@ -17,10 +19,10 @@ pub struct RecordedOrg {
 }
 
 impl Store {
-    /// The org this store mirrors for `crm`, if a sync has recorded one.
-    pub async fn org_identity(&self, crm: CrmKind) -> Result<Option<RecordedOrg>, StoreError> {
-        let row = sqlx::query("SELECT org_id, recorded_at FROM org_identity WHERE crm = $1")
-            .bind(crm.as_str())
+    /// The CRM org this store mirrors as `org`, if a sync has recorded one.
+    pub async fn org_identity(&self, org: &OrgId) -> Result<Option<RecordedOrg>, StoreError> {
+        let row = sqlx::query("SELECT org_id, recorded_at FROM org_identity WHERE org = $1")
+            .bind(org.as_str())
             .fetch_optional(self.pool())
             .await
             .map_err(StoreError::query("reading the recorded CRM org"))?;
@@ -37,43 +39,43 @@ impl Store {
         }))
     }
 
-    /// Records `org` for `crm` unless one is recorded already, and returns the one the
+    /// Records `identity` for `org` unless one is recorded already, and returns the one the
     /// store holds afterwards (two first syncs racing agree on the first to commit).
     pub async fn record_org_identity(
         &self,
-        crm: CrmKind,
-        org: &OrgIdentity,
+        org: &OrgId,
+        identity: &OrgIdentity,
     ) -> Result<RecordedOrg, StoreError> {
         sqlx::query(
-            "INSERT INTO org_identity (crm, org_id, name, recorded_at) VALUES ($1, $2, NULL, $3)
-             ON CONFLICT (crm) DO NOTHING",
+            "INSERT INTO org_identity (org, org_id, name, recorded_at) VALUES ($1, $2, NULL, $3)
+             ON CONFLICT (org) DO NOTHING",
         )
-        .bind(crm.as_str())
-        .bind(org.id.as_str())
+        .bind(org.as_str())
+        .bind(identity.id.as_str())
         .bind(to_ms(Utc::now()))
         .execute(self.pool())
         .await
         .map_err(StoreError::query("recording the CRM org"))?;
-        self.org_identity(crm).await?.ok_or(StoreError::Corrupt {
+        self.org_identity(org).await?.ok_or(StoreError::Corrupt {
             what: "CRM org",
             detail: "recorded but not readable back".to_owned(),
         })
     }
 
-    /// Replaces the recorded org of `crm` (`sync --full --adopt-org`: this store now
-    /// follows `org`; the full sync that follows replaces the mirror's rows).
+    /// Replaces the recorded CRM org of `org` (`sync --full --adopt-org`: this store now
+    /// follows `identity`; the full sync that follows replaces the mirror's rows).
     pub async fn adopt_org_identity(
         &self,
-        crm: CrmKind,
-        org: &OrgIdentity,
+        org: &OrgId,
+        identity: &OrgIdentity,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO org_identity (crm, org_id, name, recorded_at) VALUES ($1, $2, NULL, $3)
-             ON CONFLICT (crm) DO UPDATE SET org_id = excluded.org_id,
+            "INSERT INTO org_identity (org, org_id, name, recorded_at) VALUES ($1, $2, NULL, $3)
+             ON CONFLICT (org) DO UPDATE SET org_id = excluded.org_id,
                  recorded_at = excluded.recorded_at",
         )
-        .bind(crm.as_str())
-        .bind(org.id.as_str())
+        .bind(org.as_str())
+        .bind(identity.id.as_str())
         .bind(to_ms(Utc::now()))
         .execute(self.pool())
         .await

@@ -1,5 +1,6 @@
 //! HTTP surface (axum): the webhook intake routes `POST /webhooks/hubspot` and
-//! `POST /webhooks/salesforce`, plus `GET /healthz`; `ops.rs` adds the sidecar's
+//! `POST /webhooks/salesforce` (the single-org form; `POST /webhooks/{org}` with
+//! several orgs, see `ops::orgs_router`), plus `GET /healthz`; `ops.rs` adds the sidecar's
 //! `GET /readyz` and `GET /metrics` on the same listener.
 //!
 //! A webhook is verified by the connector (`Crm::intake`), its hints go into the store's
@@ -26,12 +27,15 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use crate::domain::OrgId;
 use crate::store::Store;
 
 /// What the webhook handler needs.
 pub struct WebState<C: Crm> {
     pub crm: Arc<C>,
     pub store: Store,
+    /// The org whose inbox the hints go into.
+    pub org: OrgId,
     /// The public base URL the CRM calls (`https://leadroute.example.com`), without a
     /// trailing slash. HubSpot signs the URL it called, which a proxy may have
     /// rewritten, so it comes from config; without one, the `Host` header is used.
@@ -45,6 +49,7 @@ impl<C: Crm> Clone for WebState<C> {
         WebState {
             crm: Arc::clone(&self.crm),
             store: self.store.clone(),
+            org: self.org.clone(),
             public_url: self.public_url.clone(),
             hints: Arc::clone(&self.hints),
         }
@@ -56,6 +61,8 @@ pub fn router<C: Crm>(state: WebState<C>) -> Router {
     Router::new()
         .route("/webhooks/hubspot", post(webhook::<C>))
         .route("/webhooks/salesforce", post(webhook::<C>))
+        // The org's own name (`[crm] name`, or `run --org NAME`); another name is a 404.
+        .route("/webhooks/{org}", post(webhook::<C>))
         .route("/healthz", get(|| async { "ok\n" }))
         .with_state(state)
 }
@@ -176,12 +183,10 @@ pub(crate) async fn handle_webhook<C: Crm>(
     headers: HeaderMap,
     body: Bytes,
 ) -> (Response, WebhookResult) {
-    let path_crm = if uri.path().ends_with("/hubspot") {
-        CrmKind::Hubspot
-    } else {
-        CrmKind::Salesforce
-    };
-    if path_crm != state.crm.kind() {
+    // `/webhooks/{org}`, or the single-org form's `/webhooks/{crm kind}`.
+    let segment = uri.path().rsplit('/').next().unwrap_or_default();
+    let path_crm = state.crm.kind();
+    if segment != state.org.as_str() && segment != path_crm.as_str() {
         return (
             plain(StatusCode::NOT_FOUND, "not found\n"),
             WebhookResult::WrongCrm,
@@ -228,7 +233,7 @@ pub(crate) async fn handle_webhook<C: Crm>(
     };
     let result = match state
         .store
-        .enqueue_hints(path_crm, &intake.hints, request.received_at)
+        .enqueue_hints(&state.org, &intake.hints, request.received_at)
         .await
     {
         Ok(fresh) => {

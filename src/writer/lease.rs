@@ -391,7 +391,7 @@ mod tests {
         let store = Store::open("sqlite::memory:").await.unwrap();
         let run = crate::store::NewRun {
             run_id: "r1",
-            crm: crate::domain::CrmKind::Hubspot,
+            org: crate::domain::OrgId::default_for(crate::domain::CrmKind::Hubspot),
             kind: "apply",
             parent_run: None,
             policy_version: "v",

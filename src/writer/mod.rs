@@ -46,6 +46,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::domain::OrgId;
 use crate::reconcile::Plan;
 use crate::store::{
     BatchIntent, JournalEntry, JournalError, JournalOutcome, JournalStep, NewException, NewRun,
@@ -164,7 +165,7 @@ impl Default for WriterSettings {
 pub enum WriterError {
     #[error("the journal could not be written; nothing further was sent to the CRM")]
     Journal(#[from] JournalError),
-    #[error("run {run} belongs to {journaled}, but this writer talks to {current}")]
+    #[error("run {run} belongs to org {journaled}, but this writer writes for org {current}")]
     WrongCrm {
         run: String,
         journaled: String,
@@ -255,6 +256,9 @@ struct Tally {
 pub struct Writer<C: Crm> {
     crm: Arc<C>,
     store: Store,
+    /// The org whose runs and journal rows this writer keeps (default: named after the
+    /// CRM kind).
+    org: OrgId,
     settings: WriterSettings,
     breaker: CircuitBreaker,
     cancel: CancellationToken,
@@ -280,6 +284,7 @@ impl<C: Crm> Writer<C> {
     pub fn new(crm: Arc<C>, store: Store, settings: WriterSettings) -> Self {
         let breaker = CircuitBreaker::new(settings.breaker_threshold, settings.breaker_cooldown);
         Writer {
+            org: OrgId::default_for(crm.kind()),
             crm,
             store,
             settings,
@@ -288,6 +293,17 @@ impl<C: Crm> Writer<C> {
             lease_lost: Arc::new(AtomicBool::new(false)),
             fence: None,
         }
+    }
+
+    /// Keeps runs and journal rows under `org`.
+    pub fn with_org(mut self, org: OrgId) -> Self {
+        self.org = org;
+        self
+    }
+
+    /// The org this writer writes for.
+    pub fn org(&self) -> &OrgId {
+        &self.org
     }
 
     /// Writes only while `fence` is current (see [`Fence`]).
@@ -398,7 +414,7 @@ impl<C: Crm> Writer<C> {
         if self.store.journal_run(spec.id.as_str()).await?.is_none() {
             let run = NewRun {
                 run_id: spec.id.as_str(),
-                crm: plan.crm,
+                org: self.org.clone(),
                 kind: &spec.kind,
                 parent_run: spec.parent.as_deref(),
                 policy_version: &plan.policy_version,
@@ -434,11 +450,11 @@ impl<C: Crm> Writer<C> {
             .journal_run(run.as_str())
             .await?
             .ok_or_else(|| WriterError::UnknownRun(run.0.clone()))?;
-        if row.crm != self.crm.kind() {
+        if row.org != self.org {
             return Err(WriterError::WrongCrm {
                 run: run.0.clone(),
-                journaled: row.crm.to_string(),
-                current: self.crm.kind().to_string(),
+                journaled: row.org.to_string(),
+                current: self.org.to_string(),
             });
         }
         if self.lease_lost.load(Ordering::SeqCst) {
@@ -1268,7 +1284,7 @@ impl<C: Crm> Session<'_, C> {
                     },
                     Recovery::Operator | Recovery::Pause => {
                         exceptions.push(NewException {
-                            crm: writer.crm.kind(),
+                            org: writer.org.clone(),
                             object,
                             id: item.id.clone(),
                             kind: crate::store::journal_reject_kind(kind).to_owned(),

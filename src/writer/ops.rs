@@ -106,7 +106,9 @@ pub enum OpsError {
     ExceptionClosed { id: i64, status: String },
     #[error("exception {0} has no desired owner to retry; resolve it with --owner")]
     NothingToRetry(i64),
-    #[error("exception {id} belongs to {crm}, but this leadroute talks to {current}")]
+    #[error(
+        "exception {id} belongs to org {crm}, but this command is scoped to org {current}; pass --org {crm}"
+    )]
     OtherCrm {
         id: i64,
         crm: String,
@@ -154,11 +156,11 @@ impl<C: Crm> Writer<C> {
         let Some(row) = self.store.journal_run(run).await? else {
             return Err(OpsError::UnknownRun(run.to_owned()));
         };
-        if row.crm != self.crm.kind() {
+        if row.org != self.org {
             return Err(OpsError::Writer(WriterError::WrongCrm {
                 run: run.to_owned(),
-                journaled: row.crm.to_string(),
-                current: self.crm.kind().to_string(),
+                journaled: row.org.to_string(),
+                current: self.org.to_string(),
             }));
         }
         if row.kind == "rollback" {
@@ -210,7 +212,7 @@ impl<C: Crm> Writer<C> {
         let row = self.rollback_check(run).await?;
         let active: HashMap<OwnerId, bool> = self
             .store
-            .owners(row.crm)
+            .owners(&row.org)
             .await
             .map_err(OpsError::Store)?
             .into_iter()
@@ -242,7 +244,7 @@ impl<C: Crm> Writer<C> {
                     why: format!("its owner before the run, {before}, is inactive now"),
                 });
                 inactive.push(NewException {
-                    crm: row.crm,
+                    org: self.org.clone(),
                     object: entry.object,
                     id: entry.id.clone(),
                     kind: "inactive_owner".to_owned(),
@@ -302,7 +304,7 @@ impl<C: Crm> Writer<C> {
         let plan = Plan {
             policy_version: row.policy_version.clone(),
             created_at: now,
-            crm: row.crm,
+            crm: self.crm.kind(),
             changes,
             exceptions: Vec::new(),
         };
@@ -314,7 +316,7 @@ impl<C: Crm> Writer<C> {
         let report = self.apply_run(&plan, &spec, progress).await?;
         let mut ledger = self
             .store
-            .load_ledger(row.crm)
+            .load_ledger(&row.org)
             .await
             .map_err(OpsError::Store)?;
         let now = Utc::now();
@@ -348,7 +350,7 @@ impl<C: Crm> Writer<C> {
                     self.store
                         .exception_add(
                             &NewException {
-                                crm: row.crm,
+                                org: self.org.clone(),
                                 object: entry.object,
                                 id: entry.id.clone(),
                                 kind: entry
@@ -391,7 +393,7 @@ impl<C: Crm> Writer<C> {
             });
         }
         self.store
-            .save_ledger(row.crm, &mut ledger)
+            .save_ledger(&row.org, &mut ledger)
             .await
             .map_err(OpsError::Store)?;
         Ok(RollbackReport {
@@ -462,7 +464,7 @@ impl<C: Crm> Writer<C> {
             self.store
                 .exception_add(
                     &NewException {
-                        crm: plan.crm,
+                        org: self.org.clone(),
                         object: exception.object,
                         id: exception.id.clone(),
                         kind: exception.kind.clone(),
@@ -494,11 +496,11 @@ impl<C: Crm> Writer<C> {
                 status: row.status,
             });
         }
-        if row.crm != self.crm.kind() {
+        if row.org != self.org {
             return Err(OpsError::OtherCrm {
                 id,
-                crm: row.crm.to_string(),
-                current: self.crm.kind().to_string(),
+                crm: row.org.to_string(),
+                current: self.org.to_string(),
             });
         }
         Ok(row)
@@ -518,7 +520,7 @@ impl<C: Crm> Writer<C> {
         let plan = Plan {
             policy_version: format!("exception-{}", row.id),
             created_at: Utc::now(),
-            crm: row.crm,
+            crm: self.crm.kind(),
             changes: vec![PlannedChange {
                 object: row.object,
                 id: row.record_id.clone(),

@@ -628,7 +628,7 @@ async fn a_crash_between_intent_and_outcome_is_resolved_by_reading_the_crm() {
     // journaled; the CRM got the write for 0 and 1; a human moved 2; 3 never landed.
     let run = NewRun {
         run_id: "crashed",
-        crm: CrmKind::Hubspot,
+        org: OrgId::default_for(CrmKind::Hubspot),
         kind: "backfill",
         parent_run: None,
         policy_version: "v1",
@@ -864,7 +864,7 @@ async fn mirror_owner(store: &Store, id: &str, active: bool) {
     };
     store
         .apply_changes(
-            CrmKind::Hubspot,
+            &OrgId::default_for(CrmKind::Hubspot),
             ObjectKind::Owner,
             &[leadroute_crm::Change::Upsert(leadroute_crm::Record::Owner(
                 owner,
@@ -962,7 +962,10 @@ async fn owners_restored_by_a_rollback_are_leadroutes_own_in_the_ledger() {
         .unwrap();
     // The manual-override window asks the ledger whether leadroute set the current
     // owner: after the rollback it did, to the restored owner.
-    let ledger = store.load_ledger(CrmKind::Hubspot).await.unwrap();
+    let ledger = store
+        .load_ledger(&OrgId::default_for(CrmKind::Hubspot))
+        .await
+        .unwrap();
     for id in ["0", "1"] {
         let a = ledger
             .assignment(ObjectKind::Contact, &RecordId(id.to_owned()))

@@ -1,6 +1,7 @@
 //! The `leadroute` binary as a user runs it: config errors, `sync --once` against a
 //! simulator, and the demo.
 
+use leadroute::domain::{OrgId, OrgRef};
 use std::process::{Command, Output};
 
 use leadroute::store::Store;
@@ -16,6 +17,7 @@ const VARS: &[&str] = &[
     "LEADROUTE_CRM_TOKEN_FILE",
     "LEADROUTE_STORE_URL",
     "LEADROUTE_WEBHOOK_SECRET",
+    "LEADROUTE_ORG",
 ];
 
 /// The binary with a clean LEADROUTE_* environment, run off the async runtime.
@@ -97,7 +99,14 @@ async fn sync_once_mirrors_a_simulator_named_only_by_environment_variables() {
     let store = Store::open(&format!("sqlite://{}", db.display()))
         .await
         .unwrap();
-    assert_eq!(store.counts(CrmKind::Hubspot).await.unwrap().contacts, 250);
+    assert_eq!(
+        store
+            .counts(&OrgId::default_for(CrmKind::Hubspot))
+            .await
+            .unwrap()
+            .contacts,
+        250
+    );
     store.close().await;
 
     // The second run is incremental, and --object narrows it.
@@ -232,7 +241,7 @@ async fn demo_converges(crm: &str) -> String {
     let store = Store::open(&format!("sqlite://{}", db.display()))
         .await
         .unwrap();
-    let snapshot = store.snapshot(kind).await.unwrap();
+    let snapshot = store.snapshot(&OrgRef::default_for(kind)).await.unwrap();
     assert!(
         snapshot
             .people
@@ -241,7 +250,7 @@ async fn demo_converges(crm: &str) -> String {
         "the simulator no longer writes country names; this check needs another org"
     );
     let policy = leadroute::policy::load(&demo.join(format!("{crm}-policy.toml"))).unwrap();
-    let mut ledger = store.load_ledger(kind).await.unwrap();
+    let mut ledger = store.load_ledger(&OrgId::default_for(kind)).await.unwrap();
     let matcher = leadroute::reconcile::matching::Matcher::new(
         &snapshot.accounts,
         &snapshot.owners,
@@ -421,7 +430,7 @@ async fn sync_keeps_mirroring_polls_and_webhooks_until_sigterm() {
         async move {
             let person = store
                 .person(
-                    CrmKind::Hubspot,
+                    &OrgId::default_for(CrmKind::Hubspot),
                     ObjectKind::Contact,
                     &RecordId::new(contact.to_string()),
                 )
@@ -488,7 +497,10 @@ async fn some_contact(dir: &std::path::Path) -> String {
     let store = Store::open(&format!("sqlite://{}", db.display()))
         .await
         .unwrap();
-    let snapshot = store.snapshot(CrmKind::Hubspot).await.unwrap();
+    let snapshot = store
+        .snapshot(&OrgRef::default_for(CrmKind::Hubspot))
+        .await
+        .unwrap();
     store.close().await;
     let person = snapshot
         .people
@@ -1028,7 +1040,7 @@ async fn exceptions_resolve_asks_first_and_shows_why_the_crm_refused() {
     let id = store
         .exception_add(
             &NewException {
-                crm: CrmKind::Hubspot,
+                org: OrgId::default_for(CrmKind::Hubspot),
                 object: ObjectKind::Contact,
                 id: RecordId(contact.id.to_string()),
                 kind: "rejected".into(),
@@ -1110,7 +1122,7 @@ async fn exceptions_list_filters_and_pages_without_crm_credentials() {
         store
             .exception_add(
                 &NewException {
-                    crm: CrmKind::Hubspot,
+                    org: OrgId::default_for(CrmKind::Hubspot),
                     object: ObjectKind::Contact,
                     id: RecordId(format!("10{n}")),
                     kind: if n % 2 == 0 {
@@ -1182,4 +1194,101 @@ async fn a_postgres_store_that_is_down_fails_at_once() {
         stderr.contains(&format!("cannot reach the PostgreSQL store at {url}")),
         "{stderr}"
     );
+}
+
+#[tokio::test]
+async fn with_two_orgs_every_command_takes_org_and_without_it_lists_them() {
+    let north = leadroute_sim::hubspot::spawn(crate::helpers::sim_config(25, 5))
+        .await
+        .unwrap();
+    let south = leadroute_sim::hubspot::spawn(leadroute_sim::hubspot::HubSpotSimConfig {
+        seed: 5,
+        ..crate::helpers::sim_config(15, 4)
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("north-token"), north.token()).unwrap();
+    let config = format!(
+        "[store]\nurl = \"sqlite://{}\"\n\
+         [[org]]\nname = \"north\"\nbase_url = \"{}\"\ntoken_file = \"north-token\"\n\
+         [[org]]\nname = \"south\"\nbase_url = \"{}\"\n",
+        dir.path().join("lr.db").display(),
+        north.base_url(),
+        south.base_url()
+    );
+    std::fs::write(dir.path().join("orgs.toml"), config).unwrap();
+    let env = [("LEADROUTE_ORG_SOUTH_TOKEN", south.token())];
+    let run = |args: Vec<&'static str>| {
+        let mut all = vec!["--config", "orgs.toml"];
+        all.extend(args);
+        let dir = dir.path().to_owned();
+        let env = env.clone();
+        async move {
+            let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (*k, v.clone())).collect();
+            leadroute(&all, &env, &dir).await
+        }
+    };
+    for args in [
+        vec!["sync", "--once"],
+        vec!["plan"],
+        vec!["runs"],
+        vec!["exceptions", "list"],
+        vec!["policy", "init", "--out", "p.toml"],
+    ] {
+        let output = run(args.clone()).await;
+        assert!(!output.status.success(), "{args:?}");
+        let err = text(&output.stderr);
+        assert!(
+            err.contains("pass --org NAME") && err.contains("north (hubspot), south (hubspot)"),
+            "{args:?}: {err}"
+        );
+    }
+    for name in ["north", "south"] {
+        let output = run(vec!["sync", "--once", "--org", name]).await;
+        assert!(output.status.success(), "{name}: {}", text(&output.stderr));
+    }
+    let output = run(vec![
+        "policy",
+        "init",
+        "--org",
+        "north",
+        "--out",
+        "north.toml",
+    ])
+    .await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let output = run(vec!["plan", "--org", "north", "--policy", "north.toml"]).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let output = run(vec!["plan", "--org", "west"]).await;
+    assert!(
+        text(&output.stderr).contains("no org named \"west\""),
+        "{}",
+        text(&output.stderr)
+    );
+
+    // Rows are apart: each org's mirror holds its own portal's contacts.
+    let store =
+        leadroute::store::Store::open(&format!("sqlite://{}", dir.path().join("lr.db").display()))
+            .await
+            .unwrap();
+    for (name, contacts) in [("north", 25), ("south", 15)] {
+        let counts = store.counts(&OrgId::new(name).unwrap()).await.unwrap();
+        assert_eq!(counts.contacts, contacts, "{name}");
+    }
+    // `explain` takes the org from the record reference.
+    let id = north.state().contacts[0].id.to_string();
+    let record: &'static str = Box::leak(format!("north:contact:{id}").into_boxed_str());
+    let output = run(vec!["explain", record, "--policy", "north.toml"]).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let record: &'static str = Box::leak(format!("hubspot:contact:{id}").into_boxed_str());
+    let output = run(vec!["explain", record, "--policy", "north.toml"]).await;
+    assert!(
+        text(&output.stderr).contains("ambiguous"),
+        "{}",
+        text(&output.stderr)
+    );
+    store.close().await;
+    north.shutdown().await;
+    south.shutdown().await;
 }

@@ -3,6 +3,7 @@
 //! for the next plan to be empty), and its exceptions are queued once, even when the
 //! plan has no owner changes and several callers queue them at once.
 
+use leadroute::domain::{OrgId, OrgRef};
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -70,8 +71,14 @@ async fn a_plan_made_right_after_a_backfill_is_empty_without_a_sync() {
     app.mirror().sync_once(true).await.expect("first sync");
     let policy = policy(&app, false);
     let store = &app.store.store;
-    let snapshot = store.snapshot(CrmKind::Hubspot).await.unwrap();
-    let mut ledger = store.load_ledger(CrmKind::Hubspot).await.unwrap();
+    let snapshot = store
+        .snapshot(&OrgRef::default_for(CrmKind::Hubspot))
+        .await
+        .unwrap();
+    let mut ledger = store
+        .load_ledger(&OrgId::default_for(CrmKind::Hubspot))
+        .await
+        .unwrap();
     let plan = reconcile::plan(&snapshot, &policy, &mut ledger, Utc::now());
     assert!(!plan.changes.is_empty(), "the backfill has work to do");
     let writer = writer(&app);
@@ -89,8 +96,14 @@ async fn a_plan_made_right_after_a_backfill_is_empty_without_a_sync() {
     assert!(report.applied > 0, "{report}");
 
     // No sync in between: the mirror already knows what leadroute wrote.
-    let snapshot = store.snapshot(CrmKind::Hubspot).await.unwrap();
-    let mut ledger = store.load_ledger(CrmKind::Hubspot).await.unwrap();
+    let snapshot = store
+        .snapshot(&OrgRef::default_for(CrmKind::Hubspot))
+        .await
+        .unwrap();
+    let mut ledger = store
+        .load_ledger(&OrgId::default_for(CrmKind::Hubspot))
+        .await
+        .unwrap();
     let again = reconcile::plan(&snapshot, &policy, &mut ledger, Utc::now());
     assert_eq!(
         again.changes.len(),
@@ -112,7 +125,10 @@ async fn a_plan_made_right_after_a_backfill_is_empty_without_a_sync() {
         .sync_once(false)
         .await
         .expect("incremental sync");
-    let snapshot = store.snapshot(CrmKind::Hubspot).await.unwrap();
+    let snapshot = store
+        .snapshot(&OrgRef::default_for(CrmKind::Hubspot))
+        .await
+        .unwrap();
     let again = reconcile::plan(&snapshot, &policy, &mut ledger, Utc::now());
     assert_eq!(again.changes.len(), 0);
     app.assert_mirror_matches().await;
@@ -127,7 +143,10 @@ async fn a_plan_with_only_exceptions_queues_each_once_even_when_committed_concur
     app.mirror().sync_once(true).await.expect("first sync");
     let policy = policy(&app, true);
     let store = &app.store.store;
-    let snapshot = store.snapshot(CrmKind::Hubspot).await.unwrap();
+    let snapshot = store
+        .snapshot(&OrgRef::default_for(CrmKind::Hubspot))
+        .await
+        .unwrap();
     let mut ledger = Ledger::default();
     let plan = reconcile::plan(&snapshot, &policy, &mut ledger, Utc::now());
     assert!(plan.changes.is_empty());
@@ -162,8 +181,14 @@ async fn a_stale_re_read_does_not_undo_a_mirrored_write_but_a_newer_edit_wins() 
     app.mirror().sync_once(true).await.expect("first sync");
     let policy = policy(&app, false);
     let store = &app.store.store;
-    let before = store.snapshot(CrmKind::Hubspot).await.unwrap();
-    let mut ledger = store.load_ledger(CrmKind::Hubspot).await.unwrap();
+    let before = store
+        .snapshot(&OrgRef::default_for(CrmKind::Hubspot))
+        .await
+        .unwrap();
+    let mut ledger = store
+        .load_ledger(&OrgId::default_for(CrmKind::Hubspot))
+        .await
+        .unwrap();
     let plan = reconcile::plan(&before, &policy, &mut ledger, Utc::now());
     let change = plan.changes.first().expect("a change").clone();
     let old = before
@@ -191,14 +216,17 @@ async fn a_stale_re_read_does_not_undo_a_mirrored_write_but_a_newer_edit_wins() 
     };
     store
         .apply_changes(
-            CrmKind::Hubspot,
+            &OrgId::default_for(CrmKind::Hubspot),
             ObjectKind::Contact,
             &[Change::Upsert(Record::Person(old.clone()))],
             None,
         )
         .await
         .unwrap();
-    let snapshot = store.snapshot(CrmKind::Hubspot).await.unwrap();
+    let snapshot = store
+        .snapshot(&OrgRef::default_for(CrmKind::Hubspot))
+        .await
+        .unwrap();
     assert_eq!(
         owner_now(&snapshot),
         Some(change.to.clone()),
@@ -210,14 +238,17 @@ async fn a_stale_re_read_does_not_undo_a_mirrored_write_but_a_newer_edit_wins() 
     newer.updated_at = Utc::now() + chrono::Duration::seconds(5);
     store
         .apply_changes(
-            CrmKind::Hubspot,
+            &OrgId::default_for(CrmKind::Hubspot),
             ObjectKind::Contact,
             &[Change::Upsert(Record::Person(newer))],
             None,
         )
         .await
         .unwrap();
-    let snapshot = store.snapshot(CrmKind::Hubspot).await.unwrap();
+    let snapshot = store
+        .snapshot(&OrgRef::default_for(CrmKind::Hubspot))
+        .await
+        .unwrap();
     assert_eq!(owner_now(&snapshot), Some(OwnerId::new("someone-else")));
     app.shutdown().await;
 }

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use leadroute::domain::OrgRef;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -42,9 +43,16 @@ impl TestStore {
 
 /// A fresh SQLite store in a temp dir.
 pub(crate) async fn sqlite_store() -> TestStore {
+    sqlite_store_at(u32::MAX).await
+}
+
+/// A fresh SQLite store with the migrations up to `version` only (an older release's).
+pub(crate) async fn sqlite_store_at(version: u32) -> TestStore {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("leadroute.db").display());
-    let store = Store::open(&url).await.expect("open SQLite store");
+    let store = Store::open_up_to(&url, version)
+        .await
+        .expect("open SQLite store");
     TestStore {
         store,
         label: "sqlite",
@@ -57,6 +65,11 @@ pub(crate) async fn sqlite_store() -> TestStore {
 /// A fresh PostgreSQL store in its own schema, or `None` (after saying why) when
 /// `LEADROUTE_TEST_PG_URL` is unset.
 pub(crate) async fn postgres_store() -> Option<TestStore> {
+    postgres_store_at(u32::MAX).await
+}
+
+/// [`postgres_store`] with the migrations up to `version` only.
+pub(crate) async fn postgres_store_at(version: u32) -> Option<TestStore> {
     let Ok(base) = std::env::var("LEADROUTE_TEST_PG_URL") else {
         eprintln!("LEADROUTE_TEST_PG_URL is unset: skipping the PostgreSQL run of this test");
         return None;
@@ -83,7 +96,9 @@ pub(crate) async fn postgres_store() -> Option<TestStore> {
     pool.close().await;
     let sep = if base.contains('?') { '&' } else { '?' };
     let url = format!("{base}{sep}options[search_path]={schema}");
-    let store = Store::open(&url).await.expect("open PostgreSQL store");
+    let store = Store::open_up_to(&url, version)
+        .await
+        .expect("open PostgreSQL store");
     Some(TestStore {
         store,
         label: "postgres",
@@ -91,6 +106,13 @@ pub(crate) async fn postgres_store() -> Option<TestStore> {
         _dir: None,
         pg: Some((base, schema)),
     })
+}
+
+/// [`all_stores`] with the migrations up to `version` only.
+pub(crate) async fn all_stores_at(version: u32) -> Vec<TestStore> {
+    let mut stores = vec![sqlite_store_at(version).await];
+    stores.extend(postgres_store_at(version).await);
+    stores
 }
 
 /// SQLite always, plus PostgreSQL when configured.
@@ -178,7 +200,7 @@ impl TestApp {
         let snapshot = self
             .store
             .store
-            .snapshot(CrmKind::Hubspot)
+            .snapshot(&OrgRef::default_for(CrmKind::Hubspot))
             .await
             .expect("snapshot");
         diff(&snapshot, &self.sim.state())

@@ -12,6 +12,7 @@ mod helpers;
 mod leases;
 mod match_cli;
 mod mirror;
+mod orgs;
 mod reconcile;
 mod runs_cli;
 mod sidecar;

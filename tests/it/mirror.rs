@@ -1,6 +1,7 @@
 //! Mirroring a HubSpot portal end to end: simulator over loopback HTTP → connector →
 //! mirror engine → store, compared with the simulator's own state.
 
+use leadroute::domain::{OrgId, OrgRef};
 use std::time::{Duration, Instant};
 
 use leadroute_crm::{CrmKind, ObjectKind};
@@ -80,7 +81,7 @@ async fn full_then_incremental_sync_leaves_the_mirror_equal_to_the_portal_after_
     for id in [ids[0], ids[1]] {
         let stone = store
             .tombstone(
-                CrmKind::Hubspot,
+                &OrgId::default_for(CrmKind::Hubspot),
                 ObjectKind::Contact,
                 &id.to_string().as_str().into(),
             )
@@ -92,7 +93,7 @@ async fn full_then_incremental_sync_leaves_the_mirror_equal_to_the_portal_after_
     assert!(
         store
             .tombstone(
-                CrmKind::Hubspot,
+                &OrgId::default_for(CrmKind::Hubspot),
                 ObjectKind::Contact,
                 &ids[2].to_string().as_str().into()
             )
@@ -221,7 +222,10 @@ async fn a_sync_interrupted_mid_way_resumes_where_it_stopped_without_rereading()
             wait_for("500 contacts stored", 60, || {
                 let store = store.clone();
                 async move {
-                    let counts = store.counts(CrmKind::Hubspot).await.unwrap();
+                    let counts = store
+                        .counts(&OrgId::default_for(CrmKind::Hubspot))
+                        .await
+                        .unwrap();
                     (counts.contacts >= 500).then_some(())
                 }
             })
@@ -235,7 +239,7 @@ async fn a_sync_interrupted_mid_way_resumes_where_it_stopped_without_rereading()
     let stored = app
         .store
         .store
-        .counts(CrmKind::Hubspot)
+        .counts(&OrgId::default_for(CrmKind::Hubspot))
         .await
         .unwrap()
         .contacts;
@@ -344,7 +348,11 @@ async fn a_salesforce_org_mirrors_through_the_same_engine_and_store() {
 
     let counts_match = || async {
         let state = sim.state();
-        let counts = store.store.counts(CrmKind::Salesforce).await.unwrap();
+        let counts = store
+            .store
+            .counts(&OrgId::default_for(CrmKind::Salesforce))
+            .await
+            .unwrap();
         let leads = state.leads.iter().filter(|l| !l.is_deleted).count() as u64;
         let contacts = state.contacts.iter().filter(|c| !c.is_deleted).count() as u64;
         let accounts = state.accounts.iter().filter(|a| !a.is_deleted).count() as u64;
@@ -353,7 +361,11 @@ async fn a_salesforce_org_mirrors_through_the_same_engine_and_store() {
     let full = mirror.sync_once(false).await.expect("full sync");
     assert!(full.complete());
     assert!(counts_match().await, "after the full sync");
-    let snapshot = store.store.snapshot(CrmKind::Salesforce).await.unwrap();
+    let snapshot = store
+        .store
+        .snapshot(&OrgRef::default_for(CrmKind::Salesforce))
+        .await
+        .unwrap();
     assert!(snapshot.owners.len() >= 20, "users and queues are owners");
 
     let lead = sim
@@ -387,7 +399,11 @@ async fn a_salesforce_org_mirrors_through_the_same_engine_and_store() {
     assert!(
         store
             .store
-            .tombstone(CrmKind::Salesforce, ObjectKind::Lead, &lead.as_str().into())
+            .tombstone(
+                &OrgId::default_for(CrmKind::Salesforce),
+                ObjectKind::Lead,
+                &lead.as_str().into()
+            )
             .await
             .unwrap()
             .is_some(),
@@ -480,14 +496,19 @@ async fn regenerate_under_the_mirror(app: &TestApp) -> Regenerated {
     .expect("refetch");
     app.store
         .store
-        .apply_changes(CrmKind::Hubspot, ObjectKind::Contact, &changes, None)
+        .apply_changes(
+            &OrgId::default_for(CrmKind::Hubspot),
+            ObjectKind::Contact,
+            &changes,
+            None,
+        )
         .await
         .expect("store the deletion");
     assert!(
         app.store
             .store
             .tombstone(
-                CrmKind::Hubspot,
+                &OrgId::default_for(CrmKind::Hubspot),
                 ObjectKind::Contact,
                 &revived.as_str().into()
             )
@@ -547,7 +568,11 @@ async fn a_full_sync_repairs_a_mirror_of_a_regenerated_portal_on_every_backend()
             let id = leadroute_crm::RecordId::from(id);
             async move {
                 store
-                    .tombstone(CrmKind::Hubspot, ObjectKind::Contact, &id)
+                    .tombstone(
+                        &OrgId::default_for(CrmKind::Hubspot),
+                        ObjectKind::Contact,
+                        &id,
+                    )
                     .await
                     .unwrap()
             }
@@ -602,11 +627,11 @@ async fn an_interrupted_full_sync_prunes_nothing_and_the_next_sync_completes_the
                     let store = store.clone();
                     async move {
                         let pass = store
-                            .full_pass(CrmKind::Hubspot, ObjectKind::Contact)
+                            .full_pass(&OrgId::default_for(CrmKind::Hubspot), ObjectKind::Contact)
                             .await
                             .unwrap();
                         let paged = store
-                            .cursor(CrmKind::Hubspot, ObjectKind::Contact)
+                            .cursor(&OrgId::default_for(CrmKind::Hubspot), ObjectKind::Contact)
                             .await
                             .unwrap();
                         (pass.is_some() && paged.is_some()).then_some(())
@@ -622,7 +647,11 @@ async fn an_interrupted_full_sync_prunes_nothing_and_the_next_sync_completes_the
         let archived_id = leadroute_crm::RecordId::from(archived.as_str());
         assert!(
             store
-                .person(CrmKind::Hubspot, ObjectKind::Contact, &archived_id)
+                .person(
+                    &OrgId::default_for(CrmKind::Hubspot),
+                    ObjectKind::Contact,
+                    &archived_id
+                )
                 .await
                 .unwrap()
                 .is_some(),
@@ -630,7 +659,7 @@ async fn an_interrupted_full_sync_prunes_nothing_and_the_next_sync_completes_the
         );
         assert!(
             store
-                .full_pass(CrmKind::Hubspot, ObjectKind::Contact)
+                .full_pass(&OrgId::default_for(CrmKind::Hubspot), ObjectKind::Contact)
                 .await
                 .unwrap()
                 .is_some(),
@@ -653,7 +682,7 @@ async fn an_interrupted_full_sync_prunes_nothing_and_the_next_sync_completes_the
         app.assert_mirror_matches().await;
         assert!(
             store
-                .full_pass(CrmKind::Hubspot, ObjectKind::Contact)
+                .full_pass(&OrgId::default_for(CrmKind::Hubspot), ObjectKind::Contact)
                 .await
                 .unwrap()
                 .is_none(),
@@ -669,7 +698,12 @@ async fn a_store_of_one_portal_refuses_another_and_adopts_it_only_when_asked_on_
         let label = store.label;
         let app = app_on(store, sim_config(120, 10)).await;
         app.mirror().sync_once(false).await.expect("sync portal A");
-        let before = app.store.store.counts(CrmKind::Hubspot).await.unwrap();
+        let before = app
+            .store
+            .store
+            .counts(&OrgId::default_for(CrmKind::Hubspot))
+            .await
+            .unwrap();
 
         let other = leadroute_sim::hubspot::spawn(leadroute_sim::hubspot::HubSpotSimConfig {
             portal_id: 777_001,
@@ -696,7 +730,11 @@ async fn a_store_of_one_portal_refuses_another_and_adopts_it_only_when_asked_on_
             assert!(message.contains(part), "{label}: {part:?} in {message}");
         }
         assert_eq!(
-            app.store.store.counts(CrmKind::Hubspot).await.unwrap(),
+            app.store
+                .store
+                .counts(&OrgId::default_for(CrmKind::Hubspot))
+                .await
+                .unwrap(),
             before,
             "{label}: nothing of portal B was stored"
         );
@@ -712,13 +750,18 @@ async fn a_store_of_one_portal_refuses_another_and_adopts_it_only_when_asked_on_
             .await
             .expect("adopting portal B");
         assert!(adopted.complete());
-        let snapshot = app.store.store.snapshot(CrmKind::Hubspot).await.unwrap();
+        let snapshot = app
+            .store
+            .store
+            .snapshot(&OrgRef::default_for(CrmKind::Hubspot))
+            .await
+            .unwrap();
         let diff = crate::helpers::diff(&snapshot, &other.state());
         assert!(diff.is_empty(), "{label}: {diff:#?}");
         let recorded = app
             .store
             .store
-            .org_identity(CrmKind::Hubspot)
+            .org_identity(&OrgId::default_for(CrmKind::Hubspot))
             .await
             .unwrap();
         assert_eq!(recorded.map(|r| r.id).as_deref(), Some("777001"));
@@ -831,7 +874,11 @@ async fn a_store_of_one_salesforce_org_refuses_another_naming_both_org_ids() {
         sims.push(sim);
     }
     mirrors[0].sync_once(false).await.expect("sync org A");
-    let recorded = store.store.org_identity(CrmKind::Salesforce).await.unwrap();
+    let recorded = store
+        .store
+        .org_identity(&OrgId::default_for(CrmKind::Salesforce))
+        .await
+        .unwrap();
     assert_eq!(recorded.map(|r| r.id), Some(sims[0].org_id()));
 
     let err = mirrors[1]
@@ -875,7 +922,7 @@ async fn a_token_that_may_not_read_the_portal_id_still_syncs_and_records_no_port
     let recorded = app
         .store
         .store
-        .org_identity(CrmKind::Hubspot)
+        .org_identity(&OrgId::default_for(CrmKind::Hubspot))
         .await
         .unwrap();
     assert_eq!(recorded, None);

@@ -3,6 +3,7 @@
 
 use expect_test::expect_file;
 use leadroute::domain::{CrmKind, ObjectKind, RecordId};
+use leadroute::domain::{OrgId, OrgRef};
 use leadroute::policy;
 use leadroute::reconcile::{self, Ledger, drift, synth};
 use leadroute_crm::{Change, Record};
@@ -41,18 +42,37 @@ async fn stored_org() -> (
         .map(|p| Change::Upsert(Record::Person(p)))
         .collect();
     ts.store
-        .apply_changes(CrmKind::Hubspot, ObjectKind::Owner, &owners, None)
+        .apply_changes(
+            &OrgId::default_for(CrmKind::Hubspot),
+            ObjectKind::Owner,
+            &owners,
+            None,
+        )
         .await
         .unwrap();
     ts.store
-        .apply_changes(CrmKind::Hubspot, ObjectKind::Account, &accounts, None)
+        .apply_changes(
+            &OrgId::default_for(CrmKind::Hubspot),
+            ObjectKind::Account,
+            &accounts,
+            None,
+        )
         .await
         .unwrap();
     ts.store
-        .apply_changes(CrmKind::Hubspot, ObjectKind::Contact, &people, None)
+        .apply_changes(
+            &OrgId::default_for(CrmKind::Hubspot),
+            ObjectKind::Contact,
+            &people,
+            None,
+        )
         .await
         .unwrap();
-    let snapshot = ts.store.snapshot(CrmKind::Hubspot).await.unwrap();
+    let snapshot = ts
+        .store
+        .snapshot(&OrgRef::default_for(CrmKind::Hubspot))
+        .await
+        .unwrap();
     assert_eq!(snapshot.people.len(), 80);
     (ts, snapshot, policy)
 }
@@ -60,7 +80,11 @@ async fn stored_org() -> (
 #[tokio::test]
 async fn plan_output_from_the_stored_mirror_matches_the_golden_files() {
     let (ts, snapshot, policy) = stored_org().await;
-    let mut ledger = ts.store.load_ledger(CrmKind::Hubspot).await.unwrap();
+    let mut ledger = ts
+        .store
+        .load_ledger(&OrgId::default_for(CrmKind::Hubspot))
+        .await
+        .unwrap();
     let plan = reconcile::plan(&snapshot, &policy, &mut ledger, synth::base_time());
     expect_file!["../golden/plan.txt"].assert_eq(&plan.to_table(Some(&policy), 100));
     expect_file!["../golden/plan.csv"].assert_eq(&plan.to_csv());
@@ -70,10 +94,14 @@ async fn plan_output_from_the_stored_mirror_matches_the_golden_files() {
 
     // Committing the ledger and re-planning from the stored copy picks the same owners.
     ts.store
-        .save_ledger(CrmKind::Hubspot, &mut ledger)
+        .save_ledger(&OrgId::default_for(CrmKind::Hubspot), &mut ledger)
         .await
         .unwrap();
-    let mut reloaded = ts.store.load_ledger(CrmKind::Hubspot).await.unwrap();
+    let mut reloaded = ts
+        .store
+        .load_ledger(&OrgId::default_for(CrmKind::Hubspot))
+        .await
+        .unwrap();
     let again = reconcile::plan(&snapshot, &policy, &mut reloaded, synth::base_time());
     let pairs = |p: &reconcile::Plan| {
         p.changes
@@ -127,7 +155,11 @@ async fn explain_output_matches_the_golden_file() {
         ));
         let mut history = ts
             .store
-            .record_history(CrmKind::Hubspot, ObjectKind::Contact, &id)
+            .record_history(
+                &OrgId::default_for(CrmKind::Hubspot),
+                ObjectKind::Contact,
+                &id,
+            )
             .await
             .unwrap();
         // The mirror stamps arrival with the wall clock: check it, then pin it.
@@ -156,7 +188,7 @@ async fn journal_a_journey(
     let t = |mins: i64| synth::base_time() + chrono::Duration::minutes(mins);
     let run = NewRun {
         run_id: "r-apply",
-        crm: CrmKind::Hubspot,
+        org: OrgId::default_for(CrmKind::Hubspot),
         kind: "apply",
         parent_run: None,
         policy_version: &plan.policy_version,
@@ -184,7 +216,7 @@ async fn journal_a_journey(
         .await
         .unwrap();
     let exception = NewException {
-        crm: CrmKind::Hubspot,
+        org: OrgId::default_for(CrmKind::Hubspot),
         object: ObjectKind::Contact,
         id: second.id.clone(),
         kind: "inactive_owner".into(),
@@ -212,7 +244,7 @@ async fn journal_a_journey(
     undo.reason = "revert run r-apply".into();
     let rollback = NewRun {
         run_id: "r-undo",
-        crm: CrmKind::Hubspot,
+        org: OrgId::default_for(CrmKind::Hubspot),
         kind: "rollback",
         parent_run: Some("r-apply"),
         policy_version: &plan.policy_version,
@@ -288,7 +320,11 @@ async fn the_plan_drift_explain_and_policy_commands_run_against_a_configured_sto
         serde_json::from_str(&std::fs::read_to_string(&plan_file).unwrap()).unwrap();
     assert!(!plan.changes.is_empty());
     // `--out` commits the ledger: the stored rotation now knows the picks.
-    let ledger = ts.store.load_ledger(CrmKind::Hubspot).await.unwrap();
+    let ledger = ts
+        .store
+        .load_ledger(&OrgId::default_for(CrmKind::Hubspot))
+        .await
+        .unwrap();
     assert!(!ledger.assignments.is_empty());
 
     let drift_dir = dir.path().join("drift");
@@ -403,7 +439,8 @@ async fn the_manual_override_window_applies_to_a_salesforce_record_whose_owner_a
     let org = synth::org(2026, size);
     let (policy, _) = policy::parse("synthetic.toml", &synth::policy_text(size.owners)).unwrap();
     let now = synth::base_time();
-    let sf = CrmKind::Salesforce;
+    let sf = &OrgId::default_for(CrmKind::Salesforce);
+    let sf_ref = &OrgRef::default_for(CrmKind::Salesforce);
     let ts = sqlite_store().await;
     let store = &ts.store;
     let upsert = |records: Vec<Record>| {
@@ -449,7 +486,7 @@ async fn the_manual_override_window_applies_to_a_salesforce_record_whose_owner_a
     // pick), twelve hours before planning.
     let mut ledger = Ledger::default();
     let first = reconcile::plan(
-        &store.snapshot(sf).await.unwrap(),
+        &store.snapshot(sf_ref).await.unwrap(),
         &policy,
         &mut ledger.clone(),
         now,
@@ -482,7 +519,7 @@ async fn the_manual_override_window_applies_to_a_salesforce_record_whose_owner_a
         .await
         .unwrap();
 
-    let snapshot = store.snapshot(sf).await.unwrap();
+    let snapshot = store.snapshot(sf_ref).await.unwrap();
     let stored = snapshot.people.iter().find(|p| p.id == moved.id).unwrap();
     assert_eq!(stored.owner_assigned_at, Some(edited));
     let d = reconcile::explain(

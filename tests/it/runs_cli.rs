@@ -4,6 +4,7 @@
 
 use chrono::{Duration, Utc};
 use leadroute::domain::CrmKind;
+use leadroute::domain::OrgId;
 use leadroute::reconcile::{Plan, PlannedChange};
 use leadroute::store::{NewRun, RunStatus, Store};
 use leadroute_sim::hubspot::{self as hs, HubSpotSim, HubSpotSimConfig};
@@ -191,7 +192,7 @@ async fn a_cancelled_backfill_with_nothing_pending_is_closed_and_a_fresh_one_run
         let now = Utc::now() - Duration::minutes(42);
         let run = NewRun {
             run_id: "old",
-            crm: CrmKind::Hubspot,
+            org: OrgId::default_for(CrmKind::Hubspot),
             kind: "backfill",
             parent_run: None,
             policy_version: "v",
@@ -299,7 +300,7 @@ async fn journal_paused(cli: &Cli, id: &str, plan: &Plan) {
     let at = Utc::now() - Duration::minutes(42);
     let run = NewRun {
         run_id: id,
-        crm: CrmKind::Hubspot,
+        org: OrgId::default_for(CrmKind::Hubspot),
         kind: "backfill",
         parent_run: None,
         policy_version: "v",
@@ -434,7 +435,10 @@ async fn a_plan_file_names_the_mirrored_portal_and_another_portals_plan_is_refus
     assert!(ok, "{out}{err}");
     let recorded = {
         let store = cli.store().await;
-        let org = store.org_identity(CrmKind::Hubspot).await.unwrap();
+        let org = store
+            .org_identity(&OrgId::default_for(CrmKind::Hubspot))
+            .await
+            .unwrap();
         store.close().await;
         org.expect("the first sync records the portal").id
     };

@@ -8,6 +8,7 @@
 //! `Mutation::BulkImport`); once the simulator serves `POST /crm/v3/objects/contacts`
 //! (issue 10, item 10) these should create through the public API instead.
 
+use leadroute::domain::OrgId;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -360,7 +361,7 @@ async fn a_contact_whose_webhook_never_arrives_is_caught_by_polling_and_forgerie
         .app
         .store
         .store
-        .inbox_counts(CrmKind::Hubspot)
+        .inbox_counts(&OrgId::default_for(CrmKind::Hubspot))
         .await
         .unwrap();
     assert_eq!(inbox.pending + inbox.done + inbox.failed, 0, "{inbox:?}");
@@ -566,7 +567,10 @@ async fn a_stop_mid_batch_exits_within_the_grace_and_a_restart_finishes_the_work
         "a record was written twice: {:?}",
         writes.iter().filter(|(_, n)| **n > 1).collect::<Vec<_>>()
     );
-    let inbox = store.inbox_counts(CrmKind::Hubspot).await.unwrap();
+    let inbox = store
+        .inbox_counts(&OrgId::default_for(CrmKind::Hubspot))
+        .await
+        .unwrap();
     eprintln!("inbox after the restart: {inbox:?}");
     sidecar.shutdown().await;
 }

@@ -7,6 +7,7 @@
 //! (skipped with a message when `LEADROUTE_TEST_PG_URL` is unset) with `kill -9` of the
 //! leader.
 
+use leadroute::domain::OrgId;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
@@ -438,7 +439,7 @@ async fn the_leader_writes_drift_reports_and_runs_full_syncs_on_their_schedules(
     assert!(stopped.clean, "{stopped:?}");
     let last = store
         .store
-        .schedule_last_run("hubspot", "full_sync")
+        .schedule_last_run(&OrgId::default_for(CrmKind::Hubspot), "full_sync")
         .await
         .unwrap();
     assert!(last.is_some(), "the full sync's runs are stored");
@@ -667,7 +668,7 @@ async fn a_leader_killed_mid_batch_on_postgres_loses_and_doubles_nothing() {
     .await;
     wait_for("A's run resumed and finished by B", 60, || async {
         journal
-            .journal_unfinished_run(CrmKind::Hubspot, "sidecar")
+            .journal_unfinished_run(&OrgId::default_for(CrmKind::Hubspot), "sidecar")
             .await
             .ok()?
             .is_none()

@@ -2,6 +2,7 @@
 //! when `LEADROUTE_TEST_PG_URL` is set), showing what the mirror keeps, ignores and
 //! forgets.
 
+use leadroute::domain::{OrgId, OrgRef};
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -14,6 +15,10 @@ use leadroute_crm::{
 use crate::helpers::all_stores;
 
 const HS: CrmKind = CrmKind::Hubspot;
+
+fn hs() -> OrgId {
+    OrgId::default_for(HS)
+}
 
 fn at(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(1_767_225_600_000 + ms).unwrap()
@@ -99,7 +104,7 @@ fn deleted(id: &str, when: i64, purge: bool) -> Change {
 
 async fn person(store: &Store, id: &str) -> Option<PersonRecord> {
     store
-        .person(HS, ObjectKind::Contact, &RecordId::new(id))
+        .person(&hs(), ObjectKind::Contact, &RecordId::new(id))
         .await
         .unwrap()
 }
@@ -113,7 +118,7 @@ async fn the_store_keeps_the_newest_state_and_forgets_what_the_crm_deleted() {
             .unwrap_or_else(|err| panic!("{label}: {err:#}"));
         // Reopening runs migrations again (a no-op) and finds the data.
         let reopened = Store::open(&test.url).await.expect("reopen");
-        let counts = reopened.counts(HS).await.unwrap();
+        let counts = reopened.counts(&hs()).await.unwrap();
         assert_eq!(counts.contacts, 1_202, "{label}: data survives reopening");
         reopened.close().await;
         test.cleanup().await;
@@ -123,13 +128,19 @@ async fn the_store_keeps_the_newest_state_and_forgets_what_the_crm_deleted() {
 async fn story(store: &Store) -> anyhow::Result<()> {
     let label = store.backend();
     // An empty store has nothing and no cursor.
-    assert!(store.snapshot(HS).await?.people.is_empty());
-    assert_eq!(store.cursor(HS, ObjectKind::Contact).await?, None);
+    assert!(
+        store
+            .snapshot(&OrgRef::default_for(HS))
+            .await?
+            .people
+            .is_empty()
+    );
+    assert_eq!(store.cursor(&hs(), ObjectKind::Contact).await?, None);
 
     // A first page: owners (one archived), accounts, contacts with links.
     let stats = store
         .apply_changes(
-            HS,
+            &hs(),
             ObjectKind::Owner,
             &[owner("1", true), owner("2", false)],
             Some(&Cursor("owners-1".into())),
@@ -138,7 +149,7 @@ async fn story(store: &Store) -> anyhow::Result<()> {
     assert_eq!(stats.upserted, 2);
     store
         .apply_changes(
-            HS,
+            &hs(),
             ObjectKind::Account,
             &[account("a1", 10), account("a2", 10)],
             None,
@@ -146,7 +157,7 @@ async fn story(store: &Store) -> anyhow::Result<()> {
         .await?;
     let stats = store
         .apply_changes(
-            HS,
+            &hs(),
             ObjectKind::Contact,
             &[
                 contact("c1", 10, "1", Some(&[("a1", true), ("a2", false)])),
@@ -159,11 +170,11 @@ async fn story(store: &Store) -> anyhow::Result<()> {
         .await?;
     assert_eq!(stats.upserted, 4, "{label}");
     assert_eq!(
-        store.cursor(HS, ObjectKind::Contact).await?,
+        store.cursor(&hs(), ObjectKind::Contact).await?,
         Some(Cursor("contacts-1".into()))
     );
 
-    let snapshot = store.snapshot(HS).await?;
+    let snapshot = store.snapshot(&OrgRef::default_for(HS)).await?;
     assert_eq!(
         snapshot.owners.len(),
         2,
@@ -210,7 +221,7 @@ async fn story(store: &Store) -> anyhow::Result<()> {
     // An older version (an overlap re-read, a late webhook refetch) changes nothing.
     let stats = store
         .apply_changes(
-            HS,
+            &hs(),
             ObjectKind::Contact,
             &[contact("c1", 5, "2", Some(&[]))],
             None,
@@ -228,7 +239,7 @@ async fn story(store: &Store) -> anyhow::Result<()> {
     // A newer version wins; links given as None are left alone.
     store
         .apply_changes(
-            HS,
+            &hs(),
             ObjectKind::Contact,
             &[contact("c1", 20, "2", None)],
             None,
@@ -241,7 +252,7 @@ async fn story(store: &Store) -> anyhow::Result<()> {
     // Repeats within one page: the newest copy wins whatever the order.
     store
         .apply_changes(
-            HS,
+            &hs(),
             ObjectKind::Contact,
             &[contact("c4", 30, "2", None), contact("c4", 25, "1", None)],
             None,
@@ -255,18 +266,23 @@ async fn story(store: &Store) -> anyhow::Result<()> {
     // A deletion removes the record; a stale read cannot resurrect it; a restore
     // (updated after the deletion) brings it back.
     let stats = store
-        .apply_changes(HS, ObjectKind::Contact, &[deleted("c2", 40, false)], None)
+        .apply_changes(
+            &hs(),
+            ObjectKind::Contact,
+            &[deleted("c2", 40, false)],
+            None,
+        )
         .await?;
     assert_eq!(stats.deleted, 1);
     assert!(person(store, "c2").await.is_none());
     let stone = store
-        .tombstone(HS, ObjectKind::Contact, &RecordId::new("c2"))
+        .tombstone(&hs(), ObjectKind::Contact, &RecordId::new("c2"))
         .await?
         .unwrap();
     assert_eq!(stone.deleted_at, at(40));
     store
         .apply_changes(
-            HS,
+            &hs(),
             ObjectKind::Contact,
             &[contact("c2", 35, "2", None)],
             None,
@@ -278,7 +294,7 @@ async fn story(store: &Store) -> anyhow::Result<()> {
     );
     store
         .apply_changes(
-            HS,
+            &hs(),
             ObjectKind::Contact,
             &[contact("c2", 50, "2", None)],
             None,
@@ -290,13 +306,18 @@ async fn story(store: &Store) -> anyhow::Result<()> {
     );
     assert!(
         store
-            .tombstone(HS, ObjectKind::Contact, &RecordId::new("c2"))
+            .tombstone(&hs(), ObjectKind::Contact, &RecordId::new("c2"))
             .await?
             .is_none()
     );
     // A deletion older than the stored row is a late delivery of an undone deletion.
     let stats = store
-        .apply_changes(HS, ObjectKind::Contact, &[deleted("c2", 45, false)], None)
+        .apply_changes(
+            &hs(),
+            ObjectKind::Contact,
+            &[deleted("c2", 45, false)],
+            None,
+        )
         .await?;
     assert_eq!(stats.deleted, 0);
     assert!(person(store, "c2").await.is_some());
@@ -304,7 +325,7 @@ async fn story(store: &Store) -> anyhow::Result<()> {
     // A merge removes the loser for good and records the survivor.
     let stats = store
         .apply_changes(
-            HS,
+            &hs(),
             ObjectKind::Contact,
             &[
                 Change::Merged {
@@ -321,13 +342,13 @@ async fn story(store: &Store) -> anyhow::Result<()> {
     assert_eq!((stats.merged, stats.upserted), (1, 1));
     assert!(person(store, "c3").await.is_none());
     let stone = store
-        .tombstone(HS, ObjectKind::Contact, &RecordId::new("c3"))
+        .tombstone(&hs(), ObjectKind::Contact, &RecordId::new("c3"))
         .await?
         .unwrap();
     assert_eq!(stone.merged_into, Some(RecordId::new("c4")));
     store
         .apply_changes(
-            HS,
+            &hs(),
             ObjectKind::Contact,
             &[contact("c3", 99, "1", None)],
             None,
@@ -340,11 +361,11 @@ async fn story(store: &Store) -> anyhow::Result<()> {
 
     // A GDPR deletion purges the personal data, whatever the timestamps say.
     let stats = store
-        .apply_changes(HS, ObjectKind::Contact, &[deleted("c1", 1, true)], None)
+        .apply_changes(&hs(), ObjectKind::Contact, &[deleted("c1", 1, true)], None)
         .await?;
     assert_eq!(stats.purged, 1);
     assert!(person(store, "c1").await.is_none());
-    let snapshot = store.snapshot(HS).await?;
+    let snapshot = store.snapshot(&OrgRef::default_for(HS)).await?;
     assert!(
         snapshot
             .people
@@ -353,7 +374,7 @@ async fn story(store: &Store) -> anyhow::Result<()> {
     );
     store
         .apply_changes(
-            HS,
+            &hs(),
             ObjectKind::Contact,
             &[contact("c1", 999, "1", None)],
             None,
@@ -367,7 +388,7 @@ async fn story(store: &Store) -> anyhow::Result<()> {
     // Deleting an account drops the links that point at it.
     store
         .apply_changes(
-            HS,
+            &hs(),
             ObjectKind::Contact,
             &[contact("c4", 70, "1", Some(&[("a2", true)]))],
             None,
@@ -375,7 +396,7 @@ async fn story(store: &Store) -> anyhow::Result<()> {
         .await?;
     store
         .apply_changes(
-            HS,
+            &hs(),
             ObjectKind::Account,
             &[Change::Deleted {
                 object: ObjectKind::Account,
@@ -401,22 +422,28 @@ async fn story(store: &Store) -> anyhow::Result<()> {
         .collect();
     let stats = store
         .apply_changes(
-            HS,
+            &hs(),
             ObjectKind::Contact,
             &page,
             Some(&Cursor("contacts-2".into())),
         )
         .await?;
     assert_eq!(stats.upserted, 1_200);
-    let counts = store.counts(HS).await?;
+    let counts = store.counts(&hs()).await?;
     assert_eq!(counts.contacts, 1_202);
     assert_eq!(counts.links, 1_200);
     assert_eq!(
-        store.cursor(HS, ObjectKind::Contact).await?,
+        store.cursor(&hs(), ObjectKind::Contact).await?,
         Some(Cursor("contacts-2".into()))
     );
     // Nothing of this CRM leaks into the other's snapshot.
-    assert!(store.snapshot(CrmKind::Salesforce).await?.people.is_empty());
+    assert!(
+        store
+            .snapshot(&OrgRef::default_for(CrmKind::Salesforce))
+            .await?
+            .people
+            .is_empty()
+    );
 
     // Webhook inbox: duplicates (within and across deliveries) are stored once.
     let hint = |id: &str, key: &str| Hint {
@@ -427,34 +454,38 @@ async fn story(store: &Store) -> anyhow::Result<()> {
     };
     let fresh = store
         .enqueue_hints(
-            HS,
+            &hs(),
             &[hint("c4", "k1"), hint("c4", "k1"), hint("c2", "k2")],
             at(6),
         )
         .await?;
     assert_eq!(fresh, 2);
     assert_eq!(
-        store.enqueue_hints(HS, &[hint("c4", "k1")], at(7)).await?,
+        store
+            .enqueue_hints(&hs(), &[hint("c4", "k1")], at(7))
+            .await?,
         0
     );
-    let pending = store.pending_hints(HS, 10).await?;
+    let pending = store.pending_hints(&hs(), 10).await?;
     assert_eq!(pending.len(), 2);
     assert_eq!(pending[0].id.as_str(), "c4");
     store
         .fail_hints(&[pending[1].seq], "refetch failed")
         .await?;
     store.finish_hints(&[pending[0].seq], at(8)).await?;
-    let counts = store.inbox_counts(HS).await?;
+    let counts = store.inbox_counts(&hs()).await?;
     assert_eq!((counts.pending, counts.done), (1, 1));
-    assert_eq!(store.pending_hints(HS, 10).await?[0].attempts, 1);
+    assert_eq!(store.pending_hints(&hs(), 10).await?[0].attempts, 1);
     assert_eq!(
-        store.enqueue_hints(HS, &[hint("c4", "k1")], at(9)).await?,
+        store
+            .enqueue_hints(&hs(), &[hint("c4", "k1")], at(9))
+            .await?,
         0
     );
 
     // Forgetting cursors makes the next sync a full one.
-    store.reset_cursors(HS, None).await?;
-    assert_eq!(store.cursor(HS, ObjectKind::Contact).await?, None);
+    store.reset_cursors(&hs(), None).await?;
+    assert_eq!(store.cursor(&hs(), ObjectKind::Contact).await?, None);
     Ok(())
 }
 
@@ -473,12 +504,12 @@ async fn a_full_pass_overwrites_revives_and_prunes_only_when_complete() {
             .map(|n| contact(&id(n), 1_000, "1", None))
             .collect();
         store
-            .apply_changes(HS, ObjectKind::Contact, &old, None)
+            .apply_changes(&hs(), ObjectKind::Contact, &old, None)
             .await
             .unwrap();
         store
             .apply_changes(
-                HS,
+                &hs(),
                 ObjectKind::Contact,
                 &[deleted(&id(699), 2_000, false)],
                 None,
@@ -487,11 +518,11 @@ async fn a_full_pass_overwrites_revives_and_prunes_only_when_complete() {
             .unwrap();
 
         let pass = store
-            .begin_full_pass(HS, ObjectKind::Contact)
+            .begin_full_pass(&hs(), ObjectKind::Contact)
             .await
             .unwrap();
         assert_eq!(
-            store.cursor(HS, ObjectKind::Contact).await.unwrap(),
+            store.cursor(&hs(), ObjectKind::Contact).await.unwrap(),
             None,
             "{label}: a full pass starts from the CRM's first page"
         );
@@ -505,7 +536,7 @@ async fn a_full_pass_overwrites_revives_and_prunes_only_when_complete() {
         let mode = |last| PageMode::Full { pass, last };
         let stats = store
             .apply_page(
-                HS,
+                &hs(),
                 ObjectKind::Contact,
                 first,
                 Some(&Cursor("p1".into())),
@@ -519,14 +550,14 @@ async fn a_full_pass_overwrites_revives_and_prunes_only_when_complete() {
             "{label}"
         );
         assert_eq!(
-            store.counts(HS).await.unwrap().contacts,
+            store.counts(&hs()).await.unwrap().contacts,
             699,
             "{label}: nothing removed before the pass completes"
         );
         // A webhook refetch during the pass: that record is live.
         store
             .apply_changes(
-                HS,
+                &hs(),
                 ObjectKind::Contact,
                 &[contact(&id(650), 3_000, "3", None)],
                 None,
@@ -535,7 +566,7 @@ async fn a_full_pass_overwrites_revives_and_prunes_only_when_complete() {
             .unwrap();
         let stats = store
             .apply_page(
-                HS,
+                &hs(),
                 ObjectKind::Contact,
                 rest,
                 Some(&Cursor("p2".into())),
@@ -545,7 +576,7 @@ async fn a_full_pass_overwrites_revives_and_prunes_only_when_complete() {
             .unwrap();
         assert_eq!((stats.upserted, stats.pruned), (101, 698 - 400), "{label}");
 
-        let counts = store.counts(HS).await.unwrap();
+        let counts = store.counts(&hs()).await.unwrap();
         assert_eq!(counts.contacts, 402, "{label}");
         let c0 = person(store, &id(0)).await.unwrap();
         assert_eq!(c0.owner_id, Some(OwnerId::new("2")), "{label}: overwritten");
@@ -562,21 +593,21 @@ async fn a_full_pass_overwrites_revives_and_prunes_only_when_complete() {
         assert!(person(store, &id(500)).await.is_none(), "{label}: pruned");
         assert!(
             store
-                .tombstone(HS, ObjectKind::Contact, &RecordId::new(id(500)))
+                .tombstone(&hs(), ObjectKind::Contact, &RecordId::new(id(500)))
                 .await
                 .unwrap()
                 .is_some(),
             "{label}: a pruned record leaves a tombstone"
         );
         assert_eq!(
-            store.full_pass(HS, ObjectKind::Contact).await.unwrap(),
+            store.full_pass(&hs(), ObjectKind::Contact).await.unwrap(),
             None,
             "{label}: the pass is complete"
         );
         // After the pass, the incremental rule is back: older never overwrites newer.
         let stats = store
             .apply_changes(
-                HS,
+                &hs(),
                 ObjectKind::Contact,
                 &[contact(&id(0), 100, "4", None)],
                 None,

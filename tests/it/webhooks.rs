@@ -1,6 +1,7 @@
 //! Webhook intake end to end: the simulator (or a test posing as HubSpot) posts signed
 //! batches to leadroute's route; valid ones become refetches, bad ones get 401.
 
+use leadroute::domain::OrgId;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -39,6 +40,7 @@ async fn hooked() -> Hooked {
     let state = WebState {
         crm: Arc::clone(mirror.crm()),
         store: app.store.store.clone(),
+        org: app.config.org.clone(),
         public_url: app.config.webhook.public_url.clone(),
         hints: mirror.hint_notify(),
     };
@@ -59,7 +61,7 @@ impl Hooked {
             .store
             .store
             .person(
-                CrmKind::Hubspot,
+                &OrgId::default_for(CrmKind::Hubspot),
                 ObjectKind::Contact,
                 &RecordId::new(id.to_string()),
             )
@@ -75,18 +77,23 @@ impl Hooked {
     }
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
 /// HubSpot's v3 signature: base64(HMAC-SHA256(secret, METHOD + URL + body + timestamp)).
-fn sign(secret: &str, url: &str, body: &str, timestamp: &str) -> String {
+pub(crate) fn sign(secret: &str, url: &str, body: &str, timestamp: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(format!("POST{url}{body}{timestamp}").as_bytes());
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
-fn owner_event(event_id: u64, contact: u64, owner: &str, occurred_at: i64) -> serde_json::Value {
+pub(crate) fn owner_event(
+    event_id: u64,
+    contact: u64,
+    owner: &str,
+    occurred_at: i64,
+) -> serde_json::Value {
     serde_json::json!({
         "eventId": event_id, "subscriptionId": 25, "portalId": 62515, "appId": 54321,
         "occurredAt": occurred_at, "subscriptionType": "contact.propertyChange",
@@ -164,7 +171,7 @@ async fn a_change_in_the_crm_reaches_the_mirror_through_a_signed_webhook() {
     let inbox = app
         .store
         .store
-        .inbox_counts(CrmKind::Hubspot)
+        .inbox_counts(&OrgId::default_for(CrmKind::Hubspot))
         .await
         .unwrap();
     assert!(inbox.done >= 1 && inbox.pending == 0, "{inbox:?}");
@@ -201,7 +208,7 @@ async fn forged_tampered_and_stale_webhooks_get_401_and_store_nothing() {
         .app
         .store
         .store
-        .inbox_counts(CrmKind::Hubspot)
+        .inbox_counts(&OrgId::default_for(CrmKind::Hubspot))
         .await
         .unwrap();
     assert_eq!(inbox.pending + inbox.done, 0, "nothing stored");
@@ -248,7 +255,7 @@ async fn duplicate_and_out_of_order_webhooks_leave_the_crms_current_state() {
     let inbox = app
         .store
         .store
-        .inbox_counts(CrmKind::Hubspot)
+        .inbox_counts(&OrgId::default_for(CrmKind::Hubspot))
         .await
         .unwrap();
     assert_eq!(inbox.pending, 1, "the redelivery is de-duplicated");
@@ -270,5 +277,26 @@ async fn duplicate_and_out_of_order_webhooks_leave_the_crms_current_state() {
         "the late event does not roll the owner back"
     );
     app.assert_mirror_matches().await;
+    hooked.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_webhook_for_another_org_name_is_a_404_and_stores_nothing() {
+    let mut hooked = hooked().await;
+    let contact = contacts(&hooked.app)[0];
+    let body = serde_json::json!([owner_event(1, contact, "1", now_ms())]).to_string();
+    // Signed for the URL it is posted to: only the org's name decides.
+    hooked.url = hooked.url.replace("/webhooks/hubspot", "/webhooks/west");
+    let (status, _) = post(&hooked, &body, now_ms(), None).await;
+    assert_eq!(status, 404);
+    let org = OrgId::default_for(CrmKind::Hubspot);
+    let inbox = hooked.app.store.store.inbox_counts(&org).await.unwrap();
+    assert_eq!(inbox.pending + inbox.done, 0, "{inbox:?}");
+    // The org's own name (the single [crm] form's org is named after its kind).
+    hooked.url = hooked.url.replace("/webhooks/west", "/webhooks/hubspot");
+    let (status, _) = post(&hooked, &body, now_ms(), None).await;
+    assert!((200..300).contains(&status), "{status}");
+    let inbox = hooked.app.store.store.inbox_counts(&org).await.unwrap();
+    assert_eq!(inbox.pending + inbox.done, 1, "{inbox:?}");
     hooked.shutdown().await;
 }

@@ -3,6 +3,7 @@
 //! allocation running out converge (or stop resumably) with no change lost and no
 //! record written twice.
 
+use leadroute::domain::OrgId;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -687,7 +688,7 @@ async fn the_journal_keeps_one_outcome_per_change_on_every_backend() {
             .collect();
         let run = NewRun {
             run_id: "story",
-            crm: CrmKind::Hubspot,
+            org: OrgId::default_for(CrmKind::Hubspot),
             kind: "backfill",
             parent_run: None,
             policy_version: "v",
@@ -825,13 +826,13 @@ async fn the_journal_keeps_one_outcome_per_change_on_every_backend() {
             .await
             .unwrap();
         let unfinished = store
-            .journal_unfinished_run(CrmKind::Hubspot, "backfill")
+            .journal_unfinished_run(&OrgId::default_for(CrmKind::Hubspot), "backfill")
             .await
             .unwrap()
             .expect("the paused run is resumable");
         assert_eq!(unfinished.status, RunStatus::Paused, "{label}");
         let exception = NewException {
-            crm: CrmKind::Hubspot,
+            org: OrgId::default_for(CrmKind::Hubspot),
             object: ObjectKind::Contact,
             id: RecordId::from("9"),
             kind: "validation".to_owned(),

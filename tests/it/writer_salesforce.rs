@@ -6,6 +6,7 @@
 //! process killed while its bulk job runs leaves nothing written twice: `resume`
 //! aborts the orphaned job before it reads or writes anything.
 
+use leadroute::domain::OrgId;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -447,7 +448,7 @@ async fn a_bulk_job_orphaned_by_a_killed_process_is_aborted_before_resume_writes
     let crm = connector(&sim, &config, 100);
     let run = NewRun {
         run_id: "sf-orphan",
-        crm: CrmKind::Salesforce,
+        org: OrgId::default_for(CrmKind::Salesforce),
         kind: "backfill",
         parent_run: None,
         policy_version: "it",

@@ -18,6 +18,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use leadroute_crm::{Crm, ObjectKind, OwnerId};
+
+use crate::domain::{OrgId, OrgRef};
 use secrecy::SecretString;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -111,7 +113,7 @@ pub(super) async fn run<C: Crm>(
     let crm = Arc::new(make_crm(&config)?);
     let kind = crm.kind();
     let names: HashMap<OwnerId, String> = store
-        .owners(kind)
+        .owners(&OrgId::default_for(kind))
         .await
         .context("reading the mirrored owners")?
         .into_iter()
@@ -235,7 +237,7 @@ async fn watch(
             .into_iter()
             .filter(|r| {
                 r.kind == RUN_KIND
-                    && r.crm == kind
+                    && r.org == OrgId::default_for(kind)
                     && r.created_at >= since
                     && !finished_runs.contains(&r.run_id)
             })
@@ -295,7 +297,10 @@ async fn watch(
             .exceptions(Some("open"))
             .await
             .context("reading the exceptions queue")?;
-        for exception in exceptions.iter().filter(|e| e.crm == kind) {
+        for exception in exceptions
+            .iter()
+            .filter(|e| e.org == OrgId::default_for(kind))
+        {
             let key = (exception.object, exception.record_id.as_str().to_owned());
             if decided.contains(&key) {
                 continue;
@@ -356,7 +361,10 @@ async fn kept(
     if rest.is_empty() {
         return Ok(0);
     }
-    let snapshot = store.snapshot(kind).await.context("reading the mirror")?;
+    let snapshot = store
+        .snapshot(&OrgRef::default_for(kind))
+        .await
+        .context("reading the mirror")?;
     Ok(snapshot
         .people
         .iter()

@@ -296,7 +296,7 @@ async fn crash_during_job(crm: &FakeCrm, store: &Store, records: usize) -> Strin
     let plan = plan(records, "a", "b");
     let run = NewRun {
         run_id: "run",
-        crm: CrmKind::Hubspot,
+        org: OrgId::default_for(CrmKind::Hubspot),
         kind: "backfill",
         parent_run: None,
         policy_version: "v1",
