@@ -371,7 +371,7 @@ mod tests {
                 .execute(store.pool())
                 .await
                 .unwrap();
-            crate::store::migrate::run(&store).await.unwrap();
+            crate::store::migrate::run(&store, u32::MAX).await.unwrap();
             let lease = store.run_lease("r1").await.unwrap().unwrap();
             assert_eq!(lease.holder, "old", "{label}");
             assert_eq!(

@@ -144,7 +144,7 @@ mod tests {
         // Each area numbers its migrations in its own range, so parallel work never
         // collides: core 1–299, orgs 300–309, leases 310–319, SLA 400–409, activities
         // 410–419, console 500–509, analytics 510–519.
-        const ASSIGNED: [std::ops::RangeInclusive<i64>; 7] = [
+        const ASSIGNED: [std::ops::RangeInclusive<u32>; 7] = [
             1..=299,
             300..=309,
             310..=319,

@@ -366,7 +366,7 @@ async fn no_secret_and_no_email_leaks_from_any_hubspot_command() {
     let mirror = leadroute::store::Store::open(&store).await.unwrap();
     let person = mirror
         .person(
-            leadroute_crm::CrmKind::Hubspot,
+            &leadroute::domain::OrgId::default_for(leadroute_crm::CrmKind::Hubspot),
             leadroute_crm::ObjectKind::Contact,
             &leadroute_crm::RecordId::new(ids[0].to_string()),
         )
