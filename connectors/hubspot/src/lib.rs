@@ -260,7 +260,7 @@ fn object_type(object: ObjectKind) -> Result<ObjectType, CrmError> {
     match object {
         ObjectKind::Contact => Ok(CONTACTS),
         ObjectKind::Account => Ok(COMPANIES),
-        ObjectKind::Owner | ObjectKind::Lead => Err(CrmError::new(
+        ObjectKind::Owner | ObjectKind::Lead | ObjectKind::Activity => Err(CrmError::new(
             ErrorKind::BadRequest,
             format!(
                 "hubspot: {object} records cannot be read or written this way (HubSpot has contacts, companies and owners)"

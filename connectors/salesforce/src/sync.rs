@@ -50,6 +50,8 @@ pub(crate) fn stages(object: ObjectKind) -> &'static [Stage] {
             Stage::Deleted(SObject::Contact),
         ],
         ObjectKind::Lead => &[Stage::Live(SObject::Lead), Stage::Deleted(SObject::Lead)],
+        // Tasks and Events are not mirrored by this connector yet (see `Salesforce::objects`).
+        ObjectKind::Activity => &[],
     }
 }
 
@@ -425,10 +427,12 @@ pub(crate) async fn get_deleted(
         ObjectKind::Lead => SObject::Lead,
         ObjectKind::Contact => SObject::Contact,
         ObjectKind::Account => SObject::Account,
-        ObjectKind::Owner => {
+        ObjectKind::Owner | ObjectKind::Activity => {
             return Err(CrmError::new(
                 ErrorKind::BadRequest,
-                "salesforce users are never deleted (only deactivated); getDeleted applies to Lead, Contact and Account",
+                format!(
+                    "salesforce: getDeleted is not read for {object}; it applies to Lead, Contact and Account"
+                ),
             ));
         }
     };
