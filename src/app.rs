@@ -78,6 +78,7 @@ pub fn hubspot_settings(config: &Config) -> anyhow::Result<HubSpotSettings> {
     settings.daily_reserve = crm.daily_reserve;
     settings.request_timeout = crm.request_timeout;
     settings.max_retries = crm.max_retries;
+    settings.activities = config.sync.activities;
     Ok(settings)
 }
 

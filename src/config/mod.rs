@@ -212,6 +212,8 @@ pub struct SyncConfig {
     pub interval: Duration,
     pub hint_batch: usize,
     pub hint_poll: Duration,
+    /// `sync.activities`: mirror activities (`ObjectKind::Activity`) too.
+    pub activities: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -797,6 +799,7 @@ impl Validator<'_> {
             interval,
             hint_batch,
             hint_poll: Duration::from_millis(hint_poll_ms),
+            activities: raw.activities.unwrap_or(false),
         }
     }
 

@@ -21,6 +21,12 @@ use serde_json::{Value, json};
 /// A live contact and its owner.
 fn contact_with_owner(sim: &HubSpotSim) -> (u64, String) {
     let state = sim.state();
+    let active: Vec<String> = state
+        .owners
+        .iter()
+        .filter(|o| !o.archived)
+        .map(|o| o.id.to_string())
+        .collect();
     state
         .contacts
         .iter()
@@ -28,10 +34,10 @@ fn contact_with_owner(sim: &HubSpotSim) -> (u64, String) {
         .find_map(|c| {
             c.properties
                 .get("hubspot_owner_id")
-                .filter(|o| !o.is_empty())
+                .filter(|o| active.contains(o))
                 .map(|o| (c.id, o.clone()))
         })
-        .expect("a generated contact with an owner")
+        .expect("a generated contact with an active owner")
 }
 
 fn association(contact: u64, type_id: u64) -> Value {
