@@ -134,6 +134,7 @@ pub fn salesforce_settings(config: &Config) -> anyhow::Result<SalesforceSettings
     settings.strict_writes = sf.strict_writes;
     settings.request_timeout = crm.request_timeout;
     settings.max_retries = crm.max_retries;
+    settings.activities = config.sync.activities;
     Ok(settings)
 }
 

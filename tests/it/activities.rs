@@ -134,3 +134,103 @@ async fn a_call_logged_through_the_public_api_reaches_the_mirror_with_its_time_o
     plain.shutdown().await;
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_salesforce_call_task_reaches_the_mirror_with_its_lead_and_the_leads_last_activity_date()
+{
+    use std::sync::Arc;
+
+    use leadroute::mirror::Mirror;
+    use leadroute_salesforce::{Salesforce, SalesforceAuth, SalesforceSettings};
+    use leadroute_sim::salesforce::SalesforceSimConfig;
+    use secrecy::SecretString;
+
+    let config = SalesforceSimConfig {
+        leads: 30,
+        contacts: 10,
+        accounts: 10,
+        users: 5,
+        queues: 1,
+        ..SalesforceSimConfig::default()
+    };
+    let sim = leadroute_sim::salesforce::spawn(config.clone())
+        .await
+        .expect("simulator starts");
+    let mut settings = SalesforceSettings::new(
+        sim.base_url(),
+        SalesforceAuth::RefreshToken {
+            client_id: config.client_id.clone(),
+            client_secret: Some(SecretString::from(config.client_secret.clone())),
+            refresh_token: SecretString::from(config.refresh_token.clone()),
+        },
+    );
+    settings.organization_id = Some(sim.org_id());
+    settings.overlap = std::time::Duration::from_secs(2);
+    settings.activities = true;
+    let crm = Arc::new(Salesforce::new(settings).expect("connector settings"));
+    let store = crate::helpers::sqlite_store().await;
+    let mirror = Mirror::new(crm, store.store.clone());
+    mirror.sync_once(false).await.expect("first (full) sync");
+
+    let state = sim.state();
+    let lead = state
+        .leads
+        .iter()
+        .find(|l| !l.is_deleted && !l.is_converted)
+        .expect("a live lead");
+    let rep = state
+        .users
+        .iter()
+        .find(|u| u.is_active)
+        .expect("an active user")
+        .id
+        .clone();
+    let response = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .post(format!(
+            "{}/services/data/v62.0/sobjects/Task",
+            sim.base_url()
+        ))
+        .bearer_auth(sim.token())
+        .json(
+            &json!({"WhoId": lead.id, "OwnerId": rep, "Subject": "Call", "TaskSubtype": "Call",
+                      "CallType": "Outbound", "Status": "Completed", "ActivityDate": "2026-01-05"}),
+        )
+        .send()
+        .await
+        .expect("the simulator answers");
+    let status = response.status().as_u16();
+    assert_eq!(status, 201, "{}", response.text().await.unwrap_or_default());
+
+    let lead_id = RecordId::new(lead.id.as_str());
+    let found = wait_for("the task in the mirror", 20, || {
+        let mirror = mirror.clone();
+        let store = store.store.clone();
+        let lead_id = lead_id.clone();
+        async move {
+            mirror.sync_once(false).await.expect("incremental sync");
+            let found = store
+                .activities_for(CrmKind::Salesforce, ObjectKind::Lead, &lead_id)
+                .await
+                .expect("store read");
+            let person = store
+                .person(CrmKind::Salesforce, ObjectKind::Lead, &lead_id)
+                .await
+                .expect("store read")?;
+            (!found.is_empty() && person.fields.contains_key("LastActivityDate"))
+                .then_some((found, person))
+        }
+    })
+    .await;
+    let (activities, person) = found;
+    let task = &activities[0];
+    assert_eq!(task.kind, ActivityKind::Call, "TaskSubtype Call");
+    assert_eq!(task.owner_id, Some(OwnerId::new(rep.as_str())));
+    assert_eq!(task.direction, Some(Direction::Outbound));
+    assert!(task.done);
+    assert_eq!(person.fields["LastActivityDate"], "2026-01-05");
+    sim.shutdown().await;
+    store.cleanup().await;
+}

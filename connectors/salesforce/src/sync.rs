@@ -50,8 +50,9 @@ pub(crate) fn stages(object: ObjectKind) -> &'static [Stage] {
             Stage::Deleted(SObject::Contact),
         ],
         ObjectKind::Lead => &[Stage::Live(SObject::Lead), Stage::Deleted(SObject::Lead)],
-        // Tasks and Events are not mirrored by this connector yet (see `Salesforce::objects`).
-        ObjectKind::Activity => &[],
+        // Activities: listed by `Salesforce::objects` only when asked. Deletions are
+        // learnt from full syncs only (no recycle-bin stage).
+        ObjectKind::Activity => &[Stage::Live(SObject::Task), Stage::Live(SObject::Event)],
     }
 }
 
