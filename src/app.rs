@@ -117,6 +117,7 @@ pub fn hubspot_settings(config: &Config) -> anyhow::Result<HubSpotSettings> {
     settings.daily_reserve = crm.daily_reserve;
     settings.request_timeout = crm.request_timeout;
     settings.max_retries = crm.max_retries;
+    settings.activities = config.sync.activities;
     Ok(settings)
 }
 
@@ -172,6 +173,7 @@ pub fn salesforce_settings(config: &Config) -> anyhow::Result<SalesforceSettings
     settings.strict_writes = sf.strict_writes;
     settings.request_timeout = crm.request_timeout;
     settings.max_retries = crm.max_retries;
+    settings.activities = config.sync.activities;
     Ok(settings)
 }
 

@@ -237,6 +237,7 @@ async fn print_stored(
                 ObjectKind::Account => (counts.accounts, "accounts"),
                 ObjectKind::Contact => (counts.contacts, "contacts"),
                 ObjectKind::Lead => (counts.leads, "leads"),
+                ObjectKind::Activity => (counts.activities, "activities"),
             };
             format!("{n} {noun}")
         })

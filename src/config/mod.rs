@@ -214,6 +214,8 @@ pub struct SyncConfig {
     pub interval: Duration,
     pub hint_batch: usize,
     pub hint_poll: Duration,
+    /// `sync.activities`: mirror activities (`ObjectKind::Activity`) too.
+    pub activities: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -1078,6 +1080,7 @@ impl Validator<'_> {
             interval,
             hint_batch,
             hint_poll: Duration::from_millis(hint_poll_ms),
+            activities: raw.activities.unwrap_or(false),
         }
     }
 

@@ -212,6 +212,9 @@ pub struct RawSync {
     pub hint_batch: Option<usize>,
     /// How often the hint processor looks at the inbox.
     pub hint_poll_ms: Option<u64>,
+    /// Also mirror activities (calls, emails, meetings, notes, tasks; Salesforce Tasks
+    /// and Events) for the SLA engine. Off by default: it costs API calls.
+    pub activities: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -32,6 +32,9 @@ impl Touched {
                 Change::Upsert(Record::Person(person)) => {
                     touched.people.push((person.object, person.id.clone()));
                 }
+                // Activities do not change routing decisions; the SLA engine reads
+                // them from the store (`Store::activities_changed`).
+                Change::Upsert(Record::Activity(_)) => {}
                 Change::Deleted { object, id, .. } => touched.add(*object, id),
                 Change::Merged {
                     object,
@@ -52,6 +55,7 @@ impl Touched {
             ObjectKind::Owner => self.owners.push(OwnerId::new(id.as_str())),
             ObjectKind::Account => self.accounts.push(id.clone()),
             ObjectKind::Contact | ObjectKind::Lead => self.people.push((object, id.clone())),
+            ObjectKind::Activity => {}
         }
     }
 }

@@ -26,6 +26,7 @@ use leadroute_crm::{
 use sqlx::any::AnyRow;
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
+use super::activities;
 use super::{
     Store, StoreError, from_ms, get_bool, in_list, placeholders, rows_per_statement, to_ms,
 };
@@ -90,6 +91,7 @@ pub struct MirrorCounts {
     pub accounts: u64,
     pub contacts: u64,
     pub leads: u64,
+    pub activities: u64,
     pub links: u64,
     pub tombstones: u64,
 }
@@ -140,6 +142,8 @@ fn table(object: ObjectKind) -> &'static str {
         ObjectKind::Owner => "owners",
         ObjectKind::Account => "accounts",
         ObjectKind::Contact | ObjectKind::Lead => "people",
+        // Keyed by `org`, not `crm`: `activities.rs` owns its statements.
+        ObjectKind::Activity => "activities",
     }
 }
 
@@ -253,11 +257,33 @@ impl Store {
         let mut owners = Vec::new();
         let mut accounts = Vec::new();
         let mut people = Vec::new();
+        let mut activities = Vec::new();
         for change in reduced {
             match change {
                 Change::Upsert(Record::Owner(owner)) => owners.push(owner),
                 Change::Upsert(Record::Account(account)) => accounts.push(account),
                 Change::Upsert(Record::Person(person)) => people.push(person),
+                Change::Upsert(Record::Activity(activity)) => activities.push(activity),
+                Change::Deleted {
+                    object: ObjectKind::Activity,
+                    id,
+                    at,
+                    ..
+                } => {
+                    if activities::remove_activity(&mut tx, org, id, *at, "deleted", now).await? {
+                        stats.deleted += 1;
+                    }
+                }
+                Change::Merged {
+                    object: ObjectKind::Activity,
+                    loser,
+                    at,
+                    ..
+                } => {
+                    if activities::remove_activity(&mut tx, org, loser, *at, "merged", now).await? {
+                        stats.merged += 1;
+                    }
+                }
                 Change::Deleted {
                     object,
                     id,
@@ -368,6 +394,27 @@ impl Store {
             }
         }
 
+        activities.sort_by(|a, b| a.id.cmp(&b.id));
+        for chunk in activities.chunks(CHUNK) {
+            let repair = full && object == ObjectKind::Activity;
+            let live = drop_tombstoned(&mut tx, org, ObjectKind::Activity, chunk, repair, |a| {
+                (a.id.as_str(), Some(a.updated_at))
+            })
+            .await?;
+            stats.stale += chunk.len() - live.len();
+            let stored = activities::upsert_activities(
+                &mut tx,
+                org,
+                &live,
+                now,
+                seen(ObjectKind::Activity),
+                repair,
+            )
+            .await?;
+            stats.upserted += stored;
+            stats.stale += live.len() - stored;
+        }
+
         if let Some(cursor) = cursor {
             sqlx::query(
                 "INSERT INTO sync_cursors (org, object, cursor, updated_at) VALUES ($1, $2, $3, $4)
@@ -382,7 +429,11 @@ impl Store {
             .map_err(StoreError::query("storing a sync cursor"))?;
         }
         if let PageMode::Full { pass, last: true } = mode {
-            stats.pruned = sweep(&mut tx, org, object, pass, now).await?;
+            stats.pruned = if object == ObjectKind::Activity {
+                activities::sweep_activities(&mut tx, org, pass, now).await?
+            } else {
+                sweep(&mut tx, org, object, pass, now).await?
+            };
         }
         tx.commit()
             .await
@@ -636,6 +687,7 @@ impl Store {
                 (SELECT COUNT(*) FROM accounts WHERE org = $1) AS accounts,
                 (SELECT COUNT(*) FROM people WHERE org = $1 AND object = 'contact') AS contacts,
                 (SELECT COUNT(*) FROM people WHERE org = $1 AND object = 'lead') AS leads,
+                (SELECT COUNT(*) FROM activities WHERE org = $1) AS activities,
                 (SELECT COUNT(*) FROM person_accounts WHERE org = $1) AS links,
                 (SELECT COUNT(*) FROM tombstones WHERE org = $1) AS tombstones",
         )
@@ -654,6 +706,7 @@ impl Store {
             accounts: get("accounts")?,
             contacts: get("contacts")?,
             leads: get("leads")?,
+            activities: get("activities")?,
             links: get("links")?,
             tombstones: get("tombstones")?,
         })

@@ -4,6 +4,7 @@
 // the helpers and scenarios they call in this test-only crate.
 #![allow(clippy::unwrap_used)]
 
+mod activities;
 mod canary;
 mod cli;
 mod commit;

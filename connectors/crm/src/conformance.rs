@@ -160,6 +160,22 @@ impl Fingerprint {
                 account_ids: a.parent_id.iter().map(|p| p.0.clone()).collect(),
                 updated_at: Some(a.updated_at.timestamp()),
             },
+            Record::Activity(a) => {
+                // The people it concerns stand where a person's accounts do.
+                let mut account_ids: Vec<String> =
+                    a.people.iter().map(|p| p.id.0.clone()).collect();
+                account_ids.sort();
+                Fingerprint {
+                    object: ObjectKind::Activity,
+                    id: a.id.0.clone(),
+                    owner_id: a.owner_id.as_ref().map(|o| o.0.clone()),
+                    email: None,
+                    name: Some(a.kind.as_str().to_owned()),
+                    flag: a.done,
+                    account_ids,
+                    updated_at: Some(a.updated_at.timestamp()),
+                }
+            }
             Record::Person(p) => {
                 let mut account_ids: Vec<String> = p
                     .accounts

@@ -52,7 +52,9 @@ impl std::str::FromStr for CrmKind {
 /// The kinds of object leadroute mirrors.
 ///
 /// HubSpot has `Contact`, `Account` (companies) and `Owner`; Salesforce has all four,
-/// with `Owner` covering both Users and Queues.
+/// with `Owner` covering both Users and Queues. `Activity` covers what a rep did to a
+/// person (HubSpot calls, emails, meetings, notes and tasks; Salesforce Tasks and
+/// Events): connectors mirror it only when asked (it is not in [`ObjectKind::ALL`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ObjectKind {
@@ -60,6 +62,7 @@ pub enum ObjectKind {
     Account,
     Contact,
     Lead,
+    Activity,
 }
 
 impl ObjectKind {
@@ -76,6 +79,7 @@ impl ObjectKind {
             ObjectKind::Account => "account",
             ObjectKind::Contact => "contact",
             ObjectKind::Lead => "lead",
+            ObjectKind::Activity => "activity",
         }
     }
 
@@ -99,8 +103,9 @@ impl std::str::FromStr for ObjectKind {
             "account" | "accounts" | "company" | "companies" => Ok(ObjectKind::Account),
             "contact" | "contacts" => Ok(ObjectKind::Contact),
             "lead" | "leads" => Ok(ObjectKind::Lead),
+            "activity" | "activities" => Ok(ObjectKind::Activity),
             other => Err(format!(
-                "unknown object {other:?}; use owner, account (company), contact or lead"
+                "unknown object {other:?}; use owner, account (company), contact, lead or activity"
             )),
         }
     }
@@ -264,6 +269,117 @@ pub struct PersonRecord {
     pub raw: serde_json::Value,
 }
 
+/// What kind of thing a rep did: the CRM's own activity types, CRM-neutrally.
+///
+/// HubSpot has one object per kind (`calls`, `emails`, `meetings`, `tasks`, `notes`);
+/// Salesforce has `Task` (whose `TaskSubtype` says `Call`, `Email`, or plain `Task`)
+/// and `Event` (a meeting slot on the calendar).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActivityKind {
+    Call,
+    Email,
+    Meeting,
+    Task,
+    Note,
+    /// A Salesforce Event (calendar slot).
+    Event,
+}
+
+impl ActivityKind {
+    pub const ALL: [ActivityKind; 6] = [
+        ActivityKind::Call,
+        ActivityKind::Email,
+        ActivityKind::Meeting,
+        ActivityKind::Task,
+        ActivityKind::Note,
+        ActivityKind::Event,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActivityKind::Call => "call",
+            ActivityKind::Email => "email",
+            ActivityKind::Meeting => "meeting",
+            ActivityKind::Task => "task",
+            ActivityKind::Note => "note",
+            ActivityKind::Event => "event",
+        }
+    }
+}
+
+impl fmt::Display for ActivityKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ActivityKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ActivityKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown activity kind {s:?}; use call, email, meeting, task, note or event"
+                )
+            })
+    }
+}
+
+/// Which way an activity went, where the CRM says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// The person reached the rep (HubSpot `INBOUND`, `INCOMING_EMAIL`; Salesforce
+    /// `CallType = Inbound`).
+    Inbound,
+    /// The rep reached the person (HubSpot `OUTBOUND`, `EMAIL`, `FORWARDED_EMAIL`;
+    /// Salesforce `CallType = Outbound`).
+    Outbound,
+}
+
+/// A person an activity is about: a contact or a lead, by id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PersonRef {
+    pub object: ObjectKind,
+    pub id: RecordId,
+}
+
+/// Something a rep did to (or received from) one or more people: a call, an email, a
+/// meeting, a task, a note, an event. The SLA engine reads these as touches.
+///
+/// `at` is the activity's own time as the CRM records it (HubSpot `hs_timestamp`;
+/// Salesforce Task `CompletedDateTime`, else `ActivityDate` for a due date, else
+/// `CreatedDate`; Event `StartDateTime`). It is not when the row was written: a call
+/// logged late carries the time it was made, and a scheduled meeting or a task due
+/// tomorrow may lie in the future. Consumers decide what a future `at` means.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActivityRecord {
+    /// The CRM's id: unique per org across kinds (HubSpot engagement ids share one
+    /// space; Salesforce Task and Event ids differ by prefix).
+    pub id: RecordId,
+    pub kind: ActivityKind,
+    pub at: DateTime<Utc>,
+    /// The rep shown as its owner (HubSpot `hubspot_owner_id`, Salesforce `OwnerId`).
+    pub owner_id: Option<OwnerId>,
+    /// The contacts and leads it is associated with (HubSpot v4 associations,
+    /// Salesforce `WhoId`); empty when it concerns no person leadroute routes.
+    pub people: Vec<PersonRef>,
+    pub direction: Option<Direction>,
+    /// The CRM's own status text (`hs_call_status`, `hs_task_status`, Task `Status`…).
+    pub status: Option<String>,
+    /// Whether it has happened: false for an open task or a not-yet-held meeting
+    /// where the CRM says so (HubSpot `hs_task_status` other than `COMPLETED`;
+    /// Salesforce Task `IsClosed = false`), true otherwise.
+    pub done: bool,
+    pub created_at: Option<DateTime<Utc>>,
+    /// The CRM's modification stamp (`hs_lastmodifieddate`, `SystemModstamp`).
+    pub updated_at: DateTime<Utc>,
+    pub raw: serde_json::Value,
+}
+
 /// Any mirrored record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
@@ -271,6 +387,7 @@ pub enum Record {
     Owner(OwnerRecord),
     Account(AccountRecord),
     Person(PersonRecord),
+    Activity(ActivityRecord),
 }
 
 impl Record {
@@ -279,6 +396,7 @@ impl Record {
             Record::Owner(_) => ObjectKind::Owner,
             Record::Account(_) => ObjectKind::Account,
             Record::Person(p) => p.object,
+            Record::Activity(_) => ObjectKind::Activity,
         }
     }
 
@@ -287,6 +405,7 @@ impl Record {
             Record::Owner(o) => o.id.as_str(),
             Record::Account(a) => a.id.as_str(),
             Record::Person(p) => p.id.as_str(),
+            Record::Activity(a) => a.id.as_str(),
         }
     }
 
@@ -296,6 +415,7 @@ impl Record {
             Record::Owner(o) => o.updated_at,
             Record::Account(a) => Some(a.updated_at),
             Record::Person(p) => Some(p.updated_at),
+            Record::Activity(a) => Some(a.updated_at),
         }
     }
 }

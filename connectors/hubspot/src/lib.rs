@@ -12,6 +12,7 @@
 //! an id answers `Change::Deleted { purge: true }`. The memory is per process: if it
 //! restarts between intake and fetch, the record is still deleted but not purged.
 
+mod activities;
 mod batch;
 mod client;
 #[doc(hidden)]
@@ -82,6 +83,9 @@ pub struct HubSpotSettings {
     pub search_per_second: u32,
     /// The portal's UTC offset in seconds: the daily limit resets at its local midnight.
     pub daily_reset_utc_offset_secs: i32,
+    /// Also mirror activities (calls, emails, meetings, notes, tasks) as
+    /// `ObjectKind::Activity`; off by default (config `[sync] activities`).
+    pub activities: bool,
 }
 
 impl HubSpotSettings {
@@ -101,6 +105,7 @@ impl HubSpotSettings {
             archived_sweep_interval: Duration::from_secs(3_600),
             search_per_second: 5,
             daily_reset_utc_offset_secs: 0,
+            activities: false,
         }
     }
 }
@@ -114,6 +119,8 @@ pub struct HubSpot {
 struct Inner {
     client: Client,
     sync: SyncConfig,
+    /// Whether `objects()` lists activities.
+    activities: bool,
     webhook_secret: Option<SecretString>,
     public_webhook_url: Option<String>,
     /// Contacts a `contact.privacyDeletion` event named, until a fetch reports them
@@ -237,6 +244,7 @@ impl HubSpot {
                     overlap: settings.overlap,
                     archived_sweep_interval: settings.archived_sweep_interval,
                 },
+                activities: settings.activities,
                 webhook_secret: settings.webhook_secret.clone().or(oauth_secret),
                 public_webhook_url: settings.public_webhook_url.clone(),
                 privacy_deleted: parking_lot::Mutex::new(BTreeSet::new()),
@@ -260,7 +268,7 @@ fn object_type(object: ObjectKind) -> Result<ObjectType, CrmError> {
     match object {
         ObjectKind::Contact => Ok(CONTACTS),
         ObjectKind::Account => Ok(COMPANIES),
-        ObjectKind::Owner | ObjectKind::Lead => Err(CrmError::new(
+        ObjectKind::Owner | ObjectKind::Lead | ObjectKind::Activity => Err(CrmError::new(
             ErrorKind::BadRequest,
             format!(
                 "hubspot: {object} records cannot be read or written this way (HubSpot has contacts, companies and owners)"
@@ -270,6 +278,13 @@ fn object_type(object: ObjectKind) -> Result<ObjectType, CrmError> {
 }
 
 const OBJECTS: &[ObjectKind] = &[ObjectKind::Owner, ObjectKind::Account, ObjectKind::Contact];
+/// [`OBJECTS`] plus activities, last: they refer to contacts.
+const OBJECTS_WITH_ACTIVITIES: &[ObjectKind] = &[
+    ObjectKind::Owner,
+    ObjectKind::Account,
+    ObjectKind::Contact,
+    ObjectKind::Activity,
+];
 
 impl Crm for HubSpot {
     fn kind(&self) -> CrmKind {
@@ -277,12 +292,19 @@ impl Crm for HubSpot {
     }
 
     fn objects(&self) -> &'static [ObjectKind] {
-        OBJECTS
+        if self.inner.activities {
+            OBJECTS_WITH_ACTIVITIES
+        } else {
+            OBJECTS
+        }
     }
 
     async fn changes(&self, object: ObjectKind, cursor: Option<&Cursor>) -> Result<Page, CrmError> {
         if object == ObjectKind::Owner {
             return sync::owner_changes(&self.inner.client, cursor).await;
+        }
+        if object == ObjectKind::Activity {
+            return activities::changes(&self.inner.client, cursor, self.inner.sync).await;
         }
         sync::changes(
             &self.inner.client,

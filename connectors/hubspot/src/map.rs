@@ -29,6 +29,11 @@ pub(crate) const CONTACT_PROPERTIES: &[&str] = &[
     "phone",
     "lifecyclestage",
     "hs_lead_status",
+    // Touch rollups (reference §15): derived and lagging, kept in `fields` for the
+    // policy and the SLA engine, never used as the first-touch clock (trap 22).
+    "notes_last_contacted",
+    "notes_last_updated",
+    "hs_last_sales_activity_timestamp",
     "hubspot_owner_id",
     "hubspot_owner_assigneddate",
     "hubspot_team_id",

@@ -80,6 +80,8 @@ pub(crate) enum SyncState {
         after: Option<String>,
     },
     Incremental(Incremental),
+    /// Activities: the five engagement types in turn (`activities.rs`).
+    Activities(crate::activities::ActivitiesState),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -178,10 +180,13 @@ pub(crate) async fn changes(
         SyncState::Incremental(inc) => {
             incremental_page(client, object, inc, config, &calls).await?
         }
-        SyncState::Owners { .. } => {
+        SyncState::Owners { .. } | SyncState::Activities(_) => {
             return Err(CrmError::new(
                 ErrorKind::BadRequest,
-                format!("hubspot: an owners cursor was given for {}", object.kind),
+                format!(
+                    "hubspot: an owners or activities cursor was given for {}; run a full sync (--full)",
+                    object.kind
+                ),
             ));
         }
     };

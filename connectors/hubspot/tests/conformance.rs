@@ -179,7 +179,7 @@ fn expected_records(state: &HubSpotState, object: ObjectKind) -> Vec<Record> {
                 })
             })
             .collect(),
-        ObjectKind::Lead => Vec::new(),
+        ObjectKind::Lead | ObjectKind::Activity => Vec::new(),
     }
 }
 

@@ -80,6 +80,9 @@ pub struct SalesforceSettings {
     pub bulk_timeout: Duration,
     /// While paused for the allocation, let one call through this often to re-read it.
     pub quota_probe_interval: Duration,
+    /// Also mirror Tasks and Events as `ObjectKind::Activity`; off by default (config
+    /// `[sync] activities`).
+    pub activities: bool,
 }
 
 impl SalesforceSettings {
@@ -103,6 +106,7 @@ impl SalesforceSettings {
             bulk_poll_interval: Duration::from_secs(5),
             bulk_timeout: Duration::from_secs(30 * 60),
             quota_probe_interval: Duration::from_secs(300),
+            activities: false,
         }
     }
 
@@ -268,12 +272,23 @@ impl Crm for Salesforce {
     }
 
     fn objects(&self) -> &'static [ObjectKind] {
-        &[
-            ObjectKind::Owner,
-            ObjectKind::Account,
-            ObjectKind::Contact,
-            ObjectKind::Lead,
-        ]
+        if self.inner.settings.activities {
+            // Activities last: they refer to leads and contacts.
+            &[
+                ObjectKind::Owner,
+                ObjectKind::Account,
+                ObjectKind::Contact,
+                ObjectKind::Lead,
+                ObjectKind::Activity,
+            ]
+        } else {
+            &[
+                ObjectKind::Owner,
+                ObjectKind::Account,
+                ObjectKind::Contact,
+                ObjectKind::Lead,
+            ]
+        }
     }
 
     async fn changes(&self, object: ObjectKind, cursor: Option<&Cursor>) -> Result<Page, CrmError> {

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use leadroute_crm::{
-    AccountLink, AccountRecord, ObjectKind, OwnerId, OwnerKind, OwnerRecord, PersonRecord, Record,
-    RecordId,
+    AccountLink, AccountRecord, ActivityKind, ActivityRecord, Direction, ObjectKind, OwnerId,
+    OwnerKind, OwnerRecord, PersonRecord, PersonRef, Record, RecordId,
 };
 use serde_json::{Map, Value};
 
@@ -71,7 +71,79 @@ pub(crate) fn record(object: SObject, row: Map<String, Value>) -> Result<Record,
         SObject::Account => account(row).map(Record::Account),
         SObject::User => user(row).map(Record::Owner),
         SObject::Queue => queue(row).map(Record::Owner),
+        SObject::Task | SObject::Event => activity(object, row).map(Record::Activity),
     }
+}
+
+/// A date-only field (`YYYY-MM-DD`) as midnight UTC.
+fn date_field(row: &Map<String, Value>, field: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let text = string_field(row, field)?;
+    chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+}
+
+/// Task or Event → activity (reference §12). A Task's time is `CompletedDateTime`,
+/// else its due date `ActivityDate` (date only: midnight UTC), else `CreatedDate`; an
+/// Event's is `StartDateTime` (may lie in the future). `TaskSubtype` says call or email.
+pub(crate) fn activity(
+    object: SObject,
+    row: Map<String, Value>,
+) -> Result<ActivityRecord, MapError> {
+    let id = required_id(object, &row)?;
+    let updated_at = stamp(object, &id, &row)?;
+    let created_at = datetime_field(&row, "CreatedDate");
+    let (kind, at, done) = match object {
+        SObject::Event => (
+            ActivityKind::Event,
+            datetime_field(&row, "StartDateTime").or(created_at),
+            true,
+        ),
+        _ => {
+            let kind = match string_field(&row, "TaskSubtype").as_deref() {
+                Some("Call") => ActivityKind::Call,
+                Some("Email" | "ListEmail") => ActivityKind::Email,
+                _ => ActivityKind::Task,
+            };
+            let at = datetime_field(&row, "CompletedDateTime")
+                .or_else(|| date_field(&row, "ActivityDate"))
+                .or(created_at);
+            (kind, at, bool_field(&row, "IsClosed").unwrap_or(false))
+        }
+    };
+    let people = id_field(&row, "WhoId")
+        .and_then(|who| {
+            let object = match who.get(..3).unwrap_or_default() {
+                "00Q" => ObjectKind::Lead,
+                "003" => ObjectKind::Contact,
+                _ => return None,
+            };
+            Some(PersonRef {
+                object,
+                id: RecordId(who),
+            })
+        })
+        .into_iter()
+        .collect();
+    let direction = match string_field(&row, "CallType").as_deref() {
+        Some("Inbound") => Some(Direction::Inbound),
+        Some("Outbound") => Some(Direction::Outbound),
+        _ => None,
+    };
+    Ok(ActivityRecord {
+        id: RecordId(id),
+        kind,
+        at: at.unwrap_or(updated_at),
+        owner_id: id_field(&row, "OwnerId").map(OwnerId),
+        people,
+        direction,
+        status: string_field(&row, "Status"),
+        done,
+        created_at,
+        updated_at,
+        raw: Value::Object(row),
+    })
 }
 
 /// Lead or Contact → person. A Lead links to an account only once converted
@@ -221,6 +293,32 @@ pub(crate) fn domain_of(website: &str) -> Option<String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_task_decodes_by_subtype_with_its_completion_time_and_lead() {
+        let task = row(json!({
+            "attributes": {"type": "Task"},
+            "Id": "00T5e00000AbCdEEAV", "WhoId": "00Q5e00000AbCdEEAV", "OwnerId": "0055e000009KlMnAAK",
+            "Status": "Completed", "IsClosed": true, "TaskSubtype": "Email", "CallType": null,
+            "ActivityDate": "2026-01-05", "CompletedDateTime": "2026-01-05T09:15:27.000+0000",
+            "CreatedDate": "2026-01-05T09:00:00.000+0000", "SystemModstamp": "2026-01-05T09:15:27.000+0000"
+        }));
+        let a = activity(SObject::Task, task).unwrap();
+        assert_eq!(a.kind, ActivityKind::Email);
+        assert_eq!(a.at.to_rfc3339(), "2026-01-05T09:15:27+00:00");
+        assert!(a.done);
+        assert_eq!(a.people[0].object, ObjectKind::Lead);
+        // An open task with only a due date sits at that date's midnight UTC.
+        let open = row(json!({
+            "Id": "00T5e00000AbCdFEAV", "Status": "Not Started", "IsClosed": false,
+            "ActivityDate": "2026-02-01", "SystemModstamp": "2026-01-05T09:15:27.000+0000"
+        }));
+        let a = activity(SObject::Task, open).unwrap();
+        assert_eq!(a.kind, ActivityKind::Task);
+        assert!(!a.done);
+        assert_eq!(a.at.to_rfc3339(), "2026-02-01T00:00:00+00:00");
+        assert!(a.people.is_empty());
+    }
 
     fn row(value: Value) -> Map<String, Value> {
         match value {

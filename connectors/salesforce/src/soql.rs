@@ -15,6 +15,9 @@ pub enum SObject {
     User,
     /// `Group WHERE Type = 'Queue'`.
     Queue,
+    /// Activities, mirrored as `ObjectKind::Activity` when asked.
+    Task,
+    Event,
 }
 
 impl SObject {
@@ -26,6 +29,8 @@ impl SObject {
             SObject::Account => "Account",
             SObject::User => "User",
             SObject::Queue => "Group",
+            SObject::Task => "Task",
+            SObject::Event => "Event",
         }
     }
 
@@ -42,6 +47,7 @@ impl SObject {
                 "Country",
                 "State",
                 "Status",
+                "LastActivityDate",
                 "LeadSource",
                 "OwnerId",
                 "IsConverted",
@@ -59,6 +65,7 @@ impl SObject {
                 "AccountId",
                 "MailingCountry",
                 "OwnerId",
+                "LastActivityDate",
                 "CreatedDate",
                 "SystemModstamp",
             ],
@@ -94,6 +101,33 @@ impl SObject {
                 "DeveloperName",
                 "Type",
                 "Email",
+                "SystemModstamp",
+            ],
+            SObject::Task => &[
+                "Id",
+                "WhoId",
+                "WhatId",
+                "OwnerId",
+                "Subject",
+                "Status",
+                "IsClosed",
+                "TaskSubtype",
+                "CallType",
+                "ActivityDate",
+                "CompletedDateTime",
+                "CreatedDate",
+                "SystemModstamp",
+            ],
+            SObject::Event => &[
+                "Id",
+                "WhoId",
+                "WhatId",
+                "OwnerId",
+                "Subject",
+                "StartDateTime",
+                "EndDateTime",
+                "ActivityDate",
+                "CreatedDate",
                 "SystemModstamp",
             ],
         }

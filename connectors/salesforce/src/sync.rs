@@ -50,6 +50,9 @@ pub(crate) fn stages(object: ObjectKind) -> &'static [Stage] {
             Stage::Deleted(SObject::Contact),
         ],
         ObjectKind::Lead => &[Stage::Live(SObject::Lead), Stage::Deleted(SObject::Lead)],
+        // Activities: listed by `Salesforce::objects` only when asked. Deletions are
+        // learnt from full syncs only (no recycle-bin stage).
+        ObjectKind::Activity => &[Stage::Live(SObject::Task), Stage::Live(SObject::Event)],
     }
 }
 
@@ -425,10 +428,12 @@ pub(crate) async fn get_deleted(
         ObjectKind::Lead => SObject::Lead,
         ObjectKind::Contact => SObject::Contact,
         ObjectKind::Account => SObject::Account,
-        ObjectKind::Owner => {
+        ObjectKind::Owner | ObjectKind::Activity => {
             return Err(CrmError::new(
                 ErrorKind::BadRequest,
-                "salesforce users are never deleted (only deactivated); getDeleted applies to Lead, Contact and Account",
+                format!(
+                    "salesforce: getDeleted is not read for {object}; it applies to Lead, Contact and Account"
+                ),
             ));
         }
     };

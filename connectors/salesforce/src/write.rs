@@ -43,6 +43,10 @@ pub(crate) fn writable_sobject(object: ObjectKind) -> Result<SObject, CrmError> 
             ErrorKind::BadRequest,
             "salesforce owners (Users, Queues) have no owner to write; write Lead, Contact or Account",
         )),
+        ObjectKind::Activity => Err(CrmError::new(
+            ErrorKind::BadRequest,
+            "salesforce activities (Task, Event) are mirrored, never routed; write Lead, Contact or Account",
+        )),
     }
 }
 

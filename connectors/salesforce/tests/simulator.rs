@@ -220,6 +220,7 @@ fn expected_records(state: &SalesforceState, object: ObjectKind) -> Vec<Record> 
                 });
             users.chain(queues).collect()
         }
+        ObjectKind::Activity => Vec::new(),
     }
 }
 
@@ -229,6 +230,7 @@ fn sobject_name(object: ObjectKind) -> &'static str {
         ObjectKind::Contact => "Contact",
         ObjectKind::Account => "Account",
         ObjectKind::Owner => "User",
+        ObjectKind::Activity => "Task",
     }
 }
 
@@ -385,7 +387,9 @@ impl OrgControl for SimOrg {
                 .filter(|a| !a.is_deleted)
                 .map(|a| (a.id.clone(), a.owner_id.clone()))
                 .collect(),
-            ObjectKind::Owner => return Err("owners have no owner".into()),
+            ObjectKind::Owner | ObjectKind::Activity => {
+                return Err(format!("{object} records are not routed"));
+            }
         };
         let change = |(id, from): &(String, String), to: &str| OwnerChange {
             id: RecordId::new(id.as_str()),
@@ -432,7 +436,7 @@ impl OrgControl for SimOrg {
                 .iter()
                 .find(|a| a.id == id.0)
                 .map(|a| a.owner_id.clone()),
-            ObjectKind::Owner => None,
+            ObjectKind::Owner | ObjectKind::Activity => None,
         };
         Ok(owner.map(OwnerId))
     }

@@ -511,6 +511,56 @@ async fn every_endpoint_the_connector_uses_answers_in_the_shape_of_hubspots_open
     .await;
     assert_eq!(r.status, 401);
     contacts.check("401", "GET", "/crm/v3/objects/contacts", &r);
+
+    // Engagements answer with the same generic shapes (`SimplePublicObject`,
+    // collections, v4 associations); their own specs (Calls, Emails, …) are not in
+    // shared/specs, so the contacts spec's schemas stand in for them.
+    let r = post(
+        &sim,
+        "/crm/v3/objects/calls",
+        &json!({"properties": {"hs_timestamp": "2026-01-05T10:00:00Z", "hs_call_direction": "OUTBOUND"},
+                "associations": [{"to": {"id": contact.to_string()}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 194}]}]}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    contacts.check("create call", "POST", "/crm/v3/objects/contacts", &r);
+    let r = get(
+        &sim,
+        "/crm/v3/objects/calls?limit=1&properties=hs_timestamp,hs_call_status",
+    )
+    .await;
+    contacts.check("list calls", "GET", "/crm/v3/objects/contacts", &r);
+    let r = post(
+        &sim,
+        "/crm/v3/objects/calls/search",
+        &json!({"filterGroups": [{"filters": [{"propertyName": "hs_lastmodifieddate", "operator": "GTE", "value": "0"}]}],
+                "sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}], "limit": 200}),
+    )
+    .await;
+    contacts.check(
+        "search calls",
+        "POST",
+        "/crm/v3/objects/contacts/search",
+        &r,
+    );
+    let r = get(
+        &sim,
+        &format!("/crm/v4/objects/contacts/{contact}/associations/calls"),
+    )
+    .await;
+    assoc.check(
+        "contact to calls",
+        "GET",
+        "/crm/v4/objects/{objectType}/{objectId}/associations/{toObjectType}",
+        &r,
+    );
+    let r = post(
+        &sim,
+        "/crm/v4/associations/calls/contacts/batch/read",
+        &json!({"inputs": [{"id": "1"}]}),
+    )
+    .await;
+    assoc.check("calls to contacts 207", "POST", batch, &r);
     sim.shutdown().await;
 }
 

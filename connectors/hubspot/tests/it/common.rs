@@ -121,6 +121,7 @@ impl Mirror {
                     }
                     self.contacts.insert(p.id.0.clone(), p);
                 }
+                Change::Upsert(Record::Activity(_)) => {}
                 Change::Deleted { object, id, .. }
                 | Change::Merged {
                     object, loser: id, ..

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 use super::Inner;
 use super::clock::{iso, now_ms};
+use super::engagements;
 use super::objects::{object_type, pairs, parse_body};
 use super::schema::ObjectType;
 use super::state::{Source, Store};
@@ -104,6 +105,16 @@ pub(crate) async fn batch_read(
     body: Bytes,
 ) -> Response {
     let started = now_ms();
+    let engagement_pair = {
+        let store = inner.store.read();
+        engagements::links(&store, &from, &to, 0).map(|r| r.map(|_| ()))
+    };
+    if let Some(pair) = engagement_pair {
+        if let Err(r) = pair {
+            return r;
+        }
+        return engagement_batch_read(&inner, &from, &to, started, &body);
+    }
     let (from, to) = match read_pair(&from, &to) {
         Ok(p) => p,
         Err(r) => return r,
@@ -184,6 +195,25 @@ pub(crate) async fn list_for(
     Path((from, id, to)): Path<(String, String, String)>,
     RawQuery(raw): RawQuery,
 ) -> Response {
+    let engagement_links = {
+        let store = inner.store.read();
+        id.parse::<u64>()
+            .ok()
+            .and_then(|n| engagements::links(&store, &from, &to, n))
+            .or_else(|| engagements::links(&store, &from, &to, 0).map(|_| Ok(Vec::new())))
+    };
+    if let Some(found) = engagement_links {
+        return match found {
+            Ok(links) => {
+                let results: Vec<Value> = links
+                    .iter()
+                    .map(|(other, type_id)| engagements::link_json(*other, *type_id))
+                    .collect();
+                json_response(StatusCode::OK, json!({ "results": results }))
+            }
+            Err(r) => r,
+        };
+    }
     let (from, to) = match read_pair(&from, &to) {
         Ok(p) => p,
         Err(r) => return r,
@@ -359,4 +389,68 @@ pub(crate) async fn delete(
     store.disassociate(contact, company, now_ms(), &Source::Api);
     inner.flush_events(&mut store);
     StatusCode::NO_CONTENT.into_response()
+}
+
+/// `POST /crm/v4/associations/{engagement|contacts}/{contacts|engagement}/batch/read`:
+/// inputs without links are `NO_ASSOCIATIONS_FOUND` errors (207), as for contacts.
+fn engagement_batch_read(
+    inner: &Inner,
+    from: &str,
+    to: &str,
+    started: i64,
+    body: &Bytes,
+) -> Response {
+    let body: ReadBody = match parse_body(body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    if body.inputs.len() > ASSOC_BATCH_LIMIT {
+        return validation(format!(
+            "Batch input limit exceeded: {} inputs; at most {ASSOC_BATCH_LIMIT} are allowed",
+            body.inputs.len()
+        ));
+    }
+    let store = inner.store.read();
+    let mut results = Vec::new();
+    let mut errors = Vec::new();
+    for input in &body.inputs {
+        let id_text = match &input.id {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let links = id_text
+            .parse::<u64>()
+            .ok()
+            .and_then(|id| engagements::links(&store, from, to, id))
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        if links.is_empty() {
+            errors.push(standard_error(
+                "OBJECT_NOT_FOUND",
+                &format!("No {to} is associated with {from} {id_text}."),
+                json!({"fromObjectId": [id_text]}),
+                Some("crm.associations.NO_ASSOCIATIONS_FOUND"),
+            ));
+            continue;
+        }
+        let to_list: Vec<Value> = links
+            .iter()
+            .map(|(other, type_id)| engagements::link_json(*other, *type_id))
+            .collect();
+        results.push(json!({"from": {"id": id_text}, "to": to_list}));
+    }
+    let mut response = json!({
+        "status": "COMPLETE",
+        "results": results,
+        "startedAt": iso(started),
+        "completedAt": iso(now_ms()),
+    });
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        response["numErrors"] = json!(errors.len());
+        response["errors"] = Value::Array(errors);
+        StatusCode::MULTI_STATUS
+    };
+    json_response(status, response)
 }

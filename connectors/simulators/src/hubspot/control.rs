@@ -688,4 +688,5 @@ pub(crate) fn routes() -> Router<Arc<Inner>> {
         .route("/__sim/webhook", post(post_webhook))
         .route("/__sim/reset", post(post_reset))
         .route("/__sim/regenerate", post(post_regenerate))
+        .route("/__sim/touch", post(super::engagements::post_touch))
 }

@@ -27,6 +27,7 @@ use serde_json::{Value, json};
 
 use super::Inner;
 use super::clock::{iso, now_ms};
+use super::engagements::{self, Engagement};
 use super::objects::{
     BATCH_LIMIT, id_text, invalid_properties, object_type, parse_body, too_many, validate_property,
     value_text,
@@ -353,6 +354,9 @@ pub(crate) async fn create_one(
     Path(object): Path<String>,
     body: Bytes,
 ) -> Response {
+    if let Some(kind) = Engagement::from_path(&object) {
+        return engagements::create_one(&inner, kind, &body);
+    }
     let object = match object_type(&object) {
         Ok(o) => o,
         Err(r) => return r,
@@ -378,6 +382,9 @@ pub(crate) async fn batch_create(
     Path(object): Path<String>,
     body: Bytes,
 ) -> Response {
+    if let Some(kind) = Engagement::from_path(&object) {
+        return engagements::batch_create(&inner, kind, &body);
+    }
     let started = now_ms();
     let object = match object_type(&object) {
         Ok(o) => o,

@@ -46,6 +46,7 @@ mod auth;
 mod clock;
 mod control;
 mod create;
+mod engagements;
 mod faults;
 mod form_fills;
 mod generator;

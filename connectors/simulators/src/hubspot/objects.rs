@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use super::Inner;
 use super::clock::{iso, now_ms, parse_datetime};
 use super::control::WriteLogEntry;
+use super::engagements::{self, Engagement};
 use super::schema::{self, ObjectType, PropertyType};
 use super::server::PartialFailure;
 use super::state::{Source, Store};
@@ -90,6 +91,9 @@ pub(crate) async fn list(
     Path(object): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Response {
+    if let Some(kind) = Engagement::from_path(&object) {
+        return engagements::list(&inner, kind, raw);
+    }
     let object = match object_type(&object) {
         Ok(o) => o,
         Err(r) => return r,
@@ -146,6 +150,9 @@ pub(crate) async fn get_one(
     Path((object, id)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
 ) -> Response {
+    if let Some(kind) = Engagement::from_path(&object) {
+        return engagements::get_one(&inner, kind, &id, raw);
+    }
     let object = match object_type(&object) {
         Ok(o) => o,
         Err(r) => return r,
@@ -223,6 +230,9 @@ pub(crate) async fn batch_read(
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Response {
+    if let Some(kind) = Engagement::from_path(&object) {
+        return engagements::batch_read(&inner, kind, &body);
+    }
     let started = now_ms();
     let object = match object_type(&object) {
         Ok(o) => o,
@@ -311,10 +321,30 @@ pub(crate) fn validate_property(
             format!("{name} is a read only property; its value cannot be set."),
         );
     }
+    check_value(store, name, def.kind, value)
+}
+
+/// Validates a non-read-only property's value against its type (shared with the
+/// engagement objects, which have their own definitions).
+pub(crate) fn check_value(
+    store: &Store,
+    name: &str,
+    kind: PropertyType,
+    value: &str,
+) -> Result<(), Value> {
+    let fail = |code: &str, message: String| {
+        Err(json!({
+            "isValid": false,
+            "message": message,
+            "error": code,
+            "name": name,
+            "localizedErrorMessage": message,
+        }))
+    };
     if value.is_empty() {
         return Ok(());
     }
-    match def.kind {
+    match kind {
         PropertyType::Text => Ok(()),
         PropertyType::Email => {
             let valid = value

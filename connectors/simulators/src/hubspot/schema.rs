@@ -197,6 +197,12 @@ const CONTACT: &[PropertyDef] = &[
     ro("hs_additional_emails", PropertyType::Text),
     ro("hs_calculated_merged_vids", PropertyType::Text),
     rw("mobilephone", PropertyType::Text),
+    // Rollups of logged activities (engagements.rs): calculated, read-only.
+    ro("notes_last_contacted", PropertyType::DateTime),
+    ro("notes_last_updated", PropertyType::DateTime),
+    ro("num_contacted_notes", PropertyType::Number),
+    ro("hs_last_sales_activity_timestamp", PropertyType::DateTime),
+    ro("hs_last_sales_activity_type", PropertyType::Text),
 ];
 
 const COMPANY: &[PropertyDef] = &[

@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 
 use super::Inner;
 use super::clock::{now_ms, parse_datetime};
+use super::engagements::{self, Engagement};
 use super::objects::{object_type, parse_body};
 use super::schema::{self, ObjectType, PropertyType};
 use super::state::{SimRecord, Store};
@@ -319,6 +320,9 @@ pub(crate) async fn search(
     Path(object): Path<String>,
     body: Bytes,
 ) -> Response {
+    if let Some(kind) = Engagement::from_path(&object) {
+        return engagements::search(&inner, kind, &body);
+    }
     let object = match object_type(&object) {
         Ok(o) => o,
         Err(r) => return r,

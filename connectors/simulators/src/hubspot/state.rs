@@ -254,6 +254,8 @@ pub(crate) struct Store {
     pub(crate) rev: BTreeMap<u64, BTreeSet<u64>>,
     /// Events not yet handed to the webhook dispatcher.
     pub(crate) pending_events: Vec<StampedEvent>,
+    /// Calls, emails, meetings, notes and tasks (`engagements.rs`).
+    pub(crate) engagements: super::engagements::EngagementTable,
 }
 
 impl Store {
@@ -272,6 +274,7 @@ impl Store {
             assoc: BTreeMap::new(),
             rev: BTreeMap::new(),
             pending_events: Vec::new(),
+            engagements: Default::default(),
         }
     }
 

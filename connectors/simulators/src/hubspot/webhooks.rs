@@ -41,6 +41,10 @@ const CONTACT_PROPS: &[&str] = &[
     "hubspot_team_id",
     "lifecyclestage",
     "hs_lead_status",
+    // Rollups a logged activity moves (engagements.rs); appended so earlier
+    // subscription ids keep their numbers.
+    "notes_last_contacted",
+    "hs_last_sales_activity_timestamp",
 ];
 const COMPANY_PROPS: &[&str] = &[
     "name",

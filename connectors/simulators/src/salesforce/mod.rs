@@ -8,6 +8,14 @@
 //! HTTP on 127.0.0.1 (HTTP/1.1; HTTPS with a generated certificate when `tls` is set).
 //!
 //! Behaviour a connector must survive, modelled on purpose:
+//! - Activities: `Task` (`00T`) and `Event` (`00U`) are created, updated and queried
+//!   like the other sObjects (`WhoId` a lead or contact, `WhatId` an account). A Task's
+//!   `Status` defaults to `Not Started`, `Completed` closes it (`IsClosed`,
+//!   `CompletedDateTime`); an Event's `ActivityDate` is its start's date. A closed
+//!   Task (its `ActivityDate`, else today) or an Event moves the `WhoId` record's
+//!   `LastActivityDate` (a Date, only forward, future dates included), which stamps
+//!   that record and can fire its outbound message (`writes::bump_last_activity`).
+//!   No control endpoint logs a Salesforce touch yet: use `POST sobjects/Task`.
 //! - REST creates and updates of Leads run the active assignment rule unless the
 //!   request (or the `/composite` subrequest) says `Sforce-Auto-Assign: FALSE`; Bulk
 //!   API 2.0 runs it only when the job names an `assignmentRuleId`. The org has one

@@ -15,10 +15,13 @@ pub(crate) enum ObjType {
     Group,
     QueueSobject,
     GroupMember,
+    /// Activities (`writes::log_activity` bumps the `WhoId`'s `LastActivityDate`).
+    Task,
+    Event,
 }
 
 impl ObjType {
-    pub(crate) const ALL: [ObjType; 7] = [
+    pub(crate) const ALL: [ObjType; 9] = [
         ObjType::Lead,
         ObjType::Contact,
         ObjType::Account,
@@ -26,6 +29,8 @@ impl ObjType {
         ObjType::Group,
         ObjType::QueueSobject,
         ObjType::GroupMember,
+        ObjType::Task,
+        ObjType::Event,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -37,6 +42,8 @@ impl ObjType {
             ObjType::Group => "Group",
             ObjType::QueueSobject => "QueueSobject",
             ObjType::GroupMember => "GroupMember",
+            ObjType::Task => "Task",
+            ObjType::Event => "Event",
         }
     }
 
@@ -56,6 +63,8 @@ impl ObjType {
             ObjType::Group => "00G",
             ObjType::QueueSobject => "03g",
             ObjType::GroupMember => "011",
+            ObjType::Task => "00T",
+            ObjType::Event => "00U",
         }
     }
 
@@ -69,12 +78,18 @@ impl ObjType {
 
     /// Objects a REST client may update (the others are setup objects here).
     pub(crate) fn updateable(self) -> bool {
-        matches!(self, ObjType::Lead | ObjType::Contact | ObjType::Account)
+        matches!(
+            self,
+            ObjType::Lead | ObjType::Contact | ObjType::Account | ObjType::Task | ObjType::Event
+        )
     }
 
     /// Objects that go to the recycle bin and show up in queryAll/getDeleted.
     pub(crate) fn soft_deletes(self) -> bool {
-        matches!(self, ObjType::Lead | ObjType::Contact | ObjType::Account)
+        matches!(
+            self,
+            ObjType::Lead | ObjType::Contact | ObjType::Account | ObjType::Task | ObjType::Event
+        )
     }
 
     pub(crate) fn fields(self) -> &'static [FieldDef] {
@@ -86,6 +101,8 @@ impl ObjType {
             ObjType::Group => GROUP,
             ObjType::QueueSobject => QUEUE_SOBJECT,
             ObjType::GroupMember => GROUP_MEMBER,
+            ObjType::Task => TASK,
+            ObjType::Event => EVENT,
         }
     }
 
@@ -308,6 +325,7 @@ static LEAD: &[FieldDef] = &[
     ),
     f("ConvertedDate", "Converted Date", T::Date),
     w("Routing_Locked__c", "Routing Locked", T::Boolean, 0),
+    f("LastActivityDate", "Last Activity", T::Date),
     sys("CreatedDate", "Created Date", T::DateTime),
     sys("LastModifiedDate", "Last Modified Date", T::DateTime),
     sys("SystemModstamp", "System Modstamp", T::DateTime),
@@ -335,6 +353,63 @@ static CONTACT: &[FieldDef] = &[
     FieldDef {
         nillable: false,
         ..r("OwnerId", "Owner ID", true, &[O::User], "Owner")
+    },
+    f("LastActivityDate", "Last Activity", T::Date),
+    sys("CreatedDate", "Created Date", T::DateTime),
+    sys("LastModifiedDate", "Last Modified Date", T::DateTime),
+    sys("SystemModstamp", "System Modstamp", T::DateTime),
+];
+
+/// A lead or contact an activity is about (polymorphic `WhoId`).
+const WHO: &[ObjType] = &[O::Contact, O::Lead];
+
+static TASK: &[FieldDef] = &[
+    sys("Id", "Activity ID", T::Id),
+    sys("IsDeleted", "Deleted", T::Boolean),
+    r("WhoId", "Name ID", true, WHO, "Who"),
+    r("WhatId", "Related To ID", true, &[O::Account], "What"),
+    w("Subject", "Subject", T::String, 255),
+    w("Description", "Description", T::String, 32_000),
+    FieldDef {
+        nillable: false,
+        ..w("Status", "Status", T::Picklist, 255)
+    },
+    FieldDef {
+        nillable: false,
+        ..w("Priority", "Priority", T::Picklist, 255)
+    },
+    sys("IsClosed", "Closed", T::Boolean),
+    w("TaskSubtype", "Task Subtype", T::Picklist, 255),
+    w("CallType", "Call Type", T::Picklist, 255),
+    w("CallDurationInSeconds", "Call Duration", T::Int, 0),
+    w("ActivityDate", "Due Date Only", T::Date, 0),
+    f("CompletedDateTime", "Completed Date/Time", T::DateTime),
+    FieldDef {
+        nillable: false,
+        ..r("OwnerId", "Assigned To ID", true, &[O::User], "Owner")
+    },
+    sys("CreatedDate", "Created Date", T::DateTime),
+    sys("LastModifiedDate", "Last Modified Date", T::DateTime),
+    sys("SystemModstamp", "System Modstamp", T::DateTime),
+];
+
+static EVENT: &[FieldDef] = &[
+    sys("Id", "Activity ID", T::Id),
+    sys("IsDeleted", "Deleted", T::Boolean),
+    r("WhoId", "Name ID", true, WHO, "Who"),
+    r("WhatId", "Related To ID", true, &[O::Account], "What"),
+    w("Subject", "Subject", T::String, 255),
+    w("Description", "Description", T::String, 32_000),
+    FieldDef {
+        nillable: false,
+        ..w("StartDateTime", "Start Date Time", T::DateTime, 0)
+    },
+    w("EndDateTime", "End Date Time", T::DateTime, 0),
+    w("DurationInMinutes", "Duration", T::Int, 0),
+    f("ActivityDate", "Due Date Only", T::Date),
+    FieldDef {
+        nillable: false,
+        ..r("OwnerId", "Assigned To ID", true, &[O::User], "Owner")
     },
     sys("CreatedDate", "Created Date", T::DateTime),
     sys("LastModifiedDate", "Last Modified Date", T::DateTime),

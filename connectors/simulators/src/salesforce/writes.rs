@@ -448,6 +448,7 @@ pub(crate) fn update(
     for (i, v) in &changes {
         vals[*i] = v.clone();
     }
+    derive_activity_fields(obj, &mut vals, Utc::now().timestamp());
     check_references(org, obj, &vals, &changed)?;
     check_required(obj, &vals)?;
     let owner = obj.idx("OwnerId");
@@ -471,6 +472,9 @@ pub(crate) fn update(
     let stamp = apply_row(org, obj, idx, vals.clone(), opts.late_ms);
     org.api_writes += 1;
     let at = format_datetime(stamp);
+    if matches!(obj, ObjType::Task | ObjType::Event) {
+        bump_last_activity(org, obj, &vals);
+    }
     for (i, v) in &changes {
         org.log_write(WriteLogEntry {
             at: at.clone(),
@@ -529,10 +533,15 @@ pub(crate) fn create(
     if obj == ObjType::Lead {
         vals[obj.idx("Status")] = Val::str("Open - Not Contacted");
     }
+    if obj == ObjType::Task {
+        vals[obj.idx("Status")] = Val::str("Not Started");
+        vals[obj.idx("Priority")] = Val::str("Normal");
+    }
     let changed: Vec<usize> = changes.iter().map(|(i, _)| *i).collect();
     for (i, v) in &changes {
         vals[*i] = v.clone();
     }
+    derive_activity_fields(obj, &mut vals, Utc::now().timestamp());
     check_references(org, obj, &vals, &changed)?;
     check_required(obj, &vals)?;
     let owner = obj.idx("OwnerId");
@@ -562,6 +571,9 @@ pub(crate) fn create(
         }
     }
     let at = format_datetime(stamp);
+    if matches!(obj, ObjType::Task | ObjType::Event) {
+        bump_last_activity(org, obj, &vals);
+    }
     for (i, v) in &changes {
         org.log_write(WriteLogEntry {
             at: at.clone(),
@@ -660,4 +672,62 @@ pub(crate) fn undelete(org: &mut Org, obj: ObjType, id: &str) -> Result<(), RecE
     apply_row(org, obj, idx, vals, 0);
     org.delete_log.retain(|e| e.id != id);
     Ok(())
+}
+
+/// A Task's `IsClosed` and `CompletedDateTime` follow its `Status` (`Completed` is the
+/// default closed status); an Event's `ActivityDate` is its start's date.
+fn derive_activity_fields(obj: ObjType, vals: &mut [Val], now_secs: i64) {
+    match obj {
+        ObjType::Task => {
+            let closed = vals[obj.idx("Status")].as_str() == Some("Completed");
+            vals[obj.idx("IsClosed")] = Val::Bool(closed);
+            let completed = obj.idx("CompletedDateTime");
+            if closed && vals[completed].is_null() {
+                vals[completed] = Val::DateTime(now_secs);
+            }
+        }
+        ObjType::Event => {
+            if let Val::DateTime(start) = vals[obj.idx("StartDateTime")] {
+                vals[obj.idx("ActivityDate")] = chrono::DateTime::from_timestamp(start, 0)
+                    .map_or(Val::Null, |at| Val::Date(at.date_naive()));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Moves the `WhoId` lead's or contact's `LastActivityDate` (a Date) forward to the
+/// activity's date, as Salesforce does: a closed Task's `ActivityDate` (its due date,
+/// else today), an Event's date (which may lie in the future). Open tasks do not count
+/// (reference §12). The change stamps the person (`SystemModstamp`) and so can fire its
+/// outbound message like any other update.
+fn bump_last_activity(org: &mut Org, obj: ObjType, vals: &[Val]) {
+    let Some(who) = vals[obj.idx("WhoId")].as_str().map(str::to_owned) else {
+        return;
+    };
+    let date = match obj {
+        ObjType::Task => {
+            if !vals[obj.idx("IsClosed")].as_bool() {
+                return;
+            }
+            match &vals[obj.idx("ActivityDate")] {
+                Val::Date(d) => *d,
+                _ => Utc::now().date_naive(),
+            }
+        }
+        _ => match &vals[obj.idx("ActivityDate")] {
+            Val::Date(d) => *d,
+            _ => return,
+        },
+    };
+    let Some((who_obj, idx)) = org.locate(&who) else {
+        return;
+    };
+    let mut row = org.table(who_obj).rows[idx].vals.clone();
+    let field = who_obj.idx("LastActivityDate");
+    if matches!(&row[field], Val::Date(old) if *old >= date) {
+        return;
+    }
+    row[field] = Val::Date(date);
+    apply_row(org, who_obj, idx, row, 0);
 }
