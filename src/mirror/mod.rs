@@ -172,9 +172,16 @@ impl<C: Crm> Mirror<C> {
         self
     }
 
-    /// Reports `changes` (just stored) to the `with_touched` receiver, if any.
-    pub(crate) async fn report_touched(&self, changes: &[leadroute_crm::Change]) {
-        self.report_touched_since(changes, None).await;
+    /// Reports a page of `changes` (just stored) to the `with_touched` receiver, if
+    /// any: `full` when the page belongs to a full pass of that object, `swept` when it
+    /// completed one.
+    pub(crate) async fn report_page(
+        &self,
+        changes: &[leadroute_crm::Change],
+        full: Option<ObjectKind>,
+        swept: bool,
+    ) {
+        self.report(changes, None, full, swept).await;
     }
 
     /// [`Mirror::report_touched`] for changes leadroute first heard of at `since` (a
@@ -184,10 +191,22 @@ impl<C: Crm> Mirror<C> {
         changes: &[leadroute_crm::Change],
         since: Option<chrono::DateTime<chrono::Utc>>,
     ) {
+        self.report(changes, since, None, false).await;
+    }
+
+    async fn report(
+        &self,
+        changes: &[leadroute_crm::Change],
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        full: Option<ObjectKind>,
+        swept: bool,
+    ) {
         if let Some(tx) = &self.touched
-            && !changes.is_empty()
+            && (!changes.is_empty() || swept)
         {
             let mut touched = Touched::from_changes(changes);
+            touched.full = full;
+            touched.swept = swept;
             if let Some(since) = since {
                 let ago = (chrono::Utc::now() - since).to_std().unwrap_or_default();
                 touched.seen = touched.seen.checked_sub(ago).unwrap_or(touched.seen);
@@ -349,7 +368,9 @@ impl<C: Crm> Mirror<C> {
             } else {
                 (store.await?, None)
             };
-            self.report_touched(&page.changes).await;
+            let swept = pass.is_some() && page.done;
+            self.report_page(&page.changes, pass.map(|_| object), swept)
+                .await;
             report.received += page.changes.len();
             report.pages += 1;
             report.calls += u64::from(page.calls);

@@ -3,9 +3,10 @@
 //! task. A policy change and the periodic full re-plan (the safety net) re-decide
 //! everything.
 //!
-//! First increment: each micro-batch reads a fresh `Store::snapshot` (O(org) reads; the
-//! decisions themselves are O(affected)). A warm in-memory snapshot fed by the mirror's
-//! changes replaces it later.
+//! The org's mirror is held in memory ([`Warm`]: people, accounts and owners by key),
+//! loaded from the store once (at start, on the scheduled full re-plan and after a full
+//! sync's sweep) and patched with the records every `Touched` message carries, so a
+//! micro-batch reads nothing from the store and costs O(changed).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -22,7 +23,9 @@ use super::metrics::Metrics;
 use super::status::Status;
 use crate::mirror::Touched;
 use crate::policy::Policy;
-use crate::reconcile::{Dirty, Key, Ledger, Plan, PlannedChange, PlannedException, Reconciler};
+use crate::reconcile::{
+    ApplyMode, Dirty, Key, Ledger, Plan, PlannedChange, PlannedException, Reconciler, Warm,
+};
 use crate::store::Store;
 
 /// New work for the write task.
@@ -50,6 +53,8 @@ pub(crate) struct Decide {
     pub(crate) full_replan: Option<Duration>,
     /// Woken by the `service.full_replan` schedule: a full re-plan now.
     pub(crate) full_now: Arc<Notify>,
+    /// Set to true once the first full pass has been decided and handed on.
+    pub(crate) first_pass: Arc<watch::Sender<bool>>,
 }
 
 /// What the task remembers between passes.
@@ -64,6 +69,10 @@ struct Memory {
     first_seen: HashMap<Key, Instant>,
     /// Changes not yet re-decided (a failed pass keeps them).
     dirty: Dirty,
+    /// The org's mirror in memory; `None` until loaded (or after a failed pass).
+    warm: Option<Warm>,
+    /// A full sync swept records the messages do not name: load the mirror again.
+    reload: bool,
 }
 
 enum Pass {
@@ -99,7 +108,7 @@ impl Decide {
                     tokio::select! {
                         () = tokio::time::sleep(retry_in) => {}
                         msg = self.rx.recv() => match msg {
-                            Some(t) => add(&mut memory, t),
+                            Some(t) => add(&mut memory, t, self.clock.now()),
                             None => return,
                         },
                     }
@@ -111,10 +120,10 @@ impl Decide {
                 biased;
                 msg = self.rx.recv() => match msg {
                     Some(touched) => {
-                        add(&mut memory, touched);
+                        add(&mut memory, touched, self.clock.now());
                         // Everything already waiting joins this micro-batch.
                         while let Ok(more) = self.rx.try_recv() {
-                            add(&mut memory, more);
+                            add(&mut memory, more, self.clock.now());
                         }
                         pending = Some(Pass::Dirty);
                     }
@@ -133,16 +142,36 @@ impl Decide {
 
     /// One pass; false when the store could not be read.
     async fn pass(&mut self, memory: &mut Memory, pass: &Pass) -> bool {
-        let snapshot = match self.store.snapshot(self.kind).await {
-            Ok(snapshot) => snapshot,
-            Err(err) => {
-                let error = crate::mirror::error_chain(&err);
-                warn!(error = %error, "reading the mirror for a re-plan failed; retrying");
-                self.status
-                    .error(self.clock.now(), format!("re-plan: {error}"));
-                return false;
+        // The mirror is read from the store only at start, on the scheduled safety net
+        // and after a sweep; every other pass decides over the warm copy.
+        let reload = memory.warm.is_none() || memory.reload || matches!(pass, Pass::Scheduled);
+        if reload {
+            let started = std::time::Instant::now();
+            let snapshot = match self.store.snapshot(self.kind).await {
+                Ok(snapshot) => snapshot,
+                Err(err) => {
+                    let error = crate::mirror::error_chain(&err);
+                    warn!(error = %error, "reading the mirror for a re-plan failed; retrying");
+                    self.status
+                        .error(self.clock.now(), format!("re-plan: {error}"));
+                    return false;
+                }
+            };
+            memory.warm = None;
+            match tokio::task::spawn_blocking(move || Warm::from_snapshot(snapshot)).await {
+                Ok(warm) => memory.warm = Some(warm),
+                Err(err) => {
+                    warn!(error = %err, "loading the mirror into memory failed; retrying");
+                    return false;
+                }
             }
-        };
+            memory.reload = false;
+            info!(
+                people = memory.warm.as_ref().map_or(0, Warm::people_len),
+                elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                "mirror loaded into memory"
+            );
+        }
         let ledger = match memory.ledger.take() {
             Some(ledger) => ledger,
             None => match self.store.load_ledger(self.kind).await {
@@ -158,22 +187,28 @@ impl Decide {
         };
         let policy = Arc::clone(&self.policy.borrow_and_update());
         let now = self.clock.now();
+        let Some(warm) = memory.warm.take() else {
+            return false;
+        };
         let mut reconciler = memory.reconciler.take().unwrap_or_default();
         let dirty = std::mem::take(&mut memory.dirty);
-        let full = !matches!(pass, Pass::Dirty);
+        let full = reload || !matches!(pass, Pass::Dirty);
         let started = std::time::Instant::now();
         let joined = tokio::task::spawn_blocking(move || {
             let mut ledger = ledger;
             let plan = if full {
-                reconciler.full(&snapshot, &policy, &mut ledger, now)
+                reconciler.full_warm(&warm, &policy, &mut ledger, now)
             } else {
-                reconciler.replan(&snapshot, &policy, &mut ledger, now, &dirty)
+                reconciler.replan_warm(&warm, &policy, &mut ledger, now, &dirty)
             };
-            (reconciler, ledger, plan)
+            (reconciler, ledger, plan, warm)
         })
         .await;
         let (reconciler, ledger, plan) = match joined {
-            Ok(done) => done,
+            Ok((reconciler, ledger, plan, warm)) => {
+                memory.warm = Some(warm);
+                (reconciler, ledger, plan)
+            }
             Err(err) => {
                 // A panic in planning is a bug; start over with a full pass.
                 warn!(error = %err, "a re-plan failed; the next pass re-plans everything");
@@ -206,6 +241,9 @@ impl Decide {
                 warn!("the write task is gone; decisions are no longer written");
             }
         }
+        if full {
+            self.first_pass.send_replace(true);
+        }
         true
     }
 }
@@ -220,7 +258,17 @@ async fn tick(interval: &mut Option<tokio::time::Interval>) {
     }
 }
 
-fn add(memory: &mut Memory, touched: Touched) {
+fn add(memory: &mut Memory, touched: Touched, now: DateTime<Utc>) {
+    if touched.swept {
+        memory.reload = true;
+    }
+    if let Some(warm) = memory.warm.as_mut() {
+        let mode = match touched.full {
+            Some(object) => ApplyMode::Full(object),
+            None => ApplyMode::Incremental,
+        };
+        warm.apply(&touched.changes, mode, now);
+    }
     for key in touched.people {
         memory.first_seen.entry(key.clone()).or_insert(touched.seen);
         memory.dirty.people.insert(key);

@@ -147,6 +147,8 @@ impl<C: Crm> Service<C> {
         let tracker = TaskTracker::new();
         let reload = Arc::new(Notify::new());
         let (policy_tx, policy_rx) = watch::channel(Arc::new(policy));
+        let (first_pass, first_pass_rx) = watch::channel(false);
+        let first_pass = Arc::new(first_pass);
         // The HTTP routes wake this mirror's hint processor; each term as leader clones
         // it (sharing the wake-up) with its own token and decide channel.
         let mirror = Mirror::new(Arc::clone(&crm), store.clone());
@@ -254,6 +256,7 @@ impl<C: Crm> Service<C> {
                 jobs,
                 lease_name,
                 holder,
+                first_pass: Arc::clone(&first_pass),
                 cancel: cancel.clone(),
             }
             .run(leadership),
@@ -298,6 +301,7 @@ impl<C: Crm> Service<C> {
         };
         Ok(Running {
             addr,
+            first_pass: first_pass_rx,
             cancel,
             reload,
             metrics,
@@ -434,6 +438,7 @@ struct Conductor<C: Crm> {
     jobs: Vec<Scheduled>,
     lease_name: String,
     holder: String,
+    first_pass: Arc<watch::Sender<bool>>,
     cancel: CancellationToken,
 }
 
@@ -524,6 +529,7 @@ impl<C: Crm> Conductor<C> {
                     .is_none()
                     .then_some(config.service.full_replan),
                 full_now,
+                first_pass: Arc::clone(&self.first_pass),
             }
             .run(),
         );
@@ -642,6 +648,8 @@ impl Schedules {
 /// A started service.
 pub struct Running {
     addr: Option<SocketAddr>,
+    /// True once this process, leading, has decided its first full pass.
+    first_pass: watch::Receiver<bool>,
     cancel: CancellationToken,
     reload: Arc<Notify>,
     metrics: Arc<Metrics>,
@@ -662,6 +670,21 @@ impl Running {
     /// The HTTP listener's address, if one is served.
     pub fn addr(&self) -> Option<SocketAddr> {
         self.addr
+    }
+
+    /// Whether the first full pass (every record decided once, its work handed to the
+    /// write task) has finished.
+    pub fn first_pass_finished(&self) -> bool {
+        *self.first_pass.borrow()
+    }
+
+    /// Resolves when the first full pass has finished (see
+    /// [`Running::first_pass_finished`]) or the service has stopped; a standby waits
+    /// until it leads and has decided.
+    pub async fn first_pass_done(&self) {
+        let mut rx = self.first_pass.clone();
+        // An error: the service stopped before it finished one; nothing more to wait for.
+        let _ = rx.wait_for(|done| *done).await;
     }
 
     /// Cancelling it starts the shutdown (as SIGTERM does).
