@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 
-use chrono::Utc;
 use leadroute_crm::{Crm, ObjectKind, RecordId};
 use tracing::{debug, warn};
 
@@ -47,7 +46,7 @@ impl<C: Crm> Mirror<C> {
                 // A hint for something this CRM does not mirror (a connector bug or a
                 // newer subscription): nothing to refetch.
                 warn!(%object, "webhook hint for an object this CRM does not mirror; dropping it");
-                self.store.finish_hints(&seqs, Utc::now()).await?;
+                self.store.finish_hints(&seqs, self.now()).await?;
                 report.processed += seqs.len();
                 continue;
             }
@@ -57,7 +56,7 @@ impl<C: Crm> Mirror<C> {
                         .store
                         .apply_changes(kind, object, &changes, None)
                         .await?;
-                    self.store.finish_hints(&seqs, Utc::now()).await?;
+                    self.store.finish_hints(&seqs, self.now()).await?;
                     // Seen when the webhook arrived, not when the refetch landed.
                     let received = items
                         .iter()
@@ -79,6 +78,38 @@ impl<C: Crm> Mirror<C> {
             }
         }
         Ok(report)
+    }
+
+    /// How long to wait before refetching so a burst goes in full batches: `None` to
+    /// refetch now. The hints waiting give the arrival rate (their count over the spread
+    /// of their arrival times); when that rate fills a batch of `batch` before the oldest
+    /// has waited `max`, wait for it. A trickle (one hint, or a rate too slow to fill a
+    /// batch in time) is refetched at once.
+    pub async fn hint_gather(
+        &self,
+        batch: usize,
+        max: std::time::Duration,
+    ) -> Result<Option<std::time::Duration>, MirrorError> {
+        let items = self.store.pending_hints(self.crm.kind(), batch).await?;
+        let n = items.len();
+        if n < 2 || n >= batch {
+            return Ok(None);
+        }
+        let (Some(oldest), Some(newest)) = (
+            items.iter().map(|i| i.received_at).min(),
+            items.iter().map(|i| i.received_at).max(),
+        ) else {
+            return Ok(None);
+        };
+        let spread = (newest - oldest).to_std().unwrap_or_default();
+        let age = (self.now() - oldest).to_std().unwrap_or_default();
+        if spread.is_zero() || age >= max {
+            return Ok(None);
+        }
+        // n - 1 arrivals over the spread; the rest of the batch at that rate.
+        let per_hint = spread.as_secs_f64() / (n - 1) as f64;
+        let fill = std::time::Duration::from_secs_f64(per_hint * (batch - n) as f64);
+        Ok((age + fill <= max).then_some(fill))
     }
 
     /// Drains the inbox completely (until no pending hints remain).

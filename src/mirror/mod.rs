@@ -31,6 +31,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::service::clock::{Clock, SystemClock};
 use crate::store::{ApplyStats, PageMode, Store, StoreError};
 use progress::SyncProgress;
 
@@ -134,6 +135,9 @@ pub struct Mirror<C: Crm> {
     org_checked: Arc<AtomicBool>,
     /// Where the keys of every stored page and refetch go (the sidecar's re-plan).
     touched: Option<mpsc::Sender<Touched>>,
+    /// Wall-clock time (hint ages, inbox pruning, hint completion stamps); its timers
+    /// are tokio's, so tests pause them.
+    clock: Arc<dyn Clock>,
 }
 
 impl<C: Crm> Clone for Mirror<C> {
@@ -147,6 +151,7 @@ impl<C: Crm> Clone for Mirror<C> {
             adopt_org: self.adopt_org,
             org_checked: Arc::clone(&self.org_checked),
             touched: self.touched.clone(),
+            clock: Arc::clone(&self.clock),
         }
     }
 }
@@ -162,7 +167,19 @@ impl<C: Crm> Mirror<C> {
             adopt_org: false,
             org_checked: Arc::new(AtomicBool::new(false)),
             touched: None,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Reads wall-clock time from `clock` (the service's; tests use a manual one).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The wall-clock time now, by this mirror's clock.
+    pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
     }
 
     /// Sends the keys of every stored page and refetch to `tx` once stored (waiting
@@ -208,7 +225,7 @@ impl<C: Crm> Mirror<C> {
             touched.full = full;
             touched.swept = swept;
             if let Some(since) = since {
-                let ago = (chrono::Utc::now() - since).to_std().unwrap_or_default();
+                let ago = (self.clock.now() - since).to_std().unwrap_or_default();
                 touched.seen = touched.seen.checked_sub(ago).unwrap_or(touched.seen);
             }
             // A receiver that is gone (shutting down) loses nothing: the next full
@@ -428,7 +445,7 @@ impl<C: Crm> Mirror<C> {
             }
             // Processed hints only matter for de-duplicating redeliveries (HubSpot retries
             // for about a day); keep the inbox from growing without bound.
-            if let Err(err) = self.store.prune_inbox(chrono::Utc::now()).await {
+            if let Err(err) = self.store.prune_inbox(self.clock.now()).await {
                 warn!(error = %error_chain(&err), "pruning the webhook inbox failed");
             }
         }

@@ -35,7 +35,8 @@ pub(crate) struct Decided {
     /// changes found by a full pass).
     pub(crate) changes: Vec<(PlannedChange, Option<Instant>)>,
     pub(crate) exceptions: Vec<PlannedException>,
-    /// The assignment ledger after these decisions (saved before they are written).
+    /// The assignment ledger's changes since the previous hand-over
+    /// ([`Ledger::take_delta`]; saved before these decisions are written).
     pub(crate) ledger: Ledger,
     pub(crate) policy_version: String,
 }
@@ -226,7 +227,8 @@ impl Decide {
             memory.sent.clear();
             memory.queued.clear();
         }
-        let decided = select_new(memory, plan, &ledger, &self.metrics);
+        let mut ledger = ledger;
+        let decided = select_new(memory, plan, &mut ledger, &self.metrics);
         memory.ledger = Some(ledger);
         if let Some(decided) = decided {
             if full {
@@ -281,7 +283,7 @@ fn add(memory: &mut Memory, touched: Touched, now: DateTime<Utc>) {
 fn select_new(
     memory: &mut Memory,
     plan: Plan,
-    ledger: &Ledger,
+    ledger: &mut Ledger,
     metrics: &Metrics,
 ) -> Option<Decided> {
     let in_plan: HashSet<Key> = plan
@@ -327,7 +329,9 @@ fn select_new(
     Some(Decided {
         changes,
         exceptions,
-        ledger: ledger.clone(),
+        // Only what changed since the last hand-over: the ledger lives as long as the
+        // task, and saving it whole per micro-batch would be O(history).
+        ledger: ledger.take_delta(),
         policy_version: plan.policy_version,
     })
 }
@@ -373,7 +377,7 @@ mod tests {
 
     fn sent(memory: &mut Memory, p: Plan) -> (Vec<String>, usize) {
         let metrics = Metrics::new();
-        match select_new(memory, p, &Ledger::default(), &metrics) {
+        match select_new(memory, p, &mut Ledger::default(), &metrics) {
             Some(d) => (
                 d.changes
                     .iter()

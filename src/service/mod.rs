@@ -151,7 +151,7 @@ impl<C: Crm> Service<C> {
         let first_pass = Arc::new(first_pass);
         // The HTTP routes wake this mirror's hint processor; each term as leader clones
         // it (sharing the wake-up) with its own token and decide channel.
-        let mirror = Mirror::new(Arc::clone(&crm), store.clone());
+        let mirror = Mirror::new(Arc::clone(&crm), store.clone()).with_clock(Arc::clone(&clock));
 
         let listener = match (listener, config.webhook.listen) {
             (Some(listener), _) => Some(listener),
@@ -493,7 +493,11 @@ impl<C: Crm> Conductor<C> {
             cancel: term.clone(),
         };
         tasks.spawn(intake.clone().poll(config.sync.interval, sync_rx));
-        tasks.spawn(intake.hints(config.sync.hint_poll, config.sync.hint_batch));
+        tasks.spawn(intake.hints(
+            config.sync.hint_poll,
+            config.sync.hint_batch,
+            config.service.linger * 2,
+        ));
         if !self.jobs.is_empty() {
             tasks.spawn(
                 Schedules {
@@ -813,13 +817,33 @@ impl<C: Crm> Intake<C> {
     }
 
     /// Drains the webhook inbox when woken or every `poll`, backing off while the CRM
-    /// or the store fails.
-    async fn hints(self, poll: Duration, batch: usize) {
+    /// or the store fails. Under a burst it waits (at most `gather` from the oldest
+    /// hint's arrival) until a full batch is waiting, so an import is refetched in full
+    /// batches; a trickle is refetched at once (`Mirror::hint_gather`).
+    async fn hints(self, poll: Duration, batch: usize, gather: Duration) {
         let wake = self.mirror.hint_notify();
         let mut failures = 0u32;
         loop {
             if self.cancel.is_cancelled() {
                 return;
+            }
+            // Bounded by local time too, whatever the hints' stamps say.
+            let gathering = tokio::time::Instant::now();
+            let mut gather_left = failures == 0;
+            while gather_left {
+                // A failed peek refetches at once (and meets the failure there).
+                let Ok(Some(wait)) = self.mirror.hint_gather(batch, gather).await else {
+                    break;
+                };
+                let left = gather.saturating_sub(gathering.elapsed());
+                gather_left = !left.is_zero();
+                if !gather_left {
+                    break;
+                }
+                tokio::select! {
+                    () = self.cancel.cancelled() => return,
+                    () = tokio::time::sleep(wait.min(left)) => {}
+                }
             }
             let pause = match self.mirror.process_hints(batch).await {
                 Ok(report) if report.processed > 0 => {
