@@ -376,6 +376,16 @@ enum Pending {
     Exception(PlannedException),
 }
 
+/// What [`Reconciler::replan_delta`] re-decided.
+#[derive(Debug)]
+pub enum Replanned {
+    /// A full pass ran: the whole plan.
+    Full(Plan),
+    /// Only `decided` (in record order) were re-decided; `plan` holds their changes and
+    /// exceptions, and a decided key not in it is settled.
+    Delta { plan: Plan, decided: Vec<Key> },
+}
+
 /// Incremental reconciliation over a long-lived mirror.
 ///
 /// After a full pass it keeps each record's decision, indexed by the accounts it matched
@@ -457,10 +467,12 @@ impl Reconciler {
             .values()
             .filter(|p| p.object.is_person())
             .collect();
-        self.run(warm, policy, ledger, now, people)
+        self.run(warm, policy, ledger, now, people);
+        self.plan_of_all(warm, policy, now)
     }
 
-    /// Re-plan what `dirty` can affect. Falls back to a full pass after a policy change.
+    /// Re-plan what `dirty` can affect; the whole plan (every pending record). Falls
+    /// back to a full pass after a policy change.
     pub fn replan_warm(
         &mut self,
         warm: &Warm,
@@ -469,8 +481,26 @@ impl Reconciler {
         now: DateTime<Utc>,
         dirty: &Dirty,
     ) -> Plan {
+        match self.replan_delta(warm, policy, ledger, now, dirty) {
+            Replanned::Full(plan) => plan,
+            Replanned::Delta { .. } => self.plan_of_all(warm, policy, now),
+        }
+    }
+
+    /// [`Reconciler::replan_warm`] answering only what it re-decided (O(changed)): the
+    /// plan of those records and their keys (a key re-decided but not in the plan is
+    /// settled). A full pass (after a policy change, or with nothing cached) answers
+    /// the whole plan.
+    pub fn replan_delta(
+        &mut self,
+        warm: &Warm,
+        policy: &Policy,
+        ledger: &mut Ledger,
+        now: DateTime<Utc>,
+        dirty: &Dirty,
+    ) -> Replanned {
         if self.policy_version != policy.version || self.cache.is_empty() {
-            return self.full_warm(warm, policy, ledger, now);
+            return Replanned::Full(self.full_warm(warm, policy, ledger, now));
         }
         let mut affected: HashSet<Key> = dirty.people.iter().cloned().collect();
         for id in &dirty.accounts {
@@ -523,7 +553,40 @@ impl Reconciler {
         if !(dirty.accounts.is_empty() && dirty.owners.is_empty()) {
             self.matcher = None;
         }
-        self.run(warm, policy, ledger, now, people)
+        self.run(warm, policy, ledger, now, people);
+        let mut decided: Vec<Key> = affected.into_iter().collect();
+        decided.sort_unstable();
+        let mut plan = self.empty_plan(warm, policy, now);
+        for key in &decided {
+            match self.pending.get(key) {
+                Some(Pending::Change(c)) => plan.changes.push(c.clone()),
+                Some(Pending::Exception(e)) => plan.exceptions.push(e.clone()),
+                None => {}
+            }
+        }
+        Replanned::Delta { plan, decided }
+    }
+
+    fn empty_plan(&self, warm: &Warm, policy: &Policy, now: DateTime<Utc>) -> Plan {
+        Plan {
+            policy_version: policy.version.clone(),
+            created_at: now,
+            crm: warm.crm.unwrap_or(CrmKind::Hubspot),
+            changes: Vec::new(),
+            exceptions: Vec::new(),
+        }
+    }
+
+    /// The plan of every pending record, in record order.
+    fn plan_of_all(&self, warm: &Warm, policy: &Policy, now: DateTime<Utc>) -> Plan {
+        let mut plan = self.empty_plan(warm, policy, now);
+        for p in self.pending.values() {
+            match p {
+                Pending::Change(c) => plan.changes.push(c.clone()),
+                Pending::Exception(e) => plan.exceptions.push(e.clone()),
+            }
+        }
+        plan
     }
 
     /// Drops what is remembered about `key`.
@@ -586,7 +649,7 @@ impl Reconciler {
         ledger: &mut Ledger,
         now: DateTime<Utc>,
         people: Vec<&PersonRecord>,
-    ) -> Plan {
+    ) {
         let matcher = match self.matcher.take() {
             Some(matcher) => matcher,
             None => Matcher::new(&warm.accounts.list, &warm.owners, &MatcherConfig::default()),
@@ -642,20 +705,6 @@ impl Reconciler {
             self.cache.insert(key, cached);
         }
         self.matcher = Some(matcher);
-        let mut plan = Plan {
-            policy_version: policy.version.clone(),
-            created_at: now,
-            crm: warm.crm.unwrap_or(CrmKind::Hubspot),
-            changes: Vec::new(),
-            exceptions: Vec::new(),
-        };
-        for p in self.pending.values() {
-            match p {
-                Pending::Change(c) => plan.changes.push(c.clone()),
-                Pending::Exception(e) => plan.exceptions.push(e.clone()),
-            }
-        }
-        plan
     }
 }
 

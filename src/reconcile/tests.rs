@@ -579,7 +579,23 @@ proptest! {
             prop_assert_eq!(&held.accounts, &truth.accounts);
             prop_assert_eq!(&held.owners, &truth.owners);
             let mut full_ledger = ledger.clone();
-            let incremental = reconciler.replan_warm(&warm, &policy, &mut ledger, now, &dirty);
+            // The sidecar's view: the last whole plan patched with each delta.
+            let incremental = match reconciler.replan_delta(&warm, &policy, &mut ledger, now, &dirty) {
+                Replanned::Full(plan) => plan,
+                Replanned::Delta { plan: part, decided } => {
+                    let decided: BTreeSet<Key> = decided.into_iter().collect();
+                    let mut view = last.clone();
+                    view.created_at = part.created_at;
+                    view.changes.retain(|c| !decided.contains(&(c.object, c.id.clone())));
+                    view.exceptions.retain(|e| !decided.contains(&(e.object, e.id.clone())));
+                    view.changes.extend(part.changes);
+                    view.exceptions.extend(part.exceptions);
+                    view.changes.sort_by(|a, b| (a.object, &a.id).cmp(&(b.object, &b.id)));
+                    view.exceptions.sort_by(|a, b| (a.object, &a.id).cmp(&(b.object, &b.id)));
+                    view
+                }
+            };
+            prop_assert_eq!(&incremental, &reconciler.plan_of_all(&warm, &policy, now));
             let full = plan(&truth, &policy, &mut full_ledger, now);
             let (got, want) = (seen(&incremental), seen(&full));
             let differ: Vec<_> = got.0.iter().filter(|c| !want.0.contains(c)).chain(want.0.iter().filter(|c| !got.0.contains(c))).collect();

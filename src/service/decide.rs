@@ -24,7 +24,8 @@ use super::status::Status;
 use crate::mirror::Touched;
 use crate::policy::Policy;
 use crate::reconcile::{
-    ApplyMode, Dirty, Key, Ledger, Plan, PlannedChange, PlannedException, Reconciler, Warm,
+    ApplyMode, Dirty, Key, Ledger, Plan, PlannedChange, PlannedException, Reconciler, Replanned,
+    Warm,
 };
 use crate::store::Store;
 
@@ -66,7 +67,8 @@ struct Memory {
     /// Changes handed to the writer: not sent again until the record changes (its
     /// `record_updated_at`) or the desired owner does.
     sent: HashMap<Key, (OwnerId, Option<DateTime<Utc>>)>,
-    queued: HashSet<(Key, String)>,
+    /// Exceptions handed on, by record (one per record): its kind.
+    queued: HashMap<Key, String>,
     first_seen: HashMap<Key, Instant>,
     /// Changes not yet re-decided (a failed pass keeps them).
     dirty: Dirty,
@@ -197,18 +199,18 @@ impl Decide {
         let started = std::time::Instant::now();
         let joined = tokio::task::spawn_blocking(move || {
             let mut ledger = ledger;
-            let plan = if full {
-                reconciler.full_warm(&warm, &policy, &mut ledger, now)
+            let replanned = if full {
+                Replanned::Full(reconciler.full_warm(&warm, &policy, &mut ledger, now))
             } else {
-                reconciler.replan_warm(&warm, &policy, &mut ledger, now, &dirty)
+                reconciler.replan_delta(&warm, &policy, &mut ledger, now, &dirty)
             };
-            (reconciler, ledger, plan, warm)
+            (reconciler, ledger, replanned, warm)
         })
         .await;
-        let (reconciler, ledger, plan) = match joined {
-            Ok((reconciler, ledger, plan, warm)) => {
+        let (reconciler, ledger, replanned) = match joined {
+            Ok((reconciler, ledger, replanned, warm)) => {
                 memory.warm = Some(warm);
-                (reconciler, ledger, plan)
+                (reconciler, ledger, replanned)
             }
             Err(err) => {
                 // A panic in planning is a bug; start over with a full pass.
@@ -220,7 +222,9 @@ impl Decide {
         debug!(
             full,
             elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            pending = plan.changes.len(),
+            changes = match &replanned {
+                Replanned::Full(plan) | Replanned::Delta { plan, .. } => plan.changes.len(),
+            },
             "re-planned"
         );
         if matches!(pass, Pass::Scheduled) {
@@ -228,7 +232,12 @@ impl Decide {
             memory.queued.clear();
         }
         let mut ledger = ledger;
-        let decided = select_new(memory, plan, &mut ledger, &self.metrics);
+        let decided = match replanned {
+            Replanned::Full(plan) => select_new(memory, plan, None, &mut ledger, &self.metrics),
+            Replanned::Delta { plan, decided } => {
+                select_new(memory, plan, Some(&decided), &mut ledger, &self.metrics)
+            }
+        };
         memory.ledger = Some(ledger);
         if let Some(decided) = decided {
             if full {
@@ -279,10 +288,12 @@ fn add(memory: &mut Memory, touched: Touched, now: DateTime<Utc>) {
     memory.dirty.owners.extend(touched.owners);
 }
 
-/// The plan's changes and exceptions not already handed to the writer.
+/// The plan's changes and exceptions not already handed to the writer. `decided`:
+/// the plan covers only these records (a micro-batch); `None`: it is the whole plan.
 fn select_new(
     memory: &mut Memory,
     plan: Plan,
+    decided: Option<&[Key]>,
     ledger: &mut Ledger,
     metrics: &Metrics,
 ) -> Option<Decided> {
@@ -291,13 +302,33 @@ fn select_new(
         .iter()
         .map(|c| (c.object, c.id.clone()))
         .collect();
-    memory.sent.retain(|k, _| in_plan.contains(k));
-    let exceptions_in_plan: HashSet<(Key, String)> = plan
+    let exceptions_in_plan: HashMap<Key, &str> = plan
         .exceptions
         .iter()
-        .map(|e| ((e.object, e.id.clone()), e.kind.clone()))
+        .map(|e| ((e.object, e.id.clone()), e.kind.as_str()))
         .collect();
-    memory.queued.retain(|k| exceptions_in_plan.contains(k));
+    // Records whose decision is settled (or gone) are forgotten: sent again if they
+    // become wrong again, and they no longer need a start time.
+    let settled = |k: &Key| !in_plan.contains(k);
+    let cleared = |k: &Key, kind: &String| exceptions_in_plan.get(k) != Some(&kind.as_str());
+    match decided {
+        None => {
+            memory.sent.retain(|k, _| !settled(k));
+            memory.queued.retain(|k, kind| !cleared(k, kind));
+            memory.first_seen.retain(|k, _| !settled(k));
+        }
+        Some(keys) => {
+            for k in keys {
+                if settled(k) {
+                    memory.sent.remove(k);
+                    memory.first_seen.remove(k);
+                }
+                if memory.queued.get(k).is_some_and(|kind| cleared(k, kind)) {
+                    memory.queued.remove(k);
+                }
+            }
+        }
+    }
     let mut changes = Vec::new();
     for change in plan.changes {
         let key = (change.object, change.id.clone());
@@ -312,17 +343,13 @@ fn select_new(
     }
     let mut exceptions = Vec::new();
     for exception in plan.exceptions {
-        let key = (
-            (exception.object, exception.id.clone()),
-            exception.kind.clone(),
-        );
-        if memory.queued.insert(key) {
+        let key = (exception.object, exception.id.clone());
+        if memory.queued.get(&key) != Some(&exception.kind) {
+            memory.queued.insert(key, exception.kind.clone());
             Metrics::inc(&metrics.decisions, "rule", &exception.rule);
             exceptions.push(exception);
         }
     }
-    // Records whose decision is settled no longer need a start time.
-    memory.first_seen.retain(|k, _| in_plan.contains(k));
     if changes.is_empty() && exceptions.is_empty() {
         return None;
     }
@@ -377,7 +404,7 @@ mod tests {
 
     fn sent(memory: &mut Memory, p: Plan) -> (Vec<String>, usize) {
         let metrics = Metrics::new();
-        match select_new(memory, p, &mut Ledger::default(), &metrics) {
+        match select_new(memory, p, None, &mut Ledger::default(), &metrics) {
             Some(d) => (
                 d.changes
                     .iter()
