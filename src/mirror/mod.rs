@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::domain::OrgId;
+use crate::service::clock::{Clock, SystemClock};
 use crate::store::{ApplyStats, PageMode, Store, StoreError};
 use progress::SyncProgress;
 
@@ -137,6 +138,9 @@ pub struct Mirror<C: Crm> {
     org_checked: Arc<AtomicBool>,
     /// Where the keys of every stored page and refetch go (the sidecar's re-plan).
     touched: Option<mpsc::Sender<Touched>>,
+    /// Wall-clock time (hint ages, inbox pruning, hint completion stamps); its timers
+    /// are tokio's, so tests pause them.
+    clock: Arc<dyn Clock>,
 }
 
 impl<C: Crm> Clone for Mirror<C> {
@@ -151,6 +155,7 @@ impl<C: Crm> Clone for Mirror<C> {
             adopt_org: self.adopt_org,
             org_checked: Arc::clone(&self.org_checked),
             touched: self.touched.clone(),
+            clock: Arc::clone(&self.clock),
         }
     }
 }
@@ -167,7 +172,19 @@ impl<C: Crm> Mirror<C> {
             adopt_org: false,
             org_checked: Arc::new(AtomicBool::new(false)),
             touched: None,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Reads wall-clock time from `clock` (the service's; tests use a manual one).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The wall-clock time now, by this mirror's clock.
+    pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
     }
 
     /// Sends the keys of every stored page and refetch to `tx` once stored (waiting
@@ -187,9 +204,16 @@ impl<C: Crm> Mirror<C> {
         self
     }
 
-    /// Reports `changes` (just stored) to the `with_touched` receiver, if any.
-    pub(crate) async fn report_touched(&self, changes: &[leadroute_crm::Change]) {
-        self.report_touched_since(changes, None).await;
+    /// Reports a page of `changes` (just stored) to the `with_touched` receiver, if
+    /// any: `full` when the page belongs to a full pass of that object, `swept` when it
+    /// completed one.
+    pub(crate) async fn report_page(
+        &self,
+        changes: &[leadroute_crm::Change],
+        full: Option<ObjectKind>,
+        swept: bool,
+    ) {
+        self.report(changes, None, full, swept).await;
     }
 
     /// [`Mirror::report_touched`] for changes leadroute first heard of at `since` (a
@@ -199,12 +223,24 @@ impl<C: Crm> Mirror<C> {
         changes: &[leadroute_crm::Change],
         since: Option<chrono::DateTime<chrono::Utc>>,
     ) {
+        self.report(changes, since, None, false).await;
+    }
+
+    async fn report(
+        &self,
+        changes: &[leadroute_crm::Change],
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        full: Option<ObjectKind>,
+        swept: bool,
+    ) {
         if let Some(tx) = &self.touched
-            && !changes.is_empty()
+            && (!changes.is_empty() || swept)
         {
             let mut touched = Touched::from_changes(changes);
+            touched.full = full;
+            touched.swept = swept;
             if let Some(since) = since {
-                let ago = (chrono::Utc::now() - since).to_std().unwrap_or_default();
+                let ago = (self.clock.now() - since).to_std().unwrap_or_default();
                 touched.seen = touched.seen.checked_sub(ago).unwrap_or(touched.seen);
             }
             // A receiver that is gone (shutting down) loses nothing: the next full
@@ -364,7 +400,9 @@ impl<C: Crm> Mirror<C> {
             } else {
                 (store.await?, None)
             };
-            self.report_touched(&page.changes).await;
+            let swept = pass.is_some() && page.done;
+            self.report_page(&page.changes, pass.map(|_| object), swept)
+                .await;
             report.received += page.changes.len();
             report.pages += 1;
             report.calls += u64::from(page.calls);
@@ -422,7 +460,7 @@ impl<C: Crm> Mirror<C> {
             }
             // Processed hints only matter for de-duplicating redeliveries (HubSpot retries
             // for about a day); keep the inbox from growing without bound.
-            if let Err(err) = self.store.prune_inbox(chrono::Utc::now()).await {
+            if let Err(err) = self.store.prune_inbox(self.clock.now()).await {
                 warn!(error = %error_chain(&err), "pruning the webhook inbox failed");
             }
         }

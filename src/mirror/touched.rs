@@ -1,4 +1,8 @@
-//! The keys a stored page or refetch touched: what the sidecar re-decides.
+//! What a stored page or refetch touched: its keys (what the sidecar re-decides) and
+//! the records themselves (what the sidecar's warm mirror applies, so a micro-batch
+//! reads nothing from the store).
+
+use std::sync::Arc;
 
 use tokio::time::Instant;
 
@@ -13,6 +17,13 @@ pub struct Touched {
     pub owners: Vec<OwnerId>,
     /// When leadroute stored them: the start of speed-to-lead.
     pub seen: Instant,
+    /// The changes as stored (shared, not copied, between receivers).
+    pub changes: Arc<[Change]>,
+    /// The page belongs to a full pass of this object (its records overwrite).
+    pub full: Option<ObjectKind>,
+    /// The page completed a full pass, whose sweep removed records it did not list
+    /// (not named here): a warm copy must reload.
+    pub swept: bool,
 }
 
 impl Touched {
@@ -22,6 +33,9 @@ impl Touched {
             accounts: Vec::new(),
             owners: Vec::new(),
             seen: Instant::now(),
+            changes: Arc::from(changes),
+            full: None,
+            swept: false,
         };
         for change in changes {
             match change {

@@ -286,6 +286,33 @@ impl Ledger {
         keys
     }
 
+    /// What a save needs of the assignments made since the last delta: the pools and
+    /// daily counts (small) and only the touched records' assignments. Clears
+    /// `touched`, so a long-lived ledger (the sidecar's) hands on O(changed) per
+    /// micro-batch instead of cloning and re-saving every assignment it ever made.
+    pub fn take_delta(&mut self) -> Ledger {
+        let touched = std::mem::take(&mut self.touched);
+        let assignments = touched
+            .iter()
+            .filter_map(|k| self.assignments.get(k).map(|a| (k.clone(), a.clone())))
+            .collect();
+        Ledger {
+            pools: self.pools.clone(),
+            daily: self.daily.clone(),
+            assignments,
+            touched,
+        }
+    }
+
+    /// Adds a later [`Ledger::take_delta`] to this one (deltas waiting to be saved
+    /// together): its pools and daily counts are newer, its assignments join.
+    pub fn absorb(&mut self, later: Ledger) {
+        self.pools = later.pools;
+        self.daily = later.daily;
+        self.assignments.extend(later.assignments);
+        self.touched.extend(later.touched);
+    }
+
     pub fn assignment(&self, object: ObjectKind, id: &RecordId) -> Option<&Assignment> {
         // Borrowed as `dyn RecordKey`: no clone of the id per lookup.
         self.assignments.get(&(object, id) as &dyn RecordKey)
@@ -299,6 +326,33 @@ mod tests {
 
     fn owners(n: usize) -> Vec<OwnerId> {
         (0..n).map(|i| OwnerId::new(format!("o{i:02}"))).collect()
+    }
+
+    #[test]
+    fn a_delta_holds_only_what_was_assigned_since_the_last_and_deltas_join() {
+        let at = DateTime::<Utc>::UNIX_EPOCH;
+        let assignment = |o: &str| Assignment {
+            owner: OwnerId::new(o),
+            pool: None,
+            rule: "r".into(),
+            at,
+        };
+        let mut ledger = Ledger::default();
+        ledger.assign(ObjectKind::Contact, &RecordId::new("1"), assignment("a"));
+        ledger.assign(ObjectKind::Contact, &RecordId::new("2"), assignment("b"));
+        let mut first = ledger.take_delta();
+        assert_eq!(first.assignments.len(), 2);
+        assert!(ledger.touched.is_empty());
+        ledger.assign(ObjectKind::Contact, &RecordId::new("3"), assignment("c"));
+        let second = ledger.take_delta();
+        assert_eq!(second.assignments.len(), 1);
+        assert_eq!(
+            ledger.assignments.len(),
+            3,
+            "the ledger itself keeps everything"
+        );
+        first.absorb(second);
+        assert_eq!(first.touched_keys().len(), 3);
     }
 
     /// Run `n` picks; track each member's count and entitlement (share earned while in the set).

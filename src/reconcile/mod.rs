@@ -14,8 +14,9 @@ pub mod matching;
 pub mod plan;
 pub mod route;
 pub mod synth;
+pub mod warm;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
@@ -25,6 +26,7 @@ pub use ledger::Ledger;
 use matching::{MatchResult, Matcher, MatcherConfig};
 pub use plan::{OwnerNames, Plan, PlannedChange, PlannedException, RepDelta};
 pub use route::{Decision, Engine, Outcome, Trace, Via};
+pub use warm::{ApplyMode, Warm};
 
 /// A record key: object kind and id.
 pub type Key = (ObjectKind, RecordId);
@@ -366,8 +368,6 @@ struct Cached {
     candidates: Box<[RecordId]>,
     desired: Option<OwnerId>,
     current: Option<OwnerId>,
-    /// What this record contributes to the plan; `None` for the (usual) settled record.
-    pending: Option<Box<Pending>>,
 }
 
 #[derive(Debug, Clone)]
@@ -376,26 +376,46 @@ enum Pending {
     Exception(PlannedException),
 }
 
+/// What [`Reconciler::replan_delta`] re-decided.
+#[derive(Debug)]
+pub enum Replanned {
+    /// A full pass ran: the whole plan.
+    Full(Plan),
+    /// Only `decided` (in record order) were re-decided; `plan` holds their changes and
+    /// exceptions, and a decided key not in it is settled.
+    Delta { plan: Plan, decided: Vec<Key> },
+}
+
 /// Incremental reconciliation over a long-lived mirror.
 ///
-/// After a full pass it keeps each record's decision. `replan` re-decides only the
-/// records a [`Dirty`] set can affect: the changed records; people linked to, matched
-/// to or candidates of a changed account, or sharing its email domain; people whose
-/// current or desired owner changed in the roster. Everything else keeps its decision
-/// and its pending change, so the plan equals a full pass from the same state.
+/// After a full pass it keeps each record's decision, indexed by the accounts it matched
+/// or had as candidates and by its current and desired owner. `replan_warm` re-decides
+/// only the records a [`Dirty`] set can affect, found through those indexes and the
+/// [`Warm`] mirror's (people linked to a changed account or whose email shares its
+/// registrable domain, by the public suffix list as the matcher compares them), so a
+/// micro-batch costs O(changed), not O(org): the changed records; people linked to,
+/// matched to or candidates of a changed account, or sharing its email domain; people
+/// whose current or desired owner changed in the roster. Everything else keeps its
+/// decision and its pending change, so the plan equals a full pass from the same state.
 /// Limitation: fuzzy company-name matches to a renamed account that share no domain
 /// are only picked up by the next full pass (the sidecar runs one on a schedule).
 /// The matcher is kept between passes and rebuilt only when accounts or owners change.
 #[derive(Debug, Default)]
 pub struct Reconciler {
     cache: HashMap<Key, Cached>,
+    /// What each record contributes to the plan (the usual settled record: nothing).
+    pending: BTreeMap<Key, Pending>,
+    /// Records by the account they matched and their candidates.
+    by_account: HashMap<RecordId, HashSet<Key>>,
+    /// Records by their current and desired owner.
+    by_owner: HashMap<OwnerId, HashSet<Key>>,
     policy_version: String,
     /// Rebuilt only when accounts or owners change.
     matcher: Option<Matcher>,
 }
 
 impl Reconciler {
-    /// A full pass; remembers every decision.
+    /// A full pass over a snapshot; remembers every decision.
     pub fn full(
         &mut self,
         snapshot: &Snapshot,
@@ -403,13 +423,12 @@ impl Reconciler {
         ledger: &mut Ledger,
         now: DateTime<Utc>,
     ) -> Plan {
-        self.cache.clear();
-        self.policy_version = policy.version.clone();
-        self.matcher = None;
-        self.run(snapshot, policy, ledger, now, None, false)
+        let warm = Warm::from_snapshot(snapshot.clone());
+        self.full_warm(&warm, policy, ledger, now)
     }
 
-    /// Re-plan what `dirty` can affect. Falls back to a full pass after a policy change.
+    /// Re-plan what `dirty` can affect in a snapshot (tests and benches: it copies the
+    /// snapshot; the sidecar keeps a [`Warm`] mirror and calls [`Reconciler::replan_warm`]).
     pub fn replan(
         &mut self,
         snapshot: &Snapshot,
@@ -418,18 +437,79 @@ impl Reconciler {
         now: DateTime<Utc>,
         dirty: &Dirty,
     ) -> Plan {
+        let warm = Warm::from_snapshot(snapshot.clone());
+        // Records that left the snapshot count as changed.
+        let mut dirty = dirty.clone();
+        for key in self.cache.keys() {
+            if warm.person(key).is_none() {
+                dirty.people.insert(key.clone());
+            }
+        }
+        self.replan_warm(&warm, policy, ledger, now, &dirty)
+    }
+
+    /// A full pass over the warm mirror; remembers every decision.
+    pub fn full_warm(
+        &mut self,
+        warm: &Warm,
+        policy: &Policy,
+        ledger: &mut Ledger,
+        now: DateTime<Utc>,
+    ) -> Plan {
+        self.cache.clear();
+        self.pending.clear();
+        self.by_account.clear();
+        self.by_owner.clear();
+        self.policy_version = policy.version.clone();
+        self.matcher = None;
+        let people: Vec<&PersonRecord> = warm
+            .people
+            .values()
+            .filter(|p| p.object.is_person())
+            .collect();
+        self.run(warm, policy, ledger, now, people);
+        self.plan_of_all(warm, policy, now)
+    }
+
+    /// Re-plan what `dirty` can affect; the whole plan (every pending record). Falls
+    /// back to a full pass after a policy change.
+    pub fn replan_warm(
+        &mut self,
+        warm: &Warm,
+        policy: &Policy,
+        ledger: &mut Ledger,
+        now: DateTime<Utc>,
+        dirty: &Dirty,
+    ) -> Plan {
+        match self.replan_delta(warm, policy, ledger, now, dirty) {
+            Replanned::Full(plan) => plan,
+            Replanned::Delta { .. } => self.plan_of_all(warm, policy, now),
+        }
+    }
+
+    /// [`Reconciler::replan_warm`] answering only what it re-decided (O(changed)): the
+    /// plan of those records and their keys (a key re-decided but not in the plan is
+    /// settled). A full pass (after a policy change, or with nothing cached) answers
+    /// the whole plan.
+    pub fn replan_delta(
+        &mut self,
+        warm: &Warm,
+        policy: &Policy,
+        ledger: &mut Ledger,
+        now: DateTime<Utc>,
+        dirty: &Dirty,
+    ) -> Replanned {
         if self.policy_version != policy.version || self.cache.is_empty() {
-            return self.full(snapshot, policy, ledger, now);
+            return Replanned::Full(self.full_warm(warm, policy, ledger, now));
         }
         let mut affected: HashSet<Key> = dirty.people.iter().cloned().collect();
-        let mut domains: HashSet<String> = HashSet::new();
-        for a in snapshot
-            .accounts
-            .iter()
-            .filter(|a| dirty.accounts.contains(&a.id))
-        {
+        for id in &dirty.accounts {
+            affected.extend(self.by_account.get(id).into_iter().flatten().cloned());
+            affected.extend(warm.linked_to(id).cloned());
+            let Some(a) = warm.account(id) else { continue };
             // The matcher compares registrable domains (public suffix list), so the
             // affected people are found the same way.
+            let mut domains: HashSet<String> = HashSet::new();
             for d in a
                 .domain
                 .iter()
@@ -440,69 +520,150 @@ impl Reconciler {
                     domains.insert(host.registrable);
                 }
             }
-        }
-        for (key, c) in &self.cache {
-            let touches_account = c
-                .account
-                .as_ref()
-                .is_some_and(|a| dirty.accounts.contains(a))
-                || c.candidates.iter().any(|a| dirty.accounts.contains(a));
-            let touches_owner = c.current.as_ref().is_some_and(|o| dirty.owners.contains(o))
-                || c.desired.as_ref().is_some_and(|o| dirty.owners.contains(o));
-            if touches_account || touches_owner {
-                affected.insert(key.clone());
+            for d in &domains {
+                affected.extend(warm.at_domain(d).cloned());
             }
         }
-        if !dirty.accounts.is_empty() {
-            for p in &snapshot.people {
-                let linked = p
-                    .accounts
-                    .iter()
-                    .flatten()
-                    .any(|l| dirty.accounts.contains(&l.account_id));
-                let same_domain = p
-                    .email
-                    .as_deref()
-                    .and_then(crate::matcher::domain::email_host)
-                    .is_some_and(|h| domains.contains(&h.registrable));
-                if linked || same_domain {
-                    affected.insert((p.object, p.id.clone()));
+        if !dirty.owners.is_empty() {
+            for o in &dirty.owners {
+                affected.extend(self.by_owner.get(o).into_iter().flatten().cloned());
+            }
+            // An owner coming back (or leaving) changes who the accounts it owns route
+            // to, and the matcher's active-owner tie-breaker among them. A roster change
+            // is rare, so the accounts are scanned rather than indexed by owner.
+            for a in &warm.accounts.list {
+                if a.owner_id
+                    .as_ref()
+                    .is_some_and(|o| dirty.owners.contains(o))
+                {
+                    affected.extend(self.by_account.get(&a.id).into_iter().flatten().cloned());
+                    affected.extend(warm.linked_to(&a.id).cloned());
                 }
             }
         }
         // Records that left the mirror drop out of the plan.
-        let live: HashSet<Key> = snapshot
-            .people
-            .iter()
-            .map(|p| (p.object, p.id.clone()))
-            .collect();
-        self.cache.retain(|k, _| live.contains(k));
+        let mut people = Vec::with_capacity(affected.len());
+        for key in &affected {
+            match warm.person(key).filter(|p| p.object.is_person()) {
+                Some(p) => people.push(p),
+                None => self.forget(key),
+            }
+        }
         // The matcher indexes accounts and owners only: changed people keep it warm.
-        let reuse = dirty.accounts.is_empty() && dirty.owners.is_empty();
-        self.run(snapshot, policy, ledger, now, Some(&affected), reuse)
+        if !(dirty.accounts.is_empty() && dirty.owners.is_empty()) {
+            self.matcher = None;
+        }
+        self.run(warm, policy, ledger, now, people);
+        let mut decided: Vec<Key> = affected.into_iter().collect();
+        decided.sort_unstable();
+        let mut plan = self.empty_plan(warm, policy, now);
+        for key in &decided {
+            match self.pending.get(key) {
+                Some(Pending::Change(c)) => plan.changes.push(c.clone()),
+                Some(Pending::Exception(e)) => plan.exceptions.push(e.clone()),
+                None => {}
+            }
+        }
+        Replanned::Delta { plan, decided }
     }
 
+    fn empty_plan(&self, warm: &Warm, policy: &Policy, now: DateTime<Utc>) -> Plan {
+        Plan {
+            policy_version: policy.version.clone(),
+            created_at: now,
+            crm: warm.crm.unwrap_or(CrmKind::Hubspot),
+            changes: Vec::new(),
+            exceptions: Vec::new(),
+        }
+    }
+
+    /// The plan of every pending record, in record order.
+    fn plan_of_all(&self, warm: &Warm, policy: &Policy, now: DateTime<Utc>) -> Plan {
+        let mut plan = self.empty_plan(warm, policy, now);
+        for p in self.pending.values() {
+            match p {
+                Pending::Change(c) => plan.changes.push(c.clone()),
+                Pending::Exception(e) => plan.exceptions.push(e.clone()),
+            }
+        }
+        plan
+    }
+
+    /// Drops what is remembered about `key`.
+    fn forget(&mut self, key: &Key) {
+        self.pending.remove(key);
+        if let Some(old) = self.cache.remove(key) {
+            self.unindex(key, &old);
+        }
+    }
+
+    fn unindex(&mut self, key: &Key, c: &Cached) {
+        for a in c.account.iter().chain(c.candidates.iter()) {
+            if let Some(set) = self.by_account.get_mut(a) {
+                set.remove(key);
+                if set.is_empty() {
+                    self.by_account.remove(a);
+                }
+            }
+        }
+        for o in c.current.iter().chain(c.desired.iter()) {
+            if let Some(set) = self.by_owner.get_mut(o) {
+                set.remove(key);
+                if set.is_empty() {
+                    self.by_owner.remove(o);
+                }
+            }
+        }
+    }
+
+    fn index(&mut self, key: &Key, c: &Cached) {
+        for a in c.account.iter().chain(c.candidates.iter()) {
+            match self.by_account.get_mut(a) {
+                Some(set) => {
+                    set.insert(key.clone());
+                }
+                None => {
+                    self.by_account
+                        .insert(a.clone(), HashSet::from([key.clone()]));
+                }
+            }
+        }
+        for o in c.current.iter().chain(c.desired.iter()) {
+            match self.by_owner.get_mut(o) {
+                Some(set) => {
+                    set.insert(key.clone());
+                }
+                None => {
+                    self.by_owner
+                        .insert(o.clone(), HashSet::from([key.clone()]));
+                }
+            }
+        }
+    }
+
+    /// Decide `people` (in record order) and return the plan of every pending record.
     fn run(
         &mut self,
-        snapshot: &Snapshot,
+        warm: &Warm,
         policy: &Policy,
         ledger: &mut Ledger,
         now: DateTime<Utc>,
-        only: Option<&HashSet<Key>>,
-        reuse_matcher: bool,
-    ) -> Plan {
-        let matcher = match self.matcher.take().filter(|_| reuse_matcher) {
+        people: Vec<&PersonRecord>,
+    ) {
+        let matcher = match self.matcher.take() {
             Some(matcher) => matcher,
-            None => Matcher::new(
-                &snapshot.accounts,
-                &snapshot.owners,
-                &MatcherConfig::default(),
-            ),
+            None => Matcher::new(&warm.accounts.list, &warm.owners, &MatcherConfig::default()),
         };
-        let mut fresh: Vec<(Key, Cached)> = Vec::new();
+        let mut fresh: Vec<(Key, Cached, Option<Box<Pending>>)> = Vec::with_capacity(people.len());
         ledger.prune(now.date_naive());
-        let mut engine = Engine::new(policy, snapshot, now);
-        let people = ordered(snapshot, only);
+        let mut engine = Engine::from_parts(
+            policy,
+            route::Lookup::Built(warm.owners.iter().map(|o| (&o.id, o)).collect()),
+            route::Lookup::Listed(&warm.accounts.list, &warm.accounts.at),
+            warm.load.clone(),
+            now,
+        );
+        let people = sort_by_key(people);
         let Engine { fixed, state } = &mut engine;
         let fixed = &*fixed;
         for_each_prepared(&matcher, fixed, &people, true, |prepared| {
@@ -523,30 +684,27 @@ impl Reconciler {
                         .into_boxed_slice(),
                     desired,
                     current: p.owner_id.clone(),
-                    pending: pending(d, p, policy),
                 },
+                pending(d, p, policy),
             ));
         });
         engine.finish(ledger);
-        self.cache.extend(fresh);
-        self.matcher = Some(matcher);
-        let mut keys: Vec<&Key> = self.cache.keys().collect();
-        keys.sort_unstable();
-        let mut plan = Plan {
-            policy_version: policy.version.clone(),
-            created_at: now,
-            crm: snapshot.crm.unwrap_or(CrmKind::Hubspot),
-            changes: Vec::new(),
-            exceptions: Vec::new(),
-        };
-        for k in keys {
-            match self.cache[k].pending.as_deref() {
-                Some(Pending::Change(c)) => plan.changes.push(c.clone()),
-                Some(Pending::Exception(e)) => plan.exceptions.push(e.clone()),
-                None => {}
+        for (key, cached, pending) in fresh {
+            if let Some(old) = self.cache.remove(&key) {
+                self.unindex(&key, &old);
             }
+            self.index(&key, &cached);
+            match pending {
+                Some(p) => {
+                    self.pending.insert(key.clone(), *p);
+                }
+                None => {
+                    self.pending.remove(&key);
+                }
+            }
+            self.cache.insert(key, cached);
         }
-        plan
+        self.matcher = Some(matcher);
     }
 }
 

@@ -164,9 +164,28 @@ struct MemberStatic {
 /// conditions, every action but a pool pick) is evaluated there, in parallel.
 pub struct Fixed<'a> {
     pub policy: &'a Policy,
-    owners: HashMap<&'a OwnerId, &'a OwnerRecord>,
-    accounts: HashMap<&'a RecordId, &'a AccountRecord>,
+    owners: Lookup<'a, OwnerId, OwnerRecord>,
+    accounts: Lookup<'a, RecordId, AccountRecord>,
     now: DateTime<Utc>,
+}
+
+/// Records by id: an index built over a snapshot's lists, or a keyed map the caller
+/// keeps (the sidecar's warm mirror), borrowed as is so a micro-batch builds nothing.
+pub enum Lookup<'a, K, V> {
+    Built(HashMap<&'a K, &'a V>),
+    Kept(&'a HashMap<K, V>),
+    /// A list and the position of each id in it.
+    Listed(&'a [V], &'a HashMap<K, usize>),
+}
+
+impl<'a, K: std::hash::Hash + Eq, V> Lookup<'a, K, V> {
+    pub fn get(&self, id: &K) -> Option<&'a V> {
+        match self {
+            Lookup::Built(map) => map.get(id).copied(),
+            Lookup::Kept(map) => map.get(id),
+            Lookup::Listed(list, at) => at.get(id).and_then(|&i| list.get(i)),
+        }
+    }
 }
 
 /// Per-plan state that routing changes: loads, pools' fair-share slots, cap counts.
@@ -277,11 +296,29 @@ impl<'a> Engine<'a> {
                 }
             }
         }
+        Engine::from_parts(
+            policy,
+            Lookup::Built(snapshot.owners.iter().map(|o| (&o.id, o)).collect()),
+            Lookup::Built(snapshot.accounts.iter().map(|a| (&a.id, a)).collect()),
+            load,
+            now,
+        )
+    }
+
+    /// An engine over records the caller keeps by id, with `load` (records owned per
+    /// owner, converted leads excluded) counted by the caller: nothing here is O(org).
+    pub fn from_parts(
+        policy: &'a Policy,
+        owners: Lookup<'a, OwnerId, OwnerRecord>,
+        accounts: Lookup<'a, RecordId, AccountRecord>,
+        load: HashMap<OwnerId, u64>,
+        now: DateTime<Utc>,
+    ) -> Self {
         Engine {
             fixed: Fixed {
                 policy,
-                owners: snapshot.owners.iter().map(|o| (&o.id, o)).collect(),
-                accounts: snapshot.accounts.iter().map(|a| (&a.id, a)).collect(),
+                owners,
+                accounts,
                 now,
             },
             state: State {
@@ -309,7 +346,7 @@ impl<'a> Engine<'a> {
     }
 
     pub fn owner(&self, id: &OwnerId) -> Option<&'a OwnerRecord> {
-        self.fixed.owners.get(id).copied()
+        self.fixed.owners.get(id)
     }
 
     pub fn is_active(&self, id: &OwnerId) -> bool {
@@ -470,7 +507,7 @@ impl<'a> Fixed<'a> {
     }
 
     pub fn account(&self, id: &RecordId) -> Option<&'a AccountRecord> {
-        self.accounts.get(id).copied()
+        self.accounts.get(id)
     }
 
     pub fn is_active(&self, id: &OwnerId) -> bool {

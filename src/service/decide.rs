@@ -3,9 +3,10 @@
 //! task. A policy change and the periodic full re-plan (the safety net) re-decide
 //! everything.
 //!
-//! First increment: each micro-batch reads a fresh `Store::snapshot` (O(org) reads; the
-//! decisions themselves are O(affected)). A warm in-memory snapshot fed by the mirror's
-//! changes replaces it later.
+//! The org's mirror is held in memory ([`Warm`]: people, accounts and owners by key),
+//! loaded from the store once (at start, on the scheduled full re-plan and after a full
+//! sync's sweep) and patched with the records every `Touched` message carries, so a
+//! micro-batch reads nothing from the store and costs O(changed).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -24,7 +25,10 @@ use super::metrics::Metrics;
 use super::status::Status;
 use crate::mirror::Touched;
 use crate::policy::Policy;
-use crate::reconcile::{Dirty, Key, Ledger, Plan, PlannedChange, PlannedException, Reconciler};
+use crate::reconcile::{
+    ApplyMode, Dirty, Key, Ledger, Plan, PlannedChange, PlannedException, Reconciler, Replanned,
+    Warm,
+};
 use crate::store::Store;
 
 /// New work for the write task.
@@ -34,7 +38,8 @@ pub(crate) struct Decided {
     /// changes found by a full pass).
     pub(crate) changes: Vec<(PlannedChange, Option<Instant>)>,
     pub(crate) exceptions: Vec<PlannedException>,
-    /// The assignment ledger after these decisions (saved before they are written).
+    /// The assignment ledger's changes since the previous hand-over
+    /// ([`Ledger::take_delta`]; saved before these decisions are written).
     pub(crate) ledger: Ledger,
     pub(crate) policy_version: String,
 }
@@ -52,6 +57,8 @@ pub(crate) struct Decide {
     pub(crate) full_replan: Option<Duration>,
     /// Woken by the `service.full_replan` schedule: a full re-plan now.
     pub(crate) full_now: Arc<Notify>,
+    /// Set to true once the first full pass has been decided and handed on.
+    pub(crate) first_pass: Arc<watch::Sender<bool>>,
 }
 
 /// What the task remembers between passes.
@@ -62,10 +69,15 @@ struct Memory {
     /// Changes handed to the writer: not sent again until the record changes (its
     /// `record_updated_at`) or the desired owner does.
     sent: HashMap<Key, (OwnerId, Option<DateTime<Utc>>)>,
-    queued: HashSet<(Key, String)>,
+    /// Exceptions handed on, by record (one per record): its kind.
+    queued: HashMap<Key, String>,
     first_seen: HashMap<Key, Instant>,
     /// Changes not yet re-decided (a failed pass keeps them).
     dirty: Dirty,
+    /// The org's mirror in memory; `None` until loaded (or after a failed pass).
+    warm: Option<Warm>,
+    /// A full sync swept records the messages do not name: load the mirror again.
+    reload: bool,
 }
 
 enum Pass {
@@ -101,7 +113,7 @@ impl Decide {
                     tokio::select! {
                         () = tokio::time::sleep(retry_in) => {}
                         msg = self.rx.recv() => match msg {
-                            Some(t) => add(&mut memory, t),
+                            Some(t) => add(&mut memory, t, self.clock.now()),
                             None => return,
                         },
                     }
@@ -113,10 +125,10 @@ impl Decide {
                 biased;
                 msg = self.rx.recv() => match msg {
                     Some(touched) => {
-                        add(&mut memory, touched);
+                        add(&mut memory, touched, self.clock.now());
                         // Everything already waiting joins this micro-batch.
                         while let Ok(more) = self.rx.try_recv() {
-                            add(&mut memory, more);
+                            add(&mut memory, more, self.clock.now());
                         }
                         pending = Some(Pass::Dirty);
                     }
@@ -135,16 +147,36 @@ impl Decide {
 
     /// One pass; false when the store could not be read.
     async fn pass(&mut self, memory: &mut Memory, pass: &Pass) -> bool {
-        let snapshot = match self.store.snapshot(&self.org).await {
-            Ok(snapshot) => snapshot,
-            Err(err) => {
-                let error = crate::mirror::error_chain(&err);
-                warn!(error = %error, "reading the mirror for a re-plan failed; retrying");
-                self.status
-                    .error(self.clock.now(), format!("re-plan: {error}"));
-                return false;
+        // The mirror is read from the store only at start, on the scheduled safety net
+        // and after a sweep; every other pass decides over the warm copy.
+        let reload = memory.warm.is_none() || memory.reload || matches!(pass, Pass::Scheduled);
+        if reload {
+            let started = std::time::Instant::now();
+            let snapshot = match self.store.snapshot(&self.org).await {
+                Ok(snapshot) => snapshot,
+                Err(err) => {
+                    let error = crate::mirror::error_chain(&err);
+                    warn!(error = %error, "reading the mirror for a re-plan failed; retrying");
+                    self.status
+                        .error(self.clock.now(), format!("re-plan: {error}"));
+                    return false;
+                }
+            };
+            memory.warm = None;
+            match tokio::task::spawn_blocking(move || Warm::from_snapshot(snapshot)).await {
+                Ok(warm) => memory.warm = Some(warm),
+                Err(err) => {
+                    warn!(error = %err, "loading the mirror into memory failed; retrying");
+                    return false;
+                }
             }
-        };
+            memory.reload = false;
+            info!(
+                people = memory.warm.as_ref().map_or(0, Warm::people_len),
+                elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                "mirror loaded into memory"
+            );
+        }
         let ledger = match memory.ledger.take() {
             Some(ledger) => ledger,
             None => match self.store.load_ledger(&self.org.name).await {
@@ -160,22 +192,28 @@ impl Decide {
         };
         let policy = Arc::clone(&self.policy.borrow_and_update());
         let now = self.clock.now();
+        let Some(warm) = memory.warm.take() else {
+            return false;
+        };
         let mut reconciler = memory.reconciler.take().unwrap_or_default();
         let dirty = std::mem::take(&mut memory.dirty);
-        let full = !matches!(pass, Pass::Dirty);
+        let full = reload || !matches!(pass, Pass::Dirty);
         let started = std::time::Instant::now();
         let joined = tokio::task::spawn_blocking(move || {
             let mut ledger = ledger;
-            let plan = if full {
-                reconciler.full(&snapshot, &policy, &mut ledger, now)
+            let replanned = if full {
+                Replanned::Full(reconciler.full_warm(&warm, &policy, &mut ledger, now))
             } else {
-                reconciler.replan(&snapshot, &policy, &mut ledger, now, &dirty)
+                reconciler.replan_delta(&warm, &policy, &mut ledger, now, &dirty)
             };
-            (reconciler, ledger, plan)
+            (reconciler, ledger, replanned, warm)
         })
         .await;
-        let (reconciler, ledger, plan) = match joined {
-            Ok(done) => done,
+        let (reconciler, ledger, replanned) = match joined {
+            Ok((reconciler, ledger, replanned, warm)) => {
+                memory.warm = Some(warm);
+                (reconciler, ledger, replanned)
+            }
             Err(err) => {
                 // A panic in planning is a bug; start over with a full pass.
                 warn!(error = %err, "a re-plan failed; the next pass re-plans everything");
@@ -186,14 +224,22 @@ impl Decide {
         debug!(
             full,
             elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            pending = plan.changes.len(),
+            changes = match &replanned {
+                Replanned::Full(plan) | Replanned::Delta { plan, .. } => plan.changes.len(),
+            },
             "re-planned"
         );
         if matches!(pass, Pass::Scheduled) {
             memory.sent.clear();
             memory.queued.clear();
         }
-        let decided = select_new(memory, plan, &ledger, &self.metrics);
+        let mut ledger = ledger;
+        let decided = match replanned {
+            Replanned::Full(plan) => select_new(memory, plan, None, &mut ledger, &self.metrics),
+            Replanned::Delta { plan, decided } => {
+                select_new(memory, plan, Some(&decided), &mut ledger, &self.metrics)
+            }
+        };
         memory.ledger = Some(ledger);
         if let Some(decided) = decided {
             if full {
@@ -207,6 +253,9 @@ impl Decide {
             if self.tx.send(decided).await.is_err() {
                 warn!("the write task is gone; decisions are no longer written");
             }
+        }
+        if full {
+            self.first_pass.send_replace(true);
         }
         true
     }
@@ -222,7 +271,17 @@ async fn tick(interval: &mut Option<tokio::time::Interval>) {
     }
 }
 
-fn add(memory: &mut Memory, touched: Touched) {
+fn add(memory: &mut Memory, touched: Touched, now: DateTime<Utc>) {
+    if touched.swept {
+        memory.reload = true;
+    }
+    if let Some(warm) = memory.warm.as_mut() {
+        let mode = match touched.full {
+            Some(object) => ApplyMode::Full(object),
+            None => ApplyMode::Incremental,
+        };
+        warm.apply(&touched.changes, mode, now);
+    }
     for key in touched.people {
         memory.first_seen.entry(key.clone()).or_insert(touched.seen);
         memory.dirty.people.insert(key);
@@ -231,11 +290,13 @@ fn add(memory: &mut Memory, touched: Touched) {
     memory.dirty.owners.extend(touched.owners);
 }
 
-/// The plan's changes and exceptions not already handed to the writer.
+/// The plan's changes and exceptions not already handed to the writer. `decided`:
+/// the plan covers only these records (a micro-batch); `None`: it is the whole plan.
 fn select_new(
     memory: &mut Memory,
     plan: Plan,
-    ledger: &Ledger,
+    decided: Option<&[Key]>,
+    ledger: &mut Ledger,
     metrics: &Metrics,
 ) -> Option<Decided> {
     let in_plan: HashSet<Key> = plan
@@ -243,13 +304,33 @@ fn select_new(
         .iter()
         .map(|c| (c.object, c.id.clone()))
         .collect();
-    memory.sent.retain(|k, _| in_plan.contains(k));
-    let exceptions_in_plan: HashSet<(Key, String)> = plan
+    let exceptions_in_plan: HashMap<Key, &str> = plan
         .exceptions
         .iter()
-        .map(|e| ((e.object, e.id.clone()), e.kind.clone()))
+        .map(|e| ((e.object, e.id.clone()), e.kind.as_str()))
         .collect();
-    memory.queued.retain(|k| exceptions_in_plan.contains(k));
+    // Records whose decision is settled (or gone) are forgotten: sent again if they
+    // become wrong again, and they no longer need a start time.
+    let settled = |k: &Key| !in_plan.contains(k);
+    let cleared = |k: &Key, kind: &String| exceptions_in_plan.get(k) != Some(&kind.as_str());
+    match decided {
+        None => {
+            memory.sent.retain(|k, _| !settled(k));
+            memory.queued.retain(|k, kind| !cleared(k, kind));
+            memory.first_seen.retain(|k, _| !settled(k));
+        }
+        Some(keys) => {
+            for k in keys {
+                if settled(k) {
+                    memory.sent.remove(k);
+                    memory.first_seen.remove(k);
+                }
+                if memory.queued.get(k).is_some_and(|kind| cleared(k, kind)) {
+                    memory.queued.remove(k);
+                }
+            }
+        }
+    }
     let mut changes = Vec::new();
     for change in plan.changes {
         let key = (change.object, change.id.clone());
@@ -264,24 +345,22 @@ fn select_new(
     }
     let mut exceptions = Vec::new();
     for exception in plan.exceptions {
-        let key = (
-            (exception.object, exception.id.clone()),
-            exception.kind.clone(),
-        );
-        if memory.queued.insert(key) {
+        let key = (exception.object, exception.id.clone());
+        if memory.queued.get(&key) != Some(&exception.kind) {
+            memory.queued.insert(key, exception.kind.clone());
             Metrics::inc(&metrics.decisions, "rule", &exception.rule);
             exceptions.push(exception);
         }
     }
-    // Records whose decision is settled no longer need a start time.
-    memory.first_seen.retain(|k, _| in_plan.contains(k));
     if changes.is_empty() && exceptions.is_empty() {
         return None;
     }
     Some(Decided {
         changes,
         exceptions,
-        ledger: ledger.clone(),
+        // Only what changed since the last hand-over: the ledger lives as long as the
+        // task, and saving it whole per micro-batch would be O(history).
+        ledger: ledger.take_delta(),
         policy_version: plan.policy_version,
     })
 }
@@ -327,7 +406,7 @@ mod tests {
 
     fn sent(memory: &mut Memory, p: Plan) -> (Vec<String>, usize) {
         let metrics = Metrics::new();
-        match select_new(memory, p, &Ledger::default(), &metrics) {
+        match select_new(memory, p, None, &mut Ledger::default(), &metrics) {
             Some(d) => (
                 d.changes
                     .iter()

@@ -168,9 +168,13 @@ impl<C: Crm> Service<C> {
         let tracker = TaskTracker::new();
         let reload = Arc::new(Notify::new());
         let (policy_tx, policy_rx) = watch::channel(Arc::new(policy));
+        let (first_pass, first_pass_rx) = watch::channel(false);
+        let first_pass = Arc::new(first_pass);
         // The HTTP routes wake this mirror's hint processor; each term as leader clones
         // it (sharing the wake-up) with its own token and decide channel.
-        let mirror = Mirror::new(Arc::clone(&crm), store.clone()).with_org(config.org.clone());
+        let mirror = Mirror::new(Arc::clone(&crm), store.clone())
+            .with_org(config.org.clone())
+            .with_clock(Arc::clone(&clock));
 
         let listener = match (listener, config.webhook.listen) {
             _ if shared_http => None,
@@ -292,6 +296,7 @@ impl<C: Crm> Service<C> {
                 jobs,
                 lease_name,
                 holder,
+                first_pass: Arc::clone(&first_pass),
                 cancel: cancel.clone(),
             }
             .run(leadership),
@@ -337,6 +342,7 @@ impl<C: Crm> Service<C> {
         Ok(Running {
             addr,
             endpoint,
+            first_pass: first_pass_rx,
             cancel,
             reload,
             metrics,
@@ -474,6 +480,7 @@ struct Conductor<C: Crm> {
     jobs: Vec<Scheduled>,
     lease_name: String,
     holder: String,
+    first_pass: Arc<watch::Sender<bool>>,
     cancel: CancellationToken,
 }
 
@@ -528,7 +535,11 @@ impl<C: Crm> Conductor<C> {
             cancel: term.clone(),
         };
         tasks.spawn(intake.clone().poll(config.sync.interval, sync_rx));
-        tasks.spawn(intake.hints(config.sync.hint_poll, config.sync.hint_batch));
+        tasks.spawn(intake.hints(
+            config.sync.hint_poll,
+            config.sync.hint_batch,
+            config.service.linger * 2,
+        ));
         if !self.jobs.is_empty() {
             tasks.spawn(
                 Schedules {
@@ -564,6 +575,7 @@ impl<C: Crm> Conductor<C> {
                     .is_none()
                     .then_some(config.service.full_replan),
                 full_now,
+                first_pass: Arc::clone(&self.first_pass),
             }
             .run(),
         );
@@ -684,6 +696,8 @@ impl Schedules {
 pub struct Running {
     addr: Option<SocketAddr>,
     endpoint: Option<web::ops::OrgEndpoint>,
+    /// True once this process, leading, has decided its first full pass.
+    first_pass: watch::Receiver<bool>,
     cancel: CancellationToken,
     reload: Arc<Notify>,
     metrics: Arc<Metrics>,
@@ -709,6 +723,21 @@ impl Running {
     /// The org's webhook route and probe, when started [`Service::with_shared_http`].
     pub fn endpoint(&self) -> Option<web::ops::OrgEndpoint> {
         self.endpoint.clone()
+    }
+
+    /// Whether the first full pass (every record decided once, its work handed to the
+    /// write task) has finished.
+    pub fn first_pass_finished(&self) -> bool {
+        *self.first_pass.borrow()
+    }
+
+    /// Resolves when the first full pass has finished (see
+    /// [`Running::first_pass_finished`]) or the service has stopped; a standby waits
+    /// until it leads and has decided.
+    pub async fn first_pass_done(&self) {
+        let mut rx = self.first_pass.clone();
+        // An error: the service stopped before it finished one; nothing more to wait for.
+        let _ = rx.wait_for(|done| *done).await;
     }
 
     /// Cancelling it starts the shutdown (as SIGTERM does).
@@ -837,13 +866,33 @@ impl<C: Crm> Intake<C> {
     }
 
     /// Drains the webhook inbox when woken or every `poll`, backing off while the CRM
-    /// or the store fails.
-    async fn hints(self, poll: Duration, batch: usize) {
+    /// or the store fails. Under a burst it waits (at most `gather` from the oldest
+    /// hint's arrival) until a full batch is waiting, so an import is refetched in full
+    /// batches; a trickle is refetched at once (`Mirror::hint_gather`).
+    async fn hints(self, poll: Duration, batch: usize, gather: Duration) {
         let wake = self.mirror.hint_notify();
         let mut failures = 0u32;
         loop {
             if self.cancel.is_cancelled() {
                 return;
+            }
+            // Bounded by local time too, whatever the hints' stamps say.
+            let gathering = tokio::time::Instant::now();
+            let mut gather_left = failures == 0;
+            while gather_left {
+                // A failed peek refetches at once (and meets the failure there).
+                let Ok(Some(wait)) = self.mirror.hint_gather(batch, gather).await else {
+                    break;
+                };
+                let left = gather.saturating_sub(gathering.elapsed());
+                gather_left = !left.is_zero();
+                if !gather_left {
+                    break;
+                }
+                tokio::select! {
+                    () = self.cancel.cancelled() => return,
+                    () = tokio::time::sleep(wait.min(left)) => {}
+                }
             }
             let pause = match self.mirror.process_hints(batch).await {
                 Ok(report) if report.processed > 0 => {

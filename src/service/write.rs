@@ -63,8 +63,8 @@ impl Batch {
             self.changes.insert(key, (change, seen));
         }
         self.exceptions.extend(later.exceptions);
-        if later.ledger.is_some() {
-            self.ledger = later.ledger;
+        if let Some(delta) = later.ledger {
+            self.absorb(delta);
             self.policy_version = later.policy_version;
         }
     }
@@ -81,8 +81,16 @@ impl Batch {
             self.changes.insert(key, (change, seen));
         }
         self.exceptions.extend(decided.exceptions);
-        self.ledger = Some(decided.ledger);
+        self.absorb(decided.ledger);
         self.policy_version = decided.policy_version;
+    }
+
+    /// Joins a ledger delta to the one waiting to be saved.
+    fn absorb(&mut self, delta: Ledger) {
+        match self.ledger.as_mut() {
+            Some(ledger) => ledger.absorb(delta),
+            None => self.ledger = Some(delta),
+        }
     }
 }
 

@@ -618,3 +618,86 @@ async fn a_full_pass_overwrites_revives_and_prunes_only_when_complete() {
         ts.cleanup().await;
     }
 }
+
+/// The sidecar's warm mirror (`reconcile::Warm`), patched with the changes the store
+/// applies, holds exactly what a fresh snapshot of the store holds: newer wins, a stale
+/// refetch and a stale deletion change nothing, a deleted record stays gone until a
+/// newer version, links are kept when a record does not list them and dropped with
+/// their account, and `owner_assigned_at` is stamped as the store stamps it.
+#[tokio::test]
+async fn a_warm_mirror_patched_with_stored_changes_equals_a_fresh_snapshot() {
+    use leadroute::reconcile::{ApplyMode, Warm};
+    for test in all_stores().await {
+        let label = test.label;
+        let store = &test.store;
+        let first = vec![
+            owner("1", true),
+            owner("2", true),
+            account("10", 0),
+            account("11", 0),
+            contact("100", 0, "1", Some(&[("10", true)])),
+            contact("101", 0, "1", Some(&[("11", true)])),
+            contact("102", 0, "2", None),
+            contact("103", 0, "2", Some(&[("10", false), ("11", true)])),
+        ];
+        store
+            .apply_changes(&hs(), ObjectKind::Contact, &first, None)
+            .await
+            .unwrap();
+        let mut warm = Warm::from_snapshot(store.snapshot(&OrgRef::default_for(HS)).await.unwrap());
+        let mut unowned = contact("102", 30, "2", None);
+        if let Change::Upsert(Record::Person(p)) = &mut unowned {
+            p.owner_id = None;
+        }
+        let merged = Change::Merged {
+            object: ObjectKind::Contact,
+            loser: RecordId::new("103"),
+            winner: RecordId::new("100"),
+            at: Some(at(40)),
+        };
+        let pages = [
+            // The owner moves (stamped), a stale refetch, links not listed (kept).
+            vec![
+                contact("100", 10, "2", None),
+                contact("101", -5, "2", None),
+                contact("104", 10, "1", Some(&[("11", false)])),
+            ],
+            // The same owner again keeps the stamp; a deletion, then a stale version of it.
+            vec![
+                contact("100", 20, "2", Some(&[("11", true)])),
+                deleted("101", 20, false),
+                contact("101", 15, "1", None),
+            ],
+            // A deletion older than the record changes nothing; unowned clears the stamp.
+            vec![deleted("104", 5, false), unowned],
+            // A newer version brings a deleted record back; a merge; an account leaves.
+            vec![
+                contact("101", 50, "1", Some(&[("10", true)])),
+                merged,
+                Change::Deleted {
+                    object: ObjectKind::Account,
+                    id: RecordId::new("11"),
+                    at: Some(at(60)),
+                    purge: false,
+                },
+                owner("3", false),
+            ],
+        ];
+        for (i, page) in pages.iter().enumerate() {
+            store
+                .apply_changes(&hs(), ObjectKind::Contact, page, None)
+                .await
+                .unwrap();
+            warm.apply(page, ApplyMode::Incremental, at(100));
+            let fresh = store.snapshot(&OrgRef::default_for(HS)).await.unwrap();
+            let held = warm.to_snapshot();
+            assert_eq!(held.people, fresh.people, "{label}: people after page {i}");
+            assert_eq!(
+                held.accounts, fresh.accounts,
+                "{label}: accounts after page {i}"
+            );
+            assert_eq!(held.owners, fresh.owners, "{label}: owners after page {i}");
+        }
+        test.cleanup().await;
+    }
+}
