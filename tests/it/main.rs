@@ -6,6 +6,7 @@
 
 mod cli;
 mod commit;
+mod console;
 mod helpers;
 mod leases;
 mod match_cli;
