@@ -966,7 +966,7 @@ pub(super) async fn exceptions<C: Crm>(
         .filter(|e| rule.is_empty() || e.rule == rule)
         .filter(|e| min_age.is_none_or(|d| now - e.created_at >= d))
         .collect();
-    let owners = inner
+    let owners: Vec<(String, String)> = inner
         .store
         .owners(inner.crm.kind())
         .await
@@ -981,6 +981,38 @@ pub(super) async fn exceptions<C: Crm>(
             (o.id.to_string(), label)
         })
         .collect();
+    // A rule that routes to a pool: its active members are the eligible reps.
+    let policy = inner
+        .config
+        .policy
+        .path
+        .as_deref()
+        .and_then(|path| crate::policy::load(path).ok());
+    let eligible = |rule: &str| -> Vec<(String, String)> {
+        let members: Option<Vec<String>> = policy.as_ref().and_then(|p| {
+            let r = p.rules.iter().find(|r| r.name == rule)?;
+            let crate::policy::model::Action::Pool { pool } = &r.action else {
+                return None;
+            };
+            let pool = p.pools.get(pool)?;
+            Some(pool.members.iter().map(|m| m.owner.to_string()).collect())
+        });
+        match members {
+            Some(ids) => {
+                let pool: Vec<(String, String)> = owners
+                    .iter()
+                    .filter(|(id, _)| ids.contains(id))
+                    .cloned()
+                    .collect();
+                if pool.is_empty() {
+                    owners.clone()
+                } else {
+                    pool
+                }
+            }
+            None => owners.clone(),
+        }
+    };
     let rows = matching
         .iter()
         .take(MAX_ROWS)
@@ -997,6 +1029,7 @@ pub(super) async fn exceptions<C: Crm>(
                 .unwrap_or_default(),
             age: fmt_age((now - e.created_at).num_seconds()),
             can_retry: e.desired.is_some(),
+            owners: eligible(&e.rule),
         })
         .collect::<Vec<_>>();
     let mut chrome = inner.chrome(&who, "Exceptions", "exceptions");

@@ -123,6 +123,9 @@ pub(super) struct ExceptionView {
     pub(super) desired: String,
     pub(super) age: String,
     pub(super) can_retry: bool,
+    /// The reps this record may be given to: the rule's pool members when its rule
+    /// routes to a pool, else every active user. (id, "Name <email>").
+    pub(super) owners: Vec<(String, String)>,
 }
 
 #[derive(Template)]

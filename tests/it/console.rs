@@ -703,6 +703,9 @@ async fn the_console_in_a_browser() {
         .find(Locator::Css(&format!("select[name='owner-{first}']")))
         .await
         .unwrap();
+    // The eligible reps: the rule's pool (a and b), not every user.
+    let options = select.find_all(Locator::Css("option")).await.unwrap();
+    assert_eq!(options.len(), 3, "a placeholder and the pool's two reps");
     select.select_by_value(&c.owners[1]).await.unwrap();
     b.find(Locator::Css(&format!(
         "button[name='resolve'][value='{first}']"
@@ -891,4 +894,96 @@ async fn the_console_in_a_browser() {
     assert_eq!(status, serde_json::json!(403));
     v.close().await.unwrap();
     c.shutdown().await;
+}
+
+// ------------------------------------------------------------------ front ends
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sidecar_serves_the_console_beside_readyz() {
+    use leadroute::service::Service;
+
+    let c = console().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let crm = leadroute::app::hubspot(&c.app.config).unwrap();
+    let mut config = c.app.config.clone();
+    config.ui.users.clear();
+    let running = Service::new(Arc::new(crm), c.app.store.store.clone(), config)
+        .with_listener(listener)
+        .start()
+        .await
+        .unwrap();
+    let client = http();
+    let r = client.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(r.status(), 303, "the console asks for a login");
+    let r = client.get(format!("{base}/readyz")).send().await.unwrap();
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("json")
+    );
+    let r = client.get(format!("{base}/login")).send().await.unwrap();
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("No console users are configured"),
+        "without users the login page says how to add one"
+    );
+    running.stop().await;
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn ui_passwd_prints_a_config_entry_whose_hash_logs_in() {
+    use std::io::Write as _;
+
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_leadroute"))
+        .args(["ui", "passwd", "maria", "--role", "viewer"])
+        .env_remove("LEADROUTE_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"correct horse battery\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let entry = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        !entry.contains("correct horse"),
+        "the password is not printed"
+    );
+    let text = format!("[crm]\nbase_url = \"http://127.0.0.1:1\"\ntoken = \"t\"\n{entry}");
+    let config = leadroute::config::Config::from_toml(&text, "t.toml", &|_| None)
+        .unwrap_or_else(|err| panic!("{err}"));
+    let user = &config.ui.users[0];
+    assert_eq!(user.name, "maria");
+    assert_eq!(user.role, leadroute::config::UiRole::Viewer);
+    let auth = auth::Auth::new(config.ui.users.clone(), None, config.ui.session_idle).unwrap();
+    assert!(
+        auth.login(None, "maria", "correct horse battery", Utc::now())
+            .is_ok()
+    );
+
+    // Too short: refused, with the fix.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_leadroute"))
+        .args(["ui", "passwd", "maria"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"short\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("shorter than 8 characters"));
 }
