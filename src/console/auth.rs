@@ -163,6 +163,12 @@ impl Auth {
         if self.users.is_empty() {
             return Err(LoginError::NoUsers);
         }
+        // Unknown long names are refused before they take a limiter slot; the
+        // limiter forgets names whose minute has passed.
+        if name.len() > 100 {
+            return Err(LoginError::Refused);
+        }
+        self.limiter.retain_recent();
         if self.limiter.check_key(&name.to_owned()).is_err() {
             return Err(LoginError::RateLimited);
         }

@@ -1295,6 +1295,21 @@ pub(super) async fn run<C: Crm>(
         .journal_entries(&id)
         .await
         .map_err(internal(inner, &who))?;
+    let names: std::collections::HashMap<String, String> = inner
+        .store
+        .owners(inner.crm.kind())
+        .await
+        .map_err(internal(inner, &who))?
+        .into_iter()
+        .map(|o| (o.id.to_string(), o.name))
+        .collect();
+    let owner = |id: Option<&OwnerId>| match id {
+        None => "none".to_owned(),
+        Some(id) => match names.get(id.as_str()) {
+            Some(name) => format!("{name} ({id})"),
+            None => id.to_string(),
+        },
+    };
     let more = entries.len().saturating_sub(MAX_ENTRIES);
     let entries = entries
         .iter()
@@ -1302,14 +1317,7 @@ pub(super) async fn run<C: Crm>(
         .map(|e| EntryView {
             seq: e.seq,
             record: format!("{}:{}:{}", e.crm, e.object, e.id),
-            change: format!(
-                "{} → {}",
-                e.before
-                    .as_ref()
-                    .map(ToString::to_string)
-                    .unwrap_or_else(|| "none".to_owned()),
-                e.after
-            ),
+            change: format!("{} → {}", owner(e.before.as_ref()), owner(Some(&e.after))),
             rule: e.rule.clone(),
             outcome: e.outcome.clone().unwrap_or_else(|| e.state.clone()),
             detail: [
