@@ -696,9 +696,17 @@ pub(super) async fn graph<C: Crm>(
                 exceptions: c.exceptions,
                 link,
                 fallthrough: node.unavailable,
+                passed: 0,
             }
         })
         .collect();
+    // The "no" edge below a rule carried every record a later rule decided.
+    let mut later = 0u64;
+    let mut rules = rules;
+    for rule in rules.iter_mut().rev() {
+        rule.passed = later;
+        later = later.saturating_add(rule.records.max(rule.exceptions));
+    }
     let other = counts
         .iter()
         .filter(|c| !rules.iter().any(|r| r.name == c.rule))

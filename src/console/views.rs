@@ -71,6 +71,8 @@ pub(super) struct GraphRule {
     /// The bar's width in percent of the busiest rule.
     pub(super) share: u64,
     pub(super) fallthrough: Option<String>,
+    /// Records decided by a later rule: those that went down this rule's "no" edge.
+    pub(super) passed: u64,
 }
 
 #[derive(Template)]

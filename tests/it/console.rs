@@ -236,12 +236,17 @@ fn csrf_of(html: &str) -> String {
 
 /// Logs in over plain HTTP; returns the session cookie and a page's CSRF token.
 async fn http_login(c: &Console, user: &str, password: &str) -> (String, String) {
+    http_login_at(&c.url(""), user, password).await
+}
+
+/// [`http_login`] on the console at `base`.
+async fn http_login_at(base: &str, user: &str, password: &str) -> (String, String) {
     let client = http();
-    let form = client.get(c.url("/login")).send().await.unwrap();
+    let form = client.get(format!("{base}/login")).send().await.unwrap();
     let pre = session_cookie(&form).expect("the login form sets a cookie");
     let csrf = csrf_of(&form.text().await.unwrap());
     let done = client
-        .post(c.url("/login"))
+        .post(format!("{base}/login"))
         .header("cookie", &pre)
         .form(&[
             ("csrf", csrf.as_str()),
@@ -255,7 +260,7 @@ async fn http_login(c: &Console, user: &str, password: &str) -> (String, String)
     assert_eq!(done.status(), 303, "login as {user}");
     let cookie = session_cookie(&done).expect("a session cookie");
     let page = client
-        .get(c.url("/exceptions"))
+        .get(format!("{base}/exceptions"))
         .header("cookie", &cookie)
         .send()
         .await
@@ -906,13 +911,15 @@ async fn the_sidecar_serves_the_console_beside_readyz() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let crm = leadroute::app::hubspot(&c.app.config).unwrap();
-    let mut config = c.app.config.clone();
-    config.ui.users.clear();
-    let running = Service::new(Arc::new(crm), c.app.store.store.clone(), config)
-        .with_listener(listener)
-        .start()
-        .await
-        .unwrap();
+    let running = Service::new(
+        Arc::new(crm),
+        c.app.store.store.clone(),
+        c.app.config.clone(),
+    )
+    .with_listener(listener)
+    .start()
+    .await
+    .unwrap();
     let client = http();
     let r = client.get(format!("{base}/")).send().await.unwrap();
     assert_eq!(r.status(), 303, "the console asks for a login");
@@ -923,11 +930,24 @@ async fn the_sidecar_serves_the_console_beside_readyz() {
             .unwrap()
             .contains("json")
     );
-    let r = client.get(format!("{base}/login")).send().await.unwrap();
-    let html = r.text().await.unwrap();
+    // The overview shows the running pipeline: this process leads, its cursors.
+    let (cookie, _) = http_login_at(&base, "ada", ADMIN_PW).await;
+    let html = wait_for("the overview to show this process leading", 30, || async {
+        let html = client
+            .get(format!("{base}/partials/overview"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        html.contains("leader").then_some(html)
+    })
+    .await;
     assert!(
-        html.contains("No console users are configured"),
-        "without users the login page says how to add one"
+        html.contains("Cursor age") && html.contains("Last poll"),
+        "{html}"
     );
     running.stop().await;
     c.shutdown().await;
