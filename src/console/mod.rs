@@ -2,12 +2,12 @@
 //! sidecar's axum app (`leadroute run`) and served alone by `leadroute ui`.
 //!
 //! Pages: `/` overview (its figures refresh from `/partials/overview`), `/graph`
-//! (the policy with counts per rule in a window), `/records?q=` and `/records/{ref}`
+//! (the policy with counts per rule in a window, refreshed from `/partials/graph`), `/records?q=` and `/records/{ref}`
 //! (the `explain` journey), `/exceptions` (filter, resolve, retry, bulk), `/runs` and
 //! `/runs/{id}` (journal, rollback with a dry run first), `/analytics` (placeholder
 //! for `src/analytics`). Templates are askama (`templates/console/`), static assets
 //! are embedded, and every page reads without JavaScript (`static/console.js` only
-//! refreshes the overview).
+//! refreshes the overview's figures and the graph's counts).
 //!
 //! Access (`auth.rs`): no page without login; changes need an operator or admin, a
 //! valid CSRF token (else 403), and go through the same `Writer` (run lease, journal)
@@ -119,6 +119,7 @@ pub fn router<C: Crm>(state: ConsoleState<C>) -> Router {
         )
         .route("/logout", post(pages::logout::<C>))
         .route("/graph", get(pages::graph::<C>))
+        .route("/partials/graph", get(pages::graph::<C>))
         .route("/records", get(pages::records::<C>))
         .route("/records/{record}", get(pages::record::<C>))
         .route("/exceptions", get(pages::exceptions::<C>))

@@ -712,13 +712,21 @@ pub(super) async fn graph<C: Crm>(
         .filter(|c| !rules.iter().any(|r| r.name == c.rule))
         .map(|c| (c.rule.clone(), c.records.max(c.exceptions)))
         .collect();
+    let body = GraphRules {
+        window: win.to_owned(),
+        rules,
+    };
+    // `/partials/graph`: the rules alone, for the page's refresh.
+    if uri.path().starts_with("/partials/") {
+        return Ok(render(&body));
+    }
     Ok(render(&Graph {
         chrome: inner.chrome(&who, "Graph", "graph"),
         policy: policy.name.clone().unwrap_or_else(|| policy.source.clone()),
         version: policy.version.clone(),
         windows: WINDOWS.iter().map(|w| (*w, *w == win)).collect(),
         window: win.to_owned(),
-        rules,
+        body,
         other,
     }))
 }

@@ -83,8 +83,16 @@ pub(super) struct Graph {
     pub(super) version: String,
     pub(super) windows: Vec<(&'static str, bool)>,
     pub(super) window: String,
-    pub(super) rules: Vec<GraphRule>,
+    pub(super) body: GraphRules,
     pub(super) other: Vec<(String, u64)>,
+}
+
+/// The graph's rules with their counts: refreshed alone by `/partials/graph`.
+#[derive(Template)]
+#[template(path = "console/graph_rules.html")]
+pub(super) struct GraphRules {
+    pub(super) window: String,
+    pub(super) rules: Vec<GraphRule>,
 }
 
 pub(super) struct PersonRow {

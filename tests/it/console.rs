@@ -641,6 +641,47 @@ async fn the_console_in_a_browser() {
     let text = body_text(&b).await;
     assert!(text.contains("5 written · 3 exceptions"), "{text}");
     shot(&b, "graph").await;
+    // Live: a new decision shows up on the open page without a reload.
+    let extra = c
+        .app
+        .store
+        .store
+        .exception_add(
+            &NewException {
+                crm: CrmKind::Hubspot,
+                object: ObjectKind::Contact,
+                id: RecordId(c.written[0].0.clone()),
+                kind: "no_eligible".to_owned(),
+                rule: "named-accounts".to_owned(),
+                reason: "the account's owner is inactive".to_owned(),
+                code: None,
+                message: None,
+                run_id: None,
+                seq: None,
+                before: None,
+                desired: None,
+            },
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    wait_for("the graph's counts to refresh", 30, || async {
+        let text = b
+            .find(Locator::Css("#rule-2"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.contains("0 written · 1 exceptions").then_some(())
+    })
+    .await;
+    c.app
+        .store
+        .store
+        .exception_close(extra, "resolved", None, None, Utc::now())
+        .await
+        .unwrap();
     // Click-through to the rule's records.
     b.find(Locator::Css("#rule-1 .count"))
         .await
