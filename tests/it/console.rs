@@ -1048,3 +1048,84 @@ async fn ui_passwd_prints_a_config_entry_whose_hash_logs_in() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("shorter than 8 characters"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_are_found_by_email_name_company_and_reference() {
+    let c = console().await;
+    let client = http();
+    let (cookie, _) = http_login(&c, "vic", VIEWER_PW).await;
+    let (id, email) = c.written[0].clone();
+    let contact = c
+        .app
+        .sim
+        .state()
+        .contacts
+        .iter()
+        .find(|x| x.id.to_string() == id)
+        .cloned()
+        .unwrap();
+    let first = contact
+        .properties
+        .get("firstname")
+        .cloned()
+        .unwrap_or_default();
+    let last = contact
+        .properties
+        .get("lastname")
+        .cloned()
+        .unwrap_or_default();
+    let link = format!("href=\"/records/hubspot:contact:{id}\"");
+    for q in [email.to_uppercase(), format!("{first} {last}"), id.clone()] {
+        let html = client
+            .get(c.url("/records"))
+            .query(&[("q", q.as_str())])
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(html.contains(&link), "searching {q:?} finds {id}");
+    }
+    // A full reference goes straight to the journey.
+    let r = client
+        .get(c.url("/records"))
+        .query(&[("q", format!("hubspot:contact:{id}"))])
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        r.headers()["location"],
+        format!("/records/hubspot:contact:{id}").as_str()
+    );
+    // Wildcards are literal: "%" matches no one.
+    let html = client
+        .get(c.url("/records"))
+        .query(&[("q", "%")])
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Nothing found."));
+    // A record leadroute never saw: 404 with a page.
+    let r = client
+        .get(c.url("/records/hubspot:contact:999999999"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("is not in the mirror and leadroute never touched it")
+    );
+    c.shutdown().await;
+}
