@@ -1129,3 +1129,57 @@ async fn records_are_found_by_email_name_company_and_reference() {
     );
     c.shutdown().await;
 }
+
+/// Kills the child on drop (a failing assertion must not leave `leadroute ui` running).
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leadroute_ui_serves_the_store_and_the_env_admin_password_logs_in() {
+    let c = console().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Child(
+        std::process::Command::new(env!("CARGO_BIN_EXE_leadroute"))
+            .args(["ui", "--listen", &format!("127.0.0.1:{port}")])
+            .env_remove("LEADROUTE_CONFIG")
+            .env("LEADROUTE_CRM_BASE_URL", c.app.sim.base_url())
+            .env("LEADROUTE_CRM_TOKEN", c.app.sim.token())
+            .env("LEADROUTE_STORE_URL", &c.app.store.url)
+            .env(auth::ADMIN_PASSWORD_ENV, "first-start-pw")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    wait_for("leadroute ui to listen", 30, || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+    let (cookie, _) = http_login_at(&base, "admin", "first-start-pw").await;
+    let html = http()
+        .get(format!("{base}/runs"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("run-console-1"), "the store's runs");
+    drop(child);
+    c.shutdown().await;
+}
