@@ -26,6 +26,9 @@ use crate::config::{UiRole, UiUser};
 pub const COOKIE: &str = "leadroute_session";
 /// The environment variable that sets the built-in `admin` user's password.
 pub const ADMIN_PASSWORD_ENV: &str = "LEADROUTE_UI_ADMIN_PASSWORD";
+/// Login forms (anonymous sessions) kept at most, and for how long.
+pub const MAX_ANONYMOUS: usize = 10_000;
+pub const ANONYMOUS_TTL_MINUTES: i64 = 30;
 /// Login attempts allowed per user name per minute (then 429 until the minute passes).
 pub const LOGIN_ATTEMPTS_PER_MINUTE: u32 = 5;
 
@@ -90,6 +93,8 @@ pub struct Auth {
     limiter: DefaultKeyedRateLimiter<String>,
     /// A hash verified when the name is unknown, so timing does not tell names apart.
     decoy: String,
+    /// [`MAX_ANONYMOUS`], smaller in tests.
+    max_anonymous: usize,
 }
 
 impl Auth {
@@ -116,6 +121,7 @@ impl Auth {
             sessions: Mutex::new(HashMap::new()),
             limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
             decoy: hash_password(&token())?,
+            max_anonymous: MAX_ANONYMOUS,
         })
     }
 
@@ -138,8 +144,26 @@ impl Auth {
         Some((id, session.clone()))
     }
 
-    /// A new anonymous session for the login form; returns its id.
+    /// A new anonymous session for the login form; returns its id. Login forms older
+    /// than [`ANONYMOUS_TTL_MINUTES`] expire, and at most [`MAX_ANONYMOUS`] are kept
+    /// (the oldest go first), so fetching the login page in a loop cannot grow memory.
     pub fn anonymous(&self, now: DateTime<Utc>) -> (String, Session) {
+        let mut sessions = self.sessions();
+        let ttl = chrono::Duration::minutes(ANONYMOUS_TTL_MINUTES);
+        sessions.retain(|_, s| s.user.is_some() || now - s.last_seen <= ttl);
+        let anonymous = sessions.values().filter(|s| s.user.is_none()).count();
+        if anonymous >= self.max_anonymous {
+            let mut old: Vec<(DateTime<Utc>, String)> = sessions
+                .iter()
+                .filter(|(_, s)| s.user.is_none())
+                .map(|(id, s)| (s.last_seen, id.clone()))
+                .collect();
+            old.sort();
+            for (_, id) in old.iter().take(anonymous + 1 - self.max_anonymous) {
+                sessions.remove(id);
+            }
+        }
+        drop(sessions);
         let id = token();
         let session = Session {
             user: None,
@@ -306,6 +330,23 @@ mod tests {
         );
         // Another name is not held up.
         assert!(auth.login(None, "admin", "admin-pw", now).is_ok());
+    }
+
+    #[test]
+    fn login_forms_are_bounded_and_expire() {
+        let mut auth = auth();
+        auth.max_anonymous = 50;
+        let now = Utc::now();
+        for _ in 0..55 {
+            auth.anonymous(now);
+        }
+        assert_eq!(auth.sessions().len(), 50);
+        let id = auth.login(None, "vic", "viewer-pw", now).expect("login");
+        let later = now + chrono::Duration::minutes(ANONYMOUS_TTL_MINUTES + 1);
+        auth.anonymous(later);
+        // The old forms are gone; the logged-in session and the new form stay.
+        assert_eq!(auth.sessions().len(), 2);
+        assert!(auth.sessions().contains_key(&id));
     }
 
     #[test]
