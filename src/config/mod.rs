@@ -259,6 +259,9 @@ pub struct ServiceConfig {
     /// `service.lease_ttl_secs`: how long the org's lease binds without renewal; it is
     /// renewed (and a standby tries to take it) every third of it.
     pub lease_ttl: Duration,
+    /// `service.max_orgs`: the most orgs this process leads at once (its capacity in
+    /// the fleet, `service::fleet`); `None`: no limit.
+    pub max_orgs: Option<usize>,
 }
 
 impl Default for ServiceConfig {
@@ -272,6 +275,7 @@ impl Default for ServiceConfig {
             full_sync: None,
             time_zone: chrono_tz::UTC,
             lease_ttl: Duration::from_secs(15),
+            max_orgs: None,
         }
     }
 }
@@ -978,6 +982,15 @@ impl Validator<'_> {
             (1, 3_600),
             "the longest a dead leader's org waits for a standby",
         );
+        let max_orgs = raw.max_orgs.map(|n| {
+            self.ranged(
+                "service.max_orgs",
+                Some(n),
+                1,
+                (1, 100_000),
+                "the most orgs this process leads; remove it for no limit",
+            )
+        });
         let full_replan_cron = self.cron("service.full_replan", raw.full_replan.as_deref());
         let full_sync = self.cron("service.full_sync", raw.full_sync.as_deref());
         let time_zone = match raw.time_zone.as_deref() {
@@ -1003,6 +1016,7 @@ impl Validator<'_> {
             full_sync,
             time_zone,
             lease_ttl: Duration::from_secs(lease_ttl),
+            max_orgs: max_orgs.and_then(|n| usize::try_from(n).ok()),
         }
     }
 
@@ -1379,7 +1393,7 @@ mod tests {
     fn the_sidecar_schedules_zone_and_lease_are_read_and_checked_together() {
         let base = "[crm]\nbase_url = \"http://127.0.0.1:1\"\ntoken = \"t\"\n";
         let good = format!(
-            "{base}[drift]\nschedule = \"0 0 6 * * *\"\nkeep = 7\n[service]\nfull_replan = \"0 0 3 * * *\"\nfull_sync = \"0 30 * * * *\"\ntime_zone = \"Europe/Berlin\"\nlease_ttl_secs = 3\n"
+            "{base}[drift]\nschedule = \"0 0 6 * * *\"\nkeep = 7\n[service]\nfull_replan = \"0 0 3 * * *\"\nfull_sync = \"0 30 * * * *\"\ntime_zone = \"Europe/Berlin\"\nlease_ttl_secs = 3\nmax_orgs = 4\n"
         );
         let config = Config::from_toml(&good, "x.toml", &env(&[])).unwrap();
         assert_eq!(config.drift.keep, 7);
@@ -1390,14 +1404,16 @@ mod tests {
         assert_eq!(config.service.full_sync.as_deref(), Some("0 30 * * * *"));
         assert_eq!(config.service.time_zone, chrono_tz::Europe::Berlin);
         assert_eq!(config.service.lease_ttl, Duration::from_secs(3));
+        assert_eq!(config.service.max_orgs, Some(4));
         let defaults = Config::from_toml(base, "x.toml", &env(&[])).unwrap();
         assert_eq!(defaults.drift.keep, DEFAULT_DRIFT_KEEP);
         assert_eq!(defaults.service.time_zone, chrono_tz::UTC);
         assert_eq!(defaults.service.lease_ttl, Duration::from_secs(15));
+        assert_eq!(defaults.service.max_orgs, None, "no limit by default");
         assert_eq!(defaults.service.full_sync, None);
 
         let bad = format!(
-            "{base}[drift]\nkeep = 0\n[service]\nfull_replan = \"nightly\"\nfull_sync = \"0 0 25 * * *\"\ntime_zone = \"Mars/Olympus\"\nlease_ttl_secs = 0\n"
+            "{base}[drift]\nkeep = 0\n[service]\nfull_replan = \"nightly\"\nfull_sync = \"0 0 25 * * *\"\ntime_zone = \"Mars/Olympus\"\nlease_ttl_secs = 0\nmax_orgs = 0\n"
         );
         let messages = messages(Config::from_toml(&bad, "x.toml", &env(&[])).unwrap_err());
         for place in [
@@ -1406,6 +1422,7 @@ mod tests {
             "service.full_sync",
             "service.time_zone",
             "service.lease_ttl_secs",
+            "service.max_orgs",
         ] {
             assert!(
                 messages

@@ -190,6 +190,8 @@ pub struct RawService {
     pub time_zone: Option<String>,
     /// How long the org's lease binds without renewal (hot standby).
     pub lease_ttl_secs: Option<u64>,
+    /// The most orgs one `run` process leads at once when several share a store.
+    pub max_orgs: Option<u64>,
 }
 
 /// `[ui]`: the web console (`leadroute run` and `leadroute ui`).

@@ -307,3 +307,100 @@ pub fn to_svg(policy: &Policy) -> String {
     let _ = writeln!(s, "</svg>");
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: &str = r#"
+[settings]
+name = "graph-test"
+
+[reps.ann]
+owner = "1"
+name = "Ann \"The\" Closer"
+
+[reps.bob]
+owner = "2"
+
+[pools.inbound]
+strategy = "weighted"
+members = [{ rep = "ann", weight = 2 }, "bob"]
+
+[territories.emea]
+countries = ["DE", "FR"]
+reps = ["ann"]
+
+[[rules]]
+name = "big-accounts"
+when = [{ match = "matched" }, { field = "account.owner", exists = true }]
+action = "account_owner"
+
+[[rules]]
+name = "emea"
+when = [{ territory = "emea" }]
+action = "pool"
+pool = "inbound"
+
+[default]
+action = "owner"
+rep = "bob"
+"#;
+
+    fn policy() -> Policy {
+        crate::policy::parse("graph.toml", POLICY).unwrap().0
+    }
+
+    #[test]
+    fn dot_has_one_node_per_rule_and_action_with_yes_and_no_edges_in_order() {
+        let p = policy();
+        let dot = to_dot(&p);
+        assert!(dot.starts_with("digraph"), "{dot}");
+        assert!(dot.trim_end().ends_with('}'), "{dot}");
+        let rules = ["big-accounts", "emea", "default"];
+        let mut last = 0;
+        for r in rules {
+            let at = dot.find(r).unwrap_or_else(|| panic!("{r} missing:\n{dot}"));
+            assert!(at >= last, "rules out of order:\n{dot}");
+            last = at;
+        }
+        // The pool's members with weights; a quote in a name is escaped, not broken.
+        assert!(dot.contains("pool inbound (weighted)"), "{dot}");
+        assert!(dot.contains("ann×2"), "{dot}");
+        assert!(!dot.contains("Ann \"The\""), "an unescaped quote:\n{dot}");
+        // One "yes" edge per rule to its action, one "no" edge to each next rule.
+        let n = p.rules.len();
+        assert_eq!(n, 3, "two rules and the default");
+        assert_eq!(dot.matches("[label=\"yes\"]").count(), n, "{dot}");
+        assert_eq!(dot.matches("[label=\"no\"]").count(), n - 1, "{dot}");
+        assert!(dot.contains("r0 -> r1 [label=\"no\"]"), "{dot}");
+        assert!(dot.contains("r1 -> r2 [label=\"no\"]"), "{dot}");
+    }
+
+    #[test]
+    fn mermaid_and_svg_name_every_rule_and_the_svg_is_balanced() {
+        let p = policy();
+        let mermaid = to_mermaid(&p);
+        assert!(
+            mermaid.starts_with("flowchart") || mermaid.starts_with("graph"),
+            "{mermaid}"
+        );
+        for r in ["big-accounts", "emea", "default"] {
+            assert!(mermaid.contains(r), "{r} missing:\n{mermaid}");
+        }
+        let svg = to_svg(&p);
+        assert!(svg.starts_with("<svg"), "{svg}");
+        assert!(svg.trim_end().ends_with("</svg>"), "{svg}");
+        for r in ["big-accounts", "emea", "default"] {
+            assert!(svg.contains(r), "{r} missing");
+        }
+        // Every opened element is closed (or self-closed).
+        for tag in ["g", "text", "svg"] {
+            let open =
+                svg.matches(&format!("<{tag} ")).count() + svg.matches(&format!("<{tag}>")).count();
+            let close = svg.matches(&format!("</{tag}>")).count();
+            assert_eq!(open, close, "<{tag}> unbalanced");
+        }
+        assert!(!svg.contains("\"The\""), "a raw quote in SVG text");
+    }
+}

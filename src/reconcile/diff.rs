@@ -144,3 +144,83 @@ impl PolicyDiff {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy;
+    use crate::reconcile::synth::{self, OrgSize};
+
+    const NA_POOL: &str =
+        "name = \"na\"\nwhen = [{ territory = \"na\" }]\naction = \"pool\"\npool = \"na\"\n";
+    const NA_TO_R1: &str =
+        "name = \"na\"\nwhen = [{ territory = \"na\" }]\naction = \"owner\"\nrep = \"r1\"\n";
+
+    fn org() -> (Snapshot, Policy, Policy) {
+        let size = OrgSize {
+            owners: 12,
+            accounts: 150,
+            people: 600,
+        };
+        let snapshot = synth::org(11, size);
+        let text = synth::policy_text(size.owners);
+        assert!(text.contains(NA_POOL), "the synthetic policy changed shape");
+        let (old, _) = policy::parse("old.toml", &text).unwrap();
+        let (new, _) = policy::parse("new.toml", &text.replace(NA_POOL, NA_TO_R1)).unwrap();
+        (snapshot, old, new)
+    }
+
+    #[test]
+    fn the_same_policy_twice_changes_nothing_and_counts_the_plan() {
+        let (snapshot, old, _) = org();
+        let now = synth::base_time();
+        let d = diff(&snapshot, &old, &old, &Ledger::default(), now);
+        let plan = crate::reconcile::plan(&snapshot, &old, &mut Ledger::default(), now);
+        assert_eq!(d.records, snapshot.people.len() as u64);
+        assert_eq!(d.changed, 0);
+        assert!(d.by_rule.is_empty() && d.by_rep.is_empty() && d.samples.is_empty());
+        assert_eq!(d.old_plan_changes, plan.changes.len() as u64);
+        assert_eq!(d.new_plan_changes, plan.changes.len() as u64);
+    }
+
+    #[test]
+    fn sending_one_territory_to_one_rep_moves_exactly_that_territorys_records_to_them() {
+        let (snapshot, old, new) = org();
+        let now = synth::base_time();
+        let ledger = Ledger::default();
+        let d = diff(&snapshot, &old, &new, &ledger, now);
+        let r1 = new.owner_label(&leadroute_crm::OwnerId::new("1001"));
+
+        assert!(d.changed > 10, "{d:?}");
+        // Only the edited rule moves records, and every move goes to r1.
+        assert_eq!(d.by_rule.keys().collect::<Vec<_>>(), vec!["na"], "{d:?}");
+        assert_eq!(d.by_rule["na"], d.changed);
+        assert_eq!(d.by_rep[&r1].0, d.changed, "{:?}", d.by_rep);
+        let gained_elsewhere: u64 = d
+            .by_rep
+            .iter()
+            .filter(|(rep, _)| **rep != r1)
+            .map(|(_, (gained, _))| gained)
+            .sum();
+        assert_eq!(gained_elsewhere, 0, "{:?}", d.by_rep);
+        // Losses are the pool members' (r1 loses nothing it keeps).
+        let lost: u64 = d.by_rep.values().map(|(_, lost)| lost).sum();
+        assert!(lost <= d.changed && lost > 0, "{:?}", d.by_rep);
+        assert_eq!(d.samples.len() as u64, d.changed.min(20));
+        for (_, before, after) in &d.samples {
+            assert_eq!(after, &r1);
+            assert_ne!(before, &r1);
+        }
+        // The plan counts are what each policy's plan would do on its own.
+        let old_plan = crate::reconcile::plan(&snapshot, &old, &mut ledger.clone(), now);
+        let new_plan = crate::reconcile::plan(&snapshot, &new, &mut ledger.clone(), now);
+        assert_eq!(d.old_plan_changes, old_plan.changes.len() as u64);
+        assert_eq!(d.new_plan_changes, new_plan.changes.len() as u64);
+        // The table names both versions and the count.
+        let table = d.to_table();
+        assert!(
+            table.contains(&format!("{} of {} records", d.changed, d.records)),
+            "{table}"
+        );
+    }
+}

@@ -18,6 +18,10 @@ use tracing::{info, warn};
 
 use crate::store::{LeaseGrab, Store};
 
+/// How long after a lease is due to lapse a standby tries for it, so the database
+/// agrees it has lapsed.
+const LAPSE_MARGIN: Duration = Duration::from_millis(25);
+
 /// Where this process stands for one lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Leadership {
@@ -76,6 +80,10 @@ pub fn keep(
         loop {
             let current = tx.borrow().clone();
             let sent = Instant::now();
+            // A standby wakes just after the holder's lease is due to lapse (database
+            // clock) when that comes before the next tick: a dead leader's org waits
+            // the TTL, not the TTL plus a tick.
+            let mut wait = timing.every;
             let next = match current.epoch() {
                 Some(epoch) => match store.lease_renew(&name, &holder, epoch, timing.ttl).await {
                     Ok(true) => {
@@ -106,9 +114,14 @@ pub fn keep(
                         ours_until = Some(sent + timing.ttl);
                         Leadership::Leader { epoch }
                     }
-                    Ok(LeaseGrab::Taken(lease)) => Leadership::Standby {
-                        holder: lease.holder,
-                    },
+                    Ok(LeaseGrab::Taken(lease)) => {
+                        if let Some(left) = lease.left_ms.and_then(|ms| u64::try_from(ms).ok()) {
+                            wait = wait.min(Duration::from_millis(left) + LAPSE_MARGIN);
+                        }
+                        Leadership::Standby {
+                            holder: lease.holder,
+                        }
+                    }
                     Err(err) => Leadership::Unknown {
                         error: Some(err.to_string()),
                     },
@@ -124,7 +137,7 @@ pub fn keep(
             });
             tokio::select! {
                 () = cancel.cancelled() => break,
-                () = tokio::time::sleep(timing.every) => {}
+                () = tokio::time::sleep(wait) => {}
             }
         }
         let last = tx.borrow().clone();
@@ -249,5 +262,39 @@ mod tests {
                 .unwrap_or(false),
             "A's shutdown does not release C's lease"
         );
+    }
+
+    #[tokio::test]
+    async fn a_standby_takes_a_dead_leaders_lease_when_it_lapses_not_a_tick_later() {
+        let (store, _dir) = store().await;
+        // A dead leader: its lease lapses in 800 ms and is never renewed.
+        let grab = store
+            .lease_acquire("org:test", "dead", Duration::from_millis(800))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(grab, LeaseGrab::Held { .. }));
+        // A standby whose tick is far longer than that.
+        let timing = LeaseTiming {
+            ttl: Duration::from_secs(30),
+            every: Duration::from_secs(30),
+        };
+        let cancel = CancellationToken::new();
+        let started = Instant::now();
+        let (mut b, task) = keep(
+            store.clone(),
+            "org:test".into(),
+            "b".into(),
+            timing,
+            cancel.clone(),
+        );
+        let task = tokio::spawn(task);
+        until(&mut b, |s| s.epoch() == Some(2)).await;
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(3),
+            "took over {took:?} after start, the lease lapsed at 800 ms"
+        );
+        cancel.cancel();
+        task.await.unwrap_or_else(|e| panic!("{e}"));
     }
 }

@@ -31,6 +31,7 @@
 pub mod clock;
 pub mod commit;
 mod decide;
+pub mod fleet;
 pub mod leader;
 pub mod load;
 pub mod metrics;

@@ -1047,6 +1047,7 @@ pub(crate) fn reject_kind_str(kind: RejectKind) -> &'static str {
         RejectKind::ReadOnly => "read_only",
         RejectKind::Conflict => "conflict",
         RejectKind::RolledBack => "rolled_back",
+        RejectKind::Unprocessed => "unprocessed",
         RejectKind::Other => "other",
     }
 }

@@ -1,12 +1,13 @@
-//! The writer run lease (columns from `migrations/*/0201_run_lease.sql`): at most one
-//! process drives a journaled run at a time.
+//! The writer run lease: at most one process drives a journaled run at a time. It is a
+//! named lease (`store::leases`, name `run:<run_id>`), so expiry is judged by the
+//! database's clock like the org leases; `migrations/*/0310_run_leases.sql` moved the
+//! leases held in the old `writer_runs.lease_*` columns (now unused) over.
 //!
 //! Every operation is one statement, so it is atomic on both backends: taking the lease
 //! is a compare-and-set `UPDATE … WHERE` the lease is free, lapsed or already ours;
 //! renewing and releasing only touch a lease we still hold; taking over from a dead
 //! holder names the holder it replaces, so two processes noticing the same dead one
-//! cannot both win. Expiry compares the caller's clock (`now`), so hosts sharing a
-//! store need clocks within a few seconds of each other (far less than the TTL).
+//! cannot both win. Releasing deletes the row (a run's lease has no fencing history).
 
 use std::time::Duration;
 
@@ -14,7 +15,8 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::journal::JournalError;
-use super::{Store, from_ms, to_ms};
+use super::leases::{now_ms, ttl_ms};
+use super::{Store, from_ms};
 
 /// Who holds a run's lease and until when.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,42 +49,50 @@ fn sql_err(doing: &'static str) -> impl FnOnce(sqlx::Error) -> JournalError {
     move |source| JournalError::Sql { doing, source }
 }
 
-fn expiry(now: DateTime<Utc>, ttl: Duration) -> i64 {
-    to_ms(now).saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))
+/// The named lease of run `run_id`.
+pub(crate) fn run_lease_name(run_id: &str) -> String {
+    format!("run:{run_id}")
 }
 
 impl Store {
-    /// Takes `run_id`'s lease for `holder` until `now + ttl` if it is free, lapsed, or
-    /// already `holder`'s (then it is extended). One statement: atomic on both backends.
+    /// Takes `run_id`'s lease for `holder` for `ttl` (database clock) if it is free,
+    /// lapsed, or already `holder`'s (then it is extended).
     pub async fn run_lease_acquire(
         &self,
         run_id: &str,
         holder: &str,
         ttl: Duration,
-        now: DateTime<Utc>,
     ) -> Result<LeaseAttempt, JournalError> {
+        if self.journal_run(run_id).await?.is_none() {
+            return Ok(LeaseAttempt::UnknownRun);
+        }
+        let name = run_lease_name(run_id);
+        let now = now_ms(self.backend());
+        // Insert-or-take in one statement: a new row, or the compare-and-set update of
+        // a free, lapsed or own one.
+        let sql = format!(
+            "INSERT INTO leases (name, holder, epoch, expires_at, acquired_at, renewed_at) \
+             VALUES ($1, $2, 1, {now} + $3, {now}, {now}) \
+             ON CONFLICT (name) DO UPDATE SET \
+               epoch = CASE WHEN leases.holder = $2 THEN leases.epoch ELSE leases.epoch + 1 END, \
+               acquired_at = CASE WHEN leases.holder = $2 THEN leases.acquired_at ELSE {now} END, \
+               holder = $2, expires_at = {now} + $3, renewed_at = {now} \
+             WHERE leases.holder IS NULL OR leases.expires_at IS NULL \
+               OR leases.expires_at <= {now} OR leases.holder = $2"
+        );
         loop {
-            let done = sqlx::query(
-                "UPDATE writer_runs SET lease_holder = $2, lease_expires_at = $3, \
-                 lease_acquired_at = CASE WHEN lease_holder = $2 THEN lease_acquired_at \
-                 ELSE $4 END WHERE run_id = $1 AND (lease_holder IS NULL \
-                 OR lease_expires_at IS NULL OR lease_expires_at <= $4 OR lease_holder = $2)",
-            )
-            .bind(run_id.to_owned())
-            .bind(holder.to_owned())
-            .bind(expiry(now, ttl))
-            .bind(to_ms(now))
-            .execute(self.pool())
-            .await
-            .map_err(sql_err("taking a run's lease"))?;
+            let done = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(name.clone())
+                .bind(holder.to_owned())
+                .bind(ttl_ms(ttl))
+                .execute(self.pool())
+                .await
+                .map_err(sql_err("taking a run's lease"))?;
             if done.rows_affected() == 1 {
                 return Ok(LeaseAttempt::Acquired);
             }
             if let Some(lease) = self.run_lease(run_id).await? {
                 return Ok(LeaseAttempt::Held(lease));
-            }
-            if self.journal_run(run_id).await?.is_none() {
-                return Ok(LeaseAttempt::UnknownRun);
             }
             // Released between the two statements: try again.
         }
@@ -96,41 +106,43 @@ impl Store {
         holder: &str,
         dead_holder: &str,
         ttl: Duration,
-        now: DateTime<Utc>,
     ) -> Result<bool, JournalError> {
-        let done = sqlx::query(
-            "UPDATE writer_runs SET lease_holder = $2, lease_expires_at = $4, \
-             lease_acquired_at = $5 WHERE run_id = $1 AND lease_holder = $3",
-        )
-        .bind(run_id.to_owned())
-        .bind(holder.to_owned())
-        .bind(dead_holder.to_owned())
-        .bind(expiry(now, ttl))
-        .bind(to_ms(now))
-        .execute(self.pool())
-        .await
-        .map_err(sql_err("taking over a dead process's lease"))?;
+        let now = now_ms(self.backend());
+        let sql = format!(
+            "UPDATE leases SET holder = $2, epoch = epoch + 1, expires_at = {now} + $4, \
+             acquired_at = {now}, renewed_at = {now} WHERE name = $1 AND holder = $3"
+        );
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(run_lease_name(run_id))
+            .bind(holder.to_owned())
+            .bind(dead_holder.to_owned())
+            .bind(ttl_ms(ttl))
+            .execute(self.pool())
+            .await
+            .map_err(sql_err("taking over a dead process's lease"))?;
         Ok(done.rows_affected() == 1)
     }
 
-    /// Extends `holder`'s lease to `now + ttl`. Returns false when the lease is no
-    /// longer `holder`'s (it lapsed and another process took it).
+    /// Extends `holder`'s lease by `ttl` from now (database clock). Returns false when
+    /// the lease is no longer `holder`'s (it lapsed and another process took it).
     pub async fn run_lease_renew(
         &self,
         run_id: &str,
         holder: &str,
         ttl: Duration,
-        now: DateTime<Utc>,
     ) -> Result<bool, JournalError> {
-        let done = sqlx::query(
-            "UPDATE writer_runs SET lease_expires_at = $3 WHERE run_id = $1 AND lease_holder = $2",
-        )
-        .bind(run_id.to_owned())
-        .bind(holder.to_owned())
-        .bind(expiry(now, ttl))
-        .execute(self.pool())
-        .await
-        .map_err(sql_err("renewing a run's lease"))?;
+        let now = now_ms(self.backend());
+        let sql = format!(
+            "UPDATE leases SET expires_at = {now} + $3, renewed_at = {now} \
+             WHERE name = $1 AND holder = $2"
+        );
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(run_lease_name(run_id))
+            .bind(holder.to_owned())
+            .bind(ttl_ms(ttl))
+            .execute(self.pool())
+            .await
+            .map_err(sql_err("renewing a run's lease"))?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -140,28 +152,22 @@ impl Store {
         run_id: &str,
         holder: &str,
     ) -> Result<bool, JournalError> {
-        let done = sqlx::query(
-            "UPDATE writer_runs SET lease_holder = NULL, lease_expires_at = NULL, \
-             lease_acquired_at = NULL WHERE run_id = $1 AND lease_holder = $2",
-        )
-        .bind(run_id.to_owned())
-        .bind(holder.to_owned())
-        .execute(self.pool())
-        .await
-        .map_err(sql_err("releasing a run's lease"))?;
+        let done = sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
+            .bind(run_lease_name(run_id))
+            .bind(holder.to_owned())
+            .execute(self.pool())
+            .await
+            .map_err(sql_err("releasing a run's lease"))?;
         Ok(done.rows_affected() == 1)
     }
 
     /// The run's lease as stored (possibly lapsed), or `None` when nobody holds one.
     pub async fn run_lease(&self, run_id: &str) -> Result<Option<RunLease>, JournalError> {
-        let row = sqlx::query(
-            "SELECT lease_holder, lease_expires_at, lease_acquired_at FROM writer_runs \
-             WHERE run_id = $1",
-        )
-        .bind(run_id.to_owned())
-        .fetch_optional(self.pool())
-        .await
-        .map_err(sql_err("reading a run's lease"))?;
+        let row = sqlx::query("SELECT holder, expires_at, acquired_at FROM leases WHERE name = $1")
+            .bind(run_lease_name(run_id))
+            .fetch_optional(self.pool())
+            .await
+            .map_err(sql_err("reading a run's lease"))?;
         let Some(row) = row else {
             return Ok(None);
         };
@@ -169,12 +175,12 @@ impl Store {
             row.try_get(name).map_err(sql_err("decoding a run's lease"))
         };
         let holder: Option<String> = row
-            .try_get("lease_holder")
+            .try_get("holder")
             .map_err(sql_err("decoding a run's lease"))?;
-        Ok(match (holder, get("lease_expires_at")?) {
+        Ok(match (holder, get("expires_at")?) {
             (Some(holder), Some(expires)) => Some(RunLease {
                 holder,
-                acquired_at: get("lease_acquired_at")?.map(from_ms),
+                acquired_at: get("acquired_at")?.map(from_ms),
                 expires_at: from_ms(expires),
             }),
             _ => None,
@@ -187,13 +193,8 @@ mod tests {
     use super::*;
     use crate::domain::CrmKind;
     use crate::store::NewRun;
-    use chrono::TimeZone;
 
     const TTL: Duration = Duration::from_secs(30);
-
-    fn t(secs: i64) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 22, 6, 0, 0).unwrap() + chrono::Duration::seconds(secs)
-    }
 
     async fn run(store: &Store, id: &str) {
         let run = NewRun {
@@ -203,7 +204,10 @@ mod tests {
             parent_run: None,
             policy_version: "v",
         };
-        store.journal_create_run(&run, &[], t(0)).await.unwrap();
+        store
+            .journal_create_run(&run, &[], Utc::now())
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
@@ -213,81 +217,80 @@ mod tests {
             run(&store, "r1").await;
             assert_eq!(store.run_lease("r1").await.unwrap(), None, "{label}");
             assert_eq!(
-                store.run_lease_acquire("r1", "A", TTL, t(0)).await.unwrap(),
+                store.run_lease_acquire("r1", "A", TTL).await.unwrap(),
                 LeaseAttempt::Acquired,
                 "{label}: a free lease is taken"
             );
+            let first = store.run_lease("r1").await.unwrap().unwrap();
             // B is refused while A's lease is live, and learns who holds it until when.
-            let held = store
-                .run_lease_acquire("r1", "B", TTL, t(10))
-                .await
-                .unwrap();
+            let held = store.run_lease_acquire("r1", "B", TTL).await.unwrap();
             let LeaseAttempt::Held(lease) = held else {
                 panic!("{label}: B took a live lease: {held:?}");
             };
+            assert_eq!(lease, first, "{label}");
             assert_eq!(lease.holder, "A", "{label}");
-            assert_eq!(lease.expires_at, t(30), "{label}");
-            assert_eq!(lease.acquired_at, Some(t(0)), "{label}");
+            assert!(lease.is_live(Utc::now()), "{label}");
+            let acquired = lease.acquired_at.unwrap();
+            let left = lease.expires_at - acquired;
+            assert_eq!(left.num_seconds(), 30, "{label}: {left:?}");
             // A re-acquiring extends its own lease and keeps when it first took it.
             assert_eq!(
-                store
-                    .run_lease_acquire("r1", "A", TTL, t(20))
-                    .await
-                    .unwrap(),
+                store.run_lease_acquire("r1", "A", TTL).await.unwrap(),
                 LeaseAttempt::Acquired,
                 "{label}"
             );
-            // A renews; B is still refused past A's first expiry.
-            assert!(store.run_lease_renew("r1", "A", TTL, t(40)).await.unwrap());
+            // A renews; B is still refused.
+            assert!(store.run_lease_renew("r1", "A", TTL).await.unwrap());
             let lease = store.run_lease("r1").await.unwrap().unwrap();
-            assert_eq!((lease.expires_at, lease.acquired_at), (t(70), Some(t(0))));
+            assert_eq!(lease.acquired_at, Some(acquired), "{label}");
+            assert!(lease.expires_at >= first.expires_at, "{label}");
             assert!(matches!(
-                store
-                    .run_lease_acquire("r1", "B", TTL, t(60))
-                    .await
-                    .unwrap(),
+                store.run_lease_acquire("r1", "B", TTL).await.unwrap(),
                 LeaseAttempt::Held(_)
             ));
-            // A stops renewing: at expiry B takes it, and A can no longer renew or
-            // release it.
-            assert_eq!(
+            // A's lease lapses (renewed for no time: expired by the database's clock at
+            // once): B takes it, and A can no longer renew or release it.
+            assert!(
                 store
-                    .run_lease_acquire("r1", "B", TTL, t(70))
+                    .run_lease_renew("r1", "A", Duration::ZERO)
                     .await
-                    .unwrap(),
+                    .unwrap()
+            );
+            assert_eq!(
+                store.run_lease_acquire("r1", "B", TTL).await.unwrap(),
                 LeaseAttempt::Acquired,
                 "{label}: a lapsed lease is taken"
             );
-            assert!(!store.run_lease_renew("r1", "A", TTL, t(71)).await.unwrap());
+            assert!(!store.run_lease_renew("r1", "A", TTL).await.unwrap());
             assert!(!store.run_lease_release("r1", "A").await.unwrap());
             assert_eq!(store.run_lease("r1").await.unwrap().unwrap().holder, "B");
             // B releases: free for anyone at once.
             assert!(store.run_lease_release("r1", "B").await.unwrap());
             assert_eq!(store.run_lease("r1").await.unwrap(), None, "{label}");
             assert_eq!(
-                store
-                    .run_lease_acquire("r1", "C", TTL, t(72))
-                    .await
-                    .unwrap(),
+                store.run_lease_acquire("r1", "C", TTL).await.unwrap(),
                 LeaseAttempt::Acquired
             );
             // Leases are per run; unknown runs say so.
             run(&store, "r2").await;
             assert_eq!(
-                store
-                    .run_lease_acquire("r2", "B", TTL, t(72))
-                    .await
-                    .unwrap(),
+                store.run_lease_acquire("r2", "B", TTL).await.unwrap(),
                 LeaseAttempt::Acquired,
                 "{label}"
             );
             assert_eq!(
-                store
-                    .run_lease_acquire("nope", "B", TTL, t(72))
-                    .await
-                    .unwrap(),
+                store.run_lease_acquire("nope", "B", TTL).await.unwrap(),
                 LeaseAttempt::UnknownRun
             );
+            // They are named leases, beside the orgs'.
+            let names: Vec<String> = store
+                .leases("run:")
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|l| l.name)
+                .collect();
+            assert_eq!(names, ["run:r1", "run:r2"], "{label}");
             ts.drop().await;
         }
     }
@@ -297,37 +300,32 @@ mod tests {
         for ts in crate::store::test_stores::all().await {
             let (store, label) = (ts.store.clone(), ts.label());
             run(&store, "r1").await;
-            store
-                .run_lease_acquire("r1", "dead", TTL, t(0))
-                .await
-                .unwrap();
+            store.run_lease_acquire("r1", "dead", TTL).await.unwrap();
             // Two survivors notice the dead holder; exactly one wins the take-over.
             assert!(
                 store
-                    .run_lease_take_over("r1", "B", "dead", TTL, t(1))
+                    .run_lease_take_over("r1", "B", "dead", TTL)
                     .await
                     .unwrap(),
                 "{label}"
             );
             assert!(
                 !store
-                    .run_lease_take_over("r1", "C", "dead", TTL, t(1))
+                    .run_lease_take_over("r1", "C", "dead", TTL)
                     .await
                     .unwrap(),
                 "{label}: the second take-over names a holder that is gone"
             );
             let lease = store.run_lease("r1").await.unwrap().unwrap();
-            assert_eq!(
-                (lease.holder.as_str(), lease.acquired_at, lease.expires_at),
-                ("B", Some(t(1)), t(31)),
-                "{label}"
-            );
+            assert_eq!(lease.holder, "B", "{label}");
+            let left = lease.expires_at - lease.acquired_at.unwrap();
+            assert_eq!(left.num_seconds(), 30, "{label}");
             ts.drop().await;
         }
     }
 
     #[tokio::test]
-    async fn many_racers_for_a_lapsed_lease_get_exactly_one_winner() {
+    async fn many_racers_for_a_free_lease_get_exactly_one_winner() {
         for ts in crate::store::test_stores::all().await {
             let (store, label) = (ts.store.clone(), ts.label());
             run(&store, "r1").await;
@@ -336,7 +334,7 @@ mod tests {
                     let store = store.clone();
                     tokio::spawn(async move {
                         store
-                            .run_lease_acquire("r1", &format!("p{i}"), TTL, t(5))
+                            .run_lease_acquire("r1", &format!("p{i}"), TTL)
                             .await
                             .unwrap()
                     })
@@ -349,6 +347,45 @@ mod tests {
                 }
             }
             assert_eq!(won, 1, "{label}");
+            ts.drop().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lease_held_in_the_old_run_columns_is_moved_by_the_upgrade() {
+        for ts in crate::store::test_stores::all().await {
+            let (store, label) = (ts.store.clone(), ts.label());
+            run(&store, "r1").await;
+            // A store of the previous release: the lease in `writer_runs`, 0310 not run.
+            let now = crate::store::to_ms(Utc::now());
+            sqlx::query(
+                "UPDATE writer_runs SET lease_holder = 'old', lease_expires_at = $1, \
+                 lease_acquired_at = $2 WHERE run_id = 'r1'",
+            )
+            .bind(now + 60_000)
+            .bind(now)
+            .execute(store.pool())
+            .await
+            .unwrap();
+            sqlx::query("DELETE FROM leadroute_migrations WHERE version = 310")
+                .execute(store.pool())
+                .await
+                .unwrap();
+            crate::store::migrate::run(&store).await.unwrap();
+            let lease = store.run_lease("r1").await.unwrap().unwrap();
+            assert_eq!(lease.holder, "old", "{label}");
+            assert_eq!(
+                lease.acquired_at.map(crate::store::to_ms),
+                Some(now),
+                "{label}"
+            );
+            assert!(
+                matches!(
+                    store.run_lease_acquire("r1", "B", TTL).await.unwrap(),
+                    LeaseAttempt::Held(_)
+                ),
+                "{label}: the upgraded lease still binds"
+            );
             ts.drop().await;
         }
     }

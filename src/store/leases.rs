@@ -13,6 +13,9 @@
 //! - `lease_release` frees it only if the caller still holds that epoch.
 //! - `lease_is_current` is the fence: a deposed holder (lapsed, or another epoch) is
 //!   told so before it writes.
+//! - `leases_renew_held`, `leases_live` and `leases_forget` serve a fleet
+//!   (`service::fleet`): one statement renews every lease a holder has, one reads a set
+//!   of leases with the database's verdict on each, one clears a lapsed holder's rows.
 
 use std::time::Duration;
 
@@ -30,6 +33,19 @@ pub struct Lease {
     pub epoch: i64,
     pub expires_at: Option<DateTime<Utc>>,
     pub acquired_at: Option<DateTime<Utc>>,
+    /// Milliseconds it had left when read, by the database's clock (negative: lapsed);
+    /// `None` when released or never taken.
+    pub left_ms: Option<i64>,
+}
+
+impl Lease {
+    /// Its holder, if the lease still bound when read.
+    pub fn live_holder(&self) -> Option<&str> {
+        match self.left_ms {
+            Some(left) if left > 0 => self.holder.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 /// What an attempt to take a lease found.
@@ -45,14 +61,14 @@ pub enum LeaseGrab {
 }
 
 /// The database's clock in epoch milliseconds, as an SQL expression.
-fn now_ms(backend: Backend) -> &'static str {
+pub(super) fn now_ms(backend: Backend) -> &'static str {
     match backend {
         Backend::Sqlite => "CAST(ROUND((julianday('now') - 2440587.5) * 86400000.0) AS BIGINT)",
         Backend::Postgres => "CAST(FLOOR(EXTRACT(EPOCH FROM clock_timestamp()) * 1000) AS BIGINT)",
     }
 }
 
-fn ttl_ms(ttl: Duration) -> i64 {
+pub(super) fn ttl_ms(ttl: Duration) -> i64 {
     i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2)
 }
 
@@ -189,38 +205,169 @@ impl Store {
 
     /// Lease `name` as stored (possibly lapsed or released), if it was ever taken.
     pub async fn lease(&self, name: &str) -> Result<Option<Lease>, StoreError> {
-        let rows = self.leases_where("name = $1", name).await?;
+        let rows = self.leases_where("name = $1", &[name]).await?;
         Ok(rows.into_iter().next())
     }
 
     /// Every lease whose name starts with `prefix` (e.g. `org:`), by name.
     pub async fn leases(&self, prefix: &str) -> Result<Vec<Lease>, StoreError> {
         // LIKE would need escaping of `_` and `%`; compare the prefix instead.
-        self.leases_where("substr(name, 1, length($1)) = $1", prefix)
+        self.leases_where("substr(name, 1, length($1)) = $1", &[prefix])
             .await
     }
 
-    async fn leases_where(&self, filter: &str, arg: &str) -> Result<Vec<Lease>, StoreError> {
+    /// Extends, in one statement, every lease `holder` has (lapsed ones nobody took
+    /// yet included, as [`Store::lease_renew`] does) by `ttl` from now (database clock).
+    /// Returns each renewed lease's name and epoch, by name.
+    pub async fn leases_renew_held(
+        &self,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let now = now_ms(self.backend());
         let sql = format!(
-            "SELECT name, holder, epoch, expires_at, acquired_at FROM leases \
-             WHERE {filter} ORDER BY name"
+            "UPDATE leases SET expires_at = {now} + $2, renewed_at = {now} \
+             WHERE holder = $1 RETURNING name, epoch"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(arg.to_owned())
+            .bind(holder.to_owned())
+            .bind(ttl_ms(ttl))
+            .fetch_all(self.pool())
+            .await
+            .map_err(StoreError::query("renewing leases"))?;
+        let mut held = rows
+            .iter()
+            .map(|row| Ok((row.try_get("name")?, row.try_get("epoch")?)))
+            .collect::<Result<Vec<(String, i64)>, sqlx::Error>>()
+            .map_err(StoreError::query("renewing leases"))?;
+        held.sort();
+        Ok(held)
+    }
+
+    /// Every lease whose name starts with one of `prefixes`, by name, each with the
+    /// time it has left by the database's clock: one statement, one clock reading.
+    pub async fn leases_live(&self, prefixes: &[&str]) -> Result<Vec<Lease>, StoreError> {
+        if prefixes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let filter = (1..=prefixes.len())
+            .map(|i| format!("substr(name, 1, length(${i})) = ${i}"))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        self.leases_where(&filter, prefixes).await
+    }
+
+    /// Deletes the rows of leases named with `prefix` that were released or lapsed
+    /// longer than `after` ago (database clock): a fleet's membership rows of processes
+    /// long gone. A row being created (never held yet) stays. Returns how many went.
+    pub async fn leases_forget(&self, prefix: &str, after: Duration) -> Result<u64, StoreError> {
+        let now = now_ms(self.backend());
+        let sql = format!(
+            "DELETE FROM leases WHERE substr(name, 1, length($1)) = $1 \
+             AND ((holder IS NULL AND renewed_at + $2 <= {now}) \
+               OR (holder IS NOT NULL AND expires_at + $2 <= {now}))"
+        );
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(prefix.to_owned())
+            .bind(ttl_ms(after))
+            .execute(self.pool())
+            .await
+            .map_err(StoreError::query("forgetting lapsed leases"))?;
+        Ok(done.rows_affected())
+    }
+
+    async fn leases_where(&self, filter: &str, args: &[&str]) -> Result<Vec<Lease>, StoreError> {
+        let now = now_ms(self.backend());
+        let sql = format!(
+            "SELECT name, holder, epoch, expires_at, acquired_at, expires_at - {now} AS left_ms \
+             FROM leases WHERE {filter} ORDER BY name"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for arg in args {
+            query = query.bind((*arg).to_owned());
+        }
+        let rows = query
             .fetch_all(self.pool())
             .await
             .map_err(StoreError::query("reading leases"))?;
         rows.iter()
             .map(|row| {
+                let holder: Option<String> = row.try_get("holder")?;
+                let left_ms = match holder {
+                    Some(_) => row.try_get::<Option<i64>, _>("left_ms")?,
+                    None => None,
+                };
                 Ok(Lease {
                     name: row.try_get("name")?,
-                    holder: row.try_get("holder")?,
+                    holder,
                     epoch: row.try_get("epoch")?,
                     expires_at: opt_time(row, "expires_at")?,
                     acquired_at: opt_time(row, "acquired_at")?,
+                    left_ms,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::query("reading leases"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TTL: Duration = Duration::from_secs(30);
+
+    #[tokio::test]
+    async fn one_statement_renews_all_a_holder_has_and_reads_who_is_live() {
+        for ts in crate::store::test_stores::all().await {
+            let (store, label) = (ts.store.clone(), ts.label());
+            for name in ["org:a", "org:b", "member:p1"] {
+                store.lease_acquire(name, "p1", TTL).await.unwrap();
+            }
+            store.lease_acquire("org:c", "p2", TTL).await.unwrap();
+            // p2's lease lapses at once; a released one has no holder.
+            assert!(
+                store
+                    .lease_renew("org:c", "p2", 1, Duration::ZERO)
+                    .await
+                    .unwrap()
+            );
+            store.lease_acquire("org:d", "p1", TTL).await.unwrap();
+            assert!(store.lease_release("org:d", "p1", 1).await.unwrap());
+
+            let renewed = store.leases_renew_held("p1", TTL).await.unwrap();
+            let names: Vec<&str> = renewed.iter().map(|(n, _)| n.as_str()).collect();
+            assert_eq!(names, ["member:p1", "org:a", "org:b"], "{label}");
+            assert!(renewed.iter().all(|(_, epoch)| *epoch == 1), "{label}");
+
+            let live = store.leases_live(&["org:", "member:"]).await.unwrap();
+            let seen: Vec<(&str, Option<&str>)> = live
+                .iter()
+                .map(|l| (l.name.as_str(), l.live_holder()))
+                .collect();
+            assert_eq!(
+                seen,
+                [
+                    ("member:p1", Some("p1")),
+                    ("org:a", Some("p1")),
+                    ("org:b", Some("p1")),
+                    ("org:c", None),
+                    ("org:d", None)
+                ],
+                "{label}: lapsed and released leases have no live holder"
+            );
+            let left = live[1].left_ms.unwrap();
+            assert!(left > 25_000 && left <= 30_000, "{label}: {left}");
+            assert!(live[3].left_ms.unwrap() <= 0, "{label}");
+            assert_eq!(live[4].left_ms, None, "{label}");
+
+            // Lapsed and released rows go; live ones stay.
+            assert_eq!(
+                store.leases_forget("org:", Duration::ZERO).await.unwrap(),
+                2
+            );
+            assert_eq!(store.leases("org:").await.unwrap().len(), 2, "{label}");
+            ts.drop().await;
+        }
     }
 }

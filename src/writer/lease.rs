@@ -185,13 +185,11 @@ impl RunLeaseGuard {
         fence: Arc<AtomicBool>,
     ) -> Result<RunLeaseGuard, WriterError> {
         let holder = new_holder();
-        let mut attempt = store
-            .run_lease_acquire(run, &holder, ttl, Utc::now())
-            .await?;
+        let mut attempt = store.run_lease_acquire(run, &holder, ttl).await?;
         if let LeaseAttempt::Held(lease) = &attempt {
             if holder_is_dead(&lease.holder) {
                 if store
-                    .run_lease_take_over(run, &holder, &lease.holder, ttl, Utc::now())
+                    .run_lease_take_over(run, &holder, &lease.holder, ttl)
                     .await?
                 {
                     info!(
@@ -201,9 +199,7 @@ impl RunLeaseGuard {
                     );
                     attempt = LeaseAttempt::Acquired;
                 } else {
-                    attempt = store
-                        .run_lease_acquire(run, &holder, ttl, Utc::now())
-                        .await?;
+                    attempt = store.run_lease_acquire(run, &holder, ttl).await?;
                 }
             }
         }
@@ -291,16 +287,13 @@ async fn heartbeat(
         let budget = give_up
             .saturating_sub(renewed.elapsed())
             .max(Duration::from_millis(1));
-        let attempt = tokio::time::timeout(
-            budget,
-            store.run_lease_renew(&run, &holder, ttl, Utc::now()),
-        )
-        .await
-        .unwrap_or_else(|_| {
-            Err(crate::store::JournalError::Corrupt(
-                "the store did not answer in time".to_owned(),
-            ))
-        });
+        let attempt = tokio::time::timeout(budget, store.run_lease_renew(&run, &holder, ttl))
+            .await
+            .unwrap_or_else(|_| {
+                Err(crate::store::JournalError::Corrupt(
+                    "the store did not answer in time".to_owned(),
+                ))
+            });
         match attempt {
             Ok(true) => renewed = Instant::now(),
             Ok(false) => {

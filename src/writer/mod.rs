@@ -40,7 +40,7 @@ use backon::{ExponentialBuilder, Retryable};
 use chrono::{DateTime, Utc};
 use leadroute_crm::{
     BulkJobState, Crm, CrmError, CurrentOwner, ErrorKind, ObjectKind, OwnerChange, OwnerId,
-    RecordId, Recovery, RejectKind, WriteOutcome,
+    RecordId, Recovery, WriteOutcome,
 };
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -1238,13 +1238,10 @@ impl<C: Crm> Session<'_, C> {
                     code,
                     message,
                 } => match kind.recovery() {
-                    // An unclassified rejection (HubSpot 207 INTERNAL_ERROR, a result
-                    // missing from the response) is often transient: retry it, after a
-                    // fresh compare read, before bothering an operator.
-                    Recovery::Retry | Recovery::Operator
-                        if (kind.recovery() == Recovery::Retry || kind == RejectKind::Other)
-                            && item.attempts + 1 < writer.settings.record_attempts =>
-                    {
+                    // Transient rejections (a locked row, a batch rolled back, a record
+                    // the CRM did not process) are retried after a fresh compare read;
+                    // `RejectKind::recovery` is the one place that says which.
+                    Recovery::Retry if item.attempts + 1 < writer.settings.record_attempts => {
                         item.attempts += 1;
                         item.not_before = Some(Instant::now() + writer.backoff(item.attempts));
                         requeue.push((item.seq, format!("{code}: {message}; will retry")));

@@ -495,9 +495,9 @@ async fn a_human_edit_after_a_lost_response_is_not_erased_by_the_retry() {
 async fn per_record_rejections_are_routed_by_recovery_without_failing_the_batch() {
     let (crm, store) = setup(100, 7).await;
     crm.with(|s| {
-        // An unclassified rejection is retried before it is anyone's problem.
+        // A record the CRM did not process is retried before it is anyone's problem.
         s.rejects
-            .insert("6".into(), VecDeque::from([RejectKind::Other]));
+            .insert("6".into(), VecDeque::from([RejectKind::Unprocessed]));
         s.rejects
             .insert("1".into(), VecDeque::from([RejectKind::Locked]));
         s.rejects

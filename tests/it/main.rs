@@ -4,9 +4,11 @@
 // the helpers and scenarios they call in this test-only crate.
 #![allow(clippy::unwrap_used)]
 
+mod canary;
 mod cli;
 mod commit;
 mod console;
+mod fleet;
 mod helpers;
 mod leases;
 mod match_cli;
@@ -17,6 +19,7 @@ mod sidecar;
 mod sim_cli;
 mod standby;
 mod store;
+mod tidy;
 mod webhooks;
 mod writer;
 mod writer_salesforce;

@@ -247,7 +247,7 @@ async fn drift_report_matches_the_golden_files() {
 #[tokio::test]
 async fn the_plan_drift_explain_and_policy_commands_run_against_a_configured_store() {
     use clap::Parser as _;
-    let (ts, _snapshot, _policy) = stored_org().await;
+    let (ts, snapshot, _policy) = stored_org().await;
     let dir = tempfile::tempdir().unwrap();
     let policy_path = dir.path().join("policy.toml");
     std::fs::write(&policy_path, synth::policy_text(8)).unwrap();
@@ -308,14 +308,37 @@ async fn the_plan_drift_explain_and_policy_commands_run_against_a_configured_sto
             "drift.{ext}"
         );
     }
-    let id = &plan.changes[0].id;
-    run(vec![
-        "explain".into(),
-        format!("hubspot:contact:{id}"),
-        now.clone(),
-    ])
-    .await
-    .unwrap();
+    // `explain` and `policy diff` as the binary prints them: what they say, not only
+    // that they return.
+    let bin = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_leadroute"))
+            .arg("--config")
+            .arg(&config_arg)
+            .args(args)
+            .env_remove("LEADROUTE_CONFIG")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let change = &plan.changes[0];
+    let record = format!("hubspot:contact:{}", change.id);
+    let explained: serde_json::Value =
+        serde_json::from_str(&bin(&["explain", &record, "--json", &now])).unwrap();
+    // The fresh decision names the plan's owner and rule for that record.
+    let text = explained.to_string();
+    assert!(text.contains(change.to.as_str()), "{explained:#}");
+    assert!(
+        text.contains(&format!("\"{}\"", change.rule)),
+        "{explained:#}"
+    );
+    let human = bin(&["explain", &record, &now]);
+    assert!(human.contains(&change.id.to_string()), "{human}");
+    assert!(human.contains(&change.rule), "{human}");
     let err = run(vec![
         "explain".into(),
         "hubspot:contact:nope".into(),
@@ -324,15 +347,45 @@ async fn the_plan_drift_explain_and_policy_commands_run_against_a_configured_sto
     .await
     .unwrap_err();
     assert!(err.to_string().contains("not in the mirror"), "{err}");
-    run(vec![
-        "policy".into(),
-        "diff".into(),
-        policy_path.display().to_string(),
-        policy_path.display().to_string(),
-        now,
-    ])
-    .await
+    // The same policy on both sides: nothing would change, every record counted.
+    let policy_arg = policy_path.display().to_string();
+    let same: serde_json::Value = serde_json::from_str(&bin(&[
+        "policy",
+        "diff",
+        &policy_arg,
+        &policy_arg,
+        "--json",
+        &now,
+    ]))
     .unwrap();
+    assert_eq!(same["changed"], 0, "{same:#}");
+    assert_eq!(same["records"], snapshot.people.len(), "{same:#}");
+    // A policy that sends the NA territory to one rep moves records, all by that rule.
+    let edited = dir.path().join("edited.toml");
+    let na_pool =
+        "name = \"na\"\nwhen = [{ territory = \"na\" }]\naction = \"pool\"\npool = \"na\"\n";
+    let text = synth::policy_text(8);
+    assert!(text.contains(na_pool));
+    std::fs::write(
+        &edited,
+        text.replace(
+            na_pool,
+            "name = \"na\"\nwhen = [{ territory = \"na\" }]\naction = \"owner\"\nrep = \"r1\"\n",
+        ),
+    )
+    .unwrap();
+    let moved: serde_json::Value = serde_json::from_str(&bin(&[
+        "policy",
+        "diff",
+        &policy_arg,
+        &edited.display().to_string(),
+        "--json",
+        &now,
+    ]))
+    .unwrap();
+    let changed = moved["changed"].as_u64().unwrap();
+    assert!(changed > 0, "{moved:#}");
+    assert_eq!(moved["by_rule"]["na"].as_u64(), Some(changed), "{moved:#}");
     ts.cleanup().await;
 }
 

@@ -1209,7 +1209,7 @@ async fn two_writers_never_drive_one_run_at_once() {
         // the run resumes without waiting any longer.
         let foreign = "elsewhere:4242:1:0123456789ab:1";
         store
-            .run_lease_acquire("shared", foreign, Duration::from_millis(800), Utc::now())
+            .run_lease_acquire("shared", foreign, Duration::from_millis(800))
             .await
             .unwrap();
         let err = second
@@ -1257,13 +1257,7 @@ async fn two_writers_never_drive_one_run_at_once() {
         let thief = "thief:7:1:0123456789ab:1";
         assert!(
             store
-                .run_lease_take_over(
-                    "stolen",
-                    thief,
-                    &held.holder,
-                    Duration::from_secs(60),
-                    Utc::now()
-                )
+                .run_lease_take_over("stolen", thief, &held.holder, Duration::from_secs(60),)
                 .await
                 .unwrap()
         );

@@ -390,6 +390,10 @@ pub enum RejectKind {
     Conflict,
     /// The CRM rolled this record back because another in the batch failed.
     RolledBack,
+    /// The CRM did not process the record: a transient internal error for it (HubSpot
+    /// 207 `INTERNAL_ERROR`), a result missing from the response, a bulk job that
+    /// stopped before reaching it. Nothing was written; retry after a fresh read.
+    Unprocessed,
     /// Anything else the CRM said.
     Other,
 }
@@ -398,7 +402,9 @@ impl RejectKind {
     /// What the writer should do about a record rejected this way.
     pub fn recovery(self) -> Recovery {
         match self {
-            RejectKind::Locked | RejectKind::RolledBack => Recovery::Retry,
+            RejectKind::Locked | RejectKind::RolledBack | RejectKind::Unprocessed => {
+                Recovery::Retry
+            }
             RejectKind::InactiveOwner | RejectKind::InvalidOwner | RejectKind::Conflict => {
                 Recovery::Replan
             }

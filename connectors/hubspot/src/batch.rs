@@ -332,6 +332,8 @@ pub(crate) fn reject_kind(category: Option<&str>, codes: &[String]) -> RejectKin
             "VALIDATION_ERROR" => RejectKind::Validation,
             "CONFLICT" => RejectKind::Conflict,
             "LOCKED" | "OBJECT_LOCKED" => RejectKind::Locked,
+            // HubSpot's own failure for this record: nothing was written.
+            "INTERNAL_ERROR" => RejectKind::Unprocessed,
             _ => RejectKind::Other,
         }
     }
@@ -447,7 +449,7 @@ pub(crate) async fn apply(
                 outcome
             } else {
                 rejected(
-                    RejectKind::Other,
+                    RejectKind::Unprocessed,
                     "MISSING_FROM_RESULTS",
                     "HubSpot did not confirm this update; re-read the record before retrying",
                 )
@@ -695,6 +697,15 @@ mod tests {
             RejectKind::Validation
         );
         assert_eq!(reject_kind(Some("WEIRD"), &[]), RejectKind::Other);
+        // HubSpot's own failure for one record is retried, not sent to an operator.
+        assert_eq!(
+            reject_kind(Some("INTERNAL_ERROR"), &[]),
+            RejectKind::Unprocessed
+        );
+        assert_eq!(
+            RejectKind::Unprocessed.recovery(),
+            leadroute_crm::Recovery::Retry
+        );
     }
 
     #[test]

@@ -582,7 +582,7 @@ pub(crate) async fn bulk_run(
 /// A record the job did not process: not written, safe to retry after a re-read.
 fn unprocessed(message: &str) -> WriteOutcome {
     WriteOutcome::Rejected {
-        kind: RejectKind::Other,
+        kind: RejectKind::Unprocessed,
         code: "UNPROCESSED".into(),
         message: message.to_owned(),
     }
