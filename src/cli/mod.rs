@@ -20,6 +20,7 @@ pub mod run;
 pub mod runs;
 pub mod sim;
 pub mod sync;
+pub mod ui;
 
 /// leadroute: lead routing and CRM-ownership reconciliation for HubSpot and Salesforce.
 #[derive(Debug, Parser)]
@@ -76,6 +77,8 @@ pub enum Command {
     Runs(runs::Args),
     /// Run a CRM API simulator.
     Sim(sim::Args),
+    /// The web console over the store, without the pipeline; `ui passwd USER` for users.
+    Ui(ui::Args),
 }
 
 impl GlobalArgs {
@@ -102,6 +105,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Exceptions(args) => exceptions::run(args, &global).await,
         Command::Runs(args) => runs::run(args, &global).await,
         Command::Sim(args) => sim::run(args, &global).await,
+        Command::Ui(args) => ui::run(args, &global).await,
     }
 }
 

@@ -352,6 +352,66 @@ pub struct Config {
     pub drift: DriftConfig,
     pub writer: WriterConfig,
     pub service: ServiceConfig,
+    pub ui: UiConfig,
+}
+
+/// `[ui]`: the web console's listener, sessions and users.
+#[derive(Debug, Clone)]
+pub struct UiConfig {
+    pub listen: SocketAddr,
+    pub session_idle: Duration,
+    pub users: Vec<UiUser>,
+}
+
+impl Default for UiConfig {
+    fn default() -> Self {
+        UiConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8088)),
+            session_idle: Duration::from_secs(8 * 3600),
+            users: Vec::new(),
+        }
+    }
+}
+
+/// A console user from the config: the password only as its argon2 hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UiUser {
+    pub name: String,
+    pub role: UiRole,
+    pub password_hash: String,
+}
+
+/// What a console user may do: viewers read, operators also resolve and retry
+/// exceptions and roll back runs, admins too (and are the built-in `admin`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum UiRole {
+    Viewer,
+    Operator,
+    Admin,
+}
+
+impl UiRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UiRole::Viewer => "viewer",
+            UiRole::Operator => "operator",
+            UiRole::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<UiRole> {
+        match s {
+            "viewer" => Some(UiRole::Viewer),
+            "operator" => Some(UiRole::Operator),
+            "admin" => Some(UiRole::Admin),
+            _ => None,
+        }
+    }
+
+    /// Whether this role may change anything (resolve, retry, roll back).
+    pub fn can_act(self) -> bool {
+        self >= UiRole::Operator
+    }
 }
 
 pub const DEFAULT_OVERLAP_SECS: u64 = 300;
@@ -472,6 +532,7 @@ impl Config {
         let drift = v.drift(&raw.drift);
         let writer = v.writer(&raw.writer);
         let service = v.service(&raw.service);
+        let ui = v.ui(&raw.ui);
         let policy = PolicyConfig {
             path: raw.policy.path.clone(),
         };
@@ -497,6 +558,7 @@ impl Config {
                 drift,
                 writer,
                 service,
+                ui,
             }),
             _ => Err(ConfigError { issues }),
         }
@@ -1081,6 +1143,84 @@ impl Validator<'_> {
             hint_batch,
             hint_poll: Duration::from_millis(hint_poll_ms),
             activities: raw.activities.unwrap_or(false),
+        }
+    }
+
+    fn ui(&mut self, raw: &raw::RawUi) -> UiConfig {
+        let d = UiConfig::default();
+        let listen = match raw.listen.as_deref() {
+            None => d.listen,
+            Some(text) => match text.parse::<SocketAddr>() {
+                Ok(addr) => addr,
+                Err(_) => {
+                    self.issue(
+                        "ui.listen",
+                        format!("{text:?} is not an address with a port"),
+                        "write it as \"127.0.0.1:8088\" or \"[::1]:8088\"",
+                    );
+                    d.listen
+                }
+            },
+        };
+        let idle = self.ranged(
+            "ui.session_idle_secs",
+            raw.session_idle_secs,
+            d.session_idle.as_secs(),
+            (60, 30 * 86_400),
+            "a session ends after this long without a request",
+        );
+        let mut users: Vec<UiUser> = Vec::new();
+        for (i, user) in raw.users.iter().enumerate() {
+            let place = format!("ui.users[{i}]");
+            let Some(name) = user.name.as_deref().filter(|n| !n.trim().is_empty()) else {
+                self.issue(
+                    &format!("{place}.name"),
+                    "missing",
+                    "give every console user a name (what they type to log in)",
+                );
+                continue;
+            };
+            if users.iter().any(|u| u.name == name) {
+                self.issue(
+                    &format!("{place}.name"),
+                    format!("{name:?} is listed twice"),
+                    "keep one entry per user",
+                );
+                continue;
+            }
+            let role = match user.role.as_deref().map(UiRole::parse) {
+                Some(Some(role)) => role,
+                Some(None) | None => {
+                    self.issue(
+                        &format!("{place}.role"),
+                        format!("{:?} is not a role", user.role.as_deref().unwrap_or("")),
+                        "write viewer, operator or admin",
+                    );
+                    continue;
+                }
+            };
+            let Some(hash) = user
+                .password_hash
+                .as_deref()
+                .filter(|h| h.starts_with("$argon2"))
+            else {
+                self.issue(
+                    &format!("{place}.password_hash"),
+                    "missing or not an argon2 hash",
+                    format!("run `leadroute ui passwd {name}` and paste the line it prints"),
+                );
+                continue;
+            };
+            users.push(UiUser {
+                name: name.to_owned(),
+                role,
+                password_hash: hash.to_owned(),
+            });
+        }
+        UiConfig {
+            listen,
+            session_idle: Duration::from_secs(idle),
+            users,
         }
     }
 

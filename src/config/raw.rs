@@ -41,6 +41,8 @@ pub struct RawConfig {
     /// header, and of its `name` value when given), for messages.
     #[serde(skip)]
     pub org_places: Vec<OrgPlace>,
+    #[serde(default)]
+    pub ui: RawUi,
     /// Where values came from when not from the file: `"crm.token"` →
     /// `"LEADROUTE_CRM_TOKEN"`, so problems point at the place the user must edit.
     #[serde(skip)]
@@ -297,6 +299,30 @@ pub struct RawService {
     pub lease_ttl_secs: Option<u64>,
     /// The most orgs one `run` process leads at once when several share a store.
     pub max_orgs: Option<u64>,
+}
+
+/// `[ui]`: the web console (`leadroute run` and `leadroute ui`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUi {
+    /// Where `leadroute ui` listens (default 127.0.0.1:8088); `leadroute run` serves
+    /// the console on `webhook.listen`.
+    pub listen: Option<String>,
+    /// How long a console session lasts without a request.
+    pub session_idle_secs: Option<u64>,
+    /// Who may log in: `[[ui.users]]` with `name`, `role` (viewer, operator, admin) and
+    /// `password_hash` (argon2, as `leadroute ui passwd NAME` prints it).
+    #[serde(default)]
+    pub users: Vec<RawUiUser>,
+}
+
+/// One `[[ui.users]]` entry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUiUser {
+    pub name: Option<String>,
+    pub role: Option<String>,
+    pub password_hash: Option<String>,
 }
 
 impl RawConfig {

@@ -41,6 +41,61 @@ fn rule_label(policy: &Policy, i: usize) -> String {
     format!("{}\n{}", r.name, conds.join("\nand "))
 }
 
+/// One rule as the console draws it: its name, conditions, action lines and what
+/// happens when its action finds nobody available.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleNode {
+    pub name: String,
+    pub conditions: Vec<String>,
+    pub action: Vec<String>,
+    /// `pool`, `exception` or `other` (owner, queue, …).
+    pub action_kind: &'static str,
+    pub unavailable: Option<String>,
+}
+
+/// The rules in order, with the labels the DOT, Mermaid and SVG renderings use.
+pub fn nodes(policy: &Policy) -> Vec<RuleNode> {
+    policy
+        .rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            // Only actions that pick a person can find nobody available.
+            let passes = matches!(
+                r.action,
+                Action::Pool { .. } | Action::Owner { .. } | Action::AccountOwner
+            );
+            let unavailable = match r.on_unavailable {
+                OnUnavailable::Next if passes && i + 1 < policy.rules.len() => {
+                    Some("nobody available: on to the next rule".to_owned())
+                }
+                OnUnavailable::Exception if passes => {
+                    Some("nobody available: exception".to_owned())
+                }
+                _ => None,
+            };
+            RuleNode {
+                name: r.name.clone(),
+                conditions: rule_label(policy, i)
+                    .lines()
+                    .skip(1)
+                    .map(str::to_owned)
+                    .collect(),
+                action: action_label(policy, &r.action)
+                    .lines()
+                    .map(str::to_owned)
+                    .collect(),
+                action_kind: match r.action {
+                    Action::Pool { .. } => "pool",
+                    Action::Exception { .. } => "exception",
+                    _ => "other",
+                },
+                unavailable,
+            }
+        })
+        .collect()
+}
+
 fn esc_dot(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")

@@ -218,7 +218,20 @@ impl<C: Crm> Service<C> {
                 status: Arc::clone(&status),
                 clock: Arc::clone(&clock),
             };
-            let router = web::ops::router(state);
+            // The console on the same listener (issue 13); it writes through its own
+            // `Writer`, as the CLI does.
+            let console = crate::console::ConsoleState::new(
+                Arc::clone(&crm),
+                store.clone(),
+                config.clone(),
+                Arc::clone(&clock),
+                crate::console::ConsoleOptions {
+                    admin_password: std::env::var(crate::console::auth::ADMIN_PASSWORD_ENV).ok(),
+                    status: Some(Arc::clone(&status)),
+                    secure_cookies: addr.is_some_and(|a| !a.ip().is_loopback()),
+                },
+            )?;
+            let router = web::ops::router(state).merge(crate::console::router(console));
             let cancel = cancel.clone();
             tracker.spawn(async move {
                 if let Err(err) = web::serve(listener, router, cancel).await {

@@ -18,6 +18,7 @@
 //! database lacks.
 
 mod activities;
+mod console;
 mod history;
 mod inbox;
 mod journal;
@@ -30,6 +31,7 @@ mod org;
 mod schedule;
 
 pub use activities::{ActivityChanges, ActivityCursor};
+pub use console::{AuditRow, DayStats, PersonHit, RuleCount};
 pub use inbox::{DONE_RETENTION, InboxCounts, InboxItem, MAX_ATTEMPTS};
 pub(crate) use journal::reject_kind_str as journal_reject_kind;
 pub use journal::{

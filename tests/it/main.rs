@@ -8,6 +8,7 @@ mod activities;
 mod canary;
 mod cli;
 mod commit;
+mod console;
 mod fleet;
 mod helpers;
 mod leases;
