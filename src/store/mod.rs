@@ -17,6 +17,7 @@
 //! 0100–0199, journal 0200–0299). `build.rs` embeds every migration file; `Store::open` applies the ones a
 //! database lacks.
 
+mod analytics;
 mod history;
 mod inbox;
 mod journal;
@@ -28,6 +29,7 @@ mod mirror_rows;
 mod org;
 mod schedule;
 
+pub use analytics::RosterMember;
 pub use inbox::{DONE_RETENTION, InboxCounts, InboxItem, MAX_ATTEMPTS};
 pub(crate) use journal::reject_kind_str as journal_reject_kind;
 pub use journal::{

@@ -1,0 +1,114 @@
+//! Reading a report's inputs: the store's analytics reads, the policy's pools (the
+//! roster when none was recorded) and the scheduled drift reports on disk. The one
+//! part of `analytics` that does I/O; `leadroute report` and the console call
+//! [`report`].
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use tracing::warn;
+
+use super::{AnalyticsReport, DriftPoint, Inputs, RosterSource, RosterSpan, Window, build};
+use crate::domain::CrmKind;
+use crate::policy::Policy;
+use crate::service::reports::list_reports;
+use crate::store::{RosterMember, Store, StoreError};
+
+/// The pools' members and weights in `policy`, as `Store::note_roster` records them.
+pub fn policy_roster(policy: &Policy) -> Vec<RosterMember> {
+    policy
+        .pools
+        .values()
+        .flat_map(|pool| {
+            pool.members
+                .iter()
+                .map(|m| (pool.name.clone(), m.owner.clone(), m.weight))
+        })
+        .collect()
+}
+
+/// The headline numbers of the drift reports under `dir` (`drift-*/drift.json`),
+/// oldest first. A missing directory has none; a report that cannot be read or parsed
+/// is skipped with a warning (a half-written or hand-edited file must not hide the
+/// others).
+pub fn drift_points(dir: &Path) -> Vec<DriftPoint> {
+    #[derive(Deserialize)]
+    struct Headline {
+        generated_at: DateTime<Utc>,
+        records: u64,
+        in_policy: u64,
+        would_change: u64,
+    }
+    let Ok(reports) = list_reports(dir) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for report in reports {
+        let path = report.join("drift.json");
+        let parsed = std::fs::read_to_string(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| serde_json::from_str::<Headline>(&text).map_err(|e| e.to_string()));
+        match parsed {
+            Ok(h) => out.push(DriftPoint {
+                at: h.generated_at,
+                records: h.records,
+                in_policy: h.in_policy,
+                would_change: h.would_change,
+            }),
+            Err(error) => {
+                warn!(path = %path.display(), %error, "skipping an unreadable drift report")
+            }
+        }
+    }
+    out
+}
+
+/// Everything a report over `window` reads. The org key is the CRM kind's name (one
+/// org per store today). Without any roster recorded for the window, the policy's
+/// current pools stand for the whole window ([`RosterSource::CurrentPolicy`]).
+pub async fn inputs(
+    store: &Store,
+    crm: CrmKind,
+    policy: &Policy,
+    drift_dir: Option<&Path>,
+    window: Window,
+) -> Result<Inputs, StoreError> {
+    let org = crm.as_str();
+    let mut roster = store.analytics_roster(org, window).await?;
+    let mut roster_source = RosterSource::Recorded;
+    if roster.is_empty() {
+        roster_source = RosterSource::CurrentPolicy;
+        roster = policy_roster(policy)
+            .into_iter()
+            .map(|(pool, owner, weight)| RosterSpan {
+                pool,
+                owner,
+                weight,
+                from: None,
+                to: None,
+            })
+            .collect();
+    }
+    Ok(Inputs {
+        assignments: store.analytics_assignments(crm, window).await?,
+        owners: store.analytics_owners(crm).await?,
+        roster,
+        roster_source,
+        leads: store.analytics_lead_timings(crm, window).await?,
+        drift: drift_dir.map(drift_points).unwrap_or_default(),
+    })
+}
+
+/// The analytics report over `window`, made at `now`.
+pub async fn report(
+    store: &Store,
+    crm: CrmKind,
+    policy: &Policy,
+    drift_dir: Option<&Path>,
+    window: Window,
+    now: DateTime<Utc>,
+) -> Result<AnalyticsReport, StoreError> {
+    let inputs = inputs(store, crm, policy, drift_dir, window).await?;
+    Ok(build(now, window, &inputs))
+}
