@@ -4,14 +4,18 @@
 //! [`report`].
 
 use std::path::Path;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::{AnalyticsReport, DriftPoint, Inputs, RosterSource, RosterSpan, Window, build};
 use crate::domain::CrmKind;
 use crate::policy::Policy;
+use crate::service::clock::Clock;
 use crate::service::reports::list_reports;
 use crate::store::{RosterMember, Store, StoreError};
 
@@ -111,4 +115,34 @@ pub async fn report(
 ) -> Result<AnalyticsReport, StoreError> {
     let inputs = inputs(store, crm, policy, drift_dir, window).await?;
     Ok(build(now, window, &inputs))
+}
+
+/// Records `policy`'s pools as the roster in force from `at` (see
+/// `Store::note_roster`). Best effort: a failure is logged and never stops routing.
+pub async fn record_roster(store: &Store, crm: CrmKind, policy: &Policy, at: DateTime<Utc>) {
+    if let Err(error) = store
+        .note_roster(crm.as_str(), &policy_roster(policy), at)
+        .await
+    {
+        warn!(error = %error, "recording the pool roster for analytics failed");
+    }
+}
+
+/// The sidecar's roster keeper: records the policy's pools at start and after each
+/// reload (`watch` sends only changed policies), until `cancel`.
+pub async fn keep_roster(
+    store: Store,
+    crm: CrmKind,
+    mut policy: watch::Receiver<Arc<Policy>>,
+    clock: Arc<dyn Clock>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let current = Arc::clone(&policy.borrow_and_update());
+        record_roster(&store, crm, &current, clock.now()).await;
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            changed = policy.changed() => if changed.is_err() { return },
+        }
+    }
 }

@@ -231,10 +231,10 @@ pub fn render(report: &AnalyticsReport) -> String {
     // Speed-to-lead and SLA.
     let s = &report.speed;
     let pct = |p: u32| {
-        s.percentiles
-            .iter()
-            .find(|(q, _)| *q == p)
-            .map_or_else(|| "–".to_owned(), |(_, secs)| format!("{secs} s"))
+        s.percentiles.iter().find(|(q, _)| *q == p).map_or_else(
+            || "–".to_owned(),
+            |(_, ms)| format!("{:.1} s", *ms as f64 / 1000.0),
+        )
     };
     let _ = write!(
         out,

@@ -90,7 +90,7 @@ pub struct SpeedReport {
     /// First seen but never written (already owned as the policy wants, kept, an
     /// exception, or not yet routed).
     pub not_written: u64,
-    /// (p, seconds) by the nearest-rank method, for the routed ones.
+    /// (p, milliseconds) by the nearest-rank method, for the routed ones.
     pub percentiles: Vec<(u32, i64)>,
     /// Routed leads per band, in [`Band::ALL`] order.
     pub bands: Vec<(Band, u64)>,
@@ -126,7 +126,7 @@ pub fn speed(window: Window, leads: &[LeadTiming]) -> SpeedReport {
         not_written: total - routed,
         percentiles: PERCENTILES
             .iter()
-            .filter_map(|p| nearest_rank(&times, *p).map(|ms| (*p, ms / 1000)))
+            .filter_map(|p| nearest_rank(&times, *p).map(|ms| (*p, ms)))
             .collect(),
         bands,
     }
@@ -203,10 +203,15 @@ mod tests {
         ];
         let r = speed(window, &leads);
         assert_eq!((r.leads, r.routed, r.not_written), (6, 5, 1));
-        // Sorted: 30, 240, 300, 1200, 7200 s. p50 → rank 3 → 300; p90/p95/p99 → rank 5.
+        // Sorted: 30, 240, 300, 1200, 7200 s. p50 → rank 3 → 300 s; p90/p95/p99 → rank 5.
         assert_eq!(
             r.percentiles,
-            vec![(50, 300), (90, 7200), (95, 7200), (99, 7200)]
+            vec![
+                (50, 300_000),
+                (90, 7_200_000),
+                (95, 7_200_000),
+                (99, 7_200_000)
+            ]
         );
         assert_eq!(
             r.bands,

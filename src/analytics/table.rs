@@ -271,8 +271,11 @@ impl AnalyticsReport {
                     vec![Cell::Text("routed".into()), int(s.routed)],
                     vec![Cell::Text("not_written".into()), int(s.not_written)],
                 ];
-                for (p, secs) in &s.percentiles {
-                    rows.push(vec![Cell::Text(format!("p{p}_seconds")), Cell::Int(*secs)]);
+                for (p, ms) in &s.percentiles {
+                    rows.push(vec![
+                        Cell::Text(format!("p{p}_seconds")),
+                        Cell::Num(*ms as f64 / 1000.0),
+                    ]);
                 }
                 // SLA compliance only from real SLA timers (issue 12): none yet.
                 match &self.sla {

@@ -11,6 +11,7 @@ mod leases;
 mod match_cli;
 mod mirror;
 mod reconcile;
+mod report_cli;
 mod runs_cli;
 mod sidecar;
 mod sim_cli;
