@@ -93,6 +93,41 @@ struct Tally {
     in_roster: bool,
 }
 
+/// The members present over a stretch of picks with no roster change, and its picks.
+#[derive(Default)]
+struct Segment<'a> {
+    present: Vec<&'a RosterSpan>,
+    total_weight: u64,
+    picks: u64,
+}
+
+impl<'a> Segment<'a> {
+    fn at(spans: &[&'a RosterSpan], at: DateTime<Utc>) -> Segment<'a> {
+        let present: Vec<&RosterSpan> = spans.iter().copied().filter(|s| s.covers(at)).collect();
+        Segment {
+            total_weight: present.iter().map(|s| u64::from(s.weight)).sum(),
+            present,
+            picks: 0,
+        }
+    }
+
+    /// Credits each member present its tenure picks and its share of every pick.
+    fn credit(&self, tally: &mut BTreeMap<&'a OwnerId, Tally>) {
+        if self.picks == 0 {
+            return;
+        }
+        for span in &self.present {
+            let t = tally.entry(&span.owner).or_default();
+            t.tenure_picks += self.picks;
+            t.in_roster = true;
+            t.weight = span.weight;
+            if self.total_weight > 0 {
+                t.expected += self.picks as f64 * f64::from(span.weight) / self.total_weight as f64;
+            }
+        }
+    }
+}
+
 /// The fairness of every pool with picks or members in the window (see the module
 /// docs for the method). Pure.
 pub fn fairness(
@@ -129,25 +164,35 @@ pub fn fairness(
                 t.weight = span.weight;
             }
         }
+        // The roster changes only at span ends, so the picks between two of them share
+        // one set of members: entitlements are credited per such segment, not per pick.
+        let mut bounds: Vec<DateTime<Utc>> = pool_spans
+            .iter()
+            .flat_map(|s| [s.from, s.to])
+            .flatten()
+            .collect();
+        bounds.sort_unstable();
+        bounds.dedup();
+        let mut segment = Segment::default();
+        let mut valid_until: Option<Option<DateTime<Utc>>> = None;
         let mut outside_roster = 0;
         for pick in &pool_picks {
-            let present: Vec<&&RosterSpan> =
-                pool_spans.iter().filter(|s| s.covers(pick.at)).collect();
-            let total: u64 = present.iter().map(|s| u64::from(s.weight)).sum();
-            for span in &present {
-                let t = tally.entry(&span.owner).or_default();
-                t.tenure_picks += 1;
-                t.in_roster = true;
-                t.weight = span.weight;
-                if total > 0 {
-                    t.expected += f64::from(span.weight) / total as f64;
-                }
+            let stale = match valid_until {
+                None => true,
+                Some(until) => until.is_some_and(|u| pick.at >= u),
+            };
+            if stale {
+                segment.credit(&mut tally);
+                segment = Segment::at(pool_spans, pick.at);
+                valid_until = Some(bounds.iter().find(|b| **b > pick.at).copied());
             }
-            if !present.iter().any(|s| s.owner == pick.owner) {
+            segment.picks += 1;
+            if !segment.present.iter().any(|s| s.owner == pick.owner) {
                 outside_roster += 1;
             }
             tally.entry(&pick.owner).or_default().assigned += 1;
         }
+        segment.credit(&mut tally);
         let mut reps: Vec<RepFairness> = tally
             .into_iter()
             .map(|(owner, t)| {

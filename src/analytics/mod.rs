@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use crate::domain::{ObjectKind, OwnerId};
@@ -234,28 +235,38 @@ pub fn distribution(
             None => break,
         }
     }
+    // Count distinct (day, owner, source, rule) first, borrowing: a window holds far
+    // fewer combinations than assignments, so labels are built once per combination.
+    let mut combos: FxHashMap<(NaiveDate, &OwnerId, Option<&str>, &str), u64> =
+        FxHashMap::default();
     for a in assignments.iter().filter(|a| window.contains(a.at)) {
-        out.total += 1;
-        let date = a.at.date_naive();
-        *out.per_day.entry(date).or_default() += 1;
+        *combos
+            .entry((
+                a.at.date_naive(),
+                &a.owner,
+                a.source.as_deref(),
+                a.rule.as_str(),
+            ))
+            .or_default() += 1;
+    }
+    for ((date, owner, source, rule), n) in combos {
+        out.total += n;
+        *out.per_day.entry(date).or_default() += n;
         let team = owners
-            .get(&a.owner)
+            .get(owner)
             .and_then(|o| o.team.clone())
             .unwrap_or_else(|| UNKNOWN.to_owned());
         let values = [
-            (Dimension::Rep, owner_label(owners, &a.owner)),
+            (Dimension::Rep, owner_label(owners, owner)),
             (Dimension::Team, team),
-            (
-                Dimension::Source,
-                a.source.clone().unwrap_or_else(|| UNKNOWN.to_owned()),
-            ),
-            (Dimension::Territory, a.rule.clone()),
+            (Dimension::Source, source.unwrap_or(UNKNOWN).to_owned()),
+            (Dimension::Territory, rule.to_owned()),
         ];
         for (dimension, value) in values {
             *out.daily
                 .entry((date, dimension, value.clone()))
-                .or_default() += 1;
-            *out.totals.entry((dimension, value)).or_default() += 1;
+                .or_default() += n;
+            *out.totals.entry((dimension, value)).or_default() += n;
         }
     }
     out

@@ -160,6 +160,21 @@ fn html_table(table: &Table) -> String {
     out
 }
 
+/// A table too long for the page: its title and download links only.
+fn downloads_only(table: Option<Table>) -> String {
+    let Some(table) = table else {
+        return String::new();
+    };
+    format!(
+        "<section class=\"analytics-table\" id=\"{n}\"><h3>{t}</h3>\
+         <p>{rows} rows. <a href=\"/analytics/{n}.csv\">CSV</a> · \
+         <a href=\"/analytics/{n}.json\">JSON</a></p></section>",
+        n = escape(table.name),
+        t = escape(table.title),
+        rows = table.rows.len()
+    )
+}
+
 /// The `/analytics` page body for `report`.
 pub fn render(report: &AnalyticsReport) -> String {
     let mut out = String::with_capacity(16 * 1024);
@@ -199,7 +214,8 @@ pub fn render(report: &AnalyticsReport) -> String {
         ));
     }
     out.push_str(&table("distribution"));
-    out.push_str(&table("distribution_daily"));
+    // Thousands of rows over a month: a download, not a page table.
+    out.push_str(&downloads_only(report.table("distribution_daily")));
 
     // Fairness.
     out.push_str("<h2>Fairness</h2>");
