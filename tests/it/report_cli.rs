@@ -201,3 +201,56 @@ async fn bad_report_input_names_the_fix_and_a_closed_stdout_is_quiet() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_analytics_reads_work_on_both_backends() {
+    use chrono::{Duration, TimeZone, Utc};
+    use leadroute::analytics::Window;
+    use leadroute::domain::{ObjectKind, OwnerId, RecordId};
+    use leadroute::reconcile::ledger::{Assignment, Ledger};
+
+    let at = Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap();
+    for test in crate::helpers::all_stores().await {
+        let store = &test.store;
+        let mut ledger = Ledger::default();
+        for (i, owner) in ["1", "2", "1"].iter().enumerate() {
+            ledger.assign(
+                ObjectKind::Contact,
+                &RecordId::new(format!("c{i}")),
+                Assignment {
+                    owner: OwnerId::new(*owner),
+                    pool: Some("emea".into()),
+                    rule: "emea".into(),
+                    at: at + Duration::minutes(i as i64),
+                },
+            );
+        }
+        store
+            .save_ledger(CrmKind::Hubspot, &mut ledger)
+            .await
+            .unwrap();
+        let members = |w| vec![("emea".to_owned(), OwnerId::new("1"), w)];
+        store.note_roster("hubspot", &members(1), at).await.unwrap();
+        store
+            .note_roster("hubspot", &members(2), at + Duration::minutes(1))
+            .await
+            .unwrap();
+        let window = Window {
+            from: at,
+            to: at + Duration::minutes(2),
+        };
+        let facts = store
+            .analytics_assignments(CrmKind::Hubspot, window)
+            .await
+            .unwrap();
+        assert_eq!(facts.len(), 2, "{}: the window is half-open", test.label);
+        assert!(facts.iter().all(|f| f.source.is_none()));
+        let roster = store.analytics_roster("hubspot", window).await.unwrap();
+        assert_eq!(roster.len(), 2, "{}", test.label);
+        let leads = store
+            .analytics_lead_timings(CrmKind::Hubspot, window)
+            .await
+            .unwrap();
+        assert!(leads.is_empty(), "{}", test.label);
+    }
+}
