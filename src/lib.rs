@@ -3,6 +3,7 @@
 //! Mirror (connectors + `mirror` + `store`), reconcile (`matcher`, `policy`,
 //! `reconcile`), converge (`writer`), operate (`cli`, `web`). See ARCHITECTURE.md.
 
+pub mod analytics;
 pub mod app;
 pub mod cli;
 pub mod config;

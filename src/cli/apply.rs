@@ -106,6 +106,8 @@ impl CrmTask for ApplyJob {
                 .await?;
             return finish(&report, &format!("leadroute apply --resume {run}"));
         }
+        // The pools in force from before the plan's picks (recorded once committing).
+        let roster_at = Utc::now();
         let (plan, policy, mut ledger) = match &args.plan {
             Some(path) => {
                 let file = read_plan_file(path)?;
@@ -166,6 +168,10 @@ impl CrmTask for ApplyJob {
             kind: "apply".to_owned(),
             parent: None,
         };
+        if let Some(policy) = &policy {
+            crate::analytics::load::record_roster(&env.store, writer.org(), policy, roster_at)
+                .await;
+        }
         let committed =
             commit_plan(&writer, &plan, ledger.as_mut(), &spec, &BarProgress::new()).await?;
         finish_commit(&committed, &format!("leadroute apply --resume {}", spec.id))

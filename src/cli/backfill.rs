@@ -133,6 +133,8 @@ impl CrmTask for BackfillJob {
         }
         let policy = load_policy(&env)?;
         let objects = (!args.object.is_empty()).then_some(args.object.as_slice());
+        // The pools in force from before the plan's picks (recorded once committing).
+        let roster_at = Utc::now();
         let (plan, mut ledger) = plan_from_mirror(&env, &policy, objects).await?;
         let mut summary = summarize(&writer, &plan, Some(&policy));
         let owners = env.store.owners(writer.org()).await.unwrap_or_default();
@@ -145,6 +147,7 @@ impl CrmTask for BackfillJob {
             println!("dry run: nothing written");
             return Ok(());
         }
+        crate::analytics::load::record_roster(&env.store, writer.org(), &policy, roster_at).await;
         if plan.changes.is_empty() {
             // Nothing to write to the CRM, but the plan's exceptions still belong in
             // the queue (queueing them asks for no confirmation: the CRM is untouched).

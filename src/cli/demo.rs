@@ -506,6 +506,8 @@ async fn converge<C: Crm>(
     for (category, count) in report.categories.iter().filter(|(_, n)| **n > 0) {
         writeln!(out, "   {category:<24} {count}")?;
     }
+    // The pools in force from before the plan's picks, for `leadroute report fairness`.
+    crate::analytics::load::record_roster(&env.store, &env.config.org, &policy, Utc::now()).await;
     let (plan, mut ledger) = plan_from_mirror(env, &policy, None).await?;
     let writer = Writer::new(crm.clone(), env.store.clone(), writer_settings(env, false))
         .with_cancel(cancel_on_ctrl_c());

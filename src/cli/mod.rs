@@ -15,6 +15,7 @@ pub mod match_cmd;
 pub mod out;
 pub mod plan;
 pub mod policy;
+pub mod report;
 pub mod rollback;
 pub mod run;
 pub mod runs;
@@ -73,6 +74,8 @@ pub enum Command {
     Rollback(rollback::Args),
     /// The exceptions queue.
     Exceptions(exceptions::Args),
+    /// Routing analytics: distribution, fairness or speed-to-lead over a window.
+    Report(report::Args),
     /// List writer runs (apply, backfill, rollback): id, kind, started, status, counts.
     Runs(runs::Args),
     /// Run a CRM API simulator.
@@ -103,6 +106,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Match(args) => match_cmd::run(args, &global).await,
         Command::Rollback(args) => rollback::run(args, &global).await,
         Command::Exceptions(args) => exceptions::run(args, &global).await,
+        Command::Report(args) => report::run(args, &global).await,
         Command::Runs(args) => runs::run(args, &global).await,
         Command::Sim(args) => sim::run(args, &global).await,
         Command::Ui(args) => ui::run(args, &global).await,

@@ -241,6 +241,14 @@ impl<C: Crm> Service<C> {
             info!(addr = ?addr, "serving webhooks, /healthz, /readyz and /metrics");
         }
 
+        // The pools in force over time, for the analytics' fairness (issue 13).
+        tracker.spawn(crate::analytics::load::keep_roster(
+            store.clone(),
+            config.org.clone(),
+            policy_rx.clone(),
+            Arc::clone(&clock),
+            cancel.clone(),
+        ));
         tracker.spawn(
             policy_watch::PolicyWatch {
                 path,

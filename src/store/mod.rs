@@ -18,6 +18,7 @@
 //! database lacks.
 
 mod activities;
+mod analytics;
 mod console;
 mod history;
 mod inbox;
@@ -31,6 +32,7 @@ mod org;
 mod schedule;
 
 pub use activities::{ActivityChanges, ActivityCursor};
+pub use analytics::RosterMember;
 pub use console::{AuditRow, DayStats, PersonHit, RuleCount};
 pub use inbox::{DONE_RETENTION, InboxCounts, InboxItem, MAX_ATTEMPTS};
 pub(crate) use journal::reject_kind_str as journal_reject_kind;

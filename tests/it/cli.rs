@@ -21,7 +21,11 @@ const VARS: &[&str] = &[
 ];
 
 /// The binary with a clean LEADROUTE_* environment, run off the async runtime.
-async fn leadroute(args: &[&str], env: &[(&str, String)], dir: &std::path::Path) -> Output {
+pub(crate) async fn leadroute(
+    args: &[&str],
+    env: &[(&str, String)],
+    dir: &std::path::Path,
+) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_leadroute"));
     command.args(args).current_dir(dir);
     for var in VARS {
@@ -35,7 +39,7 @@ async fn leadroute(args: &[&str], env: &[(&str, String)], dir: &std::path::Path)
         .unwrap()
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
@@ -461,7 +465,7 @@ async fn sync_keeps_mirroring_polls_and_webhooks_until_sigterm() {
 
 /// A converged demo org in `dir` (`.leadroute/demo/hubspot.*`) and `ro.toml`: a config
 /// naming only its store and policy, with no CRM URL or credentials.
-async fn mirrored_org(dir: &std::path::Path) -> std::path::PathBuf {
+pub(crate) async fn mirrored_org(dir: &std::path::Path) -> std::path::PathBuf {
     let out = leadroute(
         &[
             "demo",
@@ -511,7 +515,7 @@ async fn some_contact(dir: &std::path::Path) -> String {
 }
 
 /// Runs the binary with its stdout (or stderr) closed before it writes anything.
-async fn with_closed(stream: &str, args: &[&str], dir: &std::path::Path) -> Output {
+pub(crate) async fn with_closed(stream: &str, args: &[&str], dir: &std::path::Path) -> Output {
     use std::process::Stdio;
     let mut command = Command::new(env!("CARGO_BIN_EXE_leadroute"));
     command.args(args).current_dir(dir);

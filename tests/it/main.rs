@@ -16,6 +16,7 @@ mod match_cli;
 mod mirror;
 mod orgs;
 mod reconcile;
+mod report_cli;
 mod runs_cli;
 mod sidecar;
 mod sim_cli;
