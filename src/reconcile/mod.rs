@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::{CrmKind, ObjectKind, OwnerId, PersonRecord, RecordId, Snapshot};
 use crate::policy::Policy;
 pub use ledger::Ledger;
-use matching::{MatchResult, Matcher, MatcherConfig};
+use matching::{MatchResult, Matcher};
 pub use plan::{OwnerNames, Plan, PlannedChange, PlannedException, RepDelta};
 pub use route::{Decision, Engine, Outcome, Trace, Via};
 
@@ -37,7 +37,7 @@ pub fn plan(snapshot: &Snapshot, policy: &Policy, ledger: &mut Ledger, now: Date
     let matcher = Matcher::new(
         &snapshot.accounts,
         &snapshot.owners,
-        &MatcherConfig::default(),
+        &policy.settings.matcher_config(),
     );
     plan_with(snapshot, policy, &matcher, ledger, now)
 }
@@ -341,7 +341,7 @@ pub fn explain(
     let matcher = Matcher::new(
         &snapshot.accounts,
         &snapshot.owners,
-        &MatcherConfig::default(),
+        &policy.settings.matcher_config(),
     );
     let m = matcher.match_person(person);
     let mut scratch = ledger.clone();
@@ -496,7 +496,7 @@ impl Reconciler {
             None => Matcher::new(
                 &snapshot.accounts,
                 &snapshot.owners,
-                &MatcherConfig::default(),
+                &policy.settings.matcher_config(),
             ),
         };
         let mut fresh: Vec<(Key, Cached)> = Vec::new();
