@@ -393,9 +393,14 @@ impl Matcher {
             for h in &full {
                 matcher.hosts.entry(h.clone()).or_default().push(ix);
             }
+            // A label that is (part of) the account's own name is not a brand: typing it
+            // is typing a shortened name, which the name rules judge ("Acme Capital" is
+            // not "Acme Capital Partners" of acmecapital.com).
+            let own = record.name.as_deref().and_then(name::normalize);
             for d in &domains {
                 if let Some((label, _)) = d.split_once('.')
                     && label.len() >= 4
+                    && !own.as_ref().is_some_and(|k| k.compact.contains(label))
                 {
                     let list = matcher.labels.entry(Box::from(label)).or_default();
                     if list.last() != Some(&ix) {
