@@ -1989,4 +1989,23 @@ mod tests {
         }
         assert!(missed.is_empty(), "targets missed: {missed:#?}");
     }
+
+    /// Other seeds, for a look at how much the figures move (`--ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn print_the_evaluation_on_other_seeds() {
+        for seed in [7, 2027] {
+            let set = generate(&EvalConfig {
+                seed,
+                orgs: 3_000,
+                contacts: 12_000,
+            });
+            let matcher = Matcher::new(&set.accounts, &set.owners, &MatcherConfig::default());
+            let report = score(&matcher, &set);
+            println!("seed {seed}\n{}", report.table());
+            for sample in &report.false_match_samples {
+                println!("{sample}");
+            }
+        }
+    }
 }
