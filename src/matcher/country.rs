@@ -170,13 +170,21 @@ fn code_of_folded(folded: &str) -> Option<CountryCode> {
 /// The country a name or alias (`germany`, `deutschland`, `uk`) stands for; `folded` is
 /// lower-case ASCII. Unlike [`country_code`], an unknown two-letter value is no country.
 pub fn country_of_name(folded: &str) -> Option<CountryCode> {
-    ALIASES
-        .iter()
-        .find(|(alias, _)| *alias == folded)
-        .map(|(_, code)| {
-            let bytes = code.as_bytes();
-            [bytes[0], bytes[1]]
+    static BY_NAME: std::sync::OnceLock<std::collections::HashMap<&'static str, CountryCode>> =
+        std::sync::OnceLock::new();
+    BY_NAME
+        .get_or_init(|| {
+            ALIASES
+                .iter()
+                .rev()
+                .map(|(alias, code)| {
+                    let bytes = code.as_bytes();
+                    (*alias, [bytes[0], bytes[1]])
+                })
+                .collect()
         })
+        .get(folded)
+        .copied()
 }
 
 /// The code as text (`"DE"`).

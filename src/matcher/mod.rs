@@ -652,6 +652,9 @@ impl Matcher {
                     return first;
                 }
                 // Words around the name ("Acme – Sales team", "Acme Corp (EMEA)").
+                if !name::may_have_decoration(raw, &name) {
+                    return first;
+                }
                 for form in name::core_forms(raw) {
                     if name::not_a_company(&form.key, &person).is_some() {
                         continue;

@@ -3,8 +3,9 @@
 //! common abbreviations), acronyms, token-aware similarity, and the inverted token index
 //! that keeps name matching from comparing every pair.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hasher};
+use std::sync::OnceLock;
 
 use rapidfuzz::fuzz;
 
@@ -390,10 +391,19 @@ fn is_unit_marker(token: &str) -> bool {
 /// Whether a token says nothing about which company: a unit, function, region, country
 /// or joining word.
 fn is_decoration(token: &str) -> bool {
-    is_unit_marker(token)
-        || FUNCTIONS.contains(&token)
-        || REGIONS.contains(&token)
-        || UNIT_JOINERS.contains(&token)
+    static WORDS: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    WORDS
+        .get_or_init(|| {
+            [UNIT_MARKERS, FUNCTIONS, REGIONS, UNIT_JOINERS]
+                .into_iter()
+                .flatten()
+                .copied()
+                .collect()
+        })
+        .contains(token)
+        || UNIT_ENDINGS
+            .iter()
+            .any(|e| token.len() > e.len() && token.ends_with(e))
         || super::country::country_of_name(token).is_some()
 }
 
@@ -784,6 +794,29 @@ const ACADEMIC_UNITS: &[&str] = &[
     "group",
 ];
 
+static NOT_COMPANY_SET: OnceLock<HashSet<&'static str>> = OnceLock::new();
+static CITY_SET: OnceLock<HashSet<&'static str>> = OnceLock::new();
+
+/// A word list as a set, built on first use.
+fn lexicon(
+    cell: &'static OnceLock<HashSet<&'static str>>,
+    words: &'static [&'static str],
+) -> &'static HashSet<&'static str> {
+    cell.get_or_init(|| words.iter().copied().collect())
+}
+
+/// Whether `raw` may carry words around the company name that [`core_forms`] would drop:
+/// brackets, dashes, slashes or bars, or a decoration word among the name's tokens. A
+/// cheap test that spares most names the work of building forms.
+pub fn may_have_decoration(raw: &str, key: &NameKey) -> bool {
+    raw.contains(['(', '[', '{', '-', '–', '—', '/', '|', '·', ':'])
+        || key.tokens.iter().any(|t| is_decoration(t))
+        || key
+            .tokens
+            .last()
+            .is_some_and(|last| REGION_PAIRS.iter().any(|pair| pair[1] == last))
+}
+
 /// Why a company value is not a company, or `None` when it may be one.
 ///
 /// `person` holds the person's first and/or last name as given. The value is no company
@@ -794,7 +827,7 @@ pub fn not_a_company(key: &NameKey, person: &[&str]) -> Option<&'static str> {
     let tokens = &key.tokens;
     if tokens
         .iter()
-        .all(|t| NOT_COMPANY_WORDS.contains(&t.as_str()))
+        .all(|t| lexicon(&NOT_COMPANY_SET, NOT_COMPANY_WORDS).contains(t.as_str()))
     {
         return Some("a placeholder, not a company");
     }
@@ -809,7 +842,7 @@ pub fn not_a_company(key: &NameKey, person: &[&str]) -> Option<&'static str> {
             return Some("the person's own name");
         }
     }
-    if CITIES.contains(&key.key.as_str()) {
+    if lexicon(&CITY_SET, CITIES).contains(key.key.as_str()) {
         return Some("a city");
     }
     if key.key.len() > 2 && super::country::country_of_name(&key.key).is_some() {
