@@ -1994,11 +1994,15 @@ mod tests {
     #[test]
     #[ignore]
     fn print_the_evaluation_on_other_seeds() {
-        for seed in [7, 2027] {
+        for (seed, orgs, contacts) in [
+            (7, 3_000, 12_000),
+            (2027, 3_000, 12_000),
+            (42, 20_000, 100_000),
+        ] {
             let set = generate(&EvalConfig {
                 seed,
-                orgs: 3_000,
-                contacts: 12_000,
+                orgs,
+                contacts,
             });
             let matcher = Matcher::new(&set.accounts, &set.owners, &MatcherConfig::default());
             let report = score(&matcher, &set);

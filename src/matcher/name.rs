@@ -994,9 +994,14 @@ impl NameKey {
         sorted_tokens.sort_unstable();
         let sorted = sorted_tokens.join(" ");
         let compact = tokens.concat();
+        // A country word in an entity's name ("Nexfal Systems Suomi") is not one of the
+        // company's initials.
         let significant: Vec<&String> = tokens
             .iter()
-            .filter(|t| !ACRONYM_SKIP.contains(&t.as_str()))
+            .filter(|t| {
+                !ACRONYM_SKIP.contains(&t.as_str())
+                    && (t.len() <= 3 || super::country::country_of_name(t).is_none())
+            })
             .collect();
         let acronym = (significant.len() >= 3
             && significant
