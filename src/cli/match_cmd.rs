@@ -231,6 +231,7 @@ pub fn run_files(
             website: field("website").map(str::to_owned),
             country: field("country").map(str::to_owned),
             primary_account: None,
+            person_name: person_name(field("first_name"), field("last_name")),
         };
         let result = matcher.match_input(&input);
         match result.status {
@@ -266,6 +267,12 @@ pub fn run_files(
             source,
         })?;
     Ok(summary)
+}
+
+/// "first last" from whichever of the two is present.
+fn person_name(first: Option<&str>, last: Option<&str>) -> Option<String> {
+    let parts: Vec<&str> = [first, last].into_iter().flatten().collect();
+    (!parts.is_empty()).then(|| parts.join(" "))
 }
 
 fn read_accounts(

@@ -167,6 +167,26 @@ fn code_of_folded(folded: &str) -> Option<CountryCode> {
         .then(|| [bytes[0].to_ascii_uppercase(), bytes[1].to_ascii_uppercase()])
 }
 
+/// The country a name or alias (`germany`, `deutschland`, `uk`) stands for; `folded` is
+/// lower-case ASCII. Unlike [`country_code`], an unknown two-letter value is no country.
+pub fn country_of_name(folded: &str) -> Option<CountryCode> {
+    static BY_NAME: std::sync::OnceLock<std::collections::HashMap<&'static str, CountryCode>> =
+        std::sync::OnceLock::new();
+    BY_NAME
+        .get_or_init(|| {
+            ALIASES
+                .iter()
+                .rev()
+                .map(|(alias, code)| {
+                    let bytes = code.as_bytes();
+                    (*alias, [bytes[0], bytes[1]])
+                })
+                .collect()
+        })
+        .get(folded)
+        .copied()
+}
+
 /// The code as text (`"DE"`).
 pub fn code_str(code: &CountryCode) -> &str {
     std::str::from_utf8(code).unwrap_or("??")

@@ -70,6 +70,33 @@ pub enum Category {
     SharedHosting,
     /// Free or disposable mail, no company: nothing to go on.
     NoSignal,
+    /// Work email at a domain the CRM does not list (group, rebrand or country domain),
+    /// company name typed.
+    UnlistedDomain,
+    /// Should abstain: an unlisted domain whose label names a longer, other company
+    /// (`acme-rockets.io`, typing "Acme").
+    UnlistedDomainOther,
+    /// Company name with department, team, region or country words, brackets, dashes or
+    /// slashes around it, in the account book's languages.
+    ExtraWords,
+    /// Should abstain: an unknown company with the same decorations.
+    ExtraWordsOther,
+    /// Free mail + name of a company the CRM holds twice (same name and domain, or
+    /// parent/child), separable by the duplicate tie-breakers or routing the same.
+    DuplicateName,
+    /// Should abstain: duplicates with different active owners and nothing to separate.
+    DuplicateSplit,
+    /// Should abstain: "self-employed", "n/a", a city, the person's own name, a
+    /// university department, in the account book's languages.
+    NotCompany,
+    /// Two companies share a name; the email domain, website or country separates them.
+    SameName,
+    /// Should abstain: two companies share a name and nothing separates them.
+    SameNameUnseparated,
+    /// Free mail; a product brand that is the company's own domain label.
+    Brand,
+    /// Free mail; the company name typed messily (spacing, quotes, punctuation, a domain).
+    MessyName,
 }
 
 impl Category {
@@ -88,6 +115,17 @@ impl Category {
             Category::NearName => "adversarial near-name",
             Category::SharedHosting => "shared hosting",
             Category::NoSignal => "no signal",
+            Category::UnlistedDomain => "unlisted domain + name",
+            Category::UnlistedDomainOther => "unlisted dom., other co",
+            Category::ExtraWords => "extra words in name",
+            Category::ExtraWordsOther => "extra words, other co",
+            Category::DuplicateName => "duplicate, by name",
+            Category::DuplicateSplit => "duplicates, split",
+            Category::NotCompany => "not a company",
+            Category::SameName => "same name, separable",
+            Category::SameNameUnseparated => "same name, unseparated",
+            Category::Brand => "brand name",
+            Category::MessyName => "webmail, messy name",
         }
     }
 }
@@ -143,6 +181,10 @@ impl Tally {
     pub fn false_match_rate(&self) -> f64 {
         ratio(self.false_matches(), self.cases, 0.0)
     }
+    /// Ambiguous or unmatched over all cases.
+    pub fn abstain_rate(&self) -> f64 {
+        ratio(self.ambiguous + self.unmatched, self.cases, 0.0)
+    }
     fn add(&mut self, other: &Tally) {
         self.cases += other.cases;
         self.positives += other.positives;
@@ -170,15 +212,36 @@ pub struct Report {
     pub total: Tally,
     /// A few false matches (category, expected, got, reason) for diagnosis.
     pub false_match_samples: Vec<String>,
+    /// A few abstentions on cases whose truth is an account, per category.
+    pub missed_samples: BTreeMap<Category, Vec<String>>,
 }
 
 impl Report {
+    /// The categories whose cases belong to an account.
+    pub fn matchable(&self) -> Tally {
+        let mut sum = Tally::default();
+        for tally in self.by_category.values().filter(|t| t.positives > 0) {
+            sum.add(tally);
+        }
+        sum
+    }
+
+    /// The categories whose cases belong to no account (or to no one account): the
+    /// matcher should abstain or leave them unmatched.
+    pub fn should_abstain(&self) -> Tally {
+        let mut sum = Tally::default();
+        for tally in self.by_category.values().filter(|t| t.positives == 0) {
+            sum.add(tally);
+        }
+        sum
+    }
+
     /// A fixed-width table: one row per category and a total.
     pub fn table(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{:<22} {:>7} {:>7} {:>7} {:>7} {:>6} {:>6} {:>7} {:>9} {:>7} {:>7}",
+            "{:<24} {:>7} {:>7} {:>7} {:>7} {:>6} {:>6} {:>7} {:>9} {:>7} {:>7} {:>7}",
             "category",
             "cases",
             "truth",
@@ -189,12 +252,13 @@ impl Report {
             "abstain",
             "precision",
             "recall",
-            "fmr%"
+            "fmr%",
+            "abst%"
         );
         let row = |out: &mut String, label: &str, t: &Tally| {
             let _ = writeln!(
                 out,
-                "{:<22} {:>7} {:>7} {:>7} {:>7} {:>6} {:>6} {:>7} {:>9.4} {:>7.4} {:>7.3}",
+                "{:<24} {:>7} {:>7} {:>7} {:>7} {:>6} {:>6} {:>7} {:>9.4} {:>7.4} {:>7.3} {:>7.1}",
                 label,
                 t.cases,
                 t.positives,
@@ -205,13 +269,16 @@ impl Report {
                 t.ambiguous + t.unmatched,
                 t.precision(),
                 t.recall(),
-                100.0 * t.false_match_rate()
+                100.0 * t.false_match_rate(),
+                100.0 * t.abstain_rate()
             );
         };
         for (category, tally) in &self.by_category {
             row(&mut out, category.label(), tally);
         }
         row(&mut out, "ALL", &self.total);
+        row(&mut out, "matchable (truth known)", &self.matchable());
+        row(&mut out, "should abstain", &self.should_abstain());
         out
     }
 }
@@ -254,6 +321,24 @@ pub fn score(matcher: &Matcher, set: &EvalSet) -> Report {
             }
             MatchStatus::Ambiguous => tally.ambiguous += 1,
             MatchStatus::Unmatched => tally.unmatched += 1,
+        }
+        if result.status != MatchStatus::Matched && case.expected.is_some() {
+            let samples = report.missed_samples.entry(case.category).or_default();
+            if samples.len() < 4 {
+                let name = case
+                    .expected
+                    .as_ref()
+                    .and_then(|id| set.accounts.iter().find(|a| &a.id == id))
+                    .and_then(|a| a.name.as_deref());
+                samples.push(format!(
+                    "{}: expected {:?} {name:?}, {} ({}) input {:?}",
+                    case.category.label(),
+                    case.expected.as_ref().map(|r| r.as_str()),
+                    result.status,
+                    result.reason,
+                    case.input
+                ));
+            }
         }
     }
     let mut total = Tally::default();
@@ -561,6 +646,52 @@ struct Org {
     acronym: Option<String>,
     /// Shared-platform small business: no own domain.
     platform_site: bool,
+    /// A product brand the company is known by; its domain is the brand's.
+    brand: Option<String>,
+    /// Another organisation with exactly this name (in another country).
+    twin: Option<usize>,
+    duplicate: Dup,
+}
+
+/// Whether the root account has a CRM duplicate, and whether anything separates them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dup {
+    None,
+    /// Older root, or active owner, or parent, or same owner: the tie-breakers pick the root.
+    Separable,
+    /// Two active owners, same age, size and contacts: nothing separates them.
+    Split,
+}
+
+/// The HubSpot company property with the number of associated contacts.
+pub const CONTACTS_FIELD: &str = "num_associated_contacts";
+
+fn set_contacts(account: &mut AccountRecord, n: usize) {
+    account.fields.insert(CONTACTS_FIELD.into(), n.to_string());
+}
+
+/// Midnight UTC, `days` after 2010-01-01.
+fn day(days: i64) -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2010, 1, 1, 0, 0, 0)
+        .single()
+        .unwrap_or_default()
+        + chrono::Duration::days(days)
+}
+
+/// A coined company word of two or three syllables, sometimes accented.
+fn coined(rng: &mut Rng) -> String {
+    let mut word = String::new();
+    let n = 2 + rng.below(2);
+    for i in 0..n {
+        let list = if i == 1 && rng.chance(0.05) {
+            ACCENTED
+        } else {
+            SYLLABLES
+        };
+        let syllable: &&str = rng.pick(list);
+        word.push_str(syllable);
+    }
+    capitalise(&word)
 }
 
 /// Generate a world.
@@ -622,10 +753,21 @@ pub fn generate(config: &EvalConfig) -> EvalSet {
 
     for org_ix in 0..config.orgs {
         // Name: a coined word (sometimes accented), an adjective-noun-plural triple with an
-        // acronym, or — adversarially — an existing organisation's first word with another
-        // industry ("Voralum Capital" beside "Voralum Foods").
+        // acronym, a surname (family firms: what a person typing their own name meets), a
+        // twin (another company's exact name, in another country) or — adversarially — an
+        // existing organisation's first word with another industry ("Voralum Capital"
+        // beside "Voralum Foods").
         let mut adversarial = org_ix > 0 && rng.chance(0.06);
         let mut triple = !adversarial && rng.chance(0.05);
+        let surname = !adversarial && !triple && rng.chance(0.01);
+        let twin_of = (!adversarial && !triple && !surname && org_ix > 0 && rng.chance(0.02))
+            .then(|| rng.below(orgs.len()))
+            .filter(|&o| {
+                orgs[o].twin.is_none()
+                    && orgs[o].acronym.is_none()
+                    && !orgs[o].platform_site
+                    && !LAST.contains(&orgs[o].words[0].to_lowercase().as_str())
+            });
         let mut words: Vec<String>;
         let mut acronym = None;
         let mut attempts = 0;
@@ -637,7 +779,14 @@ pub fn generate(config: &EvalConfig) -> EvalSet {
                 adversarial = false;
                 triple = false;
             }
-            words = if adversarial {
+            if let Some(o) = twin_of {
+                words = orgs[o].words.clone();
+                break;
+            }
+            words = if surname && attempts == 1 {
+                let surname = LAST[rng.below(LAST.len())];
+                vec![capitalise(surname)]
+            } else if adversarial {
                 let other = &orgs[rng.below(orgs.len())];
                 vec![other.words[0].clone(), (*rng.pick(INDUSTRY)).to_owned()]
             } else if triple {
@@ -647,18 +796,7 @@ pub fn generate(config: &EvalConfig) -> EvalSet {
                     (*rng.pick(PLURAL)).to_owned(),
                 ]
             } else {
-                let mut word = String::new();
-                let n = 2 + rng.below(2);
-                for i in 0..n {
-                    let list = if i == 1 && rng.chance(0.05) {
-                        ACCENTED
-                    } else {
-                        SYLLABLES
-                    };
-                    let syllable: &&str = rng.pick(list);
-                    word.push_str(syllable);
-                }
-                let mut w = capitalise(&word);
+                let mut w = coined(&mut rng);
                 if rng.chance(0.5) {
                     w = format!("{w} {}", rng.pick(INDUSTRY));
                 }
@@ -677,16 +815,30 @@ pub fn generate(config: &EvalConfig) -> EvalSet {
                     .collect::<String>(),
             );
         }
-        let country = if rng.chance(0.55) {
+        let mut country = if rng.chance(0.55) {
             0
         } else {
             rng.below(COUNTRIES.len())
         };
-        let mut domain_base: String = deunicode::deunicode(&words.join("")).to_lowercase();
-        domain_base.retain(|c| c.is_ascii_alphanumeric());
+        if let Some(o) = twin_of {
+            // Twins live in different countries (or nothing could ever separate them).
+            while country == orgs[o].country {
+                country = rng.below(COUNTRIES.len());
+            }
+        }
+        // Some companies are known by a product brand that is their domain.
+        let brand = (twin_of.is_none() && !surname && rng.chance(0.03))
+            .then(|| coined(&mut rng))
+            .filter(|b| {
+                !used_bases.contains(&b.to_lowercase()) && used_bases.insert(b.to_lowercase())
+            });
+        let domain_base = match &brand {
+            Some(b) => name_base(std::slice::from_ref(b)),
+            None => name_base(&words),
+        };
         let mut domain = format!(
             "{domain_base}.{}",
-            if rng.chance(0.7) {
+            if twin_of.is_none() && rng.chance(0.7) {
                 "com"
             } else {
                 COUNTRIES[country].tld
@@ -695,7 +847,7 @@ pub fn generate(config: &EvalConfig) -> EvalSet {
         while !used_domains.insert(domain.clone()) {
             domain = format!("{domain_base}{}.com", rng.below(1000));
         }
-        let platform_site = rng.chance(0.03);
+        let platform_site = twin_of.is_none() && brand.is_none() && rng.chance(0.03);
         let website = if platform_site {
             Some(match rng.below(3) {
                 0 => format!("https://www.facebook.com/{domain_base}"),
@@ -711,8 +863,11 @@ pub fn generate(config: &EvalConfig) -> EvalSet {
             rng.pick(COUNTRIES[country].suffixes)
         );
         let root = new_account(&mut accounts, org_ix, root_name, website, country);
+        let created = 2_000 + rng.below(3_000) as i64;
         accounts[root].owner_id = Some(active_owner(&mut rng));
         accounts[root].employees = Some(10 + rng.below(5000) as i64);
+        accounts[root].created_at = Some(day(created));
+        set_contacts(&mut accounts[root], 5 + rng.below(200));
         if !platform_site && rng.chance(0.05) {
             let extra = format!("{domain_base}-group.com");
             if used_domains.insert(extra.clone()) {
@@ -723,7 +878,7 @@ pub fn generate(config: &EvalConfig) -> EvalSet {
         }
         let mut entities = vec![(root, country, None)];
         // Country entities and subsidiaries.
-        if !platform_site && rng.chance(0.15) {
+        if !platform_site && twin_of.is_none() && rng.chance(0.15) {
             for _ in 0..1 + rng.below(3) {
                 let c = rng.below(COUNTRIES.len());
                 if entities.iter().any(|e| e.1 == c) {
@@ -754,18 +909,42 @@ pub fn generate(config: &EvalConfig) -> EvalSet {
                 accounts[child].parent_id = Some(accounts[root].id.clone());
                 accounts[child].owner_id = Some(active_owner(&mut rng));
                 accounts[child].employees = Some(5 + rng.below(500) as i64);
+                accounts[child].created_at = Some(day(created + 30 + rng.below(900) as i64));
+                set_contacts(&mut accounts[child], 1 + rng.below(50));
                 entities.push((child, c, own_domain));
             }
         }
-        // CRM duplicates of the root: usually stale (inactive or no owner, no size), a few
-        // indistinguishable.
-        if !platform_site && rng.chance(0.05) {
+        // CRM duplicates of the root (same name and domain): usually stale (inactive or no
+        // owner, no size, newer, few contacts), some the root's child, a few identical but
+        // for their age; and some, split between two active reps, that nothing separates.
+        let mut duplicate = Dup::None;
+        if !platform_site && twin_of.is_none() && rng.chance(0.06) {
             let name = name_variant(&mut rng, &words, country);
             let site = website_variant(&mut rng, &domain);
             let dup = new_account(&mut accounts, org_ix, name, Some(site), country);
+            set_contacts(&mut accounts[dup], rng.below(5));
+            accounts[dup].created_at = Some(day(created + 30 + rng.below(900) as i64));
+            duplicate = Dup::Separable;
             if rng.chance(0.15) {
+                // Split between two active reps, same age, size and contacts.
+                let mut other = active_owner(&mut rng);
+                while Some(&other) == accounts[root].owner_id.as_ref() {
+                    other = active_owner(&mut rng);
+                }
+                accounts[dup].owner_id = Some(other);
+                accounts[dup].employees = accounts[root].employees;
+                accounts[dup].created_at = accounts[root].created_at;
+                let contacts = accounts[root].fields.get(CONTACTS_FIELD).cloned();
+                if let Some(n) = contacts {
+                    accounts[dup].fields.insert(CONTACTS_FIELD.into(), n);
+                }
+                duplicate = Dup::Split;
+            } else if rng.chance(0.2) {
                 accounts[dup].owner_id = accounts[root].owner_id.clone();
                 accounts[dup].employees = accounts[root].employees;
+            } else if rng.chance(0.2) {
+                accounts[dup].parent_id = Some(accounts[root].id.clone());
+                accounts[dup].owner_id = Some(active_owner(&mut rng));
             } else if rng.chance(0.5) {
                 accounts[dup].owner_id = Some(OwnerId::new(format!("o{}", 9 + 10 * rng.below(5))));
             }
@@ -777,7 +956,13 @@ pub fn generate(config: &EvalConfig) -> EvalSet {
             entities,
             acronym,
             platform_site,
+            brand,
+            twin: twin_of,
+            duplicate,
         });
+        if let Some(o) = twin_of {
+            orgs[o].twin = Some(org_ix);
+        }
     }
 
     // Unique acronyms only are fair game for the acronym category.
@@ -796,16 +981,35 @@ pub fn generate(config: &EvalConfig) -> EvalSet {
     // First words in use, so a "new logo" is really new.
     let first_words: HashSet<String> = orgs.iter().map(|o| o.words[0].to_lowercase()).collect();
 
+    let brand_orgs: Vec<usize> = (0..orgs.len())
+        .filter(|&o| orgs[o].brand.is_some())
+        .collect();
+    let dup_orgs: Vec<usize> = (0..orgs.len())
+        .filter(|&o| orgs[o].duplicate == Dup::Separable)
+        .collect();
+    let split_orgs: Vec<usize> = (0..orgs.len())
+        .filter(|&o| orgs[o].duplicate == Dup::Split)
+        .collect();
+    let twin_orgs: Vec<usize> = (0..orgs.len())
+        .filter(|&o| orgs[o].twin.is_some())
+        .collect();
+    let split_roots: HashSet<RecordId> = split_orgs
+        .iter()
+        .map(|&o| accounts[orgs[o].entities[0].0].id.clone())
+        .collect();
+
     let mut cases = Vec::with_capacity(config.contacts);
     let mut new_logo_ix = 0usize;
     while cases.len() < config.contacts {
         let org_ix = rng.below(orgs.len());
         let org = &orgs[org_ix];
-        let person = format!("{}.{}", rng.pick(FIRST), rng.pick(LAST));
+        let (first, last) = (*rng.pick(FIRST), *rng.pick(LAST));
+        let person = format!("{first}.{last}");
+        let full_name = format!("{} {}", capitalise(first), capitalise(last));
         let roll = rng.below(1000);
-        let case = match roll {
+        let mut case = match roll {
             // Work email, possibly at a subdomain; entity by country.
-            0..=349 if !org.platform_site => {
+            0..=299 if !org.platform_site => {
                 let (entity, c) = pick_entity(&mut rng, org);
                 let own = org
                     .entities
@@ -842,13 +1046,14 @@ pub fn generate(config: &EvalConfig) -> EvalSet {
                         website: None,
                         country: Some(country_variant(&mut rng, c)),
                         primary_account: None,
+                        person_name: None,
                     },
                     expected: Some(accounts[entity].id.clone()),
                     category,
                 }
             }
             // Free mail with a company name (legal-suffix / case / punctuation variants).
-            350..=549 => {
+            300..=459 => {
                 let (entity, c) = pick_entity(&mut rng, org);
                 let free = rng.pick(COUNTRIES[c].free_mail);
                 EvalCase {
@@ -858,13 +1063,14 @@ pub fn generate(config: &EvalConfig) -> EvalSet {
                         website: None,
                         country: Some(country_variant(&mut rng, c)),
                         primary_account: None,
+                        person_name: None,
                     },
                     expected: Some(accounts[entity].id.clone()),
                     category: Category::FreeMailName,
                 }
             }
             // Typos.
-            550..=619 => {
+            460..=509 => {
                 let root = org.entities[0].0;
                 let variant = entity_name_variant(&mut rng, &accounts[root]);
                 let name = typo(&mut rng, &variant);
@@ -878,13 +1084,14 @@ pub fn generate(config: &EvalConfig) -> EvalSet {
                         website: None,
                         country: Some(country_variant(&mut rng, org.country)),
                         primary_account: None,
+                        person_name: None,
                     },
                     expected: Some(accounts[root].id.clone()),
                     category: Category::Typo,
                 }
             }
             // Acronyms of three-word names.
-            620..=649 => {
+            510..=529 => {
                 let Some((org_ix, acronym)) = (0..50).find_map(|_| {
                     let o = rng.below(orgs.len());
                     orgs[o]
@@ -904,13 +1111,14 @@ pub fn generate(config: &EvalConfig) -> EvalSet {
                         website: None,
                         country: Some(country_variant(&mut rng, org.country)),
                         primary_account: None,
+                        person_name: None,
                     },
                     expected: Some(accounts[root].id.clone()),
                     category: Category::Acronym,
                 }
             }
             // Free mail with the company's website.
-            650..=699 if !org.platform_site => {
+            540..=579 if !org.platform_site => {
                 let root = org.entities[0].0;
                 EvalCase {
                     input: MatchInput {
@@ -922,13 +1130,14 @@ pub fn generate(config: &EvalConfig) -> EvalSet {
                         website: Some(website_variant(&mut rng, &org.domain)),
                         country: None,
                         primary_account: None,
+                        person_name: None,
                     },
                     expected: Some(accounts[root].id.clone()),
                     category: Category::Website,
                 }
             }
             // New logos: unknown company at an unknown domain.
-            700..=819 => {
+            800..=889 => {
                 new_logo_ix += 1;
                 let word = capitalise(&format!(
                     "{}{}{}",
@@ -950,13 +1159,14 @@ pub fn generate(config: &EvalConfig) -> EvalSet {
                         website: None,
                         country: Some(country_variant(&mut rng, 0)),
                         primary_account: None,
+                        person_name: None,
                     },
                     expected: None,
                     category: Category::NewLogo,
                 }
             }
             // Near-names: a company that is not in the CRM but shares a first word.
-            820..=899 => {
+            890..=939 => {
                 let other = rng.pick(INDUSTRY);
                 let candidate = format!("{} {other}", org.words[0]);
                 if used_bases.contains(&candidate.to_lowercase()) {
@@ -980,6 +1190,7 @@ pub fn generate(config: &EvalConfig) -> EvalSet {
                         website: None,
                         country: Some(country_variant(&mut rng, org.country)),
                         primary_account: None,
+                        person_name: None,
                     },
                     expected: None,
                     category: Category::NearName,
@@ -987,7 +1198,7 @@ pub fn generate(config: &EvalConfig) -> EvalSet {
             }
             // Shared hosting: a website on the same platform/host as some account's, but
             // someone else's shop or page.
-            900..=939 => {
+            940..=959 => {
                 let word = format!(
                     "{}{}{}",
                     rng.pick(SYLLABLES),
@@ -1007,13 +1218,14 @@ pub fn generate(config: &EvalConfig) -> EvalSet {
                         website: Some(site),
                         country: None,
                         primary_account: None,
+                        person_name: None,
                     },
                     expected: None,
                     category: Category::SharedHosting,
                 }
             }
             // Nothing to go on.
-            940..=999 => {
+            960..=999 => {
                 let country = rng.below(COUNTRIES.len());
                 let domain = if rng.chance(0.3) {
                     rng.pick(DISPOSABLE)
@@ -1027,13 +1239,289 @@ pub fn generate(config: &EvalConfig) -> EvalSet {
                         website: None,
                         country: None,
                         primary_account: None,
+                        person_name: None,
                     },
                     expected: None,
                     category: Category::NoSignal,
                 }
             }
+            // A brand (the company's own domain label) typed instead of the legal name.
+            530..=539 => {
+                let Some(&o) = pick_from(&mut rng, &brand_orgs) else {
+                    continue;
+                };
+                let org = &orgs[o];
+                let brand = org.brand.clone().unwrap_or_default();
+                let company = match rng.below(4) {
+                    0 => brand.to_uppercase(),
+                    1 => brand.to_lowercase(),
+                    2 => format!("{brand} {}", rng.pick(COUNTRIES[org.country].suffixes)),
+                    _ => brand,
+                };
+                free_mail_case(
+                    &mut rng,
+                    &person,
+                    org.country,
+                    company,
+                    Some(accounts[org.entities[0].0].id.clone()),
+                    Category::Brand,
+                )
+            }
+            // Work email at a domain the CRM does not list: a group domain, a country
+            // domain, a new brand after a rename.
+            580..=619 if !org.platform_site && org.duplicate != Dup::Split => {
+                let base = name_base(&org.words);
+                let domain = match rng.below(5) {
+                    0 => format!("{base}group.com"),
+                    1 => format!("{base}-global.com"),
+                    2 => format!("{base}.{}", rng.pick(COUNTRIES).tld),
+                    3 => format!("{}.com", coined(&mut rng).to_lowercase()),
+                    _ => format!("{base}-{}.com", COUNTRIES[org.country].local.to_lowercase()),
+                };
+                let domain = deunicode::deunicode(&domain);
+                if used_domains.contains(&domain) {
+                    continue;
+                }
+                let root = org.entities[0].0;
+                let company = if rng.chance(0.8) {
+                    entity_name_variant(&mut rng, &accounts[root])
+                } else {
+                    org.words.join(" ")
+                };
+                EvalCase {
+                    input: MatchInput {
+                        email: Some(format!("{person}@{domain}")),
+                        company: Some(company),
+                        website: None,
+                        country: Some(country_variant(&mut rng, org.country)),
+                        primary_account: None,
+                        person_name: None,
+                    },
+                    expected: Some(accounts[root].id.clone()),
+                    category: Category::UnlistedDomain,
+                }
+            }
+            // An unlisted domain naming another company: "acme-rockets.io", typing "Acme".
+            620..=629 if org.words.len() == 1 && org.twin.is_none() && !org.platform_site => {
+                let other = rng.pick(INDUSTRY);
+                if used_bases.contains(&format!("{} {other}", org.words[0]).to_lowercase()) {
+                    continue;
+                }
+                let base = name_base(&org.words);
+                let other = other.to_lowercase();
+                let domain = if rng.chance(0.5) {
+                    format!("{base}{other}.com")
+                } else {
+                    format!("{base}-{other}.io")
+                };
+                if used_domains.contains(&domain) {
+                    continue;
+                }
+                EvalCase {
+                    input: MatchInput {
+                        email: Some(format!("{person}@{domain}")),
+                        company: Some(org.words[0].clone()),
+                        website: None,
+                        country: Some(country_variant(&mut rng, org.country)),
+                        primary_account: None,
+                        person_name: None,
+                    },
+                    expected: None,
+                    category: Category::UnlistedDomainOther,
+                }
+            }
+            // Department, team, region and country words, brackets, dashes, slashes.
+            630..=679 if org.duplicate != Dup::Split => {
+                let (entity, c) = pick_entity(&mut rng, org);
+                let name = entity_name_variant(&mut rng, &accounts[entity]);
+                let (company, names_country) = decorate(&mut rng, &name, c);
+                let free = rng.pick(COUNTRIES[c].free_mail);
+                // The country field is left empty only when the decoration names it.
+                let country =
+                    (!names_country || rng.chance(0.5)).then(|| country_variant(&mut rng, c));
+                EvalCase {
+                    input: MatchInput {
+                        email: Some(format!("{person}@{free}")),
+                        company: Some(company),
+                        website: None,
+                        country,
+                        primary_account: None,
+                        person_name: None,
+                    },
+                    expected: Some(accounts[entity].id.clone()),
+                    category: Category::ExtraWords,
+                }
+            }
+            // The same decorations around a company the CRM does not hold.
+            680..=689 => {
+                let other = rng.pick(INDUSTRY);
+                let candidate = format!("{} {other}", org.words[0]);
+                if used_bases.contains(&candidate.to_lowercase()) {
+                    continue;
+                }
+                let (company, _) = decorate(&mut rng, &candidate, org.country);
+                free_mail_case(
+                    &mut rng,
+                    &person,
+                    org.country,
+                    company,
+                    None,
+                    Category::ExtraWordsOther,
+                )
+            }
+            // Free mail + the name of a company the CRM holds twice.
+            690..=709 => {
+                let Some(&o) = pick_from(&mut rng, &dup_orgs) else {
+                    continue;
+                };
+                let org = &orgs[o];
+                let root = org.entities[0].0;
+                let company = entity_name_variant(&mut rng, &accounts[root]);
+                free_mail_case(
+                    &mut rng,
+                    &person,
+                    org.country,
+                    company,
+                    Some(accounts[root].id.clone()),
+                    Category::DuplicateName,
+                )
+            }
+            // Duplicates split between two reps, nothing to separate them.
+            710..=719 => {
+                let Some(&o) = pick_from(&mut rng, &split_orgs) else {
+                    continue;
+                };
+                let org = &orgs[o];
+                let root = org.entities[0].0;
+                let company = entity_name_variant(&mut rng, &accounts[root]);
+                let mut case = free_mail_case(
+                    &mut rng,
+                    &person,
+                    org.country,
+                    company,
+                    None,
+                    Category::DuplicateSplit,
+                );
+                if rng.chance(0.5) {
+                    case.input.email = Some(format!("{person}@{}", org.domain));
+                }
+                case
+            }
+            // Not a company: no employer, a placeholder, a city, the person's own name, a
+            // university department.
+            720..=749 => {
+                let c = rng.below(COUNTRIES.len());
+                let company = match rng.below(10) {
+                    0..=5 => (*rng.pick(NOT_COMPANY[language(c)])).to_owned(),
+                    6 => full_name.clone(),
+                    7 => match rng.below(3) {
+                        0 => capitalise(last),
+                        1 => format!("{}. {}", capitalise(&first[..1]), capitalise(last)),
+                        _ => full_name.to_uppercase(),
+                    },
+                    8 => (*rng.pick(CITIES)).to_owned(),
+                    _ => (*rng.pick(UNIVERSITY_UNITS)).to_owned(),
+                };
+                free_mail_case(&mut rng, &person, c, company, None, Category::NotCompany)
+            }
+            // Two companies with one name: the email domain, website or country separates.
+            750..=769 => {
+                let Some(&org_ix) = pick_from(&mut rng, &twin_orgs) else {
+                    continue;
+                };
+                let org = &orgs[org_ix];
+                let x = if rng.chance(0.5) {
+                    org_ix
+                } else {
+                    org.twin.unwrap_or(org_ix)
+                };
+                let other = if x == org_ix {
+                    org.twin.unwrap_or(org_ix)
+                } else {
+                    org_ix
+                };
+                let xo = &orgs[x];
+                let root = xo.entities[0].0;
+                let company = entity_name_variant(&mut rng, &accounts[root]);
+                let mut case = free_mail_case(
+                    &mut rng,
+                    &person,
+                    xo.country,
+                    company,
+                    Some(accounts[root].id.clone()),
+                    Category::SameName,
+                );
+                match rng.below(3) {
+                    0 => case.input.email = Some(format!("{person}@{}", xo.domain)),
+                    1 => case.input.website = Some(website_variant(&mut rng, &xo.domain)),
+                    _ => {
+                        if orgs[other].entities.iter().any(|e| e.1 == xo.country) {
+                            continue;
+                        }
+                    }
+                }
+                case
+            }
+            // Two companies with one name and nothing to tell them apart.
+            770..=779 => {
+                let Some(&org_ix) = pick_from(&mut rng, &twin_orgs) else {
+                    continue;
+                };
+                let org = &orgs[org_ix];
+                let other = org.twin.unwrap_or(org_ix);
+                let c = rng.below(COUNTRIES.len());
+                let clash = |o: &Org| o.entities.iter().any(|e| e.1 == c);
+                let known_country = rng.chance(0.5);
+                if known_country && (clash(org) || clash(&orgs[other])) {
+                    continue;
+                }
+                let company = entity_name_variant(&mut rng, &accounts[org.entities[0].0]);
+                let mut case = free_mail_case(
+                    &mut rng,
+                    &person,
+                    c,
+                    company,
+                    None,
+                    Category::SameNameUnseparated,
+                );
+                if !known_country {
+                    case.input.country = None;
+                }
+                case
+            }
+            // Webmail users typing the name messily.
+            780..=799 if org.duplicate != Dup::Split => {
+                let root = org.entities[0].0;
+                let name = entity_name_variant(&mut rng, &accounts[root]);
+                let company = match rng.below(7) {
+                    0 => format!("  {}  ", name.replace(' ', "   ")),
+                    1 => format!("\"{name}\""),
+                    2 => format!("{name}!!"),
+                    3 => format!("{name}.."),
+                    4 => name.replace(' ', "_"),
+                    5 if !org.platform_site => format!("www.{}", org.domain),
+                    _ => name.to_lowercase().replace(' ', "-"),
+                };
+                free_mail_case(
+                    &mut rng,
+                    &person,
+                    org.country,
+                    company,
+                    Some(accounts[root].id.clone()),
+                    Category::MessyName,
+                )
+            }
             _ => continue,
         };
+        // A contact of a company split between two duplicate accounts belongs to no one
+        // account: the matcher should abstain.
+        if let Some(expected) = &case.expected
+            && split_roots.contains(expected)
+        {
+            case.expected = None;
+            case.category = Category::DuplicateSplit;
+        }
+        case.input.person_name = Some(full_name);
         cases.push(case);
     }
 
@@ -1051,6 +1539,276 @@ fn pick_entity(rng: &mut Rng, org: &Org) -> (usize, usize) {
     let e = &org.entities[rng.below(org.entities.len())];
     (e.0, e.1)
 }
+
+fn pick_from<'a>(rng: &mut Rng, items: &'a [usize]) -> Option<&'a usize> {
+    (!items.is_empty()).then(|| rng.pick(items))
+}
+
+/// A free-mail contact typing `company`, in country `c`.
+fn free_mail_case(
+    rng: &mut Rng,
+    person: &str,
+    c: usize,
+    company: String,
+    expected: Option<RecordId>,
+    category: Category,
+) -> EvalCase {
+    let free = rng.pick(COUNTRIES[c].free_mail);
+    EvalCase {
+        input: MatchInput {
+            email: Some(format!("{person}@{free}")),
+            company: Some(company),
+            website: None,
+            country: Some(country_variant(rng, c)),
+            primary_account: None,
+            person_name: None,
+        },
+        expected,
+        category,
+    }
+}
+
+/// The name's words as a domain label: "Zörbrück Foods" → "zorbruckfoods".
+fn name_base(words: &[String]) -> String {
+    let mut base = deunicode::deunicode(&words.join("")).to_lowercase();
+    base.retain(|c| c.is_ascii_alphanumeric());
+    base
+}
+
+/// The language people in country `c` type in: an index into [`DECORATIONS`] and
+/// [`NOT_COMPANY`].
+fn language(c: usize) -> usize {
+    match COUNTRIES[c].code {
+        "DE" => 1,
+        "FR" => 2,
+        "IT" => 3,
+        "ES" => 4,
+        "NL" => 5,
+        "SE" => 6,
+        "DK" => 7,
+        "FI" => 8,
+        "PL" => 9,
+        "BR" => 10,
+        _ => 0,
+    }
+}
+
+/// Words typed around a company name, per language: `{}` is the name, `{c}` the country
+/// (English or local).
+const DECORATIONS: &[&[&str]] = &[
+    &[
+        "{} - Sales team",
+        "{} – Marketing",
+        "{} (EMEA)",
+        "{} (APAC)",
+        "{} Marketing Dept",
+        "{} / IT",
+        "{} | Finance",
+        "{} {c}",
+        "{} [{c}]",
+        "{} HR Department",
+        "{} - Head Office",
+        "Sales - {}",
+        "{} Customer Support Team",
+        "{} — Procurement",
+        "{} (Europe)",
+        "{} North America",
+    ],
+    &[
+        "{} - Vertrieb",
+        "{} Abteilung Einkauf",
+        "{} ({c})",
+        "{} {c}",
+        "{} / Personalabteilung",
+        "{} Team Marketing",
+        "{} (DACH)",
+    ],
+    &[
+        "{} - Service commercial",
+        "{} ({c})",
+        "{} {c}",
+        "{} Direction financière",
+        "{} / Équipe RH",
+    ],
+    &[
+        "{} - Ufficio acquisti",
+        "{} {c}",
+        "{} (Reparto vendite)",
+        "{} / IT",
+    ],
+    &[
+        "{} - Dpto. Ventas",
+        "{} {c}",
+        "{} (Departamento de Marketing)",
+        "{} / Compras",
+    ],
+    &[
+        "{} - Afdeling Verkoop",
+        "{} {c}",
+        "{} (Team Inkoop)",
+        "{} (Benelux)",
+    ],
+    &[
+        "{} - Försäljning",
+        "{} {c}",
+        "{} (Ekonomiavdelningen)",
+        "{} Nordics",
+    ],
+    &["{} - Salgsafdeling", "{} {c}", "{} (Indkøb)"],
+    &["{} - Myynti", "{} {c}", "{} (Talousosasto)"],
+    &["{} - Dział sprzedaży", "{} {c}", "{} (Dział IT)"],
+    &[
+        "{} - Departamento Comercial",
+        "{} {c}",
+        "{} (Equipe de TI)",
+        "{} LATAM",
+    ],
+];
+
+/// `name` with words around it, as a person in country `c` types it, and whether the
+/// words name the country.
+fn decorate(rng: &mut Rng, name: &str, c: usize) -> (String, bool) {
+    let template = rng.pick(DECORATIONS[language(c)]);
+    let country = if rng.chance(0.5) {
+        COUNTRIES[c].name
+    } else {
+        COUNTRIES[c].local
+    };
+    (
+        template.replace("{c}", country).replace("{}", name),
+        template.contains("{c}"),
+    )
+}
+
+/// What people type when they have no company, per language (same order as
+/// [`DECORATIONS`]).
+const NOT_COMPANY: &[&[&str]] = &[
+    &[
+        "Self-employed",
+        "self employed",
+        "Freelance",
+        "Freelancer",
+        "Student",
+        "Retired",
+        "None",
+        "N/A",
+        "n/a",
+        "NA",
+        "Private",
+        "Home",
+        "-",
+        "--",
+        ".",
+        "Independent consultant",
+        "Unemployed",
+        "Not applicable",
+        "Personal",
+        "none yet",
+    ],
+    &[
+        "Selbstständig",
+        "selbständig",
+        "Freiberufler",
+        "Privat",
+        "Rentner",
+        "Student",
+        "keine",
+        "Keine Angabe",
+        "Privatperson",
+    ],
+    &[
+        "Indépendant",
+        "Auto-entrepreneur",
+        "Retraité",
+        "Étudiant",
+        "Particulier",
+        "Aucune",
+        "Sans emploi",
+    ],
+    &[
+        "Libero professionista",
+        "Pensionato",
+        "Studente",
+        "Privato",
+        "Nessuna",
+    ],
+    &[
+        "Autónomo",
+        "Jubilado",
+        "Estudiante",
+        "Particular",
+        "Ninguna",
+        "Sin empresa",
+    ],
+    &[
+        "ZZP",
+        "Zelfstandige",
+        "Gepensioneerd",
+        "Student",
+        "Particulier",
+        "Geen",
+    ],
+    &["Egenföretagare", "Pensionär", "Student", "Privat", "Ingen"],
+    &["Selvstændig", "Pensionist", "Studerende", "Privat", "Ingen"],
+    &[
+        "Yrittäjä",
+        "Eläkeläinen",
+        "Opiskelija",
+        "Yksityinen",
+        "Ei ole",
+    ],
+    &["Samozatrudniony", "Emeryt", "Student", "Prywatnie", "Brak"],
+    &[
+        "Autônomo",
+        "Aposentado",
+        "Estudante",
+        "Particular",
+        "Nenhuma",
+    ],
+];
+
+const CITIES: &[&str] = &[
+    "London",
+    "Berlin",
+    "München",
+    "Hamburg",
+    "Paris",
+    "Lyon",
+    "Milano",
+    "Roma",
+    "Madrid",
+    "Barcelona",
+    "Amsterdam",
+    "Rotterdam",
+    "Stockholm",
+    "Göteborg",
+    "København",
+    "Helsinki",
+    "Warszawa",
+    "Kraków",
+    "Tokyo",
+    "Osaka",
+    "Sydney",
+    "Melbourne",
+    "São Paulo",
+    "Moscow",
+    "Shanghai",
+    "Seoul",
+    "New York",
+    "Chicago",
+    "San Francisco",
+];
+
+const UNIVERSITY_UNITS: &[&str] = &[
+    "Department of Physics, University of Lyon",
+    "Dept. of Chemistry - University of Oslo",
+    "Institut für Informatik, Universität Wien",
+    "Facultad de Medicina, Universidad de Madrid",
+    "School of Economics, University of Leeds",
+    "Dipartimento di Fisica, Università di Bologna",
+    "Faculteit Rechtsgeleerdheid, Universiteit Leiden",
+    "Lehrstuhl für Mathematik, TU München",
+];
 
 fn capitalise(word: &str) -> String {
     let mut chars = word.chars();
@@ -1182,11 +1940,11 @@ mod tests {
     }
 
     #[test]
-    fn the_matcher_meets_its_precision_and_false_match_targets_on_a_seeded_set() {
+    fn the_matcher_meets_its_targets_on_every_category_of_a_seeded_set() {
         let set = generate(&EvalConfig {
             seed: 42,
             orgs: 3_000,
-            contacts: 8_000,
+            contacts: 12_000,
         });
         let matcher = Matcher::new(&set.accounts, &set.owners, &MatcherConfig::default());
         let report = score(&matcher, &set);
@@ -1194,22 +1952,64 @@ mod tests {
         for sample in &report.false_match_samples {
             println!("{sample}");
         }
+        for sample in report.missed_samples.values().flatten() {
+            println!("{sample}");
+        }
         assert!(
-            report.by_category.len() >= 12,
-            "every category is generated"
+            report.by_category.len() >= 24,
+            "every category is generated: {}",
+            report.by_category.len()
         );
         let total = report.total;
-        assert!(
-            total.precision() >= 0.99,
-            "precision {:.4}",
-            total.precision()
-        );
-        assert!(
-            total.false_match_rate() <= 0.005,
-            "fmr {:.4}",
-            total.false_match_rate()
-        );
-        // Recall floor: catches a matcher that meets precision by abstaining on everything.
-        assert!(total.recall() >= 0.80, "recall {:.4}", total.recall());
+        let mut missed: Vec<String> = Vec::new();
+        if total.precision() < 0.999 {
+            missed.push(format!("precision {:.4} < 0.999", total.precision()));
+        }
+        if total.false_match_rate() > 0.002 {
+            missed.push(format!(
+                "false-match rate {:.3} % > 0.2 %",
+                100.0 * total.false_match_rate()
+            ));
+        }
+        for (category, tally) in &report.by_category {
+            if tally.positives > 0 && tally.recall() < 0.95 {
+                missed.push(format!(
+                    "{}: recall {:.4} < 0.95",
+                    category.label(),
+                    tally.recall()
+                ));
+            }
+            if tally.positives == 0 && tally.abstain_rate() < 0.90 {
+                missed.push(format!(
+                    "{}: abstained {:.1} % < 90 %",
+                    category.label(),
+                    100.0 * tally.abstain_rate()
+                ));
+            }
+        }
+        assert!(missed.is_empty(), "targets missed: {missed:#?}");
+    }
+
+    /// Other seeds, for a look at how much the figures move (`--ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn print_the_evaluation_on_other_seeds() {
+        for (seed, orgs, contacts) in [
+            (7, 3_000, 12_000),
+            (2027, 3_000, 12_000),
+            (42, 20_000, 100_000),
+        ] {
+            let set = generate(&EvalConfig {
+                seed,
+                orgs,
+                contacts,
+            });
+            let matcher = Matcher::new(&set.accounts, &set.owners, &MatcherConfig::default());
+            let report = score(&matcher, &set);
+            println!("seed {seed}\n{}", report.table());
+            for sample in &report.false_match_samples {
+                println!("{sample}");
+            }
+        }
     }
 }

@@ -50,6 +50,15 @@ pub struct MatcherConfig {
     pub extra_free_mail_domains: Vec<String>,
     /// How many candidates a result carries at most.
     pub max_candidates: usize,
+    /// Applied in order to pick one of several CRM duplicates of one company (same
+    /// normalised name and country, and a shared domain or a parent link) before
+    /// `tie_breakers` run. Duplicates still tied that route the same (same owner) give
+    /// the lowest id; duplicates that would route differently are ambiguous. Empty:
+    /// never pick among duplicates.
+    pub duplicate_tie_breakers: Vec<DuplicateTieBreaker>,
+    /// Account `fields` key holding the number of contacts (HubSpot's
+    /// `num_associated_contacts`), for [`DuplicateTieBreaker::MostContacts`].
+    pub contacts_field: String,
 }
 
 impl Default for MatcherConfig {
@@ -68,6 +77,8 @@ impl Default for MatcherConfig {
             corporate_domains: Vec::new(),
             extra_free_mail_domains: Vec::new(),
             max_candidates: 5,
+            duplicate_tie_breakers: DuplicateTieBreaker::DEFAULT.to_vec(),
+            contacts_field: "num_associated_contacts".to_owned(),
         }
     }
 }
@@ -102,6 +113,54 @@ impl TieBreaker {
     }
 }
 
+/// One way to pick one of several CRM duplicates of one company.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DuplicateTieBreaker {
+    /// Keep duplicates whose owner is an active user.
+    ActiveOwner,
+    /// Keep duplicates with no ancestor among the duplicates.
+    Parent,
+    /// Keep the duplicate created first (records without a creation date count as newest).
+    Oldest,
+    /// Keep the duplicate with the most contacts.
+    MostContacts,
+}
+
+impl DuplicateTieBreaker {
+    /// The default order: active owner, parent, older record, more contacts.
+    pub const DEFAULT: [DuplicateTieBreaker; 4] = [
+        DuplicateTieBreaker::ActiveOwner,
+        DuplicateTieBreaker::Parent,
+        DuplicateTieBreaker::Oldest,
+        DuplicateTieBreaker::MostContacts,
+    ];
+
+    /// The name policy files and flags use (`active_owner`).
+    pub fn name(self) -> &'static str {
+        match self {
+            DuplicateTieBreaker::ActiveOwner => "active_owner",
+            DuplicateTieBreaker::Parent => "parent",
+            DuplicateTieBreaker::Oldest => "oldest",
+            DuplicateTieBreaker::MostContacts => "most_contacts",
+        }
+    }
+
+    /// Parse a policy/flag name; `None` for an unknown one.
+    pub fn parse(name: &str) -> Option<DuplicateTieBreaker> {
+        Self::DEFAULT.into_iter().find(|b| b.name() == name.trim())
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            DuplicateTieBreaker::ActiveOwner => "the one with an active owner",
+            DuplicateTieBreaker::Parent => "the parent",
+            DuplicateTieBreaker::Oldest => "the older record",
+            DuplicateTieBreaker::MostContacts => "the one with more contacts",
+        }
+    }
+}
+
 /// A person to match, as the offline CSV path has it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MatchInput {
@@ -111,6 +170,9 @@ pub struct MatchInput {
     pub country: Option<String>,
     /// An existing primary account link; honoured first when the account exists.
     pub primary_account: Option<RecordId>,
+    /// The person's own name ("first last"): a company field holding it is no company.
+    #[serde(default)]
+    pub person_name: Option<String>,
 }
 
 /// The outcome class of a match.
@@ -206,6 +268,10 @@ struct Account {
     group: u32,
     employees: Option<i64>,
     owner: OwnerState,
+    owner_id: Option<OwnerId>,
+    /// Creation time, seconds since the epoch.
+    created: Option<i64>,
+    contacts: Option<u64>,
     domains: Vec<Box<str>>,
 }
 
@@ -217,6 +283,8 @@ struct Query<'a> {
     website: Option<&'a str>,
     country: Option<&'a str>,
     link: Option<(&'a RecordId, bool)>,
+    /// The person's first and last name, as given.
+    person: [Option<&'a str>; 2],
 }
 
 /// The matcher over one CRM's accounts: a domain index and a name index, built once.
@@ -227,11 +295,42 @@ pub struct Matcher {
     by_id: HashMap<RecordId, u32>,
     domains: HashMap<Box<str>, Vec<u32>>,
     hosts: HashMap<Box<str>, Vec<u32>>,
+    /// Domain labels (`zanfel` of `zanfel.com`): a brand typed as the company name.
+    labels: HashMap<Box<str>, Vec<u32>>,
     names: NameIndex,
     config: MatcherConfig,
     extra_free: HashSet<String>,
     corporate: HashSet<String>,
 }
+
+/// How a name candidate was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum How {
+    Name,
+    Acronym,
+    Brand,
+}
+
+/// How an email domain that no account lists relates to the account a name matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum DomainRelation {
+    /// The account's name plus group/country/filler words (`acme-group.com`, `acme.de`).
+    Alias,
+    /// The account's name plus another word: another company (`acme-rockets.io`).
+    OtherCompany(String),
+    /// Nothing to do with the name (a group or new brand domain).
+    Unrelated,
+}
+
+/// Score of a name one typo away from an account's (see [`name::one_typo_apart`]).
+const TYPO_SCORE: f64 = 0.92;
+
+/// Score of a brand typed as the company: just below an exact name.
+const BRAND_SCORE: f64 = 0.96;
+
+/// A name match needs this score to stand against an email domain the account does not
+/// list and that does not contain the name.
+const UNLISTED_DOMAIN_SCORE: f64 = 0.95;
 
 /// Parent chains longer than this are treated as cycles (CRMs do not prevent them).
 const MAX_DEPTH: usize = 32;
@@ -265,6 +364,7 @@ impl Matcher {
             by_id,
             domains: HashMap::with_capacity(accounts.len()),
             hosts: HashMap::new(),
+            labels: HashMap::new(),
             names: NameIndex::default(),
             config: config.clone(),
             extra_free,
@@ -293,6 +393,21 @@ impl Matcher {
             for h in &full {
                 matcher.hosts.entry(h.clone()).or_default().push(ix);
             }
+            // A label that is (part of) the account's own name is not a brand: typing it
+            // is typing a shortened name, which the name rules judge ("Acme Capital" is
+            // not "Acme Capital Partners" of acmecapital.com).
+            let own = record.name.as_deref().and_then(name::normalize);
+            for d in &domains {
+                if let Some((label, _)) = d.split_once('.')
+                    && label.len() >= 4
+                    && !own.as_ref().is_some_and(|k| k.compact.contains(label))
+                {
+                    let list = matcher.labels.entry(Box::from(label)).or_default();
+                    if list.last() != Some(&ix) {
+                        list.push(ix);
+                    }
+                }
+            }
             let key = record.name.as_deref().and_then(name::normalize);
             if let Some(key) = &key {
                 matcher.names.insert(ix, key);
@@ -318,6 +433,12 @@ impl Matcher {
                 group: ix,
                 employees: record.employees,
                 owner,
+                owner_id: record.owner_id.clone(),
+                created: record.created_at.map(|t| t.timestamp()),
+                contacts: record
+                    .fields
+                    .get(&config.contacts_field)
+                    .and_then(|v| v.trim().parse::<u64>().ok()),
                 domains,
             });
         }
@@ -419,6 +540,7 @@ impl Matcher {
             website: person.website.as_deref(),
             country: person.country.as_deref(),
             link,
+            person: [person.first_name.as_deref(), person.last_name.as_deref()],
         })
     }
 
@@ -430,6 +552,7 @@ impl Matcher {
             website: input.website.as_deref(),
             country: input.country.as_deref(),
             link: input.primary_account.as_ref().map(|id| (id, true)),
+            person: [input.person_name.as_deref(), None],
         })
     }
 
@@ -499,9 +622,57 @@ impl Matcher {
                 )),
             }
         }
-        match name {
-            Some(name) => self.match_name(&name, country, unknown_corporate.as_deref(), notes),
-            None => {
+        // A website typed into the company field ("www.acme.com").
+        if q.website.is_none()
+            && let Some(raw) = q.company.map(str::trim)
+            && !raw.contains(' ')
+            && raw.contains('.')
+            && let Some(host) = domain::website_host(raw)
+            && host.registrable.contains('.')
+            && domain::classify(&host, &self.extra_free, &self.corporate) == DomainClass::Corporate
+            && let Some(hits) = self.domains.get(host.registrable.as_str())
+        {
+            return self.resolve_domain(hits, &host, MatchVia::Website, None, country);
+        }
+        let person: Vec<&str> = q.person.iter().flatten().copied().collect();
+        match (name, q.company) {
+            (Some(name), Some(raw)) => {
+                if let Some(why) = name::not_a_company(&name, &person) {
+                    notes.push(format!("company \"{}\" is {why}", name.key));
+                    return MatchResult::unmatched(notes.join("; "), Vec::new());
+                }
+                let first = self.match_name(
+                    &name,
+                    country,
+                    unknown_corporate.as_deref(),
+                    notes.clone(),
+                    None,
+                );
+                if first.status != MatchStatus::Unmatched {
+                    return first;
+                }
+                // Words around the name ("Acme – Sales team", "Acme Corp (EMEA)").
+                if !name::may_have_decoration(raw, &name) {
+                    return first;
+                }
+                for form in name::core_forms(raw) {
+                    if name::not_a_company(&form.key, &person).is_some() {
+                        continue;
+                    }
+                    let result = self.match_name(
+                        &form.key,
+                        country.or(form.country),
+                        unknown_corporate.as_deref(),
+                        notes.clone(),
+                        Some(&form),
+                    );
+                    if result.status != MatchStatus::Unmatched {
+                        return result;
+                    }
+                }
+                first
+            }
+            _ => {
                 notes.push("no company name".to_owned());
                 MatchResult::unmatched(notes.join("; "), Vec::new())
             }
@@ -600,7 +771,8 @@ impl Matcher {
                 }
             }
         }
-        // ... then the configured tie-breakers.
+        // ... then duplicates of one company collapse, then the configured tie-breakers.
+        steps.extend(self.collapse_duplicates(&mut set));
         let applied = self.tie_break(&mut set, country);
         steps.extend(applied);
         for c in &mut candidates {
@@ -653,13 +825,15 @@ impl Matcher {
         )
     }
 
-    /// Company-name matching, for people without a usable domain.
+    /// Company-name matching, for people without a usable domain. `form`: the shorter
+    /// form of the typed name this key comes from, if any.
     fn match_name(
         &self,
         name: &NameKey,
         country: Option<CountryCode>,
         unknown_corporate: Option<&str>,
         mut notes: Vec<String>,
+        form: Option<&name::NameForm>,
     ) -> MatchResult {
         let threshold = self.config.name_threshold;
         let mut ids: Vec<u32> = Vec::new();
@@ -673,7 +847,7 @@ impl Matcher {
             .map(String::as_str)
             .collect();
         let scorer = name::NameScorer::new(name);
-        let mut scored: Vec<(u32, f64, bool)> = ids
+        let mut scored: Vec<(u32, f64, How)> = ids
             .iter()
             .filter_map(|&ix| {
                 let key = self.accounts[ix as usize].key.as_ref()?;
@@ -681,19 +855,50 @@ impl Matcher {
                 if s < 0.98 && known.iter().any(|t| !key.tokens.iter().any(|k| k == t)) {
                     s *= 0.8;
                 }
-                (s >= 0.7).then_some((ix, s, false))
+                // One typo in one long unknown word: a replaced letter or a swap costs the
+                // character ratio more than a dropped one, yet is as clearly a typo.
+                if (0.7..TYPO_SCORE).contains(&s)
+                    && name::one_typo_apart(name, key, |t| self.names.knows(t))
+                {
+                    s = TYPO_SCORE;
+                }
+                (s >= 0.7).then_some((ix, s, How::Name))
             })
             .collect();
+        // A brand typed as the company: the label of an account's own domain. Just below
+        // an exact name, above any fuzzy one.
+        if let Some(hits) = self.labels.get(name.compact.as_str()) {
+            for &ix in hits {
+                match scored.iter_mut().find(|(i, _, _)| *i == ix) {
+                    Some(entry) if entry.1 >= BRAND_SCORE => {}
+                    Some(entry) => *entry = (ix, BRAND_SCORE, How::Brand),
+                    None => scored.push((ix, BRAND_SCORE, How::Brand)),
+                }
+            }
+        }
         if self.config.acronyms && scored.iter().all(|(_, s, _)| *s < threshold) {
             self.acronym_candidates(name, &mut scored);
         }
         scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let form_note = form.map_or(String::new(), |f| format!(" (form without {})", f.dropped));
         // Notes are written for the candidates shown only.
-        let note = |&(ix, s, acronym): &(u32, f64, bool)| -> String {
-            match (acronym, self.accounts[ix as usize].key.as_ref()) {
-                (true, _) => format!("acronym \"{}\"", name.key),
-                (false, Some(key)) => format!("name \"{}\" {:.2}", key.key, s),
-                (false, None) => String::new(),
+        let note = |&(ix, s, how): &(u32, f64, How)| -> String {
+            let account = &self.accounts[ix as usize];
+            match (how, account.key.as_ref()) {
+                (How::Acronym, _) => format!("acronym \"{}\"{form_note}", name.key),
+                (How::Brand, _) => format!(
+                    "brand \"{}\"{form_note} = domain {}",
+                    name.compact,
+                    account
+                        .domains
+                        .iter()
+                        .find(|d| d.split_once('.').is_some_and(|(l, _)| l == name.compact))
+                        .map_or("", |d| d)
+                ),
+                (How::Name, Some(key)) => {
+                    format!("name \"{}\" {:.2}{form_note}", key.key, s)
+                }
+                (How::Name, None) => String::new(),
             }
         };
         let mut candidates: Vec<Candidate> = scored
@@ -712,19 +917,45 @@ impl Matcher {
             .filter(|(_, s, _)| *s >= best - self.config.name_margin && *s >= threshold)
             .map(|(ix, _, _)| *ix)
             .collect();
-        let groups: HashSet<u32> = set
-            .iter()
-            .map(|&ix| self.accounts[ix as usize].group)
-            .collect();
-        if groups.len() > 1 {
-            notes.push(format!(
-                "company name \"{}\" fits {} unrelated accounts",
-                name.key,
-                set.len()
-            ));
-            return self.ambiguous(best, candidates, notes.join("; "));
+        let mut steps: Vec<String> = Vec::new();
+        let groups = |set: &[u32]| -> HashSet<u32> {
+            set.iter()
+                .map(|&ix| self.accounts[ix as usize].group)
+                .collect()
+        };
+        let companies = groups(&set).len();
+        if companies > 1 {
+            // Unrelated companies with one name: only the person's country separates them.
+            let kept: Vec<u32> = match country {
+                Some(code) => set
+                    .iter()
+                    .copied()
+                    .filter(|&ix| self.accounts[ix as usize].country == Some(code))
+                    .collect(),
+                None => Vec::new(),
+            };
+            if !kept.is_empty() && groups(&kept).len() == 1 {
+                set = kept;
+                steps.push(format!(
+                    "country {} of {companies} companies sharing the name",
+                    country.as_ref().map_or("", country::code_str)
+                ));
+            } else {
+                notes.push(format!(
+                    "company name \"{}\" fits {} accounts of {companies} different companies{}",
+                    name.key,
+                    set.len(),
+                    if country.is_some() {
+                        " that the country does not separate"
+                    } else {
+                        " and no country separates them"
+                    }
+                ));
+                return self.ambiguous(best, candidates, notes.join("; "));
+            }
         }
-        let steps = self.tie_break(&mut set, country);
+        steps.extend(self.collapse_duplicates(&mut set));
+        steps.extend(self.tie_break(&mut set, country));
         let [chosen] = set[..] else {
             notes.push(format!(
                 "company name \"{}\" fits {} related accounts that the tie-breakers cannot separate",
@@ -734,23 +965,48 @@ impl Matcher {
             return self.ambiguous(best, candidates, notes.join("; "));
         };
         let account = &self.accounts[chosen as usize];
-        // A company domain that is not the account's own is a different company as often
-        // as it is an alias: leave that to a person.
-        if let Some(domain) = unknown_corporate
-            && !account.domains.is_empty()
-        {
-            notes.push(format!(
-                "company name matches {} but its domains do not include {domain}",
-                account.display
-            ));
-            return self.ambiguous(best, candidates, notes.join("; "));
-        }
         let score = scored
             .iter()
             .find(|(ix, _, _)| *ix == chosen)
             .map_or(best, |s| s.1);
+        // A company domain that is not the account's own: an alias (group, country or
+        // new brand domain) unless its label names a longer, other company
+        // ("acme-rockets.io" for "Acme"). Absent domain evidence is not evidence against.
+        if let Some(domain) = unknown_corporate
+            && !account.domains.is_empty()
+        {
+            match self.domain_relation(domain, name, account) {
+                DomainRelation::OtherCompany(extra) => {
+                    notes.push(format!(
+                        "company name matches {} but email domain {domain} names another company (\"{extra}\")",
+                        account.display
+                    ));
+                    return self.ambiguous(best, candidates, notes.join("; "));
+                }
+                DomainRelation::Alias => {
+                    notes.push(format!(
+                        "email domain {domain} is the account's name with a group/country word"
+                    ));
+                }
+                DomainRelation::Unrelated if score >= UNLISTED_DOMAIN_SCORE => {
+                    notes.push(format!(
+                        "email domain {domain} is not on the account (not evidence against a clear name)"
+                    ));
+                }
+                DomainRelation::Unrelated => {
+                    notes.push(format!(
+                        "company name matches {} only loosely and its domains do not include {domain}",
+                        account.display
+                    ));
+                    return self.ambiguous(best, candidates, notes.join("; "));
+                }
+            }
+        }
         let mut confidence = (score * 0.92).min(0.92);
         if !steps.is_empty() {
+            confidence *= 0.95;
+        }
+        if unknown_corporate.is_some() {
             confidence *= 0.95;
         }
         for c in &mut candidates {
@@ -775,8 +1031,156 @@ impl Matcher {
         self.matched(chosen, confidence, candidates, notes.join("; "))
     }
 
+    /// How an email domain no account lists relates to the account a name matched.
+    fn domain_relation(&self, domain: &str, name: &NameKey, account: &Account) -> DomainRelation {
+        let label: String = domain
+            .split('.')
+            .next()
+            .unwrap_or("")
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect();
+        if let Some(own) = account.key.as_ref().map(|k| k.compact.as_str())
+            && own.len() >= 3
+            && let Some(at) = label.find(own)
+        {
+            let rest = format!("{}{}", &label[..at], &label[at + own.len()..]);
+            let rest = rest.trim_matches(|c: char| c.is_ascii_digit());
+            return if rest.is_empty() || name::is_domain_filler(rest) {
+                DomainRelation::Alias
+            } else {
+                DomainRelation::OtherCompany(rest.to_owned())
+            };
+        }
+        // The domain carries the name as typed, which is not the account's name exactly:
+        // it is the typed company's own domain ("prafenfal-43.io" for "Prafenfal" against
+        // the account "Prafenal").
+        if name.compact.len() >= 3 && label.contains(name.compact.as_str()) {
+            return DomainRelation::OtherCompany(name.compact.clone());
+        }
+        DomainRelation::Unrelated
+    }
+
+    /// Collapse CRM duplicates in `set` (same normalised name and country, and a shared
+    /// domain or a parent link) to one each, by the configured duplicate tie-breakers;
+    /// duplicates still tied that route the same (same owner) give the lowest id. Returns
+    /// what was done, for the reason.
+    fn collapse_duplicates(&self, set: &mut Vec<u32>) -> Vec<String> {
+        let rules = &self.config.duplicate_tie_breakers;
+        if set.len() < 2 || rules.is_empty() {
+            return Vec::new();
+        }
+        let is_dup = |a: u32, b: u32| -> bool {
+            let (x, y) = (&self.accounts[a as usize], &self.accounts[b as usize]);
+            x.group == y.group
+                && x.country == y.country
+                && matches!((&x.key, &y.key), (Some(p), Some(q)) if p.key == q.key)
+                && (x.domains.iter().any(|d| y.domains.contains(d))
+                    || self.is_ancestor(a, b)
+                    || self.is_ancestor(b, a))
+        };
+        let mut steps = Vec::new();
+        let mut out: Vec<u32> = Vec::with_capacity(set.len());
+        let mut done: Vec<bool> = vec![false; set.len()];
+        for i in 0..set.len() {
+            if done[i] {
+                continue;
+            }
+            let mut cluster = vec![set[i]];
+            for j in i + 1..set.len() {
+                if !done[j] && cluster.iter().any(|&c| is_dup(c, set[j])) {
+                    cluster.push(set[j]);
+                    done[j] = true;
+                }
+            }
+            if cluster.len() == 1 {
+                out.push(set[i]);
+                continue;
+            }
+            let ids = |c: &[u32]| -> String {
+                c.iter()
+                    .map(|&ix| self.accounts[ix as usize].id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let all = ids(&cluster);
+            let mut kept = cluster.clone();
+            let mut used: Vec<&str> = Vec::new();
+            for &rule in rules {
+                if kept.len() <= 1 {
+                    break;
+                }
+                let next = self.duplicate_rule(rule, &kept);
+                if !next.is_empty() && next.len() < kept.len() {
+                    kept = next;
+                    used.push(rule.label());
+                }
+            }
+            if kept.len() > 1 {
+                let owner = &self.accounts[kept[0] as usize].owner_id;
+                if kept
+                    .iter()
+                    .all(|&ix| &self.accounts[ix as usize].owner_id == owner)
+                {
+                    kept.sort_by(|&a, &b| {
+                        self.accounts[a as usize]
+                            .id
+                            .cmp(&self.accounts[b as usize].id)
+                    });
+                    kept.truncate(1);
+                    used.push("the lowest id (they route to the same owner)");
+                }
+            }
+            if kept.len() == 1 {
+                steps.push(format!(
+                    "duplicate accounts {all} → {} as {}",
+                    self.accounts[kept[0] as usize].id,
+                    used.join(", then ")
+                ));
+            }
+            out.extend(kept);
+        }
+        out.sort_unstable();
+        *set = out;
+        steps
+    }
+
+    fn duplicate_rule(&self, rule: DuplicateTieBreaker, set: &[u32]) -> Vec<u32> {
+        let acc = |ix: u32| &self.accounts[ix as usize];
+        match rule {
+            DuplicateTieBreaker::ActiveOwner => set
+                .iter()
+                .copied()
+                .filter(|&a| matches!(acc(a).owner, OwnerState::Active | OwnerState::Unknown))
+                .collect(),
+            DuplicateTieBreaker::Parent => set
+                .iter()
+                .copied()
+                .filter(|&a| !set.iter().any(|&b| b != a && self.is_ancestor(b, a)))
+                .collect(),
+            DuplicateTieBreaker::Oldest => match set.iter().filter_map(|&a| acc(a).created).min() {
+                Some(min) => set
+                    .iter()
+                    .copied()
+                    .filter(|&a| acc(a).created == Some(min))
+                    .collect(),
+                None => set.to_vec(),
+            },
+            DuplicateTieBreaker::MostContacts => {
+                match set.iter().filter_map(|&a| acc(a).contacts).max() {
+                    Some(max) => set
+                        .iter()
+                        .copied()
+                        .filter(|&a| acc(a).contacts == Some(max))
+                        .collect(),
+                    None => set.to_vec(),
+                }
+            }
+        }
+    }
+
     /// `IBM` ↔ `International Business Machines`, only when exactly one organisation fits.
-    fn acronym_candidates(&self, name: &NameKey, scored: &mut Vec<(u32, f64, bool)>) {
+    fn acronym_candidates(&self, name: &NameKey, scored: &mut Vec<(u32, f64, How)>) {
         let score = self.config.name_threshold.max(0.9);
         let mut hits: Vec<u32> = Vec::new();
         if let Some(acronym) = name.as_acronym() {
@@ -801,7 +1205,7 @@ impl Matcher {
         if groups.len() == 1 {
             for ix in hits {
                 scored.retain(|(i, _, _)| *i != ix);
-                scored.push((ix, score, true));
+                scored.push((ix, score, How::Acronym));
             }
         }
     }

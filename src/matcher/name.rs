@@ -3,8 +3,9 @@
 //! common abbreviations), acronyms, token-aware similarity, and the inverted token index
 //! that keeps name matching from comparing every pair.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hasher};
+use std::sync::OnceLock;
 
 use rapidfuzz::fuzz;
 
@@ -157,8 +158,13 @@ fn canonical(token: &str) -> &str {
 /// Normalise a company name. `None` when nothing identifying is left (`""`, `"Inc."`,
 /// `"-"`).
 pub fn normalize(raw: &str) -> Option<NameKey> {
-    // Apostrophes join ("McDonald's" = "McDonalds"); everything else that is not a letter,
-    // digit, dot or slash separates tokens.
+    key_of_tokens(raw_tokens(raw))
+}
+
+/// Folded tokens of `raw`, before connectors, "The" and legal forms are removed.
+/// Apostrophes join ("McDonald's" = "McDonalds"); everything else that is not a letter,
+/// digit, dot or slash separates tokens.
+fn raw_tokens(raw: &str) -> Vec<String> {
     let folded = deunicode::deunicode(raw)
         .to_ascii_lowercase()
         .replace(['\'', '`'], "");
@@ -166,6 +172,10 @@ pub fn normalize(raw: &str) -> Option<NameKey> {
     for chunk in folded.split(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '/')) {
         push_chunk(chunk, &mut tokens);
     }
+    tokens
+}
+
+fn key_of_tokens(mut tokens: Vec<String>) -> Option<NameKey> {
     tokens.retain(|t| !CONNECTORS.contains(&t.as_str()));
     if tokens.len() > 1 && tokens[0] == "the" {
         tokens.remove(0);
@@ -181,6 +191,677 @@ pub fn normalize(raw: &str) -> Option<NameKey> {
         }
     }
     Some(NameKey::from_tokens(tokens))
+}
+
+/// Words that name a part of a company, not the company: departments, teams, divisions,
+/// offices, in the account book's languages (folded to ASCII).
+const UNIT_MARKERS: &[&str] = &[
+    "dept",
+    "dpt",
+    "dep",
+    "department",
+    "departments",
+    "dpto",
+    "departamento",
+    "departement",
+    "dipartimento",
+    "abteilung",
+    "abt",
+    "afdeling",
+    "afdelingen",
+    "avdelning",
+    "avdelningen",
+    "afdelning",
+    "osasto",
+    "dzial",
+    "team",
+    "teams",
+    "equipe",
+    "equipo",
+    "squadra",
+    "zespol",
+    "division",
+    "div",
+    "unit",
+    "bereich",
+    "ufficio",
+    "reparto",
+    "servicio",
+    "direction",
+    "direccion",
+    "direzione",
+    "office",
+    "desk",
+    "head",
+    "sektion",
+    "sezione",
+    "seccion",
+];
+
+/// Compound words ending in a unit marker (`personalabteilung`, `ekonomiavdelningen`).
+const UNIT_ENDINGS: &[&str] = &[
+    "abteilung",
+    "avdelningen",
+    "avdelning",
+    "afdelingen",
+    "afdeling",
+    "osasto",
+];
+
+/// Business functions, dropped only beside a unit marker ("Marketing Dept", "Abteilung
+/// Einkauf") or alone in a bracket or after a dash.
+const FUNCTIONS: &[&str] = &[
+    "sales",
+    "marketing",
+    "it",
+    "ict",
+    "hr",
+    "finance",
+    "finances",
+    "financial",
+    "accounting",
+    "legal",
+    "procurement",
+    "purchasing",
+    "support",
+    "customer",
+    "operations",
+    "ops",
+    "admin",
+    "administration",
+    "rd",
+    "research",
+    "development",
+    "engineering",
+    "management",
+    "office",
+    "commercial",
+    "comercial",
+    "commerciale",
+    "vertrieb",
+    "verkauf",
+    "einkauf",
+    "personal",
+    "buchhaltung",
+    "finanzen",
+    "edv",
+    "ventes",
+    "achats",
+    "comptabilite",
+    "rh",
+    "financiere",
+    "juridique",
+    "vendite",
+    "acquisti",
+    "amministrazione",
+    "ventas",
+    "compras",
+    "contabilidad",
+    "rrhh",
+    "verkoop",
+    "inkoop",
+    "financien",
+    "forsaljning",
+    "inkop",
+    "ekonomi",
+    "salg",
+    "indkob",
+    "okonomi",
+    "myynti",
+    "hankinta",
+    "talous",
+    "sprzedazy",
+    "sprzedaz",
+    "zakupow",
+    "ksiegowosc",
+    "financeiro",
+    "ti",
+    "vendas",
+    "services",
+    "service",
+    "client",
+    "clients",
+    "customers",
+    "recursos",
+    "humanos",
+    "human",
+    "resources",
+    "ressources",
+    "humaines",
+    "direction",
+    "generale",
+    "general",
+    "headquarters",
+    "it/ot",
+    "products",
+    "product",
+];
+
+/// Words joining a unit phrase ("Departamento de Marketing", "Head of Sales").
+const UNIT_JOINERS: &[&str] = &[
+    "of", "de", "des", "du", "la", "le", "der", "die", "das", "di", "del", "van", "for", "fur",
+    "och", "og", "ja", "i", "y", "e",
+];
+
+/// Regions and offices typed after a company's name.
+const REGIONS: &[&str] = &[
+    "emea",
+    "apac",
+    "amer",
+    "americas",
+    "latam",
+    "nordics",
+    "nordic",
+    "dach",
+    "benelux",
+    "europe",
+    "eu",
+    "asia",
+    "hq",
+    "headquarters",
+    "worldwide",
+    "zentrale",
+    "siege",
+    "sede",
+    "mena",
+    "anz",
+    "cee",
+    "uki",
+    "na",
+    "international",
+];
+
+/// Two-word regions.
+const REGION_PAIRS: &[[&str; 2]] = &[
+    ["north", "america"],
+    ["south", "america"],
+    ["latin", "america"],
+    ["middle", "east"],
+    ["asia", "pacific"],
+    ["head", "office"],
+];
+
+fn is_unit_marker(token: &str) -> bool {
+    UNIT_MARKERS.contains(&token)
+        || UNIT_ENDINGS
+            .iter()
+            .any(|e| token.len() > e.len() && token.ends_with(e))
+}
+
+/// Whether a token says nothing about which company: a unit, function, region, country
+/// or joining word.
+fn is_decoration(token: &str) -> bool {
+    static WORDS: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    WORDS
+        .get_or_init(|| {
+            [UNIT_MARKERS, FUNCTIONS, REGIONS, UNIT_JOINERS]
+                .into_iter()
+                .flatten()
+                .copied()
+                .collect()
+        })
+        .contains(token)
+        || UNIT_ENDINGS
+            .iter()
+            .any(|e| token.len() > e.len() && token.ends_with(e))
+        || super::country::country_of_name(token).is_some()
+}
+
+/// A shorter form of a typed company name, tried when the name as typed matches nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NameForm {
+    pub key: NameKey,
+    /// What was dropped, for the reason: `"(EMEA)"`, `"sales team"`.
+    pub dropped: String,
+    /// A country named in the dropped words ("Acme Germany").
+    pub country: Option<super::country::CountryCode>,
+}
+
+/// The forms of a typed company name without the words around it: text in brackets,
+/// text after a dash, slash or bar, department/team/function words beside a unit word,
+/// and trailing region and country words. Longest form first; none equals the name's
+/// own key. Empty when there is nothing to drop.
+pub fn core_forms(raw: &str) -> Vec<NameForm> {
+    let mut forms: Vec<NameForm> = Vec::new();
+    let full = normalize(raw).map(|k| k.key);
+    let mut dropped: Vec<String> = Vec::new();
+
+    // Brackets: drop their content.
+    let mut outside = String::with_capacity(raw.len());
+    let mut depth = 0usize;
+    let mut inside = String::new();
+    for ch in raw.chars() {
+        match ch {
+            '(' | '[' | '{' => {
+                depth += 1;
+                inside.push(' ');
+            }
+            ')' | ']' | '}' => {
+                depth = depth.saturating_sub(1);
+                outside.push(' ');
+            }
+            _ if depth > 0 => inside.push(ch),
+            _ => outside.push(ch),
+        }
+    }
+    if !inside.trim().is_empty() {
+        dropped.push(format!("({})", inside.trim()));
+    }
+    // Dashes, slashes, bars: keep the first part that is not only decoration.
+    let spaced = outside
+        .replace(['–', '—', '|', '·', ':'], " - ")
+        .replace(" / ", " - ")
+        .replace(" -", " - ")
+        .replace("- ", " - ");
+    let parts: Vec<&str> = spaced
+        .split(" - ")
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    let main = parts
+        .iter()
+        .position(|p| {
+            let tokens = raw_tokens(p);
+            !tokens.is_empty() && !tokens.iter().all(|t| is_decoration(t))
+        })
+        .unwrap_or(0);
+    for (i, part) in parts.iter().enumerate() {
+        if i != main {
+            dropped.push(format!("\"{part}\""));
+        }
+    }
+    let mut tokens = parts.get(main).map(|p| raw_tokens(p)).unwrap_or_default();
+    let mut country = None;
+    let mut push = |tokens: &[String], dropped: &[String], country| {
+        if let Some(key) = key_of_tokens(tokens.to_vec())
+            && Some(&key.key) != full.as_ref()
+            && !forms.iter().any(|f| f.key.key == key.key)
+        {
+            forms.push(NameForm {
+                key,
+                dropped: dropped.join(", "),
+                country,
+            });
+        }
+    };
+    push(&tokens, &dropped, country);
+    // Trailing unit phrases, regions and countries, one at a time.
+    for _ in 0..6 {
+        if tokens.len() < 2 {
+            break;
+        }
+        let n = tokens.len();
+        let last = tokens[n - 1].as_str();
+        let cut = if is_unit_marker(last) {
+            // "Marketing Dept", "Sales Team", "Customer Support Team".
+            let mut at = n - 1;
+            while at > 1 && FUNCTIONS.contains(&tokens[at - 1].as_str()) {
+                at -= 1;
+            }
+            Some(at)
+        } else if let Some(marker) = (1..n).rev().take(4).find(|&i| is_unit_marker(&tokens[i]))
+            && tokens[marker + 1..]
+                .iter()
+                .all(|t| FUNCTIONS.contains(&t.as_str()) || UNIT_JOINERS.contains(&t.as_str()))
+        {
+            // "Abteilung Einkauf", "Departamento de Marketing", "Team Marketing".
+            Some(marker)
+        } else if n >= 3
+            && REGION_PAIRS
+                .iter()
+                .any(|pair| tokens[n - 2] == pair[0] && tokens[n - 1] == pair[1])
+        {
+            Some(n - 2)
+        } else if REGIONS.contains(&last) {
+            Some(n - 1)
+        } else if n >= 3
+            && let Some(code) =
+                super::country::country_of_name(&format!("{} {}", tokens[n - 2], last))
+        {
+            country = Some(code);
+            Some(n - 2)
+        } else if let Some(code) = super::country::country_of_name(last) {
+            country = Some(code);
+            Some(n - 1)
+        } else {
+            None
+        };
+        let Some(at) = cut.filter(|&at| at >= 1) else {
+            break;
+        };
+        dropped.push(format!("\"{}\"", tokens[at..].join(" ")));
+        tokens.truncate(at);
+        // A legal form before the dropped words ("Acme GmbH Vertrieb") goes too.
+        push(&tokens, &dropped, country);
+    }
+    forms
+}
+
+/// Values of the company field that are not a company, folded, in the account book's
+/// languages: no employer, a placeholder, a status.
+const NOT_COMPANY_WORDS: &[&str] = &[
+    "self",
+    "employed",
+    "selfemployed",
+    "freelance",
+    "freelancer",
+    "freelancing",
+    "independent",
+    "consultant",
+    "contractor",
+    "student",
+    "studentin",
+    "retired",
+    "retiree",
+    "none",
+    "nil",
+    "null",
+    "na",
+    "nvt",
+    "private",
+    "privat",
+    "privately",
+    "personal",
+    "person",
+    "home",
+    "homemaker",
+    "housewife",
+    "unemployed",
+    "jobless",
+    "not",
+    "applicable",
+    "no",
+    "yet",
+    "unknown",
+    "individual",
+    "myself",
+    "sole",
+    "trader",
+    "proprietor",
+    "test",
+    "xxx",
+    "selbststandig",
+    "selbstandig",
+    "freiberufler",
+    "freiberuflich",
+    "freiberuflerin",
+    "rentner",
+    "rentnerin",
+    "pensionar",
+    "keine",
+    "kein",
+    "angabe",
+    "privatperson",
+    "arbeitslos",
+    "ohne",
+    "independant",
+    "auto",
+    "entrepreneur",
+    "autoentrepreneur",
+    "retraite",
+    "retraitee",
+    "etudiant",
+    "etudiante",
+    "particulier",
+    "aucune",
+    "aucun",
+    "sans",
+    "emploi",
+    "libero",
+    "professionista",
+    "pensionato",
+    "pensionata",
+    "studente",
+    "privato",
+    "privata",
+    "nessuna",
+    "nessuno",
+    "autonomo",
+    "autonoma",
+    "jubilado",
+    "jubilada",
+    "estudiante",
+    "particular",
+    "ninguna",
+    "ninguno",
+    "sin",
+    "empresa",
+    "zzp",
+    "zzper",
+    "zelfstandige",
+    "zelfstandig",
+    "gepensioneerd",
+    "geen",
+    "egenforetagare",
+    "ingen",
+    "selvstaendig",
+    "selvstendig",
+    "pensionist",
+    "studerende",
+    "yrittaja",
+    "elakelainen",
+    "opiskelija",
+    "yksityinen",
+    "ei",
+    "ole",
+    "samozatrudniony",
+    "emeryt",
+    "emerytka",
+    "prywatnie",
+    "prywatny",
+    "brak",
+    "aposentado",
+    "aposentada",
+    "estudante",
+    "nenhuma",
+    "nenhum",
+    "company",
+    "employer",
+    "work",
+    "job",
+    "self-employed",
+];
+
+/// Large cities of the countries the account book covers, folded, as people type them in
+/// the company field.
+const CITIES: &[&str] = &[
+    "london",
+    "manchester",
+    "birmingham",
+    "edinburgh",
+    "berlin",
+    "munchen",
+    "munich",
+    "hamburg",
+    "frankfurt",
+    "koln",
+    "cologne",
+    "stuttgart",
+    "dusseldorf",
+    "paris",
+    "lyon",
+    "marseille",
+    "toulouse",
+    "milano",
+    "milan",
+    "roma",
+    "rome",
+    "torino",
+    "turin",
+    "napoli",
+    "madrid",
+    "barcelona",
+    "valencia",
+    "sevilla",
+    "amsterdam",
+    "rotterdam",
+    "den haag",
+    "utrecht",
+    "stockholm",
+    "goteborg",
+    "gothenburg",
+    "malmo",
+    "kobenhavn",
+    "copenhagen",
+    "aarhus",
+    "helsinki",
+    "espoo",
+    "tampere",
+    "warszawa",
+    "warsaw",
+    "krakow",
+    "wroclaw",
+    "tokyo",
+    "osaka",
+    "yokohama",
+    "sydney",
+    "melbourne",
+    "brisbane",
+    "sao paulo",
+    "rio de janeiro",
+    "moscow",
+    "moskva",
+    "saint petersburg",
+    "shanghai",
+    "beijing",
+    "shenzhen",
+    "seoul",
+    "busan",
+    "new york",
+    "new york city",
+    "nyc",
+    "chicago",
+    "san francisco",
+    "los angeles",
+    "boston",
+    "seattle",
+    "austin",
+    "vienna",
+    "wien",
+    "zurich",
+    "geneva",
+    "dublin",
+    "brussels",
+    "lisbon",
+    "oslo",
+    "prague",
+    "budapest",
+];
+
+/// Universities, in the account book's languages.
+const UNIVERSITY_WORDS: &[&str] = &[
+    "university",
+    "universitat",
+    "universite",
+    "universidad",
+    "universita",
+    "universiteit",
+    "universitet",
+    "uniwersytet",
+    "yliopisto",
+    "universidade",
+    "tu",
+    "eth",
+    "epfl",
+    "college",
+    "hochschule",
+];
+
+/// Parts of a university.
+const ACADEMIC_UNITS: &[&str] = &[
+    "department",
+    "dept",
+    "faculty",
+    "faculte",
+    "facultad",
+    "fakultat",
+    "faculteit",
+    "school",
+    "institut",
+    "institute",
+    "instituto",
+    "istituto",
+    "lehrstuhl",
+    "chair",
+    "dipartimento",
+    "departamento",
+    "departement",
+    "laboratory",
+    "labs",
+    "center",
+    "lab",
+    "division",
+    "group",
+];
+
+static NOT_COMPANY_SET: OnceLock<HashSet<&'static str>> = OnceLock::new();
+static CITY_SET: OnceLock<HashSet<&'static str>> = OnceLock::new();
+
+/// A word list as a set, built on first use.
+fn lexicon(
+    cell: &'static OnceLock<HashSet<&'static str>>,
+    words: &'static [&'static str],
+) -> &'static HashSet<&'static str> {
+    cell.get_or_init(|| words.iter().copied().collect())
+}
+
+/// Whether `raw` may carry words around the company name that [`core_forms`] would drop:
+/// brackets, dashes, slashes or bars, or a decoration word among the name's tokens. A
+/// cheap test that spares most names the work of building forms.
+pub fn may_have_decoration(raw: &str, key: &NameKey) -> bool {
+    raw.contains(['(', '[', '{', '-', '–', '—', '/', '|', '·', ':'])
+        || key.tokens.iter().any(|t| is_decoration(t))
+        || key
+            .tokens
+            .last()
+            .is_some_and(|last| REGION_PAIRS.iter().any(|pair| pair[1] == last))
+}
+
+/// Why a company value is not a company, or `None` when it may be one.
+///
+/// `person` holds the person's first and/or last name as given. The value is no company
+/// when every word of it is a no-employer/placeholder word ("self-employed", "n/a",
+/// "Keine Angabe"), when it is the person's own name (or initials and surname), a city,
+/// a country, or a part of a university ("Department of Physics, University of Lyon").
+pub fn not_a_company(key: &NameKey, person: &[&str]) -> Option<&'static str> {
+    let tokens = &key.tokens;
+    if tokens
+        .iter()
+        .all(|t| lexicon(&NOT_COMPANY_SET, NOT_COMPANY_WORDS).contains(t.as_str()))
+    {
+        return Some("a placeholder, not a company");
+    }
+    if !person.is_empty() {
+        let own: Vec<String> = person.iter().flat_map(|p| raw_tokens(p)).collect();
+        let surname_seen = tokens.iter().any(|t| t.len() > 1 && own.contains(t));
+        if surname_seen
+            && tokens.iter().all(|t| {
+                own.contains(t) || (t.len() == 1 && own.iter().any(|o| o.starts_with(t.as_str())))
+            })
+        {
+            return Some("the person's own name");
+        }
+    }
+    if lexicon(&CITY_SET, CITIES).contains(key.key.as_str()) {
+        return Some("a city");
+    }
+    if key.key.len() > 2 && super::country::country_of_name(&key.key).is_some() {
+        return Some("a country");
+    }
+    if tokens
+        .iter()
+        .any(|t| UNIVERSITY_WORDS.contains(&t.as_str()))
+        && tokens.iter().any(|t| ACADEMIC_UNITS.contains(&t.as_str()))
+        || tokens.iter().any(|t| {
+            matches!(
+                t.as_str(),
+                "lehrstuhl" | "faculty" | "fakultat" | "faculteit" | "facultad" | "faculte"
+            )
+        })
+    {
+        return Some("a university department");
+    }
+    None
 }
 
 /// Split a chunk containing `.` or `/`: dotted initials join (`s.p.a.` → `spa`,
@@ -234,6 +915,78 @@ fn strip_legal_forms(tokens: &mut Vec<String>) {
     }
 }
 
+/// Words a company adds to its name in another of its domains (`acme-group.com`,
+/// `acmeglobal.com`, `acme-deutschland.de`, `getacme.com`).
+const DOMAIN_FILLERS: &[&str] = &[
+    "group",
+    "grp",
+    "global",
+    "intl",
+    "international",
+    "corp",
+    "corporate",
+    "inc",
+    "co",
+    "company",
+    "holding",
+    "holdings",
+    "hq",
+    "mail",
+    "online",
+    "web",
+    "the",
+    "get",
+    "my",
+    "go",
+    "try",
+    "world",
+    "worldwide",
+    "europe",
+    "emea",
+    "apac",
+    "americas",
+    "gmbh",
+    "ag",
+    "ltd",
+    "llc",
+    "sa",
+    "bv",
+    "ab",
+    "as",
+    "oy",
+    "spa",
+    "srl",
+    "plc",
+    "team",
+    "official",
+    "app",
+    "hq",
+    "net",
+    "digital",
+    "brands",
+    "family",
+];
+
+/// Whether `rest` (lower-case letters) is one or two filler words or country names or
+/// codes: what a company's other domain adds to its name.
+pub fn is_domain_filler(rest: &str) -> bool {
+    let one = |w: &str| {
+        DOMAIN_FILLERS.contains(&w)
+            || COUNTRY_LABELS.contains(&w)
+            || (w.len() > 2 && super::country::country_of_name(w).is_some())
+    };
+    one(rest)
+        || (2..rest.len().saturating_sub(1))
+            .any(|i| rest.is_char_boundary(i) && one(&rest[..i]) && one(&rest[i..]))
+}
+
+/// Country codes as they appear in domain labels (`acme-de.com`, `acmeuk.com`).
+const COUNTRY_LABELS: &[&str] = &[
+    "us", "uk", "gb", "de", "fr", "it", "es", "nl", "se", "dk", "fi", "no", "pl", "jp", "au", "br",
+    "ru", "cn", "kr", "at", "ch", "be", "ie", "pt", "ca", "mx", "in", "sg", "hk", "nz", "za", "eu",
+    "cz", "hu", "tr", "ar", "cl", "co", "lu",
+];
+
 impl NameKey {
     fn from_tokens(tokens: Vec<String>) -> NameKey {
         let key = tokens.join(" ");
@@ -241,9 +994,14 @@ impl NameKey {
         sorted_tokens.sort_unstable();
         let sorted = sorted_tokens.join(" ");
         let compact = tokens.concat();
+        // A country word in an entity's name ("Nexfal Systems Suomi") is not one of the
+        // company's initials.
         let significant: Vec<&String> = tokens
             .iter()
-            .filter(|t| !ACRONYM_SKIP.contains(&t.as_str()))
+            .filter(|t| {
+                !ACRONYM_SKIP.contains(&t.as_str())
+                    && (t.len() <= 3 || super::country::country_of_name(t).is_none())
+            })
             .collect();
         let acronym = (significant.len() >= 3
             && significant
@@ -270,6 +1028,49 @@ impl NameKey {
             && (3..=6).contains(&self.key.len())
             && self.key.bytes().all(|b| b.is_ascii_alphabetic()))
         .then_some(self.key.as_str())
+    }
+}
+
+/// Whether `typed` is `key` with one typo — one letter inserted, dropped or replaced, or
+/// two neighbours swapped — in one token of five letters or more that `known` says no
+/// account uses (a real word of another company is no typo). Every other token is equal.
+pub fn one_typo_apart(typed: &NameKey, key: &NameKey, known: impl Fn(&str) -> bool) -> bool {
+    if typed.tokens.len() != key.tokens.len() {
+        return false;
+    }
+    let mut diff = None;
+    for (a, b) in typed.tokens.iter().zip(&key.tokens) {
+        if a != b {
+            if diff.is_some() {
+                return false;
+            }
+            diff = Some((a, b));
+        }
+    }
+    diff.is_some_and(|(a, b)| {
+        a.len() >= 5 && b.len() >= 5 && !known(a) && within_one_edit(a.as_bytes(), b.as_bytes())
+    })
+}
+
+/// Optimal-string-alignment distance of at most one.
+fn within_one_edit(a: &[u8], b: &[u8]) -> bool {
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    match long.len() - short.len() {
+        0 => {
+            let diffs: Vec<usize> = (0..a.len()).filter(|&i| a[i] != b[i]).collect();
+            match diffs[..] {
+                [_] => true,
+                [i, j] => j == i + 1 && a[i] == b[j] && a[j] == b[i],
+                _ => false,
+            }
+        }
+        1 => {
+            let first = (0..short.len())
+                .find(|&i| short[i] != long[i])
+                .unwrap_or(short.len());
+            short[first..] == long[first + 1..]
+        }
+        _ => false,
     }
 }
 

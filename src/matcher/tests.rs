@@ -51,6 +51,7 @@ fn input(email: &str, company: &str, country: &str) -> MatchInput {
         website: None,
         country: opt(country),
         primary_account: None,
+        person_name: None,
     }
 }
 
@@ -135,16 +136,28 @@ fn near_names_of_other_companies_are_not_matched() {
 }
 
 #[test]
-fn two_unrelated_accounts_with_the_same_name_are_ambiguous_not_guessed() {
+fn two_unrelated_accounts_with_the_same_name_are_ambiguous_unless_the_country_separates_them() {
     let mut us = account("1", "Summit Consulting LLC", "summitconsulting.com");
     us.country = Some("US".into());
     let mut uk = account("2", "Summit Consulting Ltd", "summit-consulting.co.uk");
     uk.country = Some("GB".into());
     let m = matcher(&[us, uk]);
+    for country in ["", "France"] {
+        let r = m.match_input(&input("a@gmail.com", "Summit Consulting", country));
+        assert_eq!(r.status, MatchStatus::Ambiguous, "{country}: {r:?}");
+        assert_eq!(r.candidates.len(), 2);
+        assert_eq!(r.account_id, None);
+        assert!(r.reason.contains("2 different companies"), "{}", r.reason);
+    }
     let r = m.match_input(&input("a@gmail.com", "Summit Consulting", "United Kingdom"));
-    assert_eq!(r.status, MatchStatus::Ambiguous);
-    assert_eq!(r.candidates.len(), 2);
-    assert_eq!(r.account_id, None);
+    assert_eq!(matched_id(&r), Some("2"), "{r:?}");
+    assert!(r.reason.contains("country GB"), "{}", r.reason);
+    // The email domain or the website separates them too.
+    let r = m.match_input(&input("a@summitconsulting.com", "Summit Consulting", ""));
+    assert_eq!(matched_id(&r), Some("1"));
+    let mut q = input("a@gmail.com", "Summit Consulting", "");
+    q.website = Some("https://www.summit-consulting.co.uk/".into());
+    assert_eq!(matched_id(&m.match_input(&q)), Some("2"));
 }
 
 #[test]
@@ -213,18 +226,204 @@ fn crm_duplicates_prefer_the_one_with_an_active_owner_and_otherwise_abstain() {
     a.owner_id = Some(OwnerId::new("gone"));
     let mut b = account("b", "ACME Inc.", "acme.com");
     b.owner_id = Some(OwnerId::new("rep"));
-    let owners = [owner("gone", false), owner("rep", true)];
+    let owners = [
+        owner("gone", false),
+        owner("rep", true),
+        owner("rep2", true),
+    ];
     let m = Matcher::new(&[a.clone(), b.clone()], &owners, &MatcherConfig::default());
     let r = m.match_input(&input("x@acme.com", "", ""));
     assert_eq!(matched_id(&r), Some("b"));
     assert!(r.reason.contains("active owner"), "{}", r.reason);
-    // Indistinguishable duplicates: ambiguous, with both candidates.
+    // Indistinguishable duplicates owned by the same rep route the same: the lowest id.
     let mut b2 = b.clone();
     b2.id = RecordId::new("b2");
-    let m = Matcher::new(&[b, b2], &owners, &MatcherConfig::default());
+    let m = Matcher::new(&[b2.clone(), b.clone()], &owners, &MatcherConfig::default());
     let r = m.match_input(&input("x@acme.com", "", ""));
-    assert_eq!(r.status, MatchStatus::Ambiguous);
-    assert_eq!(r.candidates.len(), 2);
+    assert_eq!(matched_id(&r), Some("b"), "{r:?}");
+    assert!(r.reason.contains("same owner"), "{}", r.reason);
+    // Owned by different active reps and nothing else to go on: ambiguous, both shown.
+    b2.owner_id = Some(OwnerId::new("rep2"));
+    let m = Matcher::new(&[b.clone(), b2.clone()], &owners, &MatcherConfig::default());
+    for q in [
+        input("x@acme.com", "", ""),
+        input("x@gmail.com", "Acme", ""),
+    ] {
+        let r = m.match_input(&q);
+        assert_eq!(r.status, MatchStatus::Ambiguous, "{r:?}");
+        assert_eq!(r.candidates.len(), 2);
+    }
+}
+
+#[test]
+fn crm_duplicates_are_separated_by_age_then_contacts_and_the_policy_can_turn_that_off() {
+    let owners = [owner("rep", true), owner("rep2", true)];
+    let mut old = account("z-old", "Acme GmbH", "acme.de");
+    old.owner_id = Some(OwnerId::new("rep"));
+    old.created_at = Some(Utc.with_ymd_and_hms(2019, 5, 1, 0, 0, 0).unwrap());
+    let mut new = account("a-new", "ACME", "https://www.acme.de/");
+    new.owner_id = Some(OwnerId::new("rep2"));
+    new.created_at = Some(Utc.with_ymd_and_hms(2024, 2, 1, 0, 0, 0).unwrap());
+    let m = Matcher::new(
+        &[old.clone(), new.clone()],
+        &owners,
+        &MatcherConfig::default(),
+    );
+    let r = m.match_input(&input("x@gmx.de", "Acme", "DE"));
+    assert_eq!(matched_id(&r), Some("z-old"), "{r:?}");
+    assert!(r.reason.contains("older record"), "{}", r.reason);
+    assert!(r.reason.contains("duplicate accounts"), "{}", r.reason);
+    // Same age: the one with more contacts.
+    new.created_at = old.created_at;
+    new.fields
+        .insert("num_associated_contacts".into(), "40".into());
+    old.fields
+        .insert("num_associated_contacts".into(), "3".into());
+    let m = Matcher::new(
+        &[old.clone(), new.clone()],
+        &owners,
+        &MatcherConfig::default(),
+    );
+    let r = m.match_input(&input("x@acme.de", "", ""));
+    assert_eq!(matched_id(&r), Some("a-new"), "{r:?}");
+    assert!(r.reason.contains("more contacts"), "{}", r.reason);
+    // A parent/child pair of one name: the parent.
+    let only_parent = MatcherConfig {
+        tie_breakers: Vec::new(),
+        duplicate_tie_breakers: vec![DuplicateTieBreaker::Parent],
+        ..MatcherConfig::default()
+    };
+    let mut child = new.clone();
+    child.parent_id = Some(RecordId::new("z-old"));
+    let m = Matcher::new(&[old.clone(), child], &owners, &only_parent);
+    let r = m.match_input(&input("x@gmail.com", "Acme", ""));
+    assert_eq!(matched_id(&r), Some("z-old"), "{r:?}");
+    assert!(r.reason.contains("the parent"), "{}", r.reason);
+    // No duplicate tie-breakers: duplicates that route differently are left to a person.
+    let abstain = MatcherConfig {
+        tie_breakers: Vec::new(),
+        duplicate_tie_breakers: Vec::new(),
+        ..MatcherConfig::default()
+    };
+    let m = Matcher::new(&[old, new], &owners, &abstain);
+    let r = m.match_input(&input("x@acme.de", "", ""));
+    assert_eq!(r.status, MatchStatus::Ambiguous, "{r:?}");
+}
+
+#[test]
+fn words_around_the_name_do_not_hide_the_company() {
+    let mut acme = account("1", "Acme Corp", "acme.com");
+    acme.country = Some("US".into());
+    let mut de = account("2", "Acme GmbH", "acme.de");
+    de.country = Some("DE".into());
+    de.parent_id = Some(RecordId::new("1"));
+    let m = matcher(&[acme, de, account("3", "Acme Capital", "acmecapital.com")]);
+    for typed in [
+        "Acme – Sales team",
+        "Acme Corp (EMEA)",
+        "Acme Marketing Dept",
+        "Acme / IT",
+        "ACME INC. - Vertrieb",
+        "Acme (Abteilung Einkauf)",
+        "Acme Departamento de Marketing",
+        "Sales - Acme",
+        "Acme North America",
+        "Acme Inc [USA]",
+    ] {
+        let r = m.match_input(&input("a@gmail.com", typed, ""));
+        assert_eq!(matched_id(&r), Some("1"), "{typed}: {r:?}");
+        assert!(r.reason.contains("form without"), "{typed}: {}", r.reason);
+    }
+    // A country word picks the country entity.
+    let r = m.match_input(&input("a@gmail.com", "Acme Germany", ""));
+    assert_eq!(matched_id(&r), Some("2"), "{r:?}");
+    // The words go, not the company's own: "Acme Capital (EMEA)" is Acme Capital.
+    let r = m.match_input(&input("a@gmail.com", "Acme Capital (EMEA)", ""));
+    assert_eq!(matched_id(&r), Some("3"), "{r:?}");
+    let r = m.match_input(&input("a@gmail.com", "Acme Rockets - Sales", ""));
+    assert_eq!(r.status, MatchStatus::Unmatched, "{r:?}");
+}
+
+#[test]
+fn values_that_are_not_companies_never_match() {
+    let m = matcher(&[
+        account("1", "Novak GmbH", "novak.de"),
+        account("2", "Private Equity Partners", "pep.com"),
+        account("3", "Berlin Partners GmbH", "berlin-partners.de"),
+        account("4", "None Ltd", "none.co.uk"),
+        account("5", "Lyon", "lyon-sa.fr"),
+    ]);
+    for typed in [
+        "Self-employed",
+        "self employed",
+        "Freelance",
+        "Student",
+        "Retired",
+        "None",
+        "n/a",
+        "Private",
+        "home",
+        "-",
+        "Selbstständig",
+        "Keine Angabe",
+        "Indépendant",
+        "Autónomo",
+        "Libero professionista",
+        "ZZP",
+        "Egenföretagare",
+        "Lyon",
+        "München",
+        "Department of Physics, University of Lyon",
+        "Institut für Informatik, Universität Wien",
+    ] {
+        let r = m.match_input(&input("a@gmail.com", typed, "DE"));
+        assert_eq!(r.status, MatchStatus::Unmatched, "{typed}: {r:?}");
+    }
+    // The person's own name, in full or as the surname.
+    for typed in ["Tomas Novak", "Novak", "T. Novak"] {
+        let mut q = input("tomas.novak@gmail.com", typed, "DE");
+        q.person_name = Some("Tomas Novak".into());
+        let r = m.match_input(&q);
+        assert_eq!(r.status, MatchStatus::Unmatched, "{typed}: {r:?}");
+        assert!(r.reason.contains("own name"), "{}", r.reason);
+    }
+    // Someone else typing the company's name still matches it.
+    let mut q = input("anna.berg@gmail.com", "Novak GmbH", "DE");
+    q.person_name = Some("Anna Berg".into());
+    assert_eq!(matched_id(&m.match_input(&q)), Some("1"));
+}
+
+#[test]
+fn an_unlisted_company_domain_does_not_count_against_a_clear_name() {
+    let m = matcher(&[account("1", "Voralum Foods Inc", "voralumfoods.com")]);
+    for email in [
+        "a@voralumfoods-group.com",
+        "a@voralumfoods.de",
+        "a@voralumfoodsglobal.com",
+        "a@newbrand.io",
+    ] {
+        let r = m.match_input(&input(email, "Voralum Foods", "US"));
+        assert_eq!(matched_id(&r), Some("1"), "{email}: {r:?}");
+        let domain = email.split_once('@').unwrap().1;
+        assert!(r.reason.contains(domain), "{}", r.reason);
+    }
+    // A domain that names a longer, other company is left to a person.
+    let r = m.match_input(&input("a@voralumfoodsrobotics.com", "Voralum Foods", "US"));
+    assert_eq!(r.status, MatchStatus::Ambiguous, "{r:?}");
+}
+
+#[test]
+fn a_brand_that_is_the_companys_domain_label_finds_the_company() {
+    let m = matcher(&[
+        account("1", "Tekvin Industries Ltd", "https://www.zanfel.com"),
+        account("2", "Anfel Corp", "anfel.com"),
+    ]);
+    let r = m.match_input(&input("a@gmail.com", "Zanfel", ""));
+    assert_eq!(matched_id(&r), Some("1"), "{r:?}");
+    assert!(r.reason.contains("zanfel.com"), "{}", r.reason);
+    // A website typed into the company field is a website.
+    let r = m.match_input(&input("a@gmail.com", "www.zanfel.com", ""));
+    assert_eq!(matched_id(&r), Some("1"), "{r:?}");
 }
 
 #[test]
@@ -420,10 +619,11 @@ mod properties {
             let m = small_matcher();
             let q = MatchInput {
                 email: Some(email),
-                company: Some(company),
+                company: Some(company.clone()),
                 website: Some(website),
                 country: Some(country),
                 primary_account: None,
+                person_name: Some(company.clone()),
             };
             let a = m.match_input(&q);
             let b = m.match_input(&q);

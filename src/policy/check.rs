@@ -15,6 +15,7 @@ use super::model::*;
 use super::raw::*;
 use super::{PolicyIssue, Severity};
 use crate::domain::OwnerId;
+use crate::matcher::DuplicateTieBreaker;
 use crate::matcher::country::{CountryCode, country_code};
 use crate::reconcile::matching::MatchStatus;
 
@@ -198,6 +199,32 @@ impl<'a> Checker<'a> {
                     "use a number of days ≥ 0 (0 turns manual-override protection off)",
                 ),
             }
+        }
+        if let Some(list) = raw.duplicate_tie_breakers {
+            let mut breakers = Vec::new();
+            for item in list.into_inner() {
+                match DuplicateTieBreaker::parse(item.get_ref()) {
+                    Some(b) if breakers.contains(&b) => self.error(
+                        item.span(),
+                        format!(
+                            "settings.duplicate_tie_breakers lists {:?} twice",
+                            item.get_ref()
+                        ),
+                        "name each tie-breaker once",
+                    ),
+                    Some(b) => breakers.push(b),
+                    None => self.error(
+                        item.span(),
+                        format!(
+                            "settings.duplicate_tie_breakers: unknown tie-breaker {:?}",
+                            item.get_ref()
+                        ),
+                        "use active_owner, parent, oldest or most_contacts, in the order to \
+                         apply them (an empty list never picks among duplicates)",
+                    ),
+                }
+            }
+            settings.duplicate_tie_breakers = breakers;
         }
         (raw.name.map(|n| n.into_inner()), settings)
     }

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::domain::OwnerId;
 use crate::matcher::country::CountryCode;
+use crate::matcher::{DuplicateTieBreaker, MatcherConfig};
 use crate::reconcile::matching::MatchStatus;
 
 /// A checked routing policy. Built by [`crate::policy::load`] or [`crate::policy::parse`].
@@ -42,6 +43,10 @@ pub struct Settings {
     pub sticky: bool,
     /// Keep a human's ownership change made within this many days.
     pub manual_override_days: Option<u32>,
+    /// `duplicate_tie_breakers`: how the matcher picks one of several CRM duplicates of
+    /// one company, in order (see [`MatcherConfig::duplicate_tie_breakers`]); empty: it
+    /// never picks among duplicates.
+    pub duplicate_tie_breakers: Vec<DuplicateTieBreaker>,
 }
 
 impl Default for Settings {
@@ -49,6 +54,18 @@ impl Default for Settings {
         Settings {
             sticky: true,
             manual_override_days: None,
+            duplicate_tie_breakers: DuplicateTieBreaker::DEFAULT.to_vec(),
+        }
+    }
+}
+
+impl Settings {
+    /// The matcher configuration this policy asks for: the defaults with the policy's
+    /// duplicate tie-breakers.
+    pub fn matcher_config(&self) -> MatcherConfig {
+        MatcherConfig {
+            duplicate_tie_breakers: self.duplicate_tie_breakers.clone(),
+            ..MatcherConfig::default()
         }
     }
 }

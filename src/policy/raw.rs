@@ -34,6 +34,7 @@ pub(crate) struct RawSettings {
     pub name: Option<Spanned<String>>,
     pub sticky: Option<Spanned<bool>>,
     pub manual_override_days: Option<Spanned<i64>>,
+    pub duplicate_tie_breakers: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -131,6 +131,42 @@ fn a_policy_without_a_default_rule_is_rejected() {
 }
 
 #[test]
+fn duplicate_tie_breakers_default_parse_and_reject_unknown_or_repeated_names() {
+    use crate::matcher::DuplicateTieBreaker as D;
+    let tail = "[default]\naction = \"exception\"\n";
+    let (p, _) = parse("p.toml", tail).unwrap();
+    assert_eq!(
+        p.settings.matcher_config().duplicate_tie_breakers,
+        D::DEFAULT.to_vec()
+    );
+    let text = format!("[settings]\nduplicate_tie_breakers = [\"oldest\", \"parent\"]\n{tail}");
+    let (p, _) = parse("p.toml", &text).unwrap();
+    assert_eq!(
+        p.settings.duplicate_tie_breakers,
+        vec![D::Oldest, D::Parent]
+    );
+    let text = format!("[settings]\nduplicate_tie_breakers = []\n{tail}");
+    let (p, _) = parse("p.toml", &text).unwrap();
+    assert!(
+        p.settings
+            .matcher_config()
+            .duplicate_tie_breakers
+            .is_empty()
+    );
+    let text = format!(
+        "[settings]\nduplicate_tie_breakers = [\"oldest\", \"newest\", \"oldest\"]\n{tail}"
+    );
+    let got = issues(&text).join("\n");
+    assert!(
+        got.contains("p.toml:2:")
+            && got.contains("unknown tie-breaker \"newest\"")
+            && got.contains("active_owner, parent, oldest or most_contacts"),
+        "{got}"
+    );
+    assert!(got.contains("lists \"oldest\" twice"), "{got}");
+}
+
+#[test]
 fn overlapping_rules_are_warned_about() {
     let text = r#"
 [reps.a]

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::ledger::Ledger;
-use super::matching::{Matcher, MatcherConfig};
+use super::matching::Matcher;
 use super::route::{Decision, Outcome};
 use crate::domain::Snapshot;
 use crate::policy::Policy;
@@ -47,11 +47,17 @@ pub fn diff(
     ledger: &Ledger,
     now: DateTime<Utc>,
 ) -> PolicyDiff {
-    let matcher = Matcher::new(
-        &snapshot.accounts,
-        &snapshot.owners,
-        &MatcherConfig::default(),
-    );
+    // Each policy matches with its own duplicate tie-breakers; one matcher when equal.
+    let matcher_for = |p: &Policy| {
+        Matcher::new(
+            &snapshot.accounts,
+            &snapshot.owners,
+            &p.settings.matcher_config(),
+        )
+    };
+    let matcher = matcher_for(old);
+    let new_matcher =
+        (new.settings.matcher_config() != old.settings.matcher_config()).then(|| matcher_for(new));
     let mut before = Vec::with_capacity(snapshot.people.len());
     let mut scratch = ledger.clone();
     let mut d = PolicyDiff {
@@ -75,7 +81,7 @@ pub fn diff(
     super::decide_all(
         snapshot,
         new,
-        &matcher,
+        new_matcher.as_ref().unwrap_or(&matcher),
         &mut scratch,
         now,
         None,

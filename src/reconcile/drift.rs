@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::ledger::Ledger;
-use super::matching::{MatchStatus, Matcher, MatcherConfig};
+use super::matching::{MatchStatus, Matcher};
 use super::route::{Decision, Outcome, Via};
 use crate::domain::{
     AccountRecord, CrmKind, OwnerId, OwnerRecord, PersonRecord, RecordId, Snapshot,
@@ -224,7 +224,7 @@ pub fn build(
     let matcher = Matcher::new(
         &snapshot.accounts,
         &snapshot.owners,
-        &MatcherConfig::default(),
+        &policy.settings.matcher_config(),
     );
     let mut scratch = ledger.clone();
     let mut b = Builder {

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::ledger::Ledger;
-use super::matching::{Matcher, MatcherConfig};
+use super::matching::Matcher;
 use super::route::{Engine, Outcome};
 use crate::domain::{
     AccountLink, AccountRecord, ObjectKind, OwnerId, OwnerKind, OwnerRecord, PersonRecord,
@@ -302,7 +302,7 @@ pub fn run(file: &FixtureFile, policy: &Policy) -> Vec<CaseResult> {
         let matcher = Matcher::new(
             &snapshot.accounts,
             &snapshot.owners,
-            &MatcherConfig::default(),
+            &policy.settings.matcher_config(),
         );
         let person = &snapshot.people[0];
         let m = matcher.match_person(person);

@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::{CrmKind, ObjectKind, OwnerId, PersonRecord, RecordId, Snapshot};
 use crate::policy::Policy;
 pub use ledger::Ledger;
-use matching::{MatchResult, Matcher, MatcherConfig};
+use matching::{MatchResult, Matcher};
 pub use plan::{OwnerNames, Plan, PlannedChange, PlannedException, RepDelta};
 pub use route::{Decision, Engine, Outcome, Trace, Via};
 pub use warm::{ApplyMode, Warm};
@@ -39,7 +39,7 @@ pub fn plan(snapshot: &Snapshot, policy: &Policy, ledger: &mut Ledger, now: Date
     let matcher = Matcher::new(
         &snapshot.accounts,
         &snapshot.owners,
-        &MatcherConfig::default(),
+        &policy.settings.matcher_config(),
     );
     plan_with(snapshot, policy, &matcher, ledger, now)
 }
@@ -343,7 +343,7 @@ pub fn explain(
     let matcher = Matcher::new(
         &snapshot.accounts,
         &snapshot.owners,
-        &MatcherConfig::default(),
+        &policy.settings.matcher_config(),
     );
     let m = matcher.match_person(person);
     let mut scratch = ledger.clone();
@@ -652,7 +652,11 @@ impl Reconciler {
     ) {
         let matcher = match self.matcher.take() {
             Some(matcher) => matcher,
-            None => Matcher::new(&warm.accounts.list, &warm.owners, &MatcherConfig::default()),
+            None => Matcher::new(
+                &warm.accounts.list,
+                &warm.owners,
+                &policy.settings.matcher_config(),
+            ),
         };
         let mut fresh: Vec<(Key, Cached, Option<Box<Pending>>)> = Vec::with_capacity(people.len());
         ledger.prune(now.date_naive());

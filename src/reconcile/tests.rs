@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use chrono::{Duration, TimeZone, Utc};
 use proptest::prelude::*;
 
+use super::matching::MatcherConfig;
 use super::synth::{self, OrgSize};
 use super::*;
 use crate::policy::{self, Availability};

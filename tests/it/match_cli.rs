@@ -76,7 +76,7 @@ fn match_writes_one_row_per_contact_with_the_documented_columns() {
         "{stderr}"
     );
     assert!(
-        stdout.contains("matched 6 · ambiguous 1 · unmatched 3 of 10 contacts against 9 accounts"),
+        stdout.contains("matched 7 · ambiguous 0 · unmatched 3 of 10 contacts against 9 accounts"),
         "{stdout}"
     );
 
@@ -91,7 +91,7 @@ fn match_writes_one_row_per_contact_with_the_documented_columns() {
         ("c2", "A2", "matched"),  // subdomain of acme.com, Germany → the German entity
         ("c3", "A3", "matched"),  // the French entity's own domain
         ("c4", "A4", "matched"),  // free mail → company name
-        ("c5", "", "ambiguous"),  // indistinguishable CRM duplicates A5/A6
+        ("c5", "A5", "matched"),  // CRM duplicates A5/A6 with one owner: the lowest id
         ("c6", "A7", "matched"),  // acronym, unique
         ("c7", "A8", "matched"),  // IDN website + free mail
         ("c8", "", "unmatched"),  // new logo
@@ -108,10 +108,15 @@ fn match_writes_one_row_per_contact_with_the_documented_columns() {
         assert!(!row.3.is_empty(), "{contact} has a reason");
         match status {
             "matched" => assert!(row.2 > 0.5, "{contact}: {row:?}"),
-            "ambiguous" => assert!(row.3.contains("candidates: A5 A6"), "{contact}: {row:?}"),
             _ => assert_eq!(row.2, 0.0, "{contact}: {row:?}"),
         }
     }
+    // The reason names the evidence: the duplicates and the tie-breaker.
+    let c5 = &rows["c5"].3;
+    assert!(
+        c5.contains("duplicate accounts A5, A6") && c5.contains("same owner"),
+        "{c5}"
+    );
     assert!(!rows.contains_key(""), "rows without an id are not written");
 }
 
