@@ -4,8 +4,8 @@
 //! Pages: `/` overview (its figures refresh from `/partials/overview`), `/graph`
 //! (the policy with counts per rule in a window, refreshed from `/partials/graph`), `/records?q=` and `/records/{ref}`
 //! (the `explain` journey), `/exceptions` (filter, resolve, retry, bulk), `/runs` and
-//! `/runs/{id}` (journal, rollback with a dry run first), `/analytics` (placeholder
-//! for `src/analytics`). Templates are askama (`templates/console/`), static assets
+//! `/runs/{id}` (journal, rollback with a dry run first), `/analytics` (the
+//! report of `src/analytics` with CSV/JSON downloads per table). Templates are askama (`templates/console/`), static assets
 //! are embedded, and every page reads without JavaScript (`static/console.js` only
 //! refreshes the overview's figures and the graph's counts).
 //!
@@ -128,6 +128,7 @@ pub fn router<C: Crm>(state: ConsoleState<C>) -> Router {
         .route("/runs/{run}", get(pages::run::<C>))
         .route("/runs/{run}/rollback", post(pages::rollback::<C>))
         .route("/analytics", get(pages::analytics::<C>))
+        .route("/analytics/{file}", get(pages::analytics_table::<C>))
         .route("/static/console.css", get(css))
         .route("/static/console.js", get(js))
         .fallback(pages::not_found::<C>)

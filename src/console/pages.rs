@@ -1434,9 +1434,113 @@ pub(super) async fn analytics<C: Crm>(
 ) -> Page {
     let inner = &state.inner;
     let who = inner.visitor(&headers, &uri)?;
+    let (since, report) = analytics_report(inner, &who, &uri).await?;
     Ok(render(&Analytics {
         chrome: inner.chrome(&who, "Analytics", "analytics"),
+        options: ["7d", "30d", "90d"]
+            .iter()
+            .map(|w| {
+                let selected = if *w == since { " selected" } else { "" };
+                format!("<option value=\"{w}\"{selected}>{w}</option>")
+            })
+            .collect(),
+        body: crate::analytics::page::render(&report),
     }))
+}
+
+/// `/analytics/{table}.csv|json`: one table of the report, for download.
+pub(super) async fn analytics_table<C: Crm>(
+    State(state): State<ConsoleState<C>>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(file): Path<String>,
+) -> Page {
+    let inner = &state.inner;
+    let who = inner.visitor(&headers, &uri)?;
+    let (name, format) = match file.rsplit_once('.') {
+        Some((name, ext @ ("csv" | "json"))) => (name.to_owned(), ext),
+        _ => {
+            return Err(inner.message(
+                &who,
+                StatusCode::NOT_FOUND,
+                "Not a table",
+                "Tables download as /analytics/NAME.csv or /analytics/NAME.json.",
+            ));
+        }
+    };
+    let (_, report) = analytics_report(inner, &who, &uri).await?;
+    let Some(table) = report.table(&name) else {
+        return Err(inner.message(
+            &who,
+            StatusCode::NOT_FOUND,
+            "No such table",
+            &format!("The report has no table {name:?}."),
+        ));
+    };
+    let (body, content_type) = if format == "csv" {
+        (table.to_csv(), "text/csv; charset=utf-8")
+    } else {
+        (table.to_json(), "application/json")
+    };
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, content_type.to_owned()),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}.{format}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// The analytics report over `since=` (default 30 days) for this console's org.
+async fn analytics_report<C: Crm>(
+    inner: &Inner<C>,
+    who: &Visitor,
+    uri: &Uri,
+) -> Result<(String, crate::analytics::AnalyticsReport), Response> {
+    let since = uri
+        .query()
+        .and_then(|q| {
+            q.split('&')
+                .find_map(|kv| kv.strip_prefix("since="))
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "30d".to_owned());
+    let span = crate::analytics::parse_since(&since).map_err(|err| {
+        inner.message(who, StatusCode::BAD_REQUEST, "Bad window", &err.to_string())
+    })?;
+    let Some(path) = inner.config.policy.path.clone() else {
+        return Err(inner.message(
+            who,
+            StatusCode::OK,
+            "No policy",
+            "policy.path is not set in the config: fairness needs the pools.",
+        ));
+    };
+    let policy = crate::policy::load(&path).map_err(|issues| {
+        let first = issues.first().map(ToString::to_string).unwrap_or_default();
+        inner.message(
+            who,
+            StatusCode::OK,
+            "The policy has problems",
+            &format!("Run `leadroute policy check`: {first}"),
+        )
+    })?;
+    let now = inner.now();
+    let report = crate::analytics::load::report(
+        &inner.store,
+        &inner.config.org,
+        &policy,
+        Some(&inner.config.drift.out_dir),
+        crate::analytics::Window::ending(now, span),
+        now,
+    )
+    .await
+    .map_err(internal(inner, who))?;
+    Ok((since, report))
 }
 
 #[cfg(test)]

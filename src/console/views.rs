@@ -217,4 +217,8 @@ pub(super) struct Rollback {
 #[template(path = "console/analytics.html")]
 pub(super) struct Analytics {
     pub(super) chrome: Chrome,
+    /// The window choices as `<option>`s (fixed texts), the one asked for selected.
+    pub(super) options: String,
+    /// `crate::analytics::page::render`'s fragment: every text in it is escaped there.
+    pub(super) body: String,
 }

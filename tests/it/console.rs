@@ -901,8 +901,18 @@ async fn the_console_in_a_browser() {
         "the rollback wrote"
     );
 
-    b.goto(&c.url("/analytics")).await.unwrap();
+    // Analytics: the report over the window, with each table downloadable.
+    b.goto(&c.url("/analytics?since=30d")).await.unwrap();
+    let text = body_text(&b).await;
+    for heading in ["Routing analytics", "Distribution", "Fairness"] {
+        assert!(
+            text.contains(heading),
+            "{heading} missing from /analytics:\n{text}"
+        );
+    }
     shot(&b, "analytics").await;
+    b.goto(&c.url("/analytics?since=soon")).await.unwrap();
+    assert!(body_text(&b).await.contains("Bad window"));
     b.goto(&c.url("/no-such-page")).await.unwrap();
     assert!(body_text(&b).await.contains("Not found"));
 
