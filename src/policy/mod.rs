@@ -6,6 +6,7 @@
 //! See `config/policies/*.toml` for examples of every feature. Every problem is a
 //! [`PolicyIssue`] naming file, line, column and the fix.
 
+pub mod calendar;
 mod check;
 pub mod eval;
 pub mod graph;
