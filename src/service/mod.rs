@@ -536,6 +536,24 @@ impl<C: Crm> Conductor<C> {
             holder: self.holder.clone(),
             epoch,
         };
+        // SLA timers (issue 12): started from the journal's acknowledged writes, looked
+        // at through the due-time index every second, escalated through a fenced writer.
+        let sla = crate::sla::run::Engine {
+            org: self.crm.kind().as_str().to_owned(),
+            store: self.store.clone(),
+            writer: Writer::new(Arc::clone(&self.crm), self.store.clone(), settings.clone())
+                .with_cancel(term.clone())
+                .with_fence(fence.clone()),
+            touches: crate::sla::touch::MirrorTouches {
+                store: self.store.clone(),
+                crm: self.crm.kind(),
+            },
+            clock: Arc::clone(&self.clock),
+            metrics: Arc::clone(&self.metrics),
+            http: reqwest::Client::new(),
+            notify_attempts: 4,
+        };
+        tasks.spawn(sla.run(self.policy.clone(), SLA_TICK, term.clone()));
         tasks.spawn(
             write::Write {
                 writer: Writer::new(Arc::clone(&self.crm), self.store.clone(), settings)
@@ -554,6 +572,10 @@ impl<C: Crm> Conductor<C> {
         );
     }
 }
+
+/// How often the leader looks at due SLA timers (the breach detection delay is at most
+/// this plus one tick's work).
+pub const SLA_TICK: Duration = Duration::from_secs(1);
 
 /// A full sync requested by the schedule, answered when it has run.
 type SyncRequest = oneshot::Sender<anyhow::Result<()>>;

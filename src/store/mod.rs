@@ -27,6 +27,7 @@ mod migrate;
 mod mirror_rows;
 mod org;
 mod schedule;
+pub mod sla;
 
 pub use inbox::{DONE_RETENTION, InboxCounts, InboxItem, MAX_ATTEMPTS};
 pub(crate) use journal::reject_kind_str as journal_reject_kind;
