@@ -19,6 +19,7 @@ pub mod rollback;
 pub mod run;
 pub mod runs;
 pub mod sim;
+pub mod sla;
 pub mod sync;
 
 /// leadroute: lead routing and CRM-ownership reconciliation for HubSpot and Salesforce.
@@ -72,6 +73,8 @@ pub enum Command {
     Runs(runs::Args),
     /// Run a CRM API simulator.
     Sim(sim::Args),
+    /// SLA timers and breaches (`sla list`, `sla breaches`).
+    Sla(sla::Args),
 }
 
 pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
@@ -91,6 +94,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Exceptions(args) => exceptions::run(args, &global).await,
         Command::Runs(args) => runs::run(args, &global).await,
         Command::Sim(args) => sim::run(args, &global).await,
+        Command::Sla(args) => sla::run(args, &global).await,
     }
 }
 

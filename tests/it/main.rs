@@ -14,6 +14,7 @@ mod reconcile;
 mod runs_cli;
 mod sidecar;
 mod sim_cli;
+mod sla;
 mod standby;
 mod store;
 mod webhooks;
