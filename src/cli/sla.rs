@@ -282,31 +282,6 @@ fn render_breaches(lines: &[BreachLine], format: Format) -> anyhow::Result<Strin
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn since_takes_instants_dates_and_ages() {
-        let now = DateTime::parse_from_rfc3339("2026-12-08T10:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        assert_eq!(parse_since("24h", now).unwrap(), now - Duration::hours(24));
-        assert_eq!(
-            parse_since("2026-12-01", now).unwrap().to_rfc3339(),
-            "2026-12-01T00:00:00+00:00"
-        );
-        assert_eq!(
-            parse_since("2026-12-07T09:00:00Z", now)
-                .unwrap()
-                .to_rfc3339(),
-            "2026-12-07T09:00:00+00:00"
-        );
-        let err = parse_since("yesterday", now).unwrap_err().to_string();
-        assert!(err.contains("give an RFC 3339 instant"), "{err}");
-    }
-}
-
 /// A record's SLA timers and their events, for `explain` (empty when it has none).
 pub(crate) fn render_record(
     timers: &[TimerRow],
@@ -344,4 +319,29 @@ pub(crate) fn render_record(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_takes_instants_dates_and_ages() {
+        let now = DateTime::parse_from_rfc3339("2026-12-08T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(parse_since("24h", now).unwrap(), now - Duration::hours(24));
+        assert_eq!(
+            parse_since("2026-12-01", now).unwrap().to_rfc3339(),
+            "2026-12-01T00:00:00+00:00"
+        );
+        assert_eq!(
+            parse_since("2026-12-07T09:00:00Z", now)
+                .unwrap()
+                .to_rfc3339(),
+            "2026-12-07T09:00:00+00:00"
+        );
+        let err = parse_since("yesterday", now).unwrap_err().to_string();
+        assert!(err.contains("give an RFC 3339 instant"), "{err}");
+    }
 }
