@@ -40,8 +40,12 @@ use crate::writer::{NoProgress, RunId, RunSpec, Writer};
 /// The journaled kind of the engine's reassignment runs.
 pub const RUN_KIND: &str = "sla";
 
-/// Work per tick at most, of each kind.
+/// Timers started or looked at per pass at most.
 pub const BATCH: i64 = 1000;
+
+/// Breach actions run per pass at most, so a burst of escalations never holds up the
+/// detection of the next deadlines.
+pub const ACT_BATCH: i64 = 100;
 
 /// What one tick did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -87,41 +91,52 @@ impl<C: Crm, T: TouchSource> Engine<C, T> {
         if let Ok(open) = self.store.sla_open_count(&self.org).await {
             self.metrics.sla_open.set(open);
         }
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut wait = Duration::ZERO;
         loop {
             tokio::select! {
                 () = cancel.cancelled() => return,
-                _ = tick.tick() => {}
+                () = tokio::time::sleep(wait) => {}
             }
+            wait = every;
             let current = Arc::clone(&policy.borrow());
             if current.slas.is_empty() {
                 continue;
             }
-            // A full batch means more is waiting: go again at once.
-            loop {
-                match self.tick(&current).await {
-                    Ok(report) => {
-                        let full = report.due >= BATCH as u64 || report.started >= BATCH as u64;
-                        if !full || cancel.is_cancelled() {
-                            break;
-                        }
-                    }
-                    Err(err) => {
-                        warn!(error = %format!("{err:#}"), "an SLA tick failed; retrying on the next");
-                        break;
+            match self.tick(&current).await {
+                Ok(report) => {
+                    // A full batch means more is waiting: go again at once.
+                    if report.due >= BATCH as u64
+                        || report.started >= BATCH as u64
+                        || report.actions >= ACT_BATCH as u64
+                    {
+                        wait = Duration::ZERO;
                     }
                 }
+                Err(err) => {
+                    warn!(error = %format!("{err:#}"), "an SLA tick failed; retrying on the next");
+                }
+            }
+            // Wake for the next deadline or reminder rather than a tick later.
+            if let Ok(Some(next)) = self.store.sla_next_due(&self.org).await {
+                let until = (next - self.clock.now()).to_std().unwrap_or(Duration::ZERO);
+                wait = wait.min(until);
             }
         }
     }
 
     /// One pass: start timers, look at due ones, run pending actions.
     pub async fn tick(&self, policy: &Policy) -> anyhow::Result<TickReport> {
+        let mut report = self.detect(policy).await?;
+        self.act(policy, &mut report).await?;
+        Ok(report)
+    }
+
+    /// Starts timers and looks at the due ones (met, reminded, breached: journaled
+    /// with their actions), without running the actions.
+    pub async fn detect(&self, policy: &Policy) -> anyhow::Result<TickReport> {
         let mut report = TickReport::default();
         self.start(policy, &mut report).await?;
         self.due(policy, &mut report).await?;
-        self.act(policy, &mut report).await?;
         Ok(report)
     }
 
@@ -402,8 +417,9 @@ impl<C: Crm, T: TouchSource> Engine<C, T> {
         Ok(())
     }
 
-    async fn act(&self, policy: &Policy, report: &mut TickReport) -> anyhow::Result<()> {
-        let actions = self.store.sla_pending_actions(&self.org, BATCH).await?;
+    /// Runs pending breach actions (at most [`ACT_BATCH`]).
+    pub async fn act(&self, policy: &Policy, report: &mut TickReport) -> anyhow::Result<()> {
+        let actions = self.store.sla_pending_actions(&self.org, ACT_BATCH).await?;
         for action in actions {
             let Some(timer) = self.store.sla_timer(action.timer_id).await? else {
                 continue;

@@ -476,6 +476,8 @@ impl Store {
         let e = || ctx("recording SLA timer changes");
         let mut tx = self.begin_write().await?;
         let mut changed = Vec::new();
+        let mut events: Vec<(&TimerRow, &NewEvent)> = Vec::new();
+        let mut actions: Vec<(i64, &NewAction)> = Vec::new();
         for t in transitions {
             let Some(timer) = timers.get(&t.timer) else {
                 continue;
@@ -505,32 +507,51 @@ impl Store {
             }
             changed.push(t.timer);
             for ev in &t.events {
-                insert_event(
-                    &mut tx,
-                    org,
-                    t.timer,
-                    &timer.sla,
-                    timer.object,
-                    &timer.record_id,
-                    &timer.owner,
-                    ev,
-                )
-                .await?;
+                events.push((timer, ev));
             }
             for a in &t.actions {
-                sqlx::query(
-                    "INSERT INTO sla_actions (org, timer_id, kind, payload, state, attempts, created_at, updated_at)
-                     VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5)",
-                )
-                .bind(org)
-                .bind(t.timer)
-                .bind(a.kind)
-                .bind(a.payload.to_string())
-                .bind(to_ms(now))
-                .execute(&mut *tx)
-                .await
-                .map_err(e())?;
+                actions.push((t.timer, a));
             }
+        }
+        // Events and actions in multi-row statements: a tick of 1,000 breaches is then
+        // 1,000 guarded updates and a few dozen inserts.
+        for chunk in events.chunks(super::rows_per_statement(9)) {
+            let sql = format!(
+                "INSERT INTO sla_events (org, timer_id, sla, object, record_id, owner, kind, at, detail) VALUES {}",
+                super::placeholders(chunk.len(), 9, 1)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false);
+            for (timer, ev) in chunk {
+                q = q
+                    .bind(org)
+                    .bind(timer.id)
+                    .bind(timer.sla.clone())
+                    .bind(timer.object.as_str())
+                    .bind(timer.record_id.as_str())
+                    .bind(timer.owner.as_str())
+                    .bind(ev.kind)
+                    .bind(to_ms(ev.at))
+                    .bind(ev.detail.clone());
+            }
+            q.execute(&mut *tx).await.map_err(e())?;
+        }
+        for chunk in actions.chunks(super::rows_per_statement(7)) {
+            let sql = format!(
+                "INSERT INTO sla_actions (org, timer_id, kind, payload, state, created_at, updated_at) VALUES {}",
+                super::placeholders(chunk.len(), 7, 1)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(false);
+            for (timer, a) in chunk {
+                q = q
+                    .bind(org)
+                    .bind(*timer)
+                    .bind(a.kind)
+                    .bind(a.payload.to_string())
+                    .bind("pending")
+                    .bind(to_ms(now))
+                    .bind(to_ms(now));
+            }
+            q.execute(&mut *tx).await.map_err(e())?;
         }
         tx.commit().await.map_err(e())?;
         Ok(changed)
@@ -737,6 +758,19 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// The earliest next look of any open timer (the engine sleeps until then, or
+    /// its tick, whichever is sooner).
+    pub async fn sla_next_due(&self, org: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let next: Option<i64> = sqlx::query_scalar(
+            "SELECT next_at FROM sla_timers WHERE org = $1 AND next_at IS NOT NULL ORDER BY next_at LIMIT 1",
+        )
+        .bind(org)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(ctx("reading the next SLA deadline"))?;
+        Ok(next.map(from_ms))
     }
 
     /// Open timers (for the `leadroute_sla_open` gauge at start).
