@@ -812,3 +812,130 @@ async fn insert_event(
     .map_err(ctx("journaling an SLA event"))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_stores;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn timer(n: i64, due: &str) -> NewTimer {
+        NewTimer {
+            sla: "first-touch".into(),
+            object: ObjectKind::Contact,
+            id: RecordId::new(n.to_string()),
+            owner: OwnerId::new("1"),
+            rule: "r".into(),
+            pool: Some("p".into()),
+            run_id: "run".into(),
+            seq: n,
+            attempt: 0,
+            started_at: t("2026-01-05T10:00:00Z"),
+            due_at: t(due),
+            next_at: t(due),
+        }
+    }
+
+    fn cursor(seq: i64) -> SlaCursor {
+        SlaCursor {
+            outcome_at: 1,
+            run_id: "run".into(),
+            seq,
+        }
+    }
+
+    #[tokio::test]
+    async fn due_timers_come_from_the_index_and_a_breach_is_recorded_once() {
+        for ts in test_stores::all().await {
+            let store = &ts.store;
+            let now = t("2026-01-05T10:20:00Z");
+            let timers = vec![
+                timer(1, "2026-01-05T10:15:00Z"),
+                timer(2, "2026-01-05T10:30:00Z"),
+            ];
+            assert_eq!(
+                store
+                    .sla_start("hubspot", &timers, &cursor(2), now)
+                    .await
+                    .unwrap(),
+                (2, 0),
+                "{}",
+                ts.label()
+            );
+            // Starting the same writes again (a replayed journal) changes nothing.
+            assert_eq!(
+                store
+                    .sla_start("hubspot", &timers, &cursor(2), now)
+                    .await
+                    .unwrap(),
+                (0, 0)
+            );
+            let due = store.sla_due("hubspot", now, 10).await.unwrap();
+            assert_eq!(due.len(), 1);
+            assert_eq!(due[0].record_id.as_str(), "1");
+            let by_id: HashMap<i64, TimerRow> = due.iter().map(|t| (t.id, t.clone())).collect();
+            let breach = Transition {
+                timer: due[0].id,
+                expected_next: due[0].next_at,
+                state: TimerState::Breached,
+                next_at: None,
+                reminders_sent: 0,
+                touched_at: None,
+                touch_kind: None,
+                working_ms: Some(900_000),
+                events: vec![NewEvent {
+                    kind: "breached",
+                    at: now,
+                    detail: None,
+                }],
+                actions: vec![NewAction {
+                    kind: "reassign",
+                    payload: serde_json::json!({ "step": "reassign" }),
+                }],
+            };
+            // Two engines (or a restarted one) decide the same breach: one wins.
+            let a = store
+                .sla_apply("hubspot", &by_id, &[breach.clone()], now)
+                .await
+                .unwrap();
+            let b = store
+                .sla_apply("hubspot", &by_id, &[breach], now)
+                .await
+                .unwrap();
+            assert_eq!((a.len(), b.len()), (1, 0), "{}", ts.label());
+            let events = store
+                .sla_events("hubspot", &["breached"], None, None)
+                .await
+                .unwrap();
+            assert_eq!(events.len(), 1);
+            assert_eq!(
+                store
+                    .sla_pending_actions("hubspot", 10)
+                    .await
+                    .unwrap()
+                    .len(),
+                1
+            );
+            assert!(store.sla_due("hubspot", now, 10).await.unwrap().is_empty());
+            assert_eq!(store.sla_open_count("hubspot").await.unwrap(), 1);
+            assert_eq!(
+                store.sla_next_due("hubspot").await.unwrap(),
+                Some(t("2026-01-05T10:30:00Z"))
+            );
+            // A new assignment of record 2 cancels its open timer.
+            let mut again = timer(2, "2026-01-05T11:00:00Z");
+            again.seq = 3;
+            assert_eq!(
+                store
+                    .sla_start("hubspot", &[again], &cursor(3), now)
+                    .await
+                    .unwrap(),
+                (1, 1)
+            );
+            ts.drop().await;
+        }
+    }
+}

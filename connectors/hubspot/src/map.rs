@@ -29,6 +29,9 @@ pub(crate) const CONTACT_PROPERTIES: &[&str] = &[
     "phone",
     "lifecyclestage",
     "hs_lead_status",
+    // First-touch stamps for SLA timers (issue 12); absent properties are left out.
+    "hs_last_sales_activity_timestamp",
+    "notes_last_contacted",
     "hubspot_owner_id",
     "hubspot_owner_assigneddate",
     "hubspot_team_id",
