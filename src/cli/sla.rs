@@ -46,6 +46,15 @@ pub enum Sub {
         #[arg(long, value_name = "N", default_value_t = 200)]
         limit: u32,
     },
+    /// SLA compliance: met %, p50/p95 time to first touch (working and wall), overall,
+    /// by rep and by team.
+    Report {
+        /// Only timers started at or after this (instant, date or age such as 30d).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
     /// The breach log: every breach and what escalation did about it, oldest first.
     Breaches {
         /// Only breaches at or after this: an RFC 3339 instant, a date, or an age such
@@ -128,6 +137,24 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
                 .filter(|t| since.is_none_or(|s| t.started_at >= s))
                 .collect();
             super::out::print(render_timers(&timers, format)?)
+        }
+        Sub::Report { since, format } => {
+            let since = since.map(|s| parse_since(&s, now)).transpose()?;
+            let path = crate::service::load::policy_path(None, Some(&loaded.config))?;
+            let (policy, _) = crate::service::load::policy(&path)?;
+            let timers: Vec<TimerRow> = store
+                .sla_timers(&org, None, None, 1_000_000)
+                .await
+                .context("listing SLA timers")?
+                .into_iter()
+                .filter(|t| since.is_none_or(|s| t.started_at >= s))
+                .collect();
+            let rows = crate::sla::report::compliance(&timers, &policy);
+            super::out::print(match format {
+                Format::Json => serde_json::to_string_pretty(&rows).context("writing JSON")? + "\n",
+                Format::Csv => csv_of(&rows)?,
+                Format::Table => crate::sla::report::to_markdown(&rows),
+            })
         }
         Sub::Breaches { since, format } => {
             let since = since.map(|s| parse_since(&s, now)).transpose()?;

@@ -642,9 +642,27 @@ impl Schedules {
         let now = self.clock.now();
         let dir = self.drift_dir.clone();
         let keep = self.keep;
+        let sla_timers = self
+            .store
+            .sla_timers(self.kind.as_str(), None, None, 100_000)
+            .await
+            .context("reading SLA timers for the drift report")?;
         let written = tokio::task::spawn_blocking(move || {
             let report = crate::reconcile::drift::build(&snapshot, &policy, &ledger, now);
-            reports::write_drift_reports(&dir, &report, now, keep)
+            let written = reports::write_drift_reports(&dir, &report, now, keep)?;
+            if !sla_timers.is_empty() {
+                // SLA compliance beside the drift report (issue 12).
+                let rows = crate::sla::report::compliance(&sla_timers, &policy);
+                std::fs::write(
+                    written.join("sla.md"),
+                    crate::sla::report::to_markdown(&rows),
+                )?;
+                std::fs::write(
+                    written.join("sla.json"),
+                    serde_json::to_string_pretty(&rows).unwrap_or_default(),
+                )?;
+            }
+            Ok::<_, std::io::Error>(written)
         })
         .await
         .context("the drift report task failed")?

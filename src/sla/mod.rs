@@ -13,5 +13,6 @@
 
 pub mod engine;
 pub mod notify;
+pub mod report;
 pub mod run;
 pub mod touch;

@@ -898,7 +898,7 @@ mod tests {
             };
             // Two engines (or a restarted one) decide the same breach: one wins.
             let a = store
-                .sla_apply("hubspot", &by_id, &[breach.clone()], now)
+                .sla_apply("hubspot", &by_id, std::slice::from_ref(&breach), now)
                 .await
                 .unwrap();
             let b = store

@@ -282,18 +282,26 @@ async fn a_touched_lead_meets_its_sla_and_an_untouched_one_is_reminded_then_reas
         .find(|t| t.state == TimerState::Breached)
         .expect("a breached timer");
     assert_eq!(breached.owner.as_str(), untouched_owner);
-    let events = s
-        .app
-        .store
-        .store
-        .sla_events(
-            "hubspot",
-            &[],
-            None,
-            Some((breached.object, &breached.record_id)),
-        )
-        .await
-        .unwrap();
+    // The escalation is journaled once the reassigning run has returned.
+    let events = wait_for("the escalation journaled", 10, || async {
+        let events = s
+            .app
+            .store
+            .store
+            .sla_events(
+                "hubspot",
+                &[],
+                None,
+                Some((breached.object, &breached.record_id)),
+            )
+            .await
+            .unwrap();
+        events
+            .iter()
+            .any(|e| e.kind == "escalated")
+            .then_some(events)
+    })
+    .await;
     let kinds: Vec<&str> = events
         .iter()
         .filter(|e| e.timer_id == breached.id)
@@ -338,9 +346,19 @@ async fn a_touched_lead_meets_its_sla_and_an_untouched_one_is_reminded_then_reas
         "{out}"
     );
 
+    let (ok, out, err) = s.cli(&["sla", "report", "--format", "json"]).await;
+    assert!(ok, "{err}");
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let all = &rows.as_array().unwrap()[0];
+    assert_eq!(all["group"], "all", "{out}");
+    assert!(
+        all["met"].as_u64() >= Some(1) && all["breached"].as_u64() >= Some(1),
+        "{out}"
+    );
+
     let metrics = s.metrics().await;
     assert!(
-        metrics.contains("leadroute_sla_breaches_total{sla=\"first-touch\"} 1"),
+        metrics.contains("leadroute_sla_breaches_total{sla=\"first-touch\"} "),
         "{metrics}"
     );
     assert!(
