@@ -40,6 +40,7 @@ pub enum Sub {
         /// such as 24h or 7d.
         #[arg(long)]
         since: Option<String>,
+        /// Output: a table for people, JSON or CSV for scripts and spreadsheets.
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
         /// Show at most N timers.
@@ -52,6 +53,7 @@ pub enum Sub {
         /// Only timers started at or after this (instant, date or age such as 30d).
         #[arg(long)]
         since: Option<String>,
+        /// Output: a table for people, JSON or CSV for scripts and spreadsheets.
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
@@ -61,6 +63,7 @@ pub enum Sub {
         /// as 24h or 7d.
         #[arg(long)]
         since: Option<String>,
+        /// Output: a table for people, JSON or CSV for scripts and spreadsheets.
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
