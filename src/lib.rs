@@ -14,6 +14,7 @@ pub mod mirror;
 pub mod policy;
 pub mod reconcile;
 pub mod service;
+pub mod sla;
 pub mod store;
 pub mod web;
 pub mod writer;

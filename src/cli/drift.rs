@@ -40,8 +40,19 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
     let now = args.now.unwrap_or_else(Utc::now);
     let (snapshot, ledger) = ctx.mirror().await?;
     let report = drift::build(&snapshot, &ctx.policy, &ledger, now);
+    // SLA compliance (issue 12), when any SLA timer has run.
+    let sla_timers = ctx
+        .store
+        .sla_timers(ctx.org_ref.name.as_str(), None, None, 100_000)
+        .await
+        .context("reading SLA timers for the drift report")?;
+    let sla_section = if sla_timers.is_empty() {
+        String::new()
+    } else {
+        crate::sla::report::to_markdown(&crate::sla::report::compliance(&sla_timers, &ctx.policy))
+    };
     let render = |f: DriftFormat| match f {
-        DriftFormat::Md | DriftFormat::All => ("md", report.to_markdown()),
+        DriftFormat::Md | DriftFormat::All => ("md", report.to_markdown() + &sla_section),
         DriftFormat::Html => ("html", report.to_html()),
         DriftFormat::Csv => ("csv", report.to_csv()),
         DriftFormat::Json => ("json", report.to_json()),

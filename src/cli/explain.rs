@@ -53,6 +53,17 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
         .record_history(&ctx.org_ref.name, args.record.object, &args.record.id)
         .await
         .with_context(|| format!("reading the history of {}", args.record))?;
+    let org = ctx.org_ref.name.as_str();
+    let sla_timers = ctx
+        .store
+        .sla_timers(org, None, Some((args.record.object, &args.record.id)), 50)
+        .await
+        .with_context(|| format!("reading the SLA timers of {}", args.record))?;
+    let sla_events = ctx
+        .store
+        .sla_events(org, &[], None, Some((args.record.object, &args.record.id)))
+        .await
+        .with_context(|| format!("reading the SLA events of {}", args.record))?;
     let Some(decision) = reconcile::explain(
         &snapshot,
         &ctx.policy,
@@ -78,13 +89,18 @@ pub async fn run(args: Args, global: &GlobalArgs) -> anyhow::Result<()> {
         let mut value = serde_json::to_value(&decision)?;
         if let Some(object) = value.as_object_mut() {
             object.insert("history".to_owned(), serde_json::to_value(&history)?);
+            object.insert(
+                "sla".to_owned(),
+                serde_json::json!({ "timers": sla_timers, "events": sla_events }),
+            );
         }
         out::println(serde_json::to_string_pretty(&value)?)?;
     } else {
         out::print(format_args!(
-            "{}{}",
+            "{}{}{}",
             reconcile::explain::render(&args.record.to_string(), &decision, &ctx.policy),
-            reconcile::explain::render_history(&history, &ctx.policy)
+            reconcile::explain::render_history(&history, &ctx.policy),
+            super::sla::render_record(&sla_timers, &sla_events, &ctx.policy)
         ))?;
     }
     Ok(())

@@ -20,6 +20,7 @@ pub mod rollback;
 pub mod run;
 pub mod runs;
 pub mod sim;
+pub mod sla;
 pub mod sync;
 pub mod ui;
 
@@ -80,6 +81,8 @@ pub enum Command {
     Runs(runs::Args),
     /// Run a CRM API simulator.
     Sim(sim::Args),
+    /// SLA timers and breaches (`sla list`, `sla breaches`).
+    Sla(sla::Args),
     /// The web console over the store, without the pipeline; `ui passwd USER` for users.
     Ui(ui::Args),
 }
@@ -110,6 +113,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Runs(args) => runs::run(args, &global).await,
         Command::Sim(args) => sim::run(args, &global).await,
         Command::Ui(args) => ui::run(args, &global).await,
+        Command::Sla(args) => sla::run(args, &global).await,
     }
 }
 

@@ -19,6 +19,8 @@ use crate::matcher::DuplicateTieBreaker;
 use crate::matcher::country::{CountryCode, country_code};
 use crate::reconcile::matching::MatchStatus;
 
+mod sla;
+
 /// Fields a person record has by name; anything else is looked up in its CRM fields.
 pub const RECORD_FIELDS: &[&str] = &[
     "id",
@@ -154,6 +156,8 @@ impl<'a> Checker<'a> {
         self.reachability(&rules, &rule_spans);
         self.contradictions(&rules, &rule_spans);
         self.unused(&rules, &pools, &territories);
+        let calendars = self.calendars(raw.calendars);
+        let slas = self.slas(raw.sla, &calendars, &reps, &pools, &rules);
         if self.has_errors() {
             return None;
         }
@@ -175,6 +179,8 @@ impl<'a> Checker<'a> {
             territories,
             pools,
             rules,
+            calendars,
+            slas,
             rep_index_by_owner,
             rep_by_owner,
         })
@@ -432,8 +438,11 @@ impl<'a> Checker<'a> {
     }
 
     fn window(&mut self, w: &Spanned<RawWindow>, rep: &str) -> Option<Window> {
+        self.window_at(w, format!("reps.{rep}.out_of_office"))
+    }
+
+    fn window_at(&mut self, w: &Spanned<RawWindow>, place: String) -> Option<Window> {
         let raw = w.get_ref();
-        let place = format!("reps.{rep}.out_of_office");
         let from = self.bound(&raw.from, &format!("{place}.from"));
         let to = self.bound(&raw.to, &format!("{place}.to"));
         let (from, to) = (from?, to?);

@@ -2,10 +2,13 @@
 //!
 //! The file has five parts: `[settings]`, `[reps.<name>]` (CRM owner id, time zone,
 //! working hours, out-of-office windows, caps), `[territories.<name>]`,
-//! `[pools.<name>]` (members, strategy), ordered `[[rules]]` and a `[default]` rule.
+//! `[pools.<name>]` (members, strategy), ordered `[[rules]]` and a `[default]` rule;
+//! optionally `[calendars.<name>]` (working time, `calendar.rs`) and `[[sla]]` (first-touch
+//! deadlines and escalation, checked in `check/sla.rs`).
 //! See `config/policies/*.toml` for examples of every feature. Every problem is a
 //! [`PolicyIssue`] naming file, line, column and the fix.
 
+pub mod calendar;
 mod check;
 pub mod eval;
 pub mod graph;

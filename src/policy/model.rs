@@ -32,6 +32,10 @@ pub struct Policy {
     pub pools: BTreeMap<String, Pool>,
     /// Ordered rules; the last one is always the default rule.
     pub rules: Vec<Rule>,
+    /// Working-time calendars by name (`[calendars.<name>]`).
+    pub calendars: BTreeMap<String, super::calendar::Calendar>,
+    /// SLAs in file order (`[[sla]]`).
+    pub slas: Vec<Sla>,
     pub(crate) rep_by_owner: FxHashMap<OwnerId, String>,
     /// Position in `reps` (name order) by owner id.
     pub(crate) rep_index_by_owner: FxHashMap<OwnerId, usize>,
@@ -495,5 +499,184 @@ impl Policy {
             }
         }
         out
+    }
+}
+
+/// An SLA: a deadline, in working time on a calendar, for the first touch of a record
+/// after leadroute assigned it, and what to do when it passes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sla {
+    pub name: String,
+    pub applies_to: AppliesTo,
+    /// Working time allowed from the acknowledged assignment to the first touch.
+    pub within: chrono::Duration,
+    pub calendar: SlaCalendar,
+    /// Reminders, each this much working time before the deadline (largest first).
+    pub remind_before: Vec<chrono::Duration>,
+    /// The escalation chain: breach number `k` (0 for the first owner's) takes step
+    /// `min(k, len - 1)`.
+    pub on_breach: Vec<BreachStep>,
+    /// Reassignment skips the last this-many owners of the record.
+    pub skip_last: u32,
+    /// Owner id of each rep's manager (by the rep's owner id), and the fallback.
+    pub managers: BTreeMap<OwnerId, OwnerId>,
+    pub manager: Option<OwnerId>,
+    pub exception_kind: String,
+    pub touches: Vec<TouchKind>,
+    /// A status field leaving this value counts as a touch (`TouchKind::Status`).
+    pub new_status: Option<String>,
+    /// Only the record's owner's touches count (sources that know who touched).
+    pub owner_only: bool,
+    pub notify: Option<Notify>,
+    /// Line in the policy file.
+    pub line: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppliesTo {
+    All,
+    Rules(Vec<String>),
+    Pools(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SlaCalendar {
+    /// 24×7.
+    Always,
+    /// The owner's own hours, zone and out-of-office (rep, else pool; 24×7 without).
+    Owner,
+    Named(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreachStep {
+    Reassign,
+    Manager,
+    Exception,
+    Notify,
+}
+
+impl BreachStep {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BreachStep::Reassign => "reassign",
+            BreachStep::Manager => "manager",
+            BreachStep::Exception => "exception",
+            BreachStep::Notify => "notify",
+        }
+    }
+}
+
+/// What counts as a touch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TouchKind {
+    /// The CRM's last sales activity (HubSpot `hs_last_sales_activity_timestamp`,
+    /// Salesforce `LastActivityDate`).
+    Activity,
+    /// HubSpot `notes_last_contacted`.
+    Contacted,
+    /// The status field leaving `new_status` (HubSpot `hs_lead_status`, Salesforce
+    /// Lead `Status`).
+    Status,
+    Call,
+    Email,
+    Meeting,
+    Task,
+    Note,
+}
+
+impl TouchKind {
+    pub const ALL: [(&'static str, TouchKind); 8] = [
+        ("activity", TouchKind::Activity),
+        ("contacted", TouchKind::Contacted),
+        ("status", TouchKind::Status),
+        ("call", TouchKind::Call),
+        ("email", TouchKind::Email),
+        ("meeting", TouchKind::Meeting),
+        ("task", TouchKind::Task),
+        ("note", TouchKind::Note),
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        TouchKind::ALL
+            .iter()
+            .find(|(_, k)| *k == self)
+            .map_or("activity", |(n, _)| n)
+    }
+
+    pub fn parse(s: &str) -> Option<TouchKind> {
+        TouchKind::ALL
+            .iter()
+            .find(|(n, _)| *n == s)
+            .map(|(_, k)| *k)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifyFormat {
+    Json,
+    /// `{"text": …}`, accepted by Slack incoming webhooks and compatibles.
+    Slack,
+}
+
+/// An outgoing webhook for reminders and breaches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notify {
+    pub url: String,
+    /// The environment variable holding the HMAC-SHA256 key (read by the service).
+    pub secret_env: Option<String>,
+    pub format: NotifyFormat,
+}
+
+impl Sla {
+    /// Whether a record routed by `rule` (into `pool`, if any) falls under this SLA.
+    pub fn applies(&self, rule: &str, pool: Option<&str>) -> bool {
+        match &self.applies_to {
+            AppliesTo::All => true,
+            AppliesTo::Rules(rules) => rules.iter().any(|r| r == rule),
+            AppliesTo::Pools(pools) => pool.is_some_and(|p| pools.iter().any(|x| x == p)),
+        }
+    }
+}
+
+impl Policy {
+    /// The pool a rule routes into, if it routes into one.
+    pub fn rule_pool(&self, rule: &str) -> Option<&str> {
+        match &self.rule(rule)?.action {
+            Action::Pool { pool } => Some(pool.as_str()),
+            _ => None,
+        }
+    }
+
+    /// The calendar an SLA's clock runs on for a record owned by `owner`.
+    pub fn sla_calendar(&self, sla: &Sla, owner: &OwnerId) -> super::calendar::Calendar {
+        use super::calendar::Calendar;
+        match &sla.calendar {
+            SlaCalendar::Always => Calendar::always(),
+            SlaCalendar::Named(name) => self
+                .calendars
+                .get(name)
+                .cloned()
+                .unwrap_or_else(Calendar::always),
+            SlaCalendar::Owner => {
+                let Some(rep) = self.rep_for_owner(owner) else {
+                    return Calendar::always();
+                };
+                let pool = self
+                    .pools
+                    .values()
+                    .find(|p| p.member_by_owner(owner).is_some());
+                let hours = rep.hours.or_else(|| pool.and_then(|p| p.hours));
+                Calendar {
+                    name: format!("owner:{}", rep.name),
+                    zone: rep.zone(pool, None),
+                    hours: hours.into_iter().collect(),
+                    holidays: Default::default(),
+                    out_of_office: rep.out_of_office.clone(),
+                }
+            }
+        }
     }
 }

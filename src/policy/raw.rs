@@ -26,6 +26,49 @@ pub(crate) struct RawPolicy {
     pub rules: Vec<Spanned<RawRule>>,
     #[serde(default)]
     pub default: Option<Spanned<RawRule>>,
+    /// Working-time calendars for SLAs, by name.
+    #[serde(default)]
+    pub calendars: BTreeMap<Key, Spanned<RawCalendar>>,
+    #[serde(default)]
+    pub sla: Vec<Spanned<RawSla>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCalendar {
+    pub time_zone: Option<Spanned<String>>,
+    /// "09:00-17:00", or several windows: "09:00-12:00, 13:00-17:00".
+    pub hours: Option<Spanned<String>>,
+    pub days: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    pub holidays: Vec<Spanned<toml::Value>>,
+    #[serde(default)]
+    pub holiday_sets: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub out_of_office: Vec<Spanned<RawWindow>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSla {
+    pub name: Spanned<String>,
+    pub applies_to: Option<Spanned<String>>,
+    pub rules: Option<Spanned<Vec<Spanned<String>>>>,
+    pub pools: Option<Spanned<Vec<Spanned<String>>>>,
+    pub within_secs: Spanned<i64>,
+    pub calendar: Option<Spanned<String>>,
+    pub on_breach: Spanned<toml::Value>,
+    pub remind_before_secs: Option<Spanned<Vec<Spanned<i64>>>>,
+    pub skip_last: Option<Spanned<i64>>,
+    pub manager: Option<Spanned<String>>,
+    pub managers: Option<Spanned<BTreeMap<Key, Spanned<String>>>>,
+    pub exception_kind: Option<Spanned<String>>,
+    pub touches: Option<Spanned<Vec<Spanned<String>>>>,
+    pub new_status: Option<Spanned<String>>,
+    pub touch_by: Option<Spanned<String>>,
+    pub notify_url: Option<Spanned<String>>,
+    pub notify_secret_env: Option<Spanned<String>>,
+    pub notify_format: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

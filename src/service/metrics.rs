@@ -29,6 +29,11 @@ pub struct Metrics {
     pub inbox_depth: Gauge,
     pub leader: Gauge,
     pub policy_reload_failures: Counter,
+    /// SLA timers running (issue 12).
+    pub sla_open: Gauge,
+    pub sla_breaches: Family<Labels, Counter>,
+    /// Acknowledged assignment → first touch, wall time.
+    pub time_to_first_touch: Histogram,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -73,6 +78,11 @@ impl Metrics {
             inbox_depth: Gauge::default(),
             leader: Gauge::default(),
             policy_reload_failures: Counter::default(),
+            sla_open: Gauge::default(),
+            sla_breaches: Family::default(),
+            time_to_first_touch: Histogram::new([
+                60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14_400.0, 28_800.0, 86_400.0, 172_800.0,
+            ]),
             registry: Registry::default(),
         };
         registry.register(
@@ -124,6 +134,21 @@ impl Metrics {
             "leadroute_leader",
             "1 while this process holds the org's lease and drives the org (polls, plans and writes), else 0 (standby)",
             m.leader.clone(),
+        );
+        registry.register(
+            "leadroute_sla_open",
+            "SLA timers running (assigned records not yet touched, breached or cancelled)",
+            m.sla_open.clone(),
+        );
+        registry.register(
+            "leadroute_sla_breaches",
+            "SLA deadlines passed without a touch, by SLA",
+            m.sla_breaches.clone(),
+        );
+        registry.register(
+            "leadroute_time_to_first_touch_seconds",
+            "Acknowledged assignment to first touch, wall time (met and late touches)",
+            m.time_to_first_touch.clone(),
         );
         registry.register(
             "leadroute_policy_reload_failures",

@@ -609,6 +609,25 @@ impl<C: Crm> Conductor<C> {
             holder: self.holder.clone(),
             epoch,
         };
+        // SLA timers (issue 12): started from the journal's acknowledged writes, looked
+        // at through the due-time index every second, escalated through a fenced writer.
+        let sla = crate::sla::run::Engine {
+            org: self.config.org.as_str().to_owned(),
+            store: self.store.clone(),
+            writer: Writer::new(Arc::clone(&self.crm), self.store.clone(), settings.clone())
+                .with_org(self.config.org.clone())
+                .with_cancel(term.clone())
+                .with_fence(fence.clone()),
+            touches: crate::sla::touch::MirrorTouches {
+                store: self.store.clone(),
+                org: self.config.org.clone(),
+            },
+            clock: Arc::clone(&self.clock),
+            metrics: Arc::clone(&self.metrics),
+            http: reqwest::Client::new(),
+            notify_attempts: 4,
+        };
+        tasks.spawn(sla.run(self.policy.clone(), SLA_TICK, term.clone()));
         tasks.spawn(
             write::Write {
                 writer: Writer::new(Arc::clone(&self.crm), self.store.clone(), settings)
@@ -628,6 +647,10 @@ impl<C: Crm> Conductor<C> {
         );
     }
 }
+
+/// How often the leader looks at due SLA timers (the breach detection delay is at most
+/// this plus one tick's work).
+pub const SLA_TICK: Duration = Duration::from_secs(1);
 
 /// A full sync requested by the schedule, answered when it has run.
 type SyncRequest = oneshot::Sender<anyhow::Result<()>>;
@@ -694,9 +717,27 @@ impl Schedules {
         let now = self.clock.now();
         let dir = self.drift_dir.clone();
         let keep = self.keep;
+        let sla_timers = self
+            .store
+            .sla_timers(self.org.name.as_str(), None, None, 100_000)
+            .await
+            .context("reading SLA timers for the drift report")?;
         let written = tokio::task::spawn_blocking(move || {
             let report = crate::reconcile::drift::build(&snapshot, &policy, &ledger, now);
-            reports::write_drift_reports(&dir, &report, now, keep)
+            let written = reports::write_drift_reports(&dir, &report, now, keep)?;
+            if !sla_timers.is_empty() {
+                // SLA compliance beside the drift report (issue 12).
+                let rows = crate::sla::report::compliance(&sla_timers, &policy);
+                std::fs::write(
+                    written.join("sla.md"),
+                    crate::sla::report::to_markdown(&rows),
+                )?;
+                std::fs::write(
+                    written.join("sla.json"),
+                    serde_json::to_string_pretty(&rows).unwrap_or_default(),
+                )?;
+            }
+            Ok::<_, std::io::Error>(written)
         })
         .await
         .context("the drift report task failed")?

@@ -30,6 +30,7 @@ mod migrate;
 mod mirror_rows;
 mod org;
 mod schedule;
+pub mod sla;
 
 pub use activities::{ActivityChanges, ActivityCursor};
 pub use analytics::RosterMember;

@@ -20,6 +20,7 @@ mod report_cli;
 mod runs_cli;
 mod sidecar;
 mod sim_cli;
+mod sla;
 mod standby;
 mod store;
 mod tidy;
