@@ -1,11 +1,12 @@
 //! Where touches come from. A [`TouchSource`] answers, for a batch of records, the
 //! touches it knows of; the engine picks the first that counts for an SLA.
 //!
-//! Implemented now: [`MirrorTouches`] reads the mirrored person's fields (HubSpot
+//! [`MirrorTouches`] reads the mirrored person's fields (HubSpot
 //! `hs_last_sales_activity_timestamp`, `notes_last_contacted`, `hs_lead_status`;
-//! Salesforce `LastActivityDate`, Lead `Status`) and [`MemoryTouches`] for tests. The
-//! engagement-object source (calls, emails, meetings, tasks, notes with their owner)
-//! plugs in here when the mirror stores activities.
+//! Salesforce `LastActivityDate`, Lead `Status`) and, when the mirror keeps activities
+//! (`[sync] activities = true`), the person's calls, emails, meetings, tasks, notes and
+//! events with who did them ([`touches_from_activities`]); [`MemoryTouches`] is for
+//! tests.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -97,7 +98,34 @@ pub fn touches_from_fields(
     out
 }
 
-/// Touches read from the mirror's people rows.
+/// The touches a person's mirrored activities show, each dated by the activity's own
+/// time and carrying who did it. An e-mail the person sent the rep (inbound) is not
+/// the rep touching them; a task counts once it is done; a Salesforce event is a
+/// meeting.
+pub fn touches_from_activities(activities: &[leadroute_crm::ActivityRecord]) -> Vec<Touch> {
+    use leadroute_crm::{ActivityKind, Direction};
+    activities
+        .iter()
+        .filter_map(|a| {
+            let kind = match a.kind {
+                ActivityKind::Email if a.direction == Some(Direction::Inbound) => return None,
+                ActivityKind::Task if !a.done => return None,
+                ActivityKind::Call => TouchKind::Call,
+                ActivityKind::Email => TouchKind::Email,
+                ActivityKind::Meeting | ActivityKind::Event => TouchKind::Meeting,
+                ActivityKind::Task => TouchKind::Task,
+                ActivityKind::Note => TouchKind::Note,
+            };
+            Some(Touch {
+                at: a.at,
+                kind,
+                by: a.owner_id.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Touches read from the mirror: people rows' fields, and their activities.
 #[derive(Clone)]
 pub struct MirrorTouches {
     pub store: Store,
@@ -111,13 +139,23 @@ impl TouchSource for MirrorTouches {
         new_status: Option<&str>,
     ) -> Result<HashMap<Key, Vec<Touch>>, StoreError> {
         let rows = self.store.sla_person_fields(&self.org, keys).await?;
-        Ok(rows
+        let mut out: HashMap<Key, Vec<Touch>> = rows
             .into_iter()
             .map(|(key, (fields, updated_at))| {
                 let touches = touches_from_fields(&fields, updated_at, new_status);
                 (key, touches)
             })
-            .collect())
+            .collect();
+        // One indexed read per record the engine looks at (only due timers are).
+        for key in keys {
+            let activities = self.store.activities_for(&self.org, key.0, &key.1).await?;
+            if !activities.is_empty() {
+                out.entry(key.clone())
+                    .or_default()
+                    .extend(touches_from_activities(&activities));
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -152,6 +190,67 @@ impl TouchSource for MemoryTouches {
 
 #[cfg(test)]
 mod tests {
+    use leadroute_crm::{ActivityKind, ActivityRecord, Direction, PersonRef};
+
+    fn activity(kind: ActivityKind, direction: Option<Direction>, done: bool) -> ActivityRecord {
+        ActivityRecord {
+            id: RecordId::new("a1"),
+            kind,
+            at: Utc
+                .with_ymd_and_hms(2026, 12, 1, 9, 30, 0)
+                .single()
+                .unwrap(),
+            owner_id: Some(OwnerId::new("77")),
+            people: vec![PersonRef {
+                object: ObjectKind::Contact,
+                id: RecordId::new("c1"),
+            }],
+            direction,
+            status: None,
+            done,
+            created_at: None,
+            updated_at: Utc
+                .with_ymd_and_hms(2026, 12, 1, 10, 0, 0)
+                .single()
+                .unwrap(),
+            raw: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn activities_are_touches_at_their_own_time_by_their_owner_except_inbound_mail_and_open_tasks()
+    {
+        let touches = touches_from_activities(&[
+            activity(ActivityKind::Call, Some(Direction::Inbound), false),
+            activity(ActivityKind::Email, Some(Direction::Outbound), false),
+            activity(ActivityKind::Email, Some(Direction::Inbound), false),
+            activity(ActivityKind::Task, None, false),
+            activity(ActivityKind::Task, None, true),
+            activity(ActivityKind::Event, None, false),
+            activity(ActivityKind::Note, None, false),
+        ]);
+        let kinds: Vec<TouchKind> = touches.iter().map(|t| t.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                TouchKind::Call,
+                TouchKind::Email,
+                TouchKind::Task,
+                TouchKind::Meeting,
+                TouchKind::Note
+            ]
+        );
+        for t in &touches {
+            assert_eq!(
+                t.at,
+                Utc.with_ymd_and_hms(2026, 12, 1, 9, 30, 0)
+                    .single()
+                    .unwrap()
+            );
+            assert_eq!(t.by, Some(OwnerId::new("77")));
+        }
+    }
+
     use super::*;
 
     #[test]
