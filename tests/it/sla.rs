@@ -76,7 +76,7 @@ async fn setup() -> Setup {
         &format!(
             "[webhook]\npublic_url = \"{base}\"\nsecret = \"{secret}\"\n\
              [policy]\npath = \"{}\"\n\
-             [sync]\ninterval_secs = 1\nhint_poll_ms = 50\n\
+             [sync]\ninterval_secs = 1\nhint_poll_ms = 50\nactivities = true\n\
              [service]\nlinger_ms = 50\nshutdown_grace_secs = 20\n",
             policy.display()
         ),
@@ -427,5 +427,71 @@ async fn a_restart_during_an_open_timer_still_breaches_it_once() {
         .filter(|w| w.id == id && w.changed)
         .count();
     assert_eq!(writes, 2, "one routing write and one reassignment");
+    s.shutdown().await;
+}
+
+/// A call logged through HubSpot's public engagements API (`POST /crm/v3/objects/calls`
+/// with its contact association) by the lead's owner stops the clock at the call's own
+/// time: the touch reaches leadroute as the mirrored call and as the contact's
+/// `hs_last_sales_activity_timestamp` rollup, whichever is read first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_logged_through_the_crms_api_meets_the_sla_at_the_calls_time() {
+    let s = setup().await;
+    let lead = s.create_lead(3);
+    let owner = s.wait_owned(&lead).await;
+    // The clock starts when the write is acknowledged; the rep calls after that.
+    let timer = wait_for("the lead's timer started", 20, || async {
+        s.timers(&lead).await.into_iter().next()
+    })
+    .await;
+    let called_at = chrono::Utc::now();
+    assert!(called_at >= timer.started_at);
+    let stamp = called_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let response = reqwest::Client::new()
+        .post(format!("{}/crm/v3/objects/calls", s.app.sim.base_url()))
+        .bearer_auth(s.app.sim.token())
+        .json(&serde_json::json!({
+            "properties": {
+                "hs_timestamp": stamp,
+                "hubspot_owner_id": owner,
+                "hs_call_direction": "OUTBOUND",
+                "hs_call_body": "first call",
+            },
+            "associations": [{
+                "to": {"id": lead},
+                "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 194}],
+            }],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status().as_u16(),
+        201,
+        "{}",
+        response.text().await.unwrap_or_default()
+    );
+
+    let met = wait_for("the called lead's timer met", 30, || async {
+        s.timers(&lead)
+            .await
+            .into_iter()
+            .find(|t| t.state == TimerState::Met)
+    })
+    .await;
+    assert_eq!(met.owner.as_str(), owner);
+    assert!(
+        matches!(met.touch_kind.as_deref(), Some("call" | "activity")),
+        "{met:?}"
+    );
+    let touched = met.touched_at.expect("a met timer has its touch time");
+    assert_eq!(
+        touched.timestamp_millis(),
+        called_at.timestamp_millis(),
+        "the clock stops at the call's own time: {met:?}"
+    );
+    assert!(touched <= met.due_at);
+    // Nothing was reassigned.
+    assert_eq!(s.owner_in_crm(&lead).as_deref(), Some(owner.as_str()));
     s.shutdown().await;
 }
