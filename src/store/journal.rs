@@ -8,11 +8,11 @@
 //! lost: the writer resolves it by reading the CRM, never by resending blindly.
 //! Outcomes are written with `WHERE outcome IS NULL`, so a change is journaled once.
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
-use super::{MAX_PARAMS, Store, in_list, placeholders, rows_per_statement};
+use super::{MAX_PARAMS, Store, from_ms, in_list, placeholders, rows_per_statement, to_ms};
 use crate::domain::{ObjectKind, OrgId, OwnerId, RecordId};
 use crate::reconcile::PlannedChange;
 use leadroute_crm::RejectKind;
@@ -64,14 +64,6 @@ impl JournalStep<'_> {
             && self.requeue.is_empty()
             && self.intent.is_none()
     }
-}
-
-pub(crate) fn to_ms(at: DateTime<Utc>) -> i64 {
-    at.timestamp_millis()
-}
-
-pub(crate) fn from_ms(ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
 }
 
 /// Where a run stands.

@@ -580,6 +580,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn one_timestamp_reader_round_trips_and_clamps_what_to_ms_never_writes() {
+        let at = Utc.with_ymd_and_hms(2026, 12, 8, 4, 0, 0).single().unwrap()
+            + chrono::Duration::milliseconds(123);
+        assert_eq!(from_ms(to_ms(at)), at);
+        // Out of chrono's range (a corrupted row): the earliest time, never a panic,
+        // the same in every table (the journal once fell back to 1970 instead).
+        assert_eq!(from_ms(i64::MAX), DateTime::<Utc>::MIN_UTC);
+        assert_eq!(from_ms(i64::MIN), DateTime::<Utc>::MIN_UTC);
+    }
+
+    #[test]
     fn store_urls_pick_the_backend_and_keep_passwords_out_of_errors() {
         assert_eq!(
             "sqlite::memory:".parse::<Location>().unwrap(),
