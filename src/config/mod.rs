@@ -935,11 +935,17 @@ impl Validator<'_> {
                 })
             }
             (None, None, None) => {
+                let fix = if section == "crm" {
+                    "set LEADROUTE_CRM_TOKEN (or crm.token / crm.token_file), or crm.oauth.client_id, \
+                     client_secret and refresh_token"
+                } else {
+                    "set token_file (or token) in this [[org]], or LEADROUTE_ORG_<NAME>_TOKEN, or \
+                     its oauth.client_id, client_secret and refresh_token"
+                };
                 self.missing(
                     &k("token"),
                     "missing: HubSpot needs a private-app token or OAuth credentials",
-                    "set LEADROUTE_CRM_TOKEN (or crm.token / crm.token_file), or crm.oauth.client_id, \
-                     client_secret and refresh_token",
+                    fix,
                 );
                 None
             }
@@ -2127,9 +2133,11 @@ instance_url = "https://south.my.salesforce.com"
             "{lines:#?}"
         );
         assert!(
-            lines
-                .iter()
-                .any(|l| l.starts_with("leadroute.toml: line 6, column 1: org.token: missing")),
+            lines.iter().any(
+                |l| l.starts_with("leadroute.toml: line 6, column 1: org.token: missing")
+                    // The fix names the org's own keys, not the [crm] section's.
+                    && l.contains("in this [[org]], or LEADROUTE_ORG_<NAME>_TOKEN")
+            ),
             "{lines:#?}"
         );
         let text =
