@@ -1501,13 +1501,8 @@ async fn analytics_report<C: Crm>(
     who: &Visitor,
     uri: &Uri,
 ) -> Result<(String, crate::analytics::AnalyticsReport), Response> {
-    let since = uri
-        .query()
-        .and_then(|q| {
-            q.split('&')
-                .find_map(|kv| kv.strip_prefix("since="))
-                .map(str::to_owned)
-        })
+    let since = query_pairs(uri.query())
+        .remove("since")
         .unwrap_or_else(|| "30d".to_owned());
     let span = crate::analytics::parse_since(&since).map_err(|err| {
         inner.message(who, StatusCode::BAD_REQUEST, "Bad window", &err.to_string())
