@@ -428,6 +428,45 @@ async fn the_console_guards_every_page_and_every_change() {
         .unwrap();
     assert_eq!(r.status(), 400);
 
+    // Each analytics table downloads as CSV and JSON; an unknown one is a 404.
+    let r = client
+        .get(c.url("/analytics/fairness_pools.csv?since=7d"))
+        .header("cookie", &admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .lines()
+            .next()
+            .is_some_and(|h| h.contains(','))
+    );
+    let r = client
+        .get(c.url("/analytics/speed_bands.json"))
+        .header("cookie", &admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let json: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    assert!(json.is_object() || json.is_array(), "{json}");
+    let r = client
+        .get(c.url("/analytics/no_such_table.csv"))
+        .header("cookie", &admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+
     // Unknown routes: 404 with a page.
     let r = client
         .get(c.url("/no/such/page"))
