@@ -100,7 +100,7 @@ fn bad_since(text: &str) -> anyhow::Error {
 }
 
 /// One breach as printed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 struct BreachLine {
     at: DateTime<Utc>,
     sla: String,
@@ -204,7 +204,17 @@ fn breaches(events: &[EventRow]) -> Vec<BreachLine> {
     out.into_iter().map(|(_, l)| l).collect()
 }
 
-fn csv_of<T: Serialize>(rows: &[T]) -> anyhow::Result<String> {
+/// The rows as CSV with a header; with no rows, the header alone (the csv crate writes
+/// the header with the first record, so it is taken from a blank one).
+fn csv_of<T: Serialize + Default>(rows: &[T]) -> anyhow::Result<String> {
+    if rows.is_empty() {
+        let text = csv_of(&[T::default()])?;
+        return Ok(text
+            .lines()
+            .next()
+            .map(|h| format!("{h}\n"))
+            .unwrap_or_default());
+    }
     let mut w = csv::Writer::from_writer(Vec::new());
     for r in rows {
         w.serialize(r).context("writing CSV")?;
@@ -214,7 +224,7 @@ fn csv_of<T: Serialize>(rows: &[T]) -> anyhow::Result<String> {
 }
 
 /// A timer as the CSV and JSON outputs show it (flat).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 struct TimerLine<'a> {
     id: i64,
     sla: &'a str,
@@ -358,6 +368,24 @@ pub(crate) fn render_record(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_csv_still_has_its_header_and_rows_keep_theirs() {
+        let empty: Vec<BreachLine> = Vec::new();
+        assert_eq!(
+            csv_of(&empty).unwrap(),
+            "at,sla,object,record_id,owner,detail,escalation\n"
+        );
+        let one = csv_of(&[BreachLine {
+            sla: "first-touch".into(),
+            ..BreachLine::default()
+        }])
+        .unwrap();
+        let lines: Vec<&str> = one.lines().collect();
+        assert_eq!(lines.len(), 2, "{one}");
+        assert_eq!(lines[0], "at,sla,object,record_id,owner,detail,escalation");
+        assert!(lines[1].contains("first-touch"), "{one}");
+    }
 
     #[test]
     fn since_takes_instants_dates_and_ages() {

@@ -9,7 +9,7 @@ use crate::policy::Policy;
 use crate::policy::calendar::working_between;
 use crate::store::sla::{TimerRow, TimerState};
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ComplianceRow {
     /// `all`, `rep` or `team`.
     pub group: &'static str,
